@@ -1,0 +1,374 @@
+//! The command line: `shenbao [--config FILE] <command>`.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "shenbao", version, about = "申报：把邮件申报活动变成自动运转的系统")]
+pub struct Cli {
+    /// 配置文件路径
+    #[arg(long, short, global = true, env = "SHENBAO_CONFIG", default_value = "shenbao.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// 生成一份可直接试用的配置和数据目录（连接本机测试邮件服务器 scripts/mailstack.sh）
+    Init {
+        /// 目标目录
+        #[arg(long, default_value = "shenbao-local")]
+        dir: PathBuf,
+        /// 覆盖已有的配置文件
+        #[arg(long)]
+        force: bool,
+    },
+    /// 运行守护进程：监视申报邮箱、登记、回复（Ctrl-C 或 SIGTERM 安全退出）
+    Run {
+        /// 首次启动时也处理该日期（含）以来已在邮箱中的邮件，格式 2025-09-17
+        #[arg(long)]
+        backfill_since: Option<chrono::NaiveDate>,
+    },
+    /// 把导出的 .eml 文件按同样流程处理（补录、测试）
+    Ingest {
+        /// .eml 文件
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// 视为到达服务器的时间（RFC 3339），用于判断是否逾期；默认为当前时间
+        #[arg(long)]
+        received_at: Option<String>,
+    },
+    /// 显示当前登记情况、发件箱和需要人工处理的邮件
+    Status,
+    /// 导出每个支部最新版本的申报
+    Export {
+        #[arg(long, value_enum, default_value = "json")]
+        format: ExportFormat,
+        /// 写入文件（默认输出到屏幕）
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// 检查配置文件，逐项指出问题
+    CheckConfig {
+        /// 同时实际登录 IMAP 和 SMTP 服务器
+        #[arg(long)]
+        probe: bool,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum ExportFormat {
+    Json,
+    Csv,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("无法启动运行时：{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("错误：{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHENBAO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load(path: &Path) -> anyhow::Result<Arc<Config>> {
+    Ok(Arc::new(Config::load(path)?))
+}
+
+fn clock() -> anyhow::Result<Clock> {
+    Clock::from_env().map_err(anyhow::Error::msg)
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init { dir, force } => {
+            init(&dir, force, clock()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { backfill_since } => {
+            let cfg = load(&cli.config)?;
+            crate::daemon::run(cfg, clock()?, backfill_since).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { files, received_at } => {
+            let cfg = load(&cli.config)?;
+            let clock = clock()?;
+            let received = match received_at {
+                Some(t) => Some(
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .with_context(|| format!("--received-at {t} 不是 RFC 3339 时间"))?
+                        .with_timezone(&chrono::Utc),
+                ),
+                None => None,
+            };
+            let (store, pipeline, _) = crate::daemon::open(cfg, clock).await?;
+            for f in &files {
+                let raw = std::fs::read(f).with_context(|| format!("读取 {}", f.display()))?;
+                let inserted = store
+                    .insert_file_message(&raw, received.or_else(|| Some(clock.now())), clock.now())
+                    .await?;
+                match inserted {
+                    crate::store::Inserted::New(id) => match pipeline.process(id).await? {
+                        Some(o) => println!(
+                            "{}：{} {} {}",
+                            f.display(),
+                            o.disposition.as_str(),
+                            o.branch.as_deref().unwrap_or("-"),
+                            o.version.map(|v| format!("第{v}版")).unwrap_or_default()
+                        ),
+                        None => println!("{}：已处理过", f.display()),
+                    },
+                    crate::store::Inserted::Duplicate(id) => {
+                        println!("{}：与已登记的邮件 #{id} 相同，跳过", f.display())
+                    }
+                }
+            }
+            println!("回复已放入发件箱，运行中的 `shenbao run` 会发送它们。");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => {
+            let cfg = load(&cli.config)?;
+            let (store, pipeline, _) = crate::daemon::open(cfg, clock()?).await?;
+            let st = crate::export::status(&store, pipeline.roster.len()).await?;
+            print!("{st}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { format, output } => {
+            let cfg = load(&cli.config)?;
+            let clock = clock()?;
+            let (store, _, _) = crate::daemon::open(cfg.clone(), clock).await?;
+            let subs = crate::export::latest(&store).await?;
+            let bytes = match format {
+                ExportFormat::Json => {
+                    let e = crate::export::Export {
+                        campaign: cfg.campaign.name.clone(),
+                        generated_at: crate::clock::beijing_rfc3339(clock.now()),
+                        submissions: subs,
+                    };
+                    let mut v = serde_json::to_vec_pretty(&e)?;
+                    v.push(b'\n');
+                    v
+                }
+                ExportFormat::Csv => crate::export::to_csv(&subs)?,
+            };
+            match output {
+                Some(p) => std::fs::write(&p, bytes).with_context(|| format!("写入 {}", p.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { probe } => check_config(&cli.config, probe).await,
+    }
+}
+
+async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let roster = std::fs::File::open(&cfg.campaign.roster)
+        .map_err(anyhow::Error::from)
+        .and_then(|f| crate::roster::Roster::from_csv(f).map_err(anyhow::Error::from));
+    match roster {
+        Ok(r) => println!("支部名册：{} 个支部（{}）", r.len(), cfg.campaign.roster.display()),
+        Err(e) => {
+            eprintln!("campaign.roster：{e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    if let Err(e) = crate::compose::Templates::load(cfg.ack.templates_dir.as_deref()) {
+        eprintln!("ack.templates_dir：{e}");
+        return Ok(ExitCode::FAILURE);
+    }
+    if cfg.imap.password.value().is_none() {
+        println!("注意：{} 目前没有设置，运行前需要设置 IMAP 密码", cfg.imap.password.source);
+    }
+    println!("配置文件 {} 没有问题。", path.display());
+    if !probe {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut ok = true;
+    match crate::intake::conn::connect(&cfg.imap).await {
+        Ok(mut s) => match s.select(crate::intake::mutf7::encode(&cfg.imap.folder)).await {
+            Ok(m) => {
+                println!("IMAP：登录成功，{} 中有 {} 封邮件", cfg.imap.folder, m.exists);
+                let _ = s.logout().await;
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("IMAP：登录成功，但打不开文件夹 {}：{e}", cfg.imap.folder);
+            }
+        },
+        Err(e) => {
+            ok = false;
+            eprintln!("IMAP：{e}");
+        }
+    }
+    match crate::send::transport(&cfg.smtp) {
+        Ok(t) => match t.test_connection().await {
+            Ok(true) => println!("SMTP：连接成功"),
+            Ok(false) => {
+                ok = false;
+                eprintln!("SMTP：服务器没有正常应答");
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("SMTP：{e}");
+            }
+        },
+        Err(e) => {
+            ok = false;
+            eprintln!("SMTP：{e}");
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The example config, rewritten for the local test mail servers of `scripts/mailstack.sh`.
+pub fn local_config(example: &str, deadline: &str) -> String {
+    let mut section = String::new();
+    let mut out = String::from("# 本地试用配置：由 `shenbao init` 生成，连接 scripts/mailstack.sh 启动的本机测试邮件服务器。\n# 正式使用时请参照 config/shenbao.example.toml 修改。\n");
+    for line in example.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            section = t.to_string();
+        }
+        let key = t.split('=').next().unwrap_or("").trim();
+        let replaced = match (section.as_str(), key) {
+            ("[imap]", "host") | ("[smtp]", "host") => Some("host = \"127.0.0.1\"".to_string()),
+            ("[imap]", "port") => Some("port = 3143".to_string()),
+            ("[smtp]", "port") => Some("port = 2525".to_string()),
+            ("[imap]", "tls") | ("[smtp]", "tls") => Some("tls = \"none\"".to_string()),
+            ("[imap]", "user") => Some("user = \"intake@example.test\"".to_string()),
+            ("[imap]", "password_env") => Some("password_file = \"secrets/imap.password\"".to_string()),
+            ("[imap]", "poll_interval") => Some("poll_interval = \"30s\"".to_string()),
+            ("[smtp]", "user") | ("[smtp]", "password_env") => Some(String::new()),
+            ("[smtp]", "from_address") | ("[campaign]", "intake_address") => {
+                Some(format!("{key} = \"intake@example.test\""))
+            }
+            ("[campaign]", "deadline") => Some(format!("deadline = \"{deadline}\"")),
+            ("[ack]", _) if t.starts_with("# templates_dir") => Some("templates_dir = \"templates\"".to_string()),
+            _ => None,
+        };
+        match replaced {
+            Some(r) if r.is_empty() => {}
+            Some(r) => {
+                out.push_str(&r);
+                out.push('\n');
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+const EXAMPLE_CONFIG: &str = include_str!("../config/shenbao.example.toml");
+const EXAMPLE_ROSTER: &str = include_str!("../config/roster.example.csv");
+
+fn init(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<()> {
+    let cfg_path = dir.join("shenbao.toml");
+    if cfg_path.exists() && !force {
+        anyhow::bail!("{} 已存在；如要重新生成请加 --force", cfg_path.display());
+    }
+    std::fs::create_dir_all(dir.join("secrets"))?;
+    std::fs::create_dir_all(dir.join("templates"))?;
+    std::fs::create_dir_all(dir.join("data"))?;
+    let deadline = (clock.now() + chrono::Duration::days(14))
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y-%m-%dT23:59:59")
+        .to_string();
+    std::fs::write(&cfg_path, local_config(EXAMPLE_CONFIG, &deadline))?;
+    let roster = dir.join("roster.csv");
+    if !roster.exists() || force {
+        std::fs::write(&roster, EXAMPLE_ROSTER)?;
+    }
+    std::fs::write(dir.join("secrets/imap.password"), "intake-pw\n")?;
+    for (name, text) in [
+        ("ack.txt.j2", include_str!("../config/templates/ack.txt.j2")),
+        ("subject_help.txt.j2", include_str!("../config/templates/subject_help.txt.j2")),
+    ] {
+        let p = dir.join("templates").join(name);
+        if !p.exists() || force {
+            std::fs::write(p, text)?;
+        }
+    }
+    println!("已生成 {}（本地试用，连接 scripts/mailstack.sh 的测试服务器）。", cfg_path.display());
+    println!("下一步：");
+    println!("  scripts/mailstack.sh start                          # 启动本机测试邮件服务器");
+    println!("  shenbao --config {} run         # 启动守护进程", cfg_path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_writes_a_config_that_loads() {
+        let dir = std::env::temp_dir().join(format!("shenbao-init-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        init(&dir, false, Clock::System).expect("init");
+        let cfg = Config::load(&dir.join("shenbao.toml")).expect("generated config loads");
+        assert_eq!(cfg.imap.host, "127.0.0.1");
+        assert_eq!(cfg.imap.port, 3143);
+        assert_eq!(cfg.imap.tls, crate::config::TlsMode::None);
+        assert_eq!(cfg.imap.password.value(), Some("intake-pw"));
+        assert_eq!(cfg.smtp.port, 2525);
+        assert!(cfg.smtp.user.is_none());
+        assert_eq!(cfg.campaign.intake_address, "intake@example.test");
+        assert!(cfg.ack.templates_dir.is_some());
+        assert!(cfg.campaign.deadline > chrono::Utc::now());
+        // A second init without --force refuses to overwrite.
+        assert!(init(&dir, false, Clock::System).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_example_config_is_complete_apart_from_its_files() {
+        let dir = std::env::temp_dir().join(format!("shenbao-example-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("roster.csv"), EXAMPLE_ROSTER).expect("roster");
+        match Config::parse(EXAMPLE_CONFIG, &dir.join("shenbao.toml")) {
+            Ok(_) => {}
+            Err(crate::config::ConfigError::Invalid { problems, .. }) => {
+                panic!("example config has problems: {problems:?}")
+            }
+            Err(e) => panic!("{e}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

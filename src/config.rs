@@ -1,0 +1,747 @@
+//! The configuration file (`shenbao.toml`).
+//!
+//! The file is read as a TOML table and walked key by key instead of being handed to serde in
+//! one go: serde stops at the first bad key, and an operator fixing a config wants to see every
+//! bad key at once, each with the reason and what to write instead. Unknown keys are reported
+//! too, because a misspelt key silently falling back to a default is the worst kind of error.
+//!
+//! Secrets never live in the file: `password_env` names an environment variable and
+//! `password_file` a file that holds the password.
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Value;
+
+/// How a mail connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (IMAP 143, submission 587).
+    StartTls,
+    /// No TLS at all: for the loopback test servers only.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Secret {
+    /// Where the password comes from, for messages (`环境变量 X` / `文件 Y`).
+    pub source: String,
+    value: Option<String>,
+}
+
+impl Secret {
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub user: String,
+    pub password: Secret,
+    pub folder: String,
+    /// Where handled mail is moved; `None` leaves it in place (the UID watermark still holds).
+    pub processed_folder: Option<String>,
+    pub poll_interval: Duration,
+    pub idle_renew: Duration,
+    pub max_message_bytes: u64,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub from_address: String,
+    pub from_name: String,
+    pub ca_file: Option<PathBuf>,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CampaignConfig {
+    pub name: String,
+    pub organizer: String,
+    pub intake_address: String,
+    pub application_subject: String,
+    pub closure_subject: String,
+    pub deadline: DateTime<Utc>,
+    /// The deadline as written, with its zone, for messages.
+    pub deadline_text: String,
+    pub timezone: chrono_tz::Tz,
+    pub roster: PathBuf,
+    pub staff_contact: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AckConfig {
+    /// At most this many automatic mails to one address per `window`.
+    pub max_per_sender: u32,
+    pub window: Duration,
+    /// Directory with templates that override the built-in ones.
+    pub templates_dir: Option<PathBuf>,
+    /// The domain of the Message-IDs we generate; mail that carries it is ours.
+    pub message_id_domain: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from; relative paths in it are relative to its directory.
+    pub path: PathBuf,
+    pub imap: ImapConfig,
+    pub smtp: SmtpConfig,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub campaign: CampaignConfig,
+    pub ack: AckConfig,
+}
+
+/// One bad key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("读不了配置文件 {path}：{source}。请确认路径，或先运行 `shenbao init` 生成一份。")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("配置文件 {path} 不是合法的 TOML：{message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("配置文件 {path} 有 {} 处问题：\n{}", problems.len(), format_problems(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn format_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {}：{}", p.key, p.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses `text` as if it had been read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut r = Reader {
+            root: &table,
+            base,
+            problems: Vec::new(),
+            seen: BTreeSet::new(),
+        };
+        let cfg = r.config(path);
+        r.unknown_keys();
+        match cfg {
+            Some(cfg) if r.problems.is_empty() => Ok(cfg),
+            _ => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems: r.problems,
+            }),
+        }
+    }
+}
+
+/// Walks the table, remembering every key it read and every problem it met.
+struct Reader<'a> {
+    root: &'a toml::Table,
+    base: PathBuf,
+    problems: Vec<Problem>,
+    seen: BTreeSet<String>,
+}
+
+impl Reader<'_> {
+    fn bad(&mut self, key: &str, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.to_string(),
+            reason: reason.into(),
+        });
+    }
+
+    fn get(&mut self, key: &str) -> Option<&Value> {
+        self.seen.insert(key.to_string());
+        let (section, name) = key.split_once('.')?;
+        self.root.get(section)?.as_table()?.get(name)
+    }
+
+    fn string(&mut self, key: &str, default: Option<&str>) -> Option<String> {
+        match self.get(key).cloned() {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(Value::String(_)) | None => match default {
+                Some(d) => Some(d.to_string()),
+                None => {
+                    self.bad(key, "必填，不能为空");
+                    None
+                }
+            },
+            Some(other) => {
+                self.bad(key, format!("应为字符串（用引号括起来），现在是 {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn opt_string(&mut self, key: &str) -> Option<String> {
+        match self.get(key).cloned() {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(Value::String(_)) | None => None,
+            Some(other) => {
+                self.bad(key, format!("应为字符串，现在是 {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, key: &str, default: i64, min: i64, max: i64) -> Option<i64> {
+        match self.get(key).cloned() {
+            None => Some(default),
+            Some(Value::Integer(n)) if (min..=max).contains(&n) => Some(n),
+            Some(Value::Integer(n)) => {
+                self.bad(key, format!("{n} 超出范围，应在 {min} 到 {max} 之间"));
+                None
+            }
+            Some(other) => {
+                self.bad(key, format!("应为整数（不加引号），现在是 {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, key: &str, default: u16) -> Option<u16> {
+        self.integer(key, i64::from(default), 1, 65535)
+            .and_then(|n| u16::try_from(n).ok())
+    }
+
+    fn duration(&mut self, key: &str, default: &str) -> Option<Duration> {
+        let text = self.string(key, Some(default))?;
+        match parse_duration(&text) {
+            Some(d) => Some(d),
+            None => {
+                self.bad(
+                    key,
+                    format!("“{text}”不是时长，请写成 30s、5m、2h 或 7d 这样的形式"),
+                );
+                None
+            }
+        }
+    }
+
+    fn size(&mut self, key: &str, default: &str) -> Option<u64> {
+        let text = self.string(key, Some(default))?;
+        match parse_size(&text) {
+            Some(n) => Some(n),
+            None => {
+                self.bad(key, format!("“{text}”不是大小，请写成 40MB、512KB 这样的形式"));
+                None
+            }
+        }
+    }
+
+    fn tls(&mut self, key: &str, default: &str) -> Option<TlsMode> {
+        let text = self.string(key, Some(default))?;
+        match text.as_str() {
+            "implicit" => Some(TlsMode::Implicit),
+            "starttls" => Some(TlsMode::StartTls),
+            "none" => Some(TlsMode::None),
+            other => {
+                self.bad(
+                    key,
+                    format!("“{other}”无效，只能是 \"implicit\"（993/465 端口）、\"starttls\"（143/587 端口）或 \"none\"（仅限本机测试）"),
+                );
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, key: &str) -> Option<PathBuf> {
+        self.opt_string(key).map(|p| self.resolve(&p))
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn existing_file(&mut self, key: &str) -> Option<PathBuf> {
+        let p = self.path(key)?;
+        if !p.is_file() {
+            self.bad(key, format!("文件 {} 不存在或不可读", p.display()));
+        }
+        Some(p)
+    }
+
+    fn address(&mut self, key: &str, default: Option<&str>) -> Option<String> {
+        let a = self.string(key, default)?;
+        if !looks_like_address(&a) {
+            self.bad(key, format!("“{a}”不像邮箱地址，应形如 name@example.edu.cn"));
+            return None;
+        }
+        Some(a)
+    }
+
+    /// `password_env` or `password_file`, exactly one; `required` when the server needs a login.
+    fn secret(&mut self, section: &str, required: bool) -> Option<Secret> {
+        let env_key = format!("{section}.password_env");
+        let file_key = format!("{section}.password_file");
+        let env = self.opt_string(&env_key);
+        let file = self.opt_string(&file_key);
+        if self.get(&format!("{section}.password")).is_some() {
+            self.bad(
+                &format!("{section}.password"),
+                "密码不能写在配置文件里：请改用 password_env（环境变量名）或 password_file（只含密码的文件）",
+            );
+        }
+        match (env, file) {
+            (Some(_), Some(_)) => {
+                self.bad(&env_key, format!("password_env 与 password_file 只能二选一（[{section}]）"));
+                None
+            }
+            (Some(var), None) => Some(Secret {
+                source: format!("环境变量 {var}"),
+                value: std::env::var(&var).ok(),
+            }),
+            (None, Some(f)) => {
+                let p = self.resolve(&f);
+                match std::fs::read_to_string(&p) {
+                    Ok(s) => Some(Secret {
+                        source: format!("文件 {}", p.display()),
+                        value: Some(s.trim_end_matches(['\r', '\n']).to_string()),
+                    }),
+                    Err(e) => {
+                        self.bad(&file_key, format!("读不了密码文件 {}：{e}", p.display()));
+                        None
+                    }
+                }
+            }
+            (None, None) if required => {
+                self.bad(
+                    &env_key,
+                    format!("[{section}] 需要密码：请设置 password_env（环境变量名）或 password_file"),
+                );
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn config(&mut self, path: &Path) -> Option<Config> {
+        for section in ["imap", "smtp", "database", "storage", "campaign", "ack"] {
+            self.seen.insert(section.to_string());
+            match self.root.get(section) {
+                Some(Value::Table(_)) | None => {}
+                Some(_) => self.bad(section, "应为一个 [表]"),
+            }
+        }
+        let imap = self.imap();
+        let smtp = self.smtp();
+        let data_dir = self
+            .path("storage.data_dir")
+            .unwrap_or_else(|| self.base.join("data"));
+        let database_url = self
+            .opt_string("database.url")
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("shenbao.db").display()));
+        if !database_url.starts_with("sqlite:") {
+            self.bad(
+                "database.url",
+                "目前只支持 SQLite，应形如 sqlite:///var/lib/shenbao/shenbao.db",
+            );
+        }
+        let campaign = self.campaign();
+        let ack = self.ack(campaign.as_ref());
+        Some(Config {
+            path: path.to_path_buf(),
+            imap: imap?,
+            smtp: smtp?,
+            database_url,
+            data_dir,
+            campaign: campaign?,
+            ack: ack?,
+        })
+    }
+
+    fn imap(&mut self) -> Option<ImapConfig> {
+        let host = self.string("imap.host", None);
+        let tls = self.tls("imap.tls", "implicit");
+        let default_port = if tls == Some(TlsMode::Implicit) { 993 } else { 143 };
+        let port = self.port("imap.port", default_port);
+        let user = self.string("imap.user", None);
+        let password = self.secret("imap", true);
+        let folder = self.string("imap.folder", Some("INBOX"));
+        let processed = self.opt_string("imap.processed_folder");
+        let poll = self.duration("imap.poll_interval", "60s");
+        let renew = self.duration("imap.idle_renew", "25m");
+        if let Some(r) = renew
+            && r >= Duration::from_secs(29 * 60)
+        {
+            self.bad("imap.idle_renew", "必须短于 29 分钟（RFC 2177：服务器可在 30 分钟后断开 IDLE）");
+        }
+        let max = self.size("imap.max_message_size", "60MB");
+        let ca = self.existing_file("imap.ca_file");
+        let timeout = self.duration("imap.timeout", "60s");
+        Some(ImapConfig {
+            host: host?,
+            port: port?,
+            tls: tls?,
+            user: user?,
+            password: password?,
+            folder: folder?,
+            processed_folder: processed,
+            poll_interval: poll?,
+            idle_renew: renew?,
+            max_message_bytes: max?,
+            ca_file: ca,
+            timeout: timeout?,
+        })
+    }
+
+    fn smtp(&mut self) -> Option<SmtpConfig> {
+        let host = self.string("smtp.host", None);
+        let tls = self.tls("smtp.tls", "implicit");
+        let default_port = match tls {
+            Some(TlsMode::Implicit) => 465,
+            Some(TlsMode::StartTls) => 587,
+            _ => 25,
+        };
+        let port = self.port("smtp.port", default_port);
+        let user = self.opt_string("smtp.user");
+        let password = self.secret("smtp", user.is_some());
+        let from = self.address("smtp.from_address", None);
+        let name = self.string("smtp.from_name", Some("申报系统"));
+        let ca = self.existing_file("smtp.ca_file");
+        let attempts = self.integer("smtp.max_attempts", 8, 1, 100);
+        let timeout = self.duration("smtp.timeout", "60s");
+        Some(SmtpConfig {
+            host: host?,
+            port: port?,
+            tls: tls?,
+            user,
+            password,
+            from_address: from?,
+            from_name: name?,
+            ca_file: ca,
+            max_attempts: u32::try_from(attempts?).ok()?,
+            timeout: timeout?,
+        })
+    }
+
+    fn campaign(&mut self) -> Option<CampaignConfig> {
+        let name = self.string("campaign.name", None);
+        let organizer = self.string("campaign.organizer", Some("党委学生工作部"));
+        let intake = self.address("campaign.intake_address", None);
+        let app = self.string(
+            "campaign.application_subject",
+            Some("对标争先建设项目申报-{支部名称}"),
+        );
+        let closure = self.string(
+            "campaign.closure_subject",
+            Some("对标争先建设项目结项-{支部名称}"),
+        );
+        if let (Some(a), Some(c)) = (&app, &closure)
+            && let Err(e) = crate::subject::SubjectGrammar::new(a, c)
+        {
+            self.bad("campaign.application_subject", e.to_string());
+        }
+        let tz_text = self.string("campaign.timezone", Some("Asia/Shanghai"));
+        let tz = tz_text.as_deref().and_then(|t| match t.parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                self.bad("campaign.timezone", format!("“{t}”不是时区名，例如 Asia/Shanghai"));
+                None
+            }
+        });
+        let deadline_text = self.string("campaign.deadline", None);
+        let deadline = match (&deadline_text, tz) {
+            (Some(d), Some(tz)) => match parse_deadline(d, tz) {
+                Some(t) => Some(t),
+                None => {
+                    self.bad(
+                        "campaign.deadline",
+                        format!("“{d}”不是时间，请写成 2025-09-27T23:59:59（按 campaign.timezone）或带时区的 2025-09-27T23:59:59+08:00"),
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        let roster = self.existing_file("campaign.roster");
+        if roster.is_none() && !self.problems.iter().any(|p| p.key == "campaign.roster") {
+            self.bad("campaign.roster", "必填：支部名册 CSV（列：学院,支部名称,书记,书记邮箱）");
+        }
+        let staff = self.string(
+            "campaign.staff_contact",
+            Some("学生工作部（请直接回复本邮件）"),
+        );
+        Some(CampaignConfig {
+            name: name?,
+            organizer: organizer?,
+            intake_address: intake?,
+            application_subject: app?,
+            closure_subject: closure?,
+            deadline: deadline?,
+            deadline_text: deadline_text?,
+            timezone: tz?,
+            roster: roster?,
+            staff_contact: staff?,
+        })
+    }
+
+    fn ack(&mut self, campaign: Option<&CampaignConfig>) -> Option<AckConfig> {
+        let max = self.integer("ack.max_per_sender", 5, 1, 1000);
+        let window = self.duration("ack.window", "24h");
+        let dir = self.path("ack.templates_dir");
+        if let Some(d) = &dir
+            && !d.is_dir()
+        {
+            self.bad("ack.templates_dir", format!("目录 {} 不存在", d.display()));
+        }
+        let domain_default = campaign
+            .and_then(|c| c.intake_address.rsplit_once('@'))
+            .map(|(_, d)| format!("shenbao.{d}"))
+            .unwrap_or_else(|| "shenbao.invalid".to_string());
+        let domain = self.string("ack.message_id_domain", Some(&domain_default));
+        Some(AckConfig {
+            max_per_sender: u32::try_from(max?).ok()?,
+            window: window?,
+            templates_dir: dir,
+            message_id_domain: domain?,
+        })
+    }
+
+    fn unknown_keys(&mut self) {
+        let mut unknown = Vec::new();
+        for (section, value) in self.root {
+            if !self.seen.contains(section.as_str()) {
+                unknown.push(section.clone());
+                continue;
+            }
+            if let Value::Table(t) = value {
+                for key in t.keys() {
+                    let full = format!("{section}.{key}");
+                    if !self.seen.contains(&full) {
+                        unknown.push(full);
+                    }
+                }
+            }
+        }
+        for k in unknown {
+            self.bad(&k, "未知的配置项（拼写错误？请对照 config/shenbao.example.toml）");
+        }
+    }
+}
+
+fn looks_like_address(a: &str) -> bool {
+    match a.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !a.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+        }
+        None => false,
+    }
+}
+
+/// `30s`, `5m`, `2h`, `7d`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" | "min" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+/// `40MB`, `512KB`, `1GB` (binary multiples), or a bare number of bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// A deadline with an explicit offset, or a local time read in `tz`.
+pub fn parse_deadline(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S"))
+        .ok()?;
+    tz.from_local_datetime(&naive)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_roster(dir: &Path) {
+        std::fs::write(
+            dir.join("roster.csv"),
+            "学院,支部名称,书记,书记邮箱\n土木工程学院,土木工程学院本科生第一党支部,张三,a@example.edu.cn\n",
+        )
+        .expect("write roster");
+    }
+
+    fn good(dir: &Path) -> String {
+        format!(
+            r#"
+[imap]
+host = "127.0.0.1"
+port = 3143
+tls = "none"
+user = "intake@example.test"
+password_env = "SHENBAO_TEST_IMAP_PW"
+processed_folder = "已处理"
+[smtp]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+from_address = "intake@example.test"
+[storage]
+data_dir = "{}"
+[campaign]
+name = "测试活动"
+intake_address = "intake@example.test"
+deadline = "2025-09-27T23:59:59"
+roster = "roster.csv"
+"#,
+            dir.join("data").display()
+        )
+    }
+
+    #[test]
+    fn a_good_config_loads_with_defaults() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        let cfg = Config::parse(&good(&dir), &dir.join("shenbao.toml")).expect("loads");
+        assert_eq!(cfg.imap.folder, "INBOX");
+        assert_eq!(cfg.imap.processed_folder.as_deref(), Some("已处理"));
+        assert_eq!(cfg.imap.poll_interval, Duration::from_secs(60));
+        assert_eq!(cfg.smtp.from_name, "申报系统");
+        assert_eq!(
+            crate::clock::db_time(cfg.campaign.deadline),
+            "2025-09-27T15:59:59Z"
+        );
+        assert!(cfg.database_url.starts_with("sqlite://"));
+        assert!(cfg.database_url.ends_with("shenbao.db"));
+        assert_eq!(cfg.ack.message_id_domain, "shenbao.example.test");
+    }
+
+    #[test]
+    fn every_bad_key_is_named() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let text = r#"
+[imap]
+host = "imap.example.edu.cn"
+port = "993"
+tls = "ssl"
+user = "intake@example.edu.cn"
+password = "secret"
+idle_renew = "30m"
+colour = "blue"
+[smtp]
+host = "smtp.example.edu.cn"
+from_address = "not an address"
+[campaign]
+name = "x"
+intake_address = "intake@example.edu.cn"
+deadline = "9月27日"
+roster = "missing.csv"
+"#;
+        let err = Config::parse(text, &dir.join("shenbao.toml")).expect_err("must fail");
+        let ConfigError::Invalid { problems, .. } = err else {
+            panic!("expected Invalid, got {err}");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "imap.port",
+            "imap.tls",
+            "imap.password",
+            "imap.idle_renew",
+            "imap.colour",
+            "smtp.from_address",
+            "campaign.deadline",
+            "campaign.roster",
+        ] {
+            assert!(keys.contains(&k), "{k} not reported in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604800)));
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("5w"), None);
+        assert_eq!(parse_size("40MB"), Some(40 << 20));
+        assert_eq!(parse_size("512kb"), Some(512 << 10));
+        assert_eq!(parse_size("big"), None);
+        assert_eq!(parse_size("99999999999999999999GB"), None);
+    }
+
+    #[test]
+    fn deadlines_in_their_zone() {
+        let tz = chrono_tz::Asia::Shanghai;
+        let a = parse_deadline("2025-09-27T23:59:59", tz).expect("local");
+        let b = parse_deadline("2025-09-27T23:59:59+08:00", tz).expect("offset");
+        assert_eq!(a, b);
+        assert!(parse_deadline("2025-09-27", tz).is_none());
+    }
+}

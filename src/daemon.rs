@@ -1,0 +1,90 @@
+//! `shenbao run`: the daemon as sources → transforms → sinks (Vector's shape): the IMAP
+//! intake feeds the pipeline, the pipeline feeds the outbox, the sender drains it. Each runs
+//! as its own task; SIGTERM or Ctrl-C asks them all to stop at a safe point.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::intake::Intake;
+use crate::pipeline::Pipeline;
+use crate::send::Sender;
+use crate::store::Store;
+use anyhow::Context;
+use chrono::NaiveDate;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Opens the store and builds the pipeline: shared by `run` and `ingest`.
+pub async fn open(cfg: Arc<Config>, clock: Clock) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
+    let store = Store::open(&cfg.database_url, &cfg.data_dir)
+        .await
+        .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
+    let wake = Arc::new(Notify::new());
+    let pipeline = Arc::new(Pipeline::new(store.clone(), clock, cfg.clone(), wake.clone())?);
+    Ok((store, pipeline, wake))
+}
+
+pub async fn run(cfg: Arc<Config>, clock: Clock, backfill_since: Option<NaiveDate>) -> anyhow::Result<()> {
+    if cfg.imap.password.value().is_none() {
+        anyhow::bail!(
+            "没有 IMAP 密码：请设置{}（见配置 [imap] password_env / password_file）",
+            cfg.imap.password.source
+        );
+    }
+    let (store, pipeline, wake) = open(cfg.clone(), clock).await?;
+    let done = pipeline.process_pending().await?;
+    if !done.is_empty() {
+        tracing::info!(count = done.len(), "processed messages left from the last run");
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sender = Sender::new(store.clone(), clock, cfg.smtp.clone(), wake)?;
+    let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
+    let intake = Intake {
+        store,
+        clock,
+        cfg: cfg.clone(),
+        pipeline,
+        backfill_since,
+    };
+    let intake_task = tokio::spawn(intake.run(stop_rx));
+    tracing::info!(
+        imap = %format!("{}:{}", cfg.imap.host, cfg.imap.port),
+        folder = %cfg.imap.folder,
+        database = %cfg.database_url,
+        "shenbao running"
+    );
+    shutdown_signal().await;
+    tracing::info!("stopping: finishing the current step");
+    let _ = stop_tx.send(true);
+    let both = async {
+        let _ = intake_task.await;
+        let _ = sender_task.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(30), both).await.is_err() {
+        tracing::warn!("tasks did not stop within 30 s; exiting anyway (all state is committed)");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

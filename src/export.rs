@@ -1,0 +1,253 @@
+//! `shenbao export` and `shenbao status`: read-only views of the store.
+//!
+//! The JSON export is a contract (documented in the README): one object per branch and kind,
+//! for the latest version, with the attachments as received and the problem codes.
+
+use crate::clock::{beijing_rfc3339, parse_db_time};
+use crate::store::Store;
+use serde::Serialize;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ExportAttachment {
+    pub filename: String,
+    pub role: String,
+    pub format: String,
+    pub declared_format: Option<String>,
+    pub size: i64,
+    pub sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<ExportAttachment>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ExportSubmission {
+    pub kind: String,
+    pub branch: Option<String>,
+    pub college: Option<String>,
+    pub branch_in_subject: Option<String>,
+    pub branch_match: String,
+    pub match_score: f64,
+    pub match_reason: String,
+    pub version: i64,
+    pub versions: i64,
+    pub received_at: String,
+    pub late: bool,
+    pub sender: String,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    pub attachments: Vec<ExportAttachment>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Export {
+    pub campaign: String,
+    pub generated_at: String,
+    pub submissions: Vec<ExportSubmission>,
+}
+
+fn to_local(db: &str) -> String {
+    parse_db_time(db).map(beijing_rfc3339).unwrap_or_else(|| db.to_string())
+}
+
+/// Attachments of a message, zip entries nested under their zip.
+pub async fn attachments_of(store: &Store, message: i64) -> anyhow::Result<Vec<ExportAttachment>> {
+    let rows = sqlx::query(
+        "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE message_id = ? ORDER BY parent_id IS NOT NULL, ordinal, id",
+    )
+    .bind(message)
+    .fetch_all(&store.pool)
+    .await?;
+    let mut top: Vec<(i64, ExportAttachment)> = Vec::new();
+    for r in rows {
+        let a = ExportAttachment {
+            filename: r.get(2),
+            role: r.get(3),
+            format: r.get(4),
+            declared_format: r.get(5),
+            size: r.get(6),
+            sha256: r.get(7),
+            error: r.get(8),
+            entries: Vec::new(),
+        };
+        match r.get::<Option<i64>, _>(1) {
+            None => top.push((r.get(0), a)),
+            Some(parent) => {
+                if let Some((_, p)) = top.iter_mut().find(|(id, _)| *id == parent) {
+                    p.entries.push(a);
+                }
+            }
+        }
+    }
+    Ok(top.into_iter().map(|(_, a)| a).collect())
+}
+
+/// Every branch's latest submission of each kind, in order of arrival.
+pub async fn latest(store: &Store) -> anyhow::Result<Vec<ExportSubmission>> {
+    let rows = sqlx::query(
+        "SELECT s.kind, s.branch, s.college, s.branch_text, s.match_kind, s.match_score, s.match_reason, s.version,
+                (SELECT COUNT(*) FROM submissions o WHERE o.kind = s.kind AND o.branch_key = s.branch_key),
+                s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id
+         FROM submissions s JOIN messages m ON m.id = s.message_id
+         WHERE s.is_latest = 1 ORDER BY s.received_at, s.id",
+    )
+    .fetch_all(&store.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let problems: Vec<String> = serde_json::from_str(&r.get::<String, _>(14)).unwrap_or_default();
+        out.push(ExportSubmission {
+            kind: r.get(0),
+            branch: r.get(1),
+            college: r.get(2),
+            branch_in_subject: r.get(3),
+            branch_match: r.get(4),
+            match_score: r.get(5),
+            match_reason: r.get(6),
+            version: r.get(7),
+            versions: r.get(8),
+            received_at: to_local(&r.get::<String, _>(9)),
+            late: r.get(10),
+            sender: r.get(11),
+            subject: r.get(12),
+            message_id: r.get(13),
+            attachments: attachments_of(store, r.get(15)).await?,
+            problems,
+        });
+    }
+    Ok(out)
+}
+
+/// CSV with one row per latest submission (UTF-8 with BOM, so Excel shows the Chinese).
+pub fn to_csv(subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+    w.write_record([
+        "类型", "支部", "学院", "主题中的支部", "匹配", "版本", "收到时间", "逾期", "发件人", "附件", "问题",
+    ])?;
+    for s in subs {
+        let atts: Vec<String> = s
+            .attachments
+            .iter()
+            .flat_map(|a| std::iter::once(a).chain(a.entries.iter()))
+            .map(|a| format!("{}（{}，{}）", a.filename, a.role, a.format))
+            .collect();
+        w.write_record([
+            s.kind.as_str(),
+            s.branch.as_deref().unwrap_or(""),
+            s.college.as_deref().unwrap_or(""),
+            s.branch_in_subject.as_deref().unwrap_or(""),
+            s.branch_match.as_str(),
+            &s.version.to_string(),
+            s.received_at.as_str(),
+            if s.late { "是" } else { "否" },
+            s.sender.as_str(),
+            &atts.join("；"),
+            &s.problems.join(","),
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// Counts for `shenbao status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub messages: Vec<(String, String, i64)>,
+    pub roster_size: usize,
+    pub applied: i64,
+    pub applied_clean: i64,
+    pub unknown_branch: i64,
+    pub outbox: Vec<(String, i64)>,
+    pub dead_letters: Vec<(i64, String, String, String)>,
+    pub watermarks: Vec<(String, String, i64, i64)>,
+    pub needs_staff: Vec<(i64, String, String, String)>,
+}
+
+pub async fn status(store: &Store, roster_size: usize) -> anyhow::Result<Status> {
+    let messages = sqlx::query("SELECT status, COALESCE(disposition, '-'), COUNT(*) FROM messages GROUP BY 1, 2 ORDER BY 1, 2")
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let row = sqlx::query(
+        "SELECT COUNT(*) FILTER (WHERE branch IS NOT NULL), COUNT(*) FILTER (WHERE branch IS NOT NULL AND problems = '[]'), COUNT(*) FILTER (WHERE branch IS NULL)
+         FROM submissions WHERE is_latest = 1 AND kind = 'application'",
+    )
+    .fetch_one(&store.pool)
+    .await?;
+    let outbox = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY 1 ORDER BY 1")
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let dead_letters = sqlx::query("SELECT id, to_addr, subject, COALESCE(last_error, '') FROM outbox WHERE status = 'dead' ORDER BY id")
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let watermarks = sqlx::query("SELECT account, folder, uidvalidity, last_uid FROM mailbox_state ORDER BY 1, 2")
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let needs_staff = sqlx::query(
+        "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), COALESCE(reason, '') FROM messages
+         WHERE disposition IN ('question', 'too_large') OR status = 'failed' ORDER BY id",
+    )
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect();
+    Ok(Status {
+        messages,
+        roster_size,
+        applied: row.get(0),
+        applied_clean: row.get(1),
+        unknown_branch: row.get(2),
+        outbox,
+        dead_letters,
+        watermarks,
+        needs_staff,
+    })
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "申报：名册共 {} 个支部，已申报 {} 个（材料无问题 {} 个），另有 {} 份无法识别支部的申报", self.roster_size, self.applied, self.applied_clean, self.unknown_branch)?;
+        writeln!(f, "尚未申报：{} 个支部", self.roster_size.saturating_sub(usize::try_from(self.applied).unwrap_or(0)))?;
+        writeln!(f, "邮件：")?;
+        for (status, disp, n) in &self.messages {
+            writeln!(f, "  {status:<10} {disp:<14} {n}")?;
+        }
+        writeln!(f, "发件箱：")?;
+        if self.outbox.is_empty() {
+            writeln!(f, "  （空）")?;
+        }
+        for (status, n) in &self.outbox {
+            writeln!(f, "  {status:<10} {n}")?;
+        }
+        if !self.dead_letters.is_empty() {
+            writeln!(f, "发送失败、已放弃的邮件（修好 SMTP 后可重发）：")?;
+            for (id, to, subject, err) in &self.dead_letters {
+                writeln!(f, "  #{id} → {to}  {subject}  [{err}]")?;
+            }
+        }
+        if !self.needs_staff.is_empty() {
+            writeln!(f, "需要人工处理的邮件：")?;
+            for (id, from, subject, reason) in &self.needs_staff {
+                writeln!(f, "  #{id} {from}  {subject}  —— {reason}")?;
+            }
+        }
+        for (account, folder, v, last) in &self.watermarks {
+            writeln!(f, "IMAP {account} {folder}：UIDVALIDITY {v}，已处理到 UID {last}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,276 @@
+//! IMAP intake: watch the intake folder and hand every new message to the store, then the
+//! pipeline, then move it to the processed folder.
+//!
+//! * UID commands only, never sequence numbers; the watermark is (UIDVALIDITY, last UID),
+//!   committed in the same transaction as the message it covers.
+//! * New mail is noticed by IDLE, and IDLE is ended and re-issued every `poll_interval` (well
+//!   before the 29 minutes of RFC 2177): that re-issue doubles as the backstop poll, because
+//!   IDLE alone silently dies behind NAT boxes and on some servers. Every command runs under a
+//!   timeout, so a dead connection becomes an error and a reconnect, never a hang.
+//! * On the very first start the watermark is "now": mail already in the folder is not
+//!   answered (unless `--backfill-since`). If UIDVALIDITY changes, the folder is rescanned and
+//!   messages already stored (same Message-ID and sha256) are not processed twice.
+//! * Network errors never end the daemon: it reconnects with backoff.
+
+pub mod conn;
+pub mod mutf7;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::store::{ImapKey, Inserted, Store};
+use chrono::{NaiveDate, Utc};
+use conn::Session;
+use futures::TryStreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Conn(#[from] conn::ConnError),
+    #[error("IMAP 错误：{0}")]
+    Imap(#[from] async_imap::error::Error),
+    #[error("IMAP 命令超时（{0}），连接可能已断开")]
+    Timeout(&'static str),
+    #[error("文件夹 {0} 没有 UIDVALIDITY，服务器不支持 UID")]
+    NoUidValidity(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+type Result<T> = std::result::Result<T, IntakeError>;
+
+pub struct Intake {
+    pub store: Store,
+    pub clock: Clock,
+    pub cfg: Arc<Config>,
+    pub pipeline: Arc<Pipeline>,
+    pub backfill_since: Option<NaiveDate>,
+}
+
+/// Resolves when shutdown was asked for (or whoever could ask is gone).
+pub async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Intake {
+    fn account(&self) -> String {
+        format!("{}@{}:{}", self.cfg.imap.user, self.cfg.imap.host, self.cfg.imap.port)
+    }
+
+    async fn timed<T, F>(&self, what: &'static str, f: F) -> Result<T>
+    where
+        F: std::future::Future<Output = std::result::Result<T, async_imap::error::Error>>,
+    {
+        tokio::time::timeout(self.cfg.imap.timeout, f)
+            .await
+            .map_err(|_| IntakeError::Timeout(what))?
+            .map_err(IntakeError::from)
+    }
+
+    /// Runs until shutdown; reconnects with backoff on any error.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let started = std::time::Instant::now();
+            match self.session(&mut shutdown).await {
+                Ok(()) => return,
+                Err(e) => {
+                    if started.elapsed() > Duration::from_secs(60) {
+                        backoff = Duration::from_secs(1);
+                    }
+                    tracing::warn!(error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown_requested(&mut shutdown) => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+        let cfg = &self.cfg.imap;
+        let mut s = conn::connect(cfg).await?;
+        if let Some(p) = &cfg.processed_folder {
+            // Already exists → NO; that is the normal case.
+            let _ = self.timed("CREATE", s.create(mutf7::encode(p))).await;
+        }
+        let folder = mutf7::encode(&cfg.folder);
+        let mbox = self.timed("SELECT", s.select(&folder)).await?;
+        let uidvalidity = mbox
+            .uid_validity
+            .ok_or_else(|| IntakeError::NoUidValidity(cfg.folder.clone()))?;
+        let uidnext = mbox.uid_next.unwrap_or(1);
+        let caps = self.timed("CAPABILITY", s.capabilities()).await?;
+        let has_move = caps.has_str("MOVE");
+        let account = self.account();
+        let now = self.clock.now();
+        match self.store.mailbox_state(&account, &cfg.folder).await? {
+            None => {
+                let start = match self.backfill_since {
+                    Some(date) => {
+                        let q = format!("SINCE {}", date.format("%-d-%b-%Y"));
+                        let uids = self.timed("UID SEARCH", s.uid_search(q)).await?;
+                        uids.iter().min().map(|u| u.saturating_sub(1)).unwrap_or(uidnext.saturating_sub(1))
+                    }
+                    None => uidnext.saturating_sub(1),
+                };
+                tracing::info!(folder = %cfg.folder, uidvalidity, watermark = start, "first start: watermark set");
+                self.store.set_mailbox_state(&account, &cfg.folder, uidvalidity, start, now).await?;
+            }
+            Some((v, _)) if v != uidvalidity => {
+                tracing::warn!(folder = %cfg.folder, old = v, new = uidvalidity, "UIDVALIDITY changed: rescanning the folder, known messages are skipped");
+                self.store.set_mailbox_state(&account, &cfg.folder, uidvalidity, 0, now).await?;
+            }
+            Some(_) => {}
+        }
+        tracing::info!(folder = %cfg.folder, uidvalidity, "IMAP connected");
+
+        loop {
+            self.pipeline.process_pending().await?;
+            self.retry_moves(&mut s, &account, uidvalidity, has_move).await?;
+            self.catch_up(&mut s, &account, uidvalidity, has_move).await?;
+            if *shutdown.borrow() {
+                let _ = self.timed("LOGOUT", s.logout()).await;
+                return Ok(());
+            }
+            let wait = cfg.poll_interval.min(cfg.idle_renew);
+            let mut idle = s.idle();
+            tokio::time::timeout(cfg.timeout, idle.init())
+                .await
+                .map_err(|_| IntakeError::Timeout("IDLE"))??;
+            let woke = {
+                let (fut, _stop) = idle.wait_with_timeout(wait);
+                tokio::select! {
+                    r = fut => Some(r),
+                    _ = shutdown_requested(shutdown) => None,
+                }
+            };
+            s = tokio::time::timeout(cfg.timeout, idle.done())
+                .await
+                .map_err(|_| IntakeError::Timeout("DONE"))??;
+            match woke {
+                Some(Ok(r)) => tracing::debug!(?r, "IDLE woke"),
+                Some(Err(e)) => return Err(e.into()),
+                None => {
+                    let _ = self.timed("LOGOUT", s.logout()).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Fetches, stores, processes and moves every message above the watermark.
+    async fn catch_up(&self, s: &mut Session, account: &str, uidvalidity: u32, has_move: bool) -> Result<()> {
+        let cfg = &self.cfg.imap;
+        let last = match self.store.mailbox_state(account, &cfg.folder).await? {
+            Some((v, last)) if v == uidvalidity => last,
+            _ => 0,
+        };
+        let set = format!("{}:*", last.saturating_add(1));
+        let metas: Vec<_> = {
+            let stream = self.timed("UID FETCH", s.uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)")).await?;
+            tokio::time::timeout(cfg.timeout, stream.try_collect::<Vec<_>>())
+                .await
+                .map_err(|_| IntakeError::Timeout("UID FETCH"))??
+        };
+        let mut todo: Vec<(u32, u32, Option<chrono::DateTime<Utc>>)> = metas
+            .iter()
+            .filter_map(|f| {
+                let uid = f.uid?;
+                // `n:*` always includes the highest UID, even when it is below n.
+                (uid > last).then(|| (uid, f.size.unwrap_or(0), f.internal_date().map(|d| d.with_timezone(&Utc))))
+            })
+            .collect();
+        todo.sort_by_key(|t| t.0);
+        for (uid, size, internal_date) in todo {
+            let key = ImapKey {
+                account: account.to_string(),
+                folder: cfg.folder.clone(),
+                uidvalidity,
+                uid,
+            };
+            if u64::from(size) > cfg.max_message_bytes {
+                tracing::warn!(uid, size, "message above imap.max_message_size: recorded, not fetched");
+                self.store.insert_too_large(&key, u64::from(size), internal_date, self.clock.now()).await?;
+                continue;
+            }
+            let fetched: Vec<_> = {
+                let stream = self.timed("UID FETCH", s.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")).await?;
+                tokio::time::timeout(cfg.timeout, stream.try_collect::<Vec<_>>())
+                    .await
+                    .map_err(|_| IntakeError::Timeout("UID FETCH BODY"))??
+            };
+            let Some(raw) = fetched.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()) else {
+                // Expunged between the two fetches: nothing to store.
+                tracing::warn!(uid, "message vanished before its body was fetched");
+                continue;
+            };
+            let inserted = self.store.insert_imap_message(&key, raw, internal_date, self.clock.now()).await?;
+            match inserted {
+                Inserted::New(id) => {
+                    if let Err(e) = self.pipeline.process(id).await {
+                        tracing::error!(message = id, error = %format!("{e:#}"), "processing failed; stored and marked failed");
+                        sqlx::query("UPDATE messages SET status = 'failed', reason = ? WHERE id = ? AND status = 'stored'")
+                            .bind(format!("处理失败：{e:#}"))
+                            .bind(id)
+                            .execute(&self.store.pool)
+                            .await
+                            .map_err(crate::store::StoreError::from)?;
+                    }
+                    self.move_processed(s, uid, has_move).await?;
+                    self.store.mark_moved(id).await?;
+                }
+                Inserted::Duplicate(id) => {
+                    tracing::info!(uid, existing = id, "already stored (same Message-ID and content): not processed again");
+                    self.move_processed(s, uid, has_move).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves messages that were processed but not moved (a crash or disconnect in between).
+    async fn retry_moves(&self, s: &mut Session, account: &str, uidvalidity: u32, has_move: bool) -> Result<()> {
+        for (id, uid) in self.store.unmoved(account, &self.cfg.imap.folder, uidvalidity).await? {
+            self.move_processed(s, uid, has_move).await?;
+            self.store.mark_moved(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn move_processed(&self, s: &mut Session, uid: u32, has_move: bool) -> Result<()> {
+        let Some(target) = &self.cfg.imap.processed_folder else {
+            return Ok(());
+        };
+        let target = mutf7::encode(target);
+        let set = uid.to_string();
+        if has_move {
+            self.timed("UID MOVE", s.uid_mv(&set, &target)).await?;
+        } else {
+            self.timed("UID COPY", s.uid_copy(&set, &target)).await?;
+            {
+                let stream = self.timed("UID STORE", s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)")).await?;
+                let _: Vec<_> = stream.try_collect().await?;
+            }
+            {
+                let stream = self.timed("UID EXPUNGE", s.uid_expunge(&set)).await?;
+                let _: Vec<_> = stream.try_collect().await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,28 @@
+//! shenbao (申报): turns an email application campaign into a running system.
+//!
+//! The crate is a pure core wrapped in an I/O shell, and its modules follow the data's path:
+//!
+//! * pure core (no I/O, easy to test and fuzz): [`message`] (raw RFC 822 → what the mail says),
+//!   [`attach`] (attachment formats and roles), [`subject`] (the subject grammar), [`roster`]
+//!   (branch matching), [`rules`] (the campaign's rules → problem codes), [`compose`] (the mails
+//!   shenbao writes);
+//! * I/O shell: [`intake`] (IMAP), [`store`] (SQLite + content-addressed blobs), [`pipeline`]
+//!   (store → understand → record → queue), [`send`] (the outbox sender), [`daemon`] and [`cli`].
+
+pub mod attach;
+pub mod cli;
+pub mod clock;
+pub mod compose;
+pub mod config;
+pub mod daemon;
+pub mod export;
+pub mod intake;
+pub mod message;
+pub mod pipeline;
+pub mod roster;
+pub mod rules;
+pub mod send;
+pub mod store;
+pub mod subject;
+pub mod textnorm;
+pub mod tls;

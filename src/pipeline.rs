@@ -1,0 +1,704 @@
+//! From a stored message to a recorded decision: understand it (pure), decide what it is and
+//! what to answer (pure), then record everything — attachments, the submission with its
+//! version, the answer in the outbox, the message's disposition — in one transaction.
+//!
+//! Processing is idempotent per message: it only runs on messages in the `stored` state and
+//! ends by marking them `processed` in the same transaction that records the outcome, so a
+//! crash anywhere before the commit simply means the next start processes the message again.
+
+use crate::clock::{Clock, beijing, db_time};
+use crate::compose::{self, MailSpec, Outgoing, Templates};
+use crate::config::Config;
+use crate::message::{self, Attachment, LoopGuard, Understood};
+use crate::roster::{BranchMatch, MatchKind, Roster};
+use crate::rules::{self, Facts, Problem};
+use crate::store::Store;
+use crate::subject::{ParsedSubject, SubjectGrammar, SubjectKind};
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{Row, SqliteConnection};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// What the pipeline needs, built once at start.
+pub struct Pipeline {
+    pub store: Store,
+    pub clock: Clock,
+    pub cfg: Arc<Config>,
+    pub grammar: SubjectGrammar,
+    pub roster: Roster,
+    pub templates: Templates,
+    pub guard: LoopGuard,
+    /// Woken whenever something is queued in the outbox.
+    pub outbox: Arc<Notify>,
+}
+
+/// What a message turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Application,
+    Closure,
+    /// Auto-generated (out-of-office, bounce, list mail, our own): never answered.
+    Auto,
+    /// Looks like an application with a subject we cannot use: answered once with the exact subject.
+    SubjectHelp,
+    /// Anything else from a person: kept for staff, not answered automatically.
+    Question,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Application => "application",
+            Disposition::Closure => "closure",
+            Disposition::Auto => "auto",
+            Disposition::SubjectHelp => "subject_help",
+            Disposition::Question => "question",
+        }
+    }
+}
+
+/// The outcome of processing one message, for logs and tests.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub message: i64,
+    pub disposition: Disposition,
+    pub reason: String,
+    pub branch: Option<String>,
+    pub version: Option<i64>,
+    pub problems: Vec<Problem>,
+    pub queued: Option<String>,
+}
+
+/// The pure part of the decision, before versions and rate limits are known.
+struct Classified {
+    disposition: Disposition,
+    reason: String,
+    subject: Option<ParsedSubject>,
+    matched: Option<BranchMatch>,
+}
+
+impl Pipeline {
+    pub fn new(store: Store, clock: Clock, cfg: Arc<Config>, outbox: Arc<Notify>) -> anyhow::Result<Pipeline> {
+        let grammar = SubjectGrammar::new(&cfg.campaign.application_subject, &cfg.campaign.closure_subject)
+            .context("campaign.application_subject / closure_subject")?;
+        let roster_file = std::fs::File::open(&cfg.campaign.roster)
+            .with_context(|| format!("打开支部名册 {}", cfg.campaign.roster.display()))?;
+        let roster = Roster::from_csv(roster_file)
+            .with_context(|| format!("读取支部名册 {}", cfg.campaign.roster.display()))?;
+        let templates = Templates::load(cfg.ack.templates_dir.as_deref())?;
+        let guard = LoopGuard {
+            own_domain: cfg.ack.message_id_domain.clone(),
+            loop_header: compose::LOOP_HEADER.to_string(),
+            own_addresses: vec![
+                cfg.campaign.intake_address.to_lowercase(),
+                cfg.smtp.from_address.to_lowercase(),
+            ],
+        };
+        Ok(Pipeline {
+            store,
+            clock,
+            cfg,
+            grammar,
+            roster,
+            templates,
+            guard,
+            outbox,
+        })
+    }
+
+    /// Processes every message left in the `stored` state (after a crash or an `ingest`).
+    pub async fn process_pending(&self) -> anyhow::Result<Vec<Outcome>> {
+        let mut out = Vec::new();
+        for id in self.store.pending().await? {
+            match self.process(id).await {
+                Ok(Some(o)) => out.push(o),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(message = id, error = %format!("{e:#}"), "processing failed");
+                    self.mark_failed(id, &format!("{e:#}")).await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_failed(&self, id: i64, error: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE messages SET status = 'failed', reason = ?, processed_at = ? WHERE id = ? AND status = 'stored'")
+            .bind(format!("处理失败：{error}"))
+            .bind(db_time(self.clock.now()))
+            .bind(id)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Processes one stored message; `None` when it was already processed.
+    pub async fn process(&self, id: i64) -> anyhow::Result<Option<Outcome>> {
+        let Some(stored) = self.store.message(id).await? else {
+            return Ok(None);
+        };
+        let blobs = self.store.blobs.clone();
+        let sha = stored.raw_sha256.clone();
+        let guard = self.guard.clone();
+        let understood = tokio::task::spawn_blocking(move || -> std::io::Result<Understood> {
+            let raw = blobs.get(&sha)?;
+            Ok(message::understand(&raw, &guard))
+        })
+        .await
+        .context("understanding task")?
+        .context("reading the stored message")?;
+
+        let received = stored.internal_date.unwrap_or(stored.stored_at);
+        let classified = self.classify(&understood);
+        let now = self.clock.now();
+
+        let mut tx = self.store.pool.begin().await?;
+        let state: Option<String> = sqlx::query("SELECT status FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get(0));
+        if state.as_deref() != Some("stored") {
+            return Ok(None);
+        }
+        self.record_attachments(&mut tx, id, &understood.attachments, now).await?;
+
+        let mut outcome = Outcome {
+            message: id,
+            disposition: classified.disposition,
+            reason: classified.reason.clone(),
+            branch: None,
+            version: None,
+            problems: Vec::new(),
+            queued: None,
+        };
+        let reply_to = understood
+            .reply_to
+            .as_ref()
+            .or(understood.from.as_ref())
+            .map(|a| a.addr.to_lowercase())
+            .filter(|a| a.contains('@'));
+
+        match classified.disposition {
+            Disposition::Application | Disposition::Closure => {
+                let subject = classified.subject.as_ref();
+                let matched = classified.matched.clone().unwrap_or_else(unknown_match);
+                let late = received > self.cfg.campaign.deadline;
+                let facts = Facts {
+                    attachments: &understood.attachments,
+                    has_cloud_links: !understood.cloud_links.is_empty(),
+                    branch_known: matched.branch.is_some(),
+                    subject_nonstandard: subject.is_some_and(|s| !s.deviations.is_empty())
+                        || matched.kind == MatchKind::Fuzzy,
+                    late,
+                };
+                let problems = rules::application_problems(&facts);
+                let kind = classified.disposition.as_str();
+                let branch_text = subject.and_then(|s| s.branch.clone());
+                let branch_key = match &matched.branch {
+                    Some(b) => b.name.clone(),
+                    None => format!("?{}", crate::textnorm::normalize(branch_text.as_deref().unwrap_or(""))),
+                };
+                let version = next_version(&mut tx, kind, &branch_key).await?;
+                sqlx::query("UPDATE submissions SET is_latest = 0 WHERE kind = ? AND branch_key = ?")
+                    .bind(kind)
+                    .bind(&branch_key)
+                    .execute(&mut *tx)
+                    .await?;
+                let codes: Vec<&str> = problems.iter().map(|p| p.code()).collect();
+                sqlx::query(
+                    "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(kind)
+                .bind(&branch_key)
+                .bind(matched.branch.as_ref().map(|b| b.name.clone()))
+                .bind(matched.branch.as_ref().map(|b| b.college.clone()))
+                .bind(&branch_text)
+                .bind(match_kind_str(matched.kind))
+                .bind(matched.score)
+                .bind(&matched.reason)
+                .bind(version)
+                .bind(id)
+                .bind(reply_to.clone().unwrap_or_default())
+                .bind(db_time(received))
+                .bind(late)
+                .bind(serde_json::to_string(&codes)?)
+                .bind(db_time(now))
+                .execute(&mut *tx)
+                .await?;
+                outcome.branch = matched.branch.as_ref().map(|b| b.name.clone());
+                outcome.version = Some(version);
+                outcome.problems = problems.clone();
+                if let Some(to) = &reply_to {
+                    let ctx = AckView::new(self, &understood, &matched, version, received, &problems, classified.disposition);
+                    let text = self.templates.render("ack.txt.j2", &ctx)?;
+                    let subject_line = ack_subject(&understood.subject, version, problems.len());
+                    let mail = self.compose_answer(&understood, to, "ack", id, &stored.raw_sha256, &subject_line, &text, now)?;
+                    outcome.queued = self.queue_limited(&mut tx, id, mail, now).await?;
+                }
+            }
+            Disposition::SubjectHelp => {
+                if let Some(to) = &reply_to {
+                    let suggestion = self.roster.by_email(to).map(|b| b.name.clone());
+                    let ctx = HelpView {
+                        greeting: greeting(understood.from.as_ref().and_then(|a| a.name.as_deref()), None),
+                        organizer: self.cfg.campaign.organizer.clone(),
+                        campaign_name: self.cfg.campaign.name.clone(),
+                        subject: understood.subject.clone(),
+                        received_at: beijing(received),
+                        exact_subject: self.grammar.application_subject_for("支部名称"),
+                        suggestion_subject: suggestion.as_deref().map(|s| self.grammar.application_subject_for(s)),
+                        suggestion,
+                        deadline: beijing(self.cfg.campaign.deadline),
+                        staff_contact: self.cfg.campaign.staff_contact.clone(),
+                    };
+                    let text = self.templates.render("subject_help.txt.j2", &ctx)?;
+                    let subject_line = format!("Re: {}（主题格式有误，未登记）", understood.subject);
+                    // One help mail per sender per window: a second wrong subject is for staff.
+                    if count_recent(&mut tx, to, "subject_help", now - window(&self.cfg)).await? == 0 {
+                        let mail = self.compose_answer(&understood, to, "subject_help", id, &stored.raw_sha256, &subject_line, &text, now)?;
+                        outcome.queued = self.queue_limited(&mut tx, id, mail, now).await?;
+                    } else {
+                        outcome.reason.push_str("；已就主题格式答复过该发件人，本次留待人工处理");
+                    }
+                }
+            }
+            Disposition::Auto | Disposition::Question => {}
+        }
+        if reply_to.is_none() && matches!(outcome.disposition, Disposition::Application | Disposition::Closure | Disposition::SubjectHelp) {
+            outcome.reason.push_str("；没有可回复的发件地址，未回复");
+        }
+
+        sqlx::query(
+            "UPDATE messages SET status = 'processed', disposition = ?, reason = ?, subject = ?, from_addr = ?, from_name = ?, message_id = COALESCE(message_id, ?), processed_at = ? WHERE id = ?",
+        )
+        .bind(outcome.disposition.as_str())
+        .bind(&outcome.reason)
+        .bind(&understood.subject)
+        .bind(understood.from.as_ref().map(|a| a.addr.to_lowercase()))
+        .bind(understood.from.as_ref().and_then(|a| a.name.clone()))
+        .bind(&understood.message_id)
+        .bind(db_time(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if outcome.queued.is_some() {
+            self.outbox.notify_one();
+        }
+        tracing::info!(
+            message = id,
+            disposition = outcome.disposition.as_str(),
+            branch = outcome.branch.as_deref().unwrap_or("-"),
+            version = outcome.version.unwrap_or(0),
+            problems = ?outcome.problems.iter().map(|p| p.code()).collect::<Vec<_>>(),
+            queued = outcome.queued.as_deref().unwrap_or("-"),
+            "processed"
+        );
+        Ok(Some(outcome))
+    }
+
+    fn classify(&self, u: &Understood) -> Classified {
+        if let Some(auto) = &u.auto {
+            return Classified {
+                disposition: Disposition::Auto,
+                reason: format!("自动生成的邮件（{}：{}），不回复", auto.code, auto.detail),
+                subject: None,
+                matched: None,
+            };
+        }
+        let parsed = self.grammar.parse(&u.subject);
+        match parsed.kind {
+            SubjectKind::Application | SubjectKind::Closure => {
+                let matched = parsed
+                    .branch
+                    .as_deref()
+                    .map(|b| self.roster.match_branch(b))
+                    .unwrap_or_else(unknown_match);
+                let disposition = if parsed.kind == SubjectKind::Application {
+                    Disposition::Application
+                } else {
+                    Disposition::Closure
+                };
+                Classified {
+                    disposition,
+                    reason: format!("主题识别为{}；支部：{}", if parsed.kind == SubjectKind::Application { "申报" } else { "结项" }, matched.reason),
+                    subject: Some(parsed),
+                    matched: Some(matched),
+                }
+            }
+            SubjectKind::Other => {
+                let office = rules::all_files(&u.attachments).any(|a| {
+                    use crate::attach::Format::*;
+                    matches!(a.format, Doc | Docx | Xls | Xlsx | Zip)
+                });
+                if office && (parsed.mentions_campaign || rules::all_files(&u.attachments).any(|a| {
+                    matches!(a.role, crate::attach::Role::Form | crate::attach::Role::Summary)
+                })) {
+                    Classified {
+                        disposition: Disposition::SubjectHelp,
+                        reason: "带申报附件但主题不符合格式：答复正确主题".to_string(),
+                        subject: Some(parsed),
+                        matched: None,
+                    }
+                } else {
+                    Classified {
+                        disposition: Disposition::Question,
+                        reason: "不是申报邮件（可能是咨询），留待工作人员处理".to_string(),
+                        subject: Some(parsed),
+                        matched: None,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn record_attachments(&self, tx: &mut SqliteConnection, message: i64, atts: &[Attachment], now: DateTime<Utc>) -> anyhow::Result<()> {
+        for (i, a) in atts.iter().enumerate() {
+            let parent = self.insert_attachment(tx, message, None, i, a, now).await?;
+            for (j, e) in a.entries.iter().enumerate() {
+                self.insert_attachment(tx, message, Some(parent), j, e, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_attachment(
+        &self,
+        tx: &mut SqliteConnection,
+        message: i64,
+        parent: Option<i64>,
+        ordinal: usize,
+        a: &Attachment,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<i64> {
+        let sha = self.store.put_blob(tx, &a.bytes, now).await?;
+        let id = sqlx::query(
+            "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(message)
+        .bind(parent)
+        .bind(ordinal as i64)
+        .bind(&a.filename)
+        .bind(&a.safe_name)
+        .bind(&a.content_type)
+        .bind(enum_str(&a.format))
+        .bind(&a.declared_format)
+        .bind(enum_str(&a.role))
+        .bind(a.size as i64)
+        .bind(&sha)
+        .bind(&a.error)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compose_answer(
+        &self,
+        u: &Understood,
+        to: &str,
+        kind: &str,
+        message: i64,
+        raw_sha: &str,
+        subject: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Outgoing> {
+        let key = format!("{message}.{}", raw_sha.get(..12).unwrap_or(raw_sha));
+        let spec = MailSpec {
+            kind,
+            from_name: &self.cfg.smtp.from_name,
+            from_addr: &self.cfg.smtp.from_address,
+            to_name: u.from.as_ref().and_then(|a| a.name.as_deref()),
+            to_addr: to,
+            subject,
+            text,
+            message_id: compose::message_id(kind, &key, &self.cfg.ack.message_id_domain),
+            in_reply_to: u.message_id.as_deref(),
+            references: &u.references,
+            loop_value: &self.cfg.campaign.intake_address,
+            date: now,
+            auto_submitted: "auto-replied",
+        };
+        Ok(compose::build(&spec)?)
+    }
+
+    /// Queues `mail` unless the recipient already got `ack.max_per_sender` automatic mails in
+    /// the window (a loop with a responder we failed to recognise ends here).
+    async fn queue_limited(&self, tx: &mut SqliteConnection, message: i64, mail: Outgoing, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+        let recent = count_recent(tx, &mail.to, "%", now - window(&self.cfg)).await?;
+        if recent >= i64::from(self.cfg.ack.max_per_sender) {
+            tracing::warn!(to = %mail.to, recent, "automatic answer suppressed by the per-recipient limit");
+            sqlx::query("UPDATE messages SET reason = COALESCE(reason, '') || ? WHERE id = ?")
+                .bind(format!("；{} 在时间窗口内已收到 {recent} 封自动回复，本次不再回复", mail.to))
+                .bind(message)
+                .execute(&mut *tx)
+                .await?;
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT OR IGNORE INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&mail.kind)
+        .bind(&mail.message_id)
+        .bind(message)
+        .bind(&mail.to)
+        .bind(&mail.subject)
+        .bind(&mail.raw)
+        .bind(db_time(now))
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?;
+        Ok(Some(mail.message_id))
+    }
+}
+
+fn window(cfg: &Config) -> chrono::Duration {
+    chrono::Duration::from_std(cfg.ack.window).unwrap_or_else(|_| chrono::Duration::hours(24))
+}
+
+async fn count_recent(tx: &mut SqliteConnection, to: &str, kind_like: &str, since: DateTime<Utc>) -> anyhow::Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE to_addr = ? AND kind LIKE ? AND created_at >= ?")
+        .bind(to)
+        .bind(kind_like)
+        .bind(db_time(since))
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(row.get(0))
+}
+
+async fn next_version(tx: &mut SqliteConnection, kind: &str, branch_key: &str) -> anyhow::Result<i64> {
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM submissions WHERE kind = ? AND branch_key = ?")
+        .bind(kind)
+        .bind(branch_key)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(row.get(0))
+}
+
+fn unknown_match() -> BranchMatch {
+    BranchMatch {
+        kind: MatchKind::Unknown,
+        branch: None,
+        score: 0.0,
+        reason: "主题中没有支部名称".to_string(),
+        candidates: Vec::new(),
+    }
+}
+
+pub fn match_kind_str(k: MatchKind) -> &'static str {
+    match k {
+        MatchKind::Exact => "exact",
+        MatchKind::Fuzzy => "fuzzy",
+        MatchKind::Unknown => "unknown",
+    }
+}
+
+/// The serde name of a unit enum variant (`Format::Docx` → `docx`).
+pub fn enum_str<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn ack_subject(original: &str, version: i64, problems: usize) -> String {
+    let base = if original.trim().is_empty() { "（无主题）" } else { original.trim() };
+    if problems == 0 {
+        format!("Re: {base}（已收到，第{version}版，材料齐全）")
+    } else {
+        format!("Re: {base}（已收到，第{version}版，有{problems}个问题待处理）")
+    }
+}
+
+fn greeting(display: Option<&str>, secretary: Option<&str>) -> String {
+    match (secretary, display.map(str::trim).filter(|d| !d.is_empty())) {
+        (Some(s), _) => format!("{s}同学"),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => "您好".to_string(),
+    }
+}
+
+pub fn role_label(role: &str) -> &'static str {
+    match role {
+        "form" => "项目申请表",
+        "summary" => "申报汇总表",
+        "closure_report" => "结题报告",
+        "reimbursement" => "报销材料",
+        "case_study" => "工作案例／活动总结",
+        _ => "其他材料",
+    }
+}
+
+pub fn format_label(format: &str) -> &'static str {
+    match format {
+        "doc" => "Word 97-2003 文档",
+        "docx" => "Word 文档",
+        "xls" => "Excel 97-2003 表格",
+        "xlsx" => "Excel 表格",
+        "zip" => "压缩包",
+        "pdf" => "PDF",
+        "image" => "图片",
+        "tnef" => "Outlook winmail.dat",
+        _ => "其他格式",
+    }
+}
+
+#[derive(Serialize)]
+struct AttachmentView {
+    filename: String,
+    role_label: String,
+    format_label: String,
+    size_label: String,
+    error: Option<String>,
+    entries: Vec<AttachmentView>,
+}
+
+impl AttachmentView {
+    fn new(a: &Attachment) -> AttachmentView {
+        let role = enum_str(&a.role);
+        let mut role_label = role_label(&role).to_string();
+        if role == "other" && matches!(a.format, crate::attach::Format::Pdf | crate::attach::Format::Image) {
+            role_label.push_str("（申请表、汇总表请提交 Word / Excel 版本）");
+        }
+        AttachmentView {
+            filename: a.filename.clone(),
+            role_label,
+            format_label: format_label(&enum_str(&a.format)).to_string(),
+            size_label: compose::size_label(a.size),
+            error: a.error.clone(),
+            entries: a.entries.iter().map(AttachmentView::new).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemView {
+    code: &'static str,
+    title: &'static str,
+    fix: &'static str,
+}
+
+#[derive(Serialize)]
+struct AckView {
+    greeting: String,
+    organizer: String,
+    campaign_name: String,
+    kind_label: &'static str,
+    branch_display: String,
+    match_note: Option<String>,
+    version: i64,
+    received_at: String,
+    subject: String,
+    attachments: Vec<AttachmentView>,
+    problems: Vec<ProblemView>,
+    exact_subject: String,
+    deadline: String,
+    staff_contact: String,
+}
+
+impl AckView {
+    fn new(
+        p: &Pipeline,
+        u: &Understood,
+        m: &BranchMatch,
+        version: i64,
+        received: DateTime<Utc>,
+        problems: &[Problem],
+        d: Disposition,
+    ) -> AckView {
+        let secretary = m.branch.as_ref().and_then(|b| {
+            let from = u.from.as_ref()?;
+            (from.addr.eq_ignore_ascii_case(&b.email) || from.name.as_deref() == Some(b.secretary.as_str()))
+                .then(|| b.secretary.clone())
+        });
+        let (branch_display, match_note) = match (&m.branch, m.kind) {
+            (Some(b), MatchKind::Exact) => (format!("{}（{}）", b.name, b.college), None),
+            (Some(b), _) => (
+                format!("{}（{}）", b.name, b.college),
+                Some(format!("主题中写的是“{}”，按名册识别：{}", u.subject, m.reason)),
+            ),
+            (None, _) => (
+                "未能识别".to_string(),
+                Some(if m.candidates.is_empty() {
+                    m.reason.clone()
+                } else {
+                    format!("{}；相近的支部：{}", m.reason, m.candidates.join("、"))
+                }),
+            ),
+        };
+        let exact_subject = match &m.branch {
+            Some(b) if d == Disposition::Closure => p.grammar.closure_subject_for(&b.name),
+            Some(b) => p.grammar.application_subject_for(&b.name),
+            None => p.grammar.application_subject_for("支部名称"),
+        };
+        AckView {
+            greeting: greeting(u.from.as_ref().and_then(|a| a.name.as_deref()), secretary.as_deref()),
+            organizer: p.cfg.campaign.organizer.clone(),
+            campaign_name: p.cfg.campaign.name.clone(),
+            kind_label: if d == Disposition::Closure { "结项" } else { "项目申报" },
+            branch_display,
+            match_note,
+            version,
+            received_at: beijing(received),
+            subject: u.subject.clone(),
+            attachments: u.attachments.iter().map(AttachmentView::new).collect(),
+            problems: problems
+                .iter()
+                .map(|p| ProblemView {
+                    code: p.code(),
+                    title: p.title_zh(),
+                    fix: p.fix_zh(),
+                })
+                .collect(),
+            exact_subject,
+            deadline: beijing(p.cfg.campaign.deadline),
+            staff_contact: p.cfg.campaign.staff_contact.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HelpView {
+    greeting: String,
+    organizer: String,
+    campaign_name: String,
+    subject: String,
+    received_at: String,
+    exact_subject: String,
+    suggestion: Option<String>,
+    suggestion_subject: Option<String>,
+    deadline: String,
+    staff_contact: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_subjects_say_what_happened() {
+        assert_eq!(
+            ack_subject("对标争先建设项目申报-X", 1, 0),
+            "Re: 对标争先建设项目申报-X（已收到，第1版，材料齐全）"
+        );
+        assert_eq!(
+            ack_subject(" ", 2, 3),
+            "Re: （无主题）（已收到，第2版，有3个问题待处理）"
+        );
+    }
+
+    #[test]
+    fn greetings() {
+        assert_eq!(greeting(Some("余晨"), Some("余晨")), "余晨同学");
+        assert_eq!(greeting(Some("Yu Chen"), None), "Yu Chen");
+        assert_eq!(greeting(None, None), "您好");
+    }
+}

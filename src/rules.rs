@@ -1,0 +1,218 @@
+//! The campaign's rules, turned into stable problem codes.
+//!
+//! The codes are a contract: they are stored with each submission, appear in the JSON export
+//! and are explained in Chinese in the acknowledgement (and later the digest). Their order here
+//! is the order they are listed in, so every consumer sees them the same way.
+
+use crate::attach::{Format, Role};
+use crate::message::Attachment;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Problem {
+    FormMissing,
+    SummaryMissing,
+    FormUnreadable,
+    SummaryUnreadable,
+    BranchUnknown,
+    SectionInvalid,
+    LeaderNotSecretary,
+    AdvisorMissing,
+    BudgetOverCap,
+    BudgetUnparsed,
+    FormSummaryMismatch,
+    Late,
+    CloudAttachment,
+    SubjectNonstandard,
+}
+
+impl Problem {
+    pub const ALL: [Problem; 14] = [
+        Problem::FormMissing,
+        Problem::SummaryMissing,
+        Problem::FormUnreadable,
+        Problem::SummaryUnreadable,
+        Problem::BranchUnknown,
+        Problem::SectionInvalid,
+        Problem::LeaderNotSecretary,
+        Problem::AdvisorMissing,
+        Problem::BudgetOverCap,
+        Problem::BudgetUnparsed,
+        Problem::FormSummaryMismatch,
+        Problem::Late,
+        Problem::CloudAttachment,
+        Problem::SubjectNonstandard,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Problem::FormMissing => "form_missing",
+            Problem::SummaryMissing => "summary_missing",
+            Problem::FormUnreadable => "form_unreadable",
+            Problem::SummaryUnreadable => "summary_unreadable",
+            Problem::BranchUnknown => "branch_unknown",
+            Problem::SectionInvalid => "section_invalid",
+            Problem::LeaderNotSecretary => "leader_not_secretary",
+            Problem::AdvisorMissing => "advisor_missing",
+            Problem::BudgetOverCap => "budget_over_cap",
+            Problem::BudgetUnparsed => "budget_unparsed",
+            Problem::FormSummaryMismatch => "form_summary_mismatch",
+            Problem::Late => "late",
+            Problem::CloudAttachment => "cloud_attachment",
+            Problem::SubjectNonstandard => "subject_nonstandard",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Problem> {
+        Problem::ALL.into_iter().find(|p| p.code() == code)
+    }
+
+    /// What is wrong, in one line.
+    pub fn title_zh(self) -> &'static str {
+        match self {
+            Problem::FormMissing => "未找到 Word 版《项目申请表》",
+            Problem::SummaryMissing => "未找到 Excel 版《申报汇总表》",
+            Problem::FormUnreadable => "《项目申请表》无法打开",
+            Problem::SummaryUnreadable => "《申报汇总表》无法打开",
+            Problem::BranchUnknown => "支部名称与学校支部名册对不上",
+            Problem::SectionInvalid => "申报板块不是通知规定的五个板块之一",
+            Problem::LeaderNotSecretary => "项目负责人的职务不是支部书记或副书记",
+            Problem::AdvisorMissing => "未填写指导老师",
+            Problem::BudgetOverCap => "申请经费超过上限",
+            Problem::BudgetUnparsed => "申请经费不是一个明确的金额",
+            Problem::FormSummaryMismatch => "申请表与汇总表的经费不一致",
+            Problem::Late => "邮件在截止时间之后到达",
+            Problem::CloudAttachment => "附件是“超大附件”下载链接，没有真正附上",
+            Problem::SubjectNonstandard => "邮件主题与通知要求的格式不完全一致",
+        }
+    }
+
+    /// What to do about it.
+    pub fn fix_zh(self) -> &'static str {
+        match self {
+            Problem::FormMissing => "请将《项目申请表》以 Word 文件（.doc 或 .docx）作为附件重新发送；PDF 或图片不能代替 Word 版本。",
+            Problem::SummaryMissing => "请将《申报汇总表》以 Excel 文件（.xls 或 .xlsx）作为附件重新发送。",
+            Problem::FormUnreadable => "文件可能已损坏或设置了密码，请用 Word 另存一份（不加密）后重新发送。",
+            Problem::SummaryUnreadable => "文件可能已损坏或设置了密码，请用 Excel 另存一份（不加密）后重新发送。",
+            Problem::BranchUnknown => "请在邮件主题中写出支部的完整规范名称（与学院报送的支部名册一致）后重新发送；如名称确有变更，请联系学生工作部。",
+            Problem::SectionInvalid => "请从五个板块中选择一个填写：学思践悟·固本强基、先锋领航·校园善治、党旗飘扬·社区聚力、师生结对·双向赋能、育苗成长·薪火相传。",
+            Problem::LeaderNotSecretary => "项目负责人原则上应由支部书记或副书记担任，请修改后重新发送。",
+            Problem::AdvisorMissing => "每个项目须明确一名指导老师，请补充后重新发送。",
+            Problem::BudgetOverCap => "申请经费最高不超过重点项目的上限，请调整预算后重新发送。",
+            Problem::BudgetUnparsed => "请填写一个具体金额（如 3000 元），不要填写区间或“待定”。",
+            Problem::FormSummaryMismatch => "请核对两份材料中的申请经费，修改一致后重新发送。",
+            Problem::Late => "本邮件已登记，但晚于截止时间到达，是否受理由学生工作部决定。",
+            Problem::CloudAttachment => "系统不会下载网盘或“超大附件”链接，请把文件直接作为附件发送（压缩后通常不超过邮箱附件上限）。",
+            Problem::SubjectNonstandard => "本次已按内容识别；今后请使用通知要求的主题格式。",
+        }
+    }
+}
+
+/// What the rules of this slice look at.
+pub struct Facts<'a> {
+    pub attachments: &'a [Attachment],
+    pub has_cloud_links: bool,
+    pub branch_known: bool,
+    /// The subject departs from the pattern, or the branch is written differently from the roster.
+    pub subject_nonstandard: bool,
+    pub late: bool,
+}
+
+fn is_word(f: Format) -> bool {
+    matches!(f, Format::Doc | Format::Docx)
+}
+
+fn is_excel(f: Format) -> bool {
+    matches!(f, Format::Xls | Format::Xlsx)
+}
+
+/// Attachments and, one level down, the entries of attached zips.
+pub fn all_files(attachments: &[Attachment]) -> impl Iterator<Item = &Attachment> {
+    attachments
+        .iter()
+        .flat_map(|a| std::iter::once(a).chain(a.entries.iter()))
+}
+
+/// The problems of an application, in code order.
+pub fn application_problems(f: &Facts<'_>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let has_form = all_files(f.attachments).any(|a| a.role == Role::Form && is_word(a.format));
+    let has_summary =
+        all_files(f.attachments).any(|a| a.role == Role::Summary && is_excel(a.format));
+    if !has_form {
+        out.push(Problem::FormMissing);
+    }
+    if !has_summary {
+        out.push(Problem::SummaryMissing);
+    }
+    if !f.branch_known {
+        out.push(Problem::BranchUnknown);
+    }
+    if f.late {
+        out.push(Problem::Late);
+    }
+    if f.has_cloud_links && (!has_form || !has_summary) {
+        out.push(Problem::CloudAttachment);
+    }
+    if f.subject_nonstandard {
+        out.push(Problem::SubjectNonstandard);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for p in Problem::ALL {
+            assert!(seen.insert(p.code()));
+            assert_eq!(Problem::from_code(p.code()), Some(p));
+            assert!(!p.title_zh().is_empty() && !p.fix_zh().is_empty());
+        }
+        assert_eq!(Problem::from_code("nope"), None);
+    }
+
+    #[test]
+    fn nothing_attached_is_two_problems() {
+        let f = Facts {
+            attachments: &[],
+            has_cloud_links: false,
+            branch_known: true,
+            subject_nonstandard: false,
+            late: false,
+        };
+        assert_eq!(
+            application_problems(&f),
+            vec![Problem::FormMissing, Problem::SummaryMissing]
+        );
+    }
+
+    #[test]
+    fn cloud_links_late_unknown_and_nonstandard_in_order() {
+        let f = Facts {
+            attachments: &[],
+            has_cloud_links: true,
+            branch_known: false,
+            subject_nonstandard: true,
+            late: true,
+        };
+        let codes: Vec<&str> = application_problems(&f).iter().map(|p| p.code()).collect();
+        assert_eq!(
+            codes,
+            vec![
+                "form_missing",
+                "summary_missing",
+                "branch_unknown",
+                "late",
+                "cloud_attachment",
+                "subject_nonstandard"
+            ]
+        );
+    }
+}

@@ -1,0 +1,423 @@
+//! The store: SQLite through sqlx (WAL, versioned migrations from `migrations/`) plus the
+//! content-addressed blob directory.
+//!
+//! The rule that keeps mail from being lost: bytes first, then the row that names them, then
+//! the watermark, all before anything else looks at the message. Processing happens after, in
+//! its own transaction, and is repeatable: a crash between the two leaves a `stored` message
+//! that the next start processes.
+
+pub mod blobs;
+
+use crate::clock::db_time;
+use blobs::BlobDir;
+use chrono::{DateTime, Utc};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("数据库错误：{0}")]
+    Db(#[from] sqlx::Error),
+    #[error("数据库迁移失败：{0}。请检查数据库文件是否被其他版本的 shenbao 修改过。")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("读写数据目录失败：{0}。请检查 [storage] data_dir 的权限与磁盘空间。")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The migrations, embedded so the binary carries its schema wherever it is installed.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(v, d, sql)| {
+                Migration::new(*v, (*d).into(), MigrationType::Simple, sqlx::SqlSafeStr::into_sql_str(*sql), false)
+            })
+            .collect(),
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub pool: SqlitePool,
+    pub blobs: BlobDir,
+}
+
+/// Where a stored message came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapKey {
+    pub account: String,
+    pub folder: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// A new row.
+    New(i64),
+    /// The same bytes with the same Message-ID were already stored (e.g. after UIDVALIDITY
+    /// changed, or a file ingested twice): the existing row.
+    Duplicate(i64),
+}
+
+impl Inserted {
+    pub fn id(self) -> i64 {
+        match self {
+            Inserted::New(id) | Inserted::Duplicate(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub raw_sha256: String,
+    pub internal_date: Option<DateTime<Utc>>,
+    pub stored_at: DateTime<Utc>,
+    pub uid: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub message_id: String,
+    pub to_addr: String,
+    pub raw: Vec<u8>,
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Opens (creating when missing) the database and the data directory, and migrates.
+    pub async fn open(database_url: &str, data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir)?;
+        if let Some(path) = database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| database_url.strip_prefix("sqlite:"))
+            && let Some(parent) = Path::new(path.split('?').next().unwrap_or(path)).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let opts = SqliteConnectOptions::from_str(database_url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit survives power loss, not only a crashed process. The message has
+            // already been moved on the server by the time we rely on the row.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        migrator().run(&pool).await?;
+        Ok(Store {
+            pool,
+            blobs: BlobDir::new(data_dir.join("blobs")),
+        })
+    }
+
+    /// Writes bytes to the blob directory and records them (the row may already exist).
+    pub async fn put_blob(&self, conn: &mut SqliteConnection, bytes: &[u8], now: DateTime<Utc>) -> Result<String> {
+        let blobs = self.blobs.clone();
+        let owned = bytes.to_vec();
+        let sha = tokio::task::spawn_blocking(move || blobs.put(&owned))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        sqlx::query("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)")
+            .bind(&sha)
+            .bind(bytes.len() as i64)
+            .bind(db_time(now))
+            .execute(&mut *conn)
+            .await?;
+        Ok(sha)
+    }
+
+    /// The watermark of a folder: (UIDVALIDITY, last committed UID).
+    pub async fn mailbox_state(&self, account: &str, folder: &str) -> Result<Option<(u32, u32)>> {
+        let row = sqlx::query("SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = ? AND folder = ?")
+            .bind(account)
+            .bind(folder)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| {
+            (
+                u32::try_from(r.get::<i64, _>(0)).unwrap_or(0),
+                u32::try_from(r.get::<i64, _>(1)).unwrap_or(0),
+            )
+        }))
+    }
+
+    pub async fn set_mailbox_state(
+        &self,
+        account: &str,
+        folder: &str,
+        uidvalidity: u32,
+        last_uid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        set_watermark(&mut *self.pool.acquire().await?, account, folder, uidvalidity, last_uid, now).await
+    }
+
+    /// Stores a message fetched over IMAP: blob, row and watermark in one transaction.
+    pub async fn insert_imap_message(
+        &self,
+        key: &ImapKey,
+        raw: &[u8],
+        internal_date: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Inserted> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(row) = sqlx::query(
+            "SELECT id FROM messages WHERE account = ? AND folder = ? AND uidvalidity = ? AND uid = ?",
+        )
+        .bind(&key.account)
+        .bind(&key.folder)
+        .bind(i64::from(key.uidvalidity))
+        .bind(i64::from(key.uid))
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            tx.commit().await?;
+            return Ok(Inserted::Duplicate(row.get(0)));
+        }
+        let sha = self.put_blob(&mut tx, raw, now).await?;
+        let mid = raw_message_id(raw);
+        if let Some(existing) = find_duplicate(&mut tx, mid.as_deref(), &sha).await? {
+            set_watermark(&mut tx, &key.account, &key.folder, key.uidvalidity, key.uid, now).await?;
+            tx.commit().await?;
+            return Ok(Inserted::Duplicate(existing));
+        }
+        let id = sqlx::query(
+            "INSERT INTO messages (source, account, folder, uidvalidity, uid, message_id, raw_sha256, size, internal_date, stored_at)
+             VALUES ('imap', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.account)
+        .bind(&key.folder)
+        .bind(i64::from(key.uidvalidity))
+        .bind(i64::from(key.uid))
+        .bind(mid)
+        .bind(&sha)
+        .bind(raw.len() as i64)
+        .bind(internal_date.map(db_time))
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        set_watermark(&mut tx, &key.account, &key.folder, key.uidvalidity, key.uid, now).await?;
+        tx.commit().await?;
+        Ok(Inserted::New(id))
+    }
+
+    /// Records a message too large to fetch: nothing is lost silently, staff see it in status.
+    pub async fn insert_too_large(&self, key: &ImapKey, size: u64, internal_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let placeholder = format!(
+            "X-Shenbao-Placeholder: message {} in {} UIDVALIDITY {} was {} bytes, above imap.max_message_size\r\n\r\n",
+            key.uid, key.folder, key.uidvalidity, size
+        );
+        let sha = self.put_blob(&mut tx, placeholder.as_bytes(), now).await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
+             VALUES ('imap', ?, ?, ?, ?, ?, ?, ?, ?, 'processed', 'too_large', ?, ?)",
+        )
+        .bind(&key.account)
+        .bind(&key.folder)
+        .bind(i64::from(key.uidvalidity))
+        .bind(i64::from(key.uid))
+        .bind(&sha)
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(internal_date.map(db_time))
+        .bind(db_time(now))
+        .bind(format!("邮件大小 {size} 字节，超过 imap.max_message_size，未下载，留在原文件夹由人工处理"))
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?;
+        set_watermark(&mut tx, &key.account, &key.folder, key.uidvalidity, key.uid, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a message read from a file (`shenbao ingest`).
+    pub async fn insert_file_message(&self, raw: &[u8], internal_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<Inserted> {
+        let mut tx = self.pool.begin().await?;
+        let sha = self.put_blob(&mut tx, raw, now).await?;
+        let mid = raw_message_id(raw);
+        if let Some(existing) = find_duplicate(&mut tx, mid.as_deref(), &sha).await? {
+            tx.commit().await?;
+            return Ok(Inserted::Duplicate(existing));
+        }
+        let id = sqlx::query(
+            "INSERT INTO messages (source, message_id, raw_sha256, size, internal_date, stored_at) VALUES ('file', ?, ?, ?, ?, ?)",
+        )
+        .bind(mid)
+        .bind(&sha)
+        .bind(raw.len() as i64)
+        .bind(internal_date.map(db_time))
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        tx.commit().await?;
+        Ok(Inserted::New(id))
+    }
+
+    /// Messages stored but not yet processed (after a crash), oldest first.
+    pub async fn pending(&self) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM messages WHERE status = 'stored' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query("SELECT id, raw_sha256, internal_date, stored_at, uid FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| StoredMessage {
+            id: r.get(0),
+            raw_sha256: r.get(1),
+            internal_date: r.get::<Option<String>, _>(2).as_deref().and_then(crate::clock::parse_db_time),
+            stored_at: crate::clock::parse_db_time(&r.get::<String, _>(3)).unwrap_or_default(),
+            uid: r.get::<Option<i64>, _>(4).and_then(|u| u32::try_from(u).ok()),
+        }))
+    }
+
+    /// Processed messages of a folder that are still in it (a crash came before the move).
+    pub async fn unmoved(&self, account: &str, folder: &str, uidvalidity: u32) -> Result<Vec<(i64, u32)>> {
+        let rows = sqlx::query(
+            "SELECT id, uid FROM messages WHERE account = ? AND folder = ? AND uidvalidity = ? AND status = 'processed' AND moved = 0 AND disposition != 'too_large' ORDER BY uid",
+        )
+        .bind(account)
+        .bind(folder)
+        .bind(i64::from(uidvalidity))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.get(0), u32::try_from(r.get::<i64, _>(1)).ok()?)))
+            .collect())
+    }
+
+    pub async fn mark_moved(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE messages SET moved = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Queued mails whose time has come, oldest first.
+    pub async fn due_outbox(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, message_id, to_addr, raw, attempts FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+        )
+        .bind(db_time(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OutboxRow {
+                id: r.get(0),
+                kind: r.get(1),
+                message_id: r.get(2),
+                to_addr: r.get(3),
+                raw: r.get(4),
+                attempts: r.get(5),
+            })
+            .collect())
+    }
+
+    /// The earliest time a queued mail is due, to sleep until then.
+    pub async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<Option<String>, _>(0).as_deref().and_then(crate::clock::parse_db_time))
+    }
+
+    pub async fn outbox_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?")
+            .bind(db_time(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A failed attempt: retry at `retry_at`, or give up (`None`: dead letter).
+    pub async fn outbox_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> Result<()> {
+        match retry_at {
+            Some(t) => sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
+                .bind(error)
+                .bind(db_time(t))
+                .bind(id),
+            None => sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, status = 'dead' WHERE id = ?")
+                .bind(error)
+                .bind(id),
+        }
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn set_watermark(
+    conn: &mut SqliteConnection,
+    account: &str,
+    folder: &str,
+    uidvalidity: u32,
+    last_uid: u32,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mailbox_state (account, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (account, folder) DO UPDATE SET
+           last_uid = CASE WHEN mailbox_state.uidvalidity = excluded.uidvalidity AND mailbox_state.last_uid > excluded.last_uid
+                           THEN mailbox_state.last_uid ELSE excluded.last_uid END,
+           uidvalidity = excluded.uidvalidity,
+           updated_at = excluded.updated_at",
+    )
+    .bind(account)
+    .bind(folder)
+    .bind(i64::from(uidvalidity))
+    .bind(i64::from(last_uid))
+    .bind(db_time(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The same message already stored: same sha256 and, when it has one, the same Message-ID.
+async fn find_duplicate(conn: &mut SqliteConnection, message_id: Option<&str>, sha: &str) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM messages WHERE raw_sha256 = ? AND (message_id IS ? OR message_id = ?) ORDER BY id LIMIT 1")
+        .bind(sha)
+        .bind(message_id)
+        .bind(message_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The data directory's default layout, for `init` and messages.
+pub fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", PathBuf::from(data_dir).join("shenbao.db").display())
+}
+
+/// The Message-ID of raw bytes, read with the headers only (the body is not parsed here).
+pub fn raw_message_id(raw: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.message_id().map(str::to_string))
+}

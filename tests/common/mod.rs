@@ -1,0 +1,347 @@
+//! Shared pieces of the end-to-end tests: the real mail servers of `scripts/mailstack.sh`, a
+//! daemon process with its own config, data directory and IMAP folder, and an IMAP client to
+//! put mail in and read answers back.
+//!
+//! Tests run in parallel against one mail stack, so each test has its own intake folder and its
+//! own Message-ID domain: the acknowledgements of one test are told apart from another's in the
+//! shared catch-all mailbox by that domain.
+#![allow(dead_code)]
+
+use futures::TryStreamExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+pub const IMAP_PORT: u16 = 3143;
+pub const SMTP_PORT: u16 = 2525;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared`, when this checkout has it (CI does; a fresh clone alone does not).
+pub fn shared() -> Option<PathBuf> {
+    let p = root().join("../shared");
+    p.join("samples/index.json").is_file().then_some(p)
+}
+
+/// Starts the mail stack unless it already answers. Once per test binary.
+pub fn mailstack() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let script = root().join("scripts/mailstack.sh");
+        let ok = Command::new("bash")
+            .arg(&script)
+            .arg("status")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg("start")
+                .env("MAILSTACK_KEEP", "1")
+                .stdout(Stdio::null())
+                .status()
+                .expect("run scripts/mailstack.sh start");
+            assert!(out.success(), "scripts/mailstack.sh start failed: the e2e tests need the local mail servers (run as root)");
+        }
+    });
+}
+
+pub struct TestEnv {
+    pub name: String,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub folder: String,
+    pub domain: String,
+}
+
+pub struct EnvOptions<'a> {
+    pub roster: &'a str,
+    pub deadline: &'a str,
+    pub poll_interval: &'a str,
+    pub max_per_sender: u32,
+}
+
+impl Default for EnvOptions<'_> {
+    fn default() -> Self {
+        EnvOptions {
+            roster: "学院,支部名称,书记,书记邮箱\n土木工程学院,土木工程学院本科生第一党支部,张晓明,branch1@example.test\n",
+            deadline: "2025-09-27T23:59:59",
+            poll_interval: "60s",
+            max_per_sender: 5,
+        }
+    }
+}
+
+impl TestEnv {
+    /// A fresh data dir, config and IMAP folder for test `name`.
+    pub fn new(name: &str, opts: EnvOptions<'_>) -> TestEnv {
+        mailstack();
+        let unique = format!("{name}-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
+        let dir = std::env::temp_dir().join(format!("shenbao-e2e-{unique}"));
+        std::fs::create_dir_all(dir.join("secrets")).expect("mkdir");
+        std::fs::write(dir.join("secrets/imap.password"), "intake-pw\n").expect("pw");
+        std::fs::write(dir.join("roster.csv"), opts.roster).expect("roster");
+        let folder = format!("e2e/{unique}");
+        let domain = format!("{}.shenbao.test", unique.replace('_', "-"));
+        let config = dir.join("shenbao.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[imap]
+host = "127.0.0.1"
+port = {IMAP_PORT}
+tls = "none"
+user = "intake@example.test"
+password_file = "secrets/imap.password"
+folder = "{folder}"
+processed_folder = "{folder}/已处理"
+poll_interval = "{poll}"
+timeout = "20s"
+[smtp]
+host = "127.0.0.1"
+port = {SMTP_PORT}
+tls = "none"
+from_address = "intake@example.test"
+from_name = "申报系统"
+[storage]
+data_dir = "data"
+[campaign]
+name = "2025年秋季学期学生党支部“对标争先”建设项目"
+intake_address = "intake@example.test"
+deadline = "{deadline}"
+roster = "roster.csv"
+[ack]
+message_id_domain = "{domain}"
+max_per_sender = {max}
+"#,
+                poll = opts.poll_interval,
+                deadline = opts.deadline,
+                max = opts.max_per_sender,
+            ),
+        )
+        .expect("config");
+        TestEnv {
+            name: name.to_string(),
+            dir,
+            config,
+            folder,
+            domain,
+        }
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("data/shenbao.db").display())
+    }
+
+    /// Runs a shenbao command to completion; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_shenbao"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("SHENBAO_LOG", "warn")
+            .output()
+            .expect("run shenbao");
+        assert!(
+            out.status.success(),
+            "shenbao {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn start_daemon(&self) -> Daemon {
+        let log = self.dir.join(format!("daemon-{}.log", chrono::Utc::now().timestamp_millis()));
+        let f = std::fs::File::create(&log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_shenbao"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("run")
+            .env("SHENBAO_LOG", "info,shenbao=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .expect("start daemon");
+        Daemon { child, log }
+    }
+
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        use std::str::FromStr;
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&self.db_url())
+            .expect("url")
+            .busy_timeout(Duration::from_secs(20));
+        sqlx::SqlitePool::connect_with(opts).await.expect("open db")
+    }
+
+    /// Waits until the daemon has connected and set its watermark on our folder.
+    pub async fn wait_watermark(&self, daemon: &mut Daemon) {
+        let db_path = self.dir.join("data/shenbao.db");
+        let folder = self.folder.clone();
+        wait_for("the daemon to connect", Duration::from_secs(30), || {
+            daemon.assert_alive();
+            let db_path = db_path.clone();
+            let folder = folder.clone();
+            async move {
+                if !db_path.exists() {
+                    return false;
+                }
+                let Ok(pool) = sqlx::SqlitePool::connect(&format!("sqlite://{}", db_path.display())).await else {
+                    return false;
+                };
+                let n: Option<i64> = sqlx::query_scalar("SELECT COUNT(*) FROM mailbox_state WHERE folder = ?")
+                    .bind(&folder)
+                    .fetch_one(&pool)
+                    .await
+                    .ok();
+                pool.close().await;
+                n == Some(1)
+            }
+        })
+        .await;
+    }
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "daemon exited ({status}):\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+
+    /// SIGTERM and wait: the graceful stop.
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "daemon did not exit cleanly: {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 250 ms until it holds; panics after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub type Session = async_imap::Session<TcpStream>;
+
+/// A plain IMAP session as `user` (`intake`, `catchall`, `branch1` …).
+pub async fn imap(user: &str) -> Session {
+    let tcp = TcpStream::connect(("127.0.0.1", IMAP_PORT)).await.expect("connect IMAP");
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.expect("greeting");
+    client
+        .login(format!("{user}@example.test"), format!("{user}-pw"))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login")
+}
+
+pub fn mutf7(name: &str) -> String {
+    shenbao::intake::mutf7::encode(name)
+}
+
+/// Creates `folder` (and its parents) in the intake mailbox.
+pub async fn create_folder(s: &mut Session, folder: &str) {
+    let _ = s.create(mutf7(folder)).await;
+}
+
+/// APPENDs a raw message with an INTERNALDATE (RFC 3339 in, IMAP date-time out).
+pub async fn append(s: &mut Session, folder: &str, raw: &[u8], internal_date: Option<&str>) {
+    let date = internal_date.map(|d| {
+        let t = chrono::DateTime::parse_from_rfc3339(d).expect("rfc3339 internaldate");
+        format!("\"{}\"", t.format("%d-%b-%Y %H:%M:%S %z"))
+    });
+    s.append(mutf7(folder), None, date.as_deref(), raw)
+        .await
+        .expect("APPEND");
+}
+
+/// Every message in `folder` of `user`'s mailbox, raw.
+pub async fn fetch_all(user: &str, folder: &str) -> Vec<Vec<u8>> {
+    let mut s = imap(user).await;
+    let mbox = s.examine(mutf7(folder)).await.expect("EXAMINE");
+    if mbox.exists == 0 {
+        let _ = s.logout().await;
+        return Vec::new();
+    }
+    let fetched: Vec<_> = s
+        .uid_fetch("1:*", "(UID BODY.PEEK[])")
+        .await
+        .expect("fetch")
+        .try_collect()
+        .await
+        .expect("collect");
+    let out = fetched.iter().filter_map(|f| f.body().map(<[u8]>::to_vec)).collect();
+    let _ = s.logout().await;
+    out
+}
+
+/// The mails our daemon sent in this test (by Message-ID domain), from the catch-all and the
+/// `example.test` branch mailboxes.
+pub async fn acks(env: &TestEnv, user: &str) -> Vec<mail_parser::Message<'static>> {
+    fetch_all(user, "INBOX")
+        .await
+        .into_iter()
+        .filter_map(|raw| mail_parser::MessageParser::default().parse(&raw[..]).map(|m| m.into_owned()))
+        .filter(|m| m.message_id().is_some_and(|id| id.ends_with(&format!("@{}", env.domain))))
+        .collect()
+}
+
+/// Counts messages in a folder of the intake mailbox.
+pub async fn count(folder: &str) -> u32 {
+    let mut s = imap("intake").await;
+    let n = s.examine(mutf7(folder)).await.map(|m| m.exists).unwrap_or(0);
+    let _ = s.logout().await;
+    n
+}
+
+pub fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
