@@ -51,6 +51,7 @@ impl Templates {
     pub fn load(dir: Option<&Path>) -> Result<Templates, ComposeError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for (name, builtin) in BUILTIN {
             let text = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
@@ -243,6 +244,37 @@ mod tests {
         let t = Templates::load(None).expect("builtins load");
         assert!(t.env.get_template("ack.txt.j2").is_ok());
         assert!(t.env.get_template("subject_help.txt.j2").is_ok());
+    }
+
+    #[test]
+    fn the_ack_template_lays_out_one_item_per_line() {
+        let t = Templates::load(None).expect("builtins load");
+        let ctx = serde_json::json!({
+            "greeting": "余晨同学", "organizer": "党委学生工作部", "campaign_name": "对标争先建设项目",
+            "kind_label": "申报", "branch_display": "设计创意学院2024级博士生党支部（设计创意学院）",
+            "match_note": null, "version": 2, "received_at": "2025年9月22日 09:41:42",
+            "subject": "对标争先建设项目申报-设计创意学院2024级博士生党支部",
+            "attachments": [
+                {"filename": "申请表.docx", "role_label": "项目申请表", "format_label": "Word 文档", "size_label": "37.8 KB", "error": null, "entries": []},
+                {"filename": "材料.zip", "role_label": "其他材料", "format_label": "压缩包", "size_label": "11.3 KB", "error": null,
+                 "entries": [{"filename": "汇总表.xlsx", "role_label": "申报汇总表", "format_label": "Excel 表格", "size_label": "5.6 KB", "error": null, "entries": []}]}
+            ],
+            "problems": [{"code": "late", "title": "邮件在截止时间之后到达", "fix": "本邮件已登记"}],
+            "exact_subject": "对标争先建设项目申报-设计创意学院2024级博士生党支部",
+            "deadline": "2025年9月27日 23:59:59", "staff_contact": "学生工作部"
+        });
+        let text = t.render("ack.txt.j2", &ctx).expect("renders");
+        for line in [
+            "余晨同学：\n",
+            "\n  识别的支部：设计创意学院2024级博士生党支部（设计创意学院）\n  登记版本：第 2 版（以本版为准",
+            "\n  收到时间：2025年9月22日 09:41:42（北京时间）\n",
+            "\n  1. 申请表.docx\n     识别为：项目申请表（Word 文档，37.8 KB）\n  2. 材料.zip\n",
+            "\n     - 压缩包内：汇总表.xlsx —— 申报汇总表（Excel 表格，5.6 KB）\n",
+            "发现以下 1 个问题，请按说明处理：\n  1. 邮件在截止时间之后到达\n     怎么办：本邮件已登记\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        assert!(!text.contains("材料齐全"));
     }
 
     #[test]

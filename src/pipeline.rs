@@ -643,7 +643,7 @@ impl AckView {
             greeting: greeting(u.from.as_ref().and_then(|a| a.name.as_deref()), secretary.as_deref()),
             organizer: p.cfg.campaign.organizer.clone(),
             campaign_name: p.cfg.campaign.name.clone(),
-            kind_label: if d == Disposition::Closure { "结项" } else { "项目申报" },
+            kind_label: if d == Disposition::Closure { "结项" } else { "申报" },
             branch_display,
             match_note,
             version,
