@@ -67,6 +67,11 @@ pub struct SmtpConfig {
     pub ca_file: Option<PathBuf>,
     pub max_attempts: u32,
     pub timeout: Duration,
+    /// Send every mail also to the intake address (one SMTP transaction, so both or neither
+    /// arrive). After a crash in the middle of a send, that copy tells whether it went out.
+    pub copy_to_intake: bool,
+    /// How long to wait for that copy before sending an unconfirmed mail again.
+    pub confirm_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +240,17 @@ impl Reader<'_> {
             }
             Some(other) => {
                 self.bad(key, format!("应为整数（不加引号），现在是 {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, default: bool) -> Option<bool> {
+        match self.get(key).cloned() {
+            None => Some(default),
+            Some(Value::Boolean(b)) => Some(b),
+            Some(other) => {
+                self.bad(key, format!("应为 true 或 false（不加引号），现在是 {}", other.type_str()));
                 None
             }
         }
@@ -447,7 +463,11 @@ impl Reader<'_> {
         let ca = self.existing_file("smtp.ca_file");
         let attempts = self.integer("smtp.max_attempts", 8, 1, 100);
         let timeout = self.duration("smtp.timeout", "60s");
+        let copy = self.boolean("smtp.copy_to_intake", true);
+        let grace = self.duration("smtp.confirm_grace", "2m");
         Some(SmtpConfig {
+            copy_to_intake: copy?,
+            confirm_grace: grace?,
             host: host?,
             port: port?,
             tls: tls?,

@@ -37,7 +37,7 @@ pub async fn run(cfg: Arc<Config>, clock: Clock, backfill_since: Option<NaiveDat
         tracing::info!(count = done.len(), "processed messages left from the last run");
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sender = Sender::new(store.clone(), clock, cfg.smtp.clone(), wake)?;
+    let sender = Sender::new(store.clone(), clock, cfg.smtp.clone(), &cfg.campaign.intake_address, wake)?;
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
     let intake = Intake {
         store,

@@ -46,6 +46,8 @@ pub enum Disposition {
     SubjectHelp,
     /// Anything else from a person: kept for staff, not answered automatically.
     Question,
+    /// The copy of a mail we sent ourselves (see `send`): the proof that it went out.
+    OwnCopy,
 }
 
 impl Disposition {
@@ -56,6 +58,7 @@ impl Disposition {
             Disposition::Auto => "auto",
             Disposition::SubjectHelp => "subject_help",
             Disposition::Question => "question",
+            Disposition::OwnCopy => "own_copy",
         }
     }
 }
@@ -116,13 +119,27 @@ impl Pipeline {
             match self.process(id).await {
                 Ok(Some(o)) => out.push(o),
                 Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(message = id, error = %format!("{e:#}"), "processing failed");
-                    self.mark_failed(id, &format!("{e:#}")).await?;
-                }
+                Err(e) => self.failed(id, &e).await?,
             }
         }
         Ok(out)
+    }
+
+    /// Handles a processing error. A database or disk error is transient: the message stays
+    /// `stored` and is processed again on the next round. Anything else is a defect or input we
+    /// cannot handle: the message is marked `failed` with the reason, for staff.
+    pub async fn failed(&self, id: i64, e: &anyhow::Error) -> anyhow::Result<()> {
+        let transient = e.chain().any(|c| {
+            c.downcast_ref::<sqlx::Error>().is_some()
+                || c.downcast_ref::<crate::store::StoreError>().is_some()
+                || c.downcast_ref::<std::io::Error>().is_some()
+        });
+        if transient {
+            tracing::warn!(message = id, error = %format!("{e:#}"), "processing interrupted; will retry");
+            return Ok(());
+        }
+        tracing::error!(message = id, error = %format!("{e:#}"), "processing failed; marked failed for staff");
+        self.mark_failed(id, &format!("{e:#}")).await
     }
 
     async fn mark_failed(&self, id: i64, error: &str) -> anyhow::Result<()> {
@@ -155,7 +172,11 @@ impl Pipeline {
         let classified = self.classify(&understood);
         let now = self.clock.now();
 
-        let mut tx = self.store.pool.begin().await?;
+        // Attachment bytes go to disk before the transaction that names them.
+        for a in rules::all_files(&understood.attachments) {
+            self.store.write_blob(&a.bytes).await?;
+        }
+        let mut tx = self.store.begin_write().await?;
         let state: Option<String> = sqlx::query("SELECT status FROM messages WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -267,7 +288,7 @@ impl Pipeline {
                     }
                 }
             }
-            Disposition::Auto | Disposition::Question => {}
+            Disposition::Auto | Disposition::Question | Disposition::OwnCopy => {}
         }
         if reply_to.is_none() && matches!(outcome.disposition, Disposition::Application | Disposition::Closure | Disposition::SubjectHelp) {
             outcome.reason.push_str("；没有可回复的发件地址，未回复");
@@ -303,6 +324,16 @@ impl Pipeline {
     }
 
     fn classify(&self, u: &Understood) -> Classified {
+        let own_suffix = format!("@{}", self.cfg.ack.message_id_domain);
+        let from_us = u.from.as_ref().is_some_and(|f| self.guard.own_addresses.contains(&f.addr.to_lowercase()));
+        if from_us && u.message_id.as_deref().is_some_and(|m| m.ends_with(&own_suffix)) {
+            return Classified {
+                disposition: Disposition::OwnCopy,
+                reason: "本系统所发邮件的存档副本".to_string(),
+                subject: None,
+                matched: None,
+            };
+        }
         if let Some(auto) = &u.auto {
             return Classified {
                 disposition: Disposition::Auto,
@@ -376,7 +407,8 @@ impl Pipeline {
         a: &Attachment,
         now: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
-        let sha = self.store.put_blob(tx, &a.bytes, now).await?;
+        let sha = &a.sha256;
+        self.store.record_blob(tx, sha, a.bytes.len(), now).await?;
         let id = sqlx::query(
             "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -391,7 +423,7 @@ impl Pipeline {
         .bind(&a.declared_format)
         .bind(enum_str(&a.role))
         .bind(a.size as i64)
-        .bind(&sha)
+        .bind(sha)
         .bind(&a.error)
         .execute(&mut *tx)
         .await?

@@ -2,9 +2,14 @@
 //!
 //! A mail is marked sent only after the server accepted it; a transient failure (connection
 //! refused, 4xx) is retried with exponential backoff, a permanent one (5xx) or the last of
-//! `smtp.max_attempts` attempts moves it to the dead letters that `status` shows. The window
-//! between the server's "250 OK" and our UPDATE is the only place a crash can duplicate a
-//! mail; it is a few milliseconds wide.
+//! `smtp.max_attempts` attempts moves it to the dead letters that `status` shows.
+//!
+//! A crash while a mail is being handed over leaves it unknown whether the server took it.
+//! SMTP offers no way to ask, so every mail is also addressed (in the same transaction, so
+//! both copies or neither are accepted) to the intake mailbox: the copy comes back through IMAP,
+//! is recognised as ours and recorded. A send that was in flight at a crash is marked
+//! `unconfirmed`; after `smtp.confirm_grace` the sender looks for that copy and sends again
+//! only when it did not arrive. That is what turns "at least once" into "exactly once".
 
 use crate::clock::Clock;
 use crate::config::{SmtpConfig, TlsMode};
@@ -67,12 +72,27 @@ pub struct Sender {
     pub cfg: SmtpConfig,
     pub transport: Transport,
     pub wake: Arc<Notify>,
+    copy_to: Option<lettre::Address>,
 }
 
 impl Sender {
-    pub fn new(store: Store, clock: Clock, cfg: SmtpConfig, wake: Arc<Notify>) -> Result<Sender, SendError> {
+    pub fn new(store: Store, clock: Clock, cfg: SmtpConfig, intake: &str, wake: Arc<Notify>) -> Result<Sender, SendError> {
         let transport = transport(&cfg)?;
-        Ok(Sender { store, clock, cfg, transport, wake })
+        let copy_to = if cfg.copy_to_intake {
+            Some(intake.parse().map_err(|_| SendError::Config(format!("intake_address {intake} 无效")))?)
+        } else {
+            None
+        };
+        Ok(Sender { store, clock, cfg, transport, wake, copy_to })
+    }
+
+    /// Recovers from a crash: sends that were in flight become `unconfirmed`.
+    pub async fn recover(&self) -> anyhow::Result<()> {
+        let n = self.store.outbox_recover(self.clock.now(), self.cfg.confirm_grace).await?;
+        if n > 0 {
+            tracing::warn!(count = n, grace = ?self.cfg.confirm_grace, "sends were in flight at the last stop; checking for their copies before sending again");
+        }
+        Ok(())
     }
 
     async fn send_one(&self, row: &OutboxRow) -> Result<(), SendError> {
@@ -85,7 +105,11 @@ impl Sender {
             .to_addr
             .parse()
             .map_err(|_| SendError::Address(row.to_addr.clone()))?;
-        let envelope = Envelope::new(Some(from), vec![to]).map_err(|e| SendError::Address(e.to_string()))?;
+        let mut rcpt = vec![to];
+        if let Some(copy) = &self.copy_to {
+            rcpt.push(copy.clone());
+        }
+        let envelope = Envelope::new(Some(from), rcpt).map_err(|e| SendError::Address(e.to_string()))?;
         self.transport.send_raw(&envelope, &row.raw).await?;
         Ok(())
     }
@@ -99,6 +123,12 @@ impl Sender {
                 return Ok(sent);
             }
             for row in &due {
+                if row.unconfirmed && self.store.has_message_id(&row.message_id).await? {
+                    tracing::info!(id = row.id, message_id = %row.message_id, "our copy arrived: the interrupted send went through");
+                    self.store.outbox_sent(row.id, self.clock.now()).await?;
+                    continue;
+                }
+                self.store.outbox_sending(row.id).await?;
                 match self.send_one(row).await {
                     Ok(()) => {
                         self.store.outbox_sent(row.id, self.clock.now()).await?;
@@ -127,6 +157,9 @@ impl Sender {
 
     /// Runs until `shutdown` turns true: drains on wake-ups and when retries fall due.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        if let Err(e) = self.recover().await {
+            tracing::error!(error = %format!("{e:#}"), "outbox recovery failed");
+        }
         loop {
             if let Err(e) = self.drain().await {
                 tracing::error!(error = %format!("{e:#}"), "outbox sender error; retrying shortly");

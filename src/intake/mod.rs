@@ -223,13 +223,7 @@ impl Intake {
             match inserted {
                 Inserted::New(id) => {
                     if let Err(e) = self.pipeline.process(id).await {
-                        tracing::error!(message = id, error = %format!("{e:#}"), "processing failed; stored and marked failed");
-                        sqlx::query("UPDATE messages SET status = 'failed', reason = ? WHERE id = ? AND status = 'stored'")
-                            .bind(format!("处理失败：{e:#}"))
-                            .bind(id)
-                            .execute(&self.store.pool)
-                            .await
-                            .map_err(crate::store::StoreError::from)?;
+                        self.pipeline.failed(id, &e).await?;
                     }
                     self.move_processed(s, uid, has_move).await?;
                     self.store.mark_moved(id).await?;

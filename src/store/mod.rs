@@ -93,6 +93,8 @@ pub struct OutboxRow {
     pub to_addr: String,
     pub raw: Vec<u8>,
     pub attempts: i64,
+    /// A send was in flight when the daemon died: it may or may not have reached the server.
+    pub unconfirmed: bool,
 }
 
 impl Store {
@@ -126,20 +128,33 @@ impl Store {
         })
     }
 
-    /// Writes bytes to the blob directory and records them (the row may already exist).
-    pub async fn put_blob(&self, conn: &mut SqliteConnection, bytes: &[u8], now: DateTime<Utc>) -> Result<String> {
+    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
+    /// transaction that reads first and writes later cannot be upgraded while another
+    /// connection writes (SQLITE_BUSY / BUSY_SNAPSHOT, which the busy timeout does not cover).
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Writes bytes durably to the blob directory (outside any transaction: the file must
+    /// exist before a row names it, and fsync should not hold the write lock).
+    pub async fn write_blob(&self, bytes: &[u8]) -> Result<String> {
         let blobs = self.blobs.clone();
         let owned = bytes.to_vec();
         let sha = tokio::task::spawn_blocking(move || blobs.put(&owned))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(sha)
+    }
+
+    /// Records a blob written by [`Store::write_blob`] (the row may already exist).
+    pub async fn record_blob(&self, conn: &mut SqliteConnection, sha: &str, size: usize, now: DateTime<Utc>) -> Result<()> {
         sqlx::query("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)")
-            .bind(&sha)
-            .bind(bytes.len() as i64)
+            .bind(sha)
+            .bind(size as i64)
             .bind(db_time(now))
             .execute(&mut *conn)
             .await?;
-        Ok(sha)
+        Ok(())
     }
 
     /// The watermark of a folder: (UIDVALIDITY, last committed UID).
@@ -176,7 +191,8 @@ impl Store {
         internal_date: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Inserted> {
-        let mut tx = self.pool.begin().await?;
+        let sha = self.write_blob(raw).await?;
+        let mut tx = self.begin_write().await?;
         if let Some(row) = sqlx::query(
             "SELECT id FROM messages WHERE account = ? AND folder = ? AND uidvalidity = ? AND uid = ?",
         )
@@ -190,7 +206,7 @@ impl Store {
             tx.commit().await?;
             return Ok(Inserted::Duplicate(row.get(0)));
         }
-        let sha = self.put_blob(&mut tx, raw, now).await?;
+        self.record_blob(&mut tx, &sha, raw.len(), now).await?;
         let mid = raw_message_id(raw);
         if let Some(existing) = find_duplicate(&mut tx, mid.as_deref(), &sha).await? {
             set_watermark(&mut tx, &key.account, &key.folder, key.uidvalidity, key.uid, now).await?;
@@ -220,12 +236,13 @@ impl Store {
 
     /// Records a message too large to fetch: nothing is lost silently, staff see it in status.
     pub async fn insert_too_large(&self, key: &ImapKey, size: u64, internal_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
         let placeholder = format!(
             "X-Shenbao-Placeholder: message {} in {} UIDVALIDITY {} was {} bytes, above imap.max_message_size\r\n\r\n",
             key.uid, key.folder, key.uidvalidity, size
         );
-        let sha = self.put_blob(&mut tx, placeholder.as_bytes(), now).await?;
+        let sha = self.write_blob(placeholder.as_bytes()).await?;
+        let mut tx = self.begin_write().await?;
+        self.record_blob(&mut tx, &sha, placeholder.len(), now).await?;
         sqlx::query(
             "INSERT OR IGNORE INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
              VALUES ('imap', ?, ?, ?, ?, ?, ?, ?, ?, 'processed', 'too_large', ?, ?)",
@@ -249,8 +266,9 @@ impl Store {
 
     /// Stores a message read from a file (`shenbao ingest`).
     pub async fn insert_file_message(&self, raw: &[u8], internal_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<Inserted> {
-        let mut tx = self.pool.begin().await?;
-        let sha = self.put_blob(&mut tx, raw, now).await?;
+        let sha = self.write_blob(raw).await?;
+        let mut tx = self.begin_write().await?;
+        self.record_blob(&mut tx, &sha, raw.len(), now).await?;
         let mid = raw_message_id(raw);
         if let Some(existing) = find_duplicate(&mut tx, mid.as_deref(), &sha).await? {
             tx.commit().await?;
@@ -320,7 +338,7 @@ impl Store {
     /// Queued mails whose time has come, oldest first.
     pub async fn due_outbox(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query(
-            "SELECT id, kind, message_id, to_addr, raw, attempts FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            "SELECT id, kind, message_id, to_addr, raw, attempts, status FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= ? ORDER BY id LIMIT ?",
         )
         .bind(db_time(now))
         .bind(limit)
@@ -335,20 +353,50 @@ impl Store {
                 to_addr: r.get(3),
                 raw: r.get(4),
                 attempts: r.get(5),
+                unconfirmed: r.get::<String, _>(6) == "unconfirmed",
             })
             .collect())
     }
 
     /// The earliest time a queued mail is due, to sleep until then.
     pub async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'")
+        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'unconfirmed')")
             .fetch_one(&self.pool)
             .await?;
         Ok(row.get::<Option<String>, _>(0).as_deref().and_then(crate::clock::parse_db_time))
     }
 
+    /// Marks a mail as being handed to SMTP, so a crash during the hand-over is known.
+    pub async fn outbox_sending(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// After a crash: sends that were in flight become `unconfirmed`, due after `grace` (time
+    /// for the copy we sent ourselves to arrive, if the send went through).
+    pub async fn outbox_recover(&self, now: DateTime<Utc>, grace: Duration) -> Result<u64> {
+        let due = now + chrono::Duration::from_std(grace).unwrap_or_default();
+        Ok(sqlx::query("UPDATE outbox SET status = 'unconfirmed', next_attempt_at = ? WHERE status = 'sending'")
+            .bind(db_time(due))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Whether a message with this Message-ID reached our intake mailbox (our own copy).
+    pub async fn has_message_id(&self, message_id: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE message_id = ?")
+            .bind(message_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
     pub async fn outbox_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?")
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?")
             .bind(db_time(now))
             .bind(id)
             .execute(&self.pool)
@@ -359,11 +407,11 @@ impl Store {
     /// A failed attempt: retry at `retry_at`, or give up (`None`: dead letter).
     pub async fn outbox_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> Result<()> {
         match retry_at {
-            Some(t) => sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
+            Some(t) => sqlx::query("UPDATE outbox SET status = 'queued', last_error = ?, next_attempt_at = ? WHERE id = ?")
                 .bind(error)
                 .bind(db_time(t))
                 .bind(id),
-            None => sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, status = 'dead' WHERE id = ?")
+            None => sqlx::query("UPDATE outbox SET last_error = ?, status = 'dead' WHERE id = ?")
                 .bind(error)
                 .bind(id),
         }

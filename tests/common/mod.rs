@@ -54,9 +54,13 @@ pub fn mailstack() {
 
 pub struct TestEnv {
     pub name: String,
+    /// The intake mailbox of this test (`intake1` …): each test has its own, so the copies
+    /// of our own mail land where only this test's daemon looks.
+    pub user: String,
     pub dir: PathBuf,
     pub config: PathBuf,
     pub folder: String,
+    pub processed: String,
     pub domain: String,
 }
 
@@ -79,15 +83,18 @@ impl Default for EnvOptions<'_> {
 }
 
 impl TestEnv {
-    /// A fresh data dir, config and IMAP folder for test `name`.
-    pub fn new(name: &str, opts: EnvOptions<'_>) -> TestEnv {
+    /// A fresh data dir and config for test `name`, watching the INBOX of `user`
+    /// (`intake1` … `intake8` from scripts/mailstack.sh), emptied first.
+    pub async fn new(name: &str, user: &str, opts: EnvOptions<'_>) -> TestEnv {
         mailstack();
         let unique = format!("{name}-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
         let dir = std::env::temp_dir().join(format!("shenbao-e2e-{unique}"));
         std::fs::create_dir_all(dir.join("secrets")).expect("mkdir");
-        std::fs::write(dir.join("secrets/imap.password"), "intake-pw\n").expect("pw");
+        std::fs::write(dir.join("secrets/imap.password"), format!("{user}-pw\n")).expect("pw");
         std::fs::write(dir.join("roster.csv"), opts.roster).expect("roster");
-        let folder = format!("e2e/{unique}");
+        let folder = "INBOX".to_string();
+        let processed = format!("已处理/{unique}");
+        empty_inbox(user).await;
         let domain = format!("{}.shenbao.test", unique.replace('_', "-"));
         let config = dir.join("shenbao.toml");
         std::fs::write(
@@ -98,23 +105,24 @@ impl TestEnv {
 host = "127.0.0.1"
 port = {IMAP_PORT}
 tls = "none"
-user = "intake@example.test"
+user = "{user}@example.test"
 password_file = "secrets/imap.password"
 folder = "{folder}"
-processed_folder = "{folder}/已处理"
+processed_folder = "{processed}"
 poll_interval = "{poll}"
 timeout = "20s"
 [smtp]
 host = "127.0.0.1"
 port = {SMTP_PORT}
 tls = "none"
-from_address = "intake@example.test"
+from_address = "{user}@example.test"
 from_name = "申报系统"
+confirm_grace = "5s"
 [storage]
 data_dir = "data"
 [campaign]
 name = "2025年秋季学期学生党支部“对标争先”建设项目"
-intake_address = "intake@example.test"
+intake_address = "{user}@example.test"
 deadline = "{deadline}"
 roster = "roster.csv"
 [ack]
@@ -129,6 +137,8 @@ max_per_sender = {max}
         .expect("config");
         TestEnv {
             name: name.to_string(),
+            user: user.to_string(),
+            processed,
             dir,
             config,
             folder,
@@ -287,9 +297,17 @@ pub fn mutf7(name: &str) -> String {
     shenbao::intake::mutf7::encode(name)
 }
 
-/// Creates `folder` (and its parents) in the intake mailbox.
-pub async fn create_folder(s: &mut Session, folder: &str) {
-    let _ = s.create(mutf7(folder)).await;
+/// Deletes every message in `user`'s INBOX (left over from an earlier run).
+pub async fn empty_inbox(user: &str) {
+    let mut s = imap(user).await;
+    let mbox = s.select("INBOX").await.expect("SELECT INBOX");
+    if mbox.exists > 0 {
+        let stream = s.uid_store("1:*", "+FLAGS.SILENT (\\Deleted)").await.expect("STORE");
+        let _: Vec<_> = stream.try_collect().await.expect("STORE");
+        let stream = s.expunge().await.expect("EXPUNGE");
+        let _: Vec<_> = stream.try_collect().await.expect("EXPUNGE");
+    }
+    let _ = s.logout().await;
 }
 
 /// APPENDs a raw message with an INTERNALDATE (RFC 3339 in, IMAP date-time out).
@@ -334,9 +352,9 @@ pub async fn acks(env: &TestEnv, user: &str) -> Vec<mail_parser::Message<'static
         .collect()
 }
 
-/// Counts messages in a folder of the intake mailbox.
-pub async fn count(folder: &str) -> u32 {
-    let mut s = imap("intake").await;
+/// Counts messages in a folder of `user`'s mailbox.
+pub async fn count(user: &str, folder: &str) -> u32 {
+    let mut s = imap(user).await;
     let n = s.examine(mutf7(folder)).await.map(|m| m.exists).unwrap_or(0);
     let _ = s.logout().await;
     n
