@@ -9,10 +9,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(name = "shenbao", version, about = "申报：把邮件申报活动变成自动运转的系统")]
+#[command(
+    name = "shenbao",
+    version,
+    about = "申报：把邮件申报活动变成自动运转的系统"
+)]
 pub struct Cli {
     /// 配置文件路径
-    #[arg(long, short, global = true, env = "SHENBAO_CONFIG", default_value = "shenbao.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "SHENBAO_CONFIG",
+        default_value = "shenbao.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -71,7 +81,10 @@ pub enum ExportFormat {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("无法启动运行时：{e}");
@@ -177,7 +190,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExportFormat::Csv => crate::export::to_csv(&subs)?,
             };
             match output {
-                Some(p) => std::fs::write(&p, bytes).with_context(|| format!("写入 {}", p.display()))?,
+                Some(p) => {
+                    std::fs::write(&p, bytes).with_context(|| format!("写入 {}", p.display()))?
+                }
                 None => {
                     use std::io::Write;
                     std::io::stdout().write_all(&bytes)?;
@@ -201,7 +216,11 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::from)
         .and_then(|f| crate::roster::Roster::from_csv(f).map_err(anyhow::Error::from));
     match roster {
-        Ok(r) => println!("支部名册：{} 个支部（{}）", r.len(), cfg.campaign.roster.display()),
+        Ok(r) => println!(
+            "支部名册：{} 个支部（{}）",
+            r.len(),
+            cfg.campaign.roster.display()
+        ),
         Err(e) => {
             eprintln!("campaign.roster：{e:#}");
             return Ok(ExitCode::FAILURE);
@@ -212,7 +231,10 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     if cfg.imap.password.value().is_none() {
-        println!("注意：{} 目前没有设置，运行前需要设置 IMAP 密码", cfg.imap.password.source);
+        println!(
+            "注意：{} 目前没有设置，运行前需要设置 IMAP 密码",
+            cfg.imap.password.source
+        );
     }
     println!("配置文件 {} 没有问题。", path.display());
     if !probe {
@@ -220,9 +242,15 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
     }
     let mut ok = true;
     match crate::intake::conn::connect(&cfg.imap).await {
-        Ok(mut s) => match s.select(crate::intake::mutf7::encode(&cfg.imap.folder)).await {
+        Ok(mut s) => match s
+            .select(crate::intake::mutf7::encode(&cfg.imap.folder))
+            .await
+        {
             Ok(m) => {
-                println!("IMAP：登录成功，{} 中有 {} 封邮件", cfg.imap.folder, m.exists);
+                println!(
+                    "IMAP：登录成功，{} 中有 {} 封邮件",
+                    cfg.imap.folder, m.exists
+                );
                 let _ = s.logout().await;
             }
             Err(e) => {
@@ -252,13 +280,19 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             eprintln!("SMTP：{e}");
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The example config, rewritten for the local test mail servers of `scripts/mailstack.sh`.
 pub fn local_config(example: &str, deadline: &str) -> String {
     let mut section = String::new();
-    let mut out = String::from("# 本地试用配置：由 `shenbao init` 生成，连接 scripts/mailstack.sh 启动的本机测试邮件服务器。\n# 正式使用时请参照 config/shenbao.example.toml 修改。\n");
+    let mut out = String::from(
+        "# 本地试用配置：由 `shenbao init` 生成，连接 scripts/mailstack.sh 启动的本机测试邮件服务器。\n# 正式使用时请参照 config/shenbao.example.toml 修改。\n",
+    );
     for line in example.lines() {
         let t = line.trim();
         if t.starts_with('[') {
@@ -271,14 +305,18 @@ pub fn local_config(example: &str, deadline: &str) -> String {
             ("[smtp]", "port") => Some("port = 2525".to_string()),
             ("[imap]", "tls") | ("[smtp]", "tls") => Some("tls = \"none\"".to_string()),
             ("[imap]", "user") => Some("user = \"intake@example.test\"".to_string()),
-            ("[imap]", "password_env") => Some("password_file = \"secrets/imap.password\"".to_string()),
+            ("[imap]", "password_env") => {
+                Some("password_file = \"secrets/imap.password\"".to_string())
+            }
             ("[imap]", "poll_interval") => Some("poll_interval = \"30s\"".to_string()),
             ("[smtp]", "user") | ("[smtp]", "password_env") => Some(String::new()),
             ("[smtp]", "from_address") | ("[campaign]", "intake_address") => {
                 Some(format!("{key} = \"intake@example.test\""))
             }
             ("[campaign]", "deadline") => Some(format!("deadline = \"{deadline}\"")),
-            ("[ack]", _) if t.starts_with("# templates_dir") => Some("templates_dir = \"templates\"".to_string()),
+            ("[ack]", _) if t.starts_with("# templates_dir") => {
+                Some("templates_dir = \"templates\"".to_string())
+            }
             _ => None,
         };
         match replaced {
@@ -319,17 +357,26 @@ fn init(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<()> {
     std::fs::write(dir.join("secrets/imap.password"), "intake-pw\n")?;
     for (name, text) in [
         ("ack.txt.j2", include_str!("../config/templates/ack.txt.j2")),
-        ("subject_help.txt.j2", include_str!("../config/templates/subject_help.txt.j2")),
+        (
+            "subject_help.txt.j2",
+            include_str!("../config/templates/subject_help.txt.j2"),
+        ),
     ] {
         let p = dir.join("templates").join(name);
         if !p.exists() || force {
             std::fs::write(p, text)?;
         }
     }
-    println!("已生成 {}（本地试用，连接 scripts/mailstack.sh 的测试服务器）。", cfg_path.display());
+    println!(
+        "已生成 {}（本地试用，连接 scripts/mailstack.sh 的测试服务器）。",
+        cfg_path.display()
+    );
     println!("下一步：");
     println!("  scripts/mailstack.sh start                          # 启动本机测试邮件服务器");
-    println!("  shenbao --config {} run         # 启动守护进程", cfg_path.display());
+    println!(
+        "  shenbao --config {} run         # 启动守护进程",
+        cfg_path.display()
+    );
     Ok(())
 }
 

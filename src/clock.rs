@@ -15,7 +15,10 @@ pub enum Clock {
     /// The system's wall clock.
     System,
     /// Starts at `start` when `origin` was taken and advances with real time.
-    Set { start: DateTime<Utc>, origin: Instant },
+    Set {
+        start: DateTime<Utc>,
+        origin: Instant,
+    },
 }
 
 impl Clock {

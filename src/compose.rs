@@ -166,11 +166,13 @@ pub fn build(spec: &MailSpec<'_>) -> Result<Outgoing, ComposeError> {
         b = b.references(refs.join(" "));
     }
     let msg = b
-        .multipart(MultiPart::mixed().singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(spec.text.to_string()),
-        ))
+        .multipart(
+            MultiPart::mixed().singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(spec.text.to_string()),
+            ),
+        )
         .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(Outgoing {
         kind: spec.kind.to_string(),
@@ -223,7 +225,10 @@ mod tests {
         let out = build(&spec(&refs)).expect("builds");
         let text = String::from_utf8_lossy(&out.raw);
         assert!(text.contains("In-Reply-To: <orig@126.com>"), "{text}");
-        assert!(text.contains("References: <root@qq.com> <orig@126.com>"), "{text}");
+        assert!(
+            text.contains("References: <root@qq.com> <orig@126.com>"),
+            "{text}"
+        );
         assert!(text.contains("Auto-Submitted: auto-replied"));
         assert!(text.contains("X-Auto-Response-Suppress: All"));
         assert!(text.contains("X-Shenbao-Loop: intake@example.test"));

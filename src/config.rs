@@ -154,10 +154,12 @@ impl Config {
 
     /// Parses `text` as if it had been read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
         let base = path
             .parent()
             .map(Path::to_path_buf)
@@ -213,7 +215,10 @@ impl Reader<'_> {
                 }
             },
             Some(other) => {
-                self.bad(key, format!("应为字符串（用引号括起来），现在是 {}", other.type_str()));
+                self.bad(
+                    key,
+                    format!("应为字符串（用引号括起来），现在是 {}", other.type_str()),
+                );
                 None
             }
         }
@@ -239,7 +244,10 @@ impl Reader<'_> {
                 None
             }
             Some(other) => {
-                self.bad(key, format!("应为整数（不加引号），现在是 {}", other.type_str()));
+                self.bad(
+                    key,
+                    format!("应为整数（不加引号），现在是 {}", other.type_str()),
+                );
                 None
             }
         }
@@ -250,7 +258,13 @@ impl Reader<'_> {
             None => Some(default),
             Some(Value::Boolean(b)) => Some(b),
             Some(other) => {
-                self.bad(key, format!("应为 true 或 false（不加引号），现在是 {}", other.type_str()));
+                self.bad(
+                    key,
+                    format!(
+                        "应为 true 或 false（不加引号），现在是 {}",
+                        other.type_str()
+                    ),
+                );
                 None
             }
         }
@@ -280,7 +294,10 @@ impl Reader<'_> {
         match parse_size(&text) {
             Some(n) => Some(n),
             None => {
-                self.bad(key, format!("“{text}”不是大小，请写成 40MB、512KB 这样的形式"));
+                self.bad(
+                    key,
+                    format!("“{text}”不是大小，请写成 40MB、512KB 这样的形式"),
+                );
                 None
             }
         }
@@ -326,7 +343,10 @@ impl Reader<'_> {
     fn address(&mut self, key: &str, default: Option<&str>) -> Option<String> {
         let a = self.string(key, default)?;
         if !looks_like_address(&a) {
-            self.bad(key, format!("“{a}”不像邮箱地址，应形如 name@example.edu.cn"));
+            self.bad(
+                key,
+                format!("“{a}”不像邮箱地址，应形如 name@example.edu.cn"),
+            );
             return None;
         }
         Some(a)
@@ -346,7 +366,10 @@ impl Reader<'_> {
         }
         match (env, file) {
             (Some(_), Some(_)) => {
-                self.bad(&env_key, format!("password_env 与 password_file 只能二选一（[{section}]）"));
+                self.bad(
+                    &env_key,
+                    format!("password_env 与 password_file 只能二选一（[{section}]）"),
+                );
                 None
             }
             (Some(var), None) => Some(Secret {
@@ -369,7 +392,9 @@ impl Reader<'_> {
             (None, None) if required => {
                 self.bad(
                     &env_key,
-                    format!("[{section}] 需要密码：请设置 password_env（环境变量名）或 password_file"),
+                    format!(
+                        "[{section}] 需要密码：请设置 password_env（环境变量名）或 password_file"
+                    ),
                 );
                 None
             }
@@ -415,7 +440,11 @@ impl Reader<'_> {
     fn imap(&mut self) -> Option<ImapConfig> {
         let host = self.string("imap.host", None);
         let tls = self.tls("imap.tls", "implicit");
-        let default_port = if tls == Some(TlsMode::Implicit) { 993 } else { 143 };
+        let default_port = if tls == Some(TlsMode::Implicit) {
+            993
+        } else {
+            143
+        };
         let port = self.port("imap.port", default_port);
         let user = self.string("imap.user", None);
         let password = self.secret("imap", true);
@@ -426,7 +455,10 @@ impl Reader<'_> {
         if let Some(r) = renew
             && r >= Duration::from_secs(29 * 60)
         {
-            self.bad("imap.idle_renew", "必须短于 29 分钟（RFC 2177：服务器可在 30 分钟后断开 IDLE）");
+            self.bad(
+                "imap.idle_renew",
+                "必须短于 29 分钟（RFC 2177：服务器可在 30 分钟后断开 IDLE）",
+            );
         }
         let max = self.size("imap.max_message_size", "60MB");
         let ca = self.existing_file("imap.ca_file");
@@ -499,13 +531,18 @@ impl Reader<'_> {
             self.bad("campaign.application_subject", e.to_string());
         }
         let tz_text = self.string("campaign.timezone", Some("Asia/Shanghai"));
-        let tz = tz_text.as_deref().and_then(|t| match t.parse::<chrono_tz::Tz>() {
-            Ok(tz) => Some(tz),
-            Err(_) => {
-                self.bad("campaign.timezone", format!("“{t}”不是时区名，例如 Asia/Shanghai"));
-                None
-            }
-        });
+        let tz = tz_text
+            .as_deref()
+            .and_then(|t| match t.parse::<chrono_tz::Tz>() {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    self.bad(
+                        "campaign.timezone",
+                        format!("“{t}”不是时区名，例如 Asia/Shanghai"),
+                    );
+                    None
+                }
+            });
         let deadline_text = self.string("campaign.deadline", None);
         let deadline = match (&deadline_text, tz) {
             (Some(d), Some(tz)) => match parse_deadline(d, tz) {
@@ -522,7 +559,10 @@ impl Reader<'_> {
         };
         let roster = self.existing_file("campaign.roster");
         if roster.is_none() && !self.problems.iter().any(|p| p.key == "campaign.roster") {
-            self.bad("campaign.roster", "必填：支部名册 CSV（列：学院,支部名称,书记,书记邮箱）");
+            self.bad(
+                "campaign.roster",
+                "必填：支部名册 CSV（列：学院,支部名称,书记,书记邮箱）",
+            );
         }
         let staff = self.string(
             "campaign.staff_contact",
@@ -581,7 +621,10 @@ impl Reader<'_> {
             }
         }
         for k in unknown {
-            self.bad(&k, "未知的配置项（拼写错误？请对照 config/shenbao.example.toml）");
+            self.bad(
+                &k,
+                "未知的配置项（拼写错误？请对照 config/shenbao.example.toml）",
+            );
         }
     }
 }

@@ -15,16 +15,28 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 /// Opens the store and builds the pipeline: shared by `run` and `ingest`.
-pub async fn open(cfg: Arc<Config>, clock: Clock) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
+pub async fn open(
+    cfg: Arc<Config>,
+    clock: Clock,
+) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
     let store = Store::open(&cfg.database_url, &cfg.data_dir)
         .await
         .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
     let wake = Arc::new(Notify::new());
-    let pipeline = Arc::new(Pipeline::new(store.clone(), clock, cfg.clone(), wake.clone())?);
+    let pipeline = Arc::new(Pipeline::new(
+        store.clone(),
+        clock,
+        cfg.clone(),
+        wake.clone(),
+    )?);
     Ok((store, pipeline, wake))
 }
 
-pub async fn run(cfg: Arc<Config>, clock: Clock, backfill_since: Option<NaiveDate>) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: Arc<Config>,
+    clock: Clock,
+    backfill_since: Option<NaiveDate>,
+) -> anyhow::Result<()> {
     if cfg.imap.password.value().is_none() {
         anyhow::bail!(
             "没有 IMAP 密码：请设置{}（见配置 [imap] password_env / password_file）",
@@ -34,10 +46,19 @@ pub async fn run(cfg: Arc<Config>, clock: Clock, backfill_since: Option<NaiveDat
     let (store, pipeline, wake) = open(cfg.clone(), clock).await?;
     let done = pipeline.process_pending().await?;
     if !done.is_empty() {
-        tracing::info!(count = done.len(), "processed messages left from the last run");
+        tracing::info!(
+            count = done.len(),
+            "processed messages left from the last run"
+        );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sender = Sender::new(store.clone(), clock, cfg.smtp.clone(), &cfg.campaign.intake_address, wake)?;
+    let sender = Sender::new(
+        store.clone(),
+        clock,
+        cfg.smtp.clone(),
+        &cfg.campaign.intake_address,
+        wake,
+    )?;
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
     let intake = Intake {
         store,
@@ -60,7 +81,10 @@ pub async fn run(cfg: Arc<Config>, clock: Clock, backfill_since: Option<NaiveDat
         let _ = intake_task.await;
         let _ = sender_task.await;
     };
-    if tokio::time::timeout(Duration::from_secs(30), both).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), both)
+        .await
+        .is_err()
+    {
         tracing::warn!("tasks did not stop within 30 s; exiting anyway (all state is committed)");
     }
     tracing::info!("stopped");

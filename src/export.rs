@@ -50,7 +50,9 @@ pub struct Export {
 }
 
 fn to_local(db: &str) -> String {
-    parse_db_time(db).map(beijing_rfc3339).unwrap_or_else(|| db.to_string())
+    parse_db_time(db)
+        .map(beijing_rfc3339)
+        .unwrap_or_else(|| db.to_string())
 }
 
 /// Attachments of a message, zip entries nested under their zip.
@@ -98,7 +100,8 @@ pub async fn latest(store: &Store) -> anyhow::Result<Vec<ExportSubmission>> {
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let problems: Vec<String> = serde_json::from_str(&r.get::<String, _>(14)).unwrap_or_default();
+        let problems: Vec<String> =
+            serde_json::from_str(&r.get::<String, _>(14)).unwrap_or_default();
         out.push(ExportSubmission {
             kind: r.get(0),
             branch: r.get(1),
@@ -125,7 +128,17 @@ pub async fn latest(store: &Store) -> anyhow::Result<Vec<ExportSubmission>> {
 pub fn to_csv(subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
     w.write_record([
-        "类型", "支部", "学院", "主题中的支部", "匹配", "版本", "收到时间", "逾期", "发件人", "附件", "问题",
+        "类型",
+        "支部",
+        "学院",
+        "主题中的支部",
+        "匹配",
+        "版本",
+        "收到时间",
+        "逾期",
+        "发件人",
+        "附件",
+        "问题",
     ])?;
     for s in subs {
         let atts: Vec<String> = s
@@ -190,12 +203,14 @@ pub async fn status(store: &Store, roster_size: usize) -> anyhow::Result<Status>
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    let watermarks = sqlx::query("SELECT account, folder, uidvalidity, last_uid FROM mailbox_state ORDER BY 1, 2")
-        .fetch_all(&store.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
+    let watermarks = sqlx::query(
+        "SELECT account, folder, uidvalidity, last_uid FROM mailbox_state ORDER BY 1, 2",
+    )
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect();
     let needs_staff = sqlx::query(
         "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), COALESCE(reason, '') FROM messages
          WHERE disposition IN ('question', 'too_large') OR status = 'failed' ORDER BY id",
@@ -220,8 +235,17 @@ pub async fn status(store: &Store, roster_size: usize) -> anyhow::Result<Status>
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "申报：名册共 {} 个支部，已申报 {} 个（材料无问题 {} 个），另有 {} 份无法识别支部的申报", self.roster_size, self.applied, self.applied_clean, self.unknown_branch)?;
-        writeln!(f, "尚未申报：{} 个支部", self.roster_size.saturating_sub(usize::try_from(self.applied).unwrap_or(0)))?;
+        writeln!(
+            f,
+            "申报：名册共 {} 个支部，已申报 {} 个（材料无问题 {} 个），另有 {} 份无法识别支部的申报",
+            self.roster_size, self.applied, self.applied_clean, self.unknown_branch
+        )?;
+        writeln!(
+            f,
+            "尚未申报：{} 个支部",
+            self.roster_size
+                .saturating_sub(usize::try_from(self.applied).unwrap_or(0))
+        )?;
         writeln!(f, "邮件：")?;
         for (status, disp, n) in &self.messages {
             writeln!(f, "  {status:<10} {disp:<14} {n}")?;
@@ -246,7 +270,10 @@ impl std::fmt::Display for Status {
             }
         }
         for (account, folder, v, last) in &self.watermarks {
-            writeln!(f, "IMAP {account} {folder}：UIDVALIDITY {v}，已处理到 UID {last}")?;
+            writeln!(
+                f,
+                "IMAP {account} {folder}：UIDVALIDITY {v}，已处理到 UID {last}"
+            )?;
         }
         Ok(())
     }

@@ -84,9 +84,17 @@ struct Classified {
 }
 
 impl Pipeline {
-    pub fn new(store: Store, clock: Clock, cfg: Arc<Config>, outbox: Arc<Notify>) -> anyhow::Result<Pipeline> {
-        let grammar = SubjectGrammar::new(&cfg.campaign.application_subject, &cfg.campaign.closure_subject)
-            .context("campaign.application_subject / closure_subject")?;
+    pub fn new(
+        store: Store,
+        clock: Clock,
+        cfg: Arc<Config>,
+        outbox: Arc<Notify>,
+    ) -> anyhow::Result<Pipeline> {
+        let grammar = SubjectGrammar::new(
+            &cfg.campaign.application_subject,
+            &cfg.campaign.closure_subject,
+        )
+        .context("campaign.application_subject / closure_subject")?;
         let roster_file = std::fs::File::open(&cfg.campaign.roster)
             .with_context(|| format!("打开支部名册 {}", cfg.campaign.roster.display()))?;
         let roster = Roster::from_csv(roster_file)
@@ -185,7 +193,8 @@ impl Pipeline {
         if state.as_deref() != Some("stored") {
             return Ok(None);
         }
-        self.record_attachments(&mut tx, id, &understood.attachments, now).await?;
+        self.record_attachments(&mut tx, id, &understood.attachments, now)
+            .await?;
 
         let mut outcome = Outcome {
             message: id,
@@ -221,14 +230,19 @@ impl Pipeline {
                 let branch_text = subject.and_then(|s| s.branch.clone());
                 let branch_key = match &matched.branch {
                     Some(b) => b.name.clone(),
-                    None => format!("?{}", crate::textnorm::normalize(branch_text.as_deref().unwrap_or(""))),
+                    None => format!(
+                        "?{}",
+                        crate::textnorm::normalize(branch_text.as_deref().unwrap_or(""))
+                    ),
                 };
                 let version = next_version(&mut tx, kind, &branch_key).await?;
-                sqlx::query("UPDATE submissions SET is_latest = 0 WHERE kind = ? AND branch_key = ?")
-                    .bind(kind)
-                    .bind(&branch_key)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE submissions SET is_latest = 0 WHERE kind = ? AND branch_key = ?",
+                )
+                .bind(kind)
+                .bind(&branch_key)
+                .execute(&mut *tx)
+                .await?;
                 let codes: Vec<&str> = problems.iter().map(|p| p.code()).collect();
                 sqlx::query(
                     "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at)
@@ -255,10 +269,27 @@ impl Pipeline {
                 outcome.version = Some(version);
                 outcome.problems = problems.clone();
                 if let Some(to) = &reply_to {
-                    let ctx = AckView::new(self, &understood, &matched, version, received, &problems, classified.disposition);
+                    let ctx = AckView::new(
+                        self,
+                        &understood,
+                        &matched,
+                        version,
+                        received,
+                        &problems,
+                        classified.disposition,
+                    );
                     let text = self.templates.render("ack.txt.j2", &ctx)?;
                     let subject_line = ack_subject(&understood.subject, version, problems.len());
-                    let mail = self.compose_answer(&understood, to, "ack", id, &stored.raw_sha256, &subject_line, &text, now)?;
+                    let mail = self.compose_answer(
+                        &understood,
+                        to,
+                        "ack",
+                        id,
+                        &stored.raw_sha256,
+                        &subject_line,
+                        &text,
+                        now,
+                    )?;
                     outcome.queued = self.queue_limited(&mut tx, id, mail, now).await?;
                 }
             }
@@ -266,31 +297,55 @@ impl Pipeline {
                 if let Some(to) = &reply_to {
                     let suggestion = self.roster.by_email(to).map(|b| b.name.clone());
                     let ctx = HelpView {
-                        greeting: greeting(understood.from.as_ref().and_then(|a| a.name.as_deref()), None),
+                        greeting: greeting(
+                            understood.from.as_ref().and_then(|a| a.name.as_deref()),
+                            None,
+                        ),
                         organizer: self.cfg.campaign.organizer.clone(),
                         campaign_name: self.cfg.campaign.name.clone(),
                         subject: understood.subject.clone(),
                         received_at: beijing(received),
                         exact_subject: self.grammar.application_subject_for("支部名称"),
-                        suggestion_subject: suggestion.as_deref().map(|s| self.grammar.application_subject_for(s)),
+                        suggestion_subject: suggestion
+                            .as_deref()
+                            .map(|s| self.grammar.application_subject_for(s)),
                         suggestion,
                         deadline: beijing(self.cfg.campaign.deadline),
                         staff_contact: self.cfg.campaign.staff_contact.clone(),
                     };
                     let text = self.templates.render("subject_help.txt.j2", &ctx)?;
-                    let subject_line = format!("Re: {}（主题格式有误，未登记）", understood.subject);
+                    let subject_line =
+                        format!("Re: {}（主题格式有误，未登记）", understood.subject);
                     // One help mail per sender per window: a second wrong subject is for staff.
-                    if count_recent(&mut tx, to, "subject_help", now - window(&self.cfg)).await? == 0 {
-                        let mail = self.compose_answer(&understood, to, "subject_help", id, &stored.raw_sha256, &subject_line, &text, now)?;
+                    if count_recent(&mut tx, to, "subject_help", now - window(&self.cfg)).await?
+                        == 0
+                    {
+                        let mail = self.compose_answer(
+                            &understood,
+                            to,
+                            "subject_help",
+                            id,
+                            &stored.raw_sha256,
+                            &subject_line,
+                            &text,
+                            now,
+                        )?;
                         outcome.queued = self.queue_limited(&mut tx, id, mail, now).await?;
                     } else {
-                        outcome.reason.push_str("；已就主题格式答复过该发件人，本次留待人工处理");
+                        outcome
+                            .reason
+                            .push_str("；已就主题格式答复过该发件人，本次留待人工处理");
                     }
                 }
             }
             Disposition::Auto | Disposition::Question | Disposition::OwnCopy => {}
         }
-        if reply_to.is_none() && matches!(outcome.disposition, Disposition::Application | Disposition::Closure | Disposition::SubjectHelp) {
+        if reply_to.is_none()
+            && matches!(
+                outcome.disposition,
+                Disposition::Application | Disposition::Closure | Disposition::SubjectHelp
+            )
+        {
             outcome.reason.push_str("；没有可回复的发件地址，未回复");
         }
 
@@ -325,8 +380,15 @@ impl Pipeline {
 
     fn classify(&self, u: &Understood) -> Classified {
         let own_suffix = format!("@{}", self.cfg.ack.message_id_domain);
-        let from_us = u.from.as_ref().is_some_and(|f| self.guard.own_addresses.contains(&f.addr.to_lowercase()));
-        if from_us && u.message_id.as_deref().is_some_and(|m| m.ends_with(&own_suffix)) {
+        let from_us = u
+            .from
+            .as_ref()
+            .is_some_and(|f| self.guard.own_addresses.contains(&f.addr.to_lowercase()));
+        if from_us
+            && u.message_id
+                .as_deref()
+                .is_some_and(|m| m.ends_with(&own_suffix))
+        {
             return Classified {
                 disposition: Disposition::OwnCopy,
                 reason: "本系统所发邮件的存档副本".to_string(),
@@ -344,6 +406,19 @@ impl Pipeline {
         }
         let parsed = self.grammar.parse(&u.subject);
         match parsed.kind {
+            // “对标争先项目申报咨询” with nothing attached is a question about applying.
+            SubjectKind::Application | SubjectKind::Closure
+                if parsed.looks_like_question
+                    && u.attachments.is_empty()
+                    && u.cloud_links.is_empty() =>
+            {
+                Classified {
+                    disposition: Disposition::Question,
+                    reason: "主题像是咨询且没有附件，留待工作人员处理".to_string(),
+                    subject: Some(parsed),
+                    matched: None,
+                }
+            }
             SubjectKind::Application | SubjectKind::Closure => {
                 let matched = parsed
                     .branch
@@ -357,7 +432,15 @@ impl Pipeline {
                 };
                 Classified {
                     disposition,
-                    reason: format!("主题识别为{}；支部：{}", if parsed.kind == SubjectKind::Application { "申报" } else { "结项" }, matched.reason),
+                    reason: format!(
+                        "主题识别为{}；支部：{}",
+                        if parsed.kind == SubjectKind::Application {
+                            "申报"
+                        } else {
+                            "结项"
+                        },
+                        matched.reason
+                    ),
                     subject: Some(parsed),
                     matched: Some(matched),
                 }
@@ -367,9 +450,15 @@ impl Pipeline {
                     use crate::attach::Format::*;
                     matches!(a.format, Doc | Docx | Xls | Xlsx | Zip)
                 });
-                if office && (parsed.mentions_campaign || rules::all_files(&u.attachments).any(|a| {
-                    matches!(a.role, crate::attach::Role::Form | crate::attach::Role::Summary)
-                })) {
+                if office
+                    && (parsed.mentions_campaign
+                        || rules::all_files(&u.attachments).any(|a| {
+                            matches!(
+                                a.role,
+                                crate::attach::Role::Form | crate::attach::Role::Summary
+                            )
+                        }))
+                {
                     Classified {
                         disposition: Disposition::SubjectHelp,
                         reason: "带申报附件但主题不符合格式：答复正确主题".to_string(),
@@ -388,11 +477,18 @@ impl Pipeline {
         }
     }
 
-    async fn record_attachments(&self, tx: &mut SqliteConnection, message: i64, atts: &[Attachment], now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn record_attachments(
+        &self,
+        tx: &mut SqliteConnection,
+        message: i64,
+        atts: &[Attachment],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         for (i, a) in atts.iter().enumerate() {
             let parent = self.insert_attachment(tx, message, None, i, a, now).await?;
             for (j, e) in a.entries.iter().enumerate() {
-                self.insert_attachment(tx, message, Some(parent), j, e, now).await?;
+                self.insert_attachment(tx, message, Some(parent), j, e, now)
+                    .await?;
             }
         }
         Ok(())
@@ -464,12 +560,21 @@ impl Pipeline {
 
     /// Queues `mail` unless the recipient already got `ack.max_per_sender` automatic mails in
     /// the window (a loop with a responder we failed to recognise ends here).
-    async fn queue_limited(&self, tx: &mut SqliteConnection, message: i64, mail: Outgoing, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+    async fn queue_limited(
+        &self,
+        tx: &mut SqliteConnection,
+        message: i64,
+        mail: Outgoing,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<String>> {
         let recent = count_recent(tx, &mail.to, "%", now - window(&self.cfg)).await?;
         if recent >= i64::from(self.cfg.ack.max_per_sender) {
             tracing::warn!(to = %mail.to, recent, "automatic answer suppressed by the per-recipient limit");
             sqlx::query("UPDATE messages SET reason = COALESCE(reason, '') || ? WHERE id = ?")
-                .bind(format!("；{} 在时间窗口内已收到 {recent} 封自动回复，本次不再回复", mail.to))
+                .bind(format!(
+                    "；{} 在时间窗口内已收到 {recent} 封自动回复，本次不再回复",
+                    mail.to
+                ))
                 .bind(message)
                 .execute(&mut *tx)
                 .await?;
@@ -496,22 +601,35 @@ fn window(cfg: &Config) -> chrono::Duration {
     chrono::Duration::from_std(cfg.ack.window).unwrap_or_else(|_| chrono::Duration::hours(24))
 }
 
-async fn count_recent(tx: &mut SqliteConnection, to: &str, kind_like: &str, since: DateTime<Utc>) -> anyhow::Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE to_addr = ? AND kind LIKE ? AND created_at >= ?")
-        .bind(to)
-        .bind(kind_like)
-        .bind(db_time(since))
-        .fetch_one(&mut *tx)
-        .await?;
+async fn count_recent(
+    tx: &mut SqliteConnection,
+    to: &str,
+    kind_like: &str,
+    since: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM outbox WHERE to_addr = ? AND kind LIKE ? AND created_at >= ?",
+    )
+    .bind(to)
+    .bind(kind_like)
+    .bind(db_time(since))
+    .fetch_one(&mut *tx)
+    .await?;
     Ok(row.get(0))
 }
 
-async fn next_version(tx: &mut SqliteConnection, kind: &str, branch_key: &str) -> anyhow::Result<i64> {
-    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM submissions WHERE kind = ? AND branch_key = ?")
-        .bind(kind)
-        .bind(branch_key)
-        .fetch_one(&mut *tx)
-        .await?;
+async fn next_version(
+    tx: &mut SqliteConnection,
+    kind: &str,
+    branch_key: &str,
+) -> anyhow::Result<i64> {
+    let row = sqlx::query(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM submissions WHERE kind = ? AND branch_key = ?",
+    )
+    .bind(kind)
+    .bind(branch_key)
+    .fetch_one(&mut *tx)
+    .await?;
     Ok(row.get(0))
 }
 
@@ -542,7 +660,11 @@ pub fn enum_str<T: Serialize>(v: &T) -> String {
 }
 
 fn ack_subject(original: &str, version: i64, problems: usize) -> String {
-    let base = if original.trim().is_empty() { "（无主题）" } else { original.trim() };
+    let base = if original.trim().is_empty() {
+        "（无主题）"
+    } else {
+        original.trim()
+    };
     if problems == 0 {
         format!("Re: {base}（已收到，第{version}版，材料齐全）")
     } else {
@@ -597,7 +719,12 @@ impl AttachmentView {
     fn new(a: &Attachment) -> AttachmentView {
         let role = enum_str(&a.role);
         let mut role_label = role_label(&role).to_string();
-        if role == "other" && matches!(a.format, crate::attach::Format::Pdf | crate::attach::Format::Image) {
+        if role == "other"
+            && matches!(
+                a.format,
+                crate::attach::Format::Pdf | crate::attach::Format::Image
+            )
+        {
             role_label.push_str("（申请表、汇总表请提交 Word / Excel 版本）");
         }
         AttachmentView {
@@ -648,14 +775,18 @@ impl AckView {
     ) -> AckView {
         let secretary = m.branch.as_ref().and_then(|b| {
             let from = u.from.as_ref()?;
-            (from.addr.eq_ignore_ascii_case(&b.email) || from.name.as_deref() == Some(b.secretary.as_str()))
-                .then(|| b.secretary.clone())
+            (from.addr.eq_ignore_ascii_case(&b.email)
+                || from.name.as_deref() == Some(b.secretary.as_str()))
+            .then(|| b.secretary.clone())
         });
         let (branch_display, match_note) = match (&m.branch, m.kind) {
             (Some(b), MatchKind::Exact) => (format!("{}（{}）", b.name, b.college), None),
             (Some(b), _) => (
                 format!("{}（{}）", b.name, b.college),
-                Some(format!("主题中写的是“{}”，按名册识别：{}", u.subject, m.reason)),
+                Some(format!(
+                    "主题中写的是“{}”，按名册识别：{}",
+                    u.subject, m.reason
+                )),
             ),
             (None, _) => (
                 "未能识别".to_string(),
@@ -672,10 +803,17 @@ impl AckView {
             None => p.grammar.application_subject_for("支部名称"),
         };
         AckView {
-            greeting: greeting(u.from.as_ref().and_then(|a| a.name.as_deref()), secretary.as_deref()),
+            greeting: greeting(
+                u.from.as_ref().and_then(|a| a.name.as_deref()),
+                secretary.as_deref(),
+            ),
             organizer: p.cfg.campaign.organizer.clone(),
             campaign_name: p.cfg.campaign.name.clone(),
-            kind_label: if d == Disposition::Closure { "结项" } else { "申报" },
+            kind_label: if d == Disposition::Closure {
+                "结项"
+            } else {
+                "申报"
+            },
             branch_display,
             match_note,
             version,

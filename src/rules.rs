@@ -91,19 +91,35 @@ impl Problem {
     /// What to do about it.
     pub fn fix_zh(self) -> &'static str {
         match self {
-            Problem::FormMissing => "请将《项目申请表》以 Word 文件（.doc 或 .docx）作为附件重新发送；PDF 或图片不能代替 Word 版本。",
-            Problem::SummaryMissing => "请将《申报汇总表》以 Excel 文件（.xls 或 .xlsx）作为附件重新发送。",
-            Problem::FormUnreadable => "文件可能已损坏或设置了密码，请用 Word 另存一份（不加密）后重新发送。",
-            Problem::SummaryUnreadable => "文件可能已损坏或设置了密码，请用 Excel 另存一份（不加密）后重新发送。",
-            Problem::BranchUnknown => "请在邮件主题中写出支部的完整规范名称（与学院报送的支部名册一致）后重新发送；如名称确有变更，请联系学生工作部。",
-            Problem::SectionInvalid => "请从五个板块中选择一个填写：学思践悟·固本强基、先锋领航·校园善治、党旗飘扬·社区聚力、师生结对·双向赋能、育苗成长·薪火相传。",
-            Problem::LeaderNotSecretary => "项目负责人原则上应由支部书记或副书记担任，请修改后重新发送。",
+            Problem::FormMissing => {
+                "请将《项目申请表》以 Word 文件（.doc 或 .docx）作为附件重新发送；PDF 或图片不能代替 Word 版本。"
+            }
+            Problem::SummaryMissing => {
+                "请将《申报汇总表》以 Excel 文件（.xls 或 .xlsx）作为附件重新发送。"
+            }
+            Problem::FormUnreadable => {
+                "文件可能已损坏或设置了密码，请用 Word 另存一份（不加密）后重新发送。"
+            }
+            Problem::SummaryUnreadable => {
+                "文件可能已损坏或设置了密码，请用 Excel 另存一份（不加密）后重新发送。"
+            }
+            Problem::BranchUnknown => {
+                "请在邮件主题中写出支部的完整规范名称（与学院报送的支部名册一致）后重新发送；如名称确有变更，请联系学生工作部。"
+            }
+            Problem::SectionInvalid => {
+                "请从五个板块中选择一个填写：学思践悟·固本强基、先锋领航·校园善治、党旗飘扬·社区聚力、师生结对·双向赋能、育苗成长·薪火相传。"
+            }
+            Problem::LeaderNotSecretary => {
+                "项目负责人原则上应由支部书记或副书记担任，请修改后重新发送。"
+            }
             Problem::AdvisorMissing => "每个项目须明确一名指导老师，请补充后重新发送。",
             Problem::BudgetOverCap => "申请经费最高不超过重点项目的上限，请调整预算后重新发送。",
             Problem::BudgetUnparsed => "请填写一个具体金额（如 3000 元），不要填写区间或“待定”。",
             Problem::FormSummaryMismatch => "请核对两份材料中的申请经费，修改一致后重新发送。",
             Problem::Late => "本邮件已登记，但晚于截止时间到达，是否受理由学生工作部决定。",
-            Problem::CloudAttachment => "系统不会下载网盘或“超大附件”链接，请把文件直接作为附件发送（压缩后通常不超过邮箱附件上限）。",
+            Problem::CloudAttachment => {
+                "系统不会下载网盘或“超大附件”链接，请把文件直接作为附件发送（压缩后通常不超过邮箱附件上限）。"
+            }
             Problem::SubjectNonstandard => "本次已按内容识别；今后请使用通知要求的主题格式。",
         }
     }

@@ -39,11 +39,13 @@ pub fn transport(cfg: &SmtpConfig) -> Result<Transport, SendError> {
     let tls_params = || -> Result<TlsParameters, SendError> {
         let mut b = TlsParameters::builder(cfg.host.clone());
         if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| SendError::Config(format!("读不了 {}：{e}", ca.display())))?;
+            let pem = std::fs::read(ca)
+                .map_err(|e| SendError::Config(format!("读不了 {}：{e}", ca.display())))?;
             let cert = Certificate::from_pem(&pem).map_err(|e| SendError::Config(e.to_string()))?;
             b = b.add_root_certificate(cert);
         }
-        b.build_rustls().map_err(|e| SendError::Config(e.to_string()))
+        b.build_rustls()
+            .map_err(|e| SendError::Config(e.to_string()))
     };
     let tls = match cfg.tls {
         TlsMode::None => Tls::None,
@@ -76,19 +78,39 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(store: Store, clock: Clock, cfg: SmtpConfig, intake: &str, wake: Arc<Notify>) -> Result<Sender, SendError> {
+    pub fn new(
+        store: Store,
+        clock: Clock,
+        cfg: SmtpConfig,
+        intake: &str,
+        wake: Arc<Notify>,
+    ) -> Result<Sender, SendError> {
         let transport = transport(&cfg)?;
         let copy_to = if cfg.copy_to_intake {
-            Some(intake.parse().map_err(|_| SendError::Config(format!("intake_address {intake} 无效")))?)
+            Some(
+                intake
+                    .parse()
+                    .map_err(|_| SendError::Config(format!("intake_address {intake} 无效")))?,
+            )
         } else {
             None
         };
-        Ok(Sender { store, clock, cfg, transport, wake, copy_to })
+        Ok(Sender {
+            store,
+            clock,
+            cfg,
+            transport,
+            wake,
+            copy_to,
+        })
     }
 
     /// Recovers from a crash: sends that were in flight become `unconfirmed`.
     pub async fn recover(&self) -> anyhow::Result<()> {
-        let n = self.store.outbox_recover(self.clock.now(), self.cfg.confirm_grace).await?;
+        let n = self
+            .store
+            .outbox_recover(self.clock.now(), self.cfg.confirm_grace)
+            .await?;
         if n > 0 {
             tracing::warn!(count = n, grace = ?self.cfg.confirm_grace, "sends were in flight at the last stop; checking for their copies before sending again");
         }
@@ -96,11 +118,9 @@ impl Sender {
     }
 
     async fn send_one(&self, row: &OutboxRow) -> Result<(), SendError> {
-        let from = self
-            .cfg
-            .from_address
-            .parse()
-            .map_err(|_| SendError::Config(format!("from_address {} 无效", self.cfg.from_address)))?;
+        let from = self.cfg.from_address.parse().map_err(|_| {
+            SendError::Config(format!("from_address {} 无效", self.cfg.from_address))
+        })?;
         let to = row
             .to_addr
             .parse()
@@ -109,7 +129,8 @@ impl Sender {
         if let Some(copy) = &self.copy_to {
             rcpt.push(copy.clone());
         }
-        let envelope = Envelope::new(Some(from), rcpt).map_err(|e| SendError::Address(e.to_string()))?;
+        let envelope =
+            Envelope::new(Some(from), rcpt).map_err(|e| SendError::Address(e.to_string()))?;
         self.transport.send_raw(&envelope, &row.raw).await?;
         Ok(())
     }
@@ -141,10 +162,14 @@ impl Sender {
                         let attempts = row.attempts + 1;
                         let give_up = permanent || attempts >= i64::from(self.cfg.max_attempts);
                         let retry_at = (!give_up).then(|| {
-                            self.clock.now() + chrono::Duration::from_std(backoff(row.attempts)).unwrap_or_default()
+                            self.clock.now()
+                                + chrono::Duration::from_std(backoff(row.attempts))
+                                    .unwrap_or_default()
                         });
                         tracing::warn!(id = row.id, to = %row.to_addr, attempts, permanent, error = %e, "send failed");
-                        self.store.outbox_failed(row.id, &e.to_string(), retry_at).await?;
+                        self.store
+                            .outbox_failed(row.id, &e.to_string(), retry_at)
+                            .await?;
                         if !permanent {
                             // The server is probably down: do not hammer it with the rest now.
                             return Ok(sent);
@@ -165,7 +190,10 @@ impl Sender {
                 tracing::error!(error = %format!("{e:#}"), "outbox sender error; retrying shortly");
             }
             let wait = match self.store.next_outbox_due().await {
-                Ok(Some(t)) => (t - self.clock.now()).to_std().unwrap_or(Duration::ZERO).max(Duration::from_millis(200)),
+                Ok(Some(t)) => (t - self.clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .max(Duration::from_millis(200)),
                 _ => Duration::from_secs(30),
             }
             .min(Duration::from_secs(30));

@@ -8,13 +8,22 @@ use std::time::{Duration, Instant};
 
 /// c001 rewritten into `n` distinct applications from distinct senders.
 fn batch(n: usize) -> Vec<(String, Vec<u8>)> {
-    let template = String::from_utf8(read(&root().join("tests/fixtures/samples/c001/message.eml"))).expect("utf-8 sample");
+    let template = String::from_utf8(read(
+        &root().join("tests/fixtures/samples/c001/message.eml"),
+    ))
+    .expect("utf-8 sample");
     (0..n)
         .map(|i| {
             let mid = format!("restart-{i}-{}@batch.example.edu.cn", std::process::id());
             let raw = template
-                .replace("81a7713a.02fa.19967605ac0.Coremail.2479582@example.edu.cn", &mid)
-                .replace("2479582@example.edu.cn", &format!("sender{i}@example.edu.cn"));
+                .replace(
+                    "81a7713a.02fa.19967605ac0.Coremail.2479582@example.edu.cn",
+                    &mid,
+                )
+                .replace(
+                    "2479582@example.edu.cn",
+                    &format!("sender{i}@example.edu.cn"),
+                );
             assert!(raw.contains(&mid), "the template's Message-ID was replaced");
             (mid, raw.into_bytes())
         })
@@ -32,7 +41,8 @@ async fn kill_9_mid_batch_loses_and_doubles_nothing() {
         "restart",
         "intake3",
         EnvOptions {
-            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv"))).expect("roster"),
+            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
+                .expect("roster"),
             max_per_sender: 1000,
             ..Default::default()
         },
@@ -49,13 +59,25 @@ async fn kill_9_mid_batch_loses_and_doubles_nothing() {
 
     // Crash once part of the batch is in.
     let pool = env.db().await;
-    wait_for("part of the batch to be processed", Duration::from_secs(60), || async {
-        scalar(&pool, "SELECT COUNT(*) FROM messages WHERE status = 'processed'").await >= 8
-    })
+    wait_for(
+        "part of the batch to be processed",
+        Duration::from_secs(60),
+        || async {
+            scalar(
+                &pool,
+                "SELECT COUNT(*) FROM messages WHERE status = 'processed'",
+            )
+            .await
+                >= 8
+        },
+    )
     .await;
     daemon.kill();
     let at_kill = scalar(&pool, "SELECT COUNT(*) FROM messages").await;
-    assert!(at_kill < N as i64, "the kill came mid-batch ({at_kill} of {N} stored)");
+    assert!(
+        at_kill < N as i64,
+        "the kill came mid-batch ({at_kill} of {N} stored)"
+    );
 
     let mut daemon = env.start_daemon();
     wait_for("every message to be processed and answered", Duration::from_secs(120), || {
@@ -67,23 +89,49 @@ async fn kill_9_mid_batch_loses_and_doubles_nothing() {
         }
     })
     .await;
-    wait_for("all acknowledgements delivered", Duration::from_secs(60), || async { acks(&env, "catchall").await.len() >= N }).await;
+    wait_for(
+        "all acknowledgements delivered",
+        Duration::from_secs(60),
+        || async { acks(&env, "catchall").await.len() >= N },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     assert_eq!(
-        scalar(&pool, "SELECT COUNT(*) FROM messages WHERE disposition != 'own_copy'").await,
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM messages WHERE disposition != 'own_copy'"
+        )
+        .await,
         N as i64,
         "no message stored twice"
     );
-    assert_eq!(scalar(&pool, "SELECT COUNT(DISTINCT uid) FROM messages WHERE disposition != 'own_copy'").await, N as i64);
-    assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM submissions").await, N as i64);
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT COUNT(DISTINCT uid) FROM messages WHERE disposition != 'own_copy'"
+        )
+        .await,
+        N as i64
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT COUNT(*) FROM submissions").await,
+        N as i64
+    );
     assert_eq!(
         scalar(&pool, "SELECT COUNT(DISTINCT version) FROM submissions").await,
         N as i64,
         "versions 1..N of the one branch, none repeated"
     );
-    assert_eq!(scalar(&pool, "SELECT MAX(version) FROM submissions").await, N as i64);
-    assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM outbox").await, N as i64, "one ack queued per message");
+    assert_eq!(
+        scalar(&pool, "SELECT MAX(version) FROM submissions").await,
+        N as i64
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT COUNT(*) FROM outbox").await,
+        N as i64,
+        "one ack queued per message"
+    );
     let got = acks(&env, "catchall").await;
     assert_eq!(got.len(), N, "exactly one ack per message delivered");
     let mut answered: Vec<String> = got
@@ -96,10 +144,17 @@ async fn kill_9_mid_batch_loses_and_doubles_nothing() {
     for (mid, _) in &mails {
         assert!(answered.contains(mid), "{mid} answered");
     }
-    wait_for("the intake folder to empty", Duration::from_secs(20), || async { count(&env.user, &env.folder).await == 0 }).await;
-    wait_for("the processed folder to hold the batch and our copies", Duration::from_secs(20), || async {
-        count(&env.user, &env.processed).await as usize == 2 * N
-    })
+    wait_for(
+        "the intake folder to empty",
+        Duration::from_secs(20),
+        || async { count(&env.user, &env.folder).await == 0 },
+    )
+    .await;
+    wait_for(
+        "the processed folder to hold the batch and our copies",
+        Duration::from_secs(20),
+        || async { count(&env.user, &env.processed).await as usize == 2 * N },
+    )
     .await;
     let log = daemon.stop();
     assert!(!log.contains("panicked"), "{log}");
@@ -111,7 +166,8 @@ async fn idle_notices_new_mail_within_seconds() {
         "idle",
         "intake4",
         EnvOptions {
-            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv"))).expect("roster"),
+            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
+                .expect("roster"),
             // The backstop poll is far away: only IDLE can explain a quick answer.
             poll_interval: "10m",
             ..Default::default()
@@ -139,7 +195,10 @@ async fn idle_notices_new_mail_within_seconds() {
     let _ = s.logout().await;
     eprintln!("delivery → ack queued: {latencies:?}");
     for l in &latencies {
-        assert!(*l < Duration::from_secs(5), "ack queued {l:?} after delivery: IDLE is not working");
+        assert!(
+            *l < Duration::from_secs(5),
+            "ack queued {l:?} after delivery: IDLE is not working"
+        );
     }
     daemon.stop();
 }
@@ -179,20 +238,32 @@ async fn only_people_get_answers_and_a_wrong_subject_gets_one() {
         "odd",
         "intake5",
         EnvOptions {
-            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv"))).expect("roster"),
+            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
+                .expect("roster"),
             ..Default::default()
         },
     )
     .await;
-    let c002 = String::from_utf8(read(&root().join("tests/fixtures/samples/c002/message.eml"))).expect("utf-8");
+    let c002 = String::from_utf8(read(
+        &root().join("tests/fixtures/samples/c002/message.eml"),
+    ))
+    .expect("utf-8");
     let wrong1 = with_subject(&c002, "申报材料");
-    let wrong2 = with_subject(&c002, "申报材料（再发一次）").replace("fddb4996.8d48.1996f154528", "second-try");
+    let wrong2 = with_subject(&c002, "申报材料（再发一次）")
+        .replace("fddb4996.8d48.1996f154528", "second-try");
     // Our own acknowledgement coming back (a forwarding rule, a misconfigured alias …).
     let looped = "From: =?UTF-8?B?55Sz5oql57O757uf?= <intake@example.test>\r\nTo: someone@qq.com\r\nSubject: Re: x\r\nMessage-ID: <shenbao.ack.1.abc@elsewhere.test>\r\nX-Shenbao-Loop: intake@example.test\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nok\r\n";
     let mut s = imap(&env.user).await;
     let mut daemon = env.start_daemon();
     env.wait_watermark(&mut daemon).await;
-    for raw in [BOUNCE.as_bytes(), NEWSLETTER.as_bytes(), QUESTION.as_bytes(), wrong1.as_bytes(), wrong2.as_bytes(), looped.as_bytes()] {
+    for raw in [
+        BOUNCE.as_bytes(),
+        NEWSLETTER.as_bytes(),
+        QUESTION.as_bytes(),
+        wrong1.as_bytes(),
+        wrong2.as_bytes(),
+        looped.as_bytes(),
+    ] {
         append(&mut s, &env.folder, raw, None).await;
     }
     let _ = s.logout().await;
@@ -206,15 +277,19 @@ async fn only_people_get_answers_and_a_wrong_subject_gets_one() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let dispositions: Vec<(String, String)> = sqlx::query_as("SELECT COALESCE(message_id, ''), disposition FROM messages ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .expect("dispositions");
+    let dispositions: Vec<(String, String)> =
+        sqlx::query_as("SELECT COALESCE(message_id, ''), disposition FROM messages ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("dispositions");
     let want = [
         ("bounce-1@qq.com", "auto"),
         ("news-1@example.edu.cn", "auto"),
         ("question-1@example.edu.cn", "question"),
-        ("fddb4996.8d48.1996f154528.Coremail.xieren7052@126.com", "subject_help"),
+        (
+            "fddb4996.8d48.1996f154528.Coremail.xieren7052@126.com",
+            "subject_help",
+        ),
         ("second-try.Coremail.xieren7052@126.com", "subject_help"),
         ("shenbao.ack.1.abc@elsewhere.test", "auto"),
     ];
@@ -227,13 +302,22 @@ async fn only_people_get_answers_and_a_wrong_subject_gets_one() {
     let got = acks(&env, "catchall").await;
     assert_eq!(got.len(), 1, "only the first wrong subject is answered");
     let help = &got[0];
-    assert_eq!(help.in_reply_to().as_text(), Some("fddb4996.8d48.1996f154528.Coremail.xieren7052@126.com"));
+    assert_eq!(
+        help.in_reply_to().as_text(),
+        Some("fddb4996.8d48.1996f154528.Coremail.xieren7052@126.com")
+    );
     let body = help.body_text(0).unwrap_or_default().to_string();
     assert!(body.contains("对标争先建设项目申报-支部名称"), "{body}");
     // The roster knows this sender: the help mail spells out their exact subject.
-    assert!(body.contains("对标争先建设项目申报-设计创意学院2024级博士生党支部"), "{body}");
+    assert!(
+        body.contains("对标争先建设项目申报-设计创意学院2024级博士生党支部"),
+        "{body}"
+    );
     let status = env.cli(&["status"]);
     assert!(status.contains("需要人工处理"), "{status}");
-    assert!(status.contains("question-1") || status.contains("asker@example.edu.cn"), "{status}");
+    assert!(
+        status.contains("question-1") || status.contains("asker@example.edu.cn"),
+        "{status}"
+    );
     daemon.stop();
 }

@@ -66,7 +66,10 @@ pub async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
 
 impl Intake {
     fn account(&self) -> String {
-        format!("{}@{}:{}", self.cfg.imap.user, self.cfg.imap.host, self.cfg.imap.port)
+        format!(
+            "{}@{}:{}",
+            self.cfg.imap.user, self.cfg.imap.host, self.cfg.imap.port
+        )
     }
 
     async fn timed<T, F>(&self, what: &'static str, f: F) -> Result<T>
@@ -124,16 +127,23 @@ impl Intake {
                     Some(date) => {
                         let q = format!("SINCE {}", date.format("%-d-%b-%Y"));
                         let uids = self.timed("UID SEARCH", s.uid_search(q)).await?;
-                        uids.iter().min().map(|u| u.saturating_sub(1)).unwrap_or(uidnext.saturating_sub(1))
+                        uids.iter()
+                            .min()
+                            .map(|u| u.saturating_sub(1))
+                            .unwrap_or(uidnext.saturating_sub(1))
                     }
                     None => uidnext.saturating_sub(1),
                 };
                 tracing::info!(folder = %cfg.folder, uidvalidity, watermark = start, "first start: watermark set");
-                self.store.set_mailbox_state(&account, &cfg.folder, uidvalidity, start, now).await?;
+                self.store
+                    .set_mailbox_state(&account, &cfg.folder, uidvalidity, start, now)
+                    .await?;
             }
             Some((v, _)) if v != uidvalidity => {
                 tracing::warn!(folder = %cfg.folder, old = v, new = uidvalidity, "UIDVALIDITY changed: rescanning the folder, known messages are skipped");
-                self.store.set_mailbox_state(&account, &cfg.folder, uidvalidity, 0, now).await?;
+                self.store
+                    .set_mailbox_state(&account, &cfg.folder, uidvalidity, 0, now)
+                    .await?;
             }
             Some(_) => {}
         }
@@ -141,8 +151,10 @@ impl Intake {
 
         loop {
             self.pipeline.process_pending().await?;
-            self.retry_moves(&mut s, &account, uidvalidity, has_move).await?;
-            self.catch_up(&mut s, &account, uidvalidity, has_move).await?;
+            self.retry_moves(&mut s, &account, uidvalidity, has_move)
+                .await?;
+            self.catch_up(&mut s, &account, uidvalidity, has_move)
+                .await?;
             if *shutdown.borrow() {
                 let _ = self.timed("LOGOUT", s.logout()).await;
                 return Ok(());
@@ -174,7 +186,13 @@ impl Intake {
     }
 
     /// Fetches, stores, processes and moves every message above the watermark.
-    async fn catch_up(&self, s: &mut Session, account: &str, uidvalidity: u32, has_move: bool) -> Result<()> {
+    async fn catch_up(
+        &self,
+        s: &mut Session,
+        account: &str,
+        uidvalidity: u32,
+        has_move: bool,
+    ) -> Result<()> {
         let cfg = &self.cfg.imap;
         let last = match self.store.mailbox_state(account, &cfg.folder).await? {
             Some((v, last)) if v == uidvalidity => last,
@@ -182,7 +200,12 @@ impl Intake {
         };
         let set = format!("{}:*", last.saturating_add(1));
         let metas: Vec<_> = {
-            let stream = self.timed("UID FETCH", s.uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)")).await?;
+            let stream = self
+                .timed(
+                    "UID FETCH",
+                    s.uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)"),
+                )
+                .await?;
             tokio::time::timeout(cfg.timeout, stream.try_collect::<Vec<_>>())
                 .await
                 .map_err(|_| IntakeError::Timeout("UID FETCH"))??
@@ -192,7 +215,13 @@ impl Intake {
             .filter_map(|f| {
                 let uid = f.uid?;
                 // `n:*` always includes the highest UID, even when it is below n.
-                (uid > last).then(|| (uid, f.size.unwrap_or(0), f.internal_date().map(|d| d.with_timezone(&Utc))))
+                (uid > last).then(|| {
+                    (
+                        uid,
+                        f.size.unwrap_or(0),
+                        f.internal_date().map(|d| d.with_timezone(&Utc)),
+                    )
+                })
             })
             .collect();
         todo.sort_by_key(|t| t.0);
@@ -204,22 +233,40 @@ impl Intake {
                 uid,
             };
             if u64::from(size) > cfg.max_message_bytes {
-                tracing::warn!(uid, size, "message above imap.max_message_size: recorded, not fetched");
-                self.store.insert_too_large(&key, u64::from(size), internal_date, self.clock.now()).await?;
+                tracing::warn!(
+                    uid,
+                    size,
+                    "message above imap.max_message_size: recorded, not fetched"
+                );
+                self.store
+                    .insert_too_large(&key, u64::from(size), internal_date, self.clock.now())
+                    .await?;
                 continue;
             }
             let fetched: Vec<_> = {
-                let stream = self.timed("UID FETCH", s.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")).await?;
+                let stream = self
+                    .timed(
+                        "UID FETCH",
+                        s.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])"),
+                    )
+                    .await?;
                 tokio::time::timeout(cfg.timeout, stream.try_collect::<Vec<_>>())
                     .await
                     .map_err(|_| IntakeError::Timeout("UID FETCH BODY"))??
             };
-            let Some(raw) = fetched.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()) else {
+            let Some(raw) = fetched
+                .iter()
+                .find(|f| f.uid == Some(uid))
+                .and_then(|f| f.body())
+            else {
                 // Expunged between the two fetches: nothing to store.
                 tracing::warn!(uid, "message vanished before its body was fetched");
                 continue;
             };
-            let inserted = self.store.insert_imap_message(&key, raw, internal_date, self.clock.now()).await?;
+            let inserted = self
+                .store
+                .insert_imap_message(&key, raw, internal_date, self.clock.now())
+                .await?;
             match inserted {
                 Inserted::New(id) => {
                     if let Err(e) = self.pipeline.process(id).await {
@@ -229,7 +276,11 @@ impl Intake {
                     self.store.mark_moved(id).await?;
                 }
                 Inserted::Duplicate(id) => {
-                    tracing::info!(uid, existing = id, "already stored (same Message-ID and content): not processed again");
+                    tracing::info!(
+                        uid,
+                        existing = id,
+                        "already stored (same Message-ID and content): not processed again"
+                    );
                     self.move_processed(s, uid, has_move).await?;
                 }
             }
@@ -238,8 +289,18 @@ impl Intake {
     }
 
     /// Moves messages that were processed but not moved (a crash or disconnect in between).
-    async fn retry_moves(&self, s: &mut Session, account: &str, uidvalidity: u32, has_move: bool) -> Result<()> {
-        for (id, uid) in self.store.unmoved(account, &self.cfg.imap.folder, uidvalidity).await? {
+    async fn retry_moves(
+        &self,
+        s: &mut Session,
+        account: &str,
+        uidvalidity: u32,
+        has_move: bool,
+    ) -> Result<()> {
+        for (id, uid) in self
+            .store
+            .unmoved(account, &self.cfg.imap.folder, uidvalidity)
+            .await?
+        {
             self.move_processed(s, uid, has_move).await?;
             self.store.mark_moved(id).await?;
         }
@@ -257,7 +318,9 @@ impl Intake {
         } else {
             self.timed("UID COPY", s.uid_copy(&set, &target)).await?;
             {
-                let stream = self.timed("UID STORE", s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)")).await?;
+                let stream = self
+                    .timed("UID STORE", s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"))
+                    .await?;
                 let _: Vec<_> = stream.try_collect().await?;
             }
             {

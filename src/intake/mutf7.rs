@@ -15,7 +15,11 @@ pub fn encode(name: &str) -> String {
         let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
         out.push('&');
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             let chars = chunk.len() + 1;
             for i in 0..chars {
@@ -87,7 +91,10 @@ mod tests {
     #[test]
     fn known_names() {
         // RFC 3501's example and names checked against Dovecot.
-        assert_eq!(encode("~peter/mail/台北/日本語"), "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
+        assert_eq!(
+            encode("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
         assert_eq!(encode("已处理"), "&XfJZBHQG-");
         assert_eq!(encode("INBOX"), "INBOX");
         assert_eq!(encode("A&B"), "A&-B");
@@ -96,7 +103,14 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for s in ["已处理", "INBOX/申报 2025", "a&b&c", "😀 emoji", "", "Sent Items"] {
+        for s in [
+            "已处理",
+            "INBOX/申报 2025",
+            "a&b&c",
+            "😀 emoji",
+            "",
+            "Sent Items",
+        ] {
             assert_eq!(decode(&encode(s)).as_deref(), Some(s), "{s}");
         }
         assert_eq!(decode("&U,BTFw-"), Some("台北".to_string()));

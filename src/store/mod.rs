@@ -31,14 +31,21 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// The migrations, embedded so the binary carries its schema wherever it is installed.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(
         MIGRATIONS
             .iter()
             .map(|(v, d, sql)| {
-                Migration::new(*v, (*d).into(), MigrationType::Simple, sqlx::SqlSafeStr::into_sql_str(*sql), false)
+                Migration::new(
+                    *v,
+                    (*d).into(),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(*sql),
+                    false,
+                )
             })
             .collect(),
     )
@@ -147,7 +154,13 @@ impl Store {
     }
 
     /// Records a blob written by [`Store::write_blob`] (the row may already exist).
-    pub async fn record_blob(&self, conn: &mut SqliteConnection, sha: &str, size: usize, now: DateTime<Utc>) -> Result<()> {
+    pub async fn record_blob(
+        &self,
+        conn: &mut SqliteConnection,
+        sha: &str,
+        size: usize,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)")
             .bind(sha)
             .bind(size as i64)
@@ -159,11 +172,13 @@ impl Store {
 
     /// The watermark of a folder: (UIDVALIDITY, last committed UID).
     pub async fn mailbox_state(&self, account: &str, folder: &str) -> Result<Option<(u32, u32)>> {
-        let row = sqlx::query("SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = ? AND folder = ?")
-            .bind(account)
-            .bind(folder)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = ? AND folder = ?",
+        )
+        .bind(account)
+        .bind(folder)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| {
             (
                 u32::try_from(r.get::<i64, _>(0)).unwrap_or(0),
@@ -180,7 +195,15 @@ impl Store {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        set_watermark(&mut *self.pool.acquire().await?, account, folder, uidvalidity, last_uid, now).await
+        set_watermark(
+            &mut *self.pool.acquire().await?,
+            account,
+            folder,
+            uidvalidity,
+            last_uid,
+            now,
+        )
+        .await
     }
 
     /// Stores a message fetched over IMAP: blob, row and watermark in one transaction.
@@ -209,7 +232,15 @@ impl Store {
         self.record_blob(&mut tx, &sha, raw.len(), now).await?;
         let mid = raw_message_id(raw);
         if let Some(existing) = find_duplicate(&mut tx, mid.as_deref(), &sha).await? {
-            set_watermark(&mut tx, &key.account, &key.folder, key.uidvalidity, key.uid, now).await?;
+            set_watermark(
+                &mut tx,
+                &key.account,
+                &key.folder,
+                key.uidvalidity,
+                key.uid,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             return Ok(Inserted::Duplicate(existing));
         }
@@ -229,20 +260,35 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .last_insert_rowid();
-        set_watermark(&mut tx, &key.account, &key.folder, key.uidvalidity, key.uid, now).await?;
+        set_watermark(
+            &mut tx,
+            &key.account,
+            &key.folder,
+            key.uidvalidity,
+            key.uid,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Inserted::New(id))
     }
 
     /// Records a message too large to fetch: nothing is lost silently, staff see it in status.
-    pub async fn insert_too_large(&self, key: &ImapKey, size: u64, internal_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<()> {
+    pub async fn insert_too_large(
+        &self,
+        key: &ImapKey,
+        size: u64,
+        internal_date: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let placeholder = format!(
             "X-Shenbao-Placeholder: message {} in {} UIDVALIDITY {} was {} bytes, above imap.max_message_size\r\n\r\n",
             key.uid, key.folder, key.uidvalidity, size
         );
         let sha = self.write_blob(placeholder.as_bytes()).await?;
         let mut tx = self.begin_write().await?;
-        self.record_blob(&mut tx, &sha, placeholder.len(), now).await?;
+        self.record_blob(&mut tx, &sha, placeholder.len(), now)
+            .await?;
         sqlx::query(
             "INSERT OR IGNORE INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
              VALUES ('imap', ?, ?, ?, ?, ?, ?, ?, ?, 'processed', 'too_large', ?, ?)",
@@ -259,13 +305,26 @@ impl Store {
         .bind(db_time(now))
         .execute(&mut *tx)
         .await?;
-        set_watermark(&mut tx, &key.account, &key.folder, key.uidvalidity, key.uid, now).await?;
+        set_watermark(
+            &mut tx,
+            &key.account,
+            &key.folder,
+            key.uidvalidity,
+            key.uid,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Stores a message read from a file (`shenbao ingest`).
-    pub async fn insert_file_message(&self, raw: &[u8], internal_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<Inserted> {
+    pub async fn insert_file_message(
+        &self,
+        raw: &[u8],
+        internal_date: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Inserted> {
         let sha = self.write_blob(raw).await?;
         let mut tx = self.begin_write().await?;
         self.record_blob(&mut tx, &sha, raw.len(), now).await?;
@@ -298,21 +357,33 @@ impl Store {
     }
 
     pub async fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
-        let row = sqlx::query("SELECT id, raw_sha256, internal_date, stored_at, uid FROM messages WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, raw_sha256, internal_date, stored_at, uid FROM messages WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| StoredMessage {
             id: r.get(0),
             raw_sha256: r.get(1),
-            internal_date: r.get::<Option<String>, _>(2).as_deref().and_then(crate::clock::parse_db_time),
+            internal_date: r
+                .get::<Option<String>, _>(2)
+                .as_deref()
+                .and_then(crate::clock::parse_db_time),
             stored_at: crate::clock::parse_db_time(&r.get::<String, _>(3)).unwrap_or_default(),
-            uid: r.get::<Option<i64>, _>(4).and_then(|u| u32::try_from(u).ok()),
+            uid: r
+                .get::<Option<i64>, _>(4)
+                .and_then(|u| u32::try_from(u).ok()),
         }))
     }
 
     /// Processed messages of a folder that are still in it (a crash came before the move).
-    pub async fn unmoved(&self, account: &str, folder: &str, uidvalidity: u32) -> Result<Vec<(i64, u32)>> {
+    pub async fn unmoved(
+        &self,
+        account: &str,
+        folder: &str,
+        uidvalidity: u32,
+    ) -> Result<Vec<(i64, u32)>> {
         let rows = sqlx::query(
             "SELECT id, uid FROM messages WHERE account = ? AND folder = ? AND uidvalidity = ? AND status = 'processed' AND moved = 0 AND disposition != 'too_large' ORDER BY uid",
         )
@@ -360,10 +431,15 @@ impl Store {
 
     /// The earliest time a queued mail is due, to sleep until then.
     pub async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'unconfirmed')")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.get::<Option<String>, _>(0).as_deref().and_then(crate::clock::parse_db_time))
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'unconfirmed')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row
+            .get::<Option<String>, _>(0)
+            .as_deref()
+            .and_then(crate::clock::parse_db_time))
     }
 
     /// Marks a mail as being handed to SMTP, so a crash during the hand-over is known.
@@ -396,16 +472,23 @@ impl Store {
     }
 
     pub async fn outbox_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?")
-            .bind(db_time(now))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+        )
+        .bind(db_time(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// A failed attempt: retry at `retry_at`, or give up (`None`: dead letter).
-    pub async fn outbox_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> Result<()> {
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         match retry_at {
             Some(t) => sqlx::query("UPDATE outbox SET status = 'queued', last_error = ?, next_attempt_at = ? WHERE id = ?")
                 .bind(error)
@@ -448,7 +531,11 @@ async fn set_watermark(
 }
 
 /// The same message already stored: same sha256 and, when it has one, the same Message-ID.
-async fn find_duplicate(conn: &mut SqliteConnection, message_id: Option<&str>, sha: &str) -> Result<Option<i64>> {
+async fn find_duplicate(
+    conn: &mut SqliteConnection,
+    message_id: Option<&str>,
+    sha: &str,
+) -> Result<Option<i64>> {
     let row = sqlx::query("SELECT id FROM messages WHERE raw_sha256 = ? AND (message_id IS ? OR message_id = ?) ORDER BY id LIMIT 1")
         .bind(sha)
         .bind(message_id)
@@ -460,7 +547,10 @@ async fn find_duplicate(conn: &mut SqliteConnection, message_id: Option<&str>, s
 
 /// The data directory's default layout, for `init` and messages.
 pub fn default_database_url(data_dir: &Path) -> String {
-    format!("sqlite://{}", PathBuf::from(data_dir).join("shenbao.db").display())
+    format!(
+        "sqlite://{}",
+        PathBuf::from(data_dir).join("shenbao.db").display()
+    )
 }
 
 /// The Message-ID of raw bytes, read with the headers only (the body is not parsed here).

@@ -87,7 +87,11 @@ impl TestEnv {
     /// (`intake1` … `intake8` from scripts/mailstack.sh), emptied first.
     pub async fn new(name: &str, user: &str, opts: EnvOptions<'_>) -> TestEnv {
         mailstack();
-        let unique = format!("{name}-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
+        let unique = format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        );
         let dir = std::env::temp_dir().join(format!("shenbao-e2e-{unique}"));
         std::fs::create_dir_all(dir.join("secrets")).expect("mkdir");
         std::fs::write(dir.join("secrets/imap.password"), format!("{user}-pw\n")).expect("pw");
@@ -168,7 +172,10 @@ max_per_sender = {max}
     }
 
     pub fn start_daemon(&self) -> Daemon {
-        let log = self.dir.join(format!("daemon-{}.log", chrono::Utc::now().timestamp_millis()));
+        let log = self.dir.join(format!(
+            "daemon-{}.log",
+            chrono::Utc::now().timestamp_millis()
+        ));
         let f = std::fs::File::create(&log).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_shenbao"))
             .arg("--config")
@@ -203,14 +210,17 @@ max_per_sender = {max}
                 if !db_path.exists() {
                     return false;
                 }
-                let Ok(pool) = sqlx::SqlitePool::connect(&format!("sqlite://{}", db_path.display())).await else {
+                let Ok(pool) =
+                    sqlx::SqlitePool::connect(&format!("sqlite://{}", db_path.display())).await
+                else {
                     return false;
                 };
-                let n: Option<i64> = sqlx::query_scalar("SELECT COUNT(*) FROM mailbox_state WHERE folder = ?")
-                    .bind(&folder)
-                    .fetch_one(&pool)
-                    .await
-                    .ok();
+                let n: Option<i64> =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM mailbox_state WHERE folder = ?")
+                        .bind(&folder)
+                        .fetch_one(&pool)
+                        .await
+                        .ok();
                 pool.close().await;
                 n == Some(1)
             }
@@ -236,7 +246,10 @@ impl Daemon {
 
     /// SIGTERM and wait: the graceful stop.
     pub fn stop(mut self) -> String {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -274,7 +287,10 @@ where
         if cond().await {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -283,7 +299,9 @@ pub type Session = async_imap::Session<TcpStream>;
 
 /// A plain IMAP session as `user` (`intake`, `catchall`, `branch1` …).
 pub async fn imap(user: &str) -> Session {
-    let tcp = TcpStream::connect(("127.0.0.1", IMAP_PORT)).await.expect("connect IMAP");
+    let tcp = TcpStream::connect(("127.0.0.1", IMAP_PORT))
+        .await
+        .expect("connect IMAP");
     let mut client = async_imap::Client::new(tcp);
     client.read_response().await.expect("greeting");
     client
@@ -302,7 +320,10 @@ pub async fn empty_inbox(user: &str) {
     let mut s = imap(user).await;
     let mbox = s.select("INBOX").await.expect("SELECT INBOX");
     if mbox.exists > 0 {
-        let stream = s.uid_store("1:*", "+FLAGS.SILENT (\\Deleted)").await.expect("STORE");
+        let stream = s
+            .uid_store("1:*", "+FLAGS.SILENT (\\Deleted)")
+            .await
+            .expect("STORE");
         let _: Vec<_> = stream.try_collect().await.expect("STORE");
         let stream = s.expunge().await.expect("EXPUNGE");
         let _: Vec<_> = stream.try_collect().await.expect("EXPUNGE");
@@ -336,7 +357,10 @@ pub async fn fetch_all(user: &str, folder: &str) -> Vec<Vec<u8>> {
         .try_collect()
         .await
         .expect("collect");
-    let out = fetched.iter().filter_map(|f| f.body().map(<[u8]>::to_vec)).collect();
+    let out = fetched
+        .iter()
+        .filter_map(|f| f.body().map(<[u8]>::to_vec))
+        .collect();
     let _ = s.logout().await;
     out
 }
@@ -347,15 +371,26 @@ pub async fn acks(env: &TestEnv, user: &str) -> Vec<mail_parser::Message<'static
     fetch_all(user, "INBOX")
         .await
         .into_iter()
-        .filter_map(|raw| mail_parser::MessageParser::default().parse(&raw[..]).map(|m| m.into_owned()))
-        .filter(|m| m.message_id().is_some_and(|id| id.ends_with(&format!("@{}", env.domain))))
+        .filter_map(|raw| {
+            mail_parser::MessageParser::default()
+                .parse(&raw[..])
+                .map(|m| m.into_owned())
+        })
+        .filter(|m| {
+            m.message_id()
+                .is_some_and(|id| id.ends_with(&format!("@{}", env.domain)))
+        })
         .collect()
 }
 
 /// Counts messages in a folder of `user`'s mailbox.
 pub async fn count(user: &str, folder: &str) -> u32 {
     let mut s = imap(user).await;
-    let n = s.examine(mutf7(folder)).await.map(|m| m.exists).unwrap_or(0);
+    let n = s
+        .examine(mutf7(folder))
+        .await
+        .map(|m| m.exists)
+        .unwrap_or(0);
     let _ = s.logout().await;
     n
 }
