@@ -447,8 +447,9 @@ impl Pipeline {
             }
             SubjectKind::Other => {
                 let office = rules::all_files(&u.attachments).any(|a| {
-                    use crate::attach::Format::*;
-                    matches!(a.format, Doc | Docx | Xls | Xlsx | Zip)
+                    a.format.is_word()
+                        || a.format.is_spreadsheet()
+                        || a.format == crate::attach::Format::Zip
                 });
                 if office
                     && (parsed.mentions_campaign
@@ -697,6 +698,8 @@ pub fn format_label(format: &str) -> &'static str {
         "docx" => "Word 文档",
         "xls" => "Excel 97-2003 表格",
         "xlsx" => "Excel 表格",
+        "word_xml" => "Word 2003 XML 文档",
+        "excel_xml" => "Excel 2003 XML 表格",
         "zip" => "压缩包",
         "pdf" => "PDF",
         "image" => "图片",

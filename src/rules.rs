@@ -135,14 +135,6 @@ pub struct Facts<'a> {
     pub late: bool,
 }
 
-fn is_word(f: Format) -> bool {
-    matches!(f, Format::Doc | Format::Docx)
-}
-
-fn is_excel(f: Format) -> bool {
-    matches!(f, Format::Xls | Format::Xlsx)
-}
-
 /// Attachments and, one level down, the entries of attached zips.
 pub fn all_files(attachments: &[Attachment]) -> impl Iterator<Item = &Attachment> {
     attachments
@@ -153,14 +145,26 @@ pub fn all_files(attachments: &[Attachment]) -> impl Iterator<Item = &Attachment
 /// The problems of an application, in code order.
 pub fn application_problems(f: &Facts<'_>) -> Vec<Problem> {
     let mut out = Vec::new();
-    let has_form = all_files(f.attachments).any(|a| a.role == Role::Form && is_word(a.format));
+    let has_form = all_files(f.attachments).any(|a| a.role == Role::Form && a.format.is_word());
     let has_summary =
-        all_files(f.attachments).any(|a| a.role == Role::Summary && is_excel(a.format));
+        all_files(f.attachments).any(|a| a.role == Role::Summary && a.format.is_spreadsheet());
+    // Named and declared as Word/Excel, but the bytes are not (HTML saved as .doc, damaged,
+    // encrypted): the branch sent the file, it just cannot be opened.
+    let broken =
+        |role: Role| all_files(f.attachments).any(|a| a.role == role && a.format == Format::Other);
     if !has_form {
-        out.push(Problem::FormMissing);
+        out.push(if broken(Role::Form) {
+            Problem::FormUnreadable
+        } else {
+            Problem::FormMissing
+        });
     }
     if !has_summary {
-        out.push(Problem::SummaryMissing);
+        out.push(if broken(Role::Summary) {
+            Problem::SummaryUnreadable
+        } else {
+            Problem::SummaryMissing
+        });
     }
     if !f.branch_known {
         out.push(Problem::BranchUnknown);
@@ -182,6 +186,73 @@ pub fn application_problems(f: &Facts<'_>) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(name: &str, bytes: &[u8]) -> Attachment {
+        let raw = format!(
+            "From: a@example.edu.cn\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+            b64(bytes)
+        );
+        let guard = crate::message::LoopGuard {
+            own_domain: "shenbao.test".into(),
+            loop_header: "X-Shenbao-Loop".into(),
+            own_addresses: vec![],
+        };
+        let u = crate::message::understand(raw.as_bytes(), &guard);
+        u.attachments.into_iter().next().expect("one attachment")
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in bytes.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_html_page_saved_as_doc_is_unreadable_not_missing() {
+        let atts = [
+            file("申请表.doc", b"<html><body>not really word</body></html>"),
+            file("汇总表.xls", b"<html><body>not really excel</body></html>"),
+        ];
+        let f = Facts {
+            attachments: &atts,
+            has_cloud_links: false,
+            branch_known: true,
+            subject_nonstandard: false,
+            late: false,
+        };
+        assert_eq!(
+            application_problems(&f),
+            vec![Problem::FormUnreadable, Problem::SummaryUnreadable]
+        );
+    }
+
+    #[test]
+    fn a_pdf_form_does_not_count() {
+        let atts = [file("申请表.pdf", b"%PDF-1.4\n%...")];
+        let f = Facts {
+            attachments: &atts,
+            has_cloud_links: false,
+            branch_known: true,
+            subject_nonstandard: false,
+            late: false,
+        };
+        assert_eq!(
+            application_problems(&f),
+            vec![Problem::FormMissing, Problem::SummaryMissing]
+        );
+    }
 
     #[test]
     fn codes_round_trip_and_are_unique() {

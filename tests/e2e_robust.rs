@@ -321,3 +321,94 @@ async fn only_people_get_answers_and_a_wrong_subject_gets_one() {
     );
     daemon.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_uidvalidity_rescans_without_doubling() {
+    let env = TestEnv::new(
+        "uidvalidity",
+        "intake8",
+        EnvOptions {
+            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
+                .expect("roster"),
+            max_per_sender: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
+    // A folder of its own that the test can delete and recreate.
+    let folder = format!("uidv-{}", chrono::Utc::now().timestamp_millis());
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        text.replace("folder = \"INBOX\"", &format!("folder = \"{folder}\"")),
+    )
+    .expect("config");
+    let mut s = imap(&env.user).await;
+    let _ = s.create(mutf7(&folder)).await;
+    let mails = batch(3);
+    let pool_path = env.db_url();
+
+    let mut daemon = env.start_daemon();
+    wait_for("the daemon to connect", Duration::from_secs(30), || {
+        daemon.assert_alive();
+        let url = pool_path.clone();
+        async move {
+            let Ok(pool) = sqlx::SqlitePool::connect(&url).await else {
+                return false;
+            };
+            scalar(&pool, "SELECT COUNT(*) FROM mailbox_state").await == 1
+        }
+    })
+    .await;
+    for (_, raw) in &mails[..2] {
+        append(&mut s, &folder, raw, None).await;
+    }
+    let pool = env.db().await;
+    wait_for("two answers queued", Duration::from_secs(30), || async {
+        scalar(&pool, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'").await == 2
+    })
+    .await;
+    daemon.stop();
+
+    // The folder is deleted and made again: the server gives it a new UIDVALIDITY, and the
+    // two old messages come back with new UIDs next to one new message.
+    s.delete(mutf7(&folder)).await.expect("DELETE");
+    s.create(mutf7(&folder)).await.expect("CREATE");
+    for (_, raw) in &mails {
+        append(&mut s, &folder, raw, None).await;
+    }
+    let _ = s.logout().await;
+    let daemon = env.start_daemon();
+    wait_for(
+        "the new message to be answered",
+        Duration::from_secs(30),
+        || async { scalar(&pool, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'").await >= 3 },
+    )
+    .await;
+    wait_for(
+        "the folder to be rescanned and emptied",
+        Duration::from_secs(30),
+        || async { count(&env.user, &folder).await == 0 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM messages WHERE disposition != 'own_copy'"
+        )
+        .await,
+        3,
+        "the old two are not stored again"
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT COUNT(*) FROM outbox").await,
+        3,
+        "nor answered again"
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT COUNT(DISTINCT uidvalidity) FROM messages").await,
+        2
+    );
+    daemon.stop();
+}

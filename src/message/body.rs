@@ -161,6 +161,10 @@ fn decode_entities(s: &str) -> String {
     out
 }
 
+/// Candidate links examined per body part: a real mail has a handful, a
+/// hostile one must not cost more than this.
+const MAX_CANDIDATES: usize = 1000;
+
 /// `<a href=…>text</a>` pairs of an HTML body whose href passes `keep`:
 /// (href with entities decoded, visible text).
 fn anchors(html: &str, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
@@ -191,7 +195,7 @@ fn anchors(html: &str, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
         }
         // The visible text, looked for within a bounded window so that a
         // page of unclosed anchors stays linear.
-        let mut window_end = (pos + 4096).min(html.len());
+        let mut window_end = (pos + 1024).min(html.len());
         while !html.is_char_boundary(window_end) {
             window_end -= 1;
         }
@@ -200,6 +204,9 @@ fn anchors(html: &str, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
         let inner = html.get(pos..close).unwrap_or("");
         let text = html_to_text(inner).replace('\n', " ");
         out.push((href, text.trim().to_string()));
+        if out.len() >= MAX_CANDIDATES {
+            break;
+        }
     }
     out
 }
@@ -262,6 +269,9 @@ fn text_urls(text: &str) -> Vec<(usize, String)> {
             .unwrap_or("")
             .trim_end_matches(['.', ',', ';', ':', '!', '?']);
         out.push((start, url.to_string()));
+        if out.len() >= MAX_CANDIDATES {
+            break;
+        }
         pos = start + end.max(4);
     }
     out
@@ -443,6 +453,13 @@ pub(crate) fn cloud_links(text: &str, htmls: &[String]) -> Vec<CloudLink> {
 
 /// The last `n` lines of `text` (the current partial line counts as one).
 fn tail_lines(text: &str, n: usize) -> &str {
+    // Only the last few hundred bytes matter; looking further back would
+    // make a body of many links quadratic.
+    let mut from = text.len().saturating_sub(600);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let text = text.get(from..).unwrap_or("");
     let mut cut = text.len();
     for _ in 0..n {
         match text.get(..cut).and_then(|t| t.rfind('\n')) {

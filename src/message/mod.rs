@@ -9,7 +9,7 @@
 //! cannot be read still has to reach staff.
 //!
 //! mail-parser provides the MIME structure and body decoding; the headers
-//! people read are decoded from the raw bytes in [`headers`] (see there for
+//! people read are decoded from the raw bytes in the `headers` module (see there for
 //! why), and attachment bytes are checked by content in [`crate::attach`].
 
 mod auto;
@@ -296,6 +296,9 @@ fn headers_only(raw: &[u8], guard: &LoopGuard) -> Understood {
     let mut dec = Decoder::new(choose_fallback(std::slice::from_ref(&top)));
     let mut u = read_envelope(&top, &mut dec);
     let rest = raw.get(block.len()..).unwrap_or_default();
+    let rest = rest
+        .get(..rest.len().min(PART_TEXT_LIMIT))
+        .unwrap_or_default();
     u.body_text = cap_text(body::tidy_text(&dec.raw_to_string(rest)));
     u.warnings = dec.warnings;
     u.auto = detect_auto(&u, &top, "", guard);
@@ -325,14 +328,26 @@ fn detect_auto(
     )
 }
 
-fn cap_text(mut text: String) -> String {
-    if text.len() > BODY_TEXT_LIMIT {
-        let mut cut = BODY_TEXT_LIMIT;
-        while cut > 0 && !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
+/// Text looked at per body part (bytes): enough for any real letter, and a
+/// bound on the work a hostile body can cause before the final cap.
+const PART_TEXT_LIMIT: usize = 1024 * 1024;
+
+/// The longest prefix of `text` within `max` bytes, on a char boundary.
+fn clip(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
     }
+    let mut cut = max;
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.get(..cut).unwrap_or("")
+}
+
+/// Cap the body text at [`BODY_TEXT_LIMIT`] bytes on a char boundary.
+fn cap_text(mut text: String) -> String {
+    let keep = clip(&text, BODY_TEXT_LIMIT).len();
+    text.truncate(keep);
     text
 }
 
@@ -491,7 +506,7 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
                     &mut dec,
                     *id != 0,
                 );
-                text.push_str(&t);
+                text.push_str(clip(&t, PART_TEXT_LIMIT));
                 text.push('\n');
             }
             PartType::Html(h) => {
@@ -503,7 +518,7 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
                     &mut dec,
                     *id != 0,
                 );
-                text.push_str(&body::html_to_text(&h));
+                text.push_str(&body::html_to_text(clip(&h, PART_TEXT_LIMIT)));
                 text.push('\n');
             }
             _ => {}
@@ -513,7 +528,9 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
         let Some(part) = message.parts.get(*id as usize) else {
             continue;
         };
-        if let PartType::Html(h) = &part.body {
+        if let PartType::Html(h) = &part.body
+            && htmls.len() < 20
+        {
             htmls.push(redecode_if_needed(
                 h,
                 part,
@@ -522,6 +539,10 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
                 &mut dec,
                 *id != 0,
             ));
+            if let Some(last) = htmls.last_mut() {
+                let keep = clip(last, PART_TEXT_LIMIT).len();
+                last.truncate(keep);
+            }
         }
     }
     if text.trim().is_empty() {

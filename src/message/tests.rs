@@ -428,3 +428,62 @@ fn corpus_never_panics_and_is_fast() {
         }
     }
 }
+
+#[test]
+fn hostile_shapes_stay_fast() {
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut raw = b"Subject: ".to_vec();
+    raw.extend(b"=?x?Q?a ".repeat(50_000));
+    raw.extend_from_slice(b"\r\n\r\nbody");
+    cases.push(("stray encoded words", raw));
+
+    let mut raw = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n".to_vec();
+    for i in 0..5000 {
+        raw.extend_from_slice(
+            format!(
+                "--B\r\nContent-Type: application/octet-stream; name=\"f{i}.bin\"\r\n\r\nxx\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    raw.extend_from_slice(b"--B--\r\n");
+    cases.push(("many parts", raw));
+
+    let mut raw = b"Subject: x\r\nContent-Type: text/html\r\n\r\n".to_vec();
+    raw.extend(b"<a href=\"https://mail.163.com/large-attachment-download/x\">".repeat(20_000));
+    cases.push(("unclosed anchors", raw));
+
+    let mut raw = b"Subject: x\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+    raw.extend(b"https://wx.mail.qq.com/ftn/x.doc ".repeat(20_000));
+    cases.push(("many links", raw));
+
+    let mut raw = b"Subject: x\r\n".to_vec();
+    for i in 0..1000 {
+        raw.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=B{i}\r\n\r\n--B{i}\r\n").as_bytes(),
+        );
+    }
+    cases.push(("deep nesting", raw));
+
+    for (name, raw) in cases {
+        let start = Instant::now();
+        let u = understand(&raw, &guard());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{name}: {:?}",
+            start.elapsed()
+        );
+        assert!(u.attachments.len() <= MAX_ATTACHMENTS, "{name}");
+        assert!(u.cloud_links.len() <= 100, "{name}");
+    }
+}
+
+#[test]
+fn body_text_is_capped_on_a_char_boundary() {
+    let mut raw = b"Subject: long\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
+    raw.extend("申报材料".repeat(30_000).as_bytes());
+    let u = understand(&raw, &guard());
+    assert!(u.body_text.len() <= BODY_TEXT_LIMIT);
+    assert!(u.body_text.len() > BODY_TEXT_LIMIT - 4);
+    assert!(u.body_text.starts_with("申报材料"));
+}
