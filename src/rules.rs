@@ -219,21 +219,24 @@ mod tests {
         out
     }
 
+    fn facts(attachments: &[Attachment]) -> Facts<'_> {
+        Facts {
+            attachments,
+            has_cloud_links: false,
+            branch_known: true,
+            subject_nonstandard: false,
+            late: false,
+        }
+    }
+
     #[test]
     fn an_html_page_saved_as_doc_is_unreadable_not_missing() {
         let atts = [
             file("申请表.doc", b"<html><body>not really word</body></html>"),
             file("汇总表.xls", b"<html><body>not really excel</body></html>"),
         ];
-        let f = Facts {
-            attachments: &atts,
-            has_cloud_links: false,
-            branch_known: true,
-            subject_nonstandard: false,
-            late: false,
-        };
         assert_eq!(
-            application_problems(&f),
+            application_problems(&facts(&atts)),
             vec![Problem::FormUnreadable, Problem::SummaryUnreadable]
         );
     }
@@ -241,15 +244,8 @@ mod tests {
     #[test]
     fn a_pdf_form_does_not_count() {
         let atts = [file("申请表.pdf", b"%PDF-1.4\n%...")];
-        let f = Facts {
-            attachments: &atts,
-            has_cloud_links: false,
-            branch_known: true,
-            subject_nonstandard: false,
-            late: false,
-        };
         assert_eq!(
-            application_problems(&f),
+            application_problems(&facts(&atts)),
             vec![Problem::FormMissing, Problem::SummaryMissing]
         );
     }
@@ -267,15 +263,8 @@ mod tests {
 
     #[test]
     fn nothing_attached_is_two_problems() {
-        let f = Facts {
-            attachments: &[],
-            has_cloud_links: false,
-            branch_known: true,
-            subject_nonstandard: false,
-            late: false,
-        };
         assert_eq!(
-            application_problems(&f),
+            application_problems(&facts(&[])),
             vec![Problem::FormMissing, Problem::SummaryMissing]
         );
     }

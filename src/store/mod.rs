@@ -195,15 +195,13 @@ impl Store {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        set_watermark(
-            &mut *self.pool.acquire().await?,
-            account,
-            folder,
+        let key = ImapKey {
+            account: account.to_string(),
+            folder: folder.to_string(),
             uidvalidity,
-            last_uid,
-            now,
-        )
-        .await
+            uid: last_uid,
+        };
+        set_watermark(&mut *self.pool.acquire().await?, &key, now).await
     }
 
     /// Stores a message fetched over IMAP: blob, row and watermark in one transaction.
@@ -232,15 +230,7 @@ impl Store {
         self.record_blob(&mut tx, &sha, raw.len(), now).await?;
         let mid = raw_message_id(raw);
         if let Some(existing) = find_duplicate(&mut tx, mid.as_deref(), &sha).await? {
-            set_watermark(
-                &mut tx,
-                &key.account,
-                &key.folder,
-                key.uidvalidity,
-                key.uid,
-                now,
-            )
-            .await?;
+            set_watermark(&mut tx, key, now).await?;
             tx.commit().await?;
             return Ok(Inserted::Duplicate(existing));
         }
@@ -260,15 +250,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .last_insert_rowid();
-        set_watermark(
-            &mut tx,
-            &key.account,
-            &key.folder,
-            key.uidvalidity,
-            key.uid,
-            now,
-        )
-        .await?;
+        set_watermark(&mut tx, key, now).await?;
         tx.commit().await?;
         Ok(Inserted::New(id))
     }
@@ -305,15 +287,7 @@ impl Store {
         .bind(db_time(now))
         .execute(&mut *tx)
         .await?;
-        set_watermark(
-            &mut tx,
-            &key.account,
-            &key.folder,
-            key.uidvalidity,
-            key.uid,
-            now,
-        )
-        .await?;
+        set_watermark(&mut tx, key, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -504,12 +478,10 @@ impl Store {
     }
 }
 
+/// Moves the watermark of `key`'s folder to `key.uid` (never backwards within one UIDVALIDITY).
 async fn set_watermark(
     conn: &mut SqliteConnection,
-    account: &str,
-    folder: &str,
-    uidvalidity: u32,
-    last_uid: u32,
+    key: &ImapKey,
     now: DateTime<Utc>,
 ) -> Result<()> {
     sqlx::query(
@@ -520,10 +492,10 @@ async fn set_watermark(
            uidvalidity = excluded.uidvalidity,
            updated_at = excluded.updated_at",
     )
-    .bind(account)
-    .bind(folder)
-    .bind(i64::from(uidvalidity))
-    .bind(i64::from(last_uid))
+    .bind(&key.account)
+    .bind(&key.folder)
+    .bind(i64::from(key.uidvalidity))
+    .bind(i64::from(key.uid))
     .bind(db_time(now))
     .execute(&mut *conn)
     .await?;
