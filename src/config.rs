@@ -87,6 +87,12 @@ pub struct CampaignConfig {
     pub timezone: chrono_tz::Tz,
     pub roster: PathBuf,
     pub staff_contact: String,
+    /// The five 板块; an application must choose one.
+    pub sections: Vec<String>,
+    /// The highest level's cap (重点项目 5000 元): more than this is `budget_over_cap`.
+    pub budget_cap_yuan: f64,
+    /// Roles the project leader may hold (书记、副书记); longer forms such as 支部书记 count.
+    pub leader_roles: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +271,28 @@ impl Reader<'_> {
                         other.type_str()
                     ),
                 );
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, key: &str, default: &[&str]) -> Option<Vec<String>> {
+        match self.get(key).cloned() {
+            None => Some(default.iter().map(|s| s.to_string()).collect()),
+            Some(Value::Array(items)) => {
+                let list: Vec<String> = items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(|s| s.trim().to_string()))
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if list.len() != items.len() || list.is_empty() {
+                    self.bad(key, "应为非空的字符串列表，例如 [\"书记\", \"副书记\"]");
+                    return None;
+                }
+                Some(list)
+            }
+            Some(other) => {
+                self.bad(key, format!("应为字符串列表（方括号），现在是 {}", other.type_str()));
                 None
             }
         }
@@ -568,7 +596,13 @@ impl Reader<'_> {
             "campaign.staff_contact",
             Some("学生工作部（请直接回复本邮件）"),
         );
+        let sections = self.string_list("campaign.sections", &DEFAULT_SECTIONS);
+        let cap = self.integer("campaign.budget_cap_yuan", 5000, 1, 100_000_000);
+        let roles = self.string_list("campaign.leader_roles", &["书记", "副书记"]);
         Some(CampaignConfig {
+            sections: sections?,
+            budget_cap_yuan: cap? as f64,
+            leader_roles: roles?,
             name: name?,
             organizer: organizer?,
             intake_address: intake?,
@@ -628,6 +662,15 @@ impl Reader<'_> {
         }
     }
 }
+
+/// The notice's five sections (板块).
+pub const DEFAULT_SECTIONS: [&str; 5] = [
+    "学思践悟·固本强基",
+    "先锋领航·校园善治",
+    "党旗飘扬·社区聚力",
+    "师生结对·双向赋能",
+    "育苗成长·薪火相传",
+];
 
 fn looks_like_address(a: &str) -> bool {
     match a.rsplit_once('@') {
@@ -741,6 +784,9 @@ roster = "roster.csv"
         assert!(cfg.database_url.starts_with("sqlite://"));
         assert!(cfg.database_url.ends_with("shenbao.db"));
         assert_eq!(cfg.ack.message_id_domain, "shenbao.example.test");
+        assert_eq!(cfg.campaign.sections.len(), 5);
+        assert_eq!(cfg.campaign.budget_cap_yuan, 5000.0);
+        assert_eq!(cfg.campaign.leader_roles, vec!["书记", "副书记"]);
     }
 
     #[test]
