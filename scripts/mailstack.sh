@@ -10,7 +10,7 @@
 #   (also on [::1] when the host has an IPv6 loopback)
 #
 #   Domain example.test, users (password = "<user>-pw"; IMAP login "branch1@example.test" or "branch1"):
-#     intake reviewer staff branch1 branch2 branch3 catchall, and intake1..intake8 (one per e2e test)
+#     intake reviewer staff branch1 branch2 branch3 catchall, and intake1..intake12 (one per e2e test)
 #   Any recipient outside example.test is rewritten to catchall@example.test; the default and relay
 #   transports are "error:", so even a mistake cannot send mail to the outside world.
 #   TLS: a private CA ($MAILSTACK_DIR/tls/ca.pem) signs a leaf for localhost, mx.example.test,
@@ -49,7 +49,7 @@ SMTP_PORT=${MAILSTACK_SMTP_PORT:-2525}
 DELIVERY=${MAILSTACK_DELIVERY:-virtual}
 SIZE_LIMIT=${MAILSTACK_MESSAGE_SIZE_LIMIT:-104857600}
 START_TIMEOUT=${MAILSTACK_START_TIMEOUT:-30}
-USER_NAMES=(intake reviewer staff branch1 branch2 branch3 catchall intake1 intake2 intake3 intake4 intake5 intake6 intake7 intake8)
+USER_NAMES=(intake reviewer staff branch1 branch2 branch3 catchall intake1 intake2 intake3 intake4 intake5 intake6 intake7 intake8 intake9 intake10 intake11 intake12)
 VMAIL=vmail
 PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl)
 

@@ -64,6 +64,8 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// 显示一个支部的全部版本（支部名称，名册中的写法或主题中的写法）
+    Show { branch: String },
     /// 检查配置文件，逐项指出问题
     CheckConfig {
         /// 同时实际登录 IMAP 和 SMTP 服务器
@@ -76,6 +78,8 @@ pub enum Command {
 pub enum ExportFormat {
     Json,
     Csv,
+    /// 汇总表（Excel），每个支部最新一版一行
+    Xlsx,
 }
 
 pub fn main() -> ExitCode {
@@ -188,6 +192,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     v
                 }
                 ExportFormat::Csv => crate::export::to_csv(&subs)?,
+                ExportFormat::Xlsx => {
+                    if output.is_none() {
+                        anyhow::bail!(
+                            "xlsx 是二进制文件，请用 -o 指定输出文件，例如 -o 汇总表.xlsx"
+                        );
+                    }
+                    crate::export::to_xlsx(&format!("{}申报汇总表", cfg.campaign.name), &subs)?
+                }
             };
             match output {
                 Some(p) => {
@@ -197,6 +209,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     use std::io::Write;
                     std::io::stdout().write_all(&bytes)?;
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { branch } => {
+            let cfg = load(&cli.config)?;
+            let (store, pipeline, _) = crate::daemon::open(cfg, clock()?).await?;
+            let name = match pipeline.roster.match_branch(&branch) {
+                m if m.kind == crate::roster::MatchKind::Exact => {
+                    m.branch.map(|b| b.name).unwrap_or(branch.clone())
+                }
+                _ => branch.clone(),
+            };
+            let versions = crate::export::history(&store, &name).await?;
+            if versions.is_empty() {
+                println!(
+                    "没有“{branch}”的任何登记。可用 `shenbao export --format csv` 查看全部支部。"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            for v in &versions {
+                print!("{}", crate::export::describe(v));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -264,7 +264,9 @@ mod tests {
                 {"filename": "材料.zip", "role_label": "其他材料", "format_label": "压缩包", "size_label": "11.3 KB", "error": null,
                  "entries": [{"filename": "汇总表.xlsx", "role_label": "申报汇总表", "format_label": "Excel 表格", "size_label": "5.6 KB", "error": null, "entries": []}]}
             ],
-            "problems": [{"code": "late", "title": "邮件在截止时间之后到达", "fix": "本邮件已登记"}],
+            "problems": [{"code": "late", "title": "邮件在截止时间之后到达", "fix": "本邮件已登记", "detail": null}],
+            "fields": [{"label": "项目名称", "value": "“科研启明星”"}, {"label": "申请经费", "value": "4000 元"}],
+            "fields_source": "项目申请表",
             "exact_subject": "对标争先建设项目申报-设计创意学院2024级博士生党支部",
             "deadline": "2025年9月27日 23:59:59", "staff_contact": "学生工作部"
         });
@@ -276,6 +278,7 @@ mod tests {
             "\n  1. 申请表.docx\n     识别为：项目申请表（Word 文档，37.8 KB）\n  2. 材料.zip\n",
             "\n     - 压缩包内：汇总表.xlsx —— 申报汇总表（Excel 表格，5.6 KB）\n",
             "发现以下 1 个问题，请按说明处理：\n  1. 邮件在截止时间之后到达\n     怎么办：本邮件已登记\n",
+            "从项目申请表中读到的内容（请核对，如有误请修改后重新发送）：\n  项目名称：“科研启明星”\n  申请经费：4000 元\n\n发现以下",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }

@@ -292,7 +292,10 @@ impl Reader<'_> {
                 Some(list)
             }
             Some(other) => {
-                self.bad(key, format!("应为字符串列表（方括号），现在是 {}", other.type_str()));
+                self.bad(
+                    key,
+                    format!("应为字符串列表（方括号），现在是 {}", other.type_str()),
+                );
                 None
             }
         }

@@ -40,6 +40,12 @@ pub struct ExportSubmission {
     pub message_id: Option<String>,
     pub attachments: Vec<ExportAttachment>,
     pub problems: Vec<String>,
+    /// What the form (or, failing that, the summary) says; null when neither could be read.
+    pub fields: Option<serde_json::Value>,
+    /// `form`, `summary` or null.
+    pub fields_source: Option<String>,
+    /// The problems with what exactly was found, in the same order.
+    pub problem_details: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,12 +98,39 @@ pub async fn latest(store: &Store) -> anyhow::Result<Vec<ExportSubmission>> {
     let rows = sqlx::query(
         "SELECT s.kind, s.branch, s.college, s.branch_text, s.match_kind, s.match_score, s.match_reason, s.version,
                 (SELECT COUNT(*) FROM submissions o WHERE o.kind = s.kind AND o.branch_key = s.branch_key),
-                s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id
+                s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id,
+                s.fields, s.fields_source, s.problem_details
          FROM submissions s JOIN messages m ON m.id = s.message_id
          WHERE s.is_latest = 1 ORDER BY s.received_at, s.id",
     )
     .fetch_all(&store.pool)
     .await?;
+    rows_to_export(store, rows).await
+}
+
+/// Every version of one branch's submissions (matched by roster name or as written), oldest first.
+pub async fn history(store: &Store, branch: &str) -> anyhow::Result<Vec<ExportSubmission>> {
+    let key = crate::textnorm::normalize(branch);
+    let rows = sqlx::query(
+        "SELECT s.kind, s.branch, s.college, s.branch_text, s.match_kind, s.match_score, s.match_reason, s.version,
+                (SELECT COUNT(*) FROM submissions o WHERE o.kind = s.kind AND o.branch_key = s.branch_key),
+                s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id,
+                s.fields, s.fields_source, s.problem_details
+         FROM submissions s JOIN messages m ON m.id = s.message_id
+         WHERE s.branch = ? OR s.branch_key = ? OR s.branch_key = ? ORDER BY s.kind, s.version",
+    )
+    .bind(branch)
+    .bind(branch)
+    .bind(format!("?{key}"))
+    .fetch_all(&store.pool)
+    .await?;
+    rows_to_export(store, rows).await
+}
+
+async fn rows_to_export(
+    store: &Store,
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+) -> anyhow::Result<Vec<ExportSubmission>> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let problems: Vec<String> =
@@ -119,9 +152,100 @@ pub async fn latest(store: &Store) -> anyhow::Result<Vec<ExportSubmission>> {
             message_id: r.get(13),
             attachments: attachments_of(store, r.get(15)).await?,
             problems,
+            fields: r
+                .get::<Option<String>, _>(16)
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .map(export_fields),
+            fields_source: r.get(17),
+            problem_details: r
+                .get::<Option<String>, _>(18)
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
         });
     }
     Ok(out)
+}
+
+/// The stored fields in the export's shape: the amount as `budget_yuan` (a number, or null
+/// when it is not a single amount) next to `budget_as_written`.
+fn export_fields(mut v: serde_json::Value) -> serde_json::Value {
+    let yuan = v
+        .get("budget")
+        .and_then(|b| {
+            (b.get("kind")?.as_str()? == "yuan")
+                .then(|| b.get("yuan").cloned())
+                .flatten()
+        })
+        .map(|y| match y.as_f64() {
+            // Whole yuan as an integer (3000, not 3000.0), as people and spreadsheets write it.
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => serde_json::Value::from(f as i64),
+            _ => y,
+        })
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("budget");
+        o.insert("budget_yuan".to_string(), yuan);
+        if let Some(b) = o.remove("branch") {
+            o.insert("branch_in_form".to_string(), b);
+        }
+    }
+    v
+}
+
+fn field(s: &ExportSubmission, key: &str) -> String {
+    s.fields
+        .as_ref()
+        .and_then(|f| f.get(key))
+        .map(|v| match v {
+            serde_json::Value::String(t) => t.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
+
+/// The consolidated 汇总表 (.xlsx) in the office's own column layout.
+pub fn to_xlsx(title: &str, subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
+    let rows: Vec<crate::export_xlsx::XlsxRow> = subs
+        .iter()
+        .filter(|s| s.kind == "application")
+        .map(|s| {
+            let budget_yuan = s
+                .fields
+                .as_ref()
+                .and_then(|f| f.get("budget_yuan")?.as_f64());
+            let section = match field(s, "section") {
+                x if x.is_empty() => field(s, "section_as_written"),
+                x => x,
+            };
+            crate::export_xlsx::XlsxRow {
+                college: s.college.clone().unwrap_or_else(|| field(s, "college")),
+                branch: s
+                    .branch
+                    .clone()
+                    .or_else(|| s.branch_in_subject.clone())
+                    .unwrap_or_default(),
+                project_name: field(s, "project_name"),
+                section,
+                leader: field(s, "leader"),
+                leader_role: field(s, "leader_role"),
+                phone: field(s, "phone"),
+                advisor: field(s, "advisor"),
+                budget_yuan,
+                budget_text: field(s, "budget_as_written"),
+                version: s.version,
+                received_at: s.received_at.replace('T', " ").chars().take(19).collect(),
+                problems: s
+                    .problems
+                    .iter()
+                    .filter_map(|c| crate::rules::Problem::from_code(c))
+                    .map(|p| p.title_zh())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            }
+        })
+        .collect();
+    crate::export_xlsx::write_summary_xlsx(title, &rows).map_err(anyhow::Error::msg)
 }
 
 /// CSV with one row per latest submission (UTF-8 with BOM, so Excel shows the Chinese).
@@ -162,6 +286,58 @@ pub fn to_csv(subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
         ])?;
     }
     Ok(w.into_inner()?)
+}
+
+/// One version, for people (`shenbao show`).
+pub fn describe(s: &ExportSubmission) -> String {
+    let mut out = format!(
+        "{} 第{}版（共{}版）  {}  {}{}\n  发件人：{}  主题：{}\n",
+        if s.kind == "closure" {
+            "结项"
+        } else {
+            "申报"
+        },
+        s.version,
+        s.versions,
+        s.branch
+            .as_deref()
+            .or(s.branch_in_subject.as_deref())
+            .unwrap_or("（未识别支部）"),
+        s.received_at,
+        if s.late { "（逾期）" } else { "" },
+        s.sender,
+        s.subject.as_deref().unwrap_or(""),
+    );
+    for key in [
+        "project_name",
+        "section",
+        "leader",
+        "leader_role",
+        "phone",
+        "advisor",
+        "budget_yuan",
+    ] {
+        let v = field(s, key);
+        if !v.is_empty() {
+            out.push_str(&format!("  {key}: {v}\n"));
+        }
+    }
+    for a in s
+        .attachments
+        .iter()
+        .flat_map(|a| std::iter::once(a).chain(a.entries.iter()))
+    {
+        out.push_str(&format!(
+            "  附件：{}（{}，{}，{} 字节）\n",
+            a.filename, a.role, a.format, a.size
+        ));
+    }
+    if s.problems.is_empty() {
+        out.push_str("  问题：无\n");
+    } else {
+        out.push_str(&format!("  问题：{}\n", s.problems.join(", ")));
+    }
+    out
 }
 
 /// Counts for `shenbao status`.

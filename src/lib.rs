@@ -16,6 +16,8 @@ pub mod compose;
 pub mod config;
 pub mod daemon;
 pub mod export;
+pub mod export_xlsx;
+pub mod extract;
 pub mod intake;
 pub mod message;
 pub mod pipeline;

@@ -9,6 +9,8 @@
 use crate::clock::{Clock, beijing, db_time};
 use crate::compose::{self, MailSpec, Outgoing, Templates};
 use crate::config::Config;
+use crate::extract::Extracted;
+use crate::extract::model::{Amount, Fields};
 use crate::message::{self, Attachment, LoopGuard, Understood};
 use crate::roster::{BranchMatch, MatchKind, Roster};
 use crate::rules::{self, Facts, Problem};
@@ -21,6 +23,9 @@ use sqlx::{Row, SqliteConnection};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+/// How long understanding one message and reading its attachments may take.
+const EXTRACT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What the pipeline needs, built once at start.
 pub struct Pipeline {
     pub store: Store,
@@ -32,6 +37,7 @@ pub struct Pipeline {
     pub guard: LoopGuard,
     /// Woken whenever something is queued in the outbox.
     pub outbox: Arc<Notify>,
+    pub policy: rules::Policy,
 }
 
 /// What a message turned out to be.
@@ -108,7 +114,12 @@ impl Pipeline {
                 cfg.smtp.from_address.to_lowercase(),
             ],
         };
+        let policy = rules::Policy {
+            budget_cap_yuan: cfg.campaign.budget_cap_yuan,
+            leader_roles: cfg.campaign.leader_roles.clone(),
+        };
         Ok(Pipeline {
+            policy,
             store,
             clock,
             cfg,
@@ -168,13 +179,26 @@ impl Pipeline {
         let blobs = self.store.blobs.clone();
         let sha = stored.raw_sha256.clone();
         let guard = self.guard.clone();
-        let understood = tokio::task::spawn_blocking(move || -> std::io::Result<Understood> {
-            let raw = blobs.get(&sha)?;
-            Ok(message::understand(&raw, &guard))
-        })
-        .await
-        .context("understanding task")?
-        .context("reading the stored message")?;
+        let sections = self.cfg.campaign.sections.clone();
+        // Parsing and reading Office files is CPU work on untrusted input: off the async
+        // threads, and bounded in time (the readers bound themselves; this is the backstop).
+        let work =
+            tokio::task::spawn_blocking(move || -> std::io::Result<(Understood, Extracted)> {
+                let raw = blobs.get(&sha)?;
+                let understood = message::understand(&raw, &guard);
+                let extracted = crate::extract::extract(&understood.attachments, &sections);
+                Ok((understood, extracted))
+            });
+        let (understood, extracted) = tokio::time::timeout(EXTRACT_TIME_LIMIT, work)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "读取附件超过 {} 秒仍未完成，已放弃",
+                    EXTRACT_TIME_LIMIT.as_secs()
+                )
+            })?
+            .context("understanding task")?
+            .context("reading the stored message")?;
 
         let received = stored.internal_date.unwrap_or(stored.stored_at);
         let classified = self.classify(&understood);
@@ -224,8 +248,12 @@ impl Pipeline {
                     subject_nonstandard: subject.is_some_and(|s| !s.deviations.is_empty())
                         || matched.kind == MatchKind::Fuzzy,
                     late,
+                    extracted: &extracted,
+                    policy: &self.policy,
                 };
-                let problems = rules::application_problems(&facts);
+                let findings = rules::check(&facts);
+                let problems: Vec<Problem> = findings.iter().map(|f| f.code).collect();
+                let chosen = extracted.chosen();
                 let kind = classified.disposition.as_str();
                 let branch_text = subject.and_then(|s| s.branch.clone());
                 let branch_key = match &matched.branch {
@@ -245,8 +273,9 @@ impl Pipeline {
                 .await?;
                 let codes: Vec<&str> = problems.iter().map(|p| p.code()).collect();
                 sqlx::query(
-                    "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
+                                              fields, fields_source, form_fields, summary_fields, problem_details)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(kind)
                 .bind(&branch_key)
@@ -263,8 +292,23 @@ impl Pipeline {
                 .bind(late)
                 .bind(serde_json::to_string(&codes)?)
                 .bind(db_time(now))
+                .bind(chosen.map(|(f, _)| serde_json::to_string(f)).transpose()?)
+                .bind(chosen.map(|(_, source)| source))
+                .bind(extracted.form.as_ref().map(serde_json::to_string).transpose()?)
+                .bind(extracted.summary.as_ref().map(serde_json::to_string).transpose()?)
+                .bind(serde_json::to_string(&findings)?)
                 .execute(&mut *tx)
                 .await?;
+                for (sha, error) in &extracted.read_errors {
+                    sqlx::query(
+                        "UPDATE attachments SET read_error = ? WHERE message_id = ? AND sha256 = ?",
+                    )
+                    .bind(error)
+                    .bind(id)
+                    .bind(sha)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 outcome.branch = matched.branch.as_ref().map(|b| b.name.clone());
                 outcome.version = Some(version);
                 outcome.problems = problems.clone();
@@ -275,7 +319,8 @@ impl Pipeline {
                         &matched,
                         version,
                         received,
-                        &problems,
+                        &findings,
+                        chosen,
                         classified.disposition,
                     );
                     let text = self.templates.render("ack.txt.j2", &ctx)?;
@@ -746,6 +791,61 @@ struct ProblemView {
     code: &'static str,
     title: &'static str,
     fix: &'static str,
+    detail: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FieldView {
+    label: &'static str,
+    value: String,
+}
+
+/// The fields as a small table for the secretary to check; `—` marks what was not found.
+fn field_rows(f: &Fields) -> Vec<FieldView> {
+    let show = |v: &Option<String>| {
+        v.clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "—（未识别）".to_string())
+    };
+    let budget = match &f.budget {
+        Some(Amount::Yuan { yuan }) if yuan.fract() == 0.0 => format!("{} 元", *yuan as i64),
+        Some(Amount::Yuan { yuan }) => format!("{yuan:.2} 元"),
+        _ => show(&f.budget_as_written),
+    };
+    let section = match (&f.section, &f.section_as_written) {
+        (Some(s), _) => s.clone(),
+        (None, w) => show(w),
+    };
+    vec![
+        FieldView {
+            label: "项目名称",
+            value: show(&f.project_name),
+        },
+        FieldView {
+            label: "申报板块",
+            value: section,
+        },
+        FieldView {
+            label: "项目负责人",
+            value: show(&f.leader),
+        },
+        FieldView {
+            label: "职务",
+            value: show(&f.leader_role),
+        },
+        FieldView {
+            label: "联系电话",
+            value: show(&f.phone),
+        },
+        FieldView {
+            label: "指导老师",
+            value: show(&f.advisor),
+        },
+        FieldView {
+            label: "申请经费",
+            value: budget,
+        },
+    ]
 }
 
 #[derive(Serialize)]
@@ -761,19 +861,23 @@ struct AckView {
     subject: String,
     attachments: Vec<AttachmentView>,
     problems: Vec<ProblemView>,
+    fields: Vec<FieldView>,
+    fields_source: Option<&'static str>,
     exact_subject: String,
     deadline: String,
     staff_contact: String,
 }
 
 impl AckView {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         p: &Pipeline,
         u: &Understood,
         m: &BranchMatch,
         version: i64,
         received: DateTime<Utc>,
-        problems: &[Problem],
+        findings: &[rules::Finding],
+        chosen: Option<(&Fields, &'static str)>,
         d: Disposition,
     ) -> AckView {
         let secretary = m.branch.as_ref().and_then(|b| {
@@ -823,14 +927,23 @@ impl AckView {
             received_at: beijing(received),
             subject: u.subject.clone(),
             attachments: u.attachments.iter().map(AttachmentView::new).collect(),
-            problems: problems
+            problems: findings
                 .iter()
-                .map(|p| ProblemView {
-                    code: p.code(),
-                    title: p.title_zh(),
-                    fix: p.fix_zh(),
+                .map(|f| ProblemView {
+                    code: f.code.code(),
+                    title: f.code.title_zh(),
+                    fix: f.code.fix_zh(),
+                    detail: f.detail.clone(),
                 })
                 .collect(),
+            fields: chosen.map(|(f, _)| field_rows(f)).unwrap_or_default(),
+            fields_source: chosen.map(|(_, s)| {
+                if s == "form" {
+                    "项目申请表"
+                } else {
+                    "申报汇总表（申请表未能读取）"
+                }
+            }),
             exact_subject,
             deadline: beijing(p.cfg.campaign.deadline),
             staff_contact: p.cfg.campaign.staff_contact.clone(),

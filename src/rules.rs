@@ -5,6 +5,8 @@
 //! is the order they are listed in, so every consumer sees them the same way.
 
 use crate::attach::{Format, Role};
+use crate::extract::Extracted;
+use crate::extract::model::Amount;
 use crate::message::Attachment;
 use serde::Serialize;
 
@@ -125,7 +127,25 @@ impl Problem {
     }
 }
 
-/// What the rules of this slice look at.
+/// The campaign's rules that come from configuration.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The highest level's cap (重点项目).
+    pub budget_cap_yuan: f64,
+    /// 书记, 副书记: a leader's role must end with one of these (支部书记 counts as 书记).
+    pub leader_roles: Vec<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            budget_cap_yuan: 5000.0,
+            leader_roles: vec!["书记".to_string(), "副书记".to_string()],
+        }
+    }
+}
+
+/// What the rules look at.
 pub struct Facts<'a> {
     pub attachments: &'a [Attachment],
     pub has_cloud_links: bool,
@@ -133,6 +153,16 @@ pub struct Facts<'a> {
     /// The subject departs from the pattern, or the branch is written differently from the roster.
     pub subject_nonstandard: bool,
     pub late: bool,
+    /// What the readers found in the form and the summary.
+    pub extracted: &'a Extracted,
+    pub policy: &'a Policy,
+}
+
+/// A problem and, where it helps, what exactly was found (“申请经费 6000 元”).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub code: Problem,
+    pub detail: Option<String>,
 }
 
 /// Attachments and, one level down, the entries of attached zips.
@@ -142,9 +172,27 @@ pub fn all_files(attachments: &[Attachment]) -> impl Iterator<Item = &Attachment
         .flat_map(|a| std::iter::once(a).chain(a.entries.iter()))
 }
 
-/// The problems of an application, in code order.
-pub fn application_problems(f: &Facts<'_>) -> Vec<Problem> {
-    let mut out = Vec::new();
+fn yuan(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{} 元", v as i64)
+    } else {
+        format!("{v:.2} 元")
+    }
+}
+
+/// Whether `role` is one the leader may hold: it ends with an allowed role after normalisation
+/// (支部书记, 党支部副书记 …), and is not a different office that merely ends the same way.
+pub fn role_allowed(role: &str, allowed: &[String]) -> bool {
+    let r = crate::textnorm::normalize(role);
+    allowed
+        .iter()
+        .any(|a| !a.is_empty() && r.ends_with(&crate::textnorm::normalize(a)))
+}
+
+/// The findings of an application, in code order.
+pub fn check(f: &Facts<'_>) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    let mut push = |code: Problem, detail: Option<String>| out.push(Finding { code, detail });
     let has_form = all_files(f.attachments).any(|a| a.role == Role::Form && a.format.is_word());
     let has_summary =
         all_files(f.attachments).any(|a| a.role == Role::Summary && a.format.is_spreadsheet());
@@ -152,35 +200,107 @@ pub fn application_problems(f: &Facts<'_>) -> Vec<Problem> {
     // encrypted): the branch sent the file, it just cannot be opened.
     let broken =
         |role: Role| all_files(f.attachments).any(|a| a.role == role && a.format == Format::Other);
+    let x = f.extracted;
     if !has_form {
-        out.push(if broken(Role::Form) {
-            Problem::FormUnreadable
+        if broken(Role::Form) {
+            push(Problem::FormUnreadable, None);
         } else {
-            Problem::FormMissing
-        });
+            push(Problem::FormMissing, None);
+        }
+    } else if x.form.is_none() {
+        push(Problem::FormUnreadable, x.form_error.clone());
     }
     if !has_summary {
-        out.push(if broken(Role::Summary) {
-            Problem::SummaryUnreadable
+        if broken(Role::Summary) {
+            push(Problem::SummaryUnreadable, None);
         } else {
-            Problem::SummaryMissing
-        });
+            push(Problem::SummaryMissing, None);
+        }
+    } else if x.summary.is_none() {
+        push(Problem::SummaryUnreadable, x.summary_error.clone());
     }
     if !f.branch_known {
-        out.push(Problem::BranchUnknown);
+        push(Problem::BranchUnknown, None);
+    }
+    if let Some((fields, _)) = x.chosen() {
+        if fields.section.is_none() {
+            push(
+                Problem::SectionInvalid,
+                Some(match &fields.section_as_written {
+                    Some(w) if !w.trim().is_empty() => format!("填写的是“{w}”"),
+                    _ => "未填写申报板块".to_string(),
+                }),
+            );
+        }
+        match fields
+            .leader_role
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            Some(role) if role_allowed(role, &f.policy.leader_roles) => {}
+            Some(role) => push(
+                Problem::LeaderNotSecretary,
+                Some(format!("填写的职务是“{role}”")),
+            ),
+            None => push(
+                Problem::LeaderNotSecretary,
+                Some("未填写项目负责人的职务".to_string()),
+            ),
+        }
+        if fields
+            .advisor
+            .as_deref()
+            .is_none_or(|a| a.trim().is_empty())
+        {
+            push(Problem::AdvisorMissing, None);
+        }
+        match &fields.budget {
+            Some(Amount::Yuan { yuan: v }) if *v > f.policy.budget_cap_yuan => push(
+                Problem::BudgetOverCap,
+                Some(format!(
+                    "申请 {}，上限 {}",
+                    yuan(*v),
+                    yuan(f.policy.budget_cap_yuan)
+                )),
+            ),
+            Some(Amount::Yuan { .. }) => {}
+            Some(Amount::Unparsed { reason }) => push(
+                Problem::BudgetUnparsed,
+                Some(format!(
+                    "填写的是“{}”（{reason}）",
+                    fields.budget_as_written.as_deref().unwrap_or("")
+                )),
+            ),
+            None => push(Problem::BudgetUnparsed, Some("未填写申请经费".to_string())),
+        }
+        if let (Some(form), Some(summary)) = (&x.form, &x.summary)
+            && let (Some(a), Some(b)) = (form.budget_yuan(), summary.budget_yuan())
+            && (a - b).abs() >= 0.5
+        {
+            push(
+                Problem::FormSummaryMismatch,
+                Some(format!("申请表 {}，汇总表 {}", yuan(a), yuan(b))),
+            );
+        }
     }
     if f.late {
-        out.push(Problem::Late);
+        push(Problem::Late, None);
     }
     if f.has_cloud_links && (!has_form || !has_summary) {
-        out.push(Problem::CloudAttachment);
+        push(Problem::CloudAttachment, None);
     }
     if f.subject_nonstandard {
-        out.push(Problem::SubjectNonstandard);
+        push(Problem::SubjectNonstandard, None);
     }
-    out.sort();
-    out.dedup();
+    out.sort_by_key(|f| f.code);
+    out.dedup_by_key(|f| f.code);
     out
+}
+
+/// The problem codes of an application, in code order.
+pub fn application_problems(f: &Facts<'_>) -> Vec<Problem> {
+    check(f).into_iter().map(|f| f.code).collect()
 }
 
 #[cfg(test)]
@@ -219,6 +339,9 @@ mod tests {
         out
     }
 
+    static NOTHING: std::sync::LazyLock<Extracted> = std::sync::LazyLock::new(Extracted::default);
+    static POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(Policy::default);
+
     fn facts(attachments: &[Attachment]) -> Facts<'_> {
         Facts {
             attachments,
@@ -226,6 +349,122 @@ mod tests {
             branch_known: true,
             subject_nonstandard: false,
             late: false,
+            extracted: &NOTHING,
+            policy: &POLICY,
+        }
+    }
+
+    fn good_fields() -> crate::extract::model::Fields {
+        crate::extract::model::Fields {
+            project_name: Some("“红色领航”".into()),
+            section: Some("学思践悟·固本强基".into()),
+            section_as_written: Some("学思践悟·固本强基".into()),
+            leader: Some("张三".into()),
+            leader_role: Some("支部书记".into()),
+            phone: Some("13800000000".into()),
+            advisor: Some("李老师".into()),
+            budget_as_written: Some("3000".into()),
+            budget: Some(Amount::Yuan { yuan: 3000.0 }),
+            ..Default::default()
+        }
+    }
+
+    /// The codes for a form with `form` fields (and optionally a summary), both attached.
+    fn field_codes(
+        form: crate::extract::model::Fields,
+        summary: Option<crate::extract::model::Fields>,
+    ) -> Vec<&'static str> {
+        let atts = [
+            file("申请表.docx", b"PK\x03\x04"),
+            file("汇总表.xlsx", b"PK\x03\x04"),
+        ];
+        let x = Extracted {
+            form: Some(form),
+            summary: summary.clone(),
+            summary_error: summary.is_none().then(|| "test".to_string()),
+            ..Default::default()
+        };
+        let mut f = facts(&atts);
+        f.extracted = &x;
+        check(&f).iter().map(|p| p.code.code()).collect()
+    }
+
+    #[test]
+    fn field_rules() {
+        let g = good_fields;
+        let with = |edit: &dyn Fn(&mut crate::extract::model::Fields)| {
+            let mut f = g();
+            edit(&mut f);
+            f
+        };
+        assert_eq!(field_codes(g(), Some(g())), Vec::<&str>::new());
+        assert_eq!(field_codes(g(), None), vec!["summary_unreadable"]);
+        assert_eq!(
+            field_codes(with(&|f| f.section = None), Some(g())),
+            vec!["section_invalid"]
+        );
+        assert_eq!(
+            field_codes(
+                with(&|f| f.leader_role = Some("组织委员".into())),
+                Some(g())
+            ),
+            vec!["leader_not_secretary"]
+        );
+        assert_eq!(
+            field_codes(
+                with(&|f| f.leader_role = Some("党支部副书记".into())),
+                Some(g())
+            ),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            field_codes(with(&|f| f.leader_role = None), Some(g())),
+            vec!["leader_not_secretary"]
+        );
+        assert_eq!(
+            field_codes(with(&|f| f.advisor = Some(" ".into())), Some(g())),
+            vec!["advisor_missing"]
+        );
+        assert_eq!(
+            field_codes(
+                with(&|f| f.budget = Some(Amount::Yuan { yuan: 6000.0 })),
+                Some(with(&|f| f.budget = Some(Amount::Yuan { yuan: 6000.0 })))
+            ),
+            vec!["budget_over_cap"]
+        );
+        assert_eq!(
+            field_codes(
+                with(&|f| f.budget = Some(Amount::Unparsed {
+                    reason: "区间".into()
+                })),
+                Some(g())
+            ),
+            vec!["budget_unparsed"]
+        );
+        assert_eq!(
+            field_codes(
+                g(),
+                Some(with(&|f| f.budget = Some(Amount::Yuan { yuan: 2800.0 })))
+            ),
+            vec!["form_summary_mismatch"]
+        );
+    }
+
+    #[test]
+    fn roles() {
+        let allowed = Policy::default().leader_roles;
+        for ok in [
+            "书记",
+            "副书记",
+            "支部书记",
+            "党支部书记",
+            "支部副书记",
+            " 书 记 ",
+        ] {
+            assert!(role_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in ["组织委员", "宣传委员", "书记员?", "班长", ""] {
+            assert!(!role_allowed(bad, &allowed), "{bad}");
         }
     }
 
@@ -277,6 +516,8 @@ mod tests {
             branch_known: false,
             subject_nonstandard: true,
             late: true,
+            extracted: &NOTHING,
+            policy: &POLICY,
         };
         let codes: Vec<&str> = application_problems(&f).iter().map(|p| p.code()).collect();
         assert_eq!(

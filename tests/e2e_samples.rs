@@ -259,6 +259,18 @@ async fn run_samples(name: &str, user: &str, samples: &Path) {
             .map(attachment_view)
             .collect();
         assert_eq!(have, want, "{}: attachments", c.id);
+        assert_eq!(
+            row["fields_source"], e["fields_source"],
+            "{}: fields_source",
+            c.id
+        );
+        if let Some(want) = e["fields"].as_object() {
+            for (k, v) in want {
+                assert_eq!(&row["fields"][k], v, "{}: field {k}", c.id);
+            }
+        } else {
+            assert!(row["fields"].is_null(), "{}: no fields expected", c.id);
+        }
         let received =
             chrono::DateTime::parse_from_rfc3339(row["received_at"].as_str().unwrap_or_default())
                 .expect("received_at");

@@ -64,7 +64,11 @@ pub fn parse_amount(text: &str) -> Option<Amount> {
     // A named total decides when the cell also lists the items.
     let total_at = ["合计", "共计", "总计", "总额", "="]
         .iter()
-        .filter_map(|k| norm.rfind(k).map(|b| norm[..b].chars().count()))
+        .filter_map(|k| {
+            norm.rfind(k)
+                .and_then(|b| norm.get(..b))
+                .map(|s| s.chars().count())
+        })
         .max();
     let chosen: Vec<f64> = match total_at {
         Some(at) if tokens.iter().any(|t| t.start > at) => tokens
@@ -177,7 +181,8 @@ fn tokenize(s: &[char]) -> Vec<Token> {
                 break;
             }
         }
-        let negative = start > 0 && at(start - 1) == '-' && (start < 2 || !at(start - 2).is_ascii_digit());
+        let negative =
+            start > 0 && at(start - 1) == '-' && (start < 2 || !at(start - 2).is_ascii_digit());
         let (parts, mut j) = read_numeral(s, i);
         // Multipliers written the Latin way: 3k, 0.3w.
         let mut factor = 1.0;
@@ -245,7 +250,11 @@ fn read_numeral(s: &[char], mut i: usize) -> (Vec<Part>, usize) {
             parts.push(Part::Num(text.parse().unwrap_or(f64::NAN), true));
         } else if let Some(d) = chinese_digit(c) {
             // 点 as a decimal point: 零点三万, 三点五万.
-            if at(i + 1) == '点' && chinese_digit(at(i + 2)).or(is_zero(at(i + 2)).then_some(0.0)).is_some() {
+            if at(i + 1) == '点'
+                && chinese_digit(at(i + 2))
+                    .or(is_zero(at(i + 2)).then_some(0.0))
+                    .is_some()
+            {
                 let mut v = d;
                 let mut scale = 0.1;
                 i += 2;
@@ -291,6 +300,13 @@ fn read_numeral(s: &[char], mut i: usize) -> (Vec<Part>, usize) {
 /// right after a unit of 百 or more is the colloquial short form: `三千五` = 3500, `一万二` =
 /// 12000; after `零` it is not (`三千零五` = 3005).
 fn numeral_value(parts: &[Part]) -> Option<f64> {
+    // A unit alone (`万元` in a header) is not a number; `十元` is.
+    let has_digit = parts
+        .iter()
+        .any(|p| matches!(p, Part::Num(..) | Part::Zero));
+    if !has_digit && !matches!(parts.first(), Some(Part::Unit(u)) if *u == 10.0) {
+        return None;
+    }
     let (mut total, mut section) = (0.0_f64, 0.0_f64);
     let mut pending: Option<f64> = None;
     let mut last_unit: Option<f64> = None;
@@ -315,7 +331,9 @@ fn numeral_value(parts: &[Part]) -> Option<f64> {
                 after_zero = false;
             }
             Part::Unit(u) => {
-                section += pending.take().unwrap_or(if section == 0.0 { 1.0 } else { 0.0 });
+                section += pending
+                    .take()
+                    .unwrap_or(if section == 0.0 { 1.0 } else { 0.0 });
                 if u >= 1e8 {
                     total = (total + section) * u;
                 } else {
@@ -409,9 +427,19 @@ mod tests {
             ("\u{3000}3000元\u{200B}", 3000.0),
             ("3 000元", 3000.0),
             ("壹亿元", 1e8),
+            ("十元", 10.0),
+            ("拾万元", 100_000.0),
+            ("两千五", 2500.0),
+            ("2千5", 2500.0),
+            ("人民币叁仟元整（¥3000.00）", 3000.0),
         ];
         for (input, want) in cases {
-            assert_eq!(yuan(input), Some(*want), "input {input:?} → {:?}", parse_amount(input));
+            assert_eq!(
+                yuan(input),
+                Some(*want),
+                "input {input:?} → {:?}",
+                parse_amount(input)
+            );
         }
     }
 
@@ -440,17 +468,37 @@ mod tests {
 
     #[test]
     fn undecided_and_unreadable_are_unparsed() {
-        for s in ["待定", "暂定", "若干", "未定", "3000元（待定）", "金额不确定"] {
+        for s in [
+            "待定",
+            "暂定",
+            "若干",
+            "未定",
+            "3000元（待定）",
+            "金额不确定",
+        ] {
             assert_eq!(reason(s).as_deref(), Some("待定"), "{s:?}");
         }
-        for s in ["无", "XXX元", "（请填写）", "一般"] {
+        for s in [
+            "无",
+            "XXX元",
+            "（请填写）",
+            "一般",
+            "万元",
+            "金额（万元）",
+            "千元",
+        ] {
             assert_eq!(reason(s).as_deref(), Some("无法识别"), "{s:?}");
         }
     }
 
     #[test]
     fn several_different_amounts_are_unparsed() {
-        for s in ["3000或4000", "1000元，2000元", "3000（两千元）", "1000,2000"] {
+        for s in [
+            "3000或4000",
+            "1000元，2000元",
+            "3000（两千元）",
+            "1000,2000",
+        ] {
             assert_eq!(reason(s).as_deref(), Some("多个金额"), "{s:?}");
         }
     }

@@ -31,8 +31,14 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// The migrations, embedded so the binary carries its schema wherever it is installed.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "fields",
+        include_str!("../../migrations/0002_fields.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(
