@@ -8,6 +8,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// `println!` that ignores a closed pipe (`shenbao export | head` must not panic).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that ignores a closed pipe.
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "shenbao",
@@ -151,28 +167,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await?;
                 match inserted {
                     crate::store::Inserted::New(id) => match pipeline.process(id).await? {
-                        Some(o) => println!(
+                        Some(o) => say!(
                             "{}：{} {} {}",
                             f.display(),
                             o.disposition.as_str(),
                             o.branch.as_deref().unwrap_or("-"),
                             o.version.map(|v| format!("第{v}版")).unwrap_or_default()
                         ),
-                        None => println!("{}：已处理过", f.display()),
+                        None => say!("{}：已处理过", f.display()),
                     },
                     crate::store::Inserted::Duplicate(id) => {
-                        println!("{}：与已登记的邮件 #{id} 相同，跳过", f.display())
+                        say!("{}：与已登记的邮件 #{id} 相同，跳过", f.display())
                     }
                 }
             }
-            println!("回复已放入发件箱，运行中的 `shenbao run` 会发送它们。");
+            say!("回复已放入发件箱，运行中的 `shenbao run` 会发送它们。");
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
             let cfg = load(&cli.config)?;
             let (store, pipeline, _) = crate::daemon::open(cfg, clock()?).await?;
             let st = crate::export::status(&store, pipeline.roster.len()).await?;
-            print!("{st}");
+            say_raw!("{st}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { format, output } => {
@@ -207,7 +223,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => {
                     use std::io::Write;
-                    std::io::stdout().write_all(&bytes)?;
+                    // A reader that stops early (`| head`) is not an error.
+                    if let Err(e) = std::io::stdout().write_all(&bytes)
+                        && e.kind() != std::io::ErrorKind::BrokenPipe
+                    {
+                        return Err(e.into());
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -223,13 +244,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let versions = crate::export::history(&store, &name).await?;
             if versions.is_empty() {
-                println!(
-                    "没有“{branch}”的任何登记。可用 `shenbao export --format csv` 查看全部支部。"
-                );
+                say!("没有“{branch}”的任何登记。可用 `shenbao export --format csv` 查看全部支部。");
                 return Ok(ExitCode::FAILURE);
             }
             for v in &versions {
-                print!("{}", crate::export::describe(v));
+                say_raw!("{}", crate::export::describe(v));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -249,7 +268,7 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::from)
         .and_then(|f| crate::roster::Roster::from_csv(f).map_err(anyhow::Error::from));
     match roster {
-        Ok(r) => println!(
+        Ok(r) => say!(
             "支部名册：{} 个支部（{}）",
             r.len(),
             cfg.campaign.roster.display()
@@ -264,12 +283,12 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     if cfg.imap.password.value().is_none() {
-        println!(
+        say!(
             "注意：{} 目前没有设置，运行前需要设置 IMAP 密码",
             cfg.imap.password.source
         );
     }
-    println!("配置文件 {} 没有问题。", path.display());
+    say!("配置文件 {} 没有问题。", path.display());
     if !probe {
         return Ok(ExitCode::SUCCESS);
     }
@@ -280,9 +299,10 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             .await
         {
             Ok(m) => {
-                println!(
+                say!(
                     "IMAP：登录成功，{} 中有 {} 封邮件",
-                    cfg.imap.folder, m.exists
+                    cfg.imap.folder,
+                    m.exists
                 );
                 let _ = s.logout().await;
             }
@@ -298,7 +318,7 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
     }
     match crate::send::transport(&cfg.smtp) {
         Ok(t) => match t.test_connection().await {
-            Ok(true) => println!("SMTP：连接成功"),
+            Ok(true) => say!("SMTP：连接成功"),
             Ok(false) => {
                 ok = false;
                 eprintln!("SMTP：服务器没有正常应答");
@@ -400,13 +420,13 @@ fn init(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<()> {
             std::fs::write(p, text)?;
         }
     }
-    println!(
+    say!(
         "已生成 {}（本地试用，连接 scripts/mailstack.sh 的测试服务器）。",
         cfg_path.display()
     );
-    println!("下一步：");
-    println!("  scripts/mailstack.sh start                          # 启动本机测试邮件服务器");
-    println!(
+    say!("下一步：");
+    say!("  scripts/mailstack.sh start                          # 启动本机测试邮件服务器");
+    say!(
         "  shenbao --config {} run         # 启动守护进程",
         cfg_path.display()
     );

@@ -308,18 +308,18 @@ pub fn describe(s: &ExportSubmission) -> String {
         s.sender,
         s.subject.as_deref().unwrap_or(""),
     );
-    for key in [
-        "project_name",
-        "section",
-        "leader",
-        "leader_role",
-        "phone",
-        "advisor",
-        "budget_yuan",
+    for (key, label) in [
+        ("project_name", "项目名称"),
+        ("section", "申报板块"),
+        ("leader", "项目负责人"),
+        ("leader_role", "职务"),
+        ("phone", "联系电话"),
+        ("advisor", "指导老师"),
+        ("budget_yuan", "申请经费（元）"),
     ] {
         let v = field(s, key);
         if !v.is_empty() {
-            out.push_str(&format!("  {key}: {v}\n"));
+            out.push_str(&format!("  {label}：{v}\n"));
         }
     }
     for a in s
@@ -335,7 +335,15 @@ pub fn describe(s: &ExportSubmission) -> String {
     if s.problems.is_empty() {
         out.push_str("  问题：无\n");
     } else {
-        out.push_str(&format!("  问题：{}\n", s.problems.join(", ")));
+        let titles: Vec<String> = s
+            .problems
+            .iter()
+            .map(|c| match crate::rules::Problem::from_code(c) {
+                Some(p) => format!("{}（{c}）", p.title_zh()),
+                None => c.clone(),
+            })
+            .collect();
+        out.push_str(&format!("  问题：{}\n", titles.join("；")));
     }
     out
 }

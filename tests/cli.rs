@@ -101,6 +101,76 @@ fn init_then_ingest_status_and_export() {
     let csv = String::from_utf8_lossy(&csv);
     assert!(csv.contains("汽车工程学院本科生第二党支部"), "{csv}");
 
+    // The consolidated 汇总表: the office's columns, one row per branch, read back.
+    let o = shenbao(
+        &dir,
+        &[
+            "--config",
+            cfg,
+            "export",
+            "--format",
+            "xlsx",
+            "-o",
+            "汇总表.xlsx",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let wb = shenbao::extract::sheet::read_workbook(
+        &std::fs::read(dir.join("汇总表.xlsx")).expect("xlsx"),
+        &Default::default(),
+    )
+    .expect("our own xlsx reads");
+    let rows: Vec<Vec<String>> = wb.sheets[0]
+        .rows
+        .iter()
+        .map(|r| r.iter().map(|v| v.to_text()).collect())
+        .collect();
+    assert!(
+        rows[0][0].contains("申报汇总表"),
+        "title row: {:?}",
+        rows[0]
+    );
+    assert_eq!(
+        rows[1][..13],
+        [
+            "序号",
+            "学院",
+            "支部名称",
+            "项目名称",
+            "申报板块",
+            "项目负责人",
+            "职务",
+            "联系方式",
+            "指导老师",
+            "申请经费（元）",
+            "版本",
+            "收到时间",
+            "问题"
+        ]
+    );
+    assert_eq!(rows[2][2], "汽车工程学院本科生第二党支部");
+    assert_eq!(rows[2][3], "“一人一策”成长档案与联系人制度建设");
+    assert_eq!(rows[2][9], "2800");
+    // Without -o an xlsx would be binary on the terminal: refused with advice.
+    let o = shenbao(&dir, &["--config", cfg, "export", "--format", "xlsx"]);
+    assert!(
+        !o.status.success() && text(&o).contains("-o"),
+        "{}",
+        text(&o)
+    );
+
+    let o = shenbao(
+        &dir,
+        &["--config", cfg, "show", "汽车工程学院本科生第二党支部"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("项目名称：“一人一策”成长档案与联系人制度建设"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("问题：无"), "{}", text(&o));
+
     let o = shenbao(&dir, &["--config", cfg, "status"]);
     let st = text(&o);
     assert!(o.status.success(), "{st}");

@@ -182,6 +182,8 @@ struct Cand {
     value: String,
     /// (block, row) of the label.
     at: (usize, usize),
+    /// Found below the label (header-row layout) rather than beside it or inline.
+    below: bool,
     order: usize,
 }
 
@@ -264,13 +266,19 @@ fn unlabelled_section_list(doc: &Document, sections: &[String]) -> Option<String
 
 /// The budget: the first usable total (合计, 申请经费 …), else the first usable 经费预算
 /// value. A value is usable when it is an amount or recognisably not one (a range, 待定);
-/// headers of the item table (`支出项目`) are skipped.
+/// headers of the item table (`支出项目`) are skipped. Values found below a label come
+/// last: under a `总计` column header sits the first item's total, not the budget's.
 fn budget(cands: &[Cand]) -> (Option<String>, Option<Amount>) {
     let mut fallback = None;
-    for key in [Key::Total, Key::Budget] {
+    for (key, below) in [
+        (Key::Total, false),
+        (Key::Budget, false),
+        (Key::Total, true),
+        (Key::Budget, true),
+    ] {
         for c in cands
             .iter()
-            .filter(|c| c.key == key && !is_placeholder(&c.value))
+            .filter(|c| c.key == key && c.below == below && !is_placeholder(&c.value))
         {
             let written = clean(&c.value);
             if BUDGET_HEADERS.contains(&label_form(&written).as_str()) {
@@ -295,13 +303,14 @@ fn budget(cands: &[Cand]) -> (Option<String>, Option<Amount>) {
 fn candidates(doc: &Document) -> Vec<Cand> {
     let mut out = Vec::new();
     let mut order = 0;
-    let mut push = |key: Key, weight: u8, value: String, at: (usize, usize)| {
+    let mut push = |key: Key, weight: u8, value: String, at: (usize, usize), below: bool| {
         order += 1;
         out.push(Cand {
             key,
             weight,
             value,
             at,
+            below,
             order,
         });
     };
@@ -309,7 +318,7 @@ fn candidates(doc: &Document) -> Vec<Cand> {
         let rows: Vec<Vec<(u32, &Cell)>> = match block {
             Block::Paragraph(p) => {
                 for (key, w, v) in inline_pairs(p) {
-                    push(key, w, v, (b, 0));
+                    push(key, w, v, (b, 0), false);
                 }
                 continue;
             }
@@ -352,12 +361,14 @@ fn candidates(doc: &Document) -> Vec<Cand> {
                         .filter_map(|row| {
                             row.iter().find(|(c, _)| c == col).map(|(_, cell)| *cell)
                         });
-                    if let Some(v) = first_value(right).or_else(|| first_value(below)) {
-                        push(key, w, v, (b, r));
+                    if let Some(v) = first_value(right) {
+                        push(key, w, v, (b, r), false);
+                    } else if let Some(v) = first_value(below) {
+                        push(key, w, v, (b, r), true);
                     }
                 } else {
                     for (key, w, v) in inline_pairs(&cell.text) {
-                        push(key, w, v, (b, r));
+                        push(key, w, v, (b, r), false);
                     }
                 }
             }
@@ -459,7 +470,7 @@ fn inline_pairs(text: &str) -> Vec<(Key, u8, String)> {
     for line in text.split('\n') {
         let m = textnorm::normalize_mapped(line);
         let chars: Vec<char> = m.iter().map(|c| c.ch).collect();
-        let mut hits: Vec<(usize, usize, Key, u8)> = Vec::new();
+        let mut hits: Vec<(usize, usize, Option<Key>, u8)> = Vec::new();
         let mut k = 0;
         while k < chars.len() {
             let boundary = k == 0
@@ -467,9 +478,21 @@ fn inline_pairs(text: &str) -> Vec<(Key, u8, String)> {
                     (Some(p), Some(c)) => p.end < c.start || "，,；;。|、)】".contains(p.ch),
                     _ => false,
                 };
-            if boundary && let Some((len, key, w)) = label_at(chars.get(k..).unwrap_or_default()) {
-                hits.push((k, k + len, key, w));
+            let rest = chars.get(k..).unwrap_or_default();
+            if boundary && let Some((len, key, w)) = label_at(rest) {
+                hits.push((k, k + len, Some(key), w));
                 k += len;
+                continue;
+            }
+            // Another label (`盖章：`, `日期：`) ends the value before it.
+            if boundary
+                && k > 0
+                && let Some(colon) = rest.iter().take(8).position(|c| *c == ':')
+                && colon >= 2
+                && rest.iter().take(colon).all(|c| textnorm::is_cjk(*c))
+            {
+                hits.push((k, k + colon + 1, None, 0));
+                k += colon + 1;
                 continue;
             }
             k += 1;
@@ -482,7 +505,9 @@ fn inline_pairs(text: &str) -> Vec<(Key, u8, String)> {
             };
             let value =
                 value.trim_matches(|c: char| textnorm::is_invisible(c) || "，,；;".contains(c));
-            if !value.is_empty() {
+            if let Some(key) = key
+                && !value.is_empty()
+            {
                 out.push((key, w, value.to_string()));
             }
         }
@@ -528,6 +553,8 @@ fn is_placeholder(text: &str) -> bool {
         || inner.chars().all(|c| "x×*_-/\\.…·?？".contains(c))
         || inner.contains("xxx")
         || inner.contains("×××")
+        || inner.contains("{{")
+        || inner.contains("${")
         || ["无", "暂无", "空", "待填", "略", "未填"].contains(&inner)
         || (inner.starts_with('请')
             && ["填", "输入", "选择", "勾选", "写"]
@@ -834,6 +861,7 @@ mod tests {
         for v in ["张三", "书记", "3000", "“红色”计划"] {
             assert!(!is_placeholder(v), "{v:?}");
         }
+        assert_eq!(inline_pairs("经办：  负责人：   盖章：  2025年"), vec![]);
         assert_eq!(
             inline_pairs("负责人：张三  职务：书记\n指导老师职务：教授"),
             vec![
@@ -1190,6 +1218,18 @@ mod tests {
                 Want {
                     leader: Some("张三"),
                     role: Some("书记"),
+                    ..Want::default()
+                },
+            ),
+            (
+                "a per-item 总计 column does not beat the 合计 row",
+                vec![table(&[
+                    &["经费预算", "支出项目", "单价", "数量", "总计"],
+                    &["~", "交通费", "50", "20", "1000"],
+                    &["~", "合计", "", "", "3000"],
+                ])],
+                Want {
+                    budget: Some(3000.0),
                     ..Want::default()
                 },
             ),
