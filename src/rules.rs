@@ -203,7 +203,7 @@ pub fn check(f: &Facts<'_>) -> Vec<Finding> {
     let x = f.extracted;
     if !has_form {
         if broken(Role::Form) {
-            push(Problem::FormUnreadable, None);
+            push(Problem::FormUnreadable, x.form_error.clone());
         } else {
             push(Problem::FormMissing, None);
         }
@@ -212,7 +212,7 @@ pub fn check(f: &Facts<'_>) -> Vec<Finding> {
     }
     if !has_summary {
         if broken(Role::Summary) {
-            push(Problem::SummaryUnreadable, None);
+            push(Problem::SummaryUnreadable, x.summary_error.clone());
         } else {
             push(Problem::SummaryMissing, None);
         }

@@ -63,7 +63,13 @@ pub fn extract(attachments: &[Attachment], sections: &[String]) -> Extracted {
         .iter()
         .flat_map(|a| std::iter::once(a).chain(a.entries.iter()));
     for a in files {
-        if a.role == Role::Form && a.format.is_word() && out.form.is_none() {
+        // A file named as the form or summary whose bytes we did not recognise still goes to
+        // the reader: it either reads it after all or says precisely why not (old format,
+        // HTML saved as .xls …), which is what the branch needs to hear.
+        let word = a.format.is_word() || (a.role == Role::Form && a.format == Format::Other);
+        let spreadsheet =
+            a.format.is_spreadsheet() || (a.role == Role::Summary && a.format == Format::Other);
+        if a.role == Role::Form && word && out.form.is_none() {
             match read_word(&a.bytes, a.format) {
                 Ok(doc) => {
                     out.form = Some(form::form_fields(&doc, &form::FormConfig { sections }));
@@ -74,7 +80,7 @@ pub fn extract(attachments: &[Attachment], sections: &[String]) -> Extracted {
                     out.form_error.get_or_insert(format!("{}：{e}", a.filename));
                 }
             }
-        } else if a.role == Role::Summary && a.format.is_spreadsheet() && out.summary.is_none() {
+        } else if a.role == Role::Summary && spreadsheet && out.summary.is_none() {
             let read = sheet::read_workbook(&a.bytes, &sheet::SheetLimits::default())
                 .map_err(|e| e.to_string());
             match read.and_then(|wb| {
