@@ -8,7 +8,10 @@ use shenbao::extract::{form, read_word, sheet};
 use std::path::PathBuf;
 
 fn sections() -> Vec<String> {
-    shenbao::config::DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect()
+    shenbao::config::DEFAULT_SECTIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn as_json(f: &shenbao::extract::model::Fields) -> Value {
@@ -26,7 +29,9 @@ fn as_json(f: &shenbao::extract::model::Fields) -> Value {
 #[test]
 fn every_variant_field_by_field() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/office");
-    let cases: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.join("cases.json")).expect("cases.json")).expect("json");
+    let cases: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("cases.json")).expect("cases.json"))
+            .expect("json");
     assert!(cases.len() >= 20);
     let sections = sections();
     let mut failures = Vec::new();
@@ -36,12 +41,28 @@ fn every_variant_field_by_field() {
         let format = sniff_named(&bytes, file);
         let fields = if c["kind"] == "form" {
             let doc = read_word(&bytes, format).unwrap_or_else(|e| panic!("{file}: {e}"));
-            form::form_fields(&doc, &form::FormConfig { sections: &sections })
+            form::form_fields(
+                &doc,
+                &form::FormConfig {
+                    sections: &sections,
+                },
+            )
         } else {
-            let wb = sheet::read_workbook(&bytes, &Default::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let summary = sheet::read_summary(&wb, &sheet::SummaryConfig { sections: &sections })
-                .unwrap_or_else(|| panic!("{file}: no header found"));
-            summary.rows.into_iter().next().unwrap_or_else(|| panic!("{file}: no data row")).fields
+            let wb = sheet::read_workbook(&bytes, &Default::default())
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let summary = sheet::read_summary(
+                &wb,
+                &sheet::SummaryConfig {
+                    sections: &sections,
+                },
+            )
+            .unwrap_or_else(|| panic!("{file}: no header found"));
+            summary
+                .rows
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| panic!("{file}: no data row"))
+                .fields
         };
         let got = as_json(&fields);
         for (k, want) in c["expect"].as_object().into_iter().flatten() {
@@ -50,5 +71,10 @@ fn every_variant_field_by_field() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
