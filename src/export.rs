@@ -93,16 +93,26 @@ pub async fn attachments_of(store: &Store, message: i64) -> anyhow::Result<Vec<E
     Ok(top.into_iter().map(|(_, a)| a).collect())
 }
 
+/// The submission columns [`rows_to_export`] reads, in its order, for a `WHERE` clause. A
+/// macro so the query stays one `&'static str` (sqlx takes no runtime-built SQL).
+macro_rules! submissions_where {
+    ($where:literal) => {
+        concat!(
+            "SELECT s.kind, s.branch, s.college, s.branch_text, s.match_kind, s.match_score, s.match_reason, s.version,
+                    (SELECT COUNT(*) FROM submissions o WHERE o.kind = s.kind AND o.branch_key = s.branch_key),
+                    s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id,
+                    s.fields, s.fields_source, s.problem_details
+             FROM submissions s JOIN messages m ON m.id = s.message_id WHERE ",
+            $where
+        )
+    };
+}
+
 /// Every branch's latest submission of each kind, in order of arrival.
 pub async fn latest(store: &Store) -> anyhow::Result<Vec<ExportSubmission>> {
-    let rows = sqlx::query(
-        "SELECT s.kind, s.branch, s.college, s.branch_text, s.match_kind, s.match_score, s.match_reason, s.version,
-                (SELECT COUNT(*) FROM submissions o WHERE o.kind = s.kind AND o.branch_key = s.branch_key),
-                s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id,
-                s.fields, s.fields_source, s.problem_details
-         FROM submissions s JOIN messages m ON m.id = s.message_id
-         WHERE s.is_latest = 1 ORDER BY s.received_at, s.id",
-    )
+    let rows = sqlx::query(submissions_where!(
+        "s.is_latest = 1 ORDER BY s.received_at, s.id"
+    ))
     .fetch_all(&store.pool)
     .await?;
     rows_to_export(store, rows).await
@@ -111,14 +121,9 @@ pub async fn latest(store: &Store) -> anyhow::Result<Vec<ExportSubmission>> {
 /// Every version of one branch's submissions (matched by roster name or as written), oldest first.
 pub async fn history(store: &Store, branch: &str) -> anyhow::Result<Vec<ExportSubmission>> {
     let key = crate::textnorm::normalize(branch);
-    let rows = sqlx::query(
-        "SELECT s.kind, s.branch, s.college, s.branch_text, s.match_kind, s.match_score, s.match_reason, s.version,
-                (SELECT COUNT(*) FROM submissions o WHERE o.kind = s.kind AND o.branch_key = s.branch_key),
-                s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id,
-                s.fields, s.fields_source, s.problem_details
-         FROM submissions s JOIN messages m ON m.id = s.message_id
-         WHERE s.branch = ? OR s.branch_key = ? OR s.branch_key = ? ORDER BY s.kind, s.version",
-    )
+    let rows = sqlx::query(submissions_where!(
+        "s.branch = ? OR s.branch_key = ? OR s.branch_key = ? ORDER BY s.kind, s.version"
+    ))
     .bind(branch)
     .bind(branch)
     .bind(format!("?{key}"))

@@ -251,7 +251,19 @@ impl Pipeline {
                     extracted: &extracted,
                     policy: &self.policy,
                 };
-                let findings = rules::check(&facts);
+                let mut findings = rules::check(&facts);
+                if classified.disposition == Disposition::Closure {
+                    // Closure materials have their own checklist (结题报告, 报销材料 …), not the
+                    // application form's rules; until that lands, only what applies to any mail.
+                    findings.retain(|f| {
+                        matches!(
+                            f.code,
+                            Problem::BranchUnknown
+                                | Problem::SubjectNonstandard
+                                | Problem::CloudAttachment
+                        )
+                    });
+                }
                 let problems: Vec<Problem> = findings.iter().map(|f| f.code).collect();
                 let chosen = extracted.chosen();
                 let kind = classified.disposition.as_str();

@@ -157,8 +157,7 @@ async fn every_problem_code_end_to_end() {
         "problems",
         "intake9",
         EnvOptions {
-            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
-                .expect("roster"),
+            roster: &sample_roster(),
             max_per_sender: 1000,
             ..Default::default()
         },

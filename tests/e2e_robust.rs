@@ -41,8 +41,7 @@ async fn kill_9_mid_batch_loses_and_doubles_nothing() {
         "restart",
         "intake3",
         EnvOptions {
-            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
-                .expect("roster"),
+            roster: &sample_roster(),
             max_per_sender: 1000,
             ..Default::default()
         },
@@ -166,8 +165,7 @@ async fn idle_notices_new_mail_within_seconds() {
         "idle",
         "intake4",
         EnvOptions {
-            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
-                .expect("roster"),
+            roster: &sample_roster(),
             // The backstop poll is far away: only IDLE can explain a quick answer.
             poll_interval: "10m",
             ..Default::default()
@@ -238,8 +236,7 @@ async fn only_people_get_answers_and_a_wrong_subject_gets_one() {
         "odd",
         "intake5",
         EnvOptions {
-            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
-                .expect("roster"),
+            roster: &sample_roster(),
             ..Default::default()
         },
     )
@@ -328,8 +325,7 @@ async fn a_new_uidvalidity_rescans_without_doubling() {
         "uidvalidity",
         "intake8",
         EnvOptions {
-            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
-                .expect("roster"),
+            roster: &sample_roster(),
             max_per_sender: 1000,
             ..Default::default()
         },

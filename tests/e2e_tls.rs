@@ -107,8 +107,7 @@ async fn an_application_over_imaps_and_starttls() {
         "tls",
         "intake7",
         EnvOptions {
-            roster: &String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
-                .expect("roster"),
+            roster: &sample_roster(),
             ..Default::default()
         },
     )

@@ -398,3 +398,9 @@ pub async fn count(user: &str, folder: &str) -> u32 {
 pub fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
+
+/// The roster of the sample cases (24 branches).
+pub fn sample_roster() -> String {
+    String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
+        .expect("utf-8 roster")
+}
