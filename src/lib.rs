@@ -4,8 +4,9 @@
 //!
 //! * pure core (no I/O, easy to test and fuzz): [`message`] (raw RFC 822 → what the mail says),
 //!   [`attach`] (attachment formats and roles), [`subject`] (the subject grammar), [`roster`]
-//!   (branch matching), [`rules`] (the campaign's rules → problem codes), [`compose`] (the mails
-//!   shenbao writes);
+//!   (branch matching), [`extract`] (Word and Excel attachments → fields), [`rules`] (the
+//!   campaign's rules → problem codes), [`schedule`] (when reminders and digests are due),
+//!   [`compose`] (the mails shenbao writes);
 //! * I/O shell: [`intake`] (IMAP), [`store`] (SQLite + content-addressed blobs), [`pipeline`]
 //!   (store → understand → record → queue), [`send`] (the outbox sender), [`daemon`] and [`cli`].
 
@@ -23,6 +24,7 @@ pub mod message;
 pub mod pipeline;
 pub mod roster;
 pub mod rules;
+pub mod schedule;
 pub mod send;
 pub mod store;
 pub mod subject;
