@@ -80,6 +80,27 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// 截止提醒：列出（--dry-run）或立即放入发件箱此刻应发的提醒
+    Remind {
+        /// 只列出谁会收到什么，不发送
+        #[arg(long)]
+        dry_run: bool,
+        /// 按这个时间计算（RFC 3339，如 2025-09-24T09:00:00+08:00），默认为现在
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// 评审摘要：预览（--dry-run）或立即发送（--now）
+    Digest {
+        /// 打印摘要内容，不发送
+        #[arg(long)]
+        dry_run: bool,
+        /// 不等排期，立即发送（覆盖自上次摘要以来的内容）
+        #[arg(long)]
+        now: bool,
+        /// 按这个时间计算（RFC 3339），默认为现在
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// 显示一个支部的全部版本（支部名称，名册中的写法或主题中的写法）
     Show { branch: String },
     /// 检查配置文件，逐项指出问题
@@ -131,6 +152,18 @@ fn init_tracing() {
 
 fn load(path: &Path) -> anyhow::Result<Arc<Config>> {
     Ok(Arc::new(Config::load(path)?))
+}
+
+/// `--at TIME` or the clock's now.
+fn at_or_now(at: Option<&str>, clock: Clock) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match at {
+        Some(t) => Ok(chrono::DateTime::parse_from_rfc3339(t)
+            .with_context(|| {
+                format!("--at {t} 不是 RFC 3339 时间，例如 2025-09-24T09:00:00+08:00")
+            })?
+            .with_timezone(&chrono::Utc)),
+        None => Ok(clock.now()),
+    }
 }
 
 fn clock() -> anyhow::Result<Clock> {
@@ -252,6 +285,96 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Remind { dry_run, at } => {
+            let cfg = load(&cli.config)?;
+            let clock = clock()?;
+            let now = at_or_now(at.as_deref(), clock)?;
+            let (_, pipeline, _) = crate::daemon::open(cfg.clone(), clock).await?;
+            let planned = crate::remind::plan_reminders(&pipeline, now).await?;
+            if planned.is_empty() {
+                say!("{} 没有到期的提醒。", crate::clock::beijing(now));
+            }
+            for item in &planned {
+                say!(
+                    "{}  → {} <{}>  {}",
+                    item.rule,
+                    item.branch.as_deref().unwrap_or(""),
+                    item.to,
+                    item.subject
+                );
+            }
+            let upcoming = crate::schedule::upcoming_occasions(
+                &cfg.reminders,
+                |k| match k {
+                    crate::schedule::DeadlineKind::Application => Some(cfg.campaign.deadline),
+                    crate::schedule::DeadlineKind::Closure => cfg.campaign.closure_deadline,
+                },
+                cfg.campaign.timezone,
+                now,
+            );
+            for o in upcoming.iter().take(5) {
+                say!(
+                    "之后：{} 于 {}（北京时间）",
+                    o.rule,
+                    crate::clock::beijing(o.fire_at)
+                );
+            }
+            if !dry_run && !planned.is_empty() {
+                let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
+                say!("已放入发件箱 {n} 封；运行中的 `shenbao run` 会发送。");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Digest {
+            dry_run,
+            now: send_now,
+            at,
+        } => {
+            let cfg = load(&cli.config)?;
+            let clock = clock()?;
+            let now = at_or_now(at.as_deref(), clock)?;
+            if cfg.digests.is_empty() {
+                say!("配置中没有 [[digest]]，没有摘要可发。");
+                return Ok(ExitCode::FAILURE);
+            }
+            let (store, pipeline, wake) = crate::daemon::open(cfg.clone(), clock).await?;
+            let planned = crate::remind::plan_digests(&pipeline, now, dry_run || send_now).await?;
+            if dry_run {
+                let mut shown = std::collections::BTreeSet::new();
+                for item in &planned {
+                    if shown.insert(item.rule.clone()) {
+                        say!(
+                            "== {}（收件人：{}）\n主题：{}\n\n{}",
+                            item.rule,
+                            planned
+                                .iter()
+                                .filter(|p| p.rule == item.rule)
+                                .map(|p| p.to.as_str())
+                                .collect::<Vec<_>>()
+                                .join("、"),
+                            item.subject,
+                            item.text
+                        );
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
+            if send_now && n > 0 {
+                let sender = crate::send::Sender::new(
+                    store,
+                    clock,
+                    cfg.smtp.clone(),
+                    &cfg.campaign.intake_address,
+                    wake,
+                )?;
+                let sent = sender.drain().await?;
+                say!("已发送 {sent} 封摘要。");
+            } else {
+                say!("已放入发件箱 {n} 封摘要。");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { probe } => check_config(&cli.config, probe).await,
     }
 }
@@ -278,9 +401,23 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    if let Err(e) = crate::compose::Templates::load(cfg.ack.templates_dir.as_deref()) {
-        eprintln!("ack.templates_dir：{e}");
-        return Ok(ExitCode::FAILURE);
+    match crate::compose::Templates::load(cfg.ack.templates_dir.as_deref()) {
+        Err(e) => {
+            eprintln!("ack.templates_dir：{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Ok(t) => {
+            for (i, r) in cfg.reminders.iter().enumerate() {
+                if !t.has(&r.template) {
+                    eprintln!(
+                        "reminder[{}].template：找不到模板 {}，请放在 ack.templates_dir 目录中，或使用内置的 reminder.txt.j2",
+                        i + 1,
+                        r.template
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
     }
     if cfg.imap.password.value().is_none() {
         say!(
@@ -367,6 +504,9 @@ pub fn local_config(example: &str, deadline: &str) -> String {
                 Some(format!("{key} = \"intake@example.test\""))
             }
             ("[campaign]", "deadline") => Some(format!("deadline = \"{deadline}\"")),
+            ("[[digest]]", "recipients") => {
+                Some("recipients = [\"reviewer@example.test\"]".to_string())
+            }
             ("[ack]", _) if t.starts_with("# templates_dir") => {
                 Some("templates_dir = \"templates\"".to_string())
             }
@@ -408,13 +548,7 @@ fn init(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<()> {
         std::fs::write(&roster, EXAMPLE_ROSTER)?;
     }
     std::fs::write(dir.join("secrets/imap.password"), "intake-pw\n")?;
-    for (name, text) in [
-        ("ack.txt.j2", include_str!("../config/templates/ack.txt.j2")),
-        (
-            "subject_help.txt.j2",
-            include_str!("../config/templates/subject_help.txt.j2"),
-        ),
-    ] {
+    for (name, text) in crate::compose::builtin_templates() {
         let p = dir.join("templates").join(name);
         if !p.exists() || force {
             std::fs::write(p, text)?;

@@ -6,8 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Mailbox, MessageBuilder, MultiPart, SinglePart};
 use minijinja::Environment;
 use serde::Serialize;
 use std::path::Path;
@@ -21,6 +23,20 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "subject_help.txt.j2",
         include_str!("../config/templates/subject_help.txt.j2"),
+    ),
+    (
+        "reminder.txt.j2",
+        include_str!("../config/templates/reminder.txt.j2"),
+    ),
+    (
+        "digest.txt.j2",
+        include_str!("../config/templates/digest.txt.j2"),
+    ),
+    // Ends in `.html.j2`: minijinja's default auto-escape callback ignores the `.j2` and
+    // HTML-escapes every value in it (see `Templates::load`).
+    (
+        "digest.html.j2",
+        include_str!("../config/templates/digest.html.j2"),
     ),
 ];
 
@@ -40,6 +56,11 @@ pub enum ComposeError {
     Address(String),
     #[error("生成邮件失败：{0}")]
     Build(String),
+}
+
+/// The built-in templates (name, text), e.g. for `shenbao init` to copy for editing.
+pub fn builtin_templates() -> impl Iterator<Item = (&'static str, &'static str)> {
+    BUILTIN.iter().copied()
 }
 
 pub struct Templates {
@@ -67,7 +88,29 @@ impl Templates {
                     source,
                 })?;
         }
+        // Staff may add templates of their own (a second reminder wording, say) next to the
+        // overrides; a rule names them by file name.
+        if let Some(d) = dir {
+            for entry in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if !name.ends_with(".j2") || BUILTIN.iter().any(|(b, _)| *b == name) {
+                    continue;
+                }
+                let path = entry.path();
+                let text = std::fs::read_to_string(&path).map_err(|source| ComposeError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                env.add_template_owned(name.clone(), text)
+                    .map_err(|source| ComposeError::Template { name, source })?;
+            }
+        }
         Ok(Templates { env })
+    }
+
+    /// Whether a template of this name is loaded (for `check-config`).
+    pub fn has(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
     }
 
     pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<String, ComposeError> {
@@ -141,8 +184,9 @@ fn mailbox(name: Option<&str>, addr: &str) -> Result<Mailbox, ComposeError> {
     ))
 }
 
-/// Renders the final bytes of an automatic mail.
-pub fn build(spec: &MailSpec<'_>) -> Result<Outgoing, ComposeError> {
+/// The envelope headers every automatic mail carries: sender, recipient, subject, our stable
+/// Message-ID, the loop-prevention headers and, when answering, the thread.
+fn headers(spec: &MailSpec<'_>) -> Result<MessageBuilder, ComposeError> {
     let mut b = Message::builder()
         .from(mailbox(Some(spec.from_name), spec.from_addr)?)
         .to(mailbox(spec.to_name, spec.to_addr)?)
@@ -165,22 +209,252 @@ pub fn build(spec: &MailSpec<'_>) -> Result<Outgoing, ComposeError> {
         refs.push(format!("<{irt}>"));
         b = b.references(refs.join(" "));
     }
-    let msg = b
-        .multipart(
-            MultiPart::mixed().singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(spec.text.to_string()),
-            ),
-        )
-        .map_err(|e| ComposeError::Build(e.to_string()))?;
-    Ok(Outgoing {
+    Ok(b)
+}
+
+fn outgoing(spec: &MailSpec<'_>, msg: &Message) -> Outgoing {
+    Outgoing {
         kind: spec.kind.to_string(),
         message_id: spec.message_id.clone(),
         to: spec.to_addr.to_string(),
         subject: spec.subject.to_string(),
         raw: msg.formatted(),
-    })
+    }
+}
+
+fn text_part(text: &str) -> SinglePart {
+    SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(text.to_string())
+}
+
+/// Renders the final bytes of an automatic mail.
+pub fn build(spec: &MailSpec<'_>) -> Result<Outgoing, ComposeError> {
+    let msg = headers(spec)?
+        .multipart(MultiPart::mixed().singlepart(text_part(spec.text)))
+        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    Ok(outgoing(spec, &msg))
+}
+
+/// What a digest adds to a plain automatic mail.
+pub struct RichParts<'a> {
+    /// An HTML alternative to `MailSpec::text` (sent as multipart/alternative, text first, so
+    /// clients that cannot show HTML show the text).
+    pub html: Option<&'a str>,
+    /// One attachment: file name (may be Chinese), bytes, MIME type
+    /// (`application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`).
+    pub attachment: Option<(&'a str, &'a [u8], &'a str)>,
+}
+
+/// Like [`build`], with an HTML alternative (multipart/alternative of text and HTML) and an
+/// attachment (the whole wrapped in multipart/mixed).
+///
+/// The attachment's file name is written in every form a common client reads, because no
+/// single form works everywhere: RFC 2231 `filename*=UTF-8''%E7%94%B3…` in Content-Disposition
+/// (the standard; Thunderbird, Apple Mail, Gmail, mail_parser), and the RFC 2047 encoded word
+/// `=?UTF-8?B?…?=` both as `name=` in Content-Type and as a `filename=` fallback (what Outlook
+/// and QQ Mail/Foxmail write and read, though RFC 2047 does not cover parameters). lettre's
+/// `Attachment` writes only the RFC 2231 form, so the part's headers are written here.
+pub fn build_rich(spec: &MailSpec<'_>, parts: &RichParts<'_>) -> Result<Outgoing, ComposeError> {
+    let b = headers(spec)?;
+    let msg = match (parts.html, parts.attachment) {
+        (None, None) => b.multipart(MultiPart::mixed().singlepart(text_part(spec.text))),
+        (Some(html), None) => b.multipart(alternative(spec.text, html)),
+        (html, Some((filename, bytes, mime))) => {
+            let att = attachment_part(filename, bytes, mime)?;
+            let mixed = match html {
+                Some(html) => MultiPart::mixed().multipart(alternative(spec.text, html)),
+                None => MultiPart::mixed().singlepart(text_part(spec.text)),
+            };
+            b.multipart(mixed.singlepart(att))
+        }
+    }
+    .map_err(|e| ComposeError::Build(e.to_string()))?;
+    Ok(outgoing(spec, &msg))
+}
+
+fn alternative(text: &str, html: &str) -> MultiPart {
+    MultiPart::alternative()
+        .singlepart(text_part(text))
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(html.to_string()),
+        )
+}
+
+/// Headers whose values we encoded and folded ourselves (ASCII only, checked inputs). lettre's
+/// part builder only takes typed headers, and its own `Content-Type`/`Content-Disposition`
+/// types would re-encode (or reject) the parameters; these are written out as given.
+#[derive(Clone)]
+struct PreEncodedContentType(HeaderValue);
+
+#[derive(Clone)]
+struct PreEncodedDisposition(HeaderValue);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Header for PreEncodedContentType {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Content-Type")
+    }
+    fn parse(_: &str) -> Result<Self, BoxError> {
+        Err("written only".into())
+    }
+    fn display(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl Header for PreEncodedDisposition {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Content-Disposition")
+    }
+    fn parse(_: &str) -> Result<Self, BoxError> {
+        Err("written only".into())
+    }
+    fn display(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+/// `type/subtype` made of RFC 2045 token characters only: the value goes into a header
+/// unencoded, so anything else (a `;`, a quote, a line break) is refused, not passed through.
+fn valid_mime(mime: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
+    };
+    matches!(mime.split_once('/'), Some((t, s)) if token(t) && token(s))
+}
+
+/// A file name that can go into a quoted string as it is.
+fn plain_ascii_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 60
+        && name
+            .bytes()
+            .all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648), for encoded words.
+fn base64(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Splits `s` into pieces of at most `max` UTF-8 bytes without cutting a character: RFC 2047
+/// requires every encoded word to hold whole characters, and lenient clients decode each word
+/// on its own.
+fn chunks_by_bytes(s: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        if i + c.len_utf8() - start > max && end > start {
+            out.push(&s[start..end]);
+            start = end;
+        }
+        end = i + c.len_utf8();
+    }
+    if end > start {
+        out.push(&s[start..end]);
+    }
+    out
+}
+
+/// RFC 2047 `=?UTF-8?B?…?=` words separated by folding white space, which decoders drop
+/// between adjacent encoded words. 36 bytes of text make a 60-character word (the limit is
+/// 75), so even the first one, after ` filename="`, keeps its line within 78 characters.
+fn rfc2047(name: &str) -> String {
+    chunks_by_bytes(name, 36)
+        .into_iter()
+        .map(|c| format!("=?UTF-8?B?{}?=", base64(c.as_bytes())))
+        .collect::<Vec<_>>()
+        .join("\r\n ")
+}
+
+/// RFC 2231 percent-encoding: everything but `attr-char` is `%XX`.
+fn rfc2231_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for &c in s.as_bytes() {
+        if c.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&c) {
+            out.push(char::from(c));
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+    }
+    out
+}
+
+/// The longest attachment name accepted, in UTF-8 bytes: what file systems allow. It also
+/// keeps the single-line `filename*=` form (at most 3 characters per byte) well within the
+/// 998-octet line limit, so RFC 2231 continuations (`filename*0*=…`) are never needed — and
+/// they are best avoided: mixed with a `filename=` fallback, some parsers (mail_parser among
+/// them) splice the two into a garbled name.
+pub const MAX_ATTACHMENT_NAME_BYTES: usize = 255;
+
+/// The attachment part, base64 body, with its name in the RFC 2231 and RFC 2047 forms.
+fn attachment_part(filename: &str, bytes: &[u8], mime: &str) -> Result<SinglePart, ComposeError> {
+    if !valid_mime(mime) {
+        return Err(ComposeError::Build(format!("附件类型“{mime}”无效")));
+    }
+    if filename.trim().is_empty() || filename.len() > MAX_ATTACHMENT_NAME_BYTES {
+        return Err(ComposeError::Build(format!(
+            "附件名“{filename}”为空或太长（最多 {MAX_ATTACHMENT_NAME_BYTES} 字节）"
+        )));
+    }
+    let (ctype, disposition) = if plain_ascii_name(filename) {
+        (
+            format!("{mime};\r\n name=\"{filename}\""),
+            format!("attachment;\r\n filename=\"{filename}\""),
+        )
+    } else {
+        let words = rfc2047(filename);
+        (
+            format!("{mime};\r\n name=\"{words}\""),
+            // The RFC 2047 `filename=` first, the RFC 2231 `filename*=` last: parsers that
+            // understand `filename*` prefer it wherever it is, and naive ones that keep the
+            // last `filename…` they see have then still seen a decodable one (RFC 6266 §4.3).
+            format!(
+                "attachment;\r\n filename=\"{words}\";\r\n filename*=UTF-8''{}",
+                rfc2231_value(filename)
+            ),
+        )
+    };
+    let ctype = PreEncodedContentType(HeaderValue::dangerous_new_pre_encoded(
+        PreEncodedContentType::name(),
+        ctype.clone(),
+        ctype,
+    ));
+    let disposition = PreEncodedDisposition(HeaderValue::dangerous_new_pre_encoded(
+        PreEncodedDisposition::name(),
+        disposition.clone(),
+        disposition,
+    ));
+    Ok(SinglePart::builder()
+        .header(ctype)
+        .header(disposition)
+        .header(ContentTransferEncoding::Base64)
+        .body(bytes.to_vec()))
 }
 
 /// `38.2 KB`, for people.
@@ -198,6 +472,7 @@ pub fn size_label(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mail_parser::MimeHeaders;
 
     fn spec<'a>(refs: &'a [String]) -> MailSpec<'a> {
         MailSpec {
@@ -247,8 +522,242 @@ mod tests {
     #[test]
     fn builtin_templates_compile() {
         let t = Templates::load(None).expect("builtins load");
-        assert!(t.env.get_template("ack.txt.j2").is_ok());
-        assert!(t.env.get_template("subject_help.txt.j2").is_ok());
+        for (name, _) in BUILTIN {
+            assert!(t.env.get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn templates_are_html_escaped_by_name() {
+        // `Templates::load` keeps minijinja's default auto-escape callback, where the name
+        // decides: `.html.j2` escapes, `.txt.j2` does not. (notify's tests render the digest.)
+        let mut env = Environment::new();
+        env.add_template("x.html.j2", "{{ v }}").expect("adds");
+        env.add_template("x.txt.j2", "{{ v }}").expect("adds");
+        let ctx = serde_json::json!({"v": "<b>&"});
+        let html = env.get_template("x.html.j2").and_then(|t| t.render(&ctx));
+        let text = env.get_template("x.txt.j2").and_then(|t| t.render(&ctx));
+        assert_eq!(html.ok().as_deref(), Some("&lt;b&gt;&amp;"));
+        assert_eq!(text.ok().as_deref(), Some("<b>&"));
+    }
+
+    const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+    fn digest_spec<'a>(refs: &'a [String]) -> MailSpec<'a> {
+        MailSpec {
+            kind: "digest",
+            to_name: Some("评审组"),
+            to_addr: "reviewer@example.test",
+            subject: "【申报日报】9月22日：新收到 3 份，共 12/24 个支部已申报",
+            text: "名册共 24 个支部，已申报 12 个。",
+            message_id: message_id(
+                "digest",
+                "daily.2025-09-22T00:00:00Z",
+                "shenbao.example.test",
+            ),
+            auto_submitted: "auto-generated",
+            ..spec(refs)
+        }
+    }
+
+    fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(raw)
+            .expect("parses")
+    }
+
+    #[test]
+    fn a_digest_is_text_and_html_with_the_summary_attached() {
+        let refs = vec!["root@qq.com".to_string()];
+        let name = "申报汇总表-2025-09-22.xlsx";
+        // Not text: every byte value, so a wrong transfer encoding would show.
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+        let html = "<p>名册共 <b>24</b> 个支部</p>";
+        let out = build_rich(
+            &digest_spec(&refs),
+            &RichParts {
+                html: Some(html),
+                attachment: Some((name, &bytes, XLSX)),
+            },
+        )
+        .expect("builds");
+        let raw = String::from_utf8_lossy(&out.raw);
+        // The same envelope as `build`.
+        for h in [
+            "Message-ID: <shenbao.digest.daily.2025-09-22T000000Z@shenbao.example.test>",
+            "In-Reply-To: <orig@126.com>",
+            "References: <root@qq.com> <orig@126.com>",
+            "Auto-Submitted: auto-generated",
+            "X-Auto-Response-Suppress: All",
+            "X-Shenbao-Loop: intake@example.test",
+        ] {
+            assert!(raw.contains(h), "missing {h:?} in:\n{raw}");
+        }
+        // Both forms of the Chinese name.
+        assert!(raw.contains("filename*=UTF-8''%E7%94%B3%E6%8A%A5"), "{raw}");
+        assert!(raw.contains("name=\"=?UTF-8?B?"), "{raw}");
+        assert!(raw.contains("filename=\"=?UTF-8?B?"), "{raw}");
+        assert!(raw.contains("Content-Transfer-Encoding: base64"), "{raw}");
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(raw.contains("multipart/mixed"), "{raw}");
+        assert!(raw.lines().all(|l| l.len() <= 998), "{raw}");
+        assert!(raw.is_ascii(), "8-bit clean: {raw}");
+
+        let parsed = parse(&out.raw);
+        assert_eq!(parsed.subject(), Some(out.subject.as_str()));
+        assert!(
+            parsed
+                .body_text(0)
+                .is_some_and(|t| t.contains("已申报 12 个"))
+        );
+        assert!(parsed.body_html(0).is_some_and(|h| h.contains("<b>24</b>")));
+        assert_eq!(parsed.attachment_count(), 1);
+        let att = parsed.attachment(0).expect("one attachment");
+        assert_eq!(att.attachment_name(), Some(name));
+        assert_eq!(att.contents(), &bytes[..]);
+        let ct = att.content_type().expect("has a content type");
+        assert_eq!(
+            format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()),
+            XLSX
+        );
+        // Each form decodes to the name on its own, whichever one a client reads.
+        assert_eq!(ct.attribute("name"), Some(name));
+        let disposition = att.content_disposition().expect("has a disposition");
+        assert_eq!(disposition.attribute("filename"), Some(name));
+        // Drop one form at a time: the others still give the name.
+        for form in ["filename*=", "filename=\"", " name=\""] {
+            let kept: Vec<&str> = raw
+                .split("\r\n")
+                .filter(|l| !l.trim_start().starts_with(form.trim_start()))
+                .collect();
+            let kept = kept.join("\r\n");
+            assert!(kept.len() < raw.len(), "{form} present");
+            let parsed = parse(kept.as_bytes());
+            let att = parsed.attachment(0).expect("one attachment");
+            assert_eq!(att.attachment_name(), Some(name), "without {form}:\n{kept}");
+        }
+    }
+
+    #[test]
+    fn the_alternative_puts_text_first() {
+        let refs = vec![];
+        let out = build_rich(
+            &digest_spec(&refs),
+            &RichParts {
+                html: Some("<p>HTML</p>"),
+                attachment: None,
+            },
+        )
+        .expect("builds");
+        let raw = String::from_utf8_lossy(&out.raw);
+        let text_at = raw.find("text/plain").expect("a text part");
+        let html_at = raw.find("text/html").expect("an html part");
+        assert!(text_at < html_at, "{raw}");
+        assert!(!raw.contains("multipart/mixed"), "{raw}");
+        let parsed = parse(&out.raw);
+        assert_eq!(parsed.attachment_count(), 0);
+    }
+
+    #[test]
+    fn long_and_plain_attachment_names_decode() {
+        let refs = vec![];
+        let long = format!(
+            "{}.xlsx",
+            "二〇二五年秋季学期学生党支部对标争先建设项目申报汇总表".repeat(3)
+        );
+        assert!(long.len() <= MAX_ATTACHMENT_NAME_BYTES);
+        for name in [
+            long.as_str(),
+            "summary-2025-09-22.xlsx",
+            "汇总表 \"最终版\"; 第2版.xlsx",
+        ] {
+            let out = build_rich(
+                &digest_spec(&refs),
+                &RichParts {
+                    html: None,
+                    attachment: Some((name, b"PK\x03\x04", XLSX)),
+                },
+            )
+            .expect("builds");
+            let raw = String::from_utf8_lossy(&out.raw);
+            assert!(raw.lines().all(|l| l.len() <= 998), "{raw}");
+            assert!(
+                raw.lines()
+                    .filter(|l| l.contains("=?UTF-8?B?"))
+                    .all(|l| l.len() <= 78),
+                "{raw}"
+            );
+            let parsed = parse(&out.raw);
+            let att = parsed.attachment(0).expect("one attachment");
+            assert_eq!(att.attachment_name(), Some(name), "{raw}");
+            assert_eq!(
+                att.content_type().and_then(|c| c.attribute("name")),
+                Some(name),
+                "{raw}"
+            );
+            assert_eq!(att.contents(), b"PK\x03\x04");
+        }
+    }
+
+    #[test]
+    fn a_bad_mime_type_or_name_is_refused_not_written() {
+        let refs = vec![];
+        let too_long = format!("{}.xlsx", "汇".repeat(84));
+        for (name, mime) in [
+            ("a.xlsx", ""),
+            ("a.xlsx", "application"),
+            ("a.xlsx", "text/plain; x=\"y\""),
+            ("a.xlsx", "a/b\r\nBcc: x@y.test"),
+            ("", XLSX),
+            (too_long.as_str(), XLSX),
+        ] {
+            let r = build_rich(
+                &digest_spec(&refs),
+                &RichParts {
+                    html: None,
+                    attachment: Some((name, b"x", mime)),
+                },
+            );
+            assert!(
+                matches!(r, Err(ComposeError::Build(_))),
+                "{name:?} {mime:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn encoders_match_the_rfcs() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64("申报".as_bytes()), "55Sz5oql");
+        assert_eq!(rfc2231_value("申 a.xlsx"), "%E7%94%B3%20a.xlsx");
+        assert_eq!(chunks_by_bytes("申报汇总", 7), vec!["申报", "汇总"]);
+        assert_eq!(chunks_by_bytes("ab", 1), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn without_extras_build_rich_is_build() {
+        let refs = vec!["root@qq.com".to_string()];
+        let plain = build(&spec(&refs)).expect("builds");
+        let rich = build_rich(
+            &spec(&refs),
+            &RichParts {
+                html: None,
+                attachment: None,
+            },
+        )
+        .expect("builds");
+        // Boundaries are random; everything else is the same.
+        let strip = |raw: &[u8]| {
+            String::from_utf8_lossy(raw)
+                .lines()
+                .filter(|l| !l.contains("boundary") && !l.starts_with("--"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&plain.raw), strip(&rich.raw));
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct CampaignConfig {
     pub application_subject: String,
     pub closure_subject: String,
     pub deadline: DateTime<Utc>,
+    /// The closure (结项) deadline, once the office has set it.
+    pub closure_deadline: Option<DateTime<Utc>>,
     /// The deadline as written, with its zone, for messages.
     pub deadline_text: String,
     pub timezone: chrono_tz::Tz,
@@ -116,6 +118,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub campaign: CampaignConfig,
     pub ack: AckConfig,
+    /// `[[reminder]]` rules; the notice's default (7, 3 and 1 days before the application
+    /// deadline, at 09:00) when the file has none.
+    pub reminders: Vec<crate::schedule::ReminderRule>,
+    /// `[[digest]]` rules: who gets a digest, and when.
+    pub digests: Vec<crate::schedule::DigestRule>,
 }
 
 /// One bad key.
@@ -457,7 +464,17 @@ impl Reader<'_> {
         }
         let campaign = self.campaign();
         let ack = self.ack(campaign.as_ref());
+        let reminders = self.array("reminder", |r| r.reminder());
+        let digests = self.array("digest", |r| r.digest());
+        let reminders = match reminders {
+            Some(r) if r.is_empty() && !self.root.contains_key("reminder") => {
+                Some(default_reminders())
+            }
+            other => other,
+        };
         Some(Config {
+            reminders: reminders?,
+            digests: digests?,
             path: path.to_path_buf(),
             imap: imap?,
             smtp: smtp?,
@@ -588,6 +605,19 @@ impl Reader<'_> {
             },
             _ => None,
         };
+        let closure_deadline = match (self.opt_string("campaign.closure_deadline"), tz) {
+            (Some(d), Some(tz)) => match parse_deadline(&d, tz) {
+                Some(t) => Some(Some(t)),
+                None => {
+                    self.bad(
+                        "campaign.closure_deadline",
+                        format!("“{d}”不是时间，请写成 2025-12-15T23:59:59"),
+                    );
+                    None
+                }
+            },
+            _ => Some(None),
+        };
         let roster = self.existing_file("campaign.roster");
         if roster.is_none() && !self.problems.iter().any(|p| p.key == "campaign.roster") {
             self.bad(
@@ -612,6 +642,7 @@ impl Reader<'_> {
             application_subject: app?,
             closure_subject: closure?,
             deadline: deadline?,
+            closure_deadline: closure_deadline?,
             deadline_text: deadline_text?,
             timezone: tz?,
             roster: roster?,
@@ -641,6 +672,162 @@ impl Reader<'_> {
         })
     }
 
+    /// Reads an array of tables (`[[reminder]]`) entry by entry with `read`, naming problems
+    /// `reminder[2].offsets` so the operator finds the right entry.
+    fn array<T>(
+        &mut self,
+        name: &str,
+        read: impl Fn(&mut Reader<'_>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        self.seen.insert(name.to_string());
+        let entries = match self.root.get(name) {
+            None => return Some(Vec::new()),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => {
+                self.bad(name, format!("应写成 [[{name}]] 表数组"));
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, entry) in entries.iter().enumerate() {
+            let Value::Table(t) = entry else {
+                self.bad(&format!("{name}[{}]", i + 1), "应为一个表");
+                ok = false;
+                continue;
+            };
+            let mut root = toml::Table::new();
+            root.insert(name.to_string(), Value::Table(t.clone()));
+            let mut sub = Reader {
+                root: &root,
+                base: self.base.clone(),
+                problems: Vec::new(),
+                seen: BTreeSet::from([name.to_string()]),
+            };
+            let item = read(&mut sub);
+            sub.unknown_keys();
+            let prefix = format!("{name}.");
+            for p in sub.problems {
+                let key = match p.key.strip_prefix(&prefix) {
+                    Some(rest) => format!("{name}[{}].{rest}", i + 1),
+                    None => format!("{name}[{}]", i + 1),
+                };
+                self.problems.push(Problem {
+                    key,
+                    reason: p.reason,
+                });
+                ok = false;
+            }
+            match item {
+                Some(item) => out.push(item),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn reminder(&mut self) -> Option<crate::schedule::ReminderRule> {
+        use crate::schedule::{Audience, DeadlineKind, parse_offset, parse_time_of_day};
+        let name = self.string("reminder.name", None);
+        let deadline = self
+            .string("reminder.deadline", Some("application"))
+            .and_then(|d| match d.parse::<DeadlineKind>() {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    self.bad("reminder.deadline", e.to_string());
+                    None
+                }
+            });
+        let offsets = self
+            .string_list("reminder.offsets", &["7d", "3d", "1d"])
+            .and_then(|list| {
+                let mut out = Vec::new();
+                for o in &list {
+                    match parse_offset(o) {
+                        Ok(d) => out.push(d),
+                        Err(e) => {
+                            self.bad("reminder.offsets", e.to_string());
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            });
+        let time = match self.opt_string("reminder.time") {
+            None => Some(parse_time_of_day("09:00").ok()),
+            Some(t) => match parse_time_of_day(&t) {
+                Ok(t) => Some(Some(t)),
+                Err(e) => {
+                    self.bad("reminder.time", e.to_string());
+                    None
+                }
+            },
+        };
+        let audiences = self
+            .string_list("reminder.audience", &["not_submitted", "has_problems"])
+            .and_then(|list| {
+                let mut out = Vec::new();
+                for a in &list {
+                    match a.parse::<Audience>() {
+                        Ok(a) => out.push(a),
+                        Err(e) => {
+                            self.bad("reminder.audience", e.to_string());
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            });
+        let template = self.string("reminder.template", Some("reminder.txt.j2"));
+        Some(crate::schedule::ReminderRule {
+            name: name?,
+            deadline: deadline?,
+            offsets: offsets?,
+            time_of_day: time?,
+            audiences: audiences?,
+            template: template?,
+        })
+    }
+
+    fn digest(&mut self) -> Option<crate::schedule::DigestRule> {
+        let name = self.string("digest.name", None);
+        let recipients = self.string_list("digest.recipients", &[]);
+        if let Some(r) = &recipients {
+            for a in r {
+                if !looks_like_address(a) {
+                    self.bad("digest.recipients", format!("“{a}”不像邮箱地址"));
+                }
+            }
+            if r.is_empty() {
+                self.bad(
+                    "digest.recipients",
+                    "至少填写一个收件人，例如 [\"reviewer@example.edu.cn\"]",
+                );
+            }
+        }
+        let schedule = self.string("digest.schedule", None).and_then(|c| {
+            match crate::schedule::parse_cron(&c) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.bad("digest.schedule", e.to_string());
+                    None
+                }
+            }
+        });
+        let sections = match self.get("digest.sections").cloned() {
+            None => Some(None),
+            Some(_) => self.string_list("digest.sections", &[]).map(Some),
+        };
+        let empty = self.boolean("digest.send_when_empty", false);
+        Some(crate::schedule::DigestRule {
+            name: name?,
+            recipients: recipients?,
+            schedule: schedule?,
+            sections: sections?,
+            send_when_empty: empty?,
+        })
+    }
+
     fn unknown_keys(&mut self) {
         let mut unknown = Vec::new();
         for (section, value) in self.root {
@@ -664,6 +851,23 @@ impl Reader<'_> {
             );
         }
     }
+}
+
+/// The notice's reminders: 7, 3 and 1 days before the application deadline, at 09:00, to
+/// branches that have not applied or whose latest version still has problems.
+pub fn default_reminders() -> Vec<crate::schedule::ReminderRule> {
+    let day = chrono::Duration::days(1);
+    vec![crate::schedule::ReminderRule {
+        name: "申报截止提醒".to_string(),
+        deadline: crate::schedule::DeadlineKind::Application,
+        offsets: vec![day * 7, day * 3, day],
+        time_of_day: chrono::NaiveTime::from_hms_opt(9, 0, 0),
+        audiences: vec![
+            crate::schedule::Audience::NotSubmitted,
+            crate::schedule::Audience::HasProblems,
+        ],
+        template: "reminder.txt.j2".to_string(),
+    }]
 }
 
 /// The notice's five sections (板块).
@@ -831,6 +1035,49 @@ roster = "missing.csv"
         ] {
             assert!(keys.contains(&k), "{k} not reported in {keys:?}");
         }
+    }
+
+    #[test]
+    fn reminders_and_digests() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        // No [[reminder]]: the notice's default rule.
+        let cfg = Config::parse(&good(&dir), &dir.join("shenbao.toml")).expect("loads");
+        assert_eq!(cfg.reminders.len(), 1);
+        assert_eq!(cfg.reminders[0].offsets.len(), 3);
+        assert!(cfg.digests.is_empty());
+        let text = format!(
+            "{}\n[[reminder]]\nname = \"最后提醒\"\noffsets = [\"1d\", \"6h\"]\ntime = \"08:30\"\naudience = [\"not_submitted\"]\n[[digest]]\nname = \"日报\"\nrecipients = [\"reviewer@example.test\"]\nschedule = \"0 0 8 * * Mon-Fri\"\n",
+            good(&dir)
+        );
+        let cfg = Config::parse(&text, &dir.join("shenbao.toml")).expect("loads");
+        assert_eq!(cfg.reminders.len(), 1);
+        assert_eq!(cfg.reminders[0].name, "最后提醒");
+        assert_eq!(cfg.digests[0].schedule.as_str(), "0 0 8 * * Mon-Fri");
+        // A 5-field cron and a bad offset are named by entry, with the fix.
+        let bad = format!(
+            "{}\n[[reminder]]\nname = \"x\"\noffsets = [\"soon\"]\n[[digest]]\nname = \"日报\"\nrecipients = [\"reviewer@example.test\"]\nschedule = \"0 8 * * Mon-Fri\"\ncolour = 1\n",
+            good(&dir)
+        );
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::parse(&bad, &dir.join("shenbao.toml"))
+        else {
+            panic!("must fail");
+        };
+        let find = |k: &str| {
+            problems
+                .iter()
+                .find(|p| p.key == k)
+                .map(|p| p.reason.clone())
+        };
+        assert!(find("reminder[1].offsets").is_some(), "{problems:?}");
+        let cron = find("digest[1].schedule").expect("cron named");
+        assert!(
+            cron.contains("0 0 8 * * Mon-Fri"),
+            "shows the 6-field form: {cron}"
+        );
+        assert!(find("digest[1].colour").is_some(), "{problems:?}");
     }
 
     #[test]

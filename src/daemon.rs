@@ -1,6 +1,7 @@
 //! `shenbao run`: the daemon as sources → transforms → sinks (Vector's shape): the IMAP
-//! intake feeds the pipeline, the pipeline feeds the outbox, the sender drains it. Each runs
-//! as its own task; SIGTERM or Ctrl-C asks them all to stop at a safe point.
+//! intake feeds the pipeline, the pipeline and the scheduler (reminders, digests) feed the
+//! outbox, the sender drains it. Each runs as its own task; SIGTERM or Ctrl-C asks them all to
+//! stop at a safe point.
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -60,6 +61,7 @@ pub async fn run(
         wake,
     )?;
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
+    let scheduler_task = tokio::spawn(crate::remind::run(pipeline.clone(), stop_rx.clone()));
     let intake = Intake {
         store,
         clock,
@@ -79,6 +81,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let both = async {
         let _ = intake_task.await;
+        let _ = scheduler_task.await;
         let _ = sender_task.await;
     };
     if tokio::time::timeout(Duration::from_secs(30), both)

@@ -201,29 +201,6 @@ async fn idle_notices_new_mail_within_seconds() {
     daemon.stop();
 }
 
-/// Replaces the (possibly folded) Subject header of a raw message.
-fn with_subject(raw: &str, subject: &str) -> String {
-    let mut out = String::new();
-    let mut skipping = false;
-    let mut in_headers = true;
-    for line in raw.split_inclusive("\r\n") {
-        if in_headers && line == "\r\n" {
-            in_headers = false;
-        }
-        if in_headers && line.starts_with("Subject:") {
-            out.push_str(&format!("Subject: {subject}\r\n"));
-            skipping = true;
-            continue;
-        }
-        if skipping && (line.starts_with(' ') || line.starts_with('\t')) {
-            continue;
-        }
-        skipping = false;
-        out.push_str(line);
-    }
-    out
-}
-
 const BOUNCE: &str = "Return-Path: <>\r\nFrom: Mail Delivery System <MAILER-DAEMON@qq.com>\r\nTo: intake@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <bounce-1@qq.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is the mail system.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.qq.com\r\n--b--\r\n";
 
 const NEWSLETTER: &str = "From: 校园新闻 <news@example.edu.cn>\r\nTo: intake@example.test\r\nSubject: =?UTF-8?B?5pys5ZGo5qCh5Zut5paw6Ze7?=\r\nMessage-ID: <news-1@example.edu.cn>\r\nList-Id: <campus-news.example.edu.cn>\r\nList-Unsubscribe: <mailto:leave@example.edu.cn>\r\nPrecedence: bulk\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nnews\r\n";

@@ -159,6 +159,21 @@ impl Intake {
                 let _ = self.timed("LOGOUT", s.logout()).await;
                 return Ok(());
             }
+            // Mail that arrived while we were fetching was announced (EXISTS) in the answers
+            // to our own commands, and the server will not announce it again in IDLE: look
+            // before idling, or it waits for the next backstop poll. Draining also keeps the
+            // channel from growing in a long-running session.
+            let mut announced = false;
+            while let Ok(r) = s.unsolicited_responses.try_recv() {
+                announced |= matches!(
+                    r,
+                    async_imap::types::UnsolicitedResponse::Exists(_)
+                        | async_imap::types::UnsolicitedResponse::Recent(_)
+                );
+            }
+            if announced {
+                continue;
+            }
             let wait = cfg.poll_interval.min(cfg.idle_renew);
             let mut idle = s.idle();
             tokio::time::timeout(cfg.timeout, idle.init())

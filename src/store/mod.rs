@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fields",
         include_str!("../../migrations/0002_fields.sql"),
     ),
+    (
+        3,
+        "ledger",
+        include_str!("../../migrations/0003_ledger.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -404,3 +404,26 @@ pub fn sample_roster() -> String {
     String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
         .expect("utf-8 roster")
 }
+
+/// Replaces the (possibly folded) Subject header of a raw message.
+pub fn with_subject(raw: &str, subject: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    let mut in_headers = true;
+    for line in raw.split_inclusive("\r\n") {
+        if in_headers && line == "\r\n" {
+            in_headers = false;
+        }
+        if in_headers && line.starts_with("Subject:") {
+            out.push_str(&format!("Subject: {subject}\r\n"));
+            skipping = true;
+            continue;
+        }
+        if skipping && (line.starts_with(' ') || line.starts_with('\t')) {
+            continue;
+        }
+        skipping = false;
+        out.push_str(line);
+    }
+    out
+}

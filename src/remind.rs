@@ -1,0 +1,679 @@
+//! The scheduler's I/O shell: reminders before deadlines and digests for reviewers.
+//!
+//! [`crate::schedule`] says *when* something is due (pure); this module says *to whom* (the
+//! audiences are computed at send time from the roster and the database, like HotCRP's
+//! recipient classes), renders the mails and queues them. Every queued mail is recorded in the
+//! `ledger` under a key made of rule, occasion and recipient, in the same transaction that puts
+//! it in the outbox: a restart, a second daemon or a clock jump finds the key and sends nothing
+//! twice. Moving a deadline changes the keys of reminders not yet sent, so they move with it.
+
+use crate::clock::{beijing, db_time, parse_db_time};
+use crate::compose::{self, MailSpec, Outgoing, RichParts};
+use crate::export::ExportSubmission;
+use crate::notify::{self, DigestView, ReminderView};
+use crate::pipeline::Pipeline;
+use crate::rules::Problem;
+use crate::schedule::{self, Audience, DeadlineKind, DigestRule, Occasion};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// One mail the scheduler would send (or, for an empty digest, the record that it did not).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub kind: &'static str,
+    pub key: String,
+    pub rule: String,
+    pub to: String,
+    pub branch: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub period_end: Option<DateTime<Utc>>,
+    /// Reminders: the occasion (deadline and offset), so a moved deadline does not repeat an
+    /// offset already sent for the old one.
+    pub occasion: Option<(DateTime<Utc>, i64)>,
+    /// `None`: nothing to send (an empty digest); the ledger still records the period.
+    pub mail: Option<Outgoing>,
+    pub skipped: Option<String>,
+}
+
+/// Problems a reminder can ask a branch to fix (being late or a subject's wording cannot be
+/// fixed by sending again).
+fn fixable(code: &str) -> bool {
+    !matches!(code, "late" | "subject_nonstandard")
+}
+
+fn deadline_of(p: &Pipeline) -> impl Fn(DeadlineKind) -> Option<DateTime<Utc>> + '_ {
+    move |k| match k {
+        DeadlineKind::Application => Some(p.cfg.campaign.deadline),
+        DeadlineKind::Closure => p.cfg.campaign.closure_deadline,
+    }
+}
+
+/// Time left, for people: "3 天" (calendar days, as people count to a date: on 9月20日 a
+/// 9月27日 deadline is 7 days away, whatever the hour), then "6 小时", "40 分钟" on the last day.
+fn time_left(from: DateTime<Utc>, to: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    let days =
+        (to.with_timezone(&tz).date_naive() - from.with_timezone(&tz).date_naive()).num_days();
+    let d = to - from;
+    if days >= 1 {
+        format!("{days} 天")
+    } else if d.num_hours() >= 1 {
+        format!("{} 小时", d.num_hours())
+    } else {
+        format!("{} 分钟", d.num_minutes().max(1))
+    }
+}
+
+/// A stable Message-ID part for a ledger key (which may hold Chinese rule names).
+fn key_id(key: &str) -> String {
+    crate::store::blobs::sha256_hex(key.as_bytes())
+        .get(..20)
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn in_ledger(p: &Pipeline, key: &str) -> anyhow::Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE key = ?")
+        .bind(key)
+        .fetch_one(&p.store.pool)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Whether this rule's reminder with the same offset already went to `to` for a deadline that
+/// has not passed yet: the deadline was moved after it was sent. Moving a deadline moves the
+/// reminders not yet sent; it does not send "7 days left" twice.
+async fn sent_for_moved_deadline(
+    p: &Pipeline,
+    occ: &Occasion,
+    to: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ledger WHERE kind = 'reminder' AND rule = ? AND recipient = ? AND offset_secs = ? AND deadline > ?",
+    )
+    .bind(&occ.rule)
+    .bind(to)
+    .bind(occ.offset.num_seconds())
+    .bind(db_time(now))
+    .fetch_one(&p.store.pool)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Whom an audience means right now: (branch, latest application if any).
+async fn audience(
+    p: &Pipeline,
+    audiences: &[Audience],
+    latest: &[ExportSubmission],
+) -> Vec<(crate::roster::Branch, Option<ExportSubmission>)> {
+    let mut out = Vec::new();
+    for b in p.roster.branches() {
+        let sub = latest
+            .iter()
+            .find(|s| s.kind == "application" && s.branch.as_deref() == Some(b.name.as_str()));
+        let wanted = audiences.iter().any(|a| match (a, sub) {
+            (Audience::NotSubmitted, None) => true,
+            (Audience::HasProblems, Some(s)) => s.problems.iter().any(|c| fixable(c)),
+            // Funding decisions arrive with the review issue; until then nobody is funded.
+            _ => false,
+        });
+        if wanted {
+            out.push((b.clone(), sub.cloned()));
+        }
+    }
+    out
+}
+
+/// Reminders due at `now` that the ledger does not have yet.
+pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Vec<Planned>> {
+    let tz = p.cfg.campaign.timezone;
+    let due = schedule::due_occasions(&p.cfg.reminders, deadline_of(p), tz, now);
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let latest = crate::export::latest(&p.store).await?;
+    let mut out = Vec::new();
+    for occ in due {
+        let Some(rule) = p.cfg.reminders.iter().find(|r| r.name == occ.rule) else {
+            continue;
+        };
+        for (branch, sub) in audience(p, &rule.audiences, &latest).await {
+            if branch.email.is_empty() {
+                continue;
+            }
+            let key = occ.key_for(&branch.email);
+            if in_ledger(p, &key).await?
+                || sent_for_moved_deadline(p, &occ, &branch.email, now).await?
+            {
+                continue;
+            }
+            out.push(reminder(p, rule, &occ, &branch, sub.as_ref(), key, now)?);
+        }
+    }
+    Ok(out)
+}
+
+fn reminder(
+    p: &Pipeline,
+    rule: &schedule::ReminderRule,
+    occ: &Occasion,
+    branch: &crate::roster::Branch,
+    sub: Option<&ExportSubmission>,
+    key: String,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Planned> {
+    let exact_subject = match rule.deadline {
+        DeadlineKind::Application => p.grammar.application_subject_for(&branch.name),
+        DeadlineKind::Closure => p.grammar.closure_subject_for(&branch.name),
+    };
+    let problems = sub
+        .map(|s| {
+            s.problems
+                .iter()
+                .filter(|c| fixable(c))
+                .filter_map(|c| Problem::from_code(c))
+                .map(|pr| notify::ProblemLine {
+                    code: pr.code().to_string(),
+                    title: pr.title_zh().to_string(),
+                    fix: pr.fix_zh().to_string(),
+                    detail: s
+                        .problem_details
+                        .iter()
+                        .find(|d| d["code"] == pr.code())
+                        .and_then(|d| d["detail"].as_str().map(str::to_string)),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let view = ReminderView {
+        greeting: if branch.secretary.is_empty() {
+            branch.name.clone()
+        } else {
+            format!("{}同学", branch.secretary)
+        },
+        organizer: p.cfg.campaign.organizer.clone(),
+        campaign_name: p.cfg.campaign.name.clone(),
+        branch: branch.name.clone(),
+        college: branch.college.clone(),
+        deadline: beijing(occ.deadline),
+        time_left: time_left(now, occ.deadline, p.cfg.campaign.timezone),
+        exact_subject,
+        expected_attachments: vec![
+            "Word 版《项目申请表》（.doc 或 .docx）".to_string(),
+            "Excel 版《申报汇总表》（.xls 或 .xlsx）".to_string(),
+        ],
+        problems,
+        last_version: sub.map(|s| s.version),
+        last_received_at: sub.map(|s| s.received_at.replace('T', " ").chars().take(19).collect()),
+        staff_contact: p.cfg.campaign.staff_contact.clone(),
+    };
+    let text = p.templates.render(&rule.template, &view)?;
+    let subject = notify::reminder_subject(&view);
+    // Threaded to the branch's last exchange, where there is one.
+    let refs: Vec<String> = sub.and_then(|s| s.message_id.clone()).into_iter().collect();
+    let mail = compose::build(&MailSpec {
+        kind: "reminder",
+        from_name: &p.cfg.smtp.from_name,
+        from_addr: &p.cfg.smtp.from_address,
+        to_name: Some(&branch.secretary),
+        to_addr: &branch.email,
+        subject: &subject,
+        text: &text,
+        message_id: compose::message_id("remind", &key_id(&key), &p.cfg.ack.message_id_domain),
+        in_reply_to: refs.first().map(String::as_str),
+        references: &refs,
+        loop_value: &p.cfg.campaign.intake_address,
+        date: now,
+        auto_submitted: "auto-generated",
+    })?;
+    Ok(Planned {
+        kind: "reminder",
+        key,
+        rule: rule.name.clone(),
+        to: branch.email.clone(),
+        branch: Some(branch.name.clone()),
+        subject,
+        text,
+        period_end: None,
+        occasion: Some((occ.deadline, occ.offset.num_seconds())),
+        mail: Some(mail),
+        skipped: None,
+    })
+}
+
+/// The digest of `rule` for (start, end], rendered, as the data the templates get.
+pub async fn digest_view(
+    p: &Pipeline,
+    rule: &DigestRule,
+    start: Option<DateTime<Utc>>,
+    end: DateTime<Utc>,
+) -> anyhow::Result<DigestView> {
+    let all = crate::export::latest(&p.store).await?;
+    let field = |s: &ExportSubmission, k: &str| {
+        s.fields
+            .as_ref()
+            .and_then(|f| f.get(k))
+            .and_then(|v| match v {
+                serde_json::Value::String(t) => Some(t.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    let in_sections = |s: &ExportSubmission| match &rule.sections {
+        Some(list) if !list.is_empty() => list.contains(&field(s, "section")),
+        _ => true,
+    };
+    let apps: Vec<&ExportSubmission> = all
+        .iter()
+        .filter(|s| s.kind == "application" && in_sections(s))
+        .collect();
+    let row = |s: &ExportSubmission| notify::DigestRow {
+        branch: s
+            .branch
+            .clone()
+            .or_else(|| s.branch_in_subject.clone())
+            .unwrap_or_default(),
+        college: s.college.clone().unwrap_or_default(),
+        project_name: field(s, "project_name"),
+        section: field(s, "section"),
+        budget: field(s, "budget_yuan"),
+        version: s.version,
+        received_at: s.received_at.replace('T', " ").chars().take(19).collect(),
+        late: s.late,
+        problems: s
+            .problems
+            .iter()
+            .filter_map(|c| Problem::from_code(c).map(|p| p.title_zh().to_string()))
+            .collect(),
+    };
+    let received = |s: &ExportSubmission| {
+        chrono::DateTime::parse_from_rfc3339(&s.received_at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let new_since = apps
+        .iter()
+        .filter(|s| received(s).is_some_and(|t| t <= end && start.is_none_or(|st| t > st)))
+        .map(|s| row(s))
+        .collect();
+    let known: Vec<&ExportSubmission> = apps
+        .iter()
+        .copied()
+        .filter(|s| s.branch.is_some())
+        .collect();
+    let mut by_section: BTreeMap<String, i64> = BTreeMap::new();
+    for s in &known {
+        let sec = field(s, "section");
+        *by_section
+            .entry(if sec.is_empty() {
+                "（未识别）".to_string()
+            } else {
+                sec
+            })
+            .or_default() += 1;
+    }
+    let mut colleges: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    for b in p.roster.branches() {
+        let e = colleges.entry(b.college.clone()).or_default();
+        e.0 += 1;
+        if let Some(s) = known
+            .iter()
+            .find(|s| s.branch.as_deref() == Some(b.name.as_str()))
+        {
+            e.1 += 1;
+            if s.problems.is_empty() {
+                e.2 += 1;
+            }
+        }
+    }
+    let missing: Vec<notify::MissingBranch> = p
+        .roster
+        .branches()
+        .iter()
+        .filter(|b| {
+            !known
+                .iter()
+                .any(|s| s.branch.as_deref() == Some(b.name.as_str()))
+        })
+        .map(|b| notify::MissingBranch {
+            college: b.college.clone(),
+            branch: b.name.clone(),
+            secretary: b.secretary.clone(),
+        })
+        .collect();
+    let with_problems: Vec<notify::DigestRow> = apps
+        .iter()
+        .filter(|s| !s.problems.is_empty())
+        .map(|s| row(s))
+        .collect();
+    let late: Vec<notify::DigestRow> = apps.iter().filter(|s| s.late).map(|s| row(s)).collect();
+    let since = start.map(db_time).unwrap_or_default();
+    let needs_staff = sqlx::query(
+        "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), COALESCE(reason, ''), COALESCE(internal_date, stored_at)
+         FROM messages WHERE (disposition IN ('question', 'too_large', 'subject_help') OR status = 'failed')
+           AND stored_at > ? AND stored_at <= ? ORDER BY id",
+    )
+    .bind(&since)
+    .bind(db_time(end))
+    .fetch_all(&p.store.pool)
+    .await?
+    .iter()
+    .map(|r| notify::StaffItem {
+        id: r.get(0),
+        from: r.get(1),
+        subject: r.get(2),
+        reason: r.get(3),
+        received_at: parse_db_time(&r.get::<String, _>(4)).map(beijing).unwrap_or_default(),
+    })
+    .collect();
+    let outbox_failures = sqlx::query(
+        "SELECT id, to_addr, subject, COALESCE(last_error, ''), status FROM outbox
+         WHERE status = 'dead' OR (status = 'queued' AND attempts > 0) ORDER BY id",
+    )
+    .fetch_all(&p.store.pool)
+    .await?
+    .iter()
+    .map(|r| notify::OutboxFailure {
+        id: r.get(0),
+        to: r.get(1),
+        subject: r.get(2),
+        error: r.get(3),
+        status: match r.get::<String, _>(4).as_str() {
+            "dead" => "已放弃（可在修好 SMTP 后重发）".to_string(),
+            _ => "等待重试".to_string(),
+        },
+    })
+    .collect();
+    let deadline = p.cfg.campaign.deadline;
+    let phase = if end < deadline {
+        format!(
+            "申报阶段（距截止还有 {}）",
+            time_left(end, deadline, p.cfg.campaign.timezone)
+        )
+    } else {
+        "申报已截止".to_string()
+    };
+    let local_day = end
+        .with_timezone(&p.cfg.campaign.timezone)
+        .format("%Y-%m-%d");
+    Ok(DigestView {
+        campaign_name: p.cfg.campaign.name.clone(),
+        organizer: p.cfg.campaign.organizer.clone(),
+        rule: rule.name.clone(),
+        period_start: start.map(beijing),
+        period_end: beijing(end),
+        deadline: beijing(deadline),
+        phase,
+        roster_total: p.roster.len() as i64,
+        applied: known.len() as i64,
+        clean: known.iter().filter(|s| s.problems.is_empty()).count() as i64,
+        with_problems_count: with_problems.len() as i64,
+        missing_count: missing.len() as i64,
+        late_count: late.len() as i64,
+        new_since,
+        by_section: by_section
+            .into_iter()
+            .map(|(name, count)| notify::Count { name, count })
+            .collect(),
+        by_college: colleges
+            .into_iter()
+            .map(|(college, (roster, applied, clean))| notify::CollegeLine {
+                college,
+                roster,
+                applied,
+                clean,
+            })
+            .collect(),
+        with_problems,
+        missing,
+        late,
+        needs_staff,
+        outbox_failures,
+        attachment_name: format!("申报汇总表-{local_day}.xlsx"),
+    })
+}
+
+async fn last_digest(p: &Pipeline, rule: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let v: Option<String> =
+        sqlx::query_scalar("SELECT MAX(period_end) FROM ledger WHERE kind = 'digest' AND rule = ?")
+            .bind(rule)
+            .fetch_one(&p.store.pool)
+            .await?;
+    Ok(v.as_deref().and_then(parse_db_time))
+}
+
+/// Digests due at `now`. With `force` (`digest --now`), every rule's digest for the period
+/// since its last one, whatever the schedule says.
+pub async fn plan_digests(
+    p: &Pipeline,
+    now: DateTime<Utc>,
+    force: bool,
+) -> anyhow::Result<Vec<Planned>> {
+    let tz = p.cfg.campaign.timezone;
+    let mut out = Vec::new();
+    for rule in &p.cfg.digests {
+        let last = last_digest(p, &rule.name).await?;
+        let (start, end, key_end) = if force {
+            (last, now, format!("now-{}", db_time(now)))
+        } else {
+            match (last, schedule::due_digest(rule, tz, last, now)) {
+                // First start: the first period begins now, not at the dawn of time.
+                (None, _) => {
+                    out.push(Planned {
+                        kind: "digest",
+                        key: format!("digest:{}:start", rule.name),
+                        rule: rule.name.clone(),
+                        to: String::new(),
+                        branch: None,
+                        subject: String::new(),
+                        text: String::new(),
+                        period_end: Some(now),
+                        occasion: None,
+                        mail: None,
+                        skipped: Some("首次启动：从此刻开始计算摘要周期".to_string()),
+                    });
+                    continue;
+                }
+                (_, Some(due)) => (due.period_start, due.period_end, db_time(due.period_end)),
+                (_, None) => continue,
+            }
+        };
+        let view = digest_view(p, rule, start, end).await?;
+        let text = p.templates.render("digest.txt.j2", &view)?;
+        let empty = view.is_empty() && !rule.send_when_empty && !force;
+        let html = p.templates.render("digest.html.j2", &view)?;
+        let subject = notify::digest_subject(&view);
+        let xlsx = if empty {
+            Vec::new()
+        } else {
+            let title = format!("{}申报汇总表", p.cfg.campaign.name);
+            crate::export::to_xlsx(&title, &crate::export::latest(&p.store).await?)?
+        };
+        for to in &rule.recipients {
+            let key = format!("digest:{}:{}:{}", rule.name, key_end, to.to_lowercase());
+            if in_ledger(p, &key).await? {
+                continue;
+            }
+            let mail = if empty {
+                None
+            } else {
+                Some(compose::build_rich(
+                    &MailSpec {
+                        kind: "digest",
+                        from_name: &p.cfg.smtp.from_name,
+                        from_addr: &p.cfg.smtp.from_address,
+                        to_name: None,
+                        to_addr: to,
+                        subject: &subject,
+                        text: &text,
+                        message_id: compose::message_id(
+                            "digest",
+                            &key_id(&key),
+                            &p.cfg.ack.message_id_domain,
+                        ),
+                        in_reply_to: None,
+                        references: &[],
+                        loop_value: &p.cfg.campaign.intake_address,
+                        date: now,
+                        auto_submitted: "auto-generated",
+                    },
+                    &RichParts {
+                        html: Some(&html),
+                        attachment: Some((
+                            &view.attachment_name,
+                            &xlsx,
+                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        )),
+                    },
+                )?)
+            };
+            out.push(Planned {
+                kind: "digest",
+                key,
+                rule: rule.name.clone(),
+                to: to.clone(),
+                branch: None,
+                subject: subject.clone(),
+                text: text.clone(),
+                period_end: Some(end),
+                occasion: None,
+                skipped: empty.then(|| "没有新内容，按设置不发送".to_string()),
+                mail,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Records planned mail in the ledger and queues it, each in one transaction; returns how many
+/// mails were queued. A key already in the ledger (another daemon was quicker) is skipped.
+pub async fn commit(
+    p: &Pipeline,
+    planned: &[Planned],
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mut queued = 0;
+    for item in planned {
+        let mut tx = p.store.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO ledger (key, kind, rule, recipient, period_end, deadline, offset_secs, skipped, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&item.key)
+        .bind(item.kind)
+        .bind(&item.rule)
+        .bind(&item.to)
+        .bind(item.period_end.map(db_time))
+        .bind(item.occasion.map(|(d, _)| db_time(d)))
+        .bind(item.occasion.map(|(_, o)| o))
+        .bind(&item.skipped)
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 1
+            && let Some(mail) = &item.mail
+        {
+            let id = sqlx::query(
+                "INSERT OR IGNORE INTO outbox (kind, message_id, to_addr, subject, raw, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&mail.kind)
+            .bind(&mail.message_id)
+            .bind(&mail.to)
+            .bind(&mail.subject)
+            .bind(&mail.raw)
+            .bind(db_time(now))
+            .bind(db_time(now))
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+            sqlx::query("UPDATE ledger SET outbox_id = ? WHERE key = ?")
+                .bind(id)
+                .bind(&item.key)
+                .execute(&mut *tx)
+                .await?;
+            queued += 1;
+        }
+        tx.commit().await?;
+    }
+    if queued > 0 {
+        p.outbox.notify_one();
+    }
+    Ok(queued)
+}
+
+/// One scheduler step at `now`: plan and queue whatever is due.
+pub async fn tick(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let mut planned = plan_reminders(p, now).await?;
+    planned.extend(plan_digests(p, now, false).await?);
+    let n = commit(p, &planned, now).await?;
+    if n > 0 {
+        tracing::info!(queued = n, "scheduled mail queued");
+    }
+    Ok(n)
+}
+
+/// The scheduler task of the daemon: a tick whenever something falls due, at least every
+/// five minutes (the clock may jump, the database may have changed the audiences).
+pub async fn run(p: std::sync::Arc<Pipeline>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let now = p.clock.now();
+        if let Err(e) = tick(&p, now).await {
+            tracing::error!(error = %format!("{e:#}"), "scheduler step failed; retrying later");
+        }
+        let next = schedule::next_wakeup(
+            &p.cfg.reminders,
+            &p.cfg.digests,
+            deadline_of(&p),
+            p.cfg.campaign.timezone,
+            p.clock.now(),
+        );
+        let wait = next
+            .and_then(|t| (t - p.clock.now()).to_std().ok())
+            .unwrap_or(std::time::Duration::from_secs(300))
+            .min(std::time::Duration::from_secs(300))
+            .max(std::time::Duration::from_millis(200));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = crate::intake::shutdown_requested(&mut shutdown) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_for_people() {
+        let t = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default()
+        };
+        let deadline = t("2025-09-27T23:59:59+08:00");
+        let tz = chrono_tz::Asia::Shanghai;
+        assert_eq!(
+            time_left(t("2025-09-20T09:00:00+08:00"), deadline, tz),
+            "7 天"
+        );
+        assert_eq!(
+            time_left(t("2025-09-24T09:00:00+08:00"), deadline, tz),
+            "3 天"
+        );
+        assert_eq!(
+            time_left(t("2025-09-26T09:00:00+08:00"), deadline, tz),
+            "1 天"
+        );
+        assert_eq!(
+            time_left(t("2025-09-27T18:00:00+08:00"), deadline, tz),
+            "5 小时"
+        );
+        assert_eq!(
+            time_left(t("2025-09-27T23:30:00+08:00"), deadline, tz),
+            "29 分钟"
+        );
+    }
+}
