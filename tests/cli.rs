@@ -171,6 +171,77 @@ fn init_then_ingest_status_and_export() {
     );
     assert!(text(&o).contains("问题：无"), "{}", text(&o));
 
+    // What the scheduler would do, previewed on a set date: 7 days before a 9月27日 deadline
+    // every roster branch but the one that applied cleanly gets a reminder.
+    let config_text = std::fs::read_to_string(dir.join(cfg)).expect("config");
+    let deadline_line = config_text
+        .lines()
+        .find(|l| l.starts_with("deadline = "))
+        .unwrap_or_default()
+        .to_string();
+    std::fs::write(
+        dir.join(cfg),
+        config_text.replace(&deadline_line, "deadline = \"2025-09-27T23:59:59\""),
+    )
+    .expect("config");
+    let o = shenbao(
+        &dir,
+        &[
+            "--config",
+            cfg,
+            "remind",
+            "--dry-run",
+            "--at",
+            "2025-09-20T09:00:00+08:00",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("申报截止提醒  →"))
+            .count(),
+        23,
+        "{out}"
+    );
+    assert!(
+        !out.contains("汽车工程学院本科生第二党支部 <"),
+        "the branch that applied cleanly is not reminded: {out}"
+    );
+    assert!(
+        out.contains("之后：申报截止提醒 于 2025年9月24日 09:00:00"),
+        "{out}"
+    );
+    let o = shenbao(
+        &dir,
+        &[
+            "--config",
+            cfg,
+            "remind",
+            "--dry-run",
+            "--at",
+            "2025-09-19T09:00:00+08:00",
+        ],
+    );
+    assert!(text(&o).contains("没有到期的提醒"), "{}", text(&o));
+    let o = shenbao(
+        &dir,
+        &[
+            "--config",
+            cfg,
+            "digest",
+            "--dry-run",
+            "--at",
+            "2025-09-22T08:00:00+08:00",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("reviewer@example.test") && out.contains("名册共 24 个支部，已申报 1 个"),
+        "{out}"
+    );
+
     let o = shenbao(&dir, &["--config", cfg, "status"]);
     let st = text(&o);
     assert!(o.status.success(), "{st}");
