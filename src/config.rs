@@ -82,6 +82,9 @@ pub struct CampaignConfig {
     pub application_subject: String,
     pub closure_subject: String,
     pub deadline: DateTime<Utc>,
+    /// Mail arriving up to this long after a deadline is not counted as late (a server queue,
+    /// a minute past midnight).
+    pub grace: Duration,
     /// The closure (结项) deadline, once the office has set it.
     pub closure_deadline: Option<DateTime<Utc>>,
     /// The deadline as written, with its zone, for messages.
@@ -618,6 +621,7 @@ impl Reader<'_> {
             },
             _ => Some(None),
         };
+        let grace = self.duration("campaign.grace", "0s");
         let roster = self.existing_file("campaign.roster");
         if roster.is_none() && !self.problems.iter().any(|p| p.key == "campaign.roster") {
             self.bad(
@@ -643,6 +647,7 @@ impl Reader<'_> {
             closure_subject: closure?,
             deadline: deadline?,
             closure_deadline: closure_deadline?,
+            grace: grace?,
             deadline_text: deadline_text?,
             timezone: tz?,
             roster: roster?,
@@ -994,6 +999,8 @@ roster = "roster.csv"
         assert_eq!(cfg.campaign.sections.len(), 5);
         assert_eq!(cfg.campaign.budget_cap_yuan, 5000.0);
         assert_eq!(cfg.campaign.leader_roles, vec!["书记", "副书记"]);
+        assert_eq!(cfg.campaign.grace, Duration::ZERO);
+        assert!(cfg.campaign.closure_deadline.is_none());
     }
 
     #[test]

@@ -240,7 +240,8 @@ impl Pipeline {
             Disposition::Application | Disposition::Closure => {
                 let subject = classified.subject.as_ref();
                 let matched = classified.matched.clone().unwrap_or_else(unknown_match);
-                let late = received > self.cfg.campaign.deadline;
+                let grace = chrono::Duration::from_std(self.cfg.campaign.grace).unwrap_or_default();
+                let late = received > self.cfg.campaign.deadline + grace;
                 let facts = Facts {
                     attachments: &understood.attachments,
                     has_cloud_links: !understood.cloud_links.is_empty(),

@@ -250,6 +250,25 @@ async fn a_simulated_campaign() {
         ],
         "{days:?}"
     );
+    // Counts: one new (latest) application each time, and the running total of branches.
+    let mut by_day: Vec<(String, String)> = digests
+        .iter()
+        .map(|m| {
+            let day = m
+                .date()
+                .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+                .unwrap_or_default();
+            (day, m.subject().unwrap_or_default().to_string())
+        })
+        .collect();
+    by_day.sort();
+    for ((day, subject), applied) in by_day.iter().zip([1, 2, 3, 4, 5]) {
+        assert!(subject.contains("新收到 1 份"), "{day}: {subject}");
+        assert!(
+            subject.contains(&format!("共 {applied}/6 个支部已申报")),
+            "{day}: {subject}"
+        );
+    }
     for m in &digests {
         assert!(
             m.attachments().count() >= 1,
