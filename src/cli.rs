@@ -338,7 +338,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             let (store, pipeline, wake) = crate::daemon::open(cfg.clone(), clock).await?;
-            let planned = crate::remind::plan_digests(&pipeline, now, dry_run || send_now).await?;
+            // A dry run shows the digest the schedule would send at that instant; when none is
+            // due, the digest of everything since the last one.
+            let mut planned = crate::remind::plan_digests(&pipeline, now, send_now).await?;
+            if dry_run && planned.iter().all(|p| p.mail.is_none()) {
+                planned = crate::remind::plan_digests(&pipeline, now, true).await?;
+            }
             if dry_run {
                 let mut shown = std::collections::BTreeSet::new();
                 for item in &planned {

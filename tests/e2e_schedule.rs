@@ -114,6 +114,7 @@ async fn a_simulated_campaign() {
     let mut applied = 0;
     let mut steps = 0;
     let mut planned_to: BTreeMap<String, usize> = BTreeMap::new();
+    let mut planned_digests: Vec<(String, String)> = Vec::new();
     while now < end {
         // Mail that arrived up to this instant.
         while applied < plan.len() && t(plan[applied].at) <= now {
@@ -132,6 +133,14 @@ async fn a_simulated_campaign() {
             .expect("plan")
         {
             *planned_to.entry(p.to).or_default() += 1;
+        }
+        for d in shenbao::remind::plan_digests(&pipeline, now, false)
+            .await
+            .expect("plan digests")
+        {
+            if d.mail.is_some() {
+                planned_digests.push((d.subject.clone(), d.text.clone()));
+            }
         }
         shenbao::remind::tick(&pipeline, now).await.expect("tick");
         shenbao::remind::tick(&pipeline, now)
@@ -267,6 +276,22 @@ async fn a_simulated_campaign() {
         assert!(
             subject.contains(&format!("共 {applied}/6 个支部已申报")),
             "{day}: {subject}"
+        );
+    }
+    // What the dry run planned is, word for word, what the reviewer received.
+    assert_eq!(planned_digests.len(), digests.len());
+    for m in &digests {
+        let subject = m.subject().unwrap_or_default();
+        let body = m.body_text(0).unwrap_or_default();
+        let norm = |t: &str| t.replace("\r\n", "\n").trim().to_string();
+        let planned = planned_digests
+            .iter()
+            .find(|(s, _)| s == subject)
+            .map(|(_, t)| norm(t));
+        assert_eq!(
+            planned.as_deref(),
+            Some(norm(&body).as_str()),
+            "{subject}: sent text differs from the dry run"
         );
     }
     for m in &digests {
