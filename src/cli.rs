@@ -101,6 +101,11 @@ pub enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+    /// 评审：导入评审结果、发送结果通知
+    Review {
+        #[command(subcommand)]
+        action: ReviewAction,
+    },
     /// 显示一个支部的全部版本（支部名称，名册中的写法或主题中的写法）
     Show { branch: String },
     /// 检查配置文件，逐项指出问题
@@ -108,6 +113,23 @@ pub enum Command {
         /// 同时实际登录 IMAP 和 SMTP 服务器
         #[arg(long)]
         probe: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReviewAction {
+    /// 导入评审专家填好“评审等级”“资助金额”两列的汇总表（.xlsx）；有任何错误则一条也不导入
+    Import {
+        file: PathBuf,
+        /// 导入人（记录在案），默认为当前系统用户
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// 给每个支部发送评审结果（每个结果只发一次），与其申报邮件在同一会话
+    Notify {
+        /// 只列出将发送的结果，不发送
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -374,11 +396,70 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     wake,
                 )?;
                 let sent = sender.drain().await?;
-                say!("已发送 {sent} 封摘要。");
+                say!("摘要 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
             } else {
                 say!("已放入发件箱 {n} 封摘要。");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Review { action } => {
+            let cfg = load(&cli.config)?;
+            let clock = clock()?;
+            let (store, pipeline, wake) = crate::daemon::open(cfg.clone(), clock).await?;
+            match action {
+                ReviewAction::Import { file, by } => {
+                    let by = by
+                        .or_else(|| std::env::var("USER").ok())
+                        .unwrap_or_else(|| "unknown".to_string());
+                    match crate::results::import(&pipeline, &file, &by, clock.now()).await? {
+                        Ok(decisions) => {
+                            let funded = decisions.iter().filter(|d| d.funded).count();
+                            say!(
+                                "已导入 {} 条评审结果（立项 {funded} 个，未立项 {} 个）。用 `shenbao review notify --dry-run` 预览结果通知。",
+                                decisions.len(),
+                                decisions.len() - funded
+                            );
+                            Ok(ExitCode::SUCCESS)
+                        }
+                        Err(errors) => {
+                            eprintln!(
+                                "{} 有 {} 处问题，本次没有导入任何结果；请修改后重新导入：\n{}",
+                                file.display(),
+                                errors.len(),
+                                crate::review::format_errors(&errors)
+                            );
+                            Ok(ExitCode::FAILURE)
+                        }
+                    }
+                }
+                ReviewAction::Notify { dry_run } => {
+                    let planned = crate::results::plan_results(&pipeline, clock.now()).await?;
+                    if planned.is_empty() {
+                        say!("没有需要发送的评审结果（都已发送过，或还没有导入）。");
+                    }
+                    for item in &planned {
+                        say!(
+                            "{} <{}>  {}",
+                            item.branch.as_deref().unwrap_or(""),
+                            item.to,
+                            item.subject
+                        );
+                    }
+                    if !dry_run && !planned.is_empty() {
+                        let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
+                        let sender = crate::send::Sender::new(
+                            store,
+                            clock,
+                            cfg.smtp.clone(),
+                            &cfg.campaign.intake_address,
+                            wake,
+                        )?;
+                        let sent = sender.drain().await?;
+                        say!("评审结果 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
         Command::CheckConfig { probe } => check_config(&cli.config, probe).await,
     }

@@ -38,6 +38,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "digest.html.j2",
         include_str!("../config/templates/digest.html.j2"),
     ),
+    (
+        "result.txt.j2",
+        include_str!("../config/templates/result.txt.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

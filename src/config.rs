@@ -126,6 +126,54 @@ pub struct Config {
     pub reminders: Vec<crate::schedule::ReminderRule>,
     /// `[[digest]]` rules: who gets a digest, and when.
     pub digests: Vec<crate::schedule::DigestRule>,
+    /// `[[level]]`: the review levels, their caps and closure checklists (the notice's when
+    /// the file has none).
+    pub levels: Vec<LevelConfig>,
+}
+
+/// One review level (重点 / 特色 / 一般 / 不立项).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelConfig {
+    pub name: String,
+    /// The most a project of this level may be granted; `None` when it is not funded.
+    pub cap_yuan: Option<f64>,
+    pub funded: bool,
+    /// What a project of this level sends for closure (结题报告, 报销材料 …).
+    pub closure_materials: Vec<String>,
+    /// Whether its results must also be published on the WeChat account.
+    pub publish: bool,
+}
+
+/// The notice's levels: 重点 ≤ 5000, 特色 ≤ 3000, 一般 ≤ 1000 元, or not funded.
+pub fn default_levels() -> Vec<LevelConfig> {
+    let level = |name: &str, cap: Option<f64>, materials: &[&str], publish: bool| LevelConfig {
+        name: name.to_string(),
+        cap_yuan: cap,
+        funded: cap.is_some(),
+        closure_materials: materials.iter().map(|m| m.to_string()).collect(),
+        publish,
+    };
+    vec![
+        level(
+            "重点",
+            Some(5000.0),
+            &["结题报告", "报销材料", "工作案例"],
+            true,
+        ),
+        level(
+            "特色",
+            Some(3000.0),
+            &["结题报告", "报销材料", "工作案例"],
+            true,
+        ),
+        level(
+            "一般",
+            Some(1000.0),
+            &["结题报告", "报销材料", "活动总结"],
+            false,
+        ),
+        level("不立项", None, &[], false),
+    ]
 }
 
 /// One bad key.
@@ -469,6 +517,10 @@ impl Reader<'_> {
         let ack = self.ack(campaign.as_ref());
         let reminders = self.array("reminder", |r| r.reminder());
         let digests = self.array("digest", |r| r.digest());
+        let levels = match self.array("level", |r| r.level()) {
+            Some(l) if l.is_empty() => Some(default_levels()),
+            other => other,
+        };
         let reminders = match reminders {
             Some(r) if r.is_empty() && !self.root.contains_key("reminder") => {
                 Some(default_reminders())
@@ -478,6 +530,7 @@ impl Reader<'_> {
         Some(Config {
             reminders: reminders?,
             digests: digests?,
+            levels: levels?,
             path: path.to_path_buf(),
             imap: imap?,
             smtp: smtp?,
@@ -794,6 +847,32 @@ impl Reader<'_> {
         })
     }
 
+    fn level(&mut self) -> Option<LevelConfig> {
+        let name = self.string("level.name", None);
+        let cap = match self.get("level.cap_yuan").cloned() {
+            None => Some(None),
+            Some(Value::Integer(n)) if n > 0 => Some(Some(n as f64)),
+            Some(_) => {
+                self.bad("level.cap_yuan", "应为正整数（元），不立项的等级不写这一项");
+                None
+            }
+        };
+        let materials = self.string_list("level.closure_materials", &["结题报告", "报销材料"]);
+        let publish = self.boolean("level.publish", false);
+        let cap = cap?;
+        Some(LevelConfig {
+            name: name?,
+            cap_yuan: cap,
+            funded: cap.is_some(),
+            closure_materials: if cap.is_some() {
+                materials?
+            } else {
+                Vec::new()
+            },
+            publish: publish?,
+        })
+    }
+
     fn digest(&mut self) -> Option<crate::schedule::DigestRule> {
         let name = self.string("digest.name", None);
         let recipients = self.string_list("digest.recipients", &[]);
@@ -1001,6 +1080,9 @@ roster = "roster.csv"
         assert_eq!(cfg.campaign.leader_roles, vec!["书记", "副书记"]);
         assert_eq!(cfg.campaign.grace, Duration::ZERO);
         assert!(cfg.campaign.closure_deadline.is_none());
+        assert_eq!(cfg.levels.len(), 4);
+        assert_eq!(cfg.levels[0].cap_yuan, Some(5000.0));
+        assert!(!cfg.levels[3].funded);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod message;
 pub mod notify;
 pub mod pipeline;
 pub mod remind;
+pub mod results;
+pub mod review;
 pub mod roster;
 pub mod rules;
 pub mod schedule;

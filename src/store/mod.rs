@@ -43,7 +43,36 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ledger",
         include_str!("../../migrations/0003_ledger.sql"),
     ),
+    (
+        4,
+        "reviews",
+        include_str!("../../migrations/0004_reviews.sql"),
+    ),
 ];
+
+#[cfg(test)]
+mod tests {
+    /// Every file in migrations/ is embedded, in order: a migration added to the directory but
+    /// not to MIGRATIONS would silently never run.
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("migrations dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), super::MIGRATIONS.len(), "{files:?}");
+        for (file, (version, _, _)) in files.iter().zip(super::MIGRATIONS) {
+            assert!(
+                file.starts_with(&format!("{version:04}_")),
+                "{file} vs version {version}"
+            );
+        }
+    }
+}
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(

@@ -1,0 +1,248 @@
+//! Review decisions end to end: four sample applications are registered, the consolidated sheet
+//! is exported by shenbao itself, reviewers' two columns are added, and `review import` must
+//! refuse a sheet with every kind of error (naming row and column, importing nothing) and take
+//! a clean one; `review notify` then mails each branch its result once, threaded to its
+//! application, read back over IMAP.
+
+mod common;
+
+use common::*;
+use shenbao::clock::Clock;
+use shenbao::extract::model::Value;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn shenbao(env: &TestEnv, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shenbao"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(args)
+        .env("SHENBAO_LOG", "warn")
+        .output()
+        .expect("run shenbao");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The exported sheet with the reviewers' two columns filled from `grades` (branch → level,
+/// amount); `extra` rows are appended as they are.
+fn review_sheet(export: &[u8], grades: &[(&str, &str, &str)], extra: &[[&str; 3]]) -> Vec<u8> {
+    let wb =
+        shenbao::extract::sheet::read_workbook(export, &Default::default()).expect("export reads");
+    let rows = &wb.sheets[0].rows;
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let ws = book.add_worksheet();
+    let mut r_out = 0u32;
+    for row in rows {
+        let texts: Vec<String> = row.iter().map(Value::to_text).collect();
+        let is_header = texts.iter().any(|t| t == "支部名称");
+        let branch = texts.get(2).cloned().unwrap_or_default();
+        for (c, t) in texts.iter().enumerate() {
+            ws.write_string(r_out, c as u16, t).expect("write");
+        }
+        if is_header {
+            ws.write_string(r_out, 13, "评审等级").expect("write");
+            ws.write_string(r_out, 14, "资助金额").expect("write");
+        } else if let Some((_, level, amount)) = grades.iter().find(|(b, _, _)| *b == branch) {
+            ws.write_string(r_out, 13, *level).expect("write");
+            ws.write_string(r_out, 14, *amount).expect("write");
+        }
+        r_out += 1;
+    }
+    for [branch, level, amount] in extra {
+        ws.write_string(r_out, 2, *branch).expect("write");
+        ws.write_string(r_out, 13, *level).expect("write");
+        ws.write_string(r_out, 14, *amount).expect("write");
+        r_out += 1;
+    }
+    book.save_to_buffer().expect("xlsx")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_import_and_result_mails() {
+    let env = TestEnv::new(
+        "review",
+        "intake11",
+        EnvOptions {
+            roster: &sample_roster(),
+            max_per_sender: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let cfg = Arc::new(shenbao::config::Config::load(&env.config).expect("config"));
+    let (store, pipeline, _) = shenbao::daemon::open(cfg, Clock::System)
+        .await
+        .expect("open");
+    let cases = ["c001", "c002", "c007", "c010"];
+    let mut message_ids = Vec::new();
+    for c in cases {
+        let raw = read(&root().join(format!("tests/fixtures/samples/{c}/message.eml")));
+        let id = store
+            .insert_file_message(&raw, None, chrono::Utc::now())
+            .await
+            .expect("store")
+            .id();
+        pipeline.process(id).await.expect("process");
+        message_ids.push(shenbao::store::raw_message_id(&raw).expect("message id"));
+    }
+    let export = env.dir.join("汇总表.xlsx");
+    let (ok, out) = shenbao(
+        &env,
+        &[
+            "export",
+            "--format",
+            "xlsx",
+            "-o",
+            export.to_str().unwrap_or_default(),
+        ],
+    );
+    assert!(ok, "{out}");
+    let export = std::fs::read(&export).expect("export");
+    let a = "汽车工程学院本科生第二党支部";
+    let b = "设计创意学院2024级博士生党支部";
+    let c = "经济与管理学院2023级博士生党支部";
+    let d = "海洋与地球科学学院2022级本科生党支部";
+
+    // Every kind of error at once: nothing is imported, each is named by row and column.
+    let bad = review_sheet(
+        &export,
+        &[
+            (a, "重点", "6000"),
+            (b, "优秀", "1000"),
+            (c, "", ""),
+            (d, "不立项", "500"),
+        ],
+        &[["不存在的党支部", "一般", "800"], [a, "特色", "3000"]],
+    );
+    let bad_path = env.dir.join("bad.xlsx");
+    std::fs::write(&bad_path, bad).expect("write");
+    let (ok, out) = shenbao(
+        &env,
+        &["review", "import", bad_path.to_str().unwrap_or_default()],
+    );
+    assert!(!ok, "{out}");
+    for needle in [
+        "5000",
+        "优秀",
+        "未填写评审等级",
+        "不立项",
+        "不存在的党支部",
+        "两次",
+    ] {
+        assert!(out.contains(needle), "the report mentions {needle}:\n{out}");
+    }
+    assert!(
+        out.contains("第 ") && out.contains("行"),
+        "rows are named:\n{out}"
+    );
+    assert!(out.contains("没有导入任何结果"), "{out}");
+    let pool = env.db().await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(n, 0, "nothing half-imported");
+
+    // A clean sheet: all four levels.
+    let good = review_sheet(
+        &export,
+        &[
+            (a, "重点", "5000"),
+            (b, "特色", "3000"),
+            (c, "一般", "1,000"),
+            (d, "不立项", ""),
+        ],
+        &[],
+    );
+    let good_path = env.dir.join("good.xlsx");
+    std::fs::write(&good_path, good).expect("write");
+    let (ok, out) = shenbao(
+        &env,
+        &[
+            "review",
+            "import",
+            good_path.to_str().unwrap_or_default(),
+            "--by",
+            "测试员",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("已导入 4 条评审结果（立项 3 个，未立项 1 个）"),
+        "{out}"
+    );
+    let (ok, out) = shenbao(&env, &["review", "notify", "--dry-run"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("【评审结果】")).count(),
+        4,
+        "{out}"
+    );
+    let (ok, out) = shenbao(&env, &["review", "notify"]);
+    assert!(ok && out.contains("评审结果 4 封已放入发件箱"), "{out}");
+    // Once: a second notify (or re-importing the same sheet) sends nothing more.
+    let (ok, _) = shenbao(
+        &env,
+        &["review", "import", good_path.to_str().unwrap_or_default()],
+    );
+    assert!(ok);
+    let (_, out) = shenbao(&env, &["review", "notify"]);
+    assert!(out.contains("没有需要发送的评审结果"), "{out}");
+
+    wait_for("the result mails", Duration::from_secs(30), || async {
+        acks(&env, "catchall")
+            .await
+            .iter()
+            .filter(|m| m.subject().is_some_and(|s| s.starts_with("【评审结果】")))
+            .count()
+            >= 4
+    })
+    .await;
+    let got: Vec<_> = acks(&env, "catchall")
+        .await
+        .into_iter()
+        .filter(|m| m.subject().is_some_and(|s| s.starts_with("【评审结果】")))
+        .collect();
+    assert_eq!(got.len(), 4, "each branch once");
+    for (branch, mid, want) in [
+        (a, &message_ids[0], "重点项目"),
+        (b, &message_ids[1], "特色项目"),
+        (c, &message_ids[2], "一般项目"),
+        (d, &message_ids[3], "未予立项"),
+    ] {
+        let m = got
+            .iter()
+            .find(|m| m.subject().is_some_and(|s| s.contains(branch)))
+            .unwrap_or_else(|| panic!("{branch}: no result mail"));
+        assert_eq!(
+            m.in_reply_to().as_text(),
+            Some(mid.as_str()),
+            "{branch}: threaded to its application"
+        );
+        let body = m.body_text(0).unwrap_or_default().to_string();
+        assert!(
+            body.contains(want) || m.subject().is_some_and(|s| s.contains(want)),
+            "{branch}: {want}\n{body}"
+        );
+        if want == "重点项目" {
+            assert!(
+                body.contains("工作案例") && body.contains("支部书济"),
+                "{body}"
+            );
+        }
+        if want == "一般项目" {
+            assert!(
+                body.contains("活动总结") && !body.contains("支部书济"),
+                "{body}"
+            );
+        }
+    }
+}
