@@ -42,6 +42,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "result.txt.j2",
         include_str!("../config/templates/result.txt.j2"),
     ),
+    (
+        "closure_reminder.txt.j2",
+        include_str!("../config/templates/closure_reminder.txt.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -780,6 +784,7 @@ mod tests {
             "problems": [{"code": "late", "title": "邮件在截止时间之后到达", "fix": "本邮件已登记", "detail": null}],
             "fields": [{"label": "项目名称", "value": "“科研启明星”"}, {"label": "申请经费", "value": "4000 元"}],
             "fields_source": "项目申请表",
+            "closure": null,
             "exact_subject": "对标争先建设项目申报-设计创意学院2024级博士生党支部",
             "deadline": "2025年9月27日 23:59:59", "staff_contact": "学生工作部"
         });

@@ -13,6 +13,7 @@
 pub mod attach;
 pub mod cli;
 pub mod clock;
+pub mod closure;
 pub mod compose;
 pub mod config;
 pub mod daemon;

@@ -253,9 +253,10 @@ impl Pipeline {
                     policy: &self.policy,
                 };
                 let mut findings = rules::check(&facts);
+                let mut closure = None;
                 if classified.disposition == Disposition::Closure {
-                    // Closure materials have their own checklist (结题报告, 报销材料 …), not the
-                    // application form's rules; until that lands, only what applies to any mail.
+                    // Closure materials have their own checklist (per level, from the config),
+                    // not the application form's rules.
                     findings.retain(|f| {
                         matches!(
                             f.code,
@@ -264,6 +265,32 @@ impl Pipeline {
                                 | Problem::CloudAttachment
                         )
                     });
+                    if let Some(b) = &matched.branch {
+                        closure = self
+                            .closure_check(&mut tx, &b.name, &understood.attachments)
+                            .await?;
+                        match &closure {
+                            None => findings.push(rules::Finding {
+                                code: Problem::ClosureNotFunded,
+                                detail: None,
+                            }),
+                            Some(c) => {
+                                let missing: Vec<&str> = c
+                                    .checklist
+                                    .iter()
+                                    .filter(|i| !i.present)
+                                    .map(|i| i.material.as_str())
+                                    .collect();
+                                if !missing.is_empty() {
+                                    findings.push(rules::Finding {
+                                        code: Problem::ClosureIncomplete,
+                                        detail: Some(format!("还缺：{}", missing.join("、"))),
+                                    });
+                                }
+                            }
+                        }
+                        findings.sort_by_key(|f| f.code);
+                    }
                 }
                 let problems: Vec<Problem> = findings.iter().map(|f| f.code).collect();
                 let chosen = extracted.chosen();
@@ -336,6 +363,7 @@ impl Pipeline {
                         chosen,
                         classified.disposition,
                     );
+                    let ctx = AckView { closure, ..ctx };
                     let text = self.templates.render("ack.txt.j2", &ctx)?;
                     let subject_line = ack_subject(&understood.subject, version, problems.len());
                     let mail = self.compose_answer(
@@ -617,6 +645,39 @@ impl Pipeline {
         Ok(compose::build(&spec)?)
     }
 
+    /// The closure checklist of a branch's funded project, counting what this mail and every
+    /// earlier closure mail brought; `None` when no funded project is on record.
+    async fn closure_check(
+        &self,
+        tx: &mut SqliteConnection,
+        branch: &str,
+        attachments: &[Attachment],
+    ) -> anyhow::Result<Option<ClosureView>> {
+        let review: Option<(String, bool)> =
+            sqlx::query("SELECT level, funded FROM reviews WHERE branch = ? AND is_current = 1")
+                .bind(branch)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| (r.get(0), r.get(1)));
+        let Some((level, true)) = review else {
+            return Ok(None);
+        };
+        let cfg = self.cfg.levels.iter().find(|l| l.name == level);
+        let required = cfg.map(|l| l.closure_materials.clone()).unwrap_or_default();
+        let mut roles = crate::closure::roles_sent(tx, branch).await?;
+        roles.extend(rules::all_files(attachments).map(|a| a.role));
+        let checklist: Vec<ChecklistItem> = crate::closure::checklist(&required, &roles)
+            .into_iter()
+            .map(|(material, present)| ChecklistItem { material, present })
+            .collect();
+        Ok(Some(ClosureView {
+            complete: checklist.iter().all(|i| i.present),
+            checklist,
+            publish: cfg.is_some_and(|l| l.publish),
+            level,
+        }))
+    }
+
     /// Queues `mail` unless the recipient already got `ack.max_per_sender` automatic mails in
     /// the window (a loop with a responder we failed to recognise ends here).
     async fn queue_limited(
@@ -808,6 +869,21 @@ struct ProblemView {
 }
 
 #[derive(Serialize)]
+struct ChecklistItem {
+    material: String,
+    present: bool,
+}
+
+/// The closure checklist shown in a closure acknowledgement.
+#[derive(Serialize)]
+struct ClosureView {
+    level: String,
+    checklist: Vec<ChecklistItem>,
+    complete: bool,
+    publish: bool,
+}
+
+#[derive(Serialize)]
 struct FieldView {
     label: &'static str,
     value: String,
@@ -876,6 +952,7 @@ struct AckView {
     problems: Vec<ProblemView>,
     fields: Vec<FieldView>,
     fields_source: Option<&'static str>,
+    closure: Option<ClosureView>,
     exact_subject: String,
     deadline: String,
     staff_contact: String,
@@ -950,6 +1027,7 @@ impl AckView {
                 })
                 .collect(),
             fields: chosen.map(|(f, _)| field_rows(f)).unwrap_or_default(),
+            closure: None,
             fields_source: chosen.map(|(_, s)| {
                 if s == "form" {
                     "项目申请表"

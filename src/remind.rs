@@ -107,6 +107,7 @@ async fn audience(
     p: &Pipeline,
     audiences: &[Audience],
     latest: &[ExportSubmission],
+    funded: &[crate::closure::ClosureState],
 ) -> Vec<(crate::roster::Branch, Option<ExportSubmission>)> {
     let mut out = Vec::new();
     for b in p.roster.branches() {
@@ -116,7 +117,9 @@ async fn audience(
         let wanted = audiences.iter().any(|a| match (a, sub) {
             (Audience::NotSubmitted, None) => true,
             (Audience::HasProblems, Some(s)) => s.problems.iter().any(|c| fixable(c)),
-            // Funding decisions arrive with the review issue; until then nobody is funded.
+            (Audience::FundedMissingClosure, _) => funded
+                .iter()
+                .any(|c| c.branch == b.name && !c.missing.is_empty()),
             _ => false,
         });
         if wanted {
@@ -134,12 +137,13 @@ pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<
         return Ok(Vec::new());
     }
     let latest = crate::export::latest(&p.store).await?;
+    let funded = crate::closure::funded_projects(p).await?;
     let mut out = Vec::new();
     for occ in due {
         let Some(rule) = p.cfg.reminders.iter().find(|r| r.name == occ.rule) else {
             continue;
         };
-        for (branch, sub) in audience(p, &rule.audiences, &latest).await {
+        for (branch, sub) in audience(p, &rule.audiences, &latest, &funded).await {
             if branch.email.is_empty() {
                 continue;
             }
@@ -149,26 +153,44 @@ pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<
             {
                 continue;
             }
-            out.push(reminder(p, rule, &occ, &branch, sub.as_ref(), key, now)?);
+            let missing = funded
+                .iter()
+                .find(|c| c.branch == branch.name)
+                .map(|c| c.missing.clone())
+                .unwrap_or_default();
+            out.push(reminder(
+                p,
+                rule,
+                &occ,
+                &branch,
+                sub.as_ref(),
+                &missing,
+                key,
+                now,
+            )?);
         }
     }
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn reminder(
     p: &Pipeline,
     rule: &schedule::ReminderRule,
     occ: &Occasion,
     branch: &crate::roster::Branch,
     sub: Option<&ExportSubmission>,
+    closure_missing: &[String],
     key: String,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Planned> {
+    let closure = rule.deadline == DeadlineKind::Closure;
     let exact_subject = match rule.deadline {
         DeadlineKind::Application => p.grammar.application_subject_for(&branch.name),
         DeadlineKind::Closure => p.grammar.closure_subject_for(&branch.name),
     };
     let problems = sub
+        .filter(|_| !closure)
         .map(|s| {
             s.problems
                 .iter()
@@ -200,17 +222,36 @@ fn reminder(
         deadline: beijing(occ.deadline),
         time_left: time_left(now, occ.deadline, p.cfg.campaign.timezone),
         exact_subject,
-        expected_attachments: vec![
-            "Word 版《项目申请表》（.doc 或 .docx）".to_string(),
-            "Excel 版《申报汇总表》（.xls 或 .xlsx）".to_string(),
-        ],
+        expected_attachments: if closure {
+            closure_missing.to_vec()
+        } else {
+            vec![
+                "Word 版《项目申请表》（.doc 或 .docx）".to_string(),
+                "Excel 版《申报汇总表》（.xls 或 .xlsx）".to_string(),
+            ]
+        },
         problems,
         last_version: sub.map(|s| s.version),
         last_received_at: sub.map(|s| s.received_at.replace('T', " ").chars().take(19).collect()),
         staff_contact: p.cfg.campaign.staff_contact.clone(),
     };
-    let text = p.templates.render(&rule.template, &view)?;
-    let subject = notify::reminder_subject(&view);
+    // A closure rule left on the default template gets the closure wording.
+    let template = if closure && rule.template == "reminder.txt.j2" {
+        "closure_reminder.txt.j2"
+    } else {
+        rule.template.as_str()
+    };
+    let text = p.templates.render(template, &view)?;
+    let subject = if closure {
+        format!(
+            "【提醒】结项材料将于{}截止（还有 {}），贵支部还缺 {} 项",
+            beijing(occ.deadline).split(' ').next().unwrap_or_default(),
+            view.time_left,
+            closure_missing.len()
+        )
+    } else {
+        notify::reminder_subject(&view)
+    };
     // Threaded to the branch's last exchange, where there is one.
     let refs: Vec<String> = sub.and_then(|s| s.message_id.clone()).into_iter().collect();
     let mail = compose::build(&MailSpec {

@@ -27,10 +27,14 @@ pub enum Problem {
     Late,
     CloudAttachment,
     SubjectNonstandard,
+    /// Closure: materials the project's level requires are still missing.
+    ClosureIncomplete,
+    /// Closure: no funded project is on record for this branch.
+    ClosureNotFunded,
 }
 
 impl Problem {
-    pub const ALL: [Problem; 14] = [
+    pub const ALL: [Problem; 16] = [
         Problem::FormMissing,
         Problem::SummaryMissing,
         Problem::FormUnreadable,
@@ -45,6 +49,8 @@ impl Problem {
         Problem::Late,
         Problem::CloudAttachment,
         Problem::SubjectNonstandard,
+        Problem::ClosureIncomplete,
+        Problem::ClosureNotFunded,
     ];
 
     pub fn code(self) -> &'static str {
@@ -63,6 +69,8 @@ impl Problem {
             Problem::Late => "late",
             Problem::CloudAttachment => "cloud_attachment",
             Problem::SubjectNonstandard => "subject_nonstandard",
+            Problem::ClosureIncomplete => "closure_incomplete",
+            Problem::ClosureNotFunded => "closure_not_funded",
         }
     }
 
@@ -87,6 +95,8 @@ impl Problem {
             Problem::Late => "邮件在截止时间之后到达",
             Problem::CloudAttachment => "附件是“超大附件”下载链接，没有真正附上",
             Problem::SubjectNonstandard => "邮件主题与通知要求的格式不完全一致",
+            Problem::ClosureIncomplete => "结项材料还不齐全",
+            Problem::ClosureNotFunded => "没有查到贵支部的立项记录",
         }
     }
 
@@ -123,6 +133,12 @@ impl Problem {
                 "系统不会下载网盘或“超大附件”链接，请把文件直接作为附件发送（压缩后通常不超过邮箱附件上限）。"
             }
             Problem::SubjectNonstandard => "本次已按内容识别；今后请使用通知要求的主题格式。",
+            Problem::ClosureIncomplete => {
+                "请把缺少的材料补发过来（可以只发缺少的部分，邮件主题不变），文件名中写明材料名称，如“结题报告”“报销材料”。"
+            }
+            Problem::ClosureNotFunded => {
+                "结项材料已存档；如贵支部确已立项，请回复本邮件说明，工作人员会人工核对。"
+            }
         }
     }
 }

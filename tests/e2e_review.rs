@@ -245,4 +245,145 @@ async fn review_import_and_result_mails() {
             );
         }
     }
+
+    // The closure phase: a funded 重点 project sends its materials in two mails; a 特色 one only
+    // its report; the 一般 one nothing; the unfunded branch is never asked.
+    let mut text = std::fs::read_to_string(&env.config).expect("config");
+    text = text.replace(
+        "roster = \"roster.csv\"",
+        "roster = \"roster.csv\"\nclosure_deadline = \"2025-12-15T23:59:59\"",
+    );
+    text.push_str("\n[[reminder]]\nname = \"结项提醒\"\ndeadline = \"closure\"\noffsets = [\"3d\"]\ntime = \"09:00\"\naudience = [\"funded_missing_closure\"]\n");
+    std::fs::write(&env.config, &text).expect("config");
+    let cfg = Arc::new(shenbao::config::Config::load(&env.config).expect("config"));
+    let (store, pipeline, wake) = shenbao::daemon::open(cfg.clone(), Clock::System)
+        .await
+        .expect("open");
+    let docx = read(&root().join("tests/fixtures/office/form-base.docx"));
+    let closure_mail = |branch: &str, from: &str, n: usize, files: &[&str]| {
+        let mut parts = lettre::message::MultiPart::mixed().singlepart(
+            lettre::message::SinglePart::builder()
+                .header(lettre::message::header::ContentType::TEXT_PLAIN)
+                .body("老师好，附件是结项材料。".to_string()),
+        );
+        for f in files {
+            let body = if f.ends_with(".pdf") {
+                b"%PDF-1.4\n%test\n".to_vec()
+            } else {
+                docx.clone()
+            };
+            parts = parts.singlepart(
+                lettre::message::Attachment::new(f.to_string()).body(
+                    body,
+                    lettre::message::header::ContentType::parse("application/octet-stream")
+                        .expect("ct"),
+                ),
+            );
+        }
+        lettre::Message::builder()
+            .from(from.parse().expect("from"))
+            .to("intake11@example.test".parse().expect("to"))
+            .subject(format!("对标争先建设项目结项-{branch}"))
+            .message_id(Some(format!(
+                "<closure-{n}-{}@example.edu.cn>",
+                std::process::id()
+            )))
+            .multipart(parts)
+            .expect("mail")
+            .formatted()
+    };
+    let closures = [
+        (a, "2479582@example.edu.cn", vec!["结题报告.docx"]),
+        (b, "xieren7052@126.com", vec!["结题报告.docx"]),
+        (
+            a,
+            "2479582@example.edu.cn",
+            vec!["报销材料.pdf", "工作案例.docx"],
+        ),
+    ];
+    for (n, (branch, from, files)) in closures.iter().enumerate() {
+        let raw = closure_mail(branch, from, n, files);
+        let id = store
+            .insert_file_message(&raw, None, chrono::Utc::now())
+            .await
+            .expect("store")
+            .id();
+        let o = pipeline
+            .process(id)
+            .await
+            .expect("process")
+            .expect("processed");
+        assert_eq!(o.disposition, shenbao::pipeline::Disposition::Closure);
+        let codes: Vec<&str> = o.problems.iter().map(|p| p.code()).collect();
+        let want: &[&str] = if n == 2 { &[] } else { &["closure_incomplete"] };
+        assert_eq!(codes, want, "closure mail {n}");
+    }
+    let sender = shenbao::send::Sender::new(
+        store.clone(),
+        Clock::System,
+        cfg.smtp.clone(),
+        &cfg.campaign.intake_address,
+        wake,
+    )
+    .expect("sender");
+    sender.drain().await.expect("drain");
+    let closure_acks: Vec<_> = acks(&env, "catchall")
+        .await
+        .into_iter()
+        .filter(|m| {
+            m.in_reply_to()
+                .as_text()
+                .is_some_and(|r| r.starts_with("closure-"))
+        })
+        .collect();
+    assert_eq!(closure_acks.len(), 3);
+    let body_of = |n: usize| {
+        let mid = format!("closure-{n}-{}@example.edu.cn", std::process::id());
+        closure_acks
+            .iter()
+            .find(|m| m.in_reply_to().as_text() == Some(mid.as_str()))
+            .map(|m| m.body_text(0).unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    let first = body_of(0);
+    assert!(
+        first.contains("☑ 结题报告")
+            && first.contains("☐ 报销材料（尚未收到）")
+            && first.contains("☐ 工作案例"),
+        "{first}"
+    );
+    assert!(
+        first.contains("支部书济"),
+        "重点 projects are reminded to publish: {first}"
+    );
+    let last = body_of(2);
+    assert!(
+        last.contains("结项材料已齐全")
+            && last.contains("☑ 报销材料")
+            && last.contains("☑ 工作案例"),
+        "{last}"
+    );
+    // Three days before the closure deadline: only the funded projects still missing materials.
+    let planned = shenbao::remind::plan_reminders(
+        &pipeline,
+        chrono::DateTime::parse_from_rfc3339("2025-12-12T09:00:00+08:00")
+            .expect("t")
+            .with_timezone(&chrono::Utc),
+    )
+    .await
+    .expect("plan");
+    let mut reminded: Vec<String> = planned.iter().filter_map(|p| p.branch.clone()).collect();
+    reminded.sort();
+    let mut want = vec![b.to_string(), c.to_string()];
+    want.sort();
+    assert_eq!(reminded, want, "funded_missing_closure");
+    let b_reminder = planned
+        .iter()
+        .find(|p| p.branch.as_deref() == Some(b))
+        .expect("b reminded");
+    assert!(
+        b_reminder.text.contains("报销材料") && !b_reminder.text.contains("1. 结题报告"),
+        "{}",
+        b_reminder.text
+    );
 }
