@@ -243,6 +243,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let (store, pipeline, _) = crate::daemon::open(cfg, clock()?).await?;
             let st = crate::export::status(&store, pipeline.roster.len()).await?;
+            say!(
+                "当前阶段：{}",
+                crate::closure::phase(&pipeline, clock()?.now()).await?
+            );
             say_raw!("{st}");
             Ok(ExitCode::SUCCESS)
         }

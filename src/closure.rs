@@ -102,6 +102,39 @@ pub async fn funded_projects(p: &Pipeline) -> anyhow::Result<Vec<ClosureState>> 
     Ok(out)
 }
 
+/// The campaign's phase at `now`, with the counts staff care about in it.
+pub async fn phase(p: &Pipeline, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
+    let c = &p.cfg.campaign;
+    let deadline = c.deadline + chrono::Duration::from_std(c.grace).unwrap_or_default();
+    if now <= deadline {
+        return Ok(format!(
+            "申报阶段（申报截止：{}）",
+            crate::clock::beijing(c.deadline)
+        ));
+    }
+    let reviews: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = 1")
+        .fetch_one(&p.store.pool)
+        .await?;
+    if reviews == 0 {
+        return Ok("评审阶段（申报已截止，尚未导入评审结果）".to_string());
+    }
+    let funded = funded_projects(p).await?;
+    let complete = funded.iter().filter(|f| f.missing.is_empty()).count();
+    let counts = format!(
+        "已立项 {} 个，结项材料齐全 {complete} 个，尚未齐全 {} 个",
+        funded.len(),
+        funded.len() - complete
+    );
+    Ok(match c.closure_deadline {
+        Some(cd) if now <= cd => format!(
+            "实施与结项阶段（{counts}；结项截止：{}）",
+            crate::clock::beijing(cd)
+        ),
+        Some(_) => format!("结项已截止（{counts}）"),
+        None => format!("实施阶段（{counts}；结项截止时间尚未设置）"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

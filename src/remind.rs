@@ -435,7 +435,7 @@ pub async fn digest_view(
             time_left(end, deadline, p.cfg.campaign.timezone)
         )
     } else {
-        "申报已截止".to_string()
+        crate::closure::phase(p, end).await?
     };
     let local_day = end
         .with_timezone(&p.cfg.campaign.timezone)

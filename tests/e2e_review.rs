@@ -386,4 +386,11 @@ async fn review_import_and_result_mails() {
         "{}",
         b_reminder.text
     );
+    // Staff see the phase and the closure counts.
+    let (ok, out) = shenbao(&env, &["status"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("结项已截止（已立项 3 个，结项材料齐全 1 个，尚未齐全 2 个）"),
+        "{out}"
+    );
 }
