@@ -417,25 +417,9 @@ fn header_at(row: &[Value], r: usize) -> Option<Columns> {
     })
 }
 
-/// Folds a header cell for matching: [`normalize`] (spaces, full-width forms), then drop notes
-/// in brackets (`（元）`, `(重点/特色/一般/不立项)`), `单位:元`, `/元`, required-field stars and
-/// a trailing colon.
+/// Folds a header cell for matching, as the summary reader does.
 fn clean_label(text: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0usize;
-    for c in normalize(text).chars() {
-        match c {
-            '(' | '[' | '【' | '〔' => depth += 1,
-            ')' | ']' | '】' | '〕' => depth = depth.saturating_sub(1),
-            '*' | '※' => {}
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    for note in ["单位:元", "单位:万元", "/万元", "/元"] {
-        out = out.replace(note, "");
-    }
-    out.trim_end_matches(':').to_string()
+    crate::extract::sheet::strip_label_notes(text)
 }
 
 /// A cell as trimmed text (`""` when absent).

@@ -526,9 +526,10 @@ const HEADER_SEARCH_ROWS: usize = 15;
 /// Consecutive rows without data that end the table.
 const BLANK_RUN: usize = 3;
 
-/// Folds a header cell for matching: [`normalize`], then drop notes in brackets (`（元）`,
-/// `(单位：元)`), `单位:元`, `/元`, required-field stars, a trailing colon and `姓名`.
-fn clean_label(text: &str) -> String {
+/// Folds a header cell for matching: [`normalize`] (spaces, full-width forms), then drops
+/// notes in brackets (`（元）`, `(单位：元)`), `单位:元`, `/元`, required-field stars and a
+/// trailing colon. Shared with the review import, which reads the same sheets.
+pub(crate) fn strip_label_notes(text: &str) -> String {
     let mut out = String::new();
     let mut depth = 0usize;
     for c in normalize(text).chars() {
@@ -543,11 +544,16 @@ fn clean_label(text: &str) -> String {
     for note in ["单位:元", "单位:万元", "/万元", "/元"] {
         out = out.replace(note, "");
     }
-    let out = out.trim_end_matches(':');
+    out.trim_end_matches(':').to_string()
+}
+
+/// [`strip_label_notes`], and a trailing `姓名` (项目负责人姓名 → 项目负责人).
+fn clean_label(text: &str) -> String {
+    let out = strip_label_notes(text);
     out.strip_suffix("姓名")
         .filter(|s| !s.is_empty())
+        .map(str::to_string)
         .unwrap_or(out)
-        .to_string()
 }
 
 /// The field a header cell names and whether the label matched exactly: `""` for known columns
