@@ -85,6 +85,8 @@ pub struct CampaignConfig {
     /// Mail arriving up to this long after a deadline is not counted as late (a server queue,
     /// a minute past midnight).
     pub grace: Duration,
+    /// When funded projects are carried out, as the notice words it (for the result mails).
+    pub implementation: String,
     /// The closure (结项) deadline, once the office has set it.
     pub closure_deadline: Option<DateTime<Utc>>,
     /// The deadline as written, with its zone, for messages.
@@ -675,6 +677,7 @@ impl Reader<'_> {
             _ => Some(None),
         };
         let grace = self.duration("campaign.grace", "0s");
+        let implementation = self.string("campaign.implementation", Some("10月—12月"));
         let roster = self.existing_file("campaign.roster");
         if roster.is_none() && !self.problems.iter().any(|p| p.key == "campaign.roster") {
             self.bad(
@@ -701,6 +704,7 @@ impl Reader<'_> {
             deadline: deadline?,
             closure_deadline: closure_deadline?,
             grace: grace?,
+            implementation: implementation?,
             deadline_text: deadline_text?,
             timezone: tz?,
             roster: roster?,

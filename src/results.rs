@@ -161,7 +161,7 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Ve
             amount: amount
                 .map(|a| format!("{} 元", a as i64))
                 .unwrap_or_default(),
-            implementation: "10月—12月".to_string(),
+            implementation: p.cfg.campaign.implementation.clone(),
             closure_time: p
                 .cfg
                 .campaign
