@@ -73,7 +73,7 @@ fn key_id(key: &str) -> String {
         .to_string()
 }
 
-async fn in_ledger(p: &Pipeline, key: &str) -> anyhow::Result<bool> {
+pub(crate) async fn in_ledger(p: &Pipeline, key: &str) -> anyhow::Result<bool> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE key = ?")
         .bind(key)
         .fetch_one(&p.store.pool)
@@ -284,14 +284,15 @@ fn reminder(
     })
 }
 
-/// The digest of `rule` for (start, end], rendered, as the data the templates get.
+/// The digest of `rule` for (start, end], as the data the templates get; `all` is every
+/// branch's latest submission (read once per scheduler step, shared with the .xlsx).
 pub async fn digest_view(
     p: &Pipeline,
     rule: &DigestRule,
+    all: &[ExportSubmission],
     start: Option<DateTime<Utc>>,
     end: DateTime<Utc>,
 ) -> anyhow::Result<DigestView> {
-    let all = crate::export::latest(&p.store).await?;
     let field = |s: &ExportSubmission, k: &str| {
         s.fields
             .as_ref()
@@ -495,6 +496,7 @@ pub async fn plan_digests(
 ) -> anyhow::Result<Vec<Planned>> {
     let tz = p.cfg.campaign.timezone;
     let mut out = Vec::new();
+    let mut latest: Option<Vec<ExportSubmission>> = None;
     for rule in &p.cfg.digests {
         let last = last_digest(p, &rule.name).await?;
         let (start, end, key_end) = if force {
@@ -522,7 +524,11 @@ pub async fn plan_digests(
                 (_, None) => continue,
             }
         };
-        let view = digest_view(p, rule, start, end).await?;
+        if latest.is_none() {
+            latest = Some(crate::export::latest(&p.store).await?);
+        }
+        let all = latest.as_deref().unwrap_or_default();
+        let view = digest_view(p, rule, all, start, end).await?;
         let text = p.templates.render("digest.txt.j2", &view)?;
         let empty = view.is_empty() && !rule.send_when_empty && !force;
         let html = p.templates.render("digest.html.j2", &view)?;
@@ -531,7 +537,7 @@ pub async fn plan_digests(
             Vec::new()
         } else {
             let title = format!("{}申报汇总表", p.cfg.campaign.name);
-            crate::export::to_xlsx(&title, &crate::export::latest(&p.store).await?)?
+            crate::export::to_xlsx(&title, all)?
         };
         for to in &rule.recipients {
             let key = format!("digest:{}:{}:{}", rule.name, key_end, to.to_lowercase());

@@ -128,11 +128,7 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Ve
             "result:{branch}:{level}:{}",
             amount.map(|a| a.to_string()).unwrap_or_default()
         );
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE key = ?")
-            .bind(&key)
-            .fetch_one(&p.store.pool)
-            .await?;
-        if n > 0 {
+        if crate::remind::in_ledger(p, &key).await? {
             continue;
         }
         let roster = p.roster.get(&branch);

@@ -261,36 +261,14 @@ async fn review_import_and_result_mails() {
         .expect("open");
     let docx = read(&root().join("tests/fixtures/office/form-base.docx"));
     let closure_mail = |branch: &str, from: &str, n: usize, files: &[&str]| {
-        let mut parts = lettre::message::MultiPart::mixed().singlepart(
-            lettre::message::SinglePart::builder()
-                .header(lettre::message::header::ContentType::TEXT_PLAIN)
-                .body("老师好，附件是结项材料。".to_string()),
-        );
-        for f in files {
-            let body = if f.ends_with(".pdf") {
-                b"%PDF-1.4\n%test\n".to_vec()
-            } else {
-                docx.clone()
-            };
-            parts = parts.singlepart(
-                lettre::message::Attachment::new(f.to_string()).body(
-                    body,
-                    lettre::message::header::ContentType::parse("application/octet-stream")
-                        .expect("ct"),
-                ),
-            );
-        }
-        lettre::Message::builder()
-            .from(from.parse().expect("from"))
-            .to("intake11@example.test".parse().expect("to"))
-            .subject(format!("对标争先建设项目结项-{branch}"))
-            .message_id(Some(format!(
-                "<closure-{n}-{}@example.edu.cn>",
-                std::process::id()
-            )))
-            .multipart(parts)
-            .expect("mail")
-            .formatted()
+        closure_mail(
+            from,
+            "intake11@example.test",
+            branch,
+            &format!("closure-{n}-{}@example.edu.cn", std::process::id()),
+            files,
+            &docx,
+        )
     };
     let closures = [
         (a, "2479582@example.edu.cn", vec!["结题报告.docx"]),

@@ -104,30 +104,14 @@ async fn a_whole_semester() {
         .into_bytes()
     };
     let closure = |i: usize, n: usize, files: &[&str]| {
-        let mut parts = lettre::message::MultiPart::mixed().singlepart(
-            lettre::message::SinglePart::builder()
-                .header(lettre::message::header::ContentType::TEXT_PLAIN)
-                .body("老师好，附件是结项材料。".to_string()),
-        );
-        for f in files {
-            let body = if f.ends_with(".pdf") {
-                b"%PDF-1.4\n%test\n".to_vec()
-            } else {
-                docx.clone()
-            };
-            let ct = lettre::message::header::ContentType::parse("application/octet-stream")
-                .expect("ct");
-            parts =
-                parts.singlepart(lettre::message::Attachment::new(f.to_string()).body(body, ct));
-        }
-        lettre::Message::builder()
-            .from(addr(i).parse().expect("from"))
-            .to("intake12@example.test".parse().expect("to"))
-            .subject(format!("对标争先建设项目结项-{}", branch(i)))
-            .message_id(Some(format!("<{tag}-closure{i}-{n}@semester.test>")))
-            .multipart(parts)
-            .expect("mail")
-            .formatted()
+        closure_mail(
+            &addr(i),
+            "intake12@example.test",
+            &branch(i),
+            &format!("{tag}-closure{i}-{n}@semester.test"),
+            files,
+            &docx,
+        )
     };
     // 甲 重点, 乙 一般, 丙 不立项, 丁 never applies.
     let plan: Vec<(&str, Event)> = vec![
@@ -311,23 +295,4 @@ async fn a_whole_semester() {
         subject.contains("新收到 3 份") && subject.contains("3/4"),
         "{subject}"
     );
-}
-
-fn b64(s: &str) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = s.as_bytes();
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                char::from(A[((n >> (18 - 6 * i)) & 63) as usize])
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }

@@ -427,3 +427,58 @@ pub fn with_subject(raw: &str, subject: &str) -> String {
     }
     out
 }
+
+/// Base64 for RFC 2047 subjects built in tests.
+pub fn b64(s: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                char::from(A[((n >> (18 - 6 * i)) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// A closure (结项) mail from `from` for `branch`, with `files` attached: `.pdf` names get a
+/// tiny PDF, everything else the Word bytes `docx`.
+pub fn closure_mail(
+    from: &str,
+    to: &str,
+    branch: &str,
+    message_id: &str,
+    files: &[&str],
+    docx: &[u8],
+) -> Vec<u8> {
+    use lettre::message::header::ContentType;
+    let mut parts = lettre::message::MultiPart::mixed().singlepart(
+        lettre::message::SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body("老师好，附件是结项材料。".to_string()),
+    );
+    for f in files {
+        let body = if f.ends_with(".pdf") {
+            b"%PDF-1.4\n%test\n".to_vec()
+        } else {
+            docx.to_vec()
+        };
+        let ct = ContentType::parse("application/octet-stream").expect("content type");
+        parts = parts.singlepart(lettre::message::Attachment::new(f.to_string()).body(body, ct));
+    }
+    lettre::Message::builder()
+        .from(from.parse().expect("from"))
+        .to(to.parse().expect("to"))
+        .subject(format!("对标争先建设项目结项-{branch}"))
+        .message_id(Some(format!("<{message_id}>")))
+        .multipart(parts)
+        .expect("mail")
+        .formatted()
+}
