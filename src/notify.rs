@@ -15,7 +15,7 @@
 
 use crate::compose::{ComposeError, Templates};
 use crate::rules::Problem;
-use chrono::{NaiveDate, TimeDelta};
+use chrono::NaiveDate;
 use serde::Serialize;
 
 /// The built-in reminder template; a `[[reminder]]` rule may name another one.
@@ -89,7 +89,7 @@ pub struct ReminderView {
     pub college: String,
     /// Beijing time for people: `2025年9月27日 23:59:59`.
     pub deadline: String,
-    /// `3 天`, `6 小时`: from the real time left at sending (see [`time_left_label`]), not
+    /// `3 天`, `6 小时`: from the real time left at sending (see `remind::time_left`), not
     /// from the rule's offset, so a reminder caught up after downtime does not overstate it.
     pub time_left: String,
     /// The subject the branch should use.
@@ -330,29 +330,6 @@ pub fn digest_subject(v: &DigestView) -> String {
         s.push_str(&format!("，{} 封发送失败", v.outbox_failures.len()));
     }
     s
-}
-
-/// How long until the deadline, for people: `7 天`, `6 小时`, `不到 1 小时`, `已截止`.
-///
-/// Whole days are rounded down (a reminder sent at 09:00 seven calendar days before a 23:59
-/// deadline says “7 天”, as people count); below a day, hours are rounded to the nearest so
-/// that a `6h` reminder fired a few seconds late still says “6 小时”.
-pub fn time_left_label(left: TimeDelta) -> String {
-    let secs = left.num_seconds();
-    if secs <= 0 {
-        "已截止".to_string()
-    } else if secs >= 86_400 {
-        format!("{} 天", secs / 86_400)
-    } else {
-        // Round to the nearest hour; 23.6 hours is still “24 小时”, not “1 天”, because the
-        // branch reads it against a deadline on the next calendar day.
-        let hours = (secs + 1_800) / 3_600;
-        if hours == 0 {
-            "不到 1 小时".to_string()
-        } else {
-            format!("{hours} 小时")
-        }
-    }
 }
 
 #[cfg(test)]
@@ -742,16 +719,5 @@ mod tests {
         assert_eq!(month_day(" 2025-09-27 "), "2025-09-27");
         assert_eq!(month_day(""), "");
         assert_eq!(chinese_date("2025年13月1日"), None);
-    }
-
-    #[test]
-    fn time_left_for_people() {
-        let t = |s: i64| time_left_label(TimeDelta::seconds(s));
-        assert_eq!(t(7 * 86_400 + 14 * 3_600 + 3_599), "7 天");
-        assert_eq!(t(86_400), "1 天");
-        assert_eq!(t(6 * 3_600 - 5), "6 小时");
-        assert_eq!(t(20 * 60), "不到 1 小时");
-        assert_eq!(t(0), "已截止");
-        assert_eq!(t(-5), "已截止");
     }
 }

@@ -196,15 +196,13 @@ fn reminder(
                 .iter()
                 .filter(|c| fixable(c))
                 .filter_map(|c| Problem::from_code(c))
-                .map(|pr| notify::ProblemLine {
-                    code: pr.code().to_string(),
-                    title: pr.title_zh().to_string(),
-                    fix: pr.fix_zh().to_string(),
-                    detail: s
+                .map(|pr| {
+                    let detail = s
                         .problem_details
                         .iter()
                         .find(|d| d["code"] == pr.code())
-                        .and_then(|d| d["detail"].as_str().map(str::to_string)),
+                        .and_then(|d| d["detail"].as_str().map(str::to_string));
+                    notify::ProblemLine::from_code(pr.code(), detail)
                 })
                 .collect()
         })
@@ -225,10 +223,7 @@ fn reminder(
         expected_attachments: if closure {
             closure_missing.to_vec()
         } else {
-            vec![
-                "Word 版《项目申请表》（.doc 或 .docx）".to_string(),
-                "Excel 版《申报汇总表》（.xls 或 .xlsx）".to_string(),
-            ]
+            notify::default_expected_attachments()
         },
         problems,
         last_version: sub.map(|s| s.version),
@@ -529,9 +524,8 @@ pub async fn plan_digests(
         }
         let all = latest.as_deref().unwrap_or_default();
         let view = digest_view(p, rule, all, start, end).await?;
-        let text = p.templates.render("digest.txt.j2", &view)?;
+        let notify::DigestBodies { text, html } = notify::render_digest(&p.templates, &view)?;
         let empty = view.is_empty() && !rule.send_when_empty && !force;
-        let html = p.templates.render("digest.html.j2", &view)?;
         let subject = notify::digest_subject(&view);
         let xlsx = if empty {
             Vec::new()
