@@ -6,11 +6,16 @@
 #                IMAPS 127.0.0.1:$MAILSTACK_IMAPS_PORT (3993, implicit TLS)
 #                LMTP  unix socket $MAILSTACK_DIR/run/dovecot/lmtp (only used with MAILSTACK_DELIVERY=lmtp)
 #   Postfix 3.7  SMTP  127.0.0.1:$MAILSTACK_SMTP_PORT  (2525, STARTTLS offered, SMTPUTF8)
-#                delivers with its virtual(8) agent straight into the Maildirs Dovecot serves.
+#                delivers with its virtual(8) agent straight into the Maildirs Dovecot serves,
+#                except vacation1@ (transport_maps -> Dovecot LMTP, so its Sieve script runs).
+#   Sieve        (Pigeonhole) vacation1@example.test has an active vacation script
+#                (`vacation :days 1 :subject "自动回复：休假中"`); Dovecot sends the replies
+#                through Postfix (submission_host = 127.0.0.1:$MAILSTACK_SMTP_PORT).
 #   (also on [::1] when the host has an IPv6 loopback)
 #
 #   Domain example.test, users (password = "<user>-pw"; IMAP login "branch1@example.test" or "branch1"):
-#     intake reviewer staff branch1 branch2 branch3 catchall, and intake1..intake12 (one per e2e test)
+#     intake reviewer staff branch1 branch2 branch3 catchall, bench and benchreply (the benchmark), intake1..intake17 (one per e2e or
+#     fault-injection test) and vacation1 (the Sieve vacation auto-responder)
 #   Any recipient outside example.test is rewritten to catchall@example.test; the default and relay
 #   transports are "error:", so even a mistake cannot send mail to the outside world.
 #   TLS: a private CA ($MAILSTACK_DIR/tls/ca.pem) signs a leaf for localhost, mx.example.test,
@@ -27,6 +32,9 @@
 #   stop-dovecot | start-dovecot | restart-dovecot
 #   stop-postfix | start-postfix | restart-postfix
 #                    fault injection: touch one daemon only, keep configs, mailboxes and queue
+#
+# Several independent stacks can run side by side with different MAILSTACK_DIR and ports
+# (tests/faults.rs runs its own, because it stops and restarts the servers).
 #
 # Environment:
 #   MAILSTACK_DIR          everything lives below it (default /tmp/shenbao-mailstack)
@@ -49,9 +57,11 @@ SMTP_PORT=${MAILSTACK_SMTP_PORT:-2525}
 DELIVERY=${MAILSTACK_DELIVERY:-virtual}
 SIZE_LIMIT=${MAILSTACK_MESSAGE_SIZE_LIMIT:-104857600}
 START_TIMEOUT=${MAILSTACK_START_TIMEOUT:-30}
-USER_NAMES=(intake reviewer staff branch1 branch2 branch3 catchall intake1 intake2 intake3 intake4 intake5 intake6 intake7 intake8 intake9 intake10 intake11 intake12)
+USER_NAMES=(intake reviewer staff branch1 branch2 branch3 catchall bench benchreply intake1 intake2 intake3 intake4 intake5 intake6 intake7 intake8 intake9 intake10 intake11 intake12 intake13 intake14 intake15 intake16 intake17 vacation1)
+# delivered through Dovecot LMTP with the Sieve plugin (everyone else: Postfix virtual(8))
+SIEVE_USERS=(vacation1)
 VMAIL=vmail
-PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl)
+PACKAGES=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl)
 
 DC_CONF=$DIR/dovecot/dovecot.conf
 DC_RUN=$DIR/run/dovecot          # Dovecot base_dir: master.pid and the unix sockets
@@ -363,8 +373,31 @@ service lmtp {
 protocol lmtp {
   postmaster_address = postmaster@$DOMAIN
   recipient_delimiter = +
+  # Pigeonhole: runs ~/.dovecot.sieve at delivery (only the SIEVE_USERS have one)
+  mail_plugins = \$mail_plugins sieve
 }
+plugin {
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}
+# where Sieve vacation replies (and redirects) go out: our own Postfix, never sendmail
+submission_host = 127.0.0.1:$SMTP_PORT
 EOF
+}
+
+# The Sieve users' homes and active scripts (vacation1: an out-of-office auto-responder).
+write_sieve() {
+  local u home
+  for u in "${SIEVE_USERS[@]}"; do
+    home=$DIR/mail/$DOMAIN/$u
+    # the domain directory too: virtual(8) (as vmail) creates the other users' homes in it
+    install -d -o "$VMAIL" -g "$VMAIL" -m 700 "$DIR/mail/$DOMAIN" "$home" "$home/sieve"
+    cat > "$home/sieve/vacation.sieve" <<'EOF'
+require ["vacation"];
+vacation :days 1 :subject "自动回复：休假中" "您好！我正在休假，暂时无法处理邮件，回来后会尽快回复。";
+EOF
+    ln -sfn sieve/vacation.sieve "$home/.dovecot.sieve"
+    chown -h "$VMAIL:$VMAIL" "$home/sieve/vacation.sieve" "$home/.dovecot.sieve"
+  done
 }
 
 write_postfix_conf() {
@@ -421,6 +454,9 @@ virtual_mailbox_maps = texthash:$PF_CONF/vmailbox
 recipient_delimiter = +
 $delivery
 
+# the Sieve users go to Dovecot LMTP (their script runs there), everyone else as above
+transport_maps = texthash:$PF_CONF/transport
+
 # everything addressed outside $DOMAIN (and postmaster@ etc.) lands in catchall@$DOMAIN
 virtual_alias_maps = regexp:$PF_CONF/catchall.regexp
 # must be empty: it defaults to \$virtual_alias_maps, whose negated regexp would then claim
@@ -470,6 +506,11 @@ anvil      unix  -       -       n       -       1       anvil
 scache     unix  -       -       n       -       1       scache
 postlog    unix-dgram n  -       n       -       1       postlogd
 EOF
+  local u
+  : > "$PF_CONF/transport"
+  for u in "${SIEVE_USERS[@]}"; do
+    printf '%s@%s lmtp:unix:%s/lmtp\n' "$u" "$DOMAIN" "$DC_RUN" >> "$PF_CONF/transport"
+  done
   local d=${DOMAIN//./\\.}
   cat > "$PF_CONF/catchall.regexp" <<EOF
 # first match wins; a leading ! matches when the expression does NOT match
@@ -492,6 +533,7 @@ prepare_dir() {
   install -d -o postfix -g postfix -m 700 "$DIR/postfix-data"
   write_tls
   write_users
+  write_sieve
   write_dovecot_conf
   write_postfix_conf
   doveconf -c "$DC_CONF" -n >/dev/null 2>"$DIR/log/doveconf.err" ||
@@ -566,6 +608,17 @@ stop_daemon() {
     rm -f "$pidfile"; log "$name: not running"; return 0
   fi
   kill -TERM "$pid" 2>/dev/null || true
+  if [ "$linger" = 1 ]; then
+    # Dovecot 2.3 leaves connected client sessions (an imap process in IDLE or in the middle
+    # of a FETCH) running until the 5 s KILL below, shutdown_clients = yes notwithstanding.
+    # TERM them as a shutdown should: they answer "* BYE Server shutting down." and exit.
+    local m comm
+    for m in $(session_members "$pid"); do
+      [ "$m" = "$pid" ] && continue
+      read -r comm 2>/dev/null < "/proc/$m/comm" || continue
+      case $comm in imap|imap-login|lmtp) kill -TERM "$m" 2>/dev/null || true ;; esac
+    done
+  fi
   gone() {
     local p members
     members=$(session_members "$pid")

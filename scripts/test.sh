@@ -13,8 +13,14 @@ command -v cargo >/dev/null || { log "cargo not found: install the Rust toolchai
 
 log "starting the local mail servers (installs Dovecot and Postfix on first use)"
 scripts/mailstack.sh start >/dev/null
+# tests/faults.rs starts a private stack of its own (it stops and restarts servers); same
+# directory and ports as FAULT_STACK there.
+faults_stack() {
+  MAILSTACK_DIR=/tmp/shenbao-mailstack-faults MAILSTACK_IMAP_PORT=3144 MAILSTACK_IMAPS_PORT=3994 \
+    MAILSTACK_SMTP_PORT=2526 scripts/mailstack.sh "$@"
+}
 if [ "${SHENBAO_KEEP_MAILSTACK:-0}" != 1 ]; then
-  trap 'scripts/mailstack.sh stop >/dev/null 2>&1 || true' EXIT
+  trap 'scripts/mailstack.sh stop >/dev/null 2>&1 || true; faults_stack stop >/dev/null 2>&1 || true' EXIT
 fi
 
 log "cargo fmt --check"

@@ -106,6 +106,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ReviewAction,
     },
+    /// 发件箱：查看待发送、已发出和发送失败的邮件，让发送失败的邮件重新发送
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// 显示一个支部的全部版本（支部名称，名册中的写法或主题中的写法）
     Show { branch: String },
     /// 检查配置文件，逐项指出问题
@@ -131,6 +136,33 @@ pub enum ReviewAction {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxAction {
+    /// 列出发件箱中的邮件（编号、状态、收件人、主题、尝试次数、最后的错误）
+    List {
+        /// dead：发送失败、已放弃；queued：尚未发出；sent：已发出；all：全部
+        #[arg(long, value_enum, default_value = "all")]
+        status: OutboxStatus,
+    },
+    /// 让发送失败（已放弃）或正在等待重试的邮件立即重新排队，重试次数从头计算
+    Retry {
+        /// 邮件编号（`shenbao status` 或 `shenbao outbox list` 中的 #编号）
+        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        id: Option<i64>,
+        /// 全部发送失败（已放弃）的邮件
+        #[arg(long)]
+        all_dead: bool,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum OutboxStatus {
+    Dead,
+    Queued,
+    Sent,
+    All,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -398,7 +430,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     cfg.smtp.clone(),
                     &cfg.campaign.intake_address,
                     wake,
-                )?;
+                )?
+                .with_copy_check(cfg.imap.clone());
                 let sent = sender.drain().await?;
                 say!("摘要 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
             } else {
@@ -457,7 +490,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                             cfg.smtp.clone(),
                             &cfg.campaign.intake_address,
                             wake,
-                        )?;
+                        )?
+                        .with_copy_check(cfg.imap.clone());
                         let sent = sender.drain().await?;
                         say!("评审结果 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
                     }
@@ -465,7 +499,177 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Outbox { action } => {
+            let cfg = load(&cli.config)?;
+            let store = crate::store::Store::open(&cfg.database_url, &cfg.data_dir)
+                .await
+                .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
+            outbox(&store, action, clock()?).await
+        }
         Command::CheckConfig { probe } => check_config(&cli.config, probe).await,
+    }
+}
+
+/// What an outbox `kind` is, in the words staff use.
+fn kind_label(kind: &str) -> &str {
+    match kind {
+        "ack" => "回执",
+        "subject_help" => "主题格式说明",
+        "reminder" => "截止提醒",
+        "digest" => "评审摘要",
+        "result" => "评审结果",
+        other => other,
+    }
+}
+
+/// An outbox row's state, in words.
+fn outbox_state(e: &crate::store::OutboxEntry) -> String {
+    use crate::clock::beijing;
+    match e.status.as_str() {
+        "queued" if e.attempts > 0 => format!(
+            "等待重试（已尝试 {} 次，下次 {}）",
+            e.attempts,
+            e.next_attempt_at.map(beijing).unwrap_or_default()
+        ),
+        "queued" => "待发送".to_string(),
+        "sending" => "正在发送".to_string(),
+        "unconfirmed" => "发送中断，正在确认是否已送达".to_string(),
+        "sent" => format!("已发出（{}）", e.sent_at.map(beijing).unwrap_or_default()),
+        "dead" => format!("已放弃（尝试 {} 次）", e.attempts),
+        other => other.to_string(),
+    }
+}
+
+fn outbox_line(e: &crate::store::OutboxEntry) -> String {
+    let mut line = format!(
+        "#{} → {}（{}）{}  {}",
+        e.id,
+        e.to_addr,
+        kind_label(&e.kind),
+        e.subject,
+        outbox_state(e)
+    );
+    if e.status != "sent"
+        && let Some(err) = e.last_error.as_deref().filter(|s| !s.is_empty())
+    {
+        line.push_str(&format!("  [最后的错误：{err}]"));
+    }
+    line
+}
+
+const PICKUP: &str = "运行中的守护进程（shenbao run）最迟 30 秒内会发送；守护进程没有运行时，下次启动即发送。用 `shenbao outbox list --status queued` 查看进度。";
+
+async fn outbox(
+    store: &crate::store::Store,
+    action: OutboxAction,
+    clock: Clock,
+) -> anyhow::Result<ExitCode> {
+    use crate::store::{OutboxFilter, Retry};
+    match action {
+        OutboxAction::List { status } => {
+            let (filter, label) = match status {
+                OutboxStatus::Dead => (OutboxFilter::Dead, "发送失败、已放弃的邮件"),
+                OutboxStatus::Queued => (OutboxFilter::Queued, "尚未发出的邮件"),
+                OutboxStatus::Sent => (OutboxFilter::Sent, "已发出的邮件"),
+                OutboxStatus::All => (OutboxFilter::All, "发件箱中的全部邮件"),
+            };
+            let rows = store.outbox_list(filter).await?;
+            if rows.is_empty() {
+                say!("{label}：没有。");
+                return Ok(ExitCode::SUCCESS);
+            }
+            say!("{label}：共 {} 封", rows.len());
+            for e in &rows {
+                say!("  {}", outbox_line(e));
+            }
+            if rows.iter().any(|e| e.status == "dead") {
+                say!(
+                    "修好 SMTP 或收件地址后，用 `shenbao outbox retry 编号` 重发一封，或 `shenbao outbox retry --all-dead` 重发全部已放弃的邮件。"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxAction::Retry { all_dead: true, .. } => {
+            let rows = store.outbox_retry_dead(clock.now()).await?;
+            if rows.is_empty() {
+                say!("没有发送失败、已放弃的邮件，无需重发。");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for e in &rows {
+                say!(
+                    "已重新排队：#{} → {}（{}）{}",
+                    e.id,
+                    e.to_addr,
+                    kind_label(&e.kind),
+                    e.subject
+                );
+            }
+            say!("共 {} 封，重试次数从头计算。{PICKUP}", rows.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxAction::Retry { id, .. } => {
+            let Some(id) = id else {
+                anyhow::bail!("请给出邮件编号，例如 `shenbao outbox retry 12`，或用 --all-dead");
+            };
+            match store.outbox_retry(id, clock.now()).await? {
+                Retry::Requeued(e) => {
+                    say!(
+                        "已重新排队：#{} → {}（{}）{}",
+                        e.id,
+                        e.to_addr,
+                        kind_label(&e.kind),
+                        e.subject
+                    );
+                    say!(
+                        "原状态：{}{}；重试次数从头计算。",
+                        outbox_state(&e),
+                        e.last_error
+                            .as_deref()
+                            .filter(|s| !s.is_empty())
+                            .map(|err| format!("，最后的错误：{err}"))
+                            .unwrap_or_default()
+                    );
+                    say!("{PICKUP}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Retry::AlreadyQueued(e) => {
+                    say!(
+                        "#{} → {}（{}）已在发件箱中等待发送，还没有失败过，无需重发。{PICKUP}",
+                        e.id,
+                        e.to_addr,
+                        kind_label(&e.kind)
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Retry::AlreadySent(e) => {
+                    eprintln!(
+                        "#{} → {}（{}）已于 {} 发出，不会再发一次。对方说没有收到时，请先请对方查看垃圾邮件；确需再发，请对方重新发来邮件，系统会再回复。",
+                        e.id,
+                        e.to_addr,
+                        kind_label(&e.kind),
+                        e.sent_at.map(crate::clock::beijing).unwrap_or_default()
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+                Retry::InFlight(e) => {
+                    eprintln!(
+                        "#{} → {}（{}）的状态是“{}”：守护进程正在处理它，现在重发可能让对方收到两封。请稍后用 `shenbao outbox list` 查看；若最终发送失败，再用 `shenbao outbox retry {}`。",
+                        e.id,
+                        e.to_addr,
+                        kind_label(&e.kind),
+                        outbox_state(&e),
+                        e.id
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+                Retry::Unknown => {
+                    eprintln!(
+                        "发件箱中没有编号为 #{id} 的邮件。用 `shenbao outbox list` 查看全部编号（`shenbao status` 列出发送失败的邮件）。"
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
     }
 }
 
@@ -543,18 +747,8 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             eprintln!("IMAP：{e}");
         }
     }
-    match crate::send::transport(&cfg.smtp) {
-        Ok(t) => match t.test_connection().await {
-            Ok(true) => say!("SMTP：连接成功"),
-            Ok(false) => {
-                ok = false;
-                eprintln!("SMTP：服务器没有正常应答");
-            }
-            Err(e) => {
-                ok = false;
-                eprintln!("SMTP：{e}");
-            }
-        },
+    match crate::smtp::probe(&cfg.smtp).await {
+        Ok(()) => say!("SMTP：连接成功"),
         Err(e) => {
             ok = false;
             eprintln!("SMTP：{e}");

@@ -72,6 +72,8 @@ pub struct SmtpConfig {
     pub copy_to_intake: bool,
     /// How long to wait for that copy before sending an unconfirmed mail again.
     pub confirm_grace: Duration,
+    /// The first retry interval after a failed send; each further one doubles, up to 30 min.
+    pub retry_initial: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -603,9 +605,19 @@ impl Reader<'_> {
         let timeout = self.duration("smtp.timeout", "60s");
         let copy = self.boolean("smtp.copy_to_intake", true);
         let grace = self.duration("smtp.confirm_grace", "2m");
+        let retry_initial = self.duration("smtp.retry_initial", "10s");
+        if let Some(r) = retry_initial
+            && (r < Duration::from_secs(1) || r > crate::send::MAX_BACKOFF)
+        {
+            self.bad(
+                "smtp.retry_initial",
+                "必须在 1 秒到 30 分钟之间（例如 10s），之后每次重试的间隔加倍，最长 30 分钟",
+            );
+        }
         Some(SmtpConfig {
             copy_to_intake: copy?,
             confirm_grace: grace?,
+            retry_initial: retry_initial?,
             host: host?,
             port: port?,
             tls: tls?,
@@ -1072,6 +1084,24 @@ roster = "roster.csv"
         assert_eq!(cfg.imap.processed_folder.as_deref(), Some("已处理"));
         assert_eq!(cfg.imap.poll_interval, Duration::from_secs(60));
         assert_eq!(cfg.smtp.from_name, "申报系统");
+        assert_eq!(cfg.smtp.retry_initial, Duration::from_secs(10));
+        // A test (or an impatient operator) can shorten the first retry; zero is refused.
+        let fast = good(&dir).replace("[smtp]\n", "[smtp]\nretry_initial = \"1s\"\n");
+        let fast = Config::parse(&fast, &dir.join("shenbao.toml")).expect("loads");
+        assert_eq!(fast.smtp.retry_initial, Duration::from_secs(1));
+        for bad in ["0s", "2h", "soon"] {
+            let text =
+                good(&dir).replace("[smtp]\n", &format!("[smtp]\nretry_initial = \"{bad}\"\n"));
+            let Err(ConfigError::Invalid { problems, .. }) =
+                Config::parse(&text, &dir.join("shenbao.toml"))
+            else {
+                panic!("retry_initial = {bad} must be refused");
+            };
+            assert!(
+                problems.iter().any(|p| p.key == "smtp.retry_initial"),
+                "{problems:?}"
+            );
+        }
         assert_eq!(
             crate::clock::db_time(cfg.campaign.deadline),
             "2025-09-27T15:59:59Z"

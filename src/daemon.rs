@@ -59,7 +59,8 @@ pub async fn run(
         cfg.smtp.clone(),
         &cfg.campaign.intake_address,
         wake,
-    )?;
+    )?
+    .with_copy_check(cfg.imap.clone());
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
     let scheduler_task = tokio::spawn(crate::remind::run(pipeline.clone(), stop_rx.clone()));
     let intake = Intake {

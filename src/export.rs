@@ -447,9 +447,15 @@ impl std::fmt::Display for Status {
             writeln!(f, "  {status:<10} {n}")?;
         }
         if !self.dead_letters.is_empty() {
-            writeln!(f, "发送失败、已放弃的邮件（修好 SMTP 后可重发）：")?;
+            writeln!(
+                f,
+                "发送失败、已放弃的邮件（修好 SMTP 或收件地址后，按每行末尾的命令重发）："
+            )?;
             for (id, to, subject, err) in &self.dead_letters {
-                writeln!(f, "  #{id} → {to}  {subject}  [{err}]")?;
+                writeln!(
+                    f,
+                    "  #{id} → {to}  {subject}  [{err}]  重发：shenbao outbox retry {id}"
+                )?;
             }
         }
         if !self.needs_staff.is_empty() {

@@ -31,6 +31,7 @@ pub mod roster;
 pub mod rules;
 pub mod schedule;
 pub mod send;
+pub mod smtp;
 pub mod store;
 pub mod subject;
 pub mod textnorm;

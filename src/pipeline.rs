@@ -26,6 +26,23 @@ use tokio::sync::Notify;
 /// How long understanding one message and reading its attachments may take.
 const EXTRACT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// Messages above this size are prepared one at a time (see [`Pipeline::process_many`]).
+const PARALLEL_MAX_BYTES: u64 = 4 << 20;
+
+/// A message whose reading runs on a blocking thread ([`Pipeline::start`]).
+struct Started {
+    stored: crate::store::StoredMessage,
+    work: tokio::task::JoinHandle<std::io::Result<(Understood, Extracted)>>,
+}
+
+/// A message read and understood, not yet recorded ([`Pipeline::prepare`]).
+pub struct Prepared {
+    id: i64,
+    stored: crate::store::StoredMessage,
+    understood: Understood,
+    extracted: Extracted,
+}
+
 /// What the pipeline needs, built once at start.
 pub struct Pipeline {
     pub store: Store,
@@ -173,6 +190,60 @@ impl Pipeline {
 
     /// Processes one stored message; `None` when it was already processed.
     pub async fn process(&self, id: i64) -> anyhow::Result<Option<Outcome>> {
+        match self.prepare(id).await? {
+            Some(p) => self.commit(p).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Processes stored messages in order, reading the next ones while the current one is
+    /// written: parsing and extraction use every core, the database writes stay in order
+    /// (versions are numbered in arrival order). A failure is recorded for its message only.
+    /// Large messages are read one at a time, so memory stays bounded.
+    pub async fn process_many(&self, ids: &[(i64, u64)]) -> anyhow::Result<()> {
+        let large = ids.iter().any(|&(_, size)| size > PARALLEL_MAX_BYTES);
+        let ahead = if large {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)) + 1
+        };
+        let mut next = ids.iter().map(|&(id, _)| id);
+        let mut inflight = std::collections::VecDeque::with_capacity(ahead);
+        loop {
+            while inflight.len() < ahead {
+                let Some(id) = next.next() else { break };
+                inflight.push_back((id, self.start(id).await));
+            }
+            let Some((id, started)) = inflight.pop_front() else {
+                return Ok(());
+            };
+            let done = match started {
+                Ok(Some(st)) => match self.finish(st).await {
+                    Ok(p) => self.commit(p).await.map(drop),
+                    Err(e) => Err(e),
+                },
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                self.failed(id, &e).await?;
+            }
+        }
+    }
+
+    /// The part of processing that needs no database lock: read the stored mail, understand
+    /// it, read its attachments and write them to the blob directory. `None` when the message
+    /// is unknown.
+    pub async fn prepare(&self, id: i64) -> anyhow::Result<Option<Prepared>> {
+        match self.start(id).await? {
+            Some(st) => self.finish(st).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Starts [`Pipeline::prepare`]'s work on a blocking thread; it runs while the caller does
+    /// other things (see [`Pipeline::process_many`]).
+    async fn start(&self, id: i64) -> anyhow::Result<Option<Started>> {
         let Some(stored) = self.store.message(id).await? else {
             return Ok(None);
         };
@@ -184,12 +255,21 @@ impl Pipeline {
         // threads, and bounded in time (the readers bound themselves; this is the backstop).
         let work =
             tokio::task::spawn_blocking(move || -> std::io::Result<(Understood, Extracted)> {
-                let raw = blobs.get(&sha)?;
-                let understood = message::understand(&raw, &guard);
+                // Owned: the raw mail is dropped once its parts are decoded (memory, see there).
+                let understood = message::understand_owned(blobs.get(&sha)?, &guard);
                 let extracted = crate::extract::extract(&understood.attachments, &sections);
+                // Attachment bytes go to disk before the transaction that names them; written
+                // here, on the blocking thread, they are not copied to get there.
+                for a in rules::all_files(&understood.attachments) {
+                    blobs.put(&a.bytes)?;
+                }
                 Ok((understood, extracted))
             });
-        let (understood, extracted) = tokio::time::timeout(EXTRACT_TIME_LIMIT, work)
+        Ok(Some(Started { stored, work }))
+    }
+
+    async fn finish(&self, st: Started) -> anyhow::Result<Prepared> {
+        let (understood, extracted) = tokio::time::timeout(EXTRACT_TIME_LIMIT, st.work)
             .await
             .map_err(|_| {
                 anyhow::anyhow!(
@@ -199,15 +279,28 @@ impl Pipeline {
             })?
             .context("understanding task")?
             .context("reading the stored message")?;
+        Ok(Prepared {
+            id: st.stored.id,
+            stored: st.stored,
+            understood,
+            extracted,
+        })
+    }
+
+    /// Records a prepared message: classification, submission, problems and the answer, in one
+    /// transaction. `None` when it was already processed.
+    pub async fn commit(&self, p: Prepared) -> anyhow::Result<Option<Outcome>> {
+        let Prepared {
+            id,
+            stored,
+            understood,
+            extracted,
+        } = p;
 
         let received = stored.internal_date.unwrap_or(stored.stored_at);
         let classified = self.classify(&understood);
         let now = self.clock.now();
 
-        // Attachment bytes go to disk before the transaction that names them.
-        for a in rules::all_files(&understood.attachments) {
-            self.store.write_blob(&a.bytes).await?;
-        }
         let mut tx = self.store.begin_write().await?;
         let state: Option<String> = sqlx::query("SELECT status FROM messages WHERE id = ?")
             .bind(id)

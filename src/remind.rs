@@ -419,7 +419,10 @@ pub async fn digest_view(
         subject: r.get(2),
         error: r.get(3),
         status: match r.get::<String, _>(4).as_str() {
-            "dead" => "已放弃（可在修好 SMTP 后重发）".to_string(),
+            "dead" => format!(
+                "已放弃；修好 SMTP 或收件地址后，运行 shenbao outbox retry {} 重发",
+                r.get::<i64, _>(0)
+            ),
             _ => "等待重试".to_string(),
         },
     })

@@ -278,3 +278,179 @@ fn check_config_names_every_bad_key() {
     assert!(text(&o).contains("shenbao init"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs SQL on the database of an `init`ed directory (what the daemon's sender would leave).
+fn sql(dir: &Path, statements: &[&str]) -> Vec<(i64, String, i64, String)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let data = dir.join("local/data");
+        let store =
+            shenbao::store::Store::open(&shenbao::store::default_database_url(&data), &data)
+                .await
+                .expect("open store");
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                .execute(&store.pool)
+                .await
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        let rows: Vec<(i64, String, i64, String)> =
+            sqlx::query_as("SELECT id, status, attempts, next_attempt_at FROM outbox ORDER BY id")
+                .fetch_all(&store.pool)
+                .await
+                .expect("outbox");
+        store.pool.close().await;
+        rows
+    })
+}
+
+#[test]
+fn outbox_list_and_retry() {
+    let dir = tmp("outbox");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = "local/shenbao.toml";
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("没有"), "{}", text(&o));
+    // What a day of a broken SMTP server leaves behind: 1 and 6 given up, 2 sent, 3 new,
+    // 4 interrupted by a crash, 5 waiting for its third attempt.
+    let insert = |id: i64, status: &str, attempts: i64, error: &str| {
+        format!(
+            "INSERT INTO outbox (id, kind, message_id, to_addr, subject, raw, status, attempts, next_attempt_at, last_error, created_at, sent_at)
+             VALUES ({id}, 'ack', 'shenbao.ack.{id}@test', 'branch{id}@example.test', 'Re: 对标争先建设项目申报-支部{id}', X'00', '{status}', {attempts},
+                     '2025-09-20T13:00:00Z', {error}, '2025-09-20T12:00:00Z', {sent})",
+            error = if error.is_empty() { "NULL".to_string() } else { format!("'{error}'") },
+            sent = if status == "sent" { "'2025-09-20T12:00:05Z'" } else { "NULL" },
+        )
+    };
+    let rows = sql(
+        &dir,
+        &[
+            &insert(1, "dead", 8, "Connection refused (os error 111)"),
+            &insert(2, "sent", 1, ""),
+            &insert(3, "queued", 0, ""),
+            &insert(4, "unconfirmed", 1, ""),
+            &insert(5, "queued", 2, "421 try again later"),
+            &insert(6, "dead", 1, "550 5.1.1 mailbox unavailable"),
+        ],
+    );
+    assert_eq!(rows.len(), 6);
+
+    let o = shenbao(
+        &dir,
+        &["--config", cfg, "outbox", "list", "--status", "dead"],
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("共 2 封"), "{out}");
+    assert!(out.contains("#1 → branch1@example.test（回执）"), "{out}");
+    assert!(out.contains("已放弃（尝试 8 次）"), "{out}");
+    assert!(out.contains("Connection refused"), "{out}");
+    assert!(out.contains("shenbao outbox retry"), "{out}");
+    assert!(!out.contains("#2 "), "{out}");
+    let o = shenbao(
+        &dir,
+        &["--config", cfg, "outbox", "list", "--status", "queued"],
+    );
+    let out = text(&o);
+    assert!(out.contains("共 3 封"), "3, 4 and 5: {out}");
+    assert!(out.contains("等待重试（已尝试 2 次"), "{out}");
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "list"]);
+    assert!(text(&o).contains("共 6 封"), "{}", text(&o));
+
+    // `status` names the command next to each dead letter.
+    let o = shenbao(&dir, &["--config", cfg, "status"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("重发：shenbao outbox retry 1"), "{out}");
+    assert!(out.contains("重发：shenbao outbox retry 6"), "{out}");
+    // So does the digest for reviewers and staff.
+    let o = shenbao(&dir, &["--config", cfg, "digest", "--dry-run"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("运行 shenbao outbox retry 1 重发"), "{out}");
+    assert!(out.contains("运行 shenbao outbox retry 6 重发"), "{out}");
+
+    // A dead letter goes back in the queue, due now, attempts from zero.
+    let before = chrono::Utc::now() - chrono::Duration::seconds(2);
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "retry", "1"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("已重新排队：#1 → branch1@example.test（回执）Re: 对标争先建设项目申报-支部1"),
+        "{out}"
+    );
+    assert!(out.contains("最后的错误：Connection refused"), "{out}");
+    assert!(
+        out.contains("30 秒"),
+        "the daemon's pickup is explained: {out}"
+    );
+    let rows = sql(&dir, &[]);
+    assert_eq!(rows[0].1, "queued");
+    assert_eq!(rows[0].2, 0, "attempts reset: the backoff starts over");
+    let due = chrono::DateTime::parse_from_rfc3339(&rows[0].3).expect("time");
+    assert!(
+        due >= before && due <= chrono::Utc::now(),
+        "due now: {}",
+        rows[0].3
+    );
+    // Again: it is queued already.
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "retry", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("无需重发"), "{}", text(&o));
+    // A mail waiting for its next attempt can be hurried along too.
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "retry", "5"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("已重新排队：#5"), "{}", text(&o));
+    assert_eq!(sql(&dir, &[])[4].2, 0);
+
+    // Refusals say why and what to do.
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "retry", "2"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("已于 2025年9月20日 20:00:05 发出，不会再发一次"),
+        "{}",
+        text(&o)
+    );
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "retry", "4"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("可能让对方收到两封"), "{}", text(&o));
+    assert!(text(&o).contains("shenbao outbox retry 4"), "{}", text(&o));
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "retry", "99"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("没有编号为 #99 的邮件"), "{}", text(&o));
+    assert!(text(&o).contains("shenbao outbox list"), "{}", text(&o));
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "retry"]);
+    assert!(!o.status.success(), "an id or --all-dead is required");
+    assert_eq!(sql(&dir, &[])[1].1, "sent", "a sent mail is left alone");
+    assert_eq!(
+        sql(&dir, &[])[3].1,
+        "unconfirmed",
+        "so is an unconfirmed one"
+    );
+
+    // Every dead letter at once.
+    sql(
+        &dir,
+        &["UPDATE outbox SET status = 'dead', attempts = 8 WHERE id = 1"],
+    );
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "retry", "--all-dead"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("已重新排队：#1") && out.contains("已重新排队：#6"),
+        "{out}"
+    );
+    assert!(out.contains("共 2 封"), "{out}");
+    let rows = sql(&dir, &[]);
+    assert!(rows.iter().all(|r| r.1 != "dead"), "{rows:?}");
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "retry", "--all-dead"]);
+    assert!(text(&o).contains("没有发送失败"), "{}", text(&o));
+    let o = shenbao(&dir, &["--config", cfg, "status"]);
+    assert!(!text(&o).contains("shenbao outbox retry"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,7 +18,7 @@ pub mod mutf7;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::pipeline::Pipeline;
-use crate::store::{ImapKey, Inserted, Store};
+use crate::store::{ImapKey, Inserted, Store, StoredBlob};
 use chrono::{NaiveDate, Utc};
 use conn::Session;
 use futures::TryStreamExt;
@@ -43,6 +43,16 @@ pub enum IntakeError {
 }
 
 type Result<T> = std::result::Result<T, IntakeError>;
+
+/// Messages up to this size are fetched whole; a larger one in parts of this size, each
+/// written to disk before the next is asked for. 2 MiB keeps the daemon's memory flat
+/// whatever arrives, at the cost of one round trip per 2 MiB.
+const FETCH_PART: u32 = 2 << 20;
+/// At most this many small messages per UID FETCH (and per UID MOVE) ...
+const FETCH_BATCH: usize = 50;
+/// ... and at most this many bytes of them: one command instead of fifty round trips, without
+/// holding more than a few megabytes at once.
+const FETCH_BATCH_BYTES: u64 = 8 << 20;
 
 pub struct Intake {
     pub store: Store,
@@ -240,13 +250,76 @@ impl Intake {
             })
             .collect();
         todo.sort_by_key(|t| t.0);
-        for (uid, size, internal_date) in todo {
-            let key = ImapKey {
-                account: account.to_string(),
-                folder: cfg.folder.clone(),
-                uidvalidity,
-                uid,
-            };
+        let mut rest = &todo[..];
+        while !rest.is_empty() {
+            // A run of small messages is fetched with one command; a large one alone, in parts.
+            let mut take = 0;
+            let mut bytes = 0u64;
+            while let Some(&(_, size, _)) = rest.get(take) {
+                let size = u64::from(size);
+                let small = size <= u64::from(FETCH_PART) && size <= cfg.max_message_bytes;
+                if take > 0 && (!small || take >= FETCH_BATCH || bytes + size > FETCH_BATCH_BYTES) {
+                    break;
+                }
+                take += 1;
+                bytes += size;
+                if !small {
+                    break;
+                }
+            }
+            let (batch, later) = rest.split_at(take);
+            rest = later;
+            let mut stored = Vec::with_capacity(batch.len());
+            let mut fresh = Vec::with_capacity(batch.len());
+            for &(uid, inserted) in &self.fetch_and_store(s, account, uidvalidity, batch).await? {
+                match inserted {
+                    Inserted::New(id) => {
+                        let size = batch.iter().find(|t| t.0 == uid).map_or(0, |t| t.1);
+                        fresh.push((id, u64::from(size)));
+                        stored.push((uid, Some(id)));
+                    }
+                    Inserted::Duplicate(id) => {
+                        tracing::info!(
+                            uid,
+                            existing = id,
+                            "already stored (same Message-ID and content): not processed again"
+                        );
+                        stored.push((uid, None));
+                    }
+                }
+            }
+            // Every message of the batch is on disk and committed; now process them. A crash
+            // from here on leaves them `stored`, and process_pending picks them up.
+            self.pipeline.process_many(&fresh).await?;
+            let uids: Vec<u32> = stored.iter().map(|&(uid, _)| uid).collect();
+            self.move_processed(s, &uids, has_move).await?;
+            let ids: Vec<i64> = stored.iter().filter_map(|&(_, id)| id).collect();
+            self.store.mark_moved_many(&ids).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches `batch` (UID, size, INTERNALDATE) and stores every message of it, in UID
+    /// order. Small messages come in one UID FETCH; a message above [`FETCH_PART`] comes in
+    /// parts written straight to the blob directory, so it is never held in memory whole.
+    async fn fetch_and_store(
+        &self,
+        s: &mut Session,
+        account: &str,
+        uidvalidity: u32,
+        batch: &[(u32, u32, Option<chrono::DateTime<Utc>>)],
+    ) -> Result<Vec<(u32, Inserted)>> {
+        let cfg = &self.cfg.imap;
+        let key = |uid| ImapKey {
+            account: account.to_string(),
+            folder: cfg.folder.clone(),
+            uidvalidity,
+            uid,
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        if let [(uid, size, internal_date)] = *batch
+            && (size > FETCH_PART || u64::from(size) > cfg.max_message_bytes)
+        {
             if u64::from(size) > cfg.max_message_bytes {
                 tracing::warn!(
                     uid,
@@ -254,53 +327,110 @@ impl Intake {
                     "message above imap.max_message_size: recorded, not fetched"
                 );
                 self.store
-                    .insert_too_large(&key, u64::from(size), internal_date, self.clock.now())
+                    .insert_too_large(&key(uid), u64::from(size), internal_date, self.clock.now())
                     .await?;
-                continue;
+                return Ok(out);
             }
+            let Some(blob) = self.fetch_in_parts(s, uid, size).await? else {
+                tracing::warn!(uid, "message vanished before its body was fetched");
+                return Ok(out);
+            };
+            let inserted = self
+                .store
+                .insert_imap_blob(&key(uid), &blob, internal_date, self.clock.now())
+                .await?;
+            out.push((uid, inserted));
+            return Ok(out);
+        }
+        let set = batch
+            .iter()
+            .map(|t| t.0.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let fetched: Vec<_> = {
+            let stream = self
+                .timed("UID FETCH", s.uid_fetch(&set, "(UID BODY.PEEK[])"))
+                .await?;
+            tokio::time::timeout(cfg.timeout, stream.try_collect::<Vec<_>>())
+                .await
+                .map_err(|_| IntakeError::Timeout("UID FETCH BODY"))??
+        };
+        let mut found = Vec::with_capacity(batch.len());
+        for &(uid, _, internal_date) in batch {
+            match fetched
+                .iter()
+                .find(|f| f.uid == Some(uid))
+                .and_then(|f| f.body())
+            {
+                Some(raw) => found.push((key(uid), raw, internal_date)),
+                // Expunged between the two fetches: nothing to store.
+                None => tracing::warn!(uid, "message vanished before its body was fetched"),
+            }
+        }
+        let inserted = self
+            .store
+            .insert_imap_batch(&found, self.clock.now())
+            .await?;
+        Ok(found
+            .iter()
+            .zip(inserted)
+            .map(|(m, i)| (m.0.uid, i))
+            .collect())
+    }
+
+    /// Fetches one large message in parts of [`FETCH_PART`] bytes (`BODY.PEEK[]<offset.length>`)
+    /// into a blob. `None` when the message is gone.
+    async fn fetch_in_parts(
+        &self,
+        s: &mut Session,
+        uid: u32,
+        size: u32,
+    ) -> Result<Option<StoredBlob>> {
+        let timeout = self.cfg.imap.timeout;
+        let mut writer = self
+            .store
+            .blobs
+            .writer()
+            .map_err(crate::store::StoreError::from)?;
+        let mut message_id = None;
+        let mut offset: u64 = 0;
+        loop {
+            let query = format!("(UID BODY.PEEK[]<{offset}.{FETCH_PART}>)");
             let fetched: Vec<_> = {
                 let stream = self
-                    .timed(
-                        "UID FETCH",
-                        s.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])"),
-                    )
+                    .timed("UID FETCH", s.uid_fetch(uid.to_string(), &query))
                     .await?;
-                tokio::time::timeout(cfg.timeout, stream.try_collect::<Vec<_>>())
+                tokio::time::timeout(timeout, stream.try_collect::<Vec<_>>())
                     .await
                     .map_err(|_| IntakeError::Timeout("UID FETCH BODY"))??
             };
-            let Some(raw) = fetched
+            let Some(part) = fetched
                 .iter()
                 .find(|f| f.uid == Some(uid))
                 .and_then(|f| f.body())
             else {
-                // Expunged between the two fetches: nothing to store.
-                tracing::warn!(uid, "message vanished before its body was fetched");
-                continue;
+                return Ok(None);
             };
-            let inserted = self
-                .store
-                .insert_imap_message(&key, raw, internal_date, self.clock.now())
-                .await?;
-            match inserted {
-                Inserted::New(id) => {
-                    if let Err(e) = self.pipeline.process(id).await {
-                        self.pipeline.failed(id, &e).await?;
-                    }
-                    self.move_processed(s, uid, has_move).await?;
-                    self.store.mark_moved(id).await?;
-                }
-                Inserted::Duplicate(id) => {
-                    tracing::info!(
-                        uid,
-                        existing = id,
-                        "already stored (same Message-ID and content): not processed again"
-                    );
-                    self.move_processed(s, uid, has_move).await?;
-                }
+            if offset == 0 {
+                message_id = crate::store::raw_message_id(part);
+            }
+            tokio::task::block_in_place(|| writer.write(part))
+                .map_err(crate::store::StoreError::from)?;
+            offset += part.len() as u64;
+            // A short part is the last one. RFC822.SIZE is only a hint for where that is:
+            // some servers count line ends differently than they send them.
+            if part.len() < FETCH_PART as usize {
+                break;
             }
         }
-        Ok(())
+        tracing::debug!(uid, size, bytes = offset, "large message fetched in parts");
+        let (sha256, size) = tokio::task::block_in_place(|| writer.finish())
+            .map_err(crate::store::StoreError::from)?;
+        Ok(Some(StoredBlob {
+            sha256,
+            size,
+            message_id,
+        }))
     }
 
     /// Moves messages that were processed but not moved (a crash or disconnect in between).
@@ -311,23 +441,33 @@ impl Intake {
         uidvalidity: u32,
         has_move: bool,
     ) -> Result<()> {
-        for (id, uid) in self
+        let unmoved = self
             .store
             .unmoved(account, &self.cfg.imap.folder, uidvalidity)
-            .await?
-        {
-            self.move_processed(s, uid, has_move).await?;
-            self.store.mark_moved(id).await?;
+            .await?;
+        for chunk in unmoved.chunks(FETCH_BATCH) {
+            let uids: Vec<u32> = chunk.iter().map(|&(_, uid)| uid).collect();
+            self.move_processed(s, &uids, has_move).await?;
+            let ids: Vec<i64> = chunk.iter().map(|&(id, _)| id).collect();
+            self.store.mark_moved_many(&ids).await?;
         }
         Ok(())
     }
 
-    async fn move_processed(&self, s: &mut Session, uid: u32, has_move: bool) -> Result<()> {
+    /// Moves `uids` to the processed folder in one command.
+    async fn move_processed(&self, s: &mut Session, uids: &[u32], has_move: bool) -> Result<()> {
         let Some(target) = &self.cfg.imap.processed_folder else {
             return Ok(());
         };
+        if uids.is_empty() {
+            return Ok(());
+        }
         let target = mutf7::encode(target);
-        let set = uid.to_string();
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         if has_move {
             self.timed("UID MOVE", s.uid_mv(&set, &target)).await?;
         } else {

@@ -131,6 +131,36 @@ const MAX_ATTACHMENTS: usize = 200;
 
 /// Understand one raw message. Never panics; always returns something.
 pub fn understand(raw: &[u8], guard: &LoopGuard) -> Understood {
+    let mut understood = parse_guarded(raw, guard);
+    open_archives(&mut understood);
+    understood
+}
+
+/// [`understand`], for the daemon: the raw mail is dropped as soon as its parts are decoded,
+/// before zips are unpacked, so a mail with a 50 MB zip never has the raw mail, the zip and
+/// the zip's contents in memory at once.
+pub fn understand_owned(raw: Vec<u8>, guard: &LoopGuard) -> Understood {
+    let mut understood = parse_guarded(&raw, guard);
+    drop(raw);
+    open_archives(&mut understood);
+    understood
+}
+
+/// Lists the zips and winmail.dat files among the attachments into their `entries`, within
+/// one budget for the whole message, so a mail full of zips cannot make us inflate gigabytes.
+fn open_archives(u: &mut Understood) {
+    let mut zip_budget = ZipLimits::default().max_total;
+    for attachment in &mut u.attachments {
+        let listed = catch_unwind(AssertUnwindSafe(|| {
+            list_archive(attachment, &mut zip_budget);
+        }));
+        if listed.is_err() {
+            attachment.error = Some("压缩包解析时出现内部错误，未能列出其中的文件".to_string());
+        }
+    }
+}
+
+fn parse_guarded(raw: &[u8], guard: &LoopGuard) -> Understood {
     match catch_unwind(AssertUnwindSafe(|| understand_inner(raw, guard))) {
         Ok(understood) => understood,
         Err(_) => {
@@ -425,7 +455,7 @@ fn strip_final_newline(raw: &[u8]) -> &[u8] {
 
 fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
     let parsed = catch_unwind(AssertUnwindSafe(|| MessageParser::default().parse(raw)));
-    let message = match parsed {
+    let mut message = match parsed {
         Ok(Some(message)) if !message.parts.is_empty() => message,
         _ => {
             let mut u = headers_only(raw, guard);
@@ -557,10 +587,9 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
     u.body_text = cap_text(text);
 
     // Attachments.
-    let mut zip_budget = ZipLimits::default().max_total;
     let mut unnamed = 0usize;
     let mut dropped = 0usize;
-    for (index, part) in message.parts.iter().enumerate() {
+    for (index, part) in message.parts.iter_mut().enumerate() {
         if u.attachments.len() >= MAX_ATTACHMENTS {
             if !matches!(
                 part.body,
@@ -610,7 +639,13 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
                     None,
                 )
             }
-            PartType::Binary(b) | PartType::InlineBinary(b) => (b.to_vec(), None),
+            // Taken, not copied: a decoded 50 MB attachment must not exist twice in memory.
+            PartType::Binary(_) | PartType::InlineBinary(_) => match &mut part.body {
+                PartType::Binary(b) | PartType::InlineBinary(b) => {
+                    (std::mem::take(b).into_owned(), None)
+                }
+                _ => continue,
+            },
         };
         let (filename, declared) = match filename {
             Some(name) => {
@@ -629,7 +664,7 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
                 (name, None)
             }
         };
-        let mut attachment = build_attachment(filename, mime, bytes, &mut zip_budget);
+        let mut attachment = build_attachment(filename, mime, bytes);
         attachment.declared_format = declared;
         u.attachments.push(attachment);
     }
@@ -725,20 +760,23 @@ fn mime_for(format: Format) -> &'static str {
     }
 }
 
-/// Everything about one file. Zips and Outlook's winmail.dat are unpacked one
-/// level into `entries`, within what is left of the per-message budget, so a
-/// mail full of zips cannot make us inflate gigabytes.
-fn build_attachment(
-    filename: String,
-    content_type: String,
-    bytes: Vec<u8>,
-    zip_budget: &mut u64,
-) -> Attachment {
+/// An attachment described by its bytes; zips and winmail.dat are opened later, by
+/// [`open_archives`].
+fn build_attachment(filename: String, content_type: String, bytes: Vec<u8>) -> Attachment {
     let format = attach::sniff_named(&bytes, &filename);
     let mut attachment = describe(filename, content_type, bytes, format);
     if !matches!(format, Format::Zip | Format::Tnef) {
         attachment.error = attach::content_note(&attachment.bytes, &attachment.filename);
-        return attachment;
+    }
+    attachment
+}
+
+/// Takes the files out of a zip or winmail.dat attachment (one level), within what is left of
+/// the message's `zip_budget`.
+fn list_archive(attachment: &mut Attachment, zip_budget: &mut u64) {
+    let format = attachment.format;
+    if !matches!(format, Format::Zip | Format::Tnef) {
+        return;
     }
     let limits = ZipLimits {
         max_total: (*zip_budget).min(ZipLimits::default().max_total),
@@ -766,7 +804,6 @@ fn build_attachment(
         }
         Err(e) => attachment.error = Some(e.to_string()),
     }
-    attachment
 }
 
 fn describe(filename: String, content_type: String, bytes: Vec<u8>, format: Format) -> Attachment {

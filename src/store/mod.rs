@@ -253,7 +253,80 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Inserted> {
         let sha = self.write_blob(raw).await?;
+        let blob = StoredBlob {
+            sha256: sha,
+            size: raw.len() as u64,
+            message_id: raw_message_id(raw),
+        };
+        self.insert_imap_blob(key, &blob, internal_date, now).await
+    }
+
+    /// As [`Store::insert_imap_message`], for a message whose bytes were already written to
+    /// the blob directory (a large one, fetched in parts straight to disk).
+    pub async fn insert_imap_blob(
+        &self,
+        key: &ImapKey,
+        blob: &StoredBlob,
+        internal_date: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Inserted> {
         let mut tx = self.begin_write().await?;
+        let inserted = self
+            .insert_imap_row(&mut tx, key, blob, internal_date, now)
+            .await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Stores the messages of one UID FETCH: every blob written (on one blocking thread), then
+    /// every row in one transaction, in the order given (UID order, so the watermark only
+    /// moves forward). Same result as [`Store::insert_imap_message`] one by one, with one
+    /// commit instead of one per message.
+    pub async fn insert_imap_batch(
+        &self,
+        messages: &[Fetched<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Inserted>> {
+        let blobs = self.blobs.clone();
+        let owned: Vec<Vec<u8>> = messages.iter().map(|m| m.1.to_vec()).collect();
+        let written = tokio::task::spawn_blocking(move || {
+            owned
+                .iter()
+                .map(|raw| {
+                    Ok(StoredBlob {
+                        sha256: blobs.put(raw)?,
+                        size: raw.len() as u64,
+                        message_id: raw_message_id(raw),
+                    })
+                })
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(messages.len());
+        for ((key, _, internal_date), blob) in messages.iter().zip(&written) {
+            out.push(
+                self.insert_imap_row(&mut tx, key, blob, *internal_date, now)
+                    .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// The row of one fetched message and the watermark after it, inside the caller's
+    /// transaction.
+    async fn insert_imap_row(
+        &self,
+        tx: &mut SqliteConnection,
+        key: &ImapKey,
+        blob: &StoredBlob,
+        internal_date: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Inserted> {
+        let sha = &blob.sha256;
+        let size = i64::try_from(blob.size).unwrap_or(i64::MAX);
         if let Some(row) = sqlx::query(
             "SELECT id FROM messages WHERE account = ? AND folder = ? AND uidvalidity = ? AND uid = ?",
         )
@@ -264,14 +337,18 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         {
-            tx.commit().await?;
             return Ok(Inserted::Duplicate(row.get(0)));
         }
-        self.record_blob(&mut tx, &sha, raw.len(), now).await?;
-        let mid = raw_message_id(raw);
-        if let Some(existing) = find_duplicate(&mut tx, mid.as_deref(), &sha).await? {
-            set_watermark(&mut tx, key, now).await?;
-            tx.commit().await?;
+        self.record_blob(
+            &mut *tx,
+            sha,
+            usize::try_from(blob.size).unwrap_or(usize::MAX),
+            now,
+        )
+        .await?;
+        let mid = blob.message_id.as_deref();
+        if let Some(existing) = find_duplicate(&mut *tx, mid, sha).await? {
+            set_watermark(&mut *tx, key, now).await?;
             return Ok(Inserted::Duplicate(existing));
         }
         let id = sqlx::query(
@@ -283,15 +360,14 @@ impl Store {
         .bind(i64::from(key.uidvalidity))
         .bind(i64::from(key.uid))
         .bind(mid)
-        .bind(&sha)
-        .bind(raw.len() as i64)
+        .bind(sha)
+        .bind(size)
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
         .execute(&mut *tx)
         .await?
         .last_insert_rowid();
-        set_watermark(&mut tx, key, now).await?;
-        tx.commit().await?;
+        set_watermark(&mut *tx, key, now).await?;
         Ok(Inserted::New(id))
     }
 
@@ -412,11 +488,19 @@ impl Store {
             .collect())
     }
 
-    pub async fn mark_moved(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE messages SET moved = 1 WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Records that these messages were moved to the processed folder (one transaction).
+    pub async fn mark_moved_many(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for &id in ids {
+            sqlx::query("UPDATE messages SET moved = 1 WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -476,6 +560,18 @@ impl Store {
             .rows_affected())
     }
 
+    /// An unconfirmed send whose copy could not be looked for now: look again at `at`.
+    pub async fn outbox_postpone(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'unconfirmed'",
+        )
+        .bind(db_time(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Whether a message with this Message-ID reached our intake mailbox (our own copy).
     pub async fn has_message_id(&self, message_id: &str) -> Result<bool> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE message_id = ?")
@@ -515,6 +611,155 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The outbox for `shenbao outbox list`, oldest first.
+    pub async fn outbox_list(&self, filter: OutboxFilter) -> Result<Vec<OutboxEntry>> {
+        let sql = match filter {
+            OutboxFilter::Dead => outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"),
+            OutboxFilter::Queued => outbox_entry_sql!(
+                "WHERE status IN ('queued', 'sending', 'unconfirmed') ORDER BY id"
+            ),
+            OutboxFilter::Sent => outbox_entry_sql!("WHERE status = 'sent' ORDER BY id"),
+            OutboxFilter::All => outbox_entry_sql!("ORDER BY id"),
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(outbox_entry).collect())
+    }
+
+    /// One outbox row, for messages about it.
+    pub async fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>> {
+        let row = sqlx::query(outbox_entry_sql!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(outbox_entry))
+    }
+
+    /// Puts a dead letter (or a mail waiting for its next retry) back in the queue: due now,
+    /// attempts back to 0 so the backoff and `smtp.max_attempts` start over. A mail already
+    /// sent, being sent, or whose interrupted send is still being confirmed is left alone:
+    /// sending it again could deliver it twice.
+    pub async fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> Result<Retry> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(outbox_entry_sql!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(before) = row.as_ref().map(outbox_entry) else {
+            tx.commit().await?;
+            return Ok(Retry::Unknown);
+        };
+        let verdict = match before.status.as_str() {
+            "dead" | "queued" => {
+                if before.status == "queued" && before.attempts == 0 {
+                    // Never tried yet: it is due already (or scheduled on purpose); nothing to reset.
+                    Retry::AlreadyQueued(before)
+                } else {
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ? WHERE id = ? AND status IN ('dead', 'queued')",
+                    )
+                    .bind(db_time(now))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    Retry::Requeued(before)
+                }
+            }
+            "sent" => Retry::AlreadySent(before),
+            _ => Retry::InFlight(before),
+        };
+        tx.commit().await?;
+        Ok(verdict)
+    }
+
+    /// [`Store::outbox_retry`] for every dead letter at once; returns them as they were.
+    pub async fn outbox_retry_dead(&self, now: DateTime<Utc>) -> Result<Vec<OutboxEntry>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"))
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ? WHERE status = 'dead'",
+        )
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(outbox_entry).collect())
+    }
+}
+
+/// Which outbox rows `shenbao outbox list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxFilter {
+    /// Given up on (`dead`): what `shenbao outbox retry` is for.
+    Dead,
+    /// Not sent yet: queued (new or waiting for a retry), being sent, or being confirmed.
+    Queued,
+    Sent,
+    All,
+}
+
+/// An outbox row as staff see it (without the rendered bytes).
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub kind: String,
+    pub to_addr: String,
+    pub subject: String,
+    /// queued | sending | unconfirmed | sent | dead
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What [`Store::outbox_retry`] did; each carries the row as it was before.
+#[derive(Debug, Clone)]
+pub enum Retry {
+    /// Back in the queue, due now, attempts reset.
+    Requeued(OutboxEntry),
+    /// Queued and never tried: nothing to do.
+    AlreadyQueued(OutboxEntry),
+    /// Sent already: not sent twice.
+    AlreadySent(OutboxEntry),
+    /// Being handed to SMTP, or an interrupted send waiting for its copy: not touched.
+    InFlight(OutboxEntry),
+    /// No such id.
+    Unknown,
+}
+
+/// The query behind [`OutboxEntry`], completed by a `WHERE …`/`ORDER BY …` literal.
+macro_rules! outbox_entry_sql {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, kind, to_addr, subject, status, attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox ",
+            $tail
+        )
+    };
+}
+use outbox_entry_sql;
+
+fn outbox_entry(r: &sqlx::sqlite::SqliteRow) -> OutboxEntry {
+    let time = |i: usize| {
+        r.get::<Option<String>, _>(i)
+            .as_deref()
+            .and_then(crate::clock::parse_db_time)
+    };
+    OutboxEntry {
+        id: r.get(0),
+        kind: r.get(1),
+        to_addr: r.get(2),
+        subject: r.get(3),
+        status: r.get(4),
+        attempts: r.get(5),
+        next_attempt_at: time(6),
+        last_error: r.get(7),
+        created_at: time(8),
+        sent_at: time(9),
     }
 }
 
@@ -566,6 +811,20 @@ pub fn default_database_url(data_dir: &Path) -> String {
 }
 
 /// The Message-ID of raw bytes, read with the headers only (the body is not parsed here).
+/// A message as one UID FETCH gave it: where it is, its bytes, its INTERNALDATE.
+pub type Fetched<'a> = (ImapKey, &'a [u8], Option<DateTime<Utc>>);
+
+/// A message's bytes as written to the blob directory.
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    pub sha256: String,
+    pub size: u64,
+    /// The sender's Message-ID, read from the header (see [`raw_message_id`]).
+    pub message_id: Option<String>,
+}
+
+/// The Message-ID in the header of `raw`, which may be only the head of a message: the
+/// header is all that is read.
 pub fn raw_message_id(raw: &[u8]) -> Option<String> {
     mail_parser::MessageParser::default()
         .parse_headers(raw)

@@ -17,6 +17,66 @@ use tokio::net::TcpStream;
 pub const IMAP_PORT: u16 = 3143;
 pub const SMTP_PORT: u16 = 2525;
 
+/// A mail stack of `scripts/mailstack.sh`: the shared one (default directory and ports), or a
+/// private one that a test binary starts for itself (tests/faults.rs stops and restarts its
+/// servers, which must not disturb other test binaries that may run at the same time).
+#[derive(Debug, Clone, Copy)]
+pub struct Stack {
+    /// MAILSTACK_DIR, or `None` for the script's default (the shared stack).
+    pub dir: Option<&'static str>,
+    pub imap: u16,
+    pub imaps: u16,
+    pub smtp: u16,
+}
+
+pub const SHARED_STACK: Stack = Stack {
+    dir: None,
+    imap: IMAP_PORT,
+    imaps: 3993,
+    smtp: SMTP_PORT,
+};
+
+static STACK: OnceLock<Stack> = OnceLock::new();
+
+/// The stack this test binary uses (the shared one unless [`use_private_stack`] was called).
+pub fn stack() -> Stack {
+    *STACK.get_or_init(|| SHARED_STACK)
+}
+
+/// Makes this test binary use its own stack, started fresh (wiped) on first use. Call it
+/// before anything else touches the servers.
+pub fn use_private_stack(s: Stack) {
+    let chosen = STACK.get_or_init(|| s);
+    assert_eq!(
+        chosen.dir, s.dir,
+        "use_private_stack called after the stack was chosen"
+    );
+}
+
+/// `scripts/mailstack.sh ARG` for this binary's stack; panics (with its output) on failure.
+pub fn mailstack_cmd(arg: &str) {
+    let st = stack();
+    let mut cmd = Command::new("bash");
+    cmd.arg(root().join("scripts/mailstack.sh")).arg(arg);
+    if let Some(dir) = st.dir {
+        cmd.env("MAILSTACK_DIR", dir)
+            .env("MAILSTACK_IMAP_PORT", st.imap.to_string())
+            .env("MAILSTACK_IMAPS_PORT", st.imaps.to_string())
+            .env("MAILSTACK_SMTP_PORT", st.smtp.to_string());
+    }
+    let out = cmd.output().expect("run scripts/mailstack.sh");
+    // The faults themselves (stop-…, restart-…) are worth seeing in a test's output.
+    if arg.starts_with("stop") || arg.starts_with("restart") {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        out.status.success(),
+        "scripts/mailstack.sh {arg} failed (the tests need the local mail servers and root):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -31,6 +91,11 @@ pub fn shared() -> Option<PathBuf> {
 pub fn mailstack() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
+        if stack().dir.is_some() {
+            // A private stack: always from a clean slate.
+            mailstack_cmd("start");
+            return;
+        }
         let script = root().join("scripts/mailstack.sh");
         let ok = Command::new("bash")
             .arg(&script)
@@ -107,7 +172,7 @@ impl TestEnv {
                 r#"
 [imap]
 host = "127.0.0.1"
-port = {IMAP_PORT}
+port = {imap_port}
 tls = "none"
 user = "{user}@example.test"
 password_file = "secrets/imap.password"
@@ -117,7 +182,7 @@ poll_interval = "{poll}"
 timeout = "20s"
 [smtp]
 host = "127.0.0.1"
-port = {SMTP_PORT}
+port = {smtp_port}
 tls = "none"
 from_address = "{user}@example.test"
 from_name = "申报系统"
@@ -133,6 +198,8 @@ roster = "roster.csv"
 message_id_domain = "{domain}"
 max_per_sender = {max}
 "#,
+                imap_port = stack().imap,
+                smtp_port = stack().smtp,
                 poll = opts.poll_interval,
                 deadline = opts.deadline,
                 max = opts.max_per_sender,
@@ -299,7 +366,7 @@ pub type Session = async_imap::Session<TcpStream>;
 
 /// A plain IMAP session as `user` (`intake`, `catchall`, `branch1` …).
 pub async fn imap(user: &str) -> Session {
-    let tcp = TcpStream::connect(("127.0.0.1", IMAP_PORT))
+    let tcp = TcpStream::connect(("127.0.0.1", stack().imap))
         .await
         .expect("connect IMAP");
     let mut client = async_imap::Client::new(tcp);

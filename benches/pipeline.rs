@@ -1,0 +1,1039 @@
+//! The benchmark: shenbao against the real mail servers of `scripts/mailstack.sh`, in the
+//! release build, measured from the outside the way an operator would see it.
+//!
+//! ```text
+//! cargo bench --bench pipeline                          # everything, N = 100, 1000, 10000
+//! cargo bench --bench pipeline -- --sizes 100,1000 --latency 200 --big-mb 50 --no-corpus
+//! ```
+//!
+//! 1. Throughput: N generated applications (a .docx form and an .xlsx summary each; every
+//!    tenth mail a legacy .doc + .xls, every tenth a zip of both, every tenth GBK-encoded headers)
+//!    are APPENDed to the `bench` mailbox while no daemon runs; then the daemon starts with
+//!    `--backfill-since` and the clock runs until every one of them is stored, read, checked
+//!    and has its acknowledgement queued (and then until every ack was handed to Postfix).
+//! 2. Latency: the daemon idles on an empty mailbox; applications are sent through Postfix at
+//!    a steady rate; each one's time from "Postfix accepted it" to "its ack is in the branch's
+//!    mailbox" (read over IMAP every 20 ms) gives p50 / p95 / max.
+//! 3. Memory: the daemon's peak RSS (VmHWM) in every run, and alone with one application that
+//!    carries a 50 MB attachment.
+//! 4. Parse + extract alone, in this process: every mail and Office file of `../shared/corpus`
+//!    and `../shared/samples` through `understand` + `extract` (Office files wrapped as the
+//!    attachment of a mail), MiB/s over the raw bytes.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{EnvOptions, TestEnv, imap};
+use futures::TryStreamExt;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INTAKE: &str = "bench";
+const REPLIES: &str = "benchreply";
+const BRANCHES: usize = 600;
+const COLLEGES: &[&str] = &[
+    "土木工程学院",
+    "机械与能源工程学院",
+    "电子与信息工程学院",
+    "经济与管理学院",
+    "海洋与地球科学学院",
+    "环境科学与工程学院",
+    "材料科学与工程学院",
+    "交通运输工程学院",
+    "建筑与城市规划学院",
+    "软件学院",
+    "外国语学院",
+    "人文学院",
+    "法学院",
+    "医学院",
+    "生命科学与技术学院",
+    "数学科学学院",
+    "物理科学与工程学院",
+    "化学科学与工程学院",
+    "汽车学院",
+    "设计创意学院",
+];
+const SURNAMES: &[char] = &['王', '李', '张', '刘', '陈', '杨', '赵', '黄', '周', '吴'];
+const GIVEN: &[&str] = &[
+    "晓明", "雨桐", "子涵", "浩然", "思远", "佳怡", "梓萱", "一鸣",
+];
+
+struct Args {
+    sizes: Vec<usize>,
+    latency: usize,
+    rate: f64,
+    big_mb: usize,
+    corpus: bool,
+    /// Only parse + extract this many generated applications in process, then stop.
+    parse_only: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        sizes: vec![100, 1000, 10000],
+        latency: 200,
+        rate: 20.0,
+        big_mb: 50,
+        corpus: true,
+        parse_only: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().unwrap_or_default();
+        match arg.as_str() {
+            "--sizes" => {
+                a.sizes = val()
+                    .split(',')
+                    .filter_map(|s| s.trim().parse().ok())
+                    .collect()
+            }
+            "--latency" => a.latency = val().parse().unwrap_or(a.latency),
+            "--rate" => a.rate = val().parse().unwrap_or(a.rate),
+            "--big-mb" => a.big_mb = val().parse().unwrap_or(a.big_mb),
+            "--no-corpus" => a.corpus = false,
+            "--parse-only" => a.parse_only = val().parse().unwrap_or(1000),
+            // `cargo bench` passes --bench to every bench target.
+            "--bench" => {}
+            other => eprintln!("bench: ignoring unknown argument {other}"),
+        }
+    }
+    a
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated applications
+
+struct Branch {
+    college: &'static str,
+    name: String,
+    secretary: String,
+    email: String,
+}
+
+fn roster() -> Vec<Branch> {
+    const NUM: &[&str] = &["一", "二", "三", "四", "五"];
+    (0..BRANCHES)
+        .map(|k| {
+            let college = COLLEGES[k % COLLEGES.len()];
+            // 30 branches a college: 21 undergraduate (7 years × 3), 5 master's, 4 doctoral.
+            let j = (k / COLLEGES.len()) % 30;
+            let name = match j {
+                0..=20 => format!("{college}{}级本科生第{}党支部", 2019 + j % 7, NUM[j / 7]),
+                21..=25 => format!("{college}硕士研究生第{}党支部", NUM[j - 21]),
+                _ => format!("{college}博士研究生第{}党支部", NUM[j - 26]),
+            };
+            Branch {
+                college,
+                name,
+                secretary: person(k),
+                email: format!("{REPLIES}+b{k}@example.test"),
+            }
+        })
+        .collect()
+}
+
+fn person(k: usize) -> String {
+    format!(
+        "{}{}",
+        SURNAMES[k % SURNAMES.len()],
+        GIVEN[(k / SURNAMES.len()) % GIVEN.len()]
+    )
+}
+
+fn roster_csv(branches: &[Branch]) -> String {
+    let mut s = String::from("学院,支部名称,书记,书记邮箱\n");
+    for b in branches {
+        s.push_str(&format!(
+            "{},{},{},{}\n",
+            b.college, b.name, b.secretary, b.email
+        ));
+    }
+    s
+}
+
+/// The genuine attachments every generated mail is made from.
+struct Templates {
+    docx: Vec<u8>,
+    xlsx: Vec<u8>,
+    doc: Vec<u8>,
+    xls: Vec<u8>,
+}
+
+fn templates() -> Templates {
+    let root = common::root();
+    let raw = common::read(&root.join("tests/fixtures/samples/c010/message.eml"));
+    let msg = mail_parser::MessageParser::default()
+        .parse(&raw[..])
+        .expect("c010 parses");
+    let mut docx = None;
+    let mut xlsx = None;
+    for a in msg.attachments() {
+        let name = mail_parser::MimeHeaders::attachment_name(a).unwrap_or_default();
+        if name.ends_with(".docx") {
+            docx = Some(a.contents().to_vec());
+        } else if name.ends_with(".xlsx") {
+            xlsx = Some(a.contents().to_vec());
+        }
+    }
+    let office = root.join("tests/fixtures/office");
+    Templates {
+        docx: docx.expect("c010 .docx"),
+        xlsx: xlsx.expect("c010 .xlsx"),
+        doc: common::read(&office.join("form-base.doc")),
+        xls: common::read(&office.join("summary-base.xls")),
+    }
+}
+
+/// XML numeric character references, as LibreOffice writes the summary's strings.
+fn ncr(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                format!("&#{};", u32::from(c))
+            }
+        })
+        .collect()
+}
+
+/// Rewrites text in the XML entries of an Office zip.
+fn patch_zip(zip_bytes: &[u8], edits: &[(String, String)]) -> Vec<u8> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).expect("zip");
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).expect("entry");
+        let name = f.name().expect("entry name").to_string();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).expect("read entry");
+        if name.ends_with("document.xml") || name.ends_with("sheet1.xml") {
+            let mut text = String::from_utf8(data).expect("utf-8 xml");
+            for (from, to) in edits {
+                text = text.replace(from.as_str(), to);
+            }
+            data = text.into_bytes();
+        }
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("start");
+        out.write_all(&data).expect("write");
+    }
+    out.finish().expect("finish").into_inner()
+}
+
+/// A deflated zip of `files`.
+fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in files {
+        out.start_file(
+            name.to_string(),
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated),
+        )
+        .expect("start");
+        out.write_all(bytes).expect("write");
+    }
+    out.finish().expect("finish").into_inner()
+}
+
+fn b64_lines(bytes: &[u8]) -> String {
+    let b = shenbao::compose::base64(bytes);
+    let mut out = String::with_capacity(b.len() + b.len() / 76 * 2 + 2);
+    for chunk in b.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn encoded_word(s: &str, gbk: bool) -> String {
+    if gbk {
+        let (bytes, _, _) = encoding_rs::GBK.encode(s);
+        format!("=?gb2312?B?{}?=", shenbao::compose::base64(&bytes))
+    } else {
+        format!("=?UTF-8?B?{}?=", shenbao::compose::base64(s.as_bytes()))
+    }
+}
+
+/// Filename parameters in the RFC 2231 form, percent-encoded in `gbk` or UTF-8.
+fn filename_param(name: &str, gbk: bool) -> String {
+    let (charset, bytes) = if gbk {
+        ("gb2312", encoding_rs::GBK.encode(name).0.into_owned())
+    } else {
+        ("utf-8", name.as_bytes().to_vec())
+    };
+    let mut v = String::new();
+    for b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+            v.push(char::from(b));
+        } else {
+            v.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("filename*={charset}''{v}")
+}
+
+/// Application `i`: the branch, its Message-ID and the raw mail.
+fn application(
+    i: usize,
+    branches: &[Branch],
+    t: &Templates,
+    to: &str,
+    big: Option<&[u8]>,
+) -> (String, Vec<u8>) {
+    let b = &branches[i % branches.len()];
+    let msgid = format!("bench-{i}-{}@mail.example.edu.cn", std::process::id());
+    let variant = i % 10;
+    let project = format!("“红色领航”第{i}期党员先锋工程");
+    let leader = person(i * 7 + 3);
+    let phone = format!("1{:010}", 3_800_000_000u64 + i as u64);
+    let word_edits = vec![
+        (
+            "海洋与地球科学学院2022级本科生党支部".to_string(),
+            b.name.clone(),
+        ),
+        ("“育苗”党团衔接培养工程".to_string(), project.clone()),
+        ("朱语嫣".to_string(), leader.clone()),
+        ("18224039607".to_string(), phone.clone()),
+    ];
+    let sheet_edits: Vec<(String, String)> = vec![
+        (ncr("海洋与地球科学学院2022级本科生党支部"), ncr(&b.name)),
+        (ncr("海洋与地球科学学院"), ncr(b.college)),
+        (ncr("“育苗”党团衔接培养工程"), ncr(&project)),
+        (ncr("朱语嫣"), ncr(&leader)),
+        ("18224039607".to_string(), phone.clone()),
+    ];
+    let form_name = format!("{}-项目申请表", b.name);
+    let summary_name = format!("对标争先建设项目申报汇总表_{}", b.name);
+    let mut files: Vec<(String, &str, Vec<u8>)> = match variant {
+        6 => vec![
+            (
+                format!("{form_name}.doc"),
+                "application/msword",
+                t.doc.clone(),
+            ),
+            (
+                format!("{summary_name}.xls"),
+                "application/vnd.ms-excel",
+                t.xls.clone(),
+            ),
+        ],
+        9 => {
+            let docx = patch_zip(&t.docx, &word_edits);
+            let xlsx = patch_zip(&t.xlsx, &sheet_edits);
+            let zip = zip_of(&[
+                (&format!("{form_name}.docx"), &docx),
+                (&format!("{summary_name}.xlsx"), &xlsx),
+            ]);
+            vec![(
+                format!("{}-申报材料.zip", b.name),
+                "application/x-zip-compressed",
+                zip,
+            )]
+        }
+        _ => vec![
+            (
+                format!("{form_name}.docx"),
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                patch_zip(&t.docx, &word_edits),
+            ),
+            (
+                format!("{summary_name}.xlsx"),
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                patch_zip(&t.xlsx, &sheet_edits),
+            ),
+        ],
+    };
+    if let Some(big) = big {
+        files.push((
+            "活动照片（原图）.zip".to_string(),
+            "application/zip",
+            big.to_vec(),
+        ));
+    }
+    let gbk = variant == 8 || variant == 3;
+    let subject = format!("对标争先建设项目申报－{}", b.name);
+    let boundary = format!("----=_Part_{i}_bench");
+    let body = format!(
+        "老师您好：\r\n\r\n附件是{}的项目申请表和汇总表，请查收。\r\n\r\n{}\r\n",
+        b.name, b.secretary
+    );
+    let mut m = String::new();
+    m.push_str(&format!(
+        "From: {} <{}>\r\nTo: <{to}>\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{msgid}>\r\nMIME-Version: 1.0\r\n",
+        encoded_word(&b.secretary, gbk),
+        b.email,
+        encoded_word(&subject, gbk),
+        chrono::Utc::now().to_rfc2822(),
+    ));
+    m.push_str(&format!(
+        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"
+    ));
+    if gbk {
+        let (bytes, _, _) = encoding_rs::GBK.encode(&body);
+        m.push_str(&format!(
+            "--{boundary}\r\nContent-Type: text/plain; charset=\"gb2312\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+            b64_lines(&bytes)
+        ));
+    } else {
+        m.push_str(&format!(
+            "--{boundary}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+            b64_lines(body.as_bytes())
+        ));
+    }
+    let mut raw = m.into_bytes();
+    for (name, ctype, bytes) in files {
+        let head = format!(
+            "--{boundary}\r\nContent-Type: {ctype}; name=\"{}\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; {}\r\n\r\n",
+            encoded_word(&name, gbk),
+            filename_param(&name, gbk)
+        );
+        raw.extend_from_slice(head.as_bytes());
+        raw.extend_from_slice(b64_lines(&bytes).as_bytes());
+    }
+    raw.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (msgid, raw)
+}
+
+/// A zip of "photos" (incompressible bytes, stored) of about `mb` MiB.
+fn big_zip(mb: usize) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let per = 4 << 20;
+    let mut left = mb << 20;
+    let mut n = 0;
+    while left > 0 {
+        let len = left.min(per);
+        let mut data = Vec::with_capacity(len);
+        while data.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+        data.truncate(len);
+        n += 1;
+        out.start_file(
+            format!("IMG_{n:04}.jpg"),
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored),
+        )
+        .expect("start");
+        out.write_all(&data).expect("write");
+        left -= len;
+    }
+    out.finish().expect("finish").into_inner()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon and what we read off it
+
+struct Running {
+    child: Child,
+    log: PathBuf,
+    peak_rss_kb: u64,
+}
+
+impl Running {
+    fn start(env: &TestEnv, backfill: bool) -> Running {
+        let log = env.dir.join("daemon.log");
+        let f = std::fs::File::create(&log).expect("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shenbao"));
+        cmd.arg("--config").arg(&env.config).arg("run");
+        if backfill {
+            cmd.arg("--backfill-since").arg("2000-01-01");
+        }
+        let child = cmd
+            .env("SHENBAO_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .expect("start daemon");
+        Running {
+            child,
+            log,
+            peak_rss_kb: 0,
+        }
+    }
+
+    /// VmHWM: the kernel's own high-water mark of the resident set.
+    fn sample(&mut self) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        for line in status.lines() {
+            if let Some(v) = line.strip_prefix("VmHWM:") {
+                let kb = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                self.peak_rss_kb = self.peak_rss_kb.max(kb);
+            }
+        }
+        if let Ok(Some(s)) = self.child.try_wait() {
+            panic!(
+                "daemon exited ({s}):\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+
+    /// User + system CPU seconds the daemon has used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may contain spaces): utime is the 12th, stime
+        // the 13th, in clock ticks (100 per second on Linux).
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect();
+        (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+    }
+
+    fn stop(mut self) -> u64 {
+        self.sample();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        self.peak_rss_kb
+    }
+}
+
+async fn db(env: &TestEnv) -> Option<sqlx::SqlitePool> {
+    use std::str::FromStr;
+    let path = env.dir.join("data/shenbao.db");
+    if !path.exists() {
+        return None;
+    }
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&env.db_url())
+        .ok()?
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(5));
+    sqlx::SqlitePool::connect_with(opts).await.ok()
+}
+
+async fn scalar(pool: &sqlx::SqlitePool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap_or(0)
+}
+
+const DONE_SQL: &str = "SELECT COUNT(*) FROM messages WHERE status != 'stored' AND disposition IN ('application', 'closure', 'subject_help', 'question', 'auto')";
+const QUEUED_SQL: &str = "SELECT COUNT(*) FROM outbox WHERE kind = 'ack'";
+const SENT_SQL: &str = "SELECT COUNT(*) FROM outbox WHERE kind = 'ack' AND status = 'sent'";
+
+async fn bench_env(name: &str, branches: &[Branch], extra_imap: &str) -> TestEnv {
+    let roster = roster_csv(branches);
+    let env = TestEnv::new(
+        name,
+        INTAKE,
+        EnvOptions {
+            roster: &roster,
+            deadline: "2035-12-31T23:59:59",
+            poll_interval: "10m",
+            max_per_sender: 1000,
+        },
+    )
+    .await;
+    common::empty_inbox(REPLIES).await;
+    let cfg = std::fs::read_to_string(&env.config).expect("config");
+    let cfg = cfg.replace("[smtp]", &format!("{extra_imap}\n[smtp]"));
+    std::fs::write(&env.config, cfg).expect("config");
+    env
+}
+
+/// Removes the run's processed folder (it holds every message of the run).
+async fn cleanup(env: &TestEnv) {
+    let mut s = imap(INTAKE).await;
+    let _ = s.delete(common::mutf7(&env.processed)).await;
+    let _ = s.logout().await;
+    common::empty_inbox(INTAKE).await;
+    common::empty_inbox(REPLIES).await;
+    let _ = std::fs::remove_dir_all(&env.dir);
+}
+
+struct Throughput {
+    n: usize,
+    append_s: f64,
+    queued_s: f64,
+    sent_s: f64,
+    /// Daemon CPU seconds when every ack was queued, and at the end.
+    cpu_queued: f64,
+    cpu_s: f64,
+    peak_rss_mb: f64,
+    db_mb: f64,
+}
+
+async fn throughput(n: usize, branches: &[Branch], t: &Templates) -> Throughput {
+    let env = bench_env(&format!("bench-{n}"), branches, "").await;
+    eprintln!("bench: N = {n}: generating and appending");
+    let started = Instant::now();
+    let mut s = imap(INTAKE).await;
+    for i in 0..n {
+        let (_, raw) = application(i, branches, t, &format!("{INTAKE}@example.test"), None);
+        s.append("INBOX", None, None, &raw).await.expect("APPEND");
+    }
+    let _ = s.logout().await;
+    let append_s = started.elapsed().as_secs_f64();
+    eprintln!("bench: N = {n}: appended in {append_s:.1} s; starting the daemon");
+
+    let started = Instant::now();
+    let mut d = Running::start(&env, true);
+    let mut queued_s = None;
+    let mut cpu_queued = 0.0;
+    let sent_s;
+    let limit = Duration::from_secs(60 + n as u64);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        d.sample();
+        assert!(
+            started.elapsed() < limit,
+            "N = {n}: not done after {limit:?}; see {}",
+            d.log.display()
+        );
+        let Some(pool) = db(&env).await else { continue };
+        let done = scalar(&pool, DONE_SQL).await;
+        let queued = scalar(&pool, QUEUED_SQL).await;
+        let sent = scalar(&pool, SENT_SQL).await;
+        pool.close().await;
+        if queued_s.is_none() && done >= n as i64 && queued >= n as i64 {
+            queued_s = Some(started.elapsed().as_secs_f64());
+            cpu_queued = d.cpu_seconds();
+        }
+        if queued_s.is_some() && sent >= n as i64 {
+            sent_s = started.elapsed().as_secs_f64();
+            break;
+        }
+    }
+    let cpu_s = d.cpu_seconds();
+    let peak = d.stop();
+    let db_mb = std::fs::metadata(env.dir.join("data/shenbao.db"))
+        .map(|m| m.len() as f64 / 1048576.0)
+        .unwrap_or(0.0);
+    cleanup(&env).await;
+    Throughput {
+        n,
+        append_s,
+        queued_s: queued_s.unwrap_or(f64::NAN),
+        sent_s,
+        cpu_queued,
+        cpu_s,
+        peak_rss_mb: peak as f64 / 1024.0,
+        db_mb,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+struct Latency {
+    n: usize,
+    rate: f64,
+    p50: f64,
+    p95: f64,
+    max: f64,
+    peak_rss_mb: f64,
+}
+
+/// In-Reply-To of every message above `after` in `user`'s INBOX, with the UID.
+async fn replies_since(s: &mut common::Session, after: u32) -> Vec<(u32, String)> {
+    let Ok(stream) = s
+        .uid_fetch(
+            format!("{}:*", after + 1),
+            "(UID BODY.PEEK[HEADER.FIELDS (IN-REPLY-TO)])",
+        )
+        .await
+    else {
+        return Vec::new();
+    };
+    let fetched: Vec<_> = stream.try_collect().await.unwrap_or_default();
+    fetched
+        .iter()
+        .filter_map(|f| {
+            let uid = f.uid?;
+            (uid > after).then_some(())?;
+            let h = String::from_utf8_lossy(f.header().or(f.body())?).into_owned();
+            let id = h
+                .split_once(':')
+                .map(|(_, v)| v.trim().trim_matches(['<', '>']).to_string())?;
+            Some((uid, id))
+        })
+        .collect()
+}
+
+async fn latency(n: usize, rate: f64, branches: &[Branch], t: &Templates) -> Latency {
+    let env = bench_env("bench-latency", branches, "").await;
+    let mut d = Running::start(&env, false);
+    wait_connected(&env).await;
+    let transport =
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(common::SMTP_PORT)
+            .build();
+    let mails: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| application(i, branches, t, &format!("{INTAKE}@example.test"), None))
+        .collect();
+    let sent_at = std::sync::Arc::new(std::sync::Mutex::new(HashMap::<String, Instant>::new()));
+    let sender = {
+        let sent_at = sent_at.clone();
+        tokio::spawn(async move {
+            use lettre::AsyncTransport;
+            let gap = Duration::from_secs_f64(1.0 / rate);
+            let mut next = Instant::now();
+            for (i, (msgid, raw)) in mails.iter().enumerate() {
+                let from = branches_email(i);
+                let env = lettre::address::Envelope::new(
+                    Some(from.parse().expect("from")),
+                    vec![format!("{INTAKE}@example.test").parse().expect("to")],
+                )
+                .expect("envelope");
+                transport.send_raw(&env, raw).await.expect("SMTP send");
+                if let Ok(mut m) = sent_at.lock() {
+                    m.insert(msgid.clone(), Instant::now());
+                }
+                next += gap;
+                tokio::time::sleep_until(next.into()).await;
+            }
+        })
+    };
+    let mut s = imap(REPLIES).await;
+    s.select("INBOX").await.expect("SELECT");
+    let mut last = 0u32;
+    let mut arrived: HashMap<String, Instant> = HashMap::new();
+    let started = Instant::now();
+    while arrived.len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(120 + (n as f64 / rate) as u64),
+            "latency: only {} of {n} acks arrived; see {}",
+            arrived.len(),
+            d.log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = s.noop().await;
+        for (uid, id) in replies_since(&mut s, last).await {
+            last = last.max(uid);
+            arrived.entry(id).or_insert_with(Instant::now);
+        }
+        d.sample();
+    }
+    sender.await.expect("sender task");
+    let _ = s.logout().await;
+    let peak = d.stop();
+    let sent = sent_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let mut lat: Vec<f64> = arrived
+        .iter()
+        .filter_map(|(id, at)| Some(at.duration_since(*sent.get(id)?).as_secs_f64()))
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    cleanup(&env).await;
+    Latency {
+        n,
+        rate,
+        p50: percentile(&lat, 50.0),
+        p95: percentile(&lat, 95.0),
+        max: lat.last().copied().unwrap_or(f64::NAN),
+        peak_rss_mb: peak as f64 / 1024.0,
+    }
+}
+
+fn branches_email(i: usize) -> String {
+    format!("{REPLIES}+b{}@example.test", i % BRANCHES)
+}
+
+/// Waits until the daemon has connected (its watermark row exists).
+async fn wait_connected(env: &TestEnv) {
+    let started = Instant::now();
+    loop {
+        if let Some(pool) = db(env).await {
+            let n = scalar(&pool, "SELECT COUNT(*) FROM mailbox_state").await;
+            pool.close().await;
+            if n > 0 {
+                // IDLE is entered right after the first catch-up.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "daemon did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Big {
+    mb: usize,
+    raw_mb: f64,
+    seconds: f64,
+    peak_rss_mb: f64,
+}
+
+async fn big(mb: usize, branches: &[Branch], t: &Templates) -> Big {
+    let env = bench_env("bench-big", branches, "max_message_size = \"200MB\"").await;
+    let zip = big_zip(mb);
+    let (_, raw) = application(
+        1,
+        branches,
+        t,
+        &format!("{INTAKE}@example.test"),
+        Some(&zip),
+    );
+    drop(zip);
+    let raw_mb = raw.len() as f64 / 1048576.0;
+    let mut s = imap(INTAKE).await;
+    s.append("INBOX", None, None, &raw).await.expect("APPEND");
+    let _ = s.logout().await;
+    drop(raw);
+    let started = Instant::now();
+    let mut d = Running::start(&env, true);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        d.sample();
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the big mail was not processed; see {}",
+            d.log.display()
+        );
+        let Some(pool) = db(&env).await else { continue };
+        let sent = scalar(&pool, SENT_SQL).await;
+        pool.close().await;
+        if sent >= 1 {
+            break;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = d.stop();
+    cleanup(&env).await;
+    Big {
+        mb,
+        raw_mb,
+        seconds,
+        peak_rss_mb: peak as f64 / 1024.0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parse + extract alone
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// An Office file as the attachment of a minimal mail, the way it reaches the pipeline.
+fn wrap(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.test\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; {}\r\n\r\n",
+        filename_param(name, false)
+    )
+    .into_bytes();
+    m.extend_from_slice(b64_lines(bytes).as_bytes());
+    m.extend_from_slice(b"--b--\r\n");
+    m
+}
+
+struct CorpusRun {
+    files: usize,
+    mib: f64,
+    seconds: f64,
+    slowest: (f64, String),
+}
+
+fn corpus() -> Option<CorpusRun> {
+    let shared = common::shared()?;
+    let mut paths = Vec::new();
+    files(&shared.join("corpus/email"), &mut paths);
+    files(&shared.join("corpus/office"), &mut paths);
+    files(&shared.join("samples"), &mut paths);
+    let mut inputs: Vec<(String, Vec<u8>, usize)> = Vec::new();
+    for p in paths {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let rel = p.strip_prefix(&shared).unwrap_or(&p).display().to_string();
+        let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        let raw_len = bytes.len();
+        if rel.contains("/email/") || ext == "eml" {
+            inputs.push((rel, bytes, raw_len));
+        } else if rel.contains("/office/")
+            || ["doc", "docx", "xls", "xlsx", "zip"].contains(&ext.as_str())
+        {
+            inputs.push((rel, wrap(&name, &bytes), raw_len));
+        }
+    }
+    let guard = shenbao::message::LoopGuard {
+        own_domain: "bench.shenbao.test".into(),
+        loop_header: shenbao::compose::LOOP_HEADER.into(),
+        own_addresses: vec!["bench@example.test".into()],
+    };
+    let sections: Vec<String> = Vec::new();
+    let total: usize = inputs.iter().map(|i| i.2).sum();
+    let mut best = f64::INFINITY;
+    let mut slowest = (0.0, String::new());
+    for _ in 0..3 {
+        let started = Instant::now();
+        for (rel, raw, _) in &inputs {
+            let t = Instant::now();
+            let u = shenbao::message::understand(raw, &guard);
+            let e = shenbao::extract::extract(&u.attachments, &sections);
+            std::hint::black_box(&e);
+            let dt = t.elapsed().as_secs_f64();
+            if dt > slowest.0 {
+                slowest = (dt, rel.clone());
+            }
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Some(CorpusRun {
+        files: inputs.len(),
+        mib: total as f64 / 1048576.0,
+        seconds: best,
+        slowest,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem} RAM")
+}
+
+fn main() {
+    let a = args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    if a.parse_only > 0 {
+        let branches = roster();
+        let t = templates();
+        let mails: Vec<Vec<u8>> = (0..a.parse_only)
+            .map(|i| application(i, &branches, &t, "bench@example.test", None).1)
+            .collect();
+        let guard = shenbao::message::LoopGuard {
+            own_domain: "bench.shenbao.test".into(),
+            loop_header: shenbao::compose::LOOP_HEADER.into(),
+            own_addresses: vec!["bench@example.test".into()],
+        };
+        let started = Instant::now();
+        for raw in &mails {
+            let u = shenbao::message::understand(raw, &guard);
+            std::hint::black_box(shenbao::extract::extract(&u.attachments, &[]));
+        }
+        let dt = started.elapsed().as_secs_f64();
+        let mib = mails.iter().map(Vec::len).sum::<usize>() as f64 / 1048576.0;
+        println!(
+            "parse + extract of {} generated applications: {:.3} ms each, {:.1} MiB/s",
+            mails.len(),
+            dt * 1000.0 / mails.len() as f64,
+            mib / dt
+        );
+        return;
+    }
+    rt.block_on(async {
+        common::mailstack();
+        let branches: &'static [Branch] = Box::leak(roster().into_boxed_slice());
+        let t: &'static Templates = Box::leak(Box::new(templates()));
+        println!("shenbao benchmark — {}", machine());
+        println!("command: cargo bench --bench pipeline -- {}", std::env::args().skip(1).filter(|a| a != "--bench").collect::<Vec<_>>().join(" "));
+        println!();
+        let mut rows = Vec::new();
+        for &n in &a.sizes {
+            let r = throughput(n, branches, t).await;
+            eprintln!(
+                "bench: N = {n}: {:.1} s to queue every ack ({:.0}/s, daemon CPU {:.1} s), {:.1} s to send them (CPU {:.1} s), peak RSS {:.0} MB",
+                r.queued_s,
+                n as f64 / r.queued_s,
+                r.cpu_queued,
+                r.sent_s,
+                r.cpu_s,
+                r.peak_rss_mb
+            );
+            rows.push(r);
+        }
+        if !rows.is_empty() {
+            println!("| N | APPEND (s) | in mailbox → ack queued (s) | applications/s | daemon CPU per application (ms) | all acks sent (s) | peak RSS (MB) | database (MB) |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for r in &rows {
+                println!(
+                    "| {} | {:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:.1} |",
+                    r.n,
+                    r.append_s,
+                    r.queued_s,
+                    r.n as f64 / r.queued_s,
+                    r.cpu_queued * 1000.0 / r.n as f64,
+                    r.sent_s,
+                    r.peak_rss_mb,
+                    r.db_mb
+                );
+            }
+            println!();
+        }
+        if a.latency > 0 {
+            let l = latency(a.latency, a.rate, branches, t).await;
+            println!("| latency, IDLE | mails | rate (/s) | p50 (s) | p95 (s) | max (s) | peak RSS (MB) |");
+            println!("|---|---:|---:|---:|---:|---:|---:|");
+            println!(
+                "| Postfix accepted → ack in the branch's mailbox | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.0} |",
+                l.n, l.rate, l.p50, l.p95, l.max, l.peak_rss_mb
+            );
+            println!();
+        }
+        if a.big_mb > 0 {
+            let b = big(a.big_mb, branches, t).await;
+            println!("| one application with a {} MB attachment | raw mail (MB) | processed and acked (s) | peak RSS (MB) |", b.mb);
+            println!("|---|---:|---:|---:|");
+            println!("| | {:.1} | {:.2} | {:.0} |", b.raw_mb, b.seconds, b.peak_rss_mb);
+            println!();
+        }
+        if a.corpus {
+            match corpus() {
+                Some(c) => {
+                    println!("| parse + extract alone | files | MiB | best of 3 (s) | MiB/s | slowest file |");
+                    println!("|---|---:|---:|---:|---:|---|");
+                    println!(
+                        "| ../shared/corpus + samples | {} | {:.1} | {:.3} | {:.1} | {} ({:.1} ms) |",
+                        c.files,
+                        c.mib,
+                        c.seconds,
+                        c.mib / c.seconds,
+                        c.slowest.1,
+                        c.slowest.0 * 1000.0
+                    );
+                }
+                None => println!("../shared/corpus not present: parse + extract throughput skipped"),
+            }
+        }
+    });
+}
