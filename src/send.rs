@@ -60,6 +60,9 @@ pub fn backoff(initial: Duration, attempts: i64) -> Duration {
     initial.saturating_mul(1 << exp).min(MAX_BACKOFF)
 }
 
+/// Mails marked in flight (and then sent) with one transaction each way.
+const SEND_BATCH: usize = 20;
+
 pub struct Sender {
     pub store: Store,
     pub clock: Clock,
@@ -229,55 +232,76 @@ impl Sender {
             if due.is_empty() {
                 return Ok(sent);
             }
-            for row in &due {
-                if row.unconfirmed {
-                    match self.copy_arrived(row).await? {
-                        CopyCheck::Arrived => {
-                            tracing::info!(id = row.id, message_id = %row.message_id, "our copy arrived: the interrupted send went through");
-                            self.store.outbox_sent(row.id, self.clock.now()).await?;
-                            continue;
-                        }
-                        CopyCheck::Missing => {
-                            tracing::info!(id = row.id, message_id = %row.message_id, "no copy of the interrupted send: sending again");
-                        }
-                        CopyCheck::Unknown => {
-                            let later = self.clock.now()
-                                + chrono::Duration::from_std(self.cfg.confirm_grace)
-                                    .unwrap_or_default();
-                            self.store.outbox_postpone(row.id, later).await?;
-                            continue;
+            for chunk in due.chunks(SEND_BATCH) {
+                let mut to_send = Vec::with_capacity(chunk.len());
+                for row in chunk {
+                    if row.unconfirmed {
+                        match self.copy_arrived(row).await? {
+                            CopyCheck::Arrived => {
+                                tracing::info!(id = row.id, message_id = %row.message_id, "our copy arrived: the interrupted send went through");
+                                self.store
+                                    .outbox_sent_many(&[row.id], self.clock.now())
+                                    .await?;
+                                continue;
+                            }
+                            CopyCheck::Missing => {
+                                tracing::info!(id = row.id, message_id = %row.message_id, "no copy of the interrupted send: sending again");
+                            }
+                            CopyCheck::Unknown => {
+                                let later = self.clock.now()
+                                    + chrono::Duration::from_std(self.cfg.confirm_grace)
+                                        .unwrap_or_default();
+                                self.store.outbox_postpone(row.id, later).await?;
+                                continue;
+                            }
                         }
                     }
+                    to_send.push(row);
                 }
-                self.store.outbox_sending(row.id).await?;
-                match self.send_one(row).await {
-                    Ok(()) => {
-                        self.store.outbox_sent(row.id, self.clock.now()).await?;
-                        sent += 1;
-                        tracing::info!(id = row.id, kind = %row.kind, to = %row.to_addr, message_id = %row.message_id, "sent");
-                    }
-                    Err(e) => {
-                        let permanent = e.is_permanent();
-                        let attempts = row.attempts + 1;
-                        let give_up = permanent || attempts >= i64::from(self.cfg.max_attempts);
-                        let retry_at = (!give_up).then(|| {
-                            self.clock.now()
-                                + chrono::Duration::from_std(backoff(
-                                    self.cfg.retry_initial,
-                                    row.attempts,
-                                ))
-                                .unwrap_or_default()
-                        });
-                        tracing::warn!(id = row.id, to = %row.to_addr, attempts, permanent, error = %e, "send failed");
+                // One transaction marks the whole chunk in flight and one records it sent: a
+                // crash in between leaves them `sending`, which recovery turns into
+                // `unconfirmed` and settles by their copies, one by one.
+                let ids: Vec<i64> = to_send.iter().map(|r| r.id).collect();
+                self.store.outbox_sending_many(&ids).await?;
+                let mut done = Vec::with_capacity(to_send.len());
+                for (i, row) in to_send.iter().enumerate() {
+                    let e = match self.send_one(row).await {
+                        Ok(()) => {
+                            done.push(row.id);
+                            tracing::info!(id = row.id, kind = %row.kind, to = %row.to_addr, message_id = %row.message_id, "sent");
+                            continue;
+                        }
+                        Err(e) => e,
+                    };
+                    self.store.outbox_sent_many(&done, self.clock.now()).await?;
+                    sent += done.len();
+                    done.clear();
+                    let permanent = e.is_permanent();
+                    let attempts = row.attempts + 1;
+                    let give_up = permanent || attempts >= i64::from(self.cfg.max_attempts);
+                    let retry_at = (!give_up).then(|| {
+                        self.clock.now()
+                            + chrono::Duration::from_std(backoff(
+                                self.cfg.retry_initial,
+                                row.attempts,
+                            ))
+                            .unwrap_or_default()
+                    });
+                    tracing::warn!(id = row.id, to = %row.to_addr, attempts, permanent, error = %e, "send failed");
+                    self.store
+                        .outbox_failed(row.id, &e.to_string(), retry_at)
+                        .await?;
+                    if !permanent {
+                        // The server is probably down: do not hammer it with the rest now;
+                        // they were not tried, so they are not counted as attempts.
                         self.store
-                            .outbox_failed(row.id, &e.to_string(), retry_at)
+                            .outbox_not_tried(ids.get(i + 1..).unwrap_or_default())
                             .await?;
-                        if !permanent {
-                            // The server is probably down: do not hammer it with the rest now.
-                            return Ok(sent);
-                        }
+                        return Ok(sent);
                     }
                 }
+                self.store.outbox_sent_many(&done, self.clock.now()).await?;
+                sent += done.len();
             }
         }
     }

@@ -545,6 +545,21 @@ async fn a_kill_9_twenty_times_during_a_thousand_mails() {
     )
     .await;
     let t = tally(&pool, &env, "catchall", &mids).await;
+    // The copies of the last acks (some sent again after the grace) may still be on their way
+    // back through the intake folder.
+    wait_for(
+        "the copy of every ack to come back",
+        Duration::from_secs(60),
+        || async {
+            scalar(
+                &pool,
+                "SELECT COUNT(*) FROM messages WHERE disposition = 'own_copy'",
+            )
+            .await
+                >= N as i64
+        },
+    )
+    .await;
     let own_copies = scalar(
         &pool,
         "SELECT COUNT(*) FROM messages WHERE disposition = 'own_copy'",

@@ -453,10 +453,46 @@ fn strip_final_newline(raw: &[u8]) -> &[u8] {
         .unwrap_or(raw)
 }
 
+/// A parsed message that is taken apart without recursion when dropped.
+///
+/// mail-parser nests each `message/rfc822` part (and each part of a `multipart/digest`) as a
+/// [`PartType::Message`] holding a whole `Message`, and parses any depth with a heap stack; but
+/// the derived `Drop` recurses once per level. A mail of ~50 bytes a level
+/// (`Content-Type: message/rfc822` tens of thousands of times, about 2 MB) then overflows the
+/// stack of the thread reading it, which aborts the whole daemon — `catch_unwind` cannot stop
+/// that — and the stored mail would do it again on every restart (found by `fuzz/`, see
+/// `deeply_nested_rfc822_does_not_overflow_the_stack`). So the nested parts are moved into one
+/// flat list and dropped one by one.
+struct FlatDrop<'x>(mail_parser::Message<'x>);
+
+impl<'x> std::ops::Deref for FlatDrop<'x> {
+    type Target = mail_parser::Message<'x>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for FlatDrop<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for FlatDrop<'_> {
+    fn drop(&mut self) {
+        let mut parts = std::mem::take(&mut self.0.parts);
+        while let Some(mut part) = parts.pop() {
+            if let PartType::Message(inner) = &mut part.body {
+                parts.append(&mut inner.parts);
+            }
+        }
+    }
+}
+
 fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
     let parsed = catch_unwind(AssertUnwindSafe(|| MessageParser::default().parse(raw)));
     let mut message = match parsed {
-        Ok(Some(message)) if !message.parts.is_empty() => message,
+        Ok(Some(message)) if !message.parts.is_empty() => FlatDrop(message),
         _ => {
             let mut u = headers_only(raw, guard);
             u.warnings

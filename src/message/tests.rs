@@ -487,3 +487,24 @@ fn body_text_is_capped_on_a_char_boundary() {
     assert!(u.body_text.len() > BODY_TEXT_LIMIT - 4);
     assert!(u.body_text.starts_with("申报材料"));
 }
+
+/// Found by the `message` fuzz target's follow-up: 50 000 nested `message/rfc822` parts (2.4 MB)
+/// parse fine, but dropping mail-parser's nested `Message`s recursed once per level and overflowed
+/// the reading thread's stack — an abort no `catch_unwind` stops. The thread here has 1 MiB,
+/// half of what tokio's blocking threads get, so the test fails without [`super::FlatDrop`].
+#[test]
+fn deeply_nested_rfc822_does_not_overflow_the_stack() {
+    let mut raw = Vec::new();
+    for _ in 0..50_000 {
+        raw.extend_from_slice(b"From: a@example.test\r\nContent-Type: message/rfc822\r\n\r\n");
+    }
+    raw.extend_from_slice(b"Subject: inner\r\n\r\nbody\r\n");
+    let understood = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || understand(&raw, &guard()))
+        .expect("spawn")
+        .join()
+        .expect("understand returns");
+    assert_eq!(understood.attachments.len(), 1);
+    assert_eq!(understood.attachments[0].filename, "转发的邮件.eml");
+}

@@ -540,12 +540,59 @@ impl Store {
             .and_then(crate::clock::parse_db_time))
     }
 
-    /// Marks a mail as being handed to SMTP, so a crash during the hand-over is known.
-    pub async fn outbox_sending(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Marks mails as being handed to SMTP (one transaction), so a crash during the hand-over
+    /// is known. Each counts as an attempt.
+    pub async fn outbox_sending_many(&self, ids: &[i64]) -> Result<()> {
+        self.outbox_update_many(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?",
+            ids,
+            None,
+        )
+        .await
+    }
+
+    /// Mails marked in flight but not tried after all (the server went away before their
+    /// turn): queued again, the attempt not counted.
+    pub async fn outbox_not_tried(&self, ids: &[i64]) -> Result<()> {
+        self.outbox_update_many(
+            "UPDATE outbox SET status = 'queued', attempts = MAX(attempts - 1, 0) WHERE id = ? AND status = 'sending'",
+            ids,
+            None,
+        )
+        .await
+    }
+
+    /// Mails the server accepted (one transaction).
+    pub async fn outbox_sent_many(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+        self.outbox_update_many(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+            ids,
+            Some(db_time(now)),
+        )
+        .await
+    }
+
+    /// Runs `sql` (`… WHERE id = ?`, after an optional first parameter) for each id, in one
+    /// transaction.
+    async fn outbox_update_many(
+        &self,
+        sql: &'static str,
+        ids: &[i64],
+        first: Option<String>,
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for &id in ids {
+            let q = sqlx::query(sql);
+            let q = match &first {
+                Some(v) => q.bind(v.clone()),
+                None => q,
+            };
+            q.bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -579,17 +626,6 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(n > 0)
-    }
-
-    pub async fn outbox_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
-        )
-        .bind(db_time(now))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// A failed attempt: retry at `retry_at`, or give up (`None`: dead letter).
