@@ -446,7 +446,10 @@ impl Running {
             cmd.arg("--backfill-since").arg("2000-01-01");
         }
         let child = cmd
-            .env("SHENBAO_LOG", "info")
+            .env(
+                "SHENBAO_LOG",
+                std::env::var("BENCH_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(f)
@@ -550,7 +553,9 @@ async fn cleanup(env: &TestEnv) {
     let _ = s.logout().await;
     common::empty_inbox(INTAKE).await;
     common::empty_inbox(REPLIES).await;
-    let _ = std::fs::remove_dir_all(&env.dir);
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&env.dir);
+    }
 }
 
 struct Throughput {

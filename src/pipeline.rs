@@ -26,6 +26,10 @@ use tokio::sync::Notify;
 /// How long understanding one message and reading its attachments may take.
 const EXTRACT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// Prepared messages recorded per transaction by [`Pipeline::process_many`]: one commit (one
+/// fsync) for several, while the write lock is still held only briefly.
+const COMMIT_GROUP: usize = 8;
+
 /// Messages above this size are prepared one at a time (see [`Pipeline::process_many`]).
 const PARALLEL_MAX_BYTES: u64 = 4 << 20;
 
@@ -198,37 +202,67 @@ impl Pipeline {
 
     /// Processes stored messages in order, reading the next ones while the current one is
     /// written: parsing and extraction use every core, the database writes stay in order
-    /// (versions are numbered in arrival order). A failure is recorded for its message only.
+    /// (versions are numbered in arrival order), several to a transaction ([`COMMIT_GROUP`]).
     /// Large messages are read one at a time, so memory stays bounded.
     pub async fn process_many(&self, ids: &[(i64, u64)]) -> anyhow::Result<()> {
         let large = ids.iter().any(|&(_, size)| size > PARALLEL_MAX_BYTES);
         let ahead = if large {
             1
         } else {
-            std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)) + 1
+            std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
         };
         let mut next = ids.iter().map(|&(id, _)| id);
         let mut inflight = std::collections::VecDeque::with_capacity(ahead);
+        let mut group = Vec::with_capacity(COMMIT_GROUP);
         loop {
             while inflight.len() < ahead {
                 let Some(id) = next.next() else { break };
                 inflight.push_back((id, self.start(id).await));
             }
             let Some((id, started)) = inflight.pop_front() else {
-                return Ok(());
+                break;
             };
-            let done = match started {
-                Ok(Some(st)) => match self.finish(st).await {
-                    Ok(p) => self.commit(p).await.map(drop),
-                    Err(e) => Err(e),
-                },
-                Ok(None) => Ok(()),
+            let prepared = match started {
+                Ok(Some(st)) => self.finish(st).await,
+                Ok(None) => continue,
                 Err(e) => Err(e),
             };
-            if let Err(e) = done {
-                self.failed(id, &e).await?;
+            match prepared {
+                Ok(p) => group.push(p),
+                Err(e) => self.failed(id, &e).await?,
+            }
+            if group.len() >= COMMIT_GROUP {
+                self.commit_group(std::mem::take(&mut group)).await?;
             }
         }
+        self.commit_group(group).await
+    }
+
+    /// Commits several prepared messages in one transaction, in order. If one of them fails,
+    /// the transaction is rolled back: that one is recorded as failed (or left for a retry
+    /// when the error is transient) and the others stay `stored`, for process_pending.
+    async fn commit_group(&self, group: Vec<Prepared>) -> anyhow::Result<()> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        for p in group {
+            let id = p.id;
+            match self.commit_in(&mut tx, p).await {
+                Ok(Some(o)) => outcomes.push(o),
+                Ok(None) => {}
+                Err(e) => {
+                    drop(tx);
+                    return self.failed(id, &e).await;
+                }
+            }
+        }
+        tx.commit().await?;
+        for o in &outcomes {
+            self.committed(o);
+        }
+        Ok(())
     }
 
     /// The part of processing that needs no database lock: read the stored mail, understand
@@ -290,6 +324,22 @@ impl Pipeline {
     /// Records a prepared message: classification, submission, problems and the answer, in one
     /// transaction. `None` when it was already processed.
     pub async fn commit(&self, p: Prepared) -> anyhow::Result<Option<Outcome>> {
+        let mut tx = self.store.begin_write().await?;
+        let outcome = self.commit_in(&mut tx, p).await?;
+        tx.commit().await?;
+        if let Some(o) = &outcome {
+            self.committed(o);
+        }
+        Ok(outcome)
+    }
+
+    /// What [`Pipeline::commit`] writes, inside the caller's transaction (several messages
+    /// can share one: [`Pipeline::process_many`]).
+    async fn commit_in(
+        &self,
+        tx: &mut SqliteConnection,
+        p: Prepared,
+    ) -> anyhow::Result<Option<Outcome>> {
         let Prepared {
             id,
             stored,
@@ -301,7 +351,6 @@ impl Pipeline {
         let classified = self.classify(&understood);
         let now = self.clock.now();
 
-        let mut tx = self.store.begin_write().await?;
         let state: Option<String> = sqlx::query("SELECT status FROM messages WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -310,7 +359,7 @@ impl Pipeline {
         if state.as_deref() != Some("stored") {
             return Ok(None);
         }
-        self.record_attachments(&mut tx, id, &understood.attachments, now)
+        self.record_attachments(&mut *tx, id, &understood.attachments, now)
             .await?;
 
         let mut outcome = Outcome {
@@ -360,7 +409,7 @@ impl Pipeline {
                     });
                     if let Some(b) = &matched.branch {
                         closure = self
-                            .closure_check(&mut tx, &b.name, &understood.attachments)
+                            .closure_check(&mut *tx, &b.name, &understood.attachments)
                             .await?;
                         match &closure {
                             None => findings.push(rules::Finding {
@@ -396,7 +445,7 @@ impl Pipeline {
                         crate::textnorm::normalize(branch_text.as_deref().unwrap_or(""))
                     ),
                 };
-                let version = next_version(&mut tx, kind, &branch_key).await?;
+                let version = next_version(&mut *tx, kind, &branch_key).await?;
                 sqlx::query(
                     "UPDATE submissions SET is_latest = 0 WHERE kind = ? AND branch_key = ?",
                 )
@@ -469,7 +518,7 @@ impl Pipeline {
                         &text,
                         now,
                     )?;
-                    outcome.queued = self.queue_limited(&mut tx, id, mail, now).await?;
+                    outcome.queued = self.queue_limited(&mut *tx, id, mail, now).await?;
                 }
             }
             Disposition::SubjectHelp => {
@@ -496,7 +545,7 @@ impl Pipeline {
                     let subject_line =
                         format!("Re: {}（主题格式有误，未登记）", understood.subject);
                     // One help mail per sender per window: a second wrong subject is for staff.
-                    if count_recent(&mut tx, to, "subject_help", now - window(&self.cfg)).await?
+                    if count_recent(&mut *tx, to, "subject_help", now - window(&self.cfg)).await?
                         == 0
                     {
                         let mail = self.compose_answer(
@@ -509,7 +558,7 @@ impl Pipeline {
                             &text,
                             now,
                         )?;
-                        outcome.queued = self.queue_limited(&mut tx, id, mail, now).await?;
+                        outcome.queued = self.queue_limited(&mut *tx, id, mail, now).await?;
                     } else {
                         outcome
                             .reason
@@ -541,20 +590,23 @@ impl Pipeline {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        if outcome.queued.is_some() {
+        Ok(Some(outcome))
+    }
+
+    /// After the transaction of `o` committed: wake the sender, log.
+    fn committed(&self, o: &Outcome) {
+        if o.queued.is_some() {
             self.outbox.notify_one();
         }
         tracing::info!(
-            message = id,
-            disposition = outcome.disposition.as_str(),
-            branch = outcome.branch.as_deref().unwrap_or("-"),
-            version = outcome.version.unwrap_or(0),
-            problems = ?outcome.problems.iter().map(|p| p.code()).collect::<Vec<_>>(),
-            queued = outcome.queued.as_deref().unwrap_or("-"),
+            message = o.message,
+            disposition = o.disposition.as_str(),
+            branch = o.branch.as_deref().unwrap_or("-"),
+            version = o.version.unwrap_or(0),
+            problems = ?o.problems.iter().map(|p| p.code()).collect::<Vec<_>>(),
+            queued = o.queued.as_deref().unwrap_or("-"),
             "processed"
         );
-        Ok(Some(outcome))
     }
 
     fn classify(&self, u: &Understood) -> Classified {

@@ -62,6 +62,43 @@ pub struct Intake {
     pub backfill_since: Option<NaiveDate>,
 }
 
+/// A fetched batch, stored and waiting to be processed and moved.
+struct StoredBatch {
+    /// Every UID of the batch still in the folder, with its new message id (`None`: a
+    /// duplicate of a message already stored).
+    stored: Vec<(u32, Option<i64>)>,
+    /// The new messages, with their sizes, for [`Pipeline::process_many`].
+    fresh: Vec<(i64, u64)>,
+}
+
+impl StoredBatch {
+    fn new(
+        batch: &[(u32, u32, Option<chrono::DateTime<Utc>>)],
+        inserted: Vec<(u32, Inserted)>,
+    ) -> StoredBatch {
+        let mut stored = Vec::with_capacity(inserted.len());
+        let mut fresh = Vec::with_capacity(inserted.len());
+        for (uid, inserted) in inserted {
+            match inserted {
+                Inserted::New(id) => {
+                    let size = batch.iter().find(|t| t.0 == uid).map_or(0, |t| t.1);
+                    fresh.push((id, u64::from(size)));
+                    stored.push((uid, Some(id)));
+                }
+                Inserted::Duplicate(id) => {
+                    tracing::info!(
+                        uid,
+                        existing = id,
+                        "already stored (same Message-ID and content): not processed again"
+                    );
+                    stored.push((uid, None));
+                }
+            }
+        }
+        StoredBatch { stored, fresh }
+    }
+}
+
 /// Resolves when shutdown was asked for (or whoever could ask is gone).
 pub async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
     loop {
@@ -224,32 +261,32 @@ impl Intake {
             _ => 0,
         };
         let set = format!("{}:*", last.saturating_add(1));
-        let metas: Vec<_> = {
-            let stream = self
+        // Each response is reduced to (UID, size, date) as it arrives: a backlog of 10,000
+        // messages kept as 10,000 parsed responses (each holding its read buffer) cost 60 MB.
+        let mut todo: Vec<(u32, u32, Option<chrono::DateTime<Utc>>)> = Vec::new();
+        {
+            let mut stream = self
                 .timed(
                     "UID FETCH",
                     s.uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)"),
                 )
                 .await?;
-            tokio::time::timeout(cfg.timeout, stream.try_collect::<Vec<_>>())
+            while let Some(f) = tokio::time::timeout(cfg.timeout, stream.try_next())
                 .await
                 .map_err(|_| IntakeError::Timeout("UID FETCH"))??
-        };
-        let mut todo: Vec<(u32, u32, Option<chrono::DateTime<Utc>>)> = metas
-            .iter()
-            .filter_map(|f| {
-                let uid = f.uid?;
+            {
                 // `n:*` always includes the highest UID, even when it is below n.
-                (uid > last).then(|| {
-                    (
+                if let Some(uid) = f.uid.filter(|&uid| uid > last) {
+                    todo.push((
                         uid,
                         f.size.unwrap_or(0),
                         f.internal_date().map(|d| d.with_timezone(&Utc)),
-                    )
-                })
-            })
-            .collect();
+                    ));
+                }
+            }
+        }
         todo.sort_by_key(|t| t.0);
+        let mut batches = Vec::new();
         let mut rest = &todo[..];
         while !rest.is_empty() {
             // A run of small messages is fetched with one command; a large one alone, in parts.
@@ -268,35 +305,53 @@ impl Intake {
                 }
             }
             let (batch, later) = rest.split_at(take);
+            batches.push(batch);
             rest = later;
-            let mut stored = Vec::with_capacity(batch.len());
-            let mut fresh = Vec::with_capacity(batch.len());
-            for &(uid, inserted) in &self.fetch_and_store(s, account, uidvalidity, batch).await? {
-                match inserted {
-                    Inserted::New(id) => {
-                        let size = batch.iter().find(|t| t.0 == uid).map_or(0, |t| t.1);
-                        fresh.push((id, u64::from(size)));
-                        stored.push((uid, Some(id)));
-                    }
-                    Inserted::Duplicate(id) => {
-                        tracing::info!(
-                            uid,
-                            existing = id,
-                            "already stored (same Message-ID and content): not processed again"
-                        );
-                        stored.push((uid, None));
-                    }
-                }
-            }
-            // Every message of the batch is on disk and committed; now process them. A crash
-            // from here on leaves them `stored`, and process_pending picks them up.
-            self.pipeline.process_many(&fresh).await?;
-            let uids: Vec<u32> = stored.iter().map(|&(uid, _)| uid).collect();
-            self.move_processed(s, &uids, has_move).await?;
-            let ids: Vec<i64> = stored.iter().filter_map(|&(_, id)| id).collect();
-            self.store.mark_moved_many(&ids).await?;
         }
-        Ok(())
+        // Two stages side by side: while the pipeline processes one batch, the next is fetched
+        // and stored (the IMAP session and the pipeline are separate resources). Every message
+        // is committed before it is processed; a crash in between leaves it `stored`, and
+        // process_pending takes it up in arrival order.
+        let mut current: Option<StoredBatch> = None;
+        let mut next = batches.into_iter();
+        loop {
+            let batch = next.next();
+            if batch.is_none() && current.is_none() {
+                return Ok(());
+            }
+            let started = std::time::Instant::now();
+            let fetch = async {
+                match batch {
+                    Some(b) => self
+                        .fetch_and_store(s, account, uidvalidity, b)
+                        .await
+                        .map(|inserted| Some(StoredBatch::new(b, inserted))),
+                    None => Ok(None),
+                }
+            };
+            let process = async {
+                match &current {
+                    Some(c) => self.pipeline.process_many(&c.fresh).await,
+                    None => Ok(()),
+                }
+            };
+            let (fetched, processed) = tokio::join!(fetch, process);
+            processed?;
+            let overlapped = started.elapsed();
+            if let Some(done) = current.take() {
+                let uids: Vec<u32> = done.stored.iter().map(|&(uid, _)| uid).collect();
+                self.move_processed(s, &uids, has_move).await?;
+                let ids: Vec<i64> = done.stored.iter().filter_map(|&(_, id)| id).collect();
+                self.store.mark_moved_many(&ids).await?;
+                tracing::debug!(
+                    processed = done.fresh.len(),
+                    fetch_and_process = ?overlapped,
+                    move_mark = ?(started.elapsed() - overlapped),
+                    "batch done"
+                );
+            }
+            current = fetched?;
+        }
     }
 
     /// Fetches `batch` (UID, size, INTERNALDATE) and stores every message of it, in UID

@@ -163,6 +163,9 @@ impl Store {
             // already been moved on the server by the time we rely on the row.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // 16 MiB of page cache per connection instead of SQLite's 2 MiB: a campaign's
+            // database reaches ~90 MB at 10,000 mails and its indexes should stay in memory.
+            .pragma("cache_size", "-16384")
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
