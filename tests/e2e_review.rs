@@ -9,27 +9,8 @@ mod common;
 use common::*;
 use shenbao::clock::Clock;
 use shenbao::extract::model::Value;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn shenbao(env: &TestEnv, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shenbao"))
-        .arg("--config")
-        .arg(&env.config)
-        .args(args)
-        .env("SHENBAO_LOG", "warn")
-        .output()
-        .expect("run shenbao");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// The exported sheet with the reviewers' two columns filled from `grades` (branch → level,
 /// amount); `extra` rows are appended as they are.
@@ -94,16 +75,13 @@ async fn review_import_and_result_mails() {
         message_ids.push(shenbao::store::raw_message_id(&raw).expect("message id"));
     }
     let export = env.dir.join("汇总表.xlsx");
-    let (ok, out) = shenbao(
-        &env,
-        &[
-            "export",
-            "--format",
-            "xlsx",
-            "-o",
-            export.to_str().unwrap_or_default(),
-        ],
-    );
+    let (ok, out) = env.run(&[
+        "export",
+        "--format",
+        "xlsx",
+        "-o",
+        export.to_str().unwrap_or_default(),
+    ]);
     assert!(ok, "{out}");
     let export = std::fs::read(&export).expect("export");
     let a = "汽车工程学院本科生第二党支部";
@@ -124,10 +102,7 @@ async fn review_import_and_result_mails() {
     );
     let bad_path = env.dir.join("bad.xlsx");
     std::fs::write(&bad_path, bad).expect("write");
-    let (ok, out) = shenbao(
-        &env,
-        &["review", "import", bad_path.to_str().unwrap_or_default()],
-    );
+    let (ok, out) = env.run(&["review", "import", bad_path.to_str().unwrap_or_default()]);
     assert!(!ok, "{out}");
     for needle in [
         "5000",
@@ -164,37 +139,31 @@ async fn review_import_and_result_mails() {
     );
     let good_path = env.dir.join("good.xlsx");
     std::fs::write(&good_path, good).expect("write");
-    let (ok, out) = shenbao(
-        &env,
-        &[
-            "review",
-            "import",
-            good_path.to_str().unwrap_or_default(),
-            "--by",
-            "测试员",
-        ],
-    );
+    let (ok, out) = env.run(&[
+        "review",
+        "import",
+        good_path.to_str().unwrap_or_default(),
+        "--by",
+        "测试员",
+    ]);
     assert!(ok, "{out}");
     assert!(
         out.contains("已导入 4 条评审结果（立项 3 个，未立项 1 个）"),
         "{out}"
     );
-    let (ok, out) = shenbao(&env, &["review", "notify", "--dry-run"]);
+    let (ok, out) = env.run(&["review", "notify", "--dry-run"]);
     assert!(ok, "{out}");
     assert_eq!(
         out.lines().filter(|l| l.contains("【评审结果】")).count(),
         4,
         "{out}"
     );
-    let (ok, out) = shenbao(&env, &["review", "notify"]);
+    let (ok, out) = env.run(&["review", "notify"]);
     assert!(ok && out.contains("评审结果 4 封已放入发件箱"), "{out}");
     // Once: a second notify (or re-importing the same sheet) sends nothing more.
-    let (ok, _) = shenbao(
-        &env,
-        &["review", "import", good_path.to_str().unwrap_or_default()],
-    );
+    let (ok, _) = env.run(&["review", "import", good_path.to_str().unwrap_or_default()]);
     assert!(ok);
-    let (_, out) = shenbao(&env, &["review", "notify"]);
+    let (_, out) = env.run(&["review", "notify"]);
     assert!(out.contains("没有需要发送的评审结果"), "{out}");
 
     wait_for("the result mails", Duration::from_secs(30), || async {
@@ -365,7 +334,7 @@ async fn review_import_and_result_mails() {
         b_reminder.text
     );
     // Staff see the phase and the closure counts.
-    let (ok, out) = shenbao(&env, &["status"]);
+    let (ok, out) = env.run(&["status"]);
     assert!(ok, "{out}");
     assert!(
         out.contains("结项已截止（已立项 3 个，结项材料齐全 1 个，尚未齐全 2 个）"),

@@ -140,25 +140,6 @@ fn start(env: &TestEnv, args: &[&str]) -> Daemon {
     Daemon { child, log }
 }
 
-/// Runs a shenbao command; returns (success, stdout + stderr).
-fn cli_any(env: &TestEnv, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shenbao"))
-        .arg("--config")
-        .arg(&env.config)
-        .args(args)
-        .env("SHENBAO_LOG", "warn")
-        .output()
-        .expect("run shenbao");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 async fn scalar(pool: &sqlx::SqlitePool, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
         .fetch_one(pool)
@@ -678,13 +659,13 @@ async fn b_smtp_down_then_dead_letters_and_retry() {
     }
     let listed = env.cli(&["outbox", "list", "--status", "dead"]);
     assert!(listed.contains("共 2 封"), "{listed}");
-    let (ok, out) = cli_any(&env, &["outbox", "retry", &dead[0].to_string()]);
+    let (ok, out) = env.run(&["outbox", "retry", &dead[0].to_string()]);
     assert!(
         ok && out.contains(&format!("已重新排队：#{}", dead[0])),
         "{out}"
     );
     assert!(out.contains("30 秒"), "{out}");
-    let (ok, out) = cli_any(&env, &["outbox", "retry", "--all-dead"]);
+    let (ok, out) = env.run(&["outbox", "retry", "--all-dead"]);
     assert!(
         ok && out.contains(&format!("已重新排队：#{}", dead[1])),
         "{out}"
@@ -698,12 +679,12 @@ async fn b_smtp_down_then_dead_letters_and_retry() {
     )
     .await;
     let pickup = retried_at.elapsed();
-    let (ok, out) = cli_any(&env, &["outbox", "retry", &dead[0].to_string()]);
+    let (ok, out) = env.run(&["outbox", "retry", &dead[0].to_string()]);
     assert!(
         !ok && out.contains("已于") && out.contains("不会再发"),
         "{out}"
     );
-    let (ok, out) = cli_any(&env, &["outbox", "retry", "99999"]);
+    let (ok, out) = env.run(&["outbox", "retry", "99999"]);
     assert!(!ok && out.contains("没有编号为 #99999"), "{out}");
 
     let mut mids: Vec<String> = doomed.iter().map(|(m, _)| m.clone()).collect();

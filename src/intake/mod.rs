@@ -62,6 +62,11 @@ pub struct Intake {
     pub backfill_since: Option<NaiveDate>,
 }
 
+/// A UID set for a command: `5,6,9`.
+fn uid_set(uids: impl Iterator<Item = u32>) -> String {
+    uids.map(|u| u.to_string()).collect::<Vec<_>>().join(",")
+}
+
 /// A fetched batch, stored and waiting to be processed and moved.
 struct StoredBatch {
     /// Every UID of the batch still in the folder, with its new message id (`None`: a
@@ -397,19 +402,8 @@ impl Intake {
             out.push((uid, inserted));
             return Ok(out);
         }
-        let set = batch
-            .iter()
-            .map(|t| t.0.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        let fetched: Vec<_> = {
-            let stream = self
-                .timed("UID FETCH", s.uid_fetch(&set, "(UID BODY.PEEK[])"))
-                .await?;
-            tokio::time::timeout(cfg.timeout, stream.try_collect::<Vec<_>>())
-                .await
-                .map_err(|_| IntakeError::Timeout("UID FETCH BODY"))??
-        };
+        let set = uid_set(batch.iter().map(|t| t.0));
+        let fetched = self.fetch_bodies(s, &set, "(UID BODY.PEEK[])").await?;
         let mut found = Vec::with_capacity(batch.len());
         for &(uid, _, internal_date) in batch {
             match fetched
@@ -433,6 +427,21 @@ impl Intake {
             .collect())
     }
 
+    /// `UID FETCH set query`, every response collected, the whole under `imap.timeout`.
+    async fn fetch_bodies(
+        &self,
+        s: &mut Session,
+        set: &str,
+        query: &str,
+    ) -> Result<Vec<async_imap::types::Fetch>> {
+        let stream = self.timed("UID FETCH", s.uid_fetch(set, query)).await?;
+        Ok(
+            tokio::time::timeout(self.cfg.imap.timeout, stream.try_collect::<Vec<_>>())
+                .await
+                .map_err(|_| IntakeError::Timeout("UID FETCH BODY"))??,
+        )
+    }
+
     /// Fetches one large message in parts of [`FETCH_PART`] bytes (`BODY.PEEK[]<offset.length>`)
     /// into a blob. `None` when the message is gone.
     async fn fetch_in_parts(
@@ -441,7 +450,6 @@ impl Intake {
         uid: u32,
         size: u32,
     ) -> Result<Option<StoredBlob>> {
-        let timeout = self.cfg.imap.timeout;
         let mut writer = self
             .store
             .blobs
@@ -451,14 +459,7 @@ impl Intake {
         let mut offset: u64 = 0;
         loop {
             let query = format!("(UID BODY.PEEK[]<{offset}.{FETCH_PART}>)");
-            let fetched: Vec<_> = {
-                let stream = self
-                    .timed("UID FETCH", s.uid_fetch(uid.to_string(), &query))
-                    .await?;
-                tokio::time::timeout(timeout, stream.try_collect::<Vec<_>>())
-                    .await
-                    .map_err(|_| IntakeError::Timeout("UID FETCH BODY"))??
-            };
+            let fetched = self.fetch_bodies(s, &uid.to_string(), &query).await?;
             let Some(part) = fetched
                 .iter()
                 .find(|f| f.uid == Some(uid))
@@ -518,11 +519,7 @@ impl Intake {
             return Ok(());
         }
         let target = mutf7::encode(target);
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let set = uid_set(uids.iter().copied());
         if has_move {
             self.timed("UID MOVE", s.uid_mv(&set, &target)).await?;
         } else {

@@ -493,18 +493,8 @@ impl Store {
 
     /// Records that these messages were moved to the processed folder (one transaction).
     pub async fn mark_moved_many(&self, ids: &[i64]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        for &id in ids {
-            sqlx::query("UPDATE messages SET moved = 1 WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.update_each("UPDATE messages SET moved = 1 WHERE id = ?", ids, None)
+            .await
     }
 
     /// Queued mails whose time has come, oldest first.
@@ -546,7 +536,7 @@ impl Store {
     /// Marks mails as being handed to SMTP (one transaction), so a crash during the hand-over
     /// is known. Each counts as an attempt.
     pub async fn outbox_sending_many(&self, ids: &[i64]) -> Result<()> {
-        self.outbox_update_many(
+        self.update_each(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?",
             ids,
             None,
@@ -557,7 +547,7 @@ impl Store {
     /// Mails marked in flight but not tried after all (the server went away before their
     /// turn): queued again, the attempt not counted.
     pub async fn outbox_not_tried(&self, ids: &[i64]) -> Result<()> {
-        self.outbox_update_many(
+        self.update_each(
             "UPDATE outbox SET status = 'queued', attempts = MAX(attempts - 1, 0) WHERE id = ? AND status = 'sending'",
             ids,
             None,
@@ -567,7 +557,7 @@ impl Store {
 
     /// Mails the server accepted (one transaction).
     pub async fn outbox_sent_many(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
-        self.outbox_update_many(
+        self.update_each(
             "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
             ids,
             Some(db_time(now)),
@@ -577,7 +567,7 @@ impl Store {
 
     /// Runs `sql` (`… WHERE id = ?`, after an optional first parameter) for each id, in one
     /// transaction.
-    async fn outbox_update_many(
+    async fn update_each(
         &self,
         sql: &'static str,
         ids: &[i64],

@@ -221,6 +221,25 @@ max_per_sender = {max}
         format!("sqlite://{}", self.dir.join("data/shenbao.db").display())
     }
 
+    /// Runs a shenbao command that may fail; returns (success, stdout + stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_shenbao"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("SHENBAO_LOG", "warn")
+            .output()
+            .expect("run shenbao");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     /// Runs a shenbao command to completion; returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_shenbao"))
