@@ -27,7 +27,7 @@ use common::{EnvOptions, TestEnv, imap};
 use futures::TryStreamExt;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -825,17 +825,6 @@ async fn big(mb: usize, branches: &[Branch], t: &Templates) -> Big {
 // ---------------------------------------------------------------------------------------------
 // Parse + extract alone
 
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
 /// An Office file as the attachment of a minimal mail, the way it reaches the pipeline.
 fn wrap(name: &str, bytes: &[u8]) -> Vec<u8> {
     let mut m = format!(
@@ -858,9 +847,9 @@ struct CorpusRun {
 fn corpus() -> Option<CorpusRun> {
     let shared = common::shared()?;
     let mut paths = Vec::new();
-    files(&shared.join("corpus/email"), &mut paths);
-    files(&shared.join("corpus/office"), &mut paths);
-    files(&shared.join("samples"), &mut paths);
+    common::files_under(&shared.join("corpus/email"), &mut paths);
+    common::files_under(&shared.join("corpus/office"), &mut paths);
+    common::files_under(&shared.join("samples"), &mut paths);
     let mut inputs: Vec<(String, Vec<u8>, usize)> = Vec::new();
     for p in paths {
         let name = p

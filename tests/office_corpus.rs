@@ -3,25 +3,16 @@
 //! read. No panic, a bounded time each, and the outcome the MANIFEST states where it states
 //! one. Runs where `../shared` exists (CI has it); skips otherwise.
 
+mod common;
+
 use shenbao::attach::{Format, sniff_named};
 use shenbao::extract::{read_word, sheet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn corpus() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     p.join("MANIFEST.tsv").is_file().then_some(p)
-}
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
 }
 
 /// What reading gave: Ok with the amount of text, or the error message.
@@ -59,7 +50,7 @@ fn every_office_file_reads_or_fails_cleanly() {
             .to_string()
     };
     let mut all = Vec::new();
-    files(&corpus.join("office"), &mut all);
+    common::files_under(&corpus.join("office"), &mut all);
     all.retain(|p| {
         let ext = p
             .extension()
