@@ -53,6 +53,7 @@ pub async fn run(
         );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (backlog, backlog_rx) = watch::channel(0);
     let sender = Sender::new(
         store.clone(),
         clock,
@@ -60,7 +61,8 @@ pub async fn run(
         &cfg.campaign.intake_address,
         wake,
     )?
-    .with_copy_check(cfg.imap.clone());
+    .with_copy_check(cfg.imap.clone())
+    .with_backlog(backlog_rx);
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
     let scheduler_task = tokio::spawn(crate::remind::run(pipeline.clone(), stop_rx.clone()));
     let intake = Intake {
@@ -69,6 +71,7 @@ pub async fn run(
         cfg: cfg.clone(),
         pipeline,
         backfill_since,
+        backlog,
     };
     let intake_task = tokio::spawn(intake.run(stop_rx));
     tracing::info!(

@@ -15,6 +15,7 @@ use crate::message::{self, Attachment, LoopGuard, Understood};
 use crate::roster::{BranchMatch, MatchKind, Roster};
 use crate::rules::{self, Facts, Problem};
 use crate::store::Store;
+use crate::store::blobs::Staged;
 use crate::subject::{ParsedSubject, SubjectGrammar, SubjectKind};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -36,7 +37,7 @@ const PARALLEL_MAX_BYTES: u64 = 4 << 20;
 /// A message whose reading runs on a blocking thread ([`Pipeline::start`]).
 struct Started {
     stored: crate::store::StoredMessage,
-    work: tokio::task::JoinHandle<std::io::Result<(Understood, Extracted)>>,
+    work: tokio::task::JoinHandle<std::io::Result<(Understood, Extracted, Vec<Staged>)>>,
 }
 
 /// A message read and understood, not yet recorded ([`Pipeline::prepare`]).
@@ -45,6 +46,9 @@ pub struct Prepared {
     stored: crate::store::StoredMessage,
     understood: Understood,
     extracted: Extracted,
+    /// Its attachments, written but not yet flushed: made durable, together with the rest of
+    /// the transaction's, just before the transaction that names them ([`publish`]).
+    blobs: Vec<Staged>,
 }
 
 /// What the pipeline needs, built once at start.
@@ -209,7 +213,7 @@ impl Pipeline {
         let ahead = if large {
             1
         } else {
-            std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+            std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(4, 16))
         };
         let mut next = ids.iter().map(|&(id, _)| id);
         let mut inflight = std::collections::VecDeque::with_capacity(ahead);
@@ -241,9 +245,15 @@ impl Pipeline {
     /// Commits several prepared messages in one transaction, in order. If one of them fails,
     /// the transaction is rolled back: that one is recorded as failed (or left for a retry
     /// when the error is transient) and the others stay `stored`, for process_pending.
-    async fn commit_group(&self, group: Vec<Prepared>) -> anyhow::Result<()> {
+    async fn commit_group(&self, mut group: Vec<Prepared>) -> anyhow::Result<()> {
         if group.is_empty() {
             return Ok(());
+        }
+        // Attachment files first, all flushed together; a failure here is a disk error, and
+        // every message of the group stays `stored` for the next round.
+        let staged = group.iter_mut().flat_map(|p| std::mem::take(&mut p.blobs));
+        if let Err(e) = publish(staged.collect()).await {
+            return self.failed(group[0].id, &e).await;
         }
         let mut tx = self.store.begin_write().await?;
         let mut outcomes = Vec::with_capacity(group.len());
@@ -287,23 +297,23 @@ impl Pipeline {
         let sections = self.cfg.campaign.sections.clone();
         // Parsing and reading Office files is CPU work on untrusted input: off the async
         // threads, and bounded in time (the readers bound themselves; this is the backstop).
-        let work =
-            tokio::task::spawn_blocking(move || -> std::io::Result<(Understood, Extracted)> {
-                // Owned: the raw mail is dropped once its parts are decoded (memory, see there).
-                let understood = message::understand_owned(blobs.get(&sha)?, &guard);
-                let extracted = crate::extract::extract(&understood.attachments, &sections);
-                // Attachment bytes go to disk before the transaction that names them; written
-                // here, on the blocking thread, they are not copied to get there.
-                for a in rules::all_files(&understood.attachments) {
-                    blobs.put(&a.bytes)?;
-                }
-                Ok((understood, extracted))
-            });
+        let work = tokio::task::spawn_blocking(move || {
+            // Owned: the raw mail is dropped once its parts are decoded (memory, see there).
+            let understood = message::understand_owned(blobs.get(&sha)?, &guard);
+            let extracted = crate::extract::extract(&understood.attachments, &sections);
+            // Attachment bytes are written here, on the blocking thread, so they are not
+            // copied to get there; flushed later, several messages' at once.
+            let mut staged = Vec::new();
+            for a in rules::all_files(&understood.attachments) {
+                staged.extend(blobs.stage(&a.bytes)?.1);
+            }
+            Ok((understood, extracted, staged))
+        });
         Ok(Some(Started { stored, work }))
     }
 
     async fn finish(&self, st: Started) -> anyhow::Result<Prepared> {
-        let (understood, extracted) = tokio::time::timeout(EXTRACT_TIME_LIMIT, st.work)
+        let (understood, extracted, blobs) = tokio::time::timeout(EXTRACT_TIME_LIMIT, st.work)
             .await
             .map_err(|_| {
                 anyhow::anyhow!(
@@ -318,12 +328,14 @@ impl Pipeline {
             stored: st.stored,
             understood,
             extracted,
+            blobs,
         })
     }
 
     /// Records a prepared message: classification, submission, problems and the answer, in one
     /// transaction. `None` when it was already processed.
-    pub async fn commit(&self, p: Prepared) -> anyhow::Result<Option<Outcome>> {
+    pub async fn commit(&self, mut p: Prepared) -> anyhow::Result<Option<Outcome>> {
+        publish(std::mem::take(&mut p.blobs)).await?;
         let mut tx = self.store.begin_write().await?;
         let outcome = self.commit_in(&mut tx, p).await?;
         tx.commit().await?;
@@ -345,6 +357,7 @@ impl Pipeline {
             stored,
             understood,
             extracted,
+            blobs: _,
         } = p;
 
         let received = stored.internal_date.unwrap_or(stored.stored_at);
@@ -896,6 +909,18 @@ async fn next_version(
     .fetch_one(&mut *tx)
     .await?;
     Ok(row.get(0))
+}
+
+/// Flushes staged attachment files on a blocking thread ([`crate::store::blobs::publish`]).
+async fn publish(staged: Vec<Staged>) -> anyhow::Result<()> {
+    if staged.is_empty() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || crate::store::blobs::publish(staged))
+        .await
+        .context("writing attachment files")?
+        .context("writing attachment files")?;
+    Ok(())
 }
 
 fn unknown_match() -> BranchMatch {

@@ -63,6 +63,11 @@ pub fn backoff(initial: Duration, attempts: i64) -> Duration {
 /// Mails marked in flight (and then sent) with one transaction each way.
 const SEND_BATCH: usize = 20;
 
+/// While the intake has more than this many messages still to process ...
+const BACKLOG_PACING_ABOVE: usize = 50;
+/// ... the sender sends one [`SEND_BATCH`] per this interval, not as fast as it can.
+const BACKLOG_PACE: Duration = Duration::from_secs(1);
+
 pub struct Sender {
     pub store: Store,
     pub clock: Clock,
@@ -73,6 +78,35 @@ pub struct Sender {
     copy_to: Option<lettre::Address>,
     /// The intake mailbox, to look for the copy of an interrupted send ([`Sender::with_copy_check`]).
     copy_check: Option<ImapConfig>,
+    /// Slows sending while the intake has a backlog ([`Sender::with_backlog`]).
+    pacer: Pacer,
+}
+
+/// Spaces chunks of mails [`BACKLOG_PACE`] apart while the intake's backlog is above
+/// [`BACKLOG_PACING_ABOVE`] (see [`Sender::with_backlog`]).
+#[derive(Default)]
+struct Pacer {
+    backlog: Option<watch::Receiver<usize>>,
+    /// When the last chunk started: kept across wake-ups, since the pipeline wakes the
+    /// sender after every commit.
+    last_chunk: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pacer {
+    /// Waits, while the intake has a backlog, until [`BACKLOG_PACE`] has passed since the
+    /// last chunk started or the backlog is gone; then notes the start of the next chunk.
+    async fn pace(&self) {
+        let last = self.last_chunk.lock().map(|l| *l).unwrap_or(None);
+        if let (Some(rx), Some(last)) = (&self.backlog, last) {
+            let mut rx = rx.clone();
+            let caught_up = rx.wait_for(|&n| n <= BACKLOG_PACING_ABOVE);
+            // An error means the intake is gone: nothing to wait for.
+            let _ = tokio::time::timeout_at(last + BACKLOG_PACE, caught_up).await;
+        }
+        if let Ok(mut l) = self.last_chunk.lock() {
+            *l = Some(tokio::time::Instant::now());
+        }
+    }
 }
 
 /// Whether the copy of an interrupted send reached the intake mailbox.
@@ -109,6 +143,7 @@ impl Sender {
             wake,
             copy_to,
             copy_check: None,
+            pacer: Pacer::default(),
         })
     }
 
@@ -116,6 +151,18 @@ impl Sender {
     /// that the intake has not recorded yet. Without it, only the database is consulted.
     pub fn with_copy_check(mut self, imap: ImapConfig) -> Sender {
         self.copy_check = Some(imap);
+        self
+    }
+
+    /// Lets the intake's backlog (messages still to process) slow the sender down. When
+    /// hundreds of mails arrive at once, storing and reading them comes first: each answer
+    /// sent costs the mail server as much work as a message received, and on a small machine
+    /// shared with it, answering at full speed halved the rate at which applications were
+    /// taken in (measured by the benchmark). Answers still leave meanwhile, [`SEND_BATCH`]
+    /// every [`BACKLOG_PACE`], so a long backlog delays them and never stops them; the rest
+    /// go at full speed once the intake has caught up.
+    pub fn with_backlog(mut self, backlog: watch::Receiver<usize>) -> Sender {
+        self.pacer.backlog = Some(backlog);
         self
     }
 
@@ -233,6 +280,7 @@ impl Sender {
                 return Ok(sent);
             }
             for chunk in due.chunks(SEND_BATCH) {
+                self.pacer.pace().await;
                 let mut to_send = Vec::with_capacity(chunk.len());
                 for row in chunk {
                     if row.unconfirmed {
@@ -339,6 +387,54 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_backlog_spaces_chunks_and_its_end_releases_them() {
+        use tokio::time::{Duration as D, Instant};
+        let (tx, rx) = watch::channel(0usize);
+        let p = Pacer {
+            backlog: Some(rx),
+            ..Pacer::default()
+        };
+        // No backlog: one chunk after the other.
+        let t = Instant::now();
+        for _ in 0..3 {
+            p.pace().await;
+        }
+        assert!(t.elapsed() < D::from_millis(300), "{:?}", t.elapsed());
+        // A backlog of one batch is not one yet.
+        tx.send_replace(BACKLOG_PACING_ABOVE);
+        p.pace().await;
+        assert!(t.elapsed() < D::from_millis(300), "{:?}", t.elapsed());
+        // A real backlog: the next chunk waits for the pace.
+        tx.send_replace(500);
+        let t = Instant::now();
+        p.pace().await;
+        let waited = t.elapsed();
+        assert!(waited >= D::from_millis(900), "{waited:?}");
+        assert!(waited < BACKLOG_PACE * 2, "{waited:?}");
+        // The backlog drains while a chunk waits: it goes at once.
+        let t = Instant::now();
+        let drain = async {
+            tokio::time::sleep(D::from_millis(100)).await;
+            tx.send_replace(3);
+        };
+        tokio::join!(p.pace(), drain);
+        assert!(t.elapsed() < D::from_millis(600), "{:?}", t.elapsed());
+        // Without an intake (`shenbao send`, the tests' own senders) nothing is paced.
+        let alone = Pacer::default();
+        let t = Instant::now();
+        alone.pace().await;
+        alone.pace().await;
+        assert!(t.elapsed() < D::from_millis(300), "{:?}", t.elapsed());
+        // The intake gone (its end of the channel dropped) with a count left: nothing to
+        // wait for.
+        tx.send_replace(500);
+        drop(tx);
+        let t = Instant::now();
+        p.pace().await;
+        assert!(t.elapsed() < D::from_millis(300), "{:?}", t.elapsed());
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -36,7 +36,7 @@ async fn scalar(pool: &sqlx::SqlitePool, sql: &'static str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_batch_loses_and_doubles_nothing() {
-    const N: usize = 40;
+    const N: usize = 60;
     let env = TestEnv::new(
         "restart",
         "intake3",
@@ -56,21 +56,23 @@ async fn kill_9_mid_batch_loses_and_doubles_nothing() {
     }
     let _ = s.logout().await;
 
-    // Crash once part of the batch is in.
+    // Crash once part of the batch is in. Looked at every 5 ms, not at wait_for's pace: the
+    // whole batch is processed in well under a second.
     let pool = env.db().await;
-    wait_for(
-        "part of the batch to be processed",
-        Duration::from_secs(60),
-        || async {
-            scalar(
-                &pool,
-                "SELECT COUNT(*) FROM messages WHERE status = 'processed'",
-            )
-            .await
-                >= 8
-        },
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while scalar(
+        &pool,
+        "SELECT COUNT(*) FROM messages WHERE status = 'processed'",
     )
-    .await;
+    .await
+        < 8
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for part of the batch to be processed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     daemon.kill();
     // Messages are stored a fetch (up to 50) at a time, then processed one by one: the kill
     // lands among the processing.

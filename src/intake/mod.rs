@@ -53,6 +53,8 @@ const FETCH_BATCH: usize = 50;
 /// ... and at most this many bytes of them: one command instead of fifty round trips, without
 /// holding more than a few megabytes at once.
 const FETCH_BATCH_BYTES: u64 = 8 << 20;
+/// The first batch of a catch-up is shorter (see there).
+const FIRST_BATCH: usize = 10;
 
 pub struct Intake {
     pub store: Store,
@@ -60,6 +62,19 @@ pub struct Intake {
     pub cfg: Arc<Config>,
     pub pipeline: Arc<Pipeline>,
     pub backfill_since: Option<NaiveDate>,
+    /// How many fetched-or-to-fetch messages the current catch-up still has to process; the
+    /// sender paces itself while it is large ([`crate::send::Sender::with_backlog`]).
+    pub backlog: watch::Sender<usize>,
+}
+
+/// Sets the backlog back to zero however a catch-up ends (done, error, dropped connection):
+/// a stale count would keep the sender slowed down.
+struct BacklogReset<'a>(&'a watch::Sender<usize>);
+
+impl Drop for BacklogReset<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(0);
+    }
 }
 
 /// A UID set for a command: `5,6,9`.
@@ -291,6 +306,8 @@ impl Intake {
             }
         }
         todo.sort_by_key(|t| t.0);
+        self.backlog.send_replace(todo.len());
+        let _reset = BacklogReset(&self.backlog);
         let mut batches = Vec::new();
         let mut rest = &todo[..];
         while !rest.is_empty() {
@@ -300,7 +317,14 @@ impl Intake {
             while let Some(&(_, size, _)) = rest.get(take) {
                 let size = u64::from(size);
                 let small = size <= u64::from(FETCH_PART) && size <= cfg.max_message_bytes;
-                if take > 0 && (!small || take >= FETCH_BATCH || bytes + size > FETCH_BATCH_BYTES) {
+                // The first batch is short: nothing is processed until it is stored, and
+                // the fetches after it overlap with processing.
+                let limit = if batches.is_empty() {
+                    FIRST_BATCH
+                } else {
+                    FETCH_BATCH
+                };
+                if take > 0 && (!small || take >= limit || bytes + size > FETCH_BATCH_BYTES) {
                     break;
                 }
                 take += 1;
@@ -348,6 +372,8 @@ impl Intake {
                 self.move_processed(s, &uids, has_move).await?;
                 let ids: Vec<i64> = done.stored.iter().filter_map(|&(_, id)| id).collect();
                 self.store.mark_moved_many(&ids).await?;
+                self.backlog
+                    .send_modify(|n| *n = n.saturating_sub(done.stored.len()));
                 tracing::debug!(
                     processed = done.fresh.len(),
                     fetch_and_process = ?overlapped,

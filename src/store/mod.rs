@@ -293,16 +293,21 @@ impl Store {
         let blobs = self.blobs.clone();
         let owned: Vec<Vec<u8>> = messages.iter().map(|m| m.1.to_vec()).collect();
         let written = tokio::task::spawn_blocking(move || {
-            owned
+            let mut staged = Vec::new();
+            let written = owned
                 .iter()
                 .map(|raw| {
+                    let (sha256, file) = blobs.stage(raw)?;
+                    staged.extend(file);
                     Ok(StoredBlob {
-                        sha256: blobs.put(raw)?,
+                        sha256,
                         size: raw.len() as u64,
                         message_id: raw_message_id(raw),
                     })
                 })
-                .collect::<std::io::Result<Vec<_>>>()
+                .collect::<std::io::Result<Vec<_>>>()?;
+            blobs::publish(staged)?;
+            Ok::<_, std::io::Error>(written)
         })
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
