@@ -74,6 +74,8 @@ pub struct SmtpConfig {
     pub confirm_grace: Duration,
     /// The first retry interval after a failed send; each further one doubles, up to 30 min.
     pub retry_initial: Duration,
+    /// SMTP sessions used at once when many mails are due (1–8).
+    pub connections: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -606,6 +608,7 @@ impl Reader<'_> {
         let copy = self.boolean("smtp.copy_to_intake", true);
         let grace = self.duration("smtp.confirm_grace", "2m");
         let retry_initial = self.duration("smtp.retry_initial", "10s");
+        let connections = self.integer("smtp.connections", 2, 1, 8);
         if let Some(r) = retry_initial
             && (r < Duration::from_secs(1) || r > crate::send::MAX_BACKOFF)
         {
@@ -618,6 +621,7 @@ impl Reader<'_> {
             copy_to_intake: copy?,
             confirm_grace: grace?,
             retry_initial: retry_initial?,
+            connections: u8::try_from(connections?).ok()?,
             host: host?,
             port: port?,
             tls: tls?,
@@ -1099,6 +1103,23 @@ roster = "roster.csv"
             };
             assert!(
                 problems.iter().any(|p| p.key == "smtp.retry_initial"),
+                "{problems:?}"
+            );
+        }
+        // Parallel SMTP sessions: two unless set, one to eight.
+        assert_eq!(cfg.smtp.connections, 2);
+        let one = good(&dir).replace("[smtp]\n", "[smtp]\nconnections = 1\n");
+        let one = Config::parse(&one, &dir.join("shenbao.toml")).expect("loads");
+        assert_eq!(one.smtp.connections, 1);
+        for bad in ["0", "9", "\"2\""] {
+            let text = good(&dir).replace("[smtp]\n", &format!("[smtp]\nconnections = {bad}\n"));
+            let Err(ConfigError::Invalid { problems, .. }) =
+                Config::parse(&text, &dir.join("shenbao.toml"))
+            else {
+                panic!("connections = {bad} must be refused");
+            };
+            assert!(
+                problems.iter().any(|p| p.key == "smtp.connections"),
                 "{problems:?}"
             );
         }

@@ -63,17 +63,17 @@ pub fn backoff(initial: Duration, attempts: i64) -> Duration {
 /// Mails marked in flight (and then sent) with one transaction each way.
 const SEND_BATCH: usize = 20;
 
-/// While the intake has more than this many messages still to process ...
-const BACKLOG_PACING_ABOVE: usize = 50;
-/// ... the sender sends one [`SEND_BATCH`] per this interval, not as fast as it can.
+/// While the intake has messages to catch up on, the sender sends one [`SEND_BATCH`] per
+/// this interval, not as fast as it can.
 const BACKLOG_PACE: Duration = Duration::from_secs(1);
 
 pub struct Sender {
     pub store: Store,
     pub clock: Clock,
     pub cfg: SmtpConfig,
-    /// The open SMTP session of the current burst of mails (see [`crate::smtp`]).
-    session: tokio::sync::Mutex<Option<AsyncSmtpConnection>>,
+    /// The open SMTP sessions of the current burst of mails, up to `smtp.connections` (see
+    /// [`crate::smtp`]).
+    sessions: std::sync::Mutex<Vec<AsyncSmtpConnection>>,
     pub wake: Arc<Notify>,
     copy_to: Option<lettre::Address>,
     /// The intake mailbox, to look for the copy of an interrupted send ([`Sender::with_copy_check`]).
@@ -82,8 +82,18 @@ pub struct Sender {
     pacer: Pacer,
 }
 
-/// Spaces chunks of mails [`BACKLOG_PACE`] apart while the intake's backlog is above
-/// [`BACKLOG_PACING_ABOVE`] (see [`Sender::with_backlog`]).
+/// What [`Sender::send_lanes`] did with a chunk of mails.
+#[derive(Default)]
+struct Lanes<'r> {
+    done: Vec<i64>,
+    failed: Vec<(&'r OutboxRow, SendError)>,
+    untried: Vec<i64>,
+    /// A lane stopped at a transient failure.
+    stopped: bool,
+}
+
+/// Spaces chunks of mails [`BACKLOG_PACE`] apart while the intake is catching up (see
+/// [`Sender::with_backlog`]).
 #[derive(Default)]
 struct Pacer {
     backlog: Option<watch::Receiver<usize>>,
@@ -99,7 +109,7 @@ impl Pacer {
         let last = self.last_chunk.lock().map(|l| *l).unwrap_or(None);
         if let (Some(rx), Some(last)) = (&self.backlog, last) {
             let mut rx = rx.clone();
-            let caught_up = rx.wait_for(|&n| n <= BACKLOG_PACING_ABOVE);
+            let caught_up = rx.wait_for(|&n| n == 0);
             // An error means the intake is gone: nothing to wait for.
             let _ = tokio::time::timeout_at(last + BACKLOG_PACE, caught_up).await;
         }
@@ -139,7 +149,7 @@ impl Sender {
             store,
             clock,
             cfg,
-            session: tokio::sync::Mutex::new(None),
+            sessions: std::sync::Mutex::new(Vec::new()),
             wake,
             copy_to,
             copy_check: None,
@@ -242,14 +252,16 @@ impl Sender {
         }
         let envelope =
             Envelope::new(Some(from), rcpt).map_err(|e| SendError::Address(e.to_string()))?;
-        let mut session = self.session.lock().await;
-        let mut conn = match session.take() {
+        let idle = self.sessions.lock().ok().and_then(|mut s| s.pop());
+        let mut conn = match idle {
             Some(conn) if !conn.has_broken() => conn,
             _ => crate::smtp::connect(&self.cfg).await?,
         };
         match tokio::time::timeout(self.cfg.timeout, conn.send(&envelope, &row.raw)).await {
             Ok(Ok(_)) => {
-                *session = Some(conn);
+                if let Ok(mut s) = self.sessions.lock() {
+                    s.push(conn);
+                }
                 Ok(())
             }
             Ok(Err(e)) => {
@@ -264,11 +276,54 @@ impl Sender {
         }
     }
 
-    /// Ends the session of a burst (QUIT), once the outbox has nothing more due.
-    async fn close_session(&self) {
-        if let Some(mut conn) = self.session.lock().await.take() {
+    /// Ends the sessions of a burst (QUIT), once the outbox has nothing more due.
+    async fn close_sessions(&self) {
+        let open = self
+            .sessions
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        for mut conn in open {
             let _ = tokio::time::timeout(self.cfg.timeout, conn.quit()).await;
         }
+    }
+
+    /// Sends `rows` over up to `smtp.connections` sessions at once, each taking every n-th
+    /// row in turn. A lane goes on after a permanent refusal (that mail is at fault) and stops
+    /// at a transient one (the server is probably down): what it had not reached is left
+    /// untried.
+    async fn send_lanes<'r>(&self, rows: &[&'r OutboxRow]) -> Lanes<'r> {
+        let n = usize::from(self.cfg.connections).clamp(1, rows.len().max(1));
+        let lanes = (0..n).map(|lane| async move {
+            let mut out = Lanes::default();
+            let mut mine = rows.iter().skip(lane).step_by(n);
+            for row in mine.by_ref() {
+                match self.send_one(row).await {
+                    Ok(()) => {
+                        tracing::info!(id = row.id, kind = %row.kind, to = %row.to_addr, message_id = %row.message_id, "sent");
+                        out.done.push(row.id);
+                    }
+                    Err(e) => {
+                        let permanent = e.is_permanent();
+                        out.failed.push((row, e));
+                        if !permanent {
+                            out.stopped = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            out.untried.extend(mine.map(|r| r.id));
+            out
+        });
+        let mut all = Lanes::default();
+        for lane in futures::future::join_all(lanes).await {
+            all.done.extend(lane.done);
+            all.failed.extend(lane.failed);
+            all.untried.extend(lane.untried);
+            all.stopped |= lane.stopped;
+        }
+        all
     }
 
     /// Sends everything due now; returns how many were sent.
@@ -311,19 +366,12 @@ impl Sender {
                 // `unconfirmed` and settles by their copies, one by one.
                 let ids: Vec<i64> = to_send.iter().map(|r| r.id).collect();
                 self.store.outbox_sending_many(&ids).await?;
-                let mut done = Vec::with_capacity(to_send.len());
-                for (i, row) in to_send.iter().enumerate() {
-                    let e = match self.send_one(row).await {
-                        Ok(()) => {
-                            done.push(row.id);
-                            tracing::info!(id = row.id, kind = %row.kind, to = %row.to_addr, message_id = %row.message_id, "sent");
-                            continue;
-                        }
-                        Err(e) => e,
-                    };
-                    self.store.outbox_sent_many(&done, self.clock.now()).await?;
-                    sent += done.len();
-                    done.clear();
+                let lanes = self.send_lanes(&to_send).await;
+                self.store
+                    .outbox_sent_many(&lanes.done, self.clock.now())
+                    .await?;
+                sent += lanes.done.len();
+                for (row, e) in &lanes.failed {
                     let permanent = e.is_permanent();
                     let attempts = row.attempts + 1;
                     let give_up = permanent || attempts >= i64::from(self.cfg.max_attempts);
@@ -339,17 +387,13 @@ impl Sender {
                     self.store
                         .outbox_failed(row.id, &e.to_string(), retry_at)
                         .await?;
-                    if !permanent {
-                        // The server is probably down: do not hammer it with the rest now;
-                        // they were not tried, so they are not counted as attempts.
-                        self.store
-                            .outbox_not_tried(ids.get(i + 1..).unwrap_or_default())
-                            .await?;
-                        return Ok(sent);
-                    }
                 }
-                self.store.outbox_sent_many(&done, self.clock.now()).await?;
-                sent += done.len();
+                if lanes.stopped {
+                    // The server is probably down: do not hammer it with the rest now; they
+                    // were not tried, so they are not counted as attempts.
+                    self.store.outbox_not_tried(&lanes.untried).await?;
+                    return Ok(sent);
+                }
             }
         }
     }
@@ -363,7 +407,7 @@ impl Sender {
             if let Err(e) = self.drain().await {
                 tracing::error!(error = %format!("{e:#}"), "outbox sender error; retrying shortly");
             }
-            self.close_session().await;
+            self.close_sessions().await;
             let wait = match self.store.next_outbox_due().await {
                 Ok(Some(t)) => (t - self.clock.now())
                     .to_std()
@@ -402,10 +446,6 @@ mod tests {
             p.pace().await;
         }
         assert!(t.elapsed() < D::from_millis(300), "{:?}", t.elapsed());
-        // A backlog of one batch is not one yet.
-        tx.send_replace(BACKLOG_PACING_ABOVE);
-        p.pace().await;
-        assert!(t.elapsed() < D::from_millis(300), "{:?}", t.elapsed());
         // A real backlog: the next chunk waits for the pace.
         tx.send_replace(500);
         let t = Instant::now();
@@ -417,7 +457,7 @@ mod tests {
         let t = Instant::now();
         let drain = async {
             tokio::time::sleep(D::from_millis(100)).await;
-            tx.send_replace(3);
+            tx.send_replace(0);
         };
         tokio::join!(p.pace(), drain);
         assert!(t.elapsed() < D::from_millis(600), "{:?}", t.elapsed());

@@ -63,7 +63,7 @@ pub struct Intake {
     pub pipeline: Arc<Pipeline>,
     pub backfill_since: Option<NaiveDate>,
     /// How many fetched-or-to-fetch messages the current catch-up still has to process; the
-    /// sender paces itself while it is large ([`crate::send::Sender::with_backlog`]).
+    /// sender paces itself until it is zero ([`crate::send::Sender::with_backlog`]).
     pub backlog: watch::Sender<usize>,
 }
 
