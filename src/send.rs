@@ -276,6 +276,11 @@ impl Sender {
         }
     }
 
+    /// SMTP sessions open and idle between two mails of a burst.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.lock().map_or(0, |s| s.len())
+    }
+
     /// Ends the sessions of a burst (QUIT), once the outbox has nothing more due.
     async fn close_sessions(&self) {
         let open = self
