@@ -62,8 +62,8 @@ pub struct Intake {
     pub cfg: Arc<Config>,
     pub pipeline: Arc<Pipeline>,
     pub backfill_since: Option<NaiveDate>,
-    /// How many fetched-or-to-fetch messages the current catch-up still has to process; the
-    /// sender paces itself until it is zero ([`crate::send::Sender::with_backlog`]).
+    /// How many messages (not counting our own copies) the current catch-up still has to
+    /// process; the sender paces itself until it is zero ([`crate::send::Sender::with_backlog`]).
     pub backlog: watch::Sender<usize>,
 }
 
@@ -284,11 +284,18 @@ impl Intake {
         // Each response is reduced to (UID, size, date) as it arrives: a backlog of 10,000
         // messages kept as 10,000 parsed responses (each holding its read buffer) cost 60 MB.
         let mut todo: Vec<(u32, u32, Option<chrono::DateTime<Utc>>)> = Vec::new();
+        // Our own copies (see `send`), told by the Message-ID: they do not count as a backlog
+        // that holds answers back, or every answer sent would slow the next ones down.
+        let own_suffix = format!("@{}>", self.cfg.ack.message_id_domain.to_lowercase());
+        let mut own = std::collections::HashSet::new();
         {
             let mut stream = self
                 .timed(
                     "UID FETCH",
-                    s.uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)"),
+                    s.uid_fetch(
+                        &set,
+                        "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+                    ),
                 )
                 .await?;
             while let Some(f) = tokio::time::timeout(cfg.timeout, stream.try_next())
@@ -297,6 +304,13 @@ impl Intake {
             {
                 // `n:*` always includes the highest UID, even when it is below n.
                 if let Some(uid) = f.uid.filter(|&uid| uid > last) {
+                    if f.header().or(f.body()).is_some_and(|h| {
+                        String::from_utf8_lossy(h)
+                            .to_lowercase()
+                            .contains(&own_suffix)
+                    }) {
+                        own.insert(uid);
+                    }
                     todo.push((
                         uid,
                         f.size.unwrap_or(0),
@@ -306,7 +320,7 @@ impl Intake {
             }
         }
         todo.sort_by_key(|t| t.0);
-        self.backlog.send_replace(todo.len());
+        self.backlog.send_replace(todo.len() - own.len());
         let _reset = BacklogReset(&self.backlog);
         let mut batches = Vec::new();
         let mut rest = &todo[..];
@@ -372,8 +386,9 @@ impl Intake {
                 self.move_processed(s, &uids, has_move).await?;
                 let ids: Vec<i64> = done.stored.iter().filter_map(|&(_, id)| id).collect();
                 self.store.mark_moved_many(&ids).await?;
-                self.backlog
-                    .send_modify(|n| *n = n.saturating_sub(done.stored.len()));
+                let people = done.stored.iter().filter(|t| !own.contains(&t.0));
+                let people = people.count();
+                self.backlog.send_modify(|n| *n = n.saturating_sub(people));
                 tracing::debug!(
                     processed = done.fresh.len(),
                     fetch_and_process = ?overlapped,
