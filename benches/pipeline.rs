@@ -565,6 +565,26 @@ async fn cleanup(env: &TestEnv) {
     }
 }
 
+/// Waits until Postfix has handed on everything queued (its queue directories hold no file),
+/// then a second more: the last run's acks are still being delivered after it ends, and that
+/// work on the same two cores slowed the next measurement by up to half.
+async fn settle() {
+    let dir = std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/shenbao-mailstack".into());
+    let queue = PathBuf::from(dir).join("postfix-queue");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let mut files = Vec::new();
+        for q in ["maildrop", "incoming", "active", "deferred"] {
+            common::files_under(&queue.join(q), &mut files);
+        }
+        if files.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
 struct Throughput {
     n: usize,
     append_s: f64,
@@ -598,6 +618,7 @@ async fn throughput(n: usize, branches: &[Branch], t: &Templates) -> Throughput 
     let append_s = started.elapsed().as_secs_f64();
     eprintln!("bench: N = {n}: appended in {append_s:.1} s; starting the daemon");
 
+    settle().await;
     let spawned = Instant::now();
     let mut d = Running::start(&env, true);
     // The daemon records the folder's state right after SELECT, before the first FETCH.
@@ -707,6 +728,7 @@ async fn replies_since(s: &mut common::Session, after: u32) -> Vec<(u32, String)
 
 async fn latency(n: usize, rate: f64, branches: &[Branch], t: &Templates) -> Latency {
     let env = bench_env("bench-latency", branches, "").await;
+    settle().await;
     let mut d = Running::start(&env, false);
     wait_connected(&env).await;
     let transport =
@@ -1004,6 +1026,7 @@ fn main() {
         // First: right after a large run the machine is busy for a while (its mailbox and data
         // directory being deleted), which halved this figure when it ran last.
         if a.corpus {
+            settle().await;
             match corpus() {
                 Some(c) => {
                     println!("| parse + extract alone | files | MiB | best of 3 (s) | MiB/s | slowest file |");
