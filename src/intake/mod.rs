@@ -77,6 +77,15 @@ impl Drop for BacklogReset<'_> {
     }
 }
 
+/// Whether a `Message-ID:` header field (as `BODY[HEADER.FIELDS (MESSAGE-ID)]` returns it)
+/// names one of ours: `<…@own_domain>`, in any case, folded or not.
+fn names_own_message_id(field: &[u8], own_domain: &str) -> bool {
+    let text = String::from_utf8_lossy(field).to_lowercase();
+    let suffix = format!("@{}>", own_domain.to_lowercase());
+    text.split_once(':')
+        .is_some_and(|(name, value)| name.trim() == "message-id" && value.contains(&suffix))
+}
+
 /// A UID set for a command: `5,6,9`.
 fn uid_set(uids: impl Iterator<Item = u32>) -> String {
     uids.map(|u| u.to_string()).collect::<Vec<_>>().join(",")
@@ -286,7 +295,7 @@ impl Intake {
         let mut todo: Vec<(u32, u32, Option<chrono::DateTime<Utc>>)> = Vec::new();
         // Our own copies (see `send`), told by the Message-ID: they do not count as a backlog
         // that holds answers back, or every answer sent would slow the next ones down.
-        let own_suffix = format!("@{}>", self.cfg.ack.message_id_domain.to_lowercase());
+        let own_domain = &self.cfg.ack.message_id_domain;
         let mut own = std::collections::HashSet::new();
         {
             let mut stream = self
@@ -304,11 +313,10 @@ impl Intake {
             {
                 // `n:*` always includes the highest UID, even when it is below n.
                 if let Some(uid) = f.uid.filter(|&uid| uid > last) {
-                    if f.header().or(f.body()).is_some_and(|h| {
-                        String::from_utf8_lossy(h)
-                            .to_lowercase()
-                            .contains(&own_suffix)
-                    }) {
+                    if f.header()
+                        .or(f.body())
+                        .is_some_and(|h| names_own_message_id(h, own_domain))
+                    {
                         own.insert(uid);
                     }
                     todo.push((
@@ -577,5 +585,42 @@ impl Intake {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_copies_are_told_by_their_message_id() {
+        let own = "shenbao.example.edu.cn";
+        for field in [
+            "Message-ID: <shenbao.ack.12.ab34@shenbao.example.edu.cn>\r\n\r\n",
+            "Message-Id: <shenbao.ack.12.ab34@SHENBAO.example.edu.cn>\r\n",
+            // Folded onto the next line, as some servers return it.
+            "Message-ID:\r\n <shenbao.reminder.3@shenbao.example.edu.cn>\r\n",
+        ] {
+            assert!(names_own_message_id(field.as_bytes(), own), "{field:?}");
+        }
+        for field in [
+            // A branch's own mail, an answer quoting ours elsewhere, a look-alike domain.
+            "Message-ID: <tencent_1234@qq.com>\r\n",
+            "Message-ID: <x@mail.shenbao.example.edu.cn.evil.test>\r\n",
+            "Message-ID: <x@notshenbao.example.edu.cn>\r\n",
+            "In-Reply-To: <shenbao.ack.12.ab34@shenbao.example.edu.cn>\r\n",
+            // No Message-ID at all (the server returns an empty field list).
+            "\r\n",
+            "",
+        ] {
+            assert!(!names_own_message_id(field.as_bytes(), own), "{field:?}");
+        }
+    }
+
+    #[test]
+    fn uid_sets_are_comma_separated() {
+        assert_eq!(uid_set([5u32, 6, 9].into_iter()), "5,6,9");
+        assert_eq!(uid_set(std::iter::once(42)), "42");
+        assert_eq!(uid_set(std::iter::empty()), "");
     }
 }
