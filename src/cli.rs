@@ -424,14 +424,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
             if send_now && n > 0 {
-                let sender = crate::send::Sender::new(
-                    store,
-                    clock,
-                    cfg.smtp.clone(),
-                    &cfg.campaign.intake_address,
-                    wake,
-                )?
-                .with_copy_check(cfg.imap.clone());
+                let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
                 let sent = sender.drain().await?;
                 say!("摘要 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
             } else {
@@ -484,14 +477,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     if !dry_run && !planned.is_empty() {
                         let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
-                        let sender = crate::send::Sender::new(
-                            store,
-                            clock,
-                            cfg.smtp.clone(),
-                            &cfg.campaign.intake_address,
-                            wake,
-                        )?
-                        .with_copy_check(cfg.imap.clone());
+                        let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
                         let sent = sender.drain().await?;
                         say!("评审结果 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
                     }

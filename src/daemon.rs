@@ -33,6 +33,24 @@ pub async fn open(
     Ok((store, pipeline, wake))
 }
 
+/// The outbox sender of this configuration, able to look for the copies of interrupted
+/// sends in the intake mailbox: shared by `run` and the commands that send at once.
+pub fn sender(
+    cfg: &Config,
+    store: Store,
+    clock: Clock,
+    wake: Arc<Notify>,
+) -> Result<Sender, crate::send::SendError> {
+    Ok(Sender::new(
+        store,
+        clock,
+        cfg.smtp.clone(),
+        &cfg.campaign.intake_address,
+        wake,
+    )?
+    .with_copy_check(cfg.imap.clone()))
+}
+
 pub async fn run(
     cfg: Arc<Config>,
     clock: Clock,
@@ -54,15 +72,7 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (backlog, backlog_rx) = watch::channel(0);
-    let sender = Sender::new(
-        store.clone(),
-        clock,
-        cfg.smtp.clone(),
-        &cfg.campaign.intake_address,
-        wake,
-    )?
-    .with_copy_check(cfg.imap.clone())
-    .with_backlog(backlog_rx);
+    let sender = sender(&cfg, store.clone(), clock, wake)?.with_backlog(backlog_rx);
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
     let scheduler_task = tokio::spawn(crate::remind::run(pipeline.clone(), stop_rx.clone()));
     let intake = Intake {
