@@ -11,153 +11,23 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use shenbao::attach::{self, Format, ZipLimits};
-use shenbao::extract::{self, form, sheet};
-use shenbao::message::{self, Attachment, LoopGuard};
-use shenbao::roster::Roster;
-use shenbao::subject::SubjectGrammar;
+use shenbao::attach::Format;
+use shenbao::extract::sheet;
+
+/// The targets' own entry points and configuration.
+#[path = "../fuzz/fuzz_targets/common.rs"]
+mod targets;
 
 const TIME_BOUND: Duration = Duration::from_secs(30);
 
-fn sections() -> Vec<String> {
-    [
-        "学思践悟·固本强基",
-        "先锋领航·校园善治",
-        "党旗飘扬·社区聚力",
-        "师生结对·双向赋能",
-        "育苗成长·薪火相传",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn guard() -> LoopGuard {
-    LoopGuard {
-        own_domain: "shenbao.example.test".to_string(),
-        loop_header: "X-Shenbao-Loop".to_string(),
-        own_addresses: vec!["shenbao@example.test".to_string()],
-    }
-}
-
-fn run_subject(data: &[u8]) {
-    let grammar = SubjectGrammar::new(
-        "对标争先建设项目申报-{支部名称}",
-        "对标争先建设项目结项-{支部名称}",
-    )
-    .expect("example patterns");
-    let roster = Roster::from_csv(&include_bytes!("fixtures/samples/roster.csv")[..])
-        .expect("sample roster");
-    let subject = String::from_utf8_lossy(data);
-    let parsed = grammar.parse(&subject);
-    if let Some(branch) = parsed.branch.as_deref() {
-        roster.match_branch(branch);
-    }
-    for d in &parsed.deviations {
-        let _ = (d.code(), d.describe_zh());
-    }
-    grammar.application_subject_for(&subject);
-}
-
-fn run_message(data: &[u8]) {
-    let understood = message::understand(data, &guard());
-    extract::extract(&understood.attachments, &sections());
-}
-
-fn run_word(data: &[u8], formats: &[Format]) {
-    for &format in formats {
-        if let Ok(doc) = extract::read_word(data, format) {
-            form::form_fields(
-                &doc,
-                &form::FormConfig {
-                    sections: &sections(),
-                },
-            );
-        }
-    }
-}
-
-fn run_sheet(data: &[u8]) {
-    if let Ok(wb) = sheet::read_workbook(data, &sheet::SheetLimits::default()) {
-        sheet::read_summary(
-            &wb,
-            &sheet::SummaryConfig {
-                sections: &sections(),
-            },
-        );
-    }
-}
-
-/// The names of fuzz/fuzz_targets/attach.rs, picked by the input's first byte.
-const ATTACH_NAMES: &[&str] = &[
-    "对标争先建设项目申请表.doc",
-    "对标争先建设项目申请表.docx",
-    "申报汇总表.xls",
-    "申报汇总表.xlsx",
-    "申报材料.zip",
-    "winmail.dat",
-    "项目申请表.wps",
-    "汇总表.et",
-    "附件1.doc",
-    "附件",
-];
-
-fn describe(filename: String, bytes: Vec<u8>, format: Format) -> Attachment {
-    Attachment {
-        safe_name: attach::safe_file_name(&filename),
-        declared_format: attach::declared_format(&filename),
-        role: attach::role(&filename, format),
-        filename,
-        content_type: "application/octet-stream".to_string(),
-        size: bytes.len(),
-        sha256: "0".repeat(64),
-        bytes,
-        format,
-        entries: Vec::new(),
-        error: None,
-    }
-}
-
-/// What `message::understand` does with one attached file, then `extract::extract`.
-fn run_attach(data: &[u8]) {
-    let Some((&pick, bytes)) = data.split_first() else {
-        return;
-    };
-    let filename = ATTACH_NAMES[usize::from(pick) % ATTACH_NAMES.len()].to_string();
-    let format = attach::sniff_named(bytes, &filename);
-    let mut a = describe(filename, bytes.to_vec(), format);
-    if matches!(format, Format::Zip | Format::Tnef) {
-        let limits = ZipLimits::default();
-        let listed = if format == Format::Zip {
-            attach::list_zip(&a.bytes, &limits)
-        } else {
-            attach::list_tnef(&a.bytes, &limits)
-        };
-        match listed {
-            Ok(entries) => {
-                for entry in entries {
-                    let format = attach::sniff_named(&entry.bytes, &entry.filename);
-                    let mut child = describe(entry.filename, entry.bytes, format);
-                    child.error = attach::content_note(&child.bytes, &child.filename);
-                    a.entries.push(child);
-                }
-            }
-            Err(e) => a.error = Some(e.to_string()),
-        }
-    } else {
-        a.error = attach::content_note(&a.bytes, &a.filename);
-    }
-    extract::extract(std::slice::from_ref(&a), &sections());
-}
-
 fn entry_point(target: &str) -> fn(&[u8]) {
     match target {
-        "subject" => run_subject,
-        "message" => run_message,
-        "doc" => |d| run_word(d, &[Format::Doc]),
-        "docx" => |d| run_word(d, &[Format::Docx, Format::WordXml]),
-        "sheet" => run_sheet,
-        "attach" => run_attach,
+        "subject" => targets::run_subject,
+        "message" => targets::run_message,
+        "doc" => |d| targets::run_word(d, &[Format::Doc]),
+        "docx" => |d| targets::run_word(d, &[Format::Docx, Format::WordXml]),
+        "sheet" => targets::run_sheet,
+        "attach" => targets::run_attach,
         other => panic!("tests/fixtures/fuzz/{other}: no such fuzz target"),
     }
 }

@@ -1,10 +1,15 @@
-//! Shared set-up for the fuzz targets: the campaign configuration the daemon would run with
-//! (the example config's subject patterns, sections and the sample roster), and the panic policy.
+//! Shared by the fuzz targets and tests/fuzz_regressions.rs (which runs the kept inputs through
+//! the same functions): the campaign configuration the daemon would run with (the example
+//! config's subject patterns, sections and the sample roster), each target's entry point, and
+//! the panic policy.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use shenbao::attach::Format;
+use shenbao::config::DEFAULT_SECTIONS;
+use shenbao::extract::{form, sheet};
 use shenbao::message::LoopGuard;
 use shenbao::roster::Roster;
 use shenbao::subject::SubjectGrammar;
@@ -13,21 +18,10 @@ use shenbao::subject::SubjectGrammar;
 pub const APPLICATION_SUBJECT: &str = "对标争先建设项目申报-{支部名称}";
 pub const CLOSURE_SUBJECT: &str = "对标争先建设项目结项-{支部名称}";
 
-/// `campaign.sections` of config/shenbao.example.toml.
+/// `campaign.sections`: the notice's five, as the example config has them.
 pub fn sections() -> &'static [String] {
     static SECTIONS: OnceLock<Vec<String>> = OnceLock::new();
-    SECTIONS.get_or_init(|| {
-        [
-            "学思践悟·固本强基",
-            "先锋领航·校园善治",
-            "党旗飘扬·社区聚力",
-            "师生结对·双向赋能",
-            "育苗成长·薪火相传",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    })
+    SECTIONS.get_or_init(|| DEFAULT_SECTIONS.map(String::from).to_vec())
 }
 
 pub fn grammar() -> &'static SubjectGrammar {
@@ -86,4 +80,86 @@ pub fn install_panic_policy() {
             libfuzzer_hook(info);
         }
     }));
+}
+
+/// `subject`: the subject grammar and branch matching on any text, as the pipeline runs them
+/// on the decoded Subject header, and the help mail's exact subject for it.
+pub fn run_subject(data: &[u8]) {
+    let subject = String::from_utf8_lossy(data);
+    let parsed = grammar().parse(&subject);
+    if let Some(branch) = parsed.branch.as_deref() {
+        let _ = roster().match_branch(branch);
+    }
+    for d in &parsed.deviations {
+        let _ = (d.code(), d.describe_zh());
+    }
+    let _ = grammar().application_subject_for(&subject);
+}
+
+/// `message`: one raw message through what `Pipeline::process` runs on a stored blob.
+pub fn run_message(data: &[u8]) {
+    let understood = shenbao::message::understand(data, guard());
+    let _ = shenbao::extract::extract(&understood.attachments, sections());
+    let parsed = grammar().parse(&understood.subject);
+    if let Some(branch) = parsed.branch.as_deref() {
+        let _ = roster().match_branch(branch);
+    }
+}
+
+/// `doc` (`Format::Doc`) and `docx` (`Format::Docx`, `Format::WordXml`): the Word reader as
+/// `extract::extract` calls it, then the form fields.
+pub fn run_word(data: &[u8], formats: &[Format]) {
+    for &format in formats {
+        if let Ok(doc) = shenbao::extract::read_word(data, format) {
+            let _ = form::form_fields(
+                &doc,
+                &form::FormConfig {
+                    sections: sections(),
+                },
+            );
+        }
+    }
+}
+
+/// `sheet`: the .xls/.xlsx reader with the default limits, then the summary.
+pub fn run_sheet(data: &[u8]) {
+    if let Ok(wb) = sheet::read_workbook(data, &sheet::SheetLimits::default()) {
+        let _ = sheet::read_summary(
+            &wb,
+            &sheet::SummaryConfig {
+                sections: sections(),
+            },
+        );
+    }
+}
+
+/// Names as branches send them: the form, the summary, a zip, Outlook's winmail.dat, and
+/// names that do not match the content.
+pub const ATTACH_NAMES: &[&str] = &[
+    "对标争先建设项目申请表.doc",
+    "对标争先建设项目申请表.docx",
+    "申报汇总表.xls",
+    "申报汇总表.xlsx",
+    "申报材料.zip",
+    "winmail.dat",
+    "项目申请表.wps",
+    "汇总表.et",
+    "附件1.doc",
+    "附件",
+];
+
+/// `attach`: one attached file as `message::understand` makes it (zip and winmail.dat opened),
+/// then `extract::extract`. The first byte picks the name the sender gave (the name decides the
+/// role and breaks ties in sniffing), the rest is the file.
+pub fn run_attach(data: &[u8]) {
+    let Some((&pick, bytes)) = data.split_first() else {
+        return;
+    };
+    let filename = ATTACH_NAMES[usize::from(pick) % ATTACH_NAMES.len()].to_string();
+    let a = shenbao::message::attachment(
+        filename,
+        "application/octet-stream".to_string(),
+        bytes.to_vec(),
+    );
+    let _ = shenbao::extract::extract(std::slice::from_ref(&a), sections());
 }

@@ -14,12 +14,5 @@ fuzz_target!(
         common::grammar();
         common::roster();
     },
-    |data: &[u8]| {
-        let understood = shenbao::message::understand(data, common::guard());
-        let _ = shenbao::extract::extract(&understood.attachments, common::sections());
-        let parsed = common::grammar().parse(&understood.subject);
-        if let Some(branch) = parsed.branch.as_deref() {
-            let _ = common::roster().match_branch(branch);
-        }
-    }
+    |data: &[u8]| common::run_message(data)
 );

@@ -236,6 +236,19 @@ fn zip_attachment_entries() {
     assert_eq!(a.entries[0].format, Format::Other);
     assert_eq!(a.entries[0].role, Role::Summary);
     assert!(a.entries[0].error.is_some());
+    // The same file alone (the attach fuzz target's way in) comes out the same.
+    let alone = attachment("材料.zip".into(), "application/zip".into(), zip.clone());
+    assert_eq!(
+        (alone.format, alone.role, &alone.sha256, &alone.error),
+        (a.format, a.role, &a.sha256, &a.error)
+    );
+    let entries = |a: &Attachment| {
+        a.entries
+            .iter()
+            .map(|e| (e.filename.clone(), e.format, e.role, e.error.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(entries(&alone), entries(a));
 
     let broken = &zip[..zip.len() - 5];
     let u = understand(
