@@ -526,6 +526,17 @@ fn outbox_state(e: &crate::store::OutboxEntry) -> String {
     }
 }
 
+/// What `outbox retry` says of a mail it put back in the queue.
+fn requeued_line(e: &crate::store::OutboxEntry) -> String {
+    format!(
+        "已重新排队：#{} → {}（{}）{}",
+        e.id,
+        e.to_addr,
+        kind_label(&e.kind),
+        e.subject
+    )
+}
+
 fn outbox_line(e: &crate::store::OutboxEntry) -> String {
     let mut line = format!(
         "#{} → {}（{}）{}  {}",
@@ -582,13 +593,7 @@ async fn outbox(
                 return Ok(ExitCode::SUCCESS);
             }
             for e in &rows {
-                say!(
-                    "已重新排队：#{} → {}（{}）{}",
-                    e.id,
-                    e.to_addr,
-                    kind_label(&e.kind),
-                    e.subject
-                );
+                say!("{}", requeued_line(e));
             }
             say!("共 {} 封，重试次数从头计算。{PICKUP}", rows.len());
             Ok(ExitCode::SUCCESS)
@@ -599,13 +604,7 @@ async fn outbox(
             };
             match store.outbox_retry(id, clock.now()).await? {
                 Retry::Requeued(e) => {
-                    say!(
-                        "已重新排队：#{} → {}（{}）{}",
-                        e.id,
-                        e.to_addr,
-                        kind_label(&e.kind),
-                        e.subject
-                    );
+                    say!("{}", requeued_line(&e));
                     say!(
                         "原状态：{}{}；重试次数从头计算。",
                         outbox_state(&e),

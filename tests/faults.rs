@@ -290,6 +290,14 @@ struct Tally {
 }
 
 impl Tally {
+    /// The counts every `faults:` line ends with.
+    fn summary(&self, expected: usize) -> String {
+        format!(
+            "stored {}/{expected}, lost {}, duplicate records {}, acks {}/{expected}, duplicate acks {}",
+            self.stored, self.lost, self.duplicate_records, self.acked, self.duplicate_acks
+        )
+    }
+
     fn ok(&self, expected: usize) -> bool {
         self.stored == expected
             && self.lost == 0
@@ -560,13 +568,9 @@ async fn a_kill_9_twenty_times_during_a_thousand_mails() {
         .map(|(stored, sent)| format!("{stored}/{sent}"))
         .collect();
     eprintln!(
-        "faults: kill -9 ×{KILLS} during {N} mails (seed {seed}; stored/sent at each kill: {}; {mid_batch} kills before the work was done): stored {}/{N}, lost {}, duplicate records {}, acks {}/{N}, duplicate acks {}, own copies {own_copies}, interrupted sends confirmed by their copy {confirmed} / sent again {resent}, {:.1} s",
+        "faults: kill -9 ×{KILLS} during {N} mails (seed {seed}; stored/sent at each kill: {}; {mid_batch} kills before the work was done): {}, own copies {own_copies}, interrupted sends confirmed by their copy {confirmed} / sent again {resent}, {:.1} s",
         at_kill.join(" "),
-        t.stored,
-        t.lost,
-        t.duplicate_records,
-        t.acked,
-        t.duplicate_acks,
+        t.summary(N),
         t0.elapsed().as_secs_f64()
     );
     assert_tally("kill -9", &t, N);
@@ -701,13 +705,9 @@ async fn b_smtp_down_then_dead_letters_and_retry() {
     let t = tally(&pool, &env, "catchall", &mids).await;
     let status = env.cli(&["status"]);
     eprintln!(
-        "faults: postfix down during 6 mails: {failed_attempts} failed attempts, 4 sent after it returned, 2 dead letters → `outbox retry` → sent after {:.1} s; stored {}/6, lost {}, duplicate records {}, acks {}/6, duplicate acks {}, {:.1} s",
+        "faults: postfix down during 6 mails: {failed_attempts} failed attempts, 4 sent after it returned, 2 dead letters → `outbox retry` → sent after {:.1} s; {}, {:.1} s",
         pickup.as_secs_f64(),
-        t.stored,
-        t.lost,
-        t.duplicate_records,
-        t.acked,
-        t.duplicate_acks,
+        t.summary(6),
         t0.elapsed().as_secs_f64()
     );
     assert_tally("postfix down", &t, 6);
@@ -819,16 +819,10 @@ async fn c_dovecot_restarts_during_idle_and_fetch() {
     )
     .await;
     eprintln!(
-        "faults: dovecot restarted in IDLE (then 5 mails, {reconnects_idle} reconnects) and twice while fetching {N} mails (while {} of them were stored, {reconnects_fetch} reconnects; one of {:.1} MB): stored {}/{}, lost {}, duplicate records {}, acks {}/{}, duplicate acks {}, {:.1} s",
+        "faults: dovecot restarted in IDLE (then 5 mails, {reconnects_idle} reconnects) and twice while fetching {N} mails (while {} of them were stored, {reconnects_fetch} reconnects; one of {:.1} MB): {}, {:.1} s",
         restarts_at.join(" and "),
         big_size as f64 / 1048576.0,
-        t.stored,
-        N + 5,
-        t.lost,
-        t.duplicate_records,
-        t.acked,
-        N + 5,
-        t.duplicate_acks,
+        t.summary(N + 5),
         t0.elapsed().as_secs_f64()
     );
     assert_tally("dovecot restarts", &t, N + 5);
@@ -956,14 +950,8 @@ async fn d_folder_recreated_with_a_new_uidvalidity() {
         .matches("not processed again")
         .count();
     eprintln!(
-        "faults: intake folder deleted and recreated while {processed_at_delete}–{processed_after_delete} of {OLD} were processed, all {OLD} restored + {NEW} new: {uidvalidities} UIDVALIDITIES, {skipped} recognised as already stored; stored {}/{}, lost {}, duplicate records {}, acks {}/{}, duplicate acks {}, {:.1} s",
-        t.stored,
-        OLD + NEW,
-        t.lost,
-        t.duplicate_records,
-        t.acked,
-        OLD + NEW,
-        t.duplicate_acks,
+        "faults: intake folder deleted and recreated while {processed_at_delete}–{processed_after_delete} of {OLD} were processed, all {OLD} restored + {NEW} new: {uidvalidities} UIDVALIDITIES, {skipped} recognised as already stored; {}, {:.1} s",
+        t.summary(OLD + NEW),
         t0.elapsed().as_secs_f64()
     );
     assert_tally("new UIDVALIDITY", &t, OLD + NEW);
