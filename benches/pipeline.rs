@@ -29,7 +29,7 @@ mod common;
 use common::{EnvOptions, TestEnv, imap};
 use futures::TryStreamExt;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -209,25 +209,16 @@ fn ncr(s: &str) -> String {
 
 /// Rewrites text in the XML entries of an Office zip.
 fn patch_zip(zip_bytes: &[u8], edits: &[(String, String)]) -> Vec<u8> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).expect("zip");
-    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for i in 0..archive.len() {
-        let mut f = archive.by_index(i).expect("entry");
-        let name = f.name().expect("entry name").to_string();
-        let mut data = Vec::new();
-        f.read_to_end(&mut data).expect("read entry");
-        if name.ends_with("document.xml") || name.ends_with("sheet1.xml") {
-            let mut text = String::from_utf8(data).expect("utf-8 xml");
-            for (from, to) in edits {
-                text = text.replace(from.as_str(), to);
-            }
-            data = text.into_bytes();
+    common::map_zip_entries(zip_bytes, |name, data| {
+        if !(name.ends_with("document.xml") || name.ends_with("sheet1.xml")) {
+            return data;
         }
-        out.start_file(name, zip::write::SimpleFileOptions::default())
-            .expect("start");
-        out.write_all(&data).expect("write");
-    }
-    out.finish().expect("finish").into_inner()
+        let mut text = String::from_utf8(data).expect("utf-8 xml");
+        for (from, to) in edits {
+            text = text.replace(from.as_str(), to);
+        }
+        text.into_bytes()
+    })
 }
 
 /// A deflated zip of `files`.

@@ -9,7 +9,6 @@ use common::*;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use mail_parser::MimeHeaders;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 /// The form and the summary attached to sample c010.
@@ -37,26 +36,17 @@ fn sample_files() -> (Vec<u8>, Vec<u8>) {
 /// Rewrites the entries of an Office zip, replacing text in the entries whose names end with
 /// `entry` (the form's `word/document.xml`, the summary's `sheet1.xml`).
 fn patch(zip_bytes: &[u8], entry: &str, edits: &[(&str, &str)]) -> Vec<u8> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).expect("zip");
-    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for i in 0..archive.len() {
-        let mut f = archive.by_index(i).expect("entry");
-        let name = f.name().expect("entry name").to_string();
-        let mut data = Vec::new();
-        f.read_to_end(&mut data).expect("read entry");
-        if name.ends_with(entry) {
-            let mut text = String::from_utf8(data).expect("utf-8 xml");
-            for (from, to) in edits {
-                assert!(text.contains(from), "{from:?} not in {name}");
-                text = text.replace(from, to);
-            }
-            data = text.into_bytes();
+    map_zip_entries(zip_bytes, |name, data| {
+        if !name.ends_with(entry) {
+            return data;
         }
-        out.start_file(name, zip::write::SimpleFileOptions::default())
-            .expect("start");
-        out.write_all(&data).expect("write");
-    }
-    out.finish().expect("finish").into_inner()
+        let mut text = String::from_utf8(data).expect("utf-8 xml");
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from:?} not in {name}");
+            text = text.replace(from, to);
+        }
+        text.into_bytes()
+    })
 }
 
 struct Case {

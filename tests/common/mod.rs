@@ -580,3 +580,25 @@ pub fn closure_mail(
         .expect("mail")
         .formatted()
 }
+
+/// The same zip with each entry's bytes passed through `edit(name, bytes)`: how the tests
+/// and the benchmark rewrite the text of real Office files.
+pub fn map_zip_entries(
+    zip_bytes: &[u8],
+    mut edit: impl FnMut(&str, Vec<u8>) -> Vec<u8>,
+) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).expect("zip");
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).expect("entry");
+        let name = f.name().expect("entry name").to_string();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).expect("read entry");
+        let data = edit(&name, data);
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("start");
+        out.write_all(&data).expect("write");
+    }
+    out.finish().expect("finish").into_inner()
+}
