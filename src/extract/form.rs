@@ -738,16 +738,7 @@ mod tests {
     use crate::extract::model::Table;
 
     fn sections() -> Vec<String> {
-        [
-            "学思践悟·固本强基",
-            "先锋领航·校园善治",
-            "党旗飘扬·社区聚力",
-            "师生结对·双向赋能",
-            "育苗成长·薪火相传",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        crate::config::DEFAULT_SECTIONS.map(String::from).to_vec()
     }
 
     #[test]

@@ -899,13 +899,7 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
-    const SECTIONS: [&str; 5] = [
-        "学思践悟·固本强基",
-        "先锋领航·校园善治",
-        "党旗飘扬·社区聚力",
-        "师生结对·双向赋能",
-        "育苗成长·薪火相传",
-    ];
+    use crate::config::DEFAULT_SECTIONS as SECTIONS;
     const HEADER: [&str; 11] = [
         "序号",
         "学院",
