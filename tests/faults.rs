@@ -15,7 +15,6 @@
 mod common;
 
 use common::*;
-use futures::TryStreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -240,26 +239,10 @@ struct Hdr {
 }
 
 async fn headers(user: &str, folder: &str) -> Vec<Hdr> {
-    let mut s = imap(user).await;
-    let Ok(mbox) = s.examine(mutf7(folder)).await else {
-        let _ = s.logout().await;
-        return Vec::new();
-    };
-    if mbox.exists == 0 {
-        let _ = s.logout().await;
-        return Vec::new();
-    }
-    let fetched: Vec<_> = s
-        .uid_fetch("1:*", "(UID BODY.PEEK[HEADER])")
+    fetch_each(user, folder, "BODY.PEEK[HEADER]")
         .await
-        .expect("fetch")
-        .try_collect()
-        .await
-        .expect("collect");
-    let _ = s.logout().await;
-    fetched
+        .unwrap_or_default()
         .iter()
-        .filter_map(|f| f.header())
         .filter_map(|h| mail_parser::MessageParser::default().parse_headers(h))
         .map(|m| Hdr {
             message_id: m.message_id().unwrap_or_default().to_string(),

@@ -221,15 +221,20 @@ max_per_sender = {max}
         format!("sqlite://{}", self.dir.join("data/shenbao.db").display())
     }
 
-    /// Runs a shenbao command that may fail; returns (success, stdout + stderr).
-    pub fn run(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_shenbao"))
+    /// Runs `shenbao --config <this config> args…` to completion.
+    fn output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_shenbao"))
             .arg("--config")
             .arg(&self.config)
             .args(args)
             .env("SHENBAO_LOG", "warn")
             .output()
-            .expect("run shenbao");
+            .expect("run shenbao")
+    }
+
+    /// Runs a shenbao command that may fail; returns (success, stdout + stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = self.output(args);
         (
             out.status.success(),
             format!(
@@ -242,13 +247,7 @@ max_per_sender = {max}
 
     /// Runs a shenbao command to completion; returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_shenbao"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env("SHENBAO_LOG", "warn")
-            .output()
-            .expect("run shenbao");
+        let out = self.output(args);
         assert!(
             out.status.success(),
             "shenbao {args:?} failed: {}",
@@ -430,25 +429,37 @@ pub async fn append(s: &mut Session, folder: &str, raw: &[u8], internal_date: Op
 
 /// Every message in `folder` of `user`'s mailbox, raw.
 pub async fn fetch_all(user: &str, folder: &str) -> Vec<Vec<u8>> {
+    fetch_each(user, folder, "BODY.PEEK[]")
+        .await
+        .expect("EXAMINE")
+}
+
+/// `section` (`BODY.PEEK[]`, `BODY.PEEK[HEADER]`) of every message in `folder` of `user`'s
+/// mailbox; `None` when the folder cannot be opened (it does not exist).
+pub async fn fetch_each(user: &str, folder: &str, section: &str) -> Option<Vec<Vec<u8>>> {
     let mut s = imap(user).await;
-    let mbox = s.examine(mutf7(folder)).await.expect("EXAMINE");
+    let Ok(mbox) = s.examine(mutf7(folder)).await else {
+        let _ = s.logout().await;
+        return None;
+    };
     if mbox.exists == 0 {
         let _ = s.logout().await;
-        return Vec::new();
+        return Some(Vec::new());
     }
     let fetched: Vec<_> = s
-        .uid_fetch("1:*", "(UID BODY.PEEK[])")
+        .uid_fetch("1:*", format!("(UID {section})"))
         .await
         .expect("fetch")
         .try_collect()
         .await
         .expect("collect");
-    let out = fetched
-        .iter()
-        .filter_map(|f| f.body().map(<[u8]>::to_vec))
-        .collect();
     let _ = s.logout().await;
-    out
+    Some(
+        fetched
+            .iter()
+            .filter_map(|f| f.body().or(f.header()).map(<[u8]>::to_vec))
+            .collect(),
+    )
 }
 
 /// The mails our daemon sent in this test (by Message-ID domain), from the catch-all and the
