@@ -305,7 +305,7 @@ impl Pipeline {
             // copied to get there; flushed later, several messages' at once.
             let mut staged = Vec::new();
             for a in rules::all_files(&understood.attachments) {
-                staged.extend(blobs.stage(&a.bytes)?.1);
+                staged.extend(blobs.stage_as(&a.sha256, &a.bytes)?);
             }
             Ok((understood, extracted, staged))
         });
