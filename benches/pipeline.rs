@@ -236,16 +236,6 @@ fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     out.finish().expect("finish").into_inner()
 }
 
-fn b64_lines(bytes: &[u8]) -> String {
-    let b = shenbao::compose::base64(bytes);
-    let mut out = String::with_capacity(b.len() + b.len() / 76 * 2 + 2);
-    for chunk in b.as_bytes().chunks(76) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push_str("\r\n");
-    }
-    out
-}
-
 fn encoded_word(s: &str, gbk: bool) -> String {
     if gbk {
         let (bytes, _, _) = encoding_rs::GBK.encode(s);
@@ -373,12 +363,12 @@ fn application(
         let (bytes, _, _) = encoding_rs::GBK.encode(&body);
         m.push_str(&format!(
             "--{boundary}\r\nContent-Type: text/plain; charset=\"gb2312\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
-            b64_lines(&bytes)
+            common::base64_lines(&bytes)
         ));
     } else {
         m.push_str(&format!(
             "--{boundary}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
-            b64_lines(body.as_bytes())
+            common::base64_lines(body.as_bytes())
         ));
     }
     let mut raw = m.into_bytes();
@@ -389,7 +379,7 @@ fn application(
             filename_param(&name, gbk)
         );
         raw.extend_from_slice(head.as_bytes());
-        raw.extend_from_slice(b64_lines(&bytes).as_bytes());
+        raw.extend_from_slice(common::base64_lines(&bytes).as_bytes());
     }
     raw.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (msgid, raw)
@@ -878,7 +868,7 @@ fn wrap(name: &str, bytes: &[u8]) -> Vec<u8> {
         filename_param(name, false)
     )
     .into_bytes();
-    m.extend_from_slice(b64_lines(bytes).as_bytes());
+    m.extend_from_slice(common::base64_lines(bytes).as_bytes());
     m.extend_from_slice(b"--b--\r\n");
     m
 }

@@ -193,27 +193,6 @@ fn with_attachment(mid: &str, to: &str, branch: &str, size: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-fn base64_lines(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len() * 4 / 3 + bytes.len() / 38 + 8);
-    for line in bytes.chunks(57) {
-        for c in line.chunks(3) {
-            let n = (u32::from(c[0]) << 16)
-                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-                | u32::from(*c.get(2).unwrap_or(&0));
-            for i in 0..4 {
-                out.push(if i <= c.len() {
-                    char::from(A[((n >> (18 - 6 * i)) & 63) as usize])
-                } else {
-                    '='
-                });
-            }
-        }
-        out.push_str("\r\n");
-    }
-    out
-}
-
 /// APPENDs the mails in order; an APPEND the server refuses (e.g. Dovecot's "Mailbox was
 /// deleted under us" just after the folder was recreated) is retried on a new connection.
 async fn append_all(user: &str, folder: &str, mails: &[(String, Vec<u8>)]) {

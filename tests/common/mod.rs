@@ -539,20 +539,16 @@ pub fn with_subject(raw: &str, subject: &str) -> String {
 
 /// Base64 for RFC 2047 subjects built in tests.
 pub fn b64(s: &str) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = s.as_bytes();
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                char::from(A[((n >> (18 - 6 * i)) & 63) as usize])
-            } else {
-                '='
-            });
-        }
+    shenbao::compose::base64(s.as_bytes())
+}
+
+/// Base64 in lines of 76 characters, for attachment bodies built in tests.
+pub fn base64_lines(bytes: &[u8]) -> String {
+    let b = shenbao::compose::base64(bytes);
+    let mut out = String::with_capacity(b.len() + b.len() / 76 * 2 + 2);
+    for chunk in b.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push_str("\r\n");
     }
     out
 }
