@@ -113,6 +113,42 @@ pub enum Command {
     },
     /// 显示一个支部的全部版本（支部名称，名册中的写法或主题中的写法）
     Show { branch: String },
+    /// 用现在的程序、规则、名册和模板重新处理已存档的邮件，列出有变化的内容（支部、版本、字段、问题）
+    Reprocess {
+        /// 邮件编号（`shenbao status` 中的 #编号），可写多个
+        #[arg(required_unless_present_any = ["all", "failed"], conflicts_with_all = ["all", "failed"])]
+        ids: Vec<i64>,
+        /// 全部邮件（不含本系统邮件的副本）
+        #[arg(long, conflicts_with = "failed")]
+        all: bool,
+        /// 处理失败的邮件
+        #[arg(long)]
+        failed: bool,
+        /// 只预览变化，不保存
+        #[arg(long)]
+        dry_run: bool,
+        /// 保存后按新的结果重新给支部发回执（默认不发任何邮件）
+        #[arg(long)]
+        notify: bool,
+    },
+    /// 把一封识别不出支部的邮件登记到指定支部，并给发件人发回执
+    Assign {
+        /// 邮件编号（`shenbao status` 中的 #编号）
+        id: i64,
+        /// 支部名称（名册中的写法）；省略时用申请表中填写的支部
+        branch: Option<String>,
+        /// 只预览，不保存、不发信
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// 把一封需要人工处理的邮件标为已处理，它不再出现在 status 和摘要的待处理列表中
+    Resolve {
+        /// 邮件编号（`shenbao status` 中的 #编号）
+        id: i64,
+        /// 处理说明（记录在案）
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// 检查配置文件，逐项指出问题
     CheckConfig {
         /// 同时实际登录 IMAP 和 SMTP 服务器
@@ -220,6 +256,19 @@ fn at_or_now(at: Option<&str>, clock: Clock) -> anyhow::Result<chrono::DateTime<
     }
 }
 
+/// The pipeline of a correction command: answers only when `notify`, under new Message-IDs.
+async fn correction_pipeline(
+    config: &Path,
+    notify: bool,
+) -> anyhow::Result<crate::pipeline::Pipeline> {
+    let cfg = load(config)?;
+    let clock = clock()?;
+    let (store, _, wake) = crate::daemon::open(cfg.clone(), clock).await?;
+    let mut p = crate::pipeline::Pipeline::new(store, clock, cfg, wake)?;
+    p.notify_mode = crate::correct::notify_mode(notify, clock.now());
+    Ok(p)
+}
+
 fn clock() -> anyhow::Result<Clock> {
     Clock::from_env().map_err(anyhow::Error::msg)
 }
@@ -322,6 +371,42 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reprocess {
+            ids,
+            all,
+            failed,
+            dry_run,
+            notify,
+        } => {
+            let selection = if all {
+                crate::correct::Selection::All
+            } else if failed {
+                crate::correct::Selection::Failed
+            } else {
+                crate::correct::Selection::Ids(ids)
+            };
+            let p = correction_pipeline(&cli.config, notify).await?;
+            let report = crate::correct::reprocess(&p, &selection, dry_run).await?;
+            say_raw!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Assign {
+            id,
+            branch,
+            dry_run,
+        } => {
+            let p = correction_pipeline(&cli.config, true).await?;
+            let (name, report) = crate::correct::assign(&p, id, branch.as_deref(), dry_run).await?;
+            say!("邮件 #{id} 登记为“{name}”的材料：");
+            say_raw!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resolve { id, note } => {
+            let p = correction_pipeline(&cli.config, false).await?;
+            crate::correct::resolve(&p, id, note.as_deref()).await?;
+            say!("邮件 #{id} 已标为处理完毕，不再列入待人工处理的邮件。");
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { branch } => {

@@ -21,6 +21,10 @@ pub const LOOP_HEADER: &str = "X-Shenbao-Loop";
 const BUILTIN: &[(&str, &str)] = &[
     ("ack.txt.j2", include_str!("../config/templates/ack.txt.j2")),
     (
+        "no_materials.txt.j2",
+        include_str!("../config/templates/no_materials.txt.j2"),
+    ),
+    (
         "subject_help.txt.j2",
         include_str!("../config/templates/subject_help.txt.j2"),
     ),
@@ -145,6 +149,8 @@ pub struct Outgoing {
     pub to: String,
     pub subject: String,
     pub raw: Vec<u8>,
+    /// A copy recipient named in the `Cc` header (see [`build_cc`]).
+    pub cc: Option<String>,
 }
 
 /// Everything needed to write one automatic mail.
@@ -227,6 +233,7 @@ fn outgoing(spec: &MailSpec<'_>, msg: &Message) -> Outgoing {
         to: spec.to_addr.to_string(),
         subject: spec.subject.to_string(),
         raw: msg.formatted(),
+        cc: None,
     }
 }
 
@@ -242,6 +249,21 @@ pub fn build(spec: &MailSpec<'_>) -> Result<Outgoing, ComposeError> {
         .multipart(MultiPart::mixed().singlepart(text_part(spec.text)))
         .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(outgoing(spec, &msg))
+}
+
+/// Like [`build`], with a copy to `cc` (name, address) in the `Cc` header: the roster's
+/// secretary, when a version of the branch's material came from another address.
+pub fn build_cc(spec: &MailSpec<'_>, cc: Option<(&str, &str)>) -> Result<Outgoing, ComposeError> {
+    let mut b = headers(spec)?;
+    if let Some((name, addr)) = cc {
+        b = b.cc(mailbox(Some(name), addr)?);
+    }
+    let msg = b
+        .multipart(MultiPart::mixed().singlepart(text_part(spec.text)))
+        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    let mut out = outgoing(spec, &msg);
+    out.cc = cc.map(|(_, a)| a.to_string());
+    Ok(out)
 }
 
 /// What a digest adds to a plain automatic mail.
@@ -786,7 +808,8 @@ mod tests {
             "fields_source": "项目申请表",
             "closure": null,
             "exact_subject": "对标争先建设项目申报-设计创意学院2024级博士生党支部",
-            "deadline": "2025年9月27日 23:59:59", "staff_contact": "学生工作部"
+            "deadline": "2025年9月27日 23:59:59", "staff_contact": "学生工作部",
+            "sender_note": null, "suggestion": null
         });
         let text = t.render("ack.txt.j2", &ctx).expect("renders");
         for line in [

@@ -48,6 +48,9 @@ pub struct ImapConfig {
     pub folder: String,
     /// Where handled mail is moved; `None` leaves it in place (the UID watermark still holds).
     pub processed_folder: Option<String>,
+    /// Where mail that needs a person goes (questions, replies, unrecognised branches,
+    /// failures), so staff who read the mailbox find it; `None` leaves it where it arrived.
+    pub staff_folder: Option<String>,
     pub poll_interval: Duration,
     pub idle_renew: Duration,
     pub max_message_bytes: u64,
@@ -108,8 +111,13 @@ pub struct CampaignConfig {
 
 #[derive(Debug, Clone)]
 pub struct AckConfig {
-    /// At most this many automatic mails to one address per `window`.
+    /// At most this many notes of one kind (subject-format help, no materials) to one address
+    /// per `window` (a loop breaker; acknowledgements of new materials are never limited by it).
     pub max_per_sender: u32,
+    /// Identical content (the same files again for the same branch) is acknowledged at most
+    /// this many times per `window`: a forwarding loop ends here, a person who resends once
+    /// still gets an answer.
+    pub max_identical: u32,
     pub window: Duration,
     /// Directory with templates that override the built-in ones.
     pub templates_dir: Option<PathBuf>,
@@ -560,6 +568,14 @@ impl Reader<'_> {
         let password = self.secret("imap", true);
         let folder = self.string("imap.folder", Some("INBOX"));
         let processed = self.opt_string("imap.processed_folder");
+        // Default: beside the processed folder; when nothing is moved, nothing moves either.
+        // Naming the watched folder itself keeps such mail where it arrived.
+        let staff = match self.opt_string("imap.staff_folder") {
+            Some(f) => Some(f),
+            None if processed.is_some() => Some("需人工处理".to_string()),
+            None => None,
+        }
+        .filter(|f| !f.trim().is_empty() && Some(f.as_str()) != folder.as_deref());
         let poll = self.duration("imap.poll_interval", "60s");
         let renew = self.duration("imap.idle_renew", "25m");
         if let Some(r) = renew
@@ -581,6 +597,7 @@ impl Reader<'_> {
             password: password?,
             folder: folder?,
             processed_folder: processed,
+            staff_folder: staff,
             poll_interval: poll?,
             idle_renew: renew?,
             max_message_bytes: max?,
@@ -730,6 +747,7 @@ impl Reader<'_> {
 
     fn ack(&mut self, campaign: Option<&CampaignConfig>) -> Option<AckConfig> {
         let max = self.integer("ack.max_per_sender", 5, 1, 1000);
+        let identical = self.integer("ack.max_identical", 3, 1, 100);
         let window = self.duration("ack.window", "24h");
         let dir = self.path("ack.templates_dir");
         if let Some(d) = &dir
@@ -744,6 +762,7 @@ impl Reader<'_> {
         let domain = self.string("ack.message_id_domain", Some(&domain_default));
         Some(AckConfig {
             max_per_sender: u32::try_from(max?).ok()?,
+            max_identical: u32::try_from(identical?).ok()?,
             window: window?,
             templates_dir: dir,
             message_id_domain: domain?,

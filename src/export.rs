@@ -46,6 +46,11 @@ pub struct ExportSubmission {
     pub fields_source: Option<String>,
     /// The problems with what exactly was found, in the same order.
     pub problem_details: Vec<serde_json::Value>,
+    /// The version came from an address that is neither the roster's nor an earlier
+    /// sender's of this branch (the secretary was copied on the acknowledgement).
+    pub sender_changed: bool,
+    /// When the branch was not recognised: the roster branch the form names.
+    pub suggested_branch: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,7 +106,7 @@ macro_rules! submissions_where {
             "SELECT s.kind, s.branch, s.college, s.branch_text, s.match_kind, s.match_score, s.match_reason, s.version,
                     (SELECT COUNT(*) FROM submissions o WHERE o.kind = s.kind AND o.branch_key = s.branch_key),
                     s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id,
-                    s.fields, s.fields_source, s.problem_details
+                    s.fields, s.fields_source, s.problem_details, s.sender_changed, s.suggested_branch
              FROM submissions s JOIN messages m ON m.id = s.message_id WHERE ",
             $where
         )
@@ -166,6 +171,8 @@ async fn rows_to_export(
                 .get::<Option<String>, _>(18)
                 .and_then(|j| serde_json::from_str(&j).ok())
                 .unwrap_or_default(),
+            sender_changed: r.get(19),
+            suggested_branch: r.get(20),
         });
     }
     Ok(out)
@@ -268,6 +275,7 @@ pub fn to_csv(subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
         "发件人",
         "附件",
         "问题",
+        "发件人变更",
     ])?;
     for s in subs {
         let atts: Vec<String> = s
@@ -288,6 +296,7 @@ pub fn to_csv(subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
             s.sender.as_str(),
             &atts.join("；"),
             &s.problems.join(","),
+            if s.sender_changed { "是" } else { "" },
         ])?;
     }
     Ok(w.into_inner()?)
@@ -313,6 +322,14 @@ pub fn describe(s: &ExportSubmission) -> String {
         s.sender,
         s.subject.as_deref().unwrap_or(""),
     );
+    if s.sender_changed {
+        out.push_str("  发件人变更：发件地址不是名册中的联系邮箱，也没有为该支部发送过材料（回执已抄送支部书记）\n");
+    }
+    if let Some(b) = &s.suggested_branch {
+        out.push_str(&format!(
+            "  申请表中填写的支部：{b}（可用 shenbao assign 登记到该支部）\n"
+        ));
+    }
     for (key, label) in [
         ("project_name", "项目名称"),
         ("section", "申报板块"),
@@ -364,7 +381,9 @@ pub struct Status {
     pub outbox: Vec<(String, i64)>,
     pub dead_letters: Vec<(i64, String, String, String)>,
     pub watermarks: Vec<(String, String, i64, i64)>,
-    pub needs_staff: Vec<(i64, String, String, String)>,
+    pub needs_staff: Vec<crate::store::StaffRow>,
+    pub unanswered: Vec<crate::store::UnansweredRow>,
+    pub sender_changes: Vec<crate::store::SenderChange>,
 }
 
 pub async fn status(store: &Store, roster_size: usize) -> anyhow::Result<Status> {
@@ -400,15 +419,9 @@ pub async fn status(store: &Store, roster_size: usize) -> anyhow::Result<Status>
     .iter()
     .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
     .collect();
-    let needs_staff = sqlx::query(
-        "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), COALESCE(reason, '') FROM messages
-         WHERE disposition IN ('question', 'too_large') OR status = 'failed' ORDER BY id",
-    )
-    .fetch_all(&store.pool)
-    .await?
-    .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-    .collect();
+    let needs_staff = store.needs_staff(None, None).await?;
+    let unanswered = store.unanswered(None, None).await?;
+    let sender_changes = store.sender_changes(None, None).await?;
     Ok(Status {
         messages,
         roster_size,
@@ -419,6 +432,8 @@ pub async fn status(store: &Store, roster_size: usize) -> anyhow::Result<Status>
         dead_letters,
         watermarks,
         needs_staff,
+        unanswered,
+        sender_changes,
     })
 }
 
@@ -459,9 +474,68 @@ impl std::fmt::Display for Status {
             }
         }
         if !self.needs_staff.is_empty() {
-            writeln!(f, "需要人工处理的邮件：")?;
-            for (id, from, subject, reason) in &self.needs_staff {
-                writeln!(f, "  #{id} {from}  {subject}  —— {reason}")?;
+            writeln!(
+                f,
+                "需要人工处理的邮件（处理完后运行 shenbao resolve 编号；识别不出支部的用 shenbao assign 编号 支部名称）："
+            )?;
+            for s in &self.needs_staff {
+                let branch = s
+                    .branch
+                    .as_deref()
+                    .map(|b| format!("【{b}】"))
+                    .unwrap_or_default();
+                writeln!(
+                    f,
+                    "  #{} {} {branch}{}  {}  —— {}",
+                    s.id,
+                    crate::clock::beijing(s.received_at),
+                    s.from,
+                    s.subject,
+                    s.reason
+                )?;
+                if let Some(b) = &s.suggested_branch {
+                    writeln!(
+                        f,
+                        "      申请表中填写的支部是“{b}”：确认后运行 shenbao assign {} 即可登记到该支部",
+                        s.id
+                    )?;
+                }
+            }
+        }
+        if !self.unanswered.is_empty() {
+            writeln!(f, "未自动回复的邮件（及原因）：")?;
+            for u in &self.unanswered {
+                let branch = u
+                    .branch
+                    .as_deref()
+                    .map(|b| format!("【{b}】"))
+                    .unwrap_or_default();
+                writeln!(
+                    f,
+                    "  #{} {branch}{}  {}  —— {}",
+                    u.id, u.from, u.subject, u.why
+                )?;
+            }
+        }
+        if !self.sender_changes.is_empty() {
+            writeln!(
+                f,
+                "发件人变更（材料不是由名册中的联系邮箱或此前的发件人发来，回执已抄送支部书记）："
+            )?;
+            for c in &self.sender_changes {
+                writeln!(
+                    f,
+                    "  #{} {} 第 {} 版{}，发件人 {}",
+                    c.message,
+                    c.branch,
+                    c.version,
+                    if c.kind == "closure" {
+                        "（结项）"
+                    } else {
+                        ""
+                    },
+                    c.sender
+                )?;
             }
         }
         for (account, folder, v, last) in &self.watermarks {

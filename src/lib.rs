@@ -4,11 +4,12 @@
 //!
 //! * pure core (no I/O, easy to test and fuzz): [`message`] (raw RFC 822 → what the mail says),
 //!   [`attach`] (attachment formats and roles), [`subject`] (the subject grammar), [`roster`]
-//!   (branch matching), [`extract`] (Word and Excel attachments → fields), [`rules`] (the
+//!   (branch matching), [`conversation`] (replies, resends and senders), [`extract`] (Word and Excel attachments → fields), [`rules`] (the
 //!   campaign's rules → problem codes), [`schedule`] (when reminders and digests are due),
 //!   [`compose`] (the mails shenbao writes);
 //! * I/O shell: [`intake`] (IMAP), [`store`] (SQLite + content-addressed blobs), [`pipeline`]
-//!   (store → understand → record → queue), [`send`] (the outbox sender), [`daemon`] and [`cli`].
+//!   (store → understand → record → queue), [`send`] (the outbox sender), [`correct`] (staff corrections: reprocess, assign, resolve),
+//!   [`daemon`] and [`cli`].
 
 pub mod attach;
 pub mod cli;
@@ -16,6 +17,8 @@ pub mod clock;
 pub mod closure;
 pub mod compose;
 pub mod config;
+pub mod conversation;
+pub mod correct;
 pub mod daemon;
 pub mod export;
 pub mod export_xlsx;

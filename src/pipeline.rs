@@ -9,6 +9,7 @@
 use crate::clock::{Clock, beijing, db_time};
 use crate::compose::{self, MailSpec, Outgoing, Templates};
 use crate::config::Config;
+use crate::conversation;
 use crate::extract::Extracted;
 use crate::extract::model::{Amount, Fields};
 use crate::message::{self, Attachment, LoopGuard, Understood};
@@ -51,6 +52,13 @@ pub struct Prepared {
     blobs: Vec<Staged>,
 }
 
+impl Prepared {
+    /// Its staged attachment files, to be flushed ([`publish`]) before it is committed.
+    pub fn take_blobs(&mut self) -> Vec<Staged> {
+        std::mem::take(&mut self.blobs)
+    }
+}
+
 /// What the pipeline needs, built once at start.
 pub struct Pipeline {
     pub store: Store,
@@ -63,6 +71,8 @@ pub struct Pipeline {
     /// Woken whenever something is queued in the outbox.
     pub outbox: Arc<Notify>,
     pub policy: rules::Policy,
+    /// Whether registering answers ([`NotifyMode::Normal`] except in `reprocess`).
+    pub notify_mode: NotifyMode,
 }
 
 /// What a message turned out to be.
@@ -79,6 +89,9 @@ pub enum Disposition {
     Question,
     /// The copy of a mail we sent ourselves (see `send`): the proof that it went out.
     OwnCopy,
+    /// A person's answer to one of our mails, or a branch's mail without materials after it
+    /// already has a version: conversation for staff, never a version, never answered.
+    Reply,
 }
 
 impl Disposition {
@@ -90,7 +103,65 @@ impl Disposition {
             Disposition::SubjectHelp => "subject_help",
             Disposition::Question => "question",
             Disposition::OwnCopy => "own_copy",
+            Disposition::Reply => "reply",
         }
+    }
+
+    /// In Chinese, for staff.
+    pub fn label(self) -> &'static str {
+        match self {
+            Disposition::Application => "申报",
+            Disposition::Closure => "结项",
+            Disposition::Auto => "自动邮件",
+            Disposition::SubjectHelp => "主题有误",
+            Disposition::Question => "咨询",
+            Disposition::OwnCopy => "本系统副本",
+            Disposition::Reply => "回复/来信",
+        }
+    }
+}
+
+/// The Chinese label of a stored disposition or status (`application` → 申报).
+pub fn disposition_label(s: &str) -> &'static str {
+    const ALL: [Disposition; 7] = [
+        Disposition::Application,
+        Disposition::Closure,
+        Disposition::Auto,
+        Disposition::SubjectHelp,
+        Disposition::Question,
+        Disposition::OwnCopy,
+        Disposition::Reply,
+    ];
+    match ALL.into_iter().find(|d| d.as_str() == s) {
+        Some(d) => d.label(),
+        None => match s {
+            "failed" => "处理失败",
+            "too_large" => "超过大小上限",
+            "duplicate" => "重复",
+            "stored" => "待处理",
+            _ => "其他",
+        },
+    }
+}
+
+/// Whether processing answers what it registers: always in the daemon; `reprocess` replays
+/// silently unless `--notify` is given, then with answers of their own Message-IDs (the
+/// original answers were already sent under theirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyMode {
+    Normal,
+    Silent,
+    /// Answer again; the number tells this replay's answers apart from earlier ones.
+    Again(i64),
+}
+
+/// The key of an answer's Message-ID: stable for a message, so a crash and a second
+/// processing produce the same id (and the outbox keeps one).
+fn answer_key(message: i64, raw_sha: &str, mode: NotifyMode) -> String {
+    let base = format!("{message}.{}", raw_sha.get(..12).unwrap_or(raw_sha));
+    match mode {
+        NotifyMode::Again(n) => format!("{base}.r{n}"),
+        _ => base,
     }
 }
 
@@ -112,6 +183,79 @@ struct Classified {
     reason: String,
     subject: Option<ParsedSubject>,
     matched: Option<BranchMatch>,
+    /// The roster branch the mail concerns, when known.
+    branch: Option<String>,
+    /// It carries something that could be a version ([`conversation::carries_materials`]).
+    materials: bool,
+    /// Registered but not to be answered (strong evidence that no person is there).
+    no_answer: Option<String>,
+}
+
+impl Classified {
+    fn new(disposition: Disposition, reason: String) -> Classified {
+        Classified {
+            disposition,
+            reason,
+            subject: None,
+            matched: None,
+            branch: None,
+            materials: false,
+            no_answer: None,
+        }
+    }
+}
+
+/// What classification needs besides the message: what the database knows about it.
+struct ClassifyInput<'a> {
+    /// The subject without our own wording ([`conversation::strip_our_wording`]).
+    subject: &'a str,
+    /// It answers one of our mails (by its headers or our wording in its subject).
+    answers_us: bool,
+    thread: Option<&'a Thread>,
+    /// Staff's `assign`.
+    assigned: Option<&'a str>,
+}
+
+/// A mail of ours that a message answers.
+#[derive(Debug, Clone)]
+struct Thread {
+    /// Its Message-ID, without <>.
+    our_id: String,
+    /// The branch it was about, when known.
+    branch: Option<String>,
+    /// It was about closure (a closure acknowledgement, a result mail).
+    closure: bool,
+}
+
+/// What [`Pipeline::register`] needs.
+struct Registration<'a> {
+    id: i64,
+    stored: &'a crate::store::StoredMessage,
+    understood: &'a Understood,
+    extracted: &'a Extracted,
+    classified: &'a Classified,
+    received: DateTime<Utc>,
+    now: DateTime<Utc>,
+    reply_to: Option<&'a str>,
+    notify: NotifyMode,
+}
+
+/// What [`Pipeline::register`] did.
+enum Registered {
+    Version {
+        branch: Option<String>,
+        version: i64,
+        problems: Vec<Problem>,
+        queued: Option<String>,
+        no_answer: Option<String>,
+        unknown_branch: bool,
+    },
+    /// No materials, and the branch already has a version: conversation.
+    NothingNew {
+        branch: String,
+        version: i64,
+        reason: String,
+    },
 }
 
 impl Pipeline {
@@ -144,6 +288,7 @@ impl Pipeline {
             leader_roles: cfg.campaign.leader_roles.clone(),
         };
         Ok(Pipeline {
+            notify_mode: NotifyMode::Normal,
             policy,
             store,
             clock,
@@ -345,6 +490,16 @@ impl Pipeline {
         Ok(outcome)
     }
 
+    /// Records a prepared message (its files already published) in the caller's
+    /// transaction: how `reprocess` replays stored mail.
+    pub async fn commit_prepared(
+        &self,
+        tx: &mut SqliteConnection,
+        p: Prepared,
+    ) -> anyhow::Result<Option<Outcome>> {
+        self.commit_in(tx, p).await
+    }
+
     /// What [`Pipeline::commit`] writes, inside the caller's transaction (several messages
     /// can share one: [`Pipeline::process_many`]).
     async fn commit_in(
@@ -361,29 +516,43 @@ impl Pipeline {
         } = p;
 
         let received = stored.internal_date.unwrap_or(stored.stored_at);
-        let classified = self.classify(&understood);
         let now = self.clock.now();
 
-        let state: Option<String> = sqlx::query("SELECT status FROM messages WHERE id = ?")
+        let row = sqlx::query("SELECT status, assigned_branch FROM messages WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.get(0));
-        if state.as_deref() != Some("stored") {
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        if row.get::<String, _>(0) != "stored" {
             return Ok(None);
         }
+        let assigned: Option<String> = row.get(1);
         self.record_attachments(&mut *tx, id, &understood.attachments, now)
             .await?;
+
+        let (subject_text, our_wording) = conversation::strip_our_wording(&understood.subject);
+        let thread = self.find_thread(&mut *tx, &understood).await?;
+        let classified = self.classify(
+            &understood,
+            &ClassifyInput {
+                subject: &subject_text,
+                answers_us: our_wording || thread.is_some(),
+                thread: thread.as_ref(),
+                assigned: assigned.as_deref(),
+            },
+        );
 
         let mut outcome = Outcome {
             message: id,
             disposition: classified.disposition,
             reason: classified.reason.clone(),
-            branch: None,
+            branch: classified.branch.clone(),
             version: None,
             problems: Vec::new(),
             queued: None,
         };
+        let mut needs_staff = false;
+        let mut no_answer: Option<String> = None;
         let reply_to = understood
             .reply_to
             .as_ref()
@@ -393,145 +562,90 @@ impl Pipeline {
 
         match classified.disposition {
             Disposition::Application | Disposition::Closure => {
-                let subject = classified.subject.as_ref();
-                let matched = classified.matched.clone().unwrap_or_else(unknown_match);
-                let grace = chrono::Duration::from_std(self.cfg.campaign.grace).unwrap_or_default();
-                let late = received > self.cfg.campaign.deadline + grace;
-                let facts = Facts {
-                    attachments: &understood.attachments,
-                    has_cloud_links: !understood.cloud_links.is_empty(),
-                    branch_known: matched.branch.is_some(),
-                    subject_nonstandard: subject.is_some_and(|s| !s.deviations.is_empty())
-                        || matched.kind == MatchKind::Fuzzy,
-                    late,
-                    extracted: &extracted,
-                    policy: &self.policy,
-                };
-                let mut findings = rules::check(&facts);
-                let mut closure = None;
-                if classified.disposition == Disposition::Closure {
-                    // Closure materials have their own checklist (per level, from the config),
-                    // not the application form's rules.
-                    findings.retain(|f| {
-                        matches!(
-                            f.code,
-                            Problem::BranchUnknown
-                                | Problem::SubjectNonstandard
-                                | Problem::CloudAttachment
-                        )
-                    });
-                    if let Some(b) = &matched.branch {
-                        closure = self
-                            .closure_check(&mut *tx, &b.name, &understood.attachments)
-                            .await?;
-                        match &closure {
-                            None => findings.push(rules::Finding {
-                                code: Problem::ClosureNotFunded,
-                                detail: None,
-                            }),
-                            Some(c) => {
-                                let missing: Vec<&str> = c
-                                    .checklist
-                                    .iter()
-                                    .filter(|i| !i.present)
-                                    .map(|i| i.material.as_str())
-                                    .collect();
-                                if !missing.is_empty() {
-                                    findings.push(rules::Finding {
-                                        code: Problem::ClosureIncomplete,
-                                        detail: Some(format!("还缺：{}", missing.join("、"))),
-                                    });
-                                }
+                let registered = self
+                    .register(
+                        &mut *tx,
+                        Registration {
+                            id,
+                            stored: &stored,
+                            understood: &understood,
+                            extracted: &extracted,
+                            classified: &classified,
+                            received,
+                            now,
+                            reply_to: reply_to.as_deref(),
+                            notify: self.notify_mode,
+                        },
+                    )
+                    .await?;
+                match registered {
+                    Registered::Version {
+                        branch,
+                        version,
+                        problems,
+                        queued,
+                        no_answer: why,
+                        unknown_branch,
+                    } => {
+                        outcome.branch = branch;
+                        outcome.version = Some(version);
+                        outcome.problems = problems;
+                        outcome.queued = queued;
+                        no_answer = why;
+                        needs_staff = unknown_branch;
+                    }
+                    Registered::NothingNew {
+                        branch,
+                        version,
+                        reason,
+                    } => {
+                        outcome.disposition = Disposition::Reply;
+                        outcome.reason = reason;
+                        needs_staff = true;
+                        // Most likely a forgotten attachment: say so once, and that the
+                        // registered version still counts.
+                        if let Some(to) = &reply_to
+                            && self.notify_mode != NotifyMode::Silent
+                        {
+                            let view = NoMaterialsView {
+                                greeting: greeting(
+                                    understood.from.as_ref().and_then(|a| a.name.as_deref()),
+                                    None,
+                                ),
+                                organizer: self.cfg.campaign.organizer.clone(),
+                                subject: understood.subject.clone(),
+                                received_at: beijing(received),
+                                kind_label: classified.disposition.label(),
+                                branch: branch.clone(),
+                                version,
+                                exact_subject: if classified.disposition == Disposition::Closure {
+                                    self.grammar.closure_subject_for(&branch)
+                                } else {
+                                    self.grammar.application_subject_for(&branch)
+                                },
+                                staff_contact: self.cfg.campaign.staff_contact.clone(),
+                            };
+                            let text = self.templates.render("no_materials.txt.j2", &view)?;
+                            let mail = self.compose_answer(
+                                &understood,
+                                to,
+                                "no_materials",
+                                &answer_key(id, &stored.raw_sha256, self.notify_mode),
+                                &format!("Re: {}（未附材料，未登记新版本）", understood.subject),
+                                &text,
+                                now,
+                                None,
+                            )?;
+                            match self
+                                .queue_limited(&mut *tx, id, mail, Some(&branch), now)
+                                .await?
+                            {
+                                Ok(queued) => outcome.queued = Some(queued),
+                                Err(why) => no_answer = Some(why),
                             }
                         }
-                        findings.sort_by_key(|f| f.code);
+                        outcome.branch = Some(branch);
                     }
-                }
-                let problems: Vec<Problem> = findings.iter().map(|f| f.code).collect();
-                let chosen = extracted.chosen();
-                let kind = classified.disposition.as_str();
-                let branch_text = subject.and_then(|s| s.branch.clone());
-                let branch_key = match &matched.branch {
-                    Some(b) => b.name.clone(),
-                    None => format!(
-                        "?{}",
-                        crate::textnorm::normalize(branch_text.as_deref().unwrap_or(""))
-                    ),
-                };
-                let version = next_version(&mut *tx, kind, &branch_key).await?;
-                sqlx::query(
-                    "UPDATE submissions SET is_latest = 0 WHERE kind = ? AND branch_key = ?",
-                )
-                .bind(kind)
-                .bind(&branch_key)
-                .execute(&mut *tx)
-                .await?;
-                let codes: Vec<&str> = problems.iter().map(|p| p.code()).collect();
-                sqlx::query(
-                    "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
-                                              fields, fields_source, form_fields, summary_fields, problem_details)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(kind)
-                .bind(&branch_key)
-                .bind(matched.branch.as_ref().map(|b| b.name.clone()))
-                .bind(matched.branch.as_ref().map(|b| b.college.clone()))
-                .bind(&branch_text)
-                .bind(match_kind_str(matched.kind))
-                .bind(matched.score)
-                .bind(&matched.reason)
-                .bind(version)
-                .bind(id)
-                .bind(reply_to.clone().unwrap_or_default())
-                .bind(db_time(received))
-                .bind(late)
-                .bind(serde_json::to_string(&codes)?)
-                .bind(db_time(now))
-                .bind(chosen.map(|(f, _)| serde_json::to_string(f)).transpose()?)
-                .bind(chosen.map(|(_, source)| source))
-                .bind(extracted.form.as_ref().map(serde_json::to_string).transpose()?)
-                .bind(extracted.summary.as_ref().map(serde_json::to_string).transpose()?)
-                .bind(serde_json::to_string(&findings)?)
-                .execute(&mut *tx)
-                .await?;
-                for (sha, error) in &extracted.read_errors {
-                    sqlx::query(
-                        "UPDATE attachments SET read_error = ? WHERE message_id = ? AND sha256 = ?",
-                    )
-                    .bind(error)
-                    .bind(id)
-                    .bind(sha)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                outcome.branch = matched.branch.as_ref().map(|b| b.name.clone());
-                outcome.version = Some(version);
-                outcome.problems = problems.clone();
-                if let Some(to) = &reply_to {
-                    let ctx = AckView::new(
-                        self,
-                        &understood,
-                        &matched,
-                        version,
-                        received,
-                        &findings,
-                        chosen,
-                        classified.disposition,
-                    );
-                    let ctx = AckView { closure, ..ctx };
-                    let text = self.templates.render("ack.txt.j2", &ctx)?;
-                    let subject_line = ack_subject(&understood.subject, version, problems.len());
-                    let mail = self.compose_answer(
-                        &understood,
-                        to,
-                        "ack",
-                        id,
-                        &stored.raw_sha256,
-                        &subject_line,
-                        &text,
-                        now,
-                    )?;
-                    outcome.queued = self.queue_limited(&mut *tx, id, mail, now).await?;
                 }
             }
             Disposition::SubjectHelp => {
@@ -565,21 +679,28 @@ impl Pipeline {
                             &understood,
                             to,
                             "subject_help",
-                            id,
-                            &stored.raw_sha256,
+                            &answer_key(id, &stored.raw_sha256, self.notify_mode),
                             &subject_line,
                             &text,
                             now,
+                            None,
                         )?;
-                        outcome.queued = self.queue_limited(&mut *tx, id, mail, now).await?;
+                        match self.queue_limited(&mut *tx, id, mail, None, now).await? {
+                            Ok(queued) => outcome.queued = Some(queued),
+                            Err(why) => {
+                                needs_staff = true;
+                                no_answer = Some(why);
+                            }
+                        }
                     } else {
-                        outcome
-                            .reason
-                            .push_str("；已就主题格式答复过该发件人，本次留待人工处理");
+                        needs_staff = true;
+                        no_answer =
+                            Some("已就主题格式答复过该发件人，本次不再答复，留待人工处理".into());
                     }
                 }
             }
-            Disposition::Auto | Disposition::Question | Disposition::OwnCopy => {}
+            Disposition::Question | Disposition::Reply => needs_staff = true,
+            Disposition::Auto | Disposition::OwnCopy => {}
         }
         if reply_to.is_none()
             && matches!(
@@ -587,11 +708,28 @@ impl Pipeline {
                 Disposition::Application | Disposition::Closure | Disposition::SubjectHelp
             )
         {
-            outcome.reason.push_str("；没有可回复的发件地址，未回复");
+            no_answer = Some("没有可回复的发件地址，未回复".into());
+        }
+        if let Some(why) = &no_answer {
+            outcome.reason.push('；');
+            outcome.reason.push_str(why);
+        }
+        if !understood.auto_hints.is_empty() {
+            let hints: Vec<&str> = understood
+                .auto_hints
+                .iter()
+                .map(|h| h.detail.as_str())
+                .collect();
+            outcome.reason.push_str(&format!(
+                "；另有不足以认定为自动邮件的信号：{}",
+                hints.join("，")
+            ));
         }
 
         sqlx::query(
-            "UPDATE messages SET status = 'processed', disposition = ?, reason = ?, subject = ?, from_addr = ?, from_name = ?, message_id = COALESCE(message_id, ?), processed_at = ? WHERE id = ?",
+            "UPDATE messages SET status = 'processed', disposition = ?, reason = ?, subject = ?, from_addr = ?, from_name = ?, message_id = COALESCE(message_id, ?), processed_at = ?,
+                                 branch = ?, thread_of = ?, needs_staff = ?, no_answer = ?, auto_hints = ?
+             WHERE id = ?",
         )
         .bind(outcome.disposition.as_str())
         .bind(&outcome.reason)
@@ -600,10 +738,357 @@ impl Pipeline {
         .bind(understood.from.as_ref().and_then(|a| a.name.clone()))
         .bind(&understood.message_id)
         .bind(db_time(now))
+        .bind(&outcome.branch)
+        .bind(thread.as_ref().map(|t| t.our_id.clone()))
+        .bind(needs_staff)
+        .bind(&no_answer)
+        .bind(if understood.auto_hints.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&understood.auto_hints)?)
+        })
         .bind(id)
         .execute(&mut *tx)
         .await?;
         Ok(Some(outcome))
+    }
+
+    /// Registers an application or closure as the branch's next version and answers it;
+    /// or, when the mail carries no materials and the branch already has a version, records
+    /// that nothing new came (a mail without materials never replaces one).
+    async fn register(
+        &self,
+        tx: &mut SqliteConnection,
+        r: Registration<'_>,
+    ) -> anyhow::Result<Registered> {
+        let Registration {
+            id,
+            stored,
+            understood,
+            extracted,
+            classified,
+            received,
+            now,
+            reply_to,
+            notify,
+        } = r;
+        let closure_kind = classified.disposition == Disposition::Closure;
+        let kind = classified.disposition.as_str();
+        let subject = classified.subject.as_ref();
+        let matched = classified.matched.clone().unwrap_or_else(unknown_match);
+        if !classified.materials
+            && let Some(b) = &matched.branch
+            && let Some(latest) = latest_version(tx, kind, &b.name).await?
+        {
+            return Ok(Registered::NothingNew {
+                branch: b.name.clone(),
+                version: latest,
+                reason: format!(
+                    "{}的来信没有附带{}材料，第 {latest} 版仍然有效：不登记为新版本，留待工作人员查看",
+                    b.name,
+                    if closure_kind { "结项" } else { "申报" }
+                ),
+            });
+        }
+        let deadline = if closure_kind {
+            self.cfg.campaign.closure_deadline
+        } else {
+            Some(self.cfg.campaign.deadline)
+        };
+        let grace = chrono::Duration::from_std(self.cfg.campaign.grace).unwrap_or_default();
+        let late = deadline.is_some_and(|d| received > d + grace);
+        let facts = Facts {
+            attachments: &understood.attachments,
+            has_cloud_links: !understood.cloud_links.is_empty(),
+            branch_known: matched.branch.is_some(),
+            subject_nonstandard: subject.is_some_and(|s| !s.deviations.is_empty())
+                || matched.kind == MatchKind::Fuzzy,
+            late,
+            extracted,
+            policy: &self.policy,
+        };
+        let mut findings = rules::check(&facts);
+        let mut closure = None;
+        let mut suggested: Option<String> = None;
+        if closure_kind {
+            // Closure materials have their own checklist (per level, from the config),
+            // not the application form's rules.
+            findings.retain(|f| {
+                matches!(
+                    f.code,
+                    Problem::BranchUnknown
+                        | Problem::SubjectNonstandard
+                        | Problem::CloudAttachment
+                        | Problem::Late
+                )
+            });
+            if let Some(b) = &matched.branch {
+                closure = self
+                    .closure_check(&mut *tx, &b.name, &understood.attachments)
+                    .await?;
+                match &closure {
+                    None => findings.push(rules::Finding {
+                        code: Problem::ClosureNotFunded,
+                        detail: None,
+                    }),
+                    Some(c) => {
+                        let missing: Vec<&str> = c
+                            .checklist
+                            .iter()
+                            .filter(|i| !i.present)
+                            .map(|i| i.material.as_str())
+                            .collect();
+                        if !missing.is_empty() {
+                            findings.push(rules::Finding {
+                                code: Problem::ClosureIncomplete,
+                                detail: Some(format!("还缺：{}", missing.join("、"))),
+                            });
+                        }
+                    }
+                }
+            }
+        } else {
+            let named = self.branches_named(extracted);
+            match &matched.branch {
+                Some(b) => {
+                    let others: Vec<String> = named
+                        .iter()
+                        .filter(|(_, n)| n != &b.name)
+                        .map(|(what, n)| format!("{what}中填写的是“{n}”"))
+                        .collect();
+                    if !others.is_empty() {
+                        findings.push(rules::Finding {
+                            code: Problem::FormBranchMismatch,
+                            detail: Some(format!(
+                                "主题中的支部是“{}”，{}",
+                                b.name,
+                                others.join("，")
+                            )),
+                        });
+                    }
+                }
+                None => suggested = named.into_iter().next().map(|(_, n)| n),
+            }
+        }
+        findings.sort_by_key(|f| f.code);
+        let problems: Vec<Problem> = findings.iter().map(|f| f.code).collect();
+        let chosen = extracted.chosen();
+        let branch_text = subject.and_then(|s| s.branch.clone());
+        let branch_key = match &matched.branch {
+            Some(b) => b.name.clone(),
+            None => format!(
+                "?{}",
+                crate::textnorm::normalize(branch_text.as_deref().unwrap_or(""))
+            ),
+        };
+        let sender = reply_to.unwrap_or_default().to_string();
+        let trust = match &matched.branch {
+            Some(b) => {
+                let earlier: Vec<String> = sqlx::query_scalar(
+                    "SELECT DISTINCT sender FROM submissions WHERE branch = ? AND message_id != ?",
+                )
+                .bind(&b.name)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                Some(conversation::sender_trust(
+                    &sender,
+                    self.roster.emails(&b.name),
+                    &earlier,
+                ))
+            }
+            None => None,
+        };
+        let sender_changed = trust.as_ref().is_some_and(conversation::Trust::changed);
+        let content_key = conversation::content_key(closure_kind, &understood.attachments);
+        let version = next_version(&mut *tx, kind, &branch_key).await?;
+        sqlx::query("UPDATE submissions SET is_latest = 0 WHERE kind = ? AND branch_key = ?")
+            .bind(kind)
+            .bind(&branch_key)
+            .execute(&mut *tx)
+            .await?;
+        let codes: Vec<&str> = problems.iter().map(|p| p.code()).collect();
+        sqlx::query(
+            "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
+                                      fields, fields_source, form_fields, summary_fields, problem_details, sender_changed, suggested_branch, content_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(kind)
+        .bind(&branch_key)
+        .bind(matched.branch.as_ref().map(|b| b.name.clone()))
+        .bind(matched.branch.as_ref().map(|b| b.college.clone()))
+        .bind(&branch_text)
+        .bind(match_kind_str(matched.kind))
+        .bind(matched.score)
+        .bind(&matched.reason)
+        .bind(version)
+        .bind(id)
+        .bind(&sender)
+        .bind(db_time(received))
+        .bind(late)
+        .bind(serde_json::to_string(&codes)?)
+        .bind(db_time(now))
+        .bind(chosen.map(|(f, _)| serde_json::to_string(f)).transpose()?)
+        .bind(chosen.map(|(_, source)| source))
+        .bind(extracted.form.as_ref().map(serde_json::to_string).transpose()?)
+        .bind(extracted.summary.as_ref().map(serde_json::to_string).transpose()?)
+        .bind(serde_json::to_string(&findings)?)
+        .bind(sender_changed)
+        .bind(&suggested)
+        .bind(&content_key)
+        .execute(&mut *tx)
+        .await?;
+        for (sha, error) in &extracted.read_errors {
+            sqlx::query(
+                "UPDATE attachments SET read_error = ? WHERE message_id = ? AND sha256 = ?",
+            )
+            .bind(error)
+            .bind(id)
+            .bind(sha)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        // Whether to answer: never a machine (strong evidence only), never without an address,
+        // and identical content only a bounded number of times (a loop re-sending one mail).
+        let mut no_answer = classified.no_answer.clone();
+        let mut queued = None;
+        if no_answer.is_none() && notify == NotifyMode::Silent {
+            no_answer = Some("重新处理时未要求通知（--notify），未发送回执".into());
+        }
+        if no_answer.is_none()
+            && let Some(to) = reply_to
+        {
+            let repeats = identical_acks(
+                tx,
+                IdenticalContent {
+                    kind,
+                    branch_key: &branch_key,
+                    content_key: &content_key,
+                    to,
+                },
+                id,
+                now - window(&self.cfg),
+            )
+            .await?;
+            if repeats >= i64::from(self.cfg.ack.max_identical) {
+                no_answer = Some(format!(
+                    "与此前的版本内容完全相同，时间窗口内已就同样的内容回复 {repeats} 次，本次不再回复"
+                ));
+            } else {
+                let copy_to = match &trust {
+                    Some(conversation::Trust::Changed { copy_to: Some(c) })
+                        if !c.eq_ignore_ascii_case(to) =>
+                    {
+                        Some(c.clone())
+                    }
+                    _ => None,
+                };
+                let sender_note = sender_changed
+                    .then(|| sender_note(&sender, matched.branch.as_ref(), copy_to.as_deref()));
+                let ctx = AckView::new(
+                    self,
+                    understood,
+                    &matched,
+                    version,
+                    received,
+                    &findings,
+                    chosen,
+                    classified.disposition,
+                );
+                let ctx = AckView {
+                    closure,
+                    sender_note,
+                    suggestion: suggested.clone(),
+                    ..ctx
+                };
+                let text = self.templates.render("ack.txt.j2", &ctx)?;
+                let subject_line = ack_subject(&understood.subject, version, problems.len());
+                let secretary = matched
+                    .branch
+                    .as_ref()
+                    .map(|b| b.secretary.clone())
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or_else(|| "支部书记".to_string());
+                let mail = self.compose_answer(
+                    understood,
+                    to,
+                    "ack",
+                    &answer_key(id, &stored.raw_sha256, notify),
+                    &subject_line,
+                    &text,
+                    now,
+                    copy_to.as_deref().map(|c| (secretary.as_str(), c)),
+                )?;
+                let branch = matched.branch.as_ref().map(|b| b.name.as_str());
+                queued = Some(self.queue(&mut *tx, id, &mail, branch, now).await?);
+            }
+        }
+        Ok(Registered::Version {
+            branch: matched.branch.as_ref().map(|b| b.name.clone()),
+            version,
+            problems,
+            queued,
+            no_answer,
+            unknown_branch: matched.branch.is_none(),
+        })
+    }
+
+    /// The roster branches the form and the summary name (`(“申请表”, name)`), each once.
+    fn branches_named(&self, extracted: &Extracted) -> Vec<(&'static str, String)> {
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        for (what, fields) in [("申请表", &extracted.form), ("汇总表", &extracted.summary)] {
+            let Some(text) = fields.as_ref().and_then(|f| f.branch.as_deref()) else {
+                continue;
+            };
+            let m = self.roster.match_branch(text);
+            if m.kind == MatchKind::Exact
+                && let Some(b) = m.branch
+                && !out.iter().any(|(_, n)| n == &b.name)
+            {
+                out.push((what, b.name));
+            }
+        }
+        out
+    }
+
+    /// The mail of ours that `u` answers, if any: the newest of its In-Reply-To and
+    /// References that we sent (the outbox), with the branch it was about. A Message-ID of our
+    /// domain that is no longer in the outbox still marks a reply, without a branch.
+    async fn find_thread(
+        &self,
+        tx: &mut SqliteConnection,
+        u: &Understood,
+    ) -> anyhow::Result<Option<Thread>> {
+        let candidates = conversation::thread_candidates(u, 20);
+        for id in &candidates {
+            let row = sqlx::query(
+                "SELECT o.kind, COALESCE(o.branch, s.branch), s.kind FROM outbox o
+                 LEFT JOIN submissions s ON s.message_id = o.related_message
+                 WHERE o.message_id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(r) = row {
+                let kind: String = r.get(0);
+                let submission_kind: Option<String> = r.get(2);
+                return Ok(Some(Thread {
+                    our_id: id.clone(),
+                    branch: r.get(1),
+                    closure: submission_kind.as_deref() == Some("closure") || kind == "result",
+                }));
+            }
+        }
+        let own = format!("@{}", self.cfg.ack.message_id_domain.to_ascii_lowercase());
+        Ok(candidates
+            .into_iter()
+            .find(|c| c.to_ascii_lowercase().ends_with(&own))
+            .map(|our_id| Thread {
+                our_id,
+                branch: None,
+                closure: false,
+            }))
     }
 
     /// After the transaction of `o` committed: wake the sender, log.
@@ -622,7 +1107,7 @@ impl Pipeline {
         );
     }
 
-    fn classify(&self, u: &Understood) -> Classified {
+    fn classify(&self, u: &Understood, input: &ClassifyInput<'_>) -> Classified {
         let own_suffix = format!("@{}", self.cfg.ack.message_id_domain);
         let from_us = u
             .from
@@ -633,22 +1118,133 @@ impl Pipeline {
                 .as_deref()
                 .is_some_and(|m| m.ends_with(&own_suffix))
         {
+            return Classified::new(Disposition::OwnCopy, "本系统所发邮件的存档副本".to_string());
+        }
+        let auto_reason = |a: &crate::message::AutoSignal| {
+            format!("自动生成的邮件（{}：{}），不回复", a.code, a.detail)
+        };
+        // Our own mail coming back (the loop header, our Message-ID or address): never a
+        // version, whatever it carries.
+        if let Some(a) = &u.auto
+            && matches!(a.code, "loop_header" | "own_message_id" | "own_address")
+        {
+            return Classified::new(Disposition::Auto, auto_reason(a));
+        }
+        let parsed = self.grammar.parse(input.subject);
+        let thread_branch = input.thread.and_then(|t| t.branch.clone());
+        let thread_closure = input.thread.is_some_and(|t| t.closure);
+        let kind = match parsed.kind {
+            SubjectKind::Application => Some(Disposition::Application),
+            SubjectKind::Closure => Some(Disposition::Closure),
+            SubjectKind::Other if input.assigned.is_some() || thread_branch.is_some() => {
+                Some(if thread_closure {
+                    Disposition::Closure
+                } else {
+                    Disposition::Application
+                })
+            }
+            SubjectKind::Other => None,
+        };
+        let materials = conversation::carries_materials(kind == Some(Disposition::Closure), u);
+        let match_subject = |parsed: &ParsedSubject| {
+            parsed
+                .branch
+                .as_deref()
+                .map(|b| self.roster.match_branch(b))
+                .unwrap_or_else(unknown_match)
+        };
+        let no_answer = u.auto.as_ref().map(|a| {
+            format!(
+                "有明确的自动邮件信号（{}：{}），材料已登记但不回复",
+                a.code, a.detail
+            )
+        });
+
+        // Staff said which branch this mail is for.
+        if let Some(name) = input.assigned {
+            let matched = match self.roster.get(name) {
+                Some(b) => BranchMatch {
+                    kind: MatchKind::Exact,
+                    branch: Some(b.clone()),
+                    score: 1.0,
+                    reason: "工作人员指定的支部".to_string(),
+                    candidates: Vec::new(),
+                },
+                None => unknown_match(),
+            };
+            let disposition = kind.unwrap_or(Disposition::Application);
             return Classified {
-                disposition: Disposition::OwnCopy,
-                reason: "本系统所发邮件的存档副本".to_string(),
-                subject: None,
-                matched: None,
+                disposition,
+                reason: format!("工作人员指定为“{name}”的{}", disposition.label()),
+                branch: matched.branch.as_ref().map(|b| b.name.clone()),
+                subject: Some(parsed),
+                matched: Some(matched),
+                materials,
+                no_answer,
+            };
+        }
+        // A reply to one of our mails without materials is conversation.
+        if input.answers_us && !materials {
+            if let Some(a) = &u.auto {
+                return Classified::new(Disposition::Auto, auto_reason(a));
+            }
+            let branch = thread_branch.or_else(|| {
+                match_subject(&parsed)
+                    .branch
+                    .filter(|_| parsed.kind != SubjectKind::Other)
+                    .map(|b| b.name)
+            });
+            return Classified {
+                branch: branch.clone(),
+                ..Classified::new(
+                    Disposition::Reply,
+                    format!(
+                        "回复本系统的邮件{}，没有附带材料：不登记为新版本，不自动回复，留待工作人员查看",
+                        branch.map(|b| format!("（{b}）")).unwrap_or_default()
+                    ),
+                )
+            };
+        }
+        // Materials under the campaign's subject (or on the thread of a branch) are
+        // registered, whatever weak or strong automatic signals say; those decide only
+        // whether to answer.
+        if let Some(disposition) = kind
+            && materials
+        {
+            let mut matched = match_subject(&parsed);
+            if matched.branch.is_none()
+                && let Some(b) = thread_branch.as_deref().and_then(|n| self.roster.get(n))
+            {
+                matched = BranchMatch {
+                    kind: MatchKind::Exact,
+                    branch: Some(b.clone()),
+                    score: 1.0,
+                    reason: "主题中没有可识别的支部名称，按所回复的本系统邮件识别".to_string(),
+                    candidates: Vec::new(),
+                };
+            }
+            return Classified {
+                disposition,
+                reason: format!(
+                    "{}识别为{}；支部：{}",
+                    if input.answers_us {
+                        "回复本系统邮件并附带材料，"
+                    } else {
+                        "主题"
+                    },
+                    disposition.label(),
+                    matched.reason
+                ),
+                branch: matched.branch.as_ref().map(|b| b.name.clone()),
+                subject: Some(parsed),
+                matched: Some(matched),
+                materials,
+                no_answer,
             };
         }
         if let Some(auto) = &u.auto {
-            return Classified {
-                disposition: Disposition::Auto,
-                reason: format!("自动生成的邮件（{}：{}），不回复", auto.code, auto.detail),
-                subject: None,
-                matched: None,
-            };
+            return Classified::new(Disposition::Auto, auto_reason(auto));
         }
-        let parsed = self.grammar.parse(&u.subject);
         match parsed.kind {
             // “对标争先项目申报咨询” with nothing attached is a question about applying.
             SubjectKind::Application | SubjectKind::Closure
@@ -657,18 +1253,15 @@ impl Pipeline {
                     && u.cloud_links.is_empty() =>
             {
                 Classified {
-                    disposition: Disposition::Question,
-                    reason: "主题像是咨询且没有附件，留待工作人员处理".to_string(),
                     subject: Some(parsed),
-                    matched: None,
+                    ..Classified::new(
+                        Disposition::Question,
+                        "主题像是咨询且没有附件，留待工作人员处理".to_string(),
+                    )
                 }
             }
             SubjectKind::Application | SubjectKind::Closure => {
-                let matched = parsed
-                    .branch
-                    .as_deref()
-                    .map(|b| self.roster.match_branch(b))
-                    .unwrap_or_else(unknown_match);
+                let matched = match_subject(&parsed);
                 let disposition = if parsed.kind == SubjectKind::Application {
                     Disposition::Application
                 } else {
@@ -678,15 +1271,14 @@ impl Pipeline {
                     disposition,
                     reason: format!(
                         "主题识别为{}；支部：{}",
-                        if parsed.kind == SubjectKind::Application {
-                            "申报"
-                        } else {
-                            "结项"
-                        },
+                        disposition.label(),
                         matched.reason
                     ),
+                    branch: matched.branch.as_ref().map(|b| b.name.clone()),
                     subject: Some(parsed),
                     matched: Some(matched),
+                    materials,
+                    no_answer: None,
                 }
             }
             SubjectKind::Other => {
@@ -705,17 +1297,19 @@ impl Pipeline {
                         }))
                 {
                     Classified {
-                        disposition: Disposition::SubjectHelp,
-                        reason: "带申报附件但主题不符合格式：答复正确主题".to_string(),
                         subject: Some(parsed),
-                        matched: None,
+                        ..Classified::new(
+                            Disposition::SubjectHelp,
+                            "带申报附件但主题不符合格式：答复正确主题".to_string(),
+                        )
                     }
                 } else {
                     Classified {
-                        disposition: Disposition::Question,
-                        reason: "不是申报邮件（可能是咨询），留待工作人员处理".to_string(),
                         subject: Some(parsed),
-                        matched: None,
+                        ..Classified::new(
+                            Disposition::Question,
+                            "不是申报邮件（可能是咨询），留待工作人员处理".to_string(),
+                        )
                     }
                 }
             }
@@ -778,13 +1372,12 @@ impl Pipeline {
         u: &Understood,
         to: &str,
         kind: &str,
-        message: i64,
-        raw_sha: &str,
+        key: &str,
         subject: &str,
         text: &str,
         now: DateTime<Utc>,
+        cc: Option<(&str, &str)>,
     ) -> anyhow::Result<Outgoing> {
-        let key = format!("{message}.{}", raw_sha.get(..12).unwrap_or(raw_sha));
         let spec = MailSpec {
             kind,
             from_name: &self.cfg.smtp.from_name,
@@ -793,14 +1386,14 @@ impl Pipeline {
             to_addr: to,
             subject,
             text,
-            message_id: compose::message_id(kind, &key, &self.cfg.ack.message_id_domain),
+            message_id: compose::message_id(kind, key, &self.cfg.ack.message_id_domain),
             in_reply_to: u.message_id.as_deref(),
             references: &u.references,
             loop_value: &self.cfg.campaign.intake_address,
             date: now,
             auto_submitted: "auto-replied",
         };
-        Ok(compose::build(&spec)?)
+        Ok(compose::build_cc(&spec, cc)?)
     }
 
     /// The closure checklist of a branch's funded project, counting what this mail and every
@@ -836,30 +1429,18 @@ impl Pipeline {
         }))
     }
 
-    /// Queues `mail` unless the recipient already got `ack.max_per_sender` automatic mails in
-    /// the window (a loop with a responder we failed to recognise ends here).
-    async fn queue_limited(
+    /// Queues `mail` in the outbox (with its copy recipient and the branch it is about);
+    /// returns its Message-ID.
+    async fn queue(
         &self,
         tx: &mut SqliteConnection,
         message: i64,
-        mail: Outgoing,
+        mail: &Outgoing,
+        branch: Option<&str>,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Option<String>> {
-        let recent = count_recent(tx, &mail.to, "%", now - window(&self.cfg)).await?;
-        if recent >= i64::from(self.cfg.ack.max_per_sender) {
-            tracing::warn!(to = %mail.to, recent, "automatic answer suppressed by the per-recipient limit");
-            sqlx::query("UPDATE messages SET reason = COALESCE(reason, '') || ? WHERE id = ?")
-                .bind(format!(
-                    "；{} 在时间窗口内已收到 {recent} 封自动回复，本次不再回复",
-                    mail.to
-                ))
-                .bind(message)
-                .execute(&mut *tx)
-                .await?;
-            return Ok(None);
-        }
+    ) -> anyhow::Result<String> {
         sqlx::query(
-            "INSERT OR IGNORE INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&mail.kind)
         .bind(&mail.message_id)
@@ -869,9 +1450,99 @@ impl Pipeline {
         .bind(&mail.raw)
         .bind(db_time(now))
         .bind(db_time(now))
+        .bind(&mail.cc)
+        .bind(branch)
         .execute(&mut *tx)
         .await?;
-        Ok(Some(mail.message_id))
+        Ok(mail.message_id.clone())
+    }
+
+    /// Queues an answer that is not the acknowledgement of new materials (the subject-format
+    /// help, the no-materials note) unless the recipient already got `ack.max_per_sender`
+    /// mails of its kind in the window:
+    /// a loop with a responder we failed to recognise ends here. `Err` says why not.
+    async fn queue_limited(
+        &self,
+        tx: &mut SqliteConnection,
+        message: i64,
+        mail: Outgoing,
+        branch: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Result<String, String>> {
+        let recent = count_recent(tx, &mail.to, &mail.kind, now - window(&self.cfg)).await?;
+        if recent >= i64::from(self.cfg.ack.max_per_sender) {
+            tracing::warn!(to = %mail.to, recent, kind = %mail.kind, "automatic answer suppressed by the per-recipient limit");
+            return Ok(Err(format!(
+                "{} 在时间窗口内已收到 {recent} 封同类自动提示，本次不再回复",
+                mail.to
+            )));
+        }
+        Ok(Ok(self.queue(tx, message, &mail, branch, now).await?))
+    }
+}
+
+/// A version's content as loop protection sees it: the same files for the same branch,
+/// answered to the same address.
+struct IdenticalContent<'a> {
+    kind: &'a str,
+    branch_key: &'a str,
+    content_key: &'a str,
+    to: &'a str,
+}
+
+/// How many acknowledgements went out in the window to the same address for earlier versions
+/// of the same branch and kind with exactly this content (`message` itself excluded): a loop
+/// re-sends one mail from one address; different people sending the same files are not one.
+async fn identical_acks(
+    tx: &mut SqliteConnection,
+    c: IdenticalContent<'_>,
+    message: i64,
+    since: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox o JOIN submissions s ON s.message_id = o.related_message
+         WHERE s.kind = ? AND s.branch_key = ? AND s.content_key = ? AND s.message_id != ?
+           AND o.kind = 'ack' AND o.to_addr = ? AND o.created_at >= ?",
+    )
+    .bind(c.kind)
+    .bind(c.branch_key)
+    .bind(c.content_key)
+    .bind(message)
+    .bind(c.to)
+    .bind(db_time(since))
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// The latest version number of a branch's submissions of `kind`, if any.
+async fn latest_version(
+    tx: &mut SqliteConnection,
+    kind: &str,
+    branch: &str,
+) -> anyhow::Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT MAX(version) FROM submissions WHERE kind = ? AND branch = ?")
+            .bind(kind)
+            .bind(branch)
+            .fetch_one(&mut *tx)
+            .await?,
+    )
+}
+
+/// The acknowledgement's note when a version came from an unfamiliar address.
+fn sender_note(
+    sender: &str,
+    branch: Option<&crate::roster::Branch>,
+    copy_to: Option<&str>,
+) -> String {
+    let name = branch.map_or("该支部", |b| b.name.as_str());
+    match copy_to {
+        Some(c) => format!(
+            "本版材料由 {sender} 发送，该地址不是名册中{name}的联系邮箱，此前也没有为该支部发送过材料，因此本回执同时抄送名册登记的支部书记（{c}）。如非本支部所发，请书记尽快回复本邮件说明。"
+        ),
+        None => format!(
+            "本版材料由 {sender} 发送，该地址不是名册中{name}的联系邮箱，此前也没有为该支部发送过材料；名册中没有可用的书记邮箱，已提示工作人员核对。"
+        ),
     }
 }
 
@@ -912,7 +1583,7 @@ async fn next_version(
 }
 
 /// Flushes staged attachment files on a blocking thread ([`crate::store::blobs::publish`]).
-async fn publish(staged: Vec<Staged>) -> anyhow::Result<()> {
+pub async fn publish(staged: Vec<Staged>) -> anyhow::Result<()> {
     if staged.is_empty() {
         return Ok(());
     }
@@ -1126,6 +1797,10 @@ struct AckView {
     exact_subject: String,
     deadline: String,
     staff_contact: String,
+    /// A version from an unfamiliar address: who sent it, and who is copied.
+    sender_note: Option<String>,
+    /// The subject's branch is unknown, but the form names this roster branch.
+    suggestion: Option<String>,
 }
 
 impl AckView {
@@ -1208,8 +1883,24 @@ impl AckView {
             exact_subject,
             deadline: beijing(p.cfg.campaign.deadline),
             staff_contact: p.cfg.campaign.staff_contact.clone(),
+            sender_note: None,
+            suggestion: None,
         }
     }
+}
+
+/// The answer to a mail under the campaign's subject that brought no materials.
+#[derive(Serialize)]
+struct NoMaterialsView {
+    greeting: String,
+    organizer: String,
+    subject: String,
+    received_at: String,
+    kind_label: &'static str,
+    branch: String,
+    version: i64,
+    exact_subject: String,
+    staff_contact: String,
 }
 
 #[derive(Serialize)]

@@ -24,6 +24,9 @@ pub enum Problem {
     BudgetOverCap,
     BudgetUnparsed,
     FormSummaryMismatch,
+    /// The form or the summary is filled in for another roster branch than the subject's
+    /// (a copied template or a wrong file).
+    FormBranchMismatch,
     Late,
     CloudAttachment,
     SubjectNonstandard,
@@ -34,7 +37,7 @@ pub enum Problem {
 }
 
 impl Problem {
-    pub const ALL: [Problem; 16] = [
+    pub const ALL: [Problem; 17] = [
         Problem::FormMissing,
         Problem::SummaryMissing,
         Problem::FormUnreadable,
@@ -46,6 +49,7 @@ impl Problem {
         Problem::BudgetOverCap,
         Problem::BudgetUnparsed,
         Problem::FormSummaryMismatch,
+        Problem::FormBranchMismatch,
         Problem::Late,
         Problem::CloudAttachment,
         Problem::SubjectNonstandard,
@@ -66,6 +70,7 @@ impl Problem {
             Problem::BudgetOverCap => "budget_over_cap",
             Problem::BudgetUnparsed => "budget_unparsed",
             Problem::FormSummaryMismatch => "form_summary_mismatch",
+            Problem::FormBranchMismatch => "form_branch_mismatch",
             Problem::Late => "late",
             Problem::CloudAttachment => "cloud_attachment",
             Problem::SubjectNonstandard => "subject_nonstandard",
@@ -92,6 +97,7 @@ impl Problem {
             Problem::BudgetOverCap => "申请经费超过上限",
             Problem::BudgetUnparsed => "申请经费不是一个明确的金额",
             Problem::FormSummaryMismatch => "申请表与汇总表的经费不一致",
+            Problem::FormBranchMismatch => "材料中填写的是另一个支部",
             Problem::Late => "邮件在截止时间之后到达",
             Problem::CloudAttachment => "附件是“超大附件”下载链接，没有真正附上",
             Problem::SubjectNonstandard => "邮件主题与通知要求的格式不完全一致",
@@ -128,6 +134,9 @@ impl Problem {
             Problem::BudgetOverCap => "申请经费最高不超过重点项目的上限，请调整预算后重新发送。",
             Problem::BudgetUnparsed => "请填写一个具体金额（如 3000 元），不要填写区间或“待定”。",
             Problem::FormSummaryMismatch => "请核对两份材料中的申请经费，修改一致后重新发送。",
+            Problem::FormBranchMismatch => {
+                "请确认附件是本支部的材料：如果误用了其他支部的文件，请换成本支部填写的申请表和汇总表后重新发送；如果是邮件主题写错了支部，请用正确的主题重新发送。"
+            }
             Problem::Late => "本邮件已登记，但晚于截止时间到达，是否受理由学生工作部决定。",
             Problem::CloudAttachment => {
                 "系统不会下载网盘或“超大附件”链接，请把文件直接作为附件发送（压缩后通常不超过邮箱附件上限）。"

@@ -247,6 +247,9 @@ impl Sender {
             .parse()
             .map_err(|_| SendError::Address(row.to_addr.clone()))?;
         let mut rcpt = vec![to];
+        if let Some(cc) = &row.cc_addr {
+            rcpt.push(cc.parse().map_err(|_| SendError::Address(cc.clone()))?);
+        }
         if let Some(copy) = &self.copy_to {
             rcpt.push(copy.clone());
         }

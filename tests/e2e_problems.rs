@@ -8,46 +8,7 @@ mod common;
 use common::*;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use mail_parser::MimeHeaders;
 use std::time::Duration;
-
-/// The form and the summary attached to sample c010.
-fn sample_files() -> (Vec<u8>, Vec<u8>) {
-    let raw = read(&root().join("tests/fixtures/samples/c010/message.eml"));
-    let msg = mail_parser::MessageParser::default()
-        .parse(&raw[..])
-        .expect("c010 parses");
-    let mut docx = None;
-    let mut xlsx = None;
-    for a in msg.attachments() {
-        let name = a.attachment_name().unwrap_or_default();
-        if name.ends_with(".docx") {
-            docx = Some(a.contents().to_vec());
-        } else if name.ends_with(".xlsx") {
-            xlsx = Some(a.contents().to_vec());
-        }
-    }
-    (
-        docx.expect("c010 has a .docx"),
-        xlsx.expect("c010 has a .xlsx"),
-    )
-}
-
-/// Rewrites the entries of an Office zip, replacing text in the entries whose names end with
-/// `entry` (the form's `word/document.xml`, the summary's `sheet1.xml`).
-fn patch(zip_bytes: &[u8], entry: &str, edits: &[(&str, &str)]) -> Vec<u8> {
-    map_zip_entries(zip_bytes, |name, data| {
-        if !name.ends_with(entry) {
-            return data;
-        }
-        let mut text = String::from_utf8(data).expect("utf-8 xml");
-        for (from, to) in edits {
-            assert!(text.contains(from), "{from:?} not in {name}");
-            text = text.replace(from, to);
-        }
-        text.into_bytes()
-    })
-}
 
 struct Case {
     name: &'static str,
@@ -91,7 +52,7 @@ async fn every_problem_code_end_to_end() {
             if edits.is_empty() {
                 docx.clone()
             } else {
-                patch(&docx, "word/document.xml", edits)
+                patch_office(&docx, "word/document.xml", edits)
             },
         )
     };
@@ -101,7 +62,7 @@ async fn every_problem_code_end_to_end() {
             if edits.is_empty() {
                 xlsx.clone()
             } else {
-                patch(&xlsx, "sheet1.xml", edits)
+                patch_office(&xlsx, "sheet1.xml", edits)
             },
         )
     };

@@ -66,8 +66,12 @@ async fn review_import_and_result_mails() {
     let mut message_ids = Vec::new();
     for c in cases {
         let raw = read(&root().join(format!("tests/fixtures/samples/{c}/message.eml")));
+        // Before the closure deadline (15 December): these are on time.
+        let on_time = chrono::DateTime::parse_from_rfc3339("2025-12-10T10:00:00+08:00")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
         let id = store
-            .insert_file_message(&raw, None, chrono::Utc::now())
+            .insert_file_message(&raw, Some(on_time), chrono::Utc::now())
             .await
             .expect("store")
             .id();
@@ -250,8 +254,12 @@ async fn review_import_and_result_mails() {
     ];
     for (n, (branch, from, files)) in closures.iter().enumerate() {
         let raw = closure_mail(branch, from, n, files);
+        // Before the closure deadline (15 December): these are on time.
+        let on_time = chrono::DateTime::parse_from_rfc3339("2025-12-10T10:00:00+08:00")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
         let id = store
-            .insert_file_message(&raw, None, chrono::Utc::now())
+            .insert_file_message(&raw, Some(on_time), chrono::Utc::now())
             .await
             .expect("store")
             .id();

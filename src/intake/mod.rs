@@ -183,7 +183,10 @@ impl Intake {
     async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
         let cfg = &self.cfg.imap;
         let mut s = conn::connect(cfg).await?;
-        if let Some(p) = &cfg.processed_folder {
+        for p in [&cfg.processed_folder, &cfg.staff_folder]
+            .into_iter()
+            .flatten()
+        {
             // Already exists → NO; that is the normal case.
             let _ = self.timed("CREATE", s.create(mutf7::encode(p))).await;
         }
@@ -391,7 +394,8 @@ impl Intake {
             let overlapped = started.elapsed();
             if let Some(done) = current.take() {
                 let uids: Vec<u32> = done.stored.iter().map(|&(uid, _)| uid).collect();
-                self.move_processed(s, &uids, has_move).await?;
+                self.move_processed(s, account, uidvalidity, &uids, has_move)
+                    .await?;
                 let ids: Vec<i64> = done.stored.iter().filter_map(|&(_, id)| id).collect();
                 self.store.mark_moved_many(&ids).await?;
                 let people = done.stored.iter().filter(|t| !own.contains(&t.0));
@@ -552,18 +556,51 @@ impl Intake {
             .await?;
         for chunk in unmoved.chunks(FETCH_BATCH) {
             let uids: Vec<u32> = chunk.iter().map(|&(_, uid)| uid).collect();
-            self.move_processed(s, &uids, has_move).await?;
+            self.move_processed(s, account, uidvalidity, &uids, has_move)
+                .await?;
             let ids: Vec<i64> = chunk.iter().map(|&(id, _)| id).collect();
             self.store.mark_moved_many(&ids).await?;
         }
         Ok(())
     }
 
-    /// Moves `uids` to the processed folder in one command.
-    async fn move_processed(&self, s: &mut Session, uids: &[u32], has_move: bool) -> Result<()> {
-        let Some(target) = &self.cfg.imap.processed_folder else {
+    /// Moves handled `uids` where they belong: mail that needs a person to the staff folder
+    /// (or nowhere, when that is the watched folder), the rest to the processed folder; one
+    /// command per destination.
+    async fn move_processed(
+        &self,
+        s: &mut Session,
+        account: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        has_move: bool,
+    ) -> Result<()> {
+        if uids.is_empty() {
             return Ok(());
-        };
+        }
+        let staff = self
+            .store
+            .staff_uids(account, &self.cfg.imap.folder, uidvalidity, uids)
+            .await?;
+        let (for_staff, rest): (Vec<u32>, Vec<u32>) =
+            uids.iter().partition(|uid| staff.contains(uid));
+        if let Some(target) = &self.cfg.imap.staff_folder {
+            self.move_to(s, target, &for_staff, has_move).await?;
+        }
+        if let Some(target) = &self.cfg.imap.processed_folder {
+            self.move_to(s, target, &rest, has_move).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves `uids` to `target` in one command.
+    async fn move_to(
+        &self,
+        s: &mut Session,
+        target: &str,
+        uids: &[u32],
+        has_move: bool,
+    ) -> Result<()> {
         if uids.is_empty() {
             return Ok(());
         }

@@ -2,12 +2,20 @@
 //!
 //! Out-of-office replies, bounces, read receipts and list mail arrive in the
 //! intake mailbox next to real applications; answering them starts mail
-//! loops and annoys list owners (RFC 3834 §2). Each signal below is enough on
-//! its own: a false "auto" costs one missing acknowledgement (staff still see
-//! the message), a false "human" can cost a loop.
+//! loops and annoys list owners (RFC 3834 §2).
+//!
+//! Every signal found is reported, each with its [`Strength`]. A *strong*
+//! signal (`Auto-Submitted: auto-*`, a delivery report, a null sender, our own
+//! mail, an autoresponder's or a list's header) is proof enough that no person
+//! is waiting for an answer. A *weak* one is not: Outlook and Exchange put
+//! `X-Auto-Response-Suppress` on mail people write, and some clients and
+//! gateways set `Precedence` on ordinary mail (Discourse stopped treating the
+//! former as automatic for this reason). Weak signals are recorded for staff
+//! and never, alone, keep a person from an answer. Neither kind decides
+//! whether materials are *registered*: that is the pipeline's decision.
 
 use super::headers::{RawHeader, first};
-use super::{Address, AutoSignal, LoopGuard};
+use super::{Address, AutoSignal, LoopGuard, Strength};
 
 /// What the detector looks at, already extracted by `understand`.
 pub(crate) struct AutoInput<'a> {
@@ -71,22 +79,38 @@ fn domain(id: &str) -> &str {
     id.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
 
-/// The first (strongest) auto-generated signal, or `None` for mail a person wrote.
-pub(crate) fn detect(input: &AutoInput<'_>, guard: &LoopGuard) -> Option<AutoSignal> {
-    let signal = |code: &'static str, detail: String| Some(AutoSignal { code, detail });
+/// Headers that are weak evidence on their own (see the module doc).
+const WEAK: &[&str] = &["precedence", "x_auto_response_suppress"];
+
+/// Every auto-generated signal in the message, strongest kinds first; empty for mail a
+/// person wrote with an ordinary client.
+pub(crate) fn detect(input: &AutoInput<'_>, guard: &LoopGuard) -> Vec<AutoSignal> {
+    let mut found = Vec::new();
+    let mut signal = |code: &'static str, detail: String| {
+        let strength = if WEAK.contains(&code) {
+            Strength::Weak
+        } else {
+            Strength::Strong
+        };
+        found.push(AutoSignal {
+            code,
+            detail,
+            strength,
+        });
+    };
     let headers = input.headers;
 
     // Our own mail coming back: the loop header, our Message-ID domain, our address.
     if !guard.loop_header.trim().is_empty()
         && let Some(v) = value(headers, guard.loop_header.trim())
     {
-        return signal("loop_header", format!("{}: {v}", guard.loop_header.trim()));
+        signal("loop_header", format!("{}: {v}", guard.loop_header.trim()));
     }
     if let Some(id) = input.message_id {
         let d = domain(id).trim_end_matches('>').to_ascii_lowercase();
         let own = guard.own_domain.trim().to_ascii_lowercase();
         if !own.is_empty() && (d == own || d.ends_with(&format!(".{own}"))) {
-            return signal("own_message_id", format!("Message-ID <{id}>"));
+            signal("own_message_id", format!("Message-ID <{id}>"));
         }
     }
     if let Some(from) = input.from
@@ -95,7 +119,7 @@ pub(crate) fn detect(input: &AutoInput<'_>, guard: &LoopGuard) -> Option<AutoSig
             .iter()
             .any(|own| own.trim().eq_ignore_ascii_case(&from.addr))
     {
-        return signal("own_address", format!("From {}", from.addr));
+        signal("own_address", format!("From {}", from.addr));
     }
 
     if let Some(v) = value(headers, "Auto-Submitted") {
@@ -106,20 +130,20 @@ pub(crate) fn detect(input: &AutoInput<'_>, guard: &LoopGuard) -> Option<AutoSig
             .trim()
             .to_ascii_lowercase();
         if token != "no" {
-            return signal("auto_submitted", format!("Auto-Submitted: {v}"));
+            signal("auto_submitted", format!("Auto-Submitted: {v}"));
         }
     }
     if input.content_type == "multipart/report" {
-        return signal(
+        signal(
             "multipart_report",
             "Content-Type: multipart/report".to_string(),
         );
     }
     if let Some(v) = value(headers, "X-Failed-Recipients") {
-        return signal("x_failed_recipients", format!("X-Failed-Recipients: {v}"));
+        signal("x_failed_recipients", format!("X-Failed-Recipients: {v}"));
     }
     if input.return_path == Some("") {
-        return signal("empty_return_path", "Return-Path: <>".to_string());
+        signal("empty_return_path", "Return-Path: <>".to_string());
     }
     for (who, addr) in [("From", input.from), ("Sender", input.sender)] {
         let Some(addr) = addr else { continue };
@@ -127,7 +151,7 @@ pub(crate) fn detect(input: &AutoInput<'_>, guard: &LoopGuard) -> Option<AutoSig
         if DAEMON_LOCAL_PARTS.contains(&local.as_str())
             || NOREPLY_PREFIXES.iter().any(|p| local.starts_with(p))
         {
-            return signal("daemon_sender", format!("{who} {}", addr.addr));
+            signal("daemon_sender", format!("{who} {}", addr.addr));
         }
     }
     if let Some(v) = value(headers, "Precedence") {
@@ -136,7 +160,7 @@ pub(crate) fn detect(input: &AutoInput<'_>, guard: &LoopGuard) -> Option<AutoSig
             lower.as_str(),
             "bulk" | "junk" | "list" | "auto_reply" | "auto-reply"
         ) {
-            return signal("precedence", format!("Precedence: {v}"));
+            signal("precedence", format!("Precedence: {v}"));
         }
     }
     for (name, code) in [
@@ -157,15 +181,15 @@ pub(crate) fn detect(input: &AutoInput<'_>, guard: &LoopGuard) -> Option<AutoSig
         ("List-Post", "list_post"),
     ] {
         if let Some(v) = value(headers, name) {
-            return signal(code, format!("{name}: {v}"));
+            signal(code, format!("{name}: {v}"));
         }
     }
     let subject = input.subject.trim_start();
     let lower = subject.to_lowercase();
     if let Some(prefix) = AUTO_SUBJECT_PREFIXES.iter().find(|p| lower.starts_with(*p)) {
-        return signal("auto_subject", format!("主题以“{prefix}”开头"));
+        signal("auto_subject", format!("主题以“{prefix}”开头"));
     }
-    None
+    found
 }
 
 #[cfg(test)]
@@ -196,6 +220,14 @@ mod tests {
 
     fn code(raw: &[u8]) -> Option<&'static str> {
         understand(raw, &guard()).auto.map(|a| a.code)
+    }
+
+    fn hints(raw: &[u8]) -> Vec<&'static str> {
+        understand(raw, &guard())
+            .auto_hints
+            .iter()
+            .map(|a| a.code)
+            .collect()
     }
 
     const SUBJ: &str = "对标争先建设项目申报-某党支部";
@@ -230,15 +262,43 @@ mod tests {
         );
     }
 
+    /// Precedence is weak: recorded as a hint, never proof on its own.
     #[test]
-    fn precedence_values() {
+    fn precedence_values_are_hints() {
         for v in ["bulk", "junk", "list", "auto_reply", "Bulk"] {
-            assert_eq!(
-                code(&with_subject(&format!("Precedence: {v}\r\n"), SUBJ)),
-                Some("precedence"),
-                "{v}"
-            );
+            let raw = with_subject(&format!("Precedence: {v}\r\n"), SUBJ);
+            assert_eq!(code(&raw), None, "{v}");
+            assert_eq!(hints(&raw), ["precedence"], "{v}");
         }
+        assert!(hints(&with_subject("Precedence: normal\r\n", SUBJ)).is_empty());
+    }
+
+    /// What Outlook and Exchange put on mail people write: a hint, not proof.
+    #[test]
+    fn outlook_suppress_header_is_a_hint() {
+        for v in ["All", "DR, RN, NRN, OOF, AutoReply", "OOF"] {
+            let raw = with_subject(&format!("X-Auto-Response-Suppress: {v}\r\n"), SUBJ);
+            assert_eq!(code(&raw), None, "{v}");
+            assert_eq!(hints(&raw), ["x_auto_response_suppress"], "{v}");
+        }
+        // Both weak signals together are still no proof.
+        let both = with_subject(
+            "X-Auto-Response-Suppress: All\r\nPrecedence: bulk\r\n",
+            SUBJ,
+        );
+        assert_eq!(code(&both), None);
+        assert_eq!(hints(&both).len(), 2);
+    }
+
+    /// A strong signal wins; weak ones beside it are kept as hints.
+    #[test]
+    fn strong_beside_weak() {
+        let raw = with_subject(
+            "X-Auto-Response-Suppress: All\r\nAuto-Submitted: auto-replied\r\n",
+            SUBJ,
+        );
+        assert_eq!(code(&raw), Some("auto_submitted"));
+        assert_eq!(hints(&raw), ["x_auto_response_suppress"]);
     }
 
     /// One test per header signal: the header alone makes the mail auto.
@@ -255,7 +315,6 @@ mod tests {
         x_autoreply: "X-Autoreply: yes" => "x_autoreply";
         x_autorespond: "X-Autorespond: 1" => "x_autorespond";
         x_autoresponder: "X-Autoresponder: vacation" => "x_autoresponder";
-        x_auto_response_suppress: "X-Auto-Response-Suppress: All" => "x_auto_response_suppress";
         list_id: "List-Id: <party.example.edu.cn>" => "list_id";
         list_unsubscribe: "List-Unsubscribe: <mailto:leave@x>" => "list_unsubscribe";
         list_post: "List-Post: <mailto:post@x>" => "list_post";

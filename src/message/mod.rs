@@ -53,6 +53,18 @@ pub struct Address {
 pub struct AutoSignal {
     pub code: &'static str,
     pub detail: String,
+    pub strength: Strength,
+}
+
+/// How much an [`AutoSignal`] proves (see the `auto` module's doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    /// No person is waiting for an answer: never answer.
+    Strong,
+    /// Seen on mail people write too (Outlook's `X-Auto-Response-Suppress`, `Precedence`):
+    /// recorded, never a reason on its own.
+    Weak,
 }
 
 /// A large-file download link found in the body (QQ Mail 超大附件, 网易邮箱大附件).
@@ -112,8 +124,10 @@ pub struct Understood {
     pub in_reply_to: Option<String>,
     /// Without `<>`, oldest first as sent.
     pub references: Vec<String>,
-    /// `Some` ⇒ machine-generated: never answer.
+    /// The strongest proof that a machine wrote it (`Some` ⇒ never answer).
     pub auto: Option<AutoSignal>,
+    /// Weak signals seen (recorded for staff; never a reason not to answer on their own).
+    pub auto_hints: Vec<AutoSignal>,
     /// The best plain text: text/plain, else HTML without tags; at most
     /// [`BODY_TEXT_LIMIT`] bytes.
     pub body_text: String,
@@ -343,7 +357,7 @@ fn headers_only(raw: &[u8], guard: &LoopGuard) -> Understood {
         .unwrap_or_default();
     u.body_text = cap_text(body::tidy_text(&dec.raw_to_string(rest)));
     u.warnings = dec.warnings;
-    u.auto = detect_auto(&u, &top, "", guard);
+    (u.auto, u.auto_hints) = detect_auto(&u, &top, "", guard);
     u
 }
 
@@ -352,11 +366,11 @@ fn detect_auto(
     top: &[RawHeader],
     content_type: &str,
     guard: &LoopGuard,
-) -> Option<AutoSignal> {
+) -> (Option<AutoSignal>, Vec<AutoSignal>) {
     let mut dec = Decoder::new(encoding_rs::GB18030);
     let sender =
         headers::first(top, "Sender").and_then(|h| dec.addresses(&h.value).into_iter().next());
-    auto::detect(
+    let (strong, weak): (Vec<_>, Vec<_>) = auto::detect(
         &auto::AutoInput {
             headers: top,
             from: u.from.as_ref(),
@@ -368,6 +382,9 @@ fn detect_auto(
         },
         guard,
     )
+    .into_iter()
+    .partition(|s| s.strength == Strength::Strong);
+    (strong.into_iter().next(), weak)
 }
 
 /// Text looked at per body part (bytes): enough for any real letter, and a
@@ -721,7 +738,7 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
     }
 
     u.warnings = dec.warnings;
-    u.auto = detect_auto(&u, &top, &root_type, guard);
+    (u.auto, u.auto_hints) = detect_auto(&u, &top, &root_type, guard);
     u
 }
 

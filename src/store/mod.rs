@@ -9,6 +9,16 @@
 pub mod blobs;
 
 use crate::clock::db_time;
+
+/// The SQL condition (on `messages`) of mail that waits for a person until staff resolve it:
+/// questions, replies, unrecognised branches, failures and mail too large to read. A macro, so
+/// queries can `concat!` it into their text.
+#[macro_export]
+macro_rules! needs_staff {
+    () => {
+        "((needs_staff = 1 OR status = 'failed' OR disposition = 'too_large') AND resolved_at IS NULL)"
+    };
+}
 use blobs::BlobDir;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -47,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "reviews",
         include_str!("../../migrations/0004_reviews.sql"),
+    ),
+    (
+        5,
+        "conversations",
+        include_str!("../../migrations/0005_conversations.sql"),
     ),
 ];
 
@@ -132,12 +147,56 @@ pub struct StoredMessage {
     pub uid: Option<u32>,
 }
 
+/// A mail that waits for a person ([`needs_staff!`]), for `status` and the digest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StaffRow {
+    pub id: i64,
+    pub from: String,
+    pub subject: String,
+    pub reason: String,
+    /// Arrival (INTERNALDATE, else our clock), UTC.
+    pub received_at: DateTime<Utc>,
+    /// The branch it concerns, when known.
+    pub branch: Option<String>,
+    pub disposition: String,
+    /// For an application whose branch was not recognised: the roster branch its form names.
+    pub suggested_branch: Option<String>,
+}
+
+/// A mail a person may have expected an answer to and did not get one, with the reason.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UnansweredRow {
+    pub id: i64,
+    pub from: String,
+    pub subject: String,
+    pub branch: Option<String>,
+    pub why: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A version from an address that is neither the roster's nor an earlier sender's.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SenderChange {
+    pub message: i64,
+    pub kind: String,
+    pub branch: String,
+    pub version: i64,
+    pub sender: String,
+    pub received_at: DateTime<Utc>,
+}
+
+fn time_col(r: &sqlx::sqlite::SqliteRow, i: usize) -> DateTime<Utc> {
+    crate::clock::parse_db_time(&r.get::<String, _>(i)).unwrap_or_default()
+}
+
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
     pub kind: String,
     pub message_id: String,
     pub to_addr: String,
+    /// A copy recipient (also in the mail's `Cc` header).
+    pub cc_addr: Option<String>,
     pub raw: Vec<u8>,
     pub attempts: i64,
     /// A send was in flight when the daemon died: it may or may not have reached the server.
@@ -496,6 +555,124 @@ impl Store {
             .collect())
     }
 
+    /// Which of `uids` (of one folder and UIDVALIDITY) wait for a person: questions, replies,
+    /// unrecognised branches, failures and mail too large to read.
+    pub async fn staff_uids(
+        &self,
+        account: &str,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<std::collections::HashSet<u32>> {
+        let (Some(&lo), Some(&hi)) = (uids.iter().min(), uids.iter().max()) else {
+            return Ok(std::collections::HashSet::new());
+        };
+        let rows = sqlx::query(concat!(
+            "SELECT uid FROM messages WHERE account = ? AND folder = ? AND uidvalidity = ? AND uid BETWEEN ? AND ? AND ",
+            needs_staff!()
+        ))
+        .bind(account)
+        .bind(folder)
+        .bind(i64::from(uidvalidity))
+        .bind(i64::from(lo))
+        .bind(i64::from(hi))
+        .fetch_all(&self.pool)
+        .await?;
+        let out = rows
+            .iter()
+            .filter_map(|r| u32::try_from(r.get::<i64, _>(0)).ok())
+            .filter(|uid| uids.contains(uid))
+            .collect();
+        Ok(out)
+    }
+
+    /// Mail waiting for a person that arrived in `(since, until]` (our clock), oldest first.
+    pub async fn needs_staff(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StaffRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT m.id, COALESCE(m.from_addr, ''), COALESCE(m.subject, ''), COALESCE(m.reason, ''),
+                    COALESCE(m.internal_date, m.stored_at), m.branch, COALESCE(m.disposition, m.status),
+                    (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id)
+             FROM messages m WHERE m.stored_at > ? AND m.stored_at <= ? AND ",
+            needs_staff!(),
+            " ORDER BY m.id"
+        ))
+        .bind(since.map(db_time).unwrap_or_default())
+        .bind(until.map_or_else(|| "9999".to_string(), db_time))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StaffRow {
+                id: r.get(0),
+                from: r.get(1),
+                subject: r.get(2),
+                reason: r.get(3),
+                received_at: time_col(r, 4),
+                branch: r.get(5),
+                disposition: r.get(6),
+                suggested_branch: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Mail from people that got no answer, with the recorded reason, in `(since, until]`.
+    pub async fn unanswered(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<UnansweredRow>> {
+        let rows = sqlx::query(
+            "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), branch, no_answer, COALESCE(internal_date, stored_at)
+             FROM messages WHERE no_answer IS NOT NULL AND stored_at > ? AND stored_at <= ? ORDER BY id",
+        )
+        .bind(since.map(db_time).unwrap_or_default())
+        .bind(until.map_or_else(|| "9999".to_string(), db_time))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| UnansweredRow {
+                id: r.get(0),
+                from: r.get(1),
+                subject: r.get(2),
+                branch: r.get(3),
+                why: r.get(4),
+                received_at: time_col(r, 5),
+            })
+            .collect())
+    }
+
+    /// Versions from unfamiliar addresses recorded in `(since, until]`, oldest first.
+    pub async fn sender_changes(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<SenderChange>> {
+        let rows = sqlx::query(
+            "SELECT message_id, kind, branch, version, sender, received_at FROM submissions
+             WHERE sender_changed = 1 AND branch IS NOT NULL AND created_at > ? AND created_at <= ? ORDER BY id",
+        )
+        .bind(since.map(db_time).unwrap_or_default())
+        .bind(until.map_or_else(|| "9999".to_string(), db_time))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SenderChange {
+                message: r.get(0),
+                kind: r.get(1),
+                branch: r.get(2),
+                version: r.get(3),
+                sender: r.get(4),
+                received_at: time_col(r, 5),
+            })
+            .collect())
+    }
+
     /// Records that these messages were moved to the processed folder (one transaction).
     pub async fn mark_moved_many(&self, ids: &[i64]) -> Result<()> {
         self.update_each("UPDATE messages SET moved = 1 WHERE id = ?", ids, None)
@@ -505,7 +682,7 @@ impl Store {
     /// Queued mails whose time has come, oldest first.
     pub async fn due_outbox(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query(
-            "SELECT id, kind, message_id, to_addr, raw, attempts, status FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= ? ORDER BY id LIMIT ?",
         )
         .bind(db_time(now))
         .bind(limit)
@@ -521,6 +698,7 @@ impl Store {
                 raw: r.get(4),
                 attempts: r.get(5),
                 unconfirmed: r.get::<String, _>(6) == "unconfirmed",
+                cc_addr: r.get(7),
             })
             .collect())
     }

@@ -126,6 +126,8 @@ pub struct TestEnv {
     pub config: PathBuf,
     pub folder: String,
     pub processed: String,
+    /// Where mail that needs a person goes (`imap.staff_folder`).
+    pub staff_folder: String,
     pub domain: String,
 }
 
@@ -163,6 +165,7 @@ impl TestEnv {
         std::fs::write(dir.join("roster.csv"), opts.roster).expect("roster");
         let folder = "INBOX".to_string();
         let processed = format!("已处理/{unique}");
+        let staff_folder = format!("需人工处理/{unique}");
         empty_inbox(user).await;
         let domain = format!("{}.shenbao.test", unique.replace('_', "-"));
         let config = dir.join("shenbao.toml");
@@ -178,6 +181,7 @@ user = "{user}@example.test"
 password_file = "secrets/imap.password"
 folder = "{folder}"
 processed_folder = "{processed}"
+staff_folder = "{staff}"
 poll_interval = "{poll}"
 timeout = "20s"
 [smtp]
@@ -198,6 +202,7 @@ roster = "roster.csv"
 message_id_domain = "{domain}"
 max_per_sender = {max}
 "#,
+                staff = staff_folder,
                 imap_port = stack().imap,
                 smtp_port = stack().smtp,
                 poll = opts.poll_interval,
@@ -210,6 +215,7 @@ max_per_sender = {max}
             name: name.to_string(),
             user: user.to_string(),
             processed,
+            staff_folder,
             dir,
             config,
             folder,
@@ -462,9 +468,32 @@ pub async fn fetch_each(user: &str, folder: &str, section: &str) -> Option<Vec<V
     )
 }
 
-/// The mails our daemon sent in this test (by Message-ID domain), from the catch-all and the
-/// `example.test` branch mailboxes.
+/// The mails our daemon sent in this test (by Message-ID domain) that reached `user`'s INBOX
+/// as their `To` recipient (catch-all or an `example.test` branch mailbox). A copy delivered
+/// to a `Cc` recipient (the roster's secretary, see [`cc_copies`]) is not counted here: in the
+/// catch-all it would look like a second answer.
 pub async fn acks(env: &TestEnv, user: &str) -> Vec<mail_parser::Message<'static>> {
+    ours(env, user)
+        .await
+        .into_iter()
+        .filter(|(m, original)| !delivered_as_cc(m, original.as_deref()))
+        .map(|(m, _)| m)
+        .collect()
+}
+
+/// Our mails that reached `user`'s INBOX as a `Cc` recipient.
+pub async fn cc_copies(env: &TestEnv, user: &str) -> Vec<mail_parser::Message<'static>> {
+    ours(env, user)
+        .await
+        .into_iter()
+        .filter(|(m, original)| delivered_as_cc(m, original.as_deref()))
+        .map(|(m, _)| m)
+        .collect()
+}
+
+/// Our mails in `user`'s INBOX, each with the envelope recipient Postfix delivered it for
+/// (its `X-Original-To`).
+async fn ours(env: &TestEnv, user: &str) -> Vec<(mail_parser::Message<'static>, Option<String>)> {
     fetch_all(user, "INBOX")
         .await
         .into_iter()
@@ -477,7 +506,30 @@ pub async fn acks(env: &TestEnv, user: &str) -> Vec<mail_parser::Message<'static
             m.message_id()
                 .is_some_and(|id| id.ends_with(&format!("@{}", env.domain)))
         })
+        .map(|m| {
+            let original = m
+                .header("X-Original-To")
+                .and_then(|v| v.as_text())
+                .map(|s| s.trim().to_lowercase());
+            (m, original)
+        })
         .collect()
+}
+
+fn delivered_as_cc(m: &mail_parser::Message<'_>, original: Option<&str>) -> bool {
+    let Some(original) = original else {
+        return false;
+    };
+    let listed = |v: &mail_parser::HeaderValue<'_>| {
+        v.as_address()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.address())
+                    .any(|x| x.eq_ignore_ascii_case(original))
+            })
+            .unwrap_or(false)
+    };
+    m.header("Cc").is_some_and(listed) && !m.header("To").is_some_and(listed)
 }
 
 /// Counts messages in a folder of `user`'s mailbox.
@@ -608,4 +660,92 @@ pub fn map_zip_entries(
         out.write_all(&data).expect("write");
     }
     out.finish().expect("finish").into_inner()
+}
+
+/// The form and the summary attached to sample c010 (海洋与地球科学学院2022级本科生党支部).
+pub fn sample_files() -> (Vec<u8>, Vec<u8>) {
+    let raw = read(&root().join("tests/fixtures/samples/c010/message.eml"));
+    let msg = mail_parser::MessageParser::default()
+        .parse(&raw[..])
+        .expect("c010 parses");
+    let mut docx = None;
+    let mut xlsx = None;
+    for a in msg.attachments() {
+        let name = mail_parser::MimeHeaders::attachment_name(a).unwrap_or_default();
+        if name.ends_with(".docx") {
+            docx.get_or_insert_with(|| a.contents().to_vec());
+        } else if name.ends_with(".xlsx") {
+            xlsx.get_or_insert_with(|| a.contents().to_vec());
+        }
+    }
+    (
+        docx.expect("c010 has a .docx"),
+        xlsx.expect("c010 has a .xlsx"),
+    )
+}
+
+/// The branch sample c010's form is filled in for.
+pub const SAMPLE_BRANCH: &str = "海洋与地球科学学院2022级本科生党支部";
+
+/// Rewrites the entries of an Office zip, replacing text in the entries whose names end with
+/// `entry` (the form's `word/document.xml`, the summary's `sheet1.xml`); each text must be there.
+pub fn patch_office(zip_bytes: &[u8], entry: &str, edits: &[(&str, &str)]) -> Vec<u8> {
+    map_zip_entries(zip_bytes, |name, data| {
+        if !name.ends_with(entry) {
+            return data;
+        }
+        let mut text = String::from_utf8(data).expect("utf-8 xml");
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from:?} not in {name}");
+            text = text.replace(from, to);
+        }
+        text.into_bytes()
+    })
+}
+
+/// A mail from a person, as a mail client writes it: `files` attached, optional extra raw
+/// headers (`("X-Auto-Response-Suppress", "All")`) and the thread it answers.
+pub struct PersonMail<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub message_id: &'a str,
+    pub body: &'a str,
+    pub files: Vec<(String, Vec<u8>)>,
+    pub headers: Vec<(&'static str, String)>,
+    pub in_reply_to: Option<String>,
+}
+
+impl PersonMail<'_> {
+    pub fn build(&self) -> Vec<u8> {
+        use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+        use lettre::message::{MultiPart, SinglePart};
+        let mut parts = MultiPart::mixed().singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(self.body.to_string()),
+        );
+        for (name, bytes) in &self.files {
+            let ct = ContentType::parse("application/octet-stream").expect("content type");
+            parts = parts
+                .singlepart(lettre::message::Attachment::new(name.clone()).body(bytes.clone(), ct));
+        }
+        let mut b = lettre::Message::builder()
+            .from(self.from.parse().expect("from"))
+            .to(self.to.parse().expect("to"))
+            .subject(self.subject)
+            .message_id(Some(format!("<{}>", self.message_id)));
+        for (name, value) in &self.headers {
+            b = b.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str(name),
+                value.clone(),
+            ));
+        }
+        if let Some(irt) = &self.in_reply_to {
+            b = b
+                .in_reply_to(format!("<{irt}>"))
+                .references(format!("<{irt}>"));
+        }
+        b.multipart(parts).expect("mail").formatted()
+    }
 }
