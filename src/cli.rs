@@ -79,6 +79,15 @@ pub enum Command {
         /// 写入文件（默认输出到屏幕）
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// 导出评审材料到 OUT：各支部最新一版的申请表、汇总表及结项材料，按“学院/支部名称/原文件名”存放，另附汇总表.xlsx；OUT 以 .zip 结尾时生成压缩包，否则为目录
+        #[arg(long, value_name = "OUT", conflicts_with = "output")]
+        materials: Option<PathBuf>,
+        /// 评审材料只含这个申报板块的支部（与 --materials 一起用）
+        #[arg(long, requires = "materials")]
+        section: Option<String>,
+        /// 评审材料只含这个学院的支部（与 --materials 一起用）
+        #[arg(long, requires = "materials")]
+        college: Option<String>,
     },
     /// 截止提醒：列出（--dry-run）或立即放入发件箱此刻应发的提醒
     Remind {
@@ -282,7 +291,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             say_raw!("{st}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export { format, output } => {
+        Command::Export {
+            format,
+            output,
+            materials,
+            section,
+            college,
+        } => {
+            if let Some(out) = materials {
+                let filter = crate::materials::Filter { section, college };
+                return export_materials(&cli.config, &out, filter).await;
+            }
             let cfg = load(&cli.config)?;
             let clock = clock()?;
             let (store, _, _) = crate::daemon::open(cfg.clone(), clock).await?;
@@ -494,6 +513,73 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { probe } => check_config(&cli.config, probe).await,
     }
+}
+
+/// `export --materials OUT`: the reviewers' files, and what was written where.
+async fn export_materials(
+    config: &Path,
+    out: &Path,
+    filter: crate::materials::Filter,
+) -> anyhow::Result<ExitCode> {
+    let cfg = load(config)?;
+    let (store, pipeline, _) = crate::daemon::open(cfg.clone(), clock()?).await?;
+    let collected = crate::materials::collect(&pipeline, &filter).await?;
+    let layout = crate::materials::layout(&collected.branches);
+    let sheet = crate::export::to_xlsx(
+        &format!("{}申报汇总表", cfg.campaign.name),
+        &collected.applications,
+    )?;
+    let (blobs, target) = (store.blobs.clone(), out.to_path_buf());
+    let (written, layout) = tokio::task::spawn_blocking(move || {
+        crate::materials::write(&target, &layout, &sheet, &blobs).map(|w| (w, layout))
+    })
+    .await??;
+    say!(
+        "已写入评审材料{}：{}",
+        if crate::materials::is_zip(out) {
+            "压缩包"
+        } else {
+            "目录"
+        },
+        out.display()
+    );
+    say!(
+        "  {} 个支部{}，{} 个文件（申请表和汇总表 {} 个，结项材料 {} 个），按“学院/支部名称/原文件名”存放；另有 {}（{} 份申报）",
+        layout.branches,
+        if collected.described.is_empty() {
+            String::new()
+        } else {
+            format!("（只含{}）", collected.described)
+        },
+        written.files,
+        written.application_files,
+        written.closure_files,
+        crate::materials::SUMMARY_NAME,
+        collected.applications.len()
+    );
+    if layout.superseded > 0 {
+        say!(
+            "  结项材料中有 {} 个文件已被同一支部后来发送的同名文件取代，只放入了最新的",
+            layout.superseded
+        );
+    }
+    if !layout.without_files.is_empty() {
+        say!(
+            "  以下 {} 个支部没有可放入的申请表、汇总表或结项材料文件，只列在汇总表中：{}",
+            layout.without_files.len(),
+            layout.without_files.join("、")
+        );
+    }
+    if !written.damaged.is_empty() {
+        eprintln!(
+            "有 {} 个文件的存档缺失或已损坏，没有写入（请从备份恢复数据目录 {} 下的 blobs 后重新导出）：\n  {}",
+            written.damaged.len(),
+            cfg.data_dir.display(),
+            written.damaged.join("\n  ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What an outbox `kind` is, in the words staff use.
