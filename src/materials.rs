@@ -45,8 +45,8 @@ const CLOSURE_ROLES: [&str; 3] = ["closure_report", "reimbursement", "case_study
 /// Device names Windows will not create a file for, whatever the extension (`CON.docx`).
 const RESERVED: &[&str] = &[
     "con", "prn", "aux", "nul", "conin$", "conout$", "com0", "com1", "com2", "com3", "com4",
-    "com5", "com6", "com7", "com8", "com9", "com¹", "com²", "com³", "lpt0", "lpt1", "lpt2",
-    "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9", "lpt¹", "lpt²", "lpt³",
+    "com5", "com6", "com7", "com8", "com9", "com¹", "com²", "com³", "lpt0", "lpt1", "lpt2", "lpt3",
+    "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9", "lpt¹", "lpt²", "lpt³",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -368,7 +368,11 @@ pub struct Collected {
 }
 
 fn field<'a>(s: &'a ExportSubmission, key: &str) -> Option<&'a str> {
-    s.fields.as_ref()?.get(key)?.as_str().filter(|t| !t.is_empty())
+    s.fields
+        .as_ref()?
+        .get(key)?
+        .as_str()
+        .filter(|t| !t.is_empty())
 }
 
 fn wanted(files: &[ExportAttachment], roles: &[&str], out: &mut Vec<(String, String, i64)>) {
@@ -427,8 +431,12 @@ pub async fn collect(p: &Pipeline, filter: &Filter) -> anyhow::Result<Collected>
             .or_else(|| field(s, "college").map(str::to_string));
         let sub_section = field(s, "section").map(str::to_string);
         applied.insert(key.clone(), sub_section.clone());
-        if section.as_ref().is_some_and(|w| sub_section.as_ref() != Some(w))
-            || college.as_ref().is_some_and(|w| sub_college.as_ref() != Some(w))
+        if section
+            .as_ref()
+            .is_some_and(|w| sub_section.as_ref() != Some(w))
+            || college
+                .as_ref()
+                .is_some_and(|w| sub_college.as_ref() != Some(w))
         {
             continue;
         }
@@ -691,10 +699,7 @@ fn write_zip(
         }
         let mut inner = zip.finish().map_err(zip_err)?;
         inner.flush().map_err(io_err(&tmp))?;
-        inner
-            .get_ref()
-            .sync_all()
-            .map_err(io_err(&tmp))?;
+        inner.get_ref().sync_all().map_err(io_err(&tmp))?;
         Ok(written)
     })();
     match result {
@@ -794,7 +799,10 @@ mod tests {
         // No extension, or one that is not a type: cut as a whole.
         let got = path_component(&"a".repeat(400), "附件");
         assert_eq!(got.len(), MAX_COMPONENT_BYTES);
-        let got = path_component(&format!("{}.这不是扩展名而是一句很长的话", "b".repeat(200)), "x");
+        let got = path_component(
+            &format!("{}.这不是扩展名而是一句很长的话", "b".repeat(200)),
+            "x",
+        );
         assert_eq!(got.len(), MAX_COMPONENT_BYTES);
         assert_safe(&got);
         // A cut that would end in a dot or a space does not.
@@ -820,7 +828,10 @@ mod tests {
             "Cafe\u{301} (2).doc"
         );
         // A name that already looks numbered is not confused with a generated one.
-        assert_eq!(unique_name("申请表 (2).docx", &mut taken), "申请表 (2) (2).docx");
+        assert_eq!(
+            unique_name("申请表 (2).docx", &mut taken),
+            "申请表 (2) (2).docx"
+        );
         assert_eq!(unique_name("README", &mut taken), "README");
         assert_eq!(unique_name("README", &mut taken), "README (2)");
         // At the length limit the suffix still fits.
@@ -971,7 +982,10 @@ mod tests {
         let entry = archive.by_name("学院/支部/申请表.docx").unwrap();
         let m = entry.last_modified().unwrap();
         // 09:41 in Beijing.
-        assert_eq!((m.year(), m.month(), m.day(), m.hour(), m.minute()), (2025, 9, 22, 9, 41));
+        assert_eq!(
+            (m.year(), m.month(), m.day(), m.hour(), m.minute()),
+            (2025, 9, 22, 9, 41)
+        );
         drop(entry);
         // Bit 11 of the general-purpose flag in every central directory record.
         let mut flags = Vec::new();
