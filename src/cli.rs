@@ -138,6 +138,9 @@ pub enum ReviewAction {
         /// 导入人（记录在案），默认为当前系统用户
         #[arg(long)]
         by: Option<String>,
+        /// 允许部分导入：表中还有已申报的支部没有评审等级时，照样导入已评的，并列出未评的支部
+        #[arg(long)]
+        partial: bool,
     },
     /// 给每个支部发送评审结果（每个结果只发一次），与其申报邮件在同一会话
     Notify {
@@ -456,37 +459,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let clock = clock()?;
             let (store, pipeline, wake) = crate::daemon::open(cfg.clone(), clock).await?;
             match action {
-                ReviewAction::Import { file, by } => {
+                ReviewAction::Import { file, by, partial } => {
                     let by = by
                         .or_else(|| std::env::var("USER").ok())
                         .unwrap_or_else(|| "unknown".to_string());
-                    match crate::results::import(&pipeline, &file, &by, clock.now()).await? {
-                        Ok(decisions) => {
-                            let funded = decisions.iter().filter(|d| d.funded).count();
-                            say!(
-                                "已导入 {} 条评审结果（立项 {funded} 个，未立项 {} 个）。用 `shenbao review notify --dry-run` 预览结果通知。",
-                                decisions.len(),
-                                decisions.len() - funded
-                            );
-                            Ok(ExitCode::SUCCESS)
-                        }
-                        Err(errors) => {
-                            eprintln!(
-                                "{} 有 {} 处问题，本次没有导入任何结果；请修改后重新导入：\n{}",
-                                file.display(),
-                                errors.len(),
-                                crate::review::format_errors(&errors)
-                            );
-                            Ok(ExitCode::FAILURE)
-                        }
-                    }
+                    let outcome =
+                        crate::results::import(&pipeline, &file, &by, clock.now(), partial).await?;
+                    Ok(review_import_report(&file, outcome))
                 }
                 ReviewAction::Notify { dry_run } => {
-                    let planned = crate::results::plan_results(&pipeline, clock.now()).await?;
-                    if planned.is_empty() {
-                        say!("没有需要发送的评审结果（都已发送过，或还没有导入）。");
+                    let plan = crate::results::plan_results(&pipeline, clock.now()).await?;
+                    if plan.planned.is_empty() {
+                        say!("没有需要发送的评审结果。");
                     }
-                    for item in &planned {
+                    for item in &plan.planned {
                         say!(
                             "{} <{}>  {}",
                             item.branch.as_deref().unwrap_or(""),
@@ -494,8 +480,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                             item.subject
                         );
                     }
-                    if !dry_run && !planned.is_empty() {
-                        let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
+                    if !plan.not_notified.is_empty() {
+                        say!(
+                            "以下 {} 个支部本次不发送评审结果：",
+                            plan.not_notified.len()
+                        );
+                        for n in &plan.not_notified {
+                            say!("  {}：{}", n.branch, n.reason);
+                        }
+                    }
+                    if !dry_run && !plan.planned.is_empty() {
+                        let n =
+                            crate::remind::commit(&pipeline, &plan.planned, clock.now()).await?;
                         let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
                         let sent = sender.drain().await?;
                         say!("评审结果 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
@@ -544,7 +540,7 @@ async fn export_materials(
         out.display()
     );
     say!(
-        "  {} 个支部{}，{} 个文件（申请表和汇总表 {} 个，结项材料 {} 个），按“学院/支部名称/原文件名”存放；另有 {}（{} 份申报）",
+        "  {} 个支部{}，{} 个文件（申请表和汇总表 {} 个，结项材料 {} 个），按“学院/支部名称/原文件名”存放；另有{}（{} 份申报）",
         layout.branches,
         if collected.described.is_empty() {
             String::new()
@@ -580,6 +576,72 @@ async fn export_materials(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `review import` says: what was imported, what was skipped, what is still ungraded; or
+/// why nothing was imported.
+fn review_import_report(file: &Path, outcome: crate::results::ImportOutcome) -> ExitCode {
+    use crate::results::ImportOutcome;
+    let list =
+        |u: &[crate::review::Ungraded]| u.iter().map(|u| format!("  - {u}\n")).collect::<String>();
+    match outcome {
+        ImportOutcome::Imported {
+            decisions,
+            ungraded,
+            unrecognised,
+        } => {
+            let funded = decisions.iter().filter(|d| d.funded).count();
+            say!(
+                "已导入 {} 条评审结果（立项 {funded} 个，未立项 {} 个）。",
+                decisions.len(),
+                decisions.len() - funded
+            );
+            for r in &unrecognised {
+                say!(
+                    "跳过第 {} 行「{}」：支部未识别，没有评审；须工作人员先用 shenbao assign 指定支部，重新导出汇总表后再评审。",
+                    r.row,
+                    r.branch
+                );
+            }
+            if !ungraded.is_empty() {
+                say_raw!(
+                    "还有 {} 个已申报的支部没有评审结果（评审后再导入，只含部分支部时加 --partial）：\n{}",
+                    ungraded.len(),
+                    list(&ungraded)
+                );
+            }
+            say!("用 `shenbao review notify --dry-run` 预览结果通知。");
+            ExitCode::SUCCESS
+        }
+        ImportOutcome::Invalid { errors, ungraded } => {
+            eprintln!(
+                "{} 有 {} 处问题，本次没有导入任何结果；请修改后重新导入：\n{}",
+                file.display(),
+                errors.len(),
+                crate::review::format_errors(&errors)
+            );
+            if !ungraded.is_empty() {
+                eprint!(
+                    "另外，以下 {} 个已申报的支部没有评审结果（请补填；确要稍后评审时，导入加 --partial）：\n{}",
+                    ungraded.len(),
+                    list(&ungraded)
+                );
+            }
+            ExitCode::FAILURE
+        }
+        ImportOutcome::Incomplete {
+            decisions,
+            ungraded,
+        } => {
+            eprint!(
+                "{} 中有 {} 个已申报的支部没有评审结果，本次没有导入任何结果：\n{}请补填后重新导入；这些支部确要稍后评审时，加 --partial 先导入其余 {decisions} 条结果。\n",
+                file.display(),
+                ungraded.len(),
+                list(&ungraded)
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// What an outbox `kind` is, in the words staff use.
