@@ -241,7 +241,8 @@ async fn materials_zip_and_directory_match_the_database() {
     ]);
     assert!(ok, "{said}");
     assert!(
-        said.contains("已写入评审材料目录") && said.contains("1 个支部（只含学院「汽车工程学院」），5 个文件"),
+        said.contains("已写入评审材料目录")
+            && said.contains("1 个支部（只含学院「汽车工程学院」），5 个文件"),
         "{said}"
     );
     let on_disk = tree(&dir);
@@ -278,7 +279,11 @@ async fn materials_zip_and_directory_match_the_database() {
     );
     let on_disk = tree(&dir);
     assert_eq!(on_disk.len(), 3, "{:?}", on_disk.keys());
-    assert!(on_disk.keys().all(|k| k.starts_with("经济与管理学院/") || k == "汇总表.xlsx"));
+    assert!(
+        on_disk
+            .keys()
+            .all(|k| k.starts_with("经济与管理学院/") || k == "汇总表.xlsx")
+    );
     let (ok, said) = env.run(&["export", "--materials", "x.zip", "--section", "优秀"]);
     assert!(!ok && said.contains("不是配置中的申报板块"), "{said}");
 }
