@@ -80,7 +80,7 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
         /// 导出评审材料到 OUT：各支部最新一版的申请表、汇总表及结项材料，按“学院/支部名称/原文件名”存放，另附汇总表.xlsx；OUT 以 .zip 结尾时生成压缩包，否则为目录
-        #[arg(long, value_name = "OUT", conflicts_with = "output")]
+        #[arg(long, value_name = "OUT", conflicts_with_all = ["output", "format"])]
         materials: Option<PathBuf>,
         /// 评审材料只含这个申报板块的支部（与 --materials 一起用）
         #[arg(long, requires = "materials")]

@@ -535,7 +535,6 @@ pub struct Written {
     pub files: usize,
     pub application_files: usize,
     pub closure_files: usize,
-    pub bytes: u64,
     /// Files whose stored bytes are missing or do not match their sha256: left out.
     pub damaged: Vec<String>,
 }
@@ -581,9 +580,8 @@ fn bytes_of(blobs: &BlobDir, e: &Entry, written: &mut Written) -> Option<Vec<u8>
     }
 }
 
-fn count(written: &mut Written, e: &Entry, len: usize) {
+fn count(written: &mut Written, e: &Entry) {
     written.files += 1;
-    written.bytes += len as u64;
     match e.file.kind {
         Kind::Application => written.application_files += 1,
         Kind::Closure => written.closure_files += 1,
@@ -630,7 +628,7 @@ fn write_dir(
         if let Some(t) = e.file.received_at {
             let _ = f.set_modified(t.into());
         }
-        count(&mut written, e, bytes.len());
+        count(&mut written, e);
     }
     let sheet = out.join(SUMMARY_NAME);
     std::fs::write(&sheet, summary_xlsx).map_err(io_err(&sheet))?;
@@ -695,7 +693,7 @@ fn write_zip(
             )
             .map_err(zip_err)?;
             zip.write_all(&bytes).map_err(io_err(out))?;
-            count(&mut written, e, bytes.len());
+            count(&mut written, e);
         }
         let mut inner = zip.finish().map_err(zip_err)?;
         inner.flush().map_err(io_err(&tmp))?;

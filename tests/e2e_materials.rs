@@ -20,9 +20,12 @@ fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Files by path (relative, with `/`) → bytes.
+type Files = BTreeMap<String, Vec<u8>>;
+
 /// Every entry of a zip: name → bytes, and the general-purpose flag of each central directory
 /// record, read from the bytes themselves (bit 11 says the name is UTF-8).
-fn unzip(bytes: &[u8]) -> (BTreeMap<String, Vec<u8>>, Vec<(String, u16)>) {
+fn unzip(bytes: &[u8]) -> (Files, Vec<(String, u16)>) {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip opens");
     let mut files = BTreeMap::new();
     for i in 0..archive.len() {
@@ -47,7 +50,7 @@ fn unzip(bytes: &[u8]) -> (BTreeMap<String, Vec<u8>>, Vec<(String, u16)>) {
 }
 
 /// Every file under `dir`, by its path relative to `dir` with `/`.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+fn tree(dir: &Path) -> Files {
     let mut paths = Vec::new();
     files_under(dir, &mut paths);
     paths
