@@ -2,7 +2,8 @@
 //! form and summary attached, one with them inside a zip) and two closure mails of the first
 //! branch go through the real mail servers and the daemon; `export --materials` then writes a
 //! zip and directories, which are read back and compared, file by file, with the sha256 the
-//! database recorded for each attachment.
+//! database recorded for each attachment. A third branch applied with nothing a reviewer can
+//! use (a PDF note): it has no folder, but its row is in the 汇总表.
 
 mod common;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 const CAR: &str = "汽车工程学院本科生第二党支部";
 const ECON: &str = "经济与管理学院2023级博士生党支部";
+const DESIGN: &str = "设计创意学院2024级博士生党支部";
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -132,6 +134,26 @@ async fn materials_zip_and_directory_match_the_database() {
             "2025-12-05T10:00:00+08:00",
         ),
     ];
+    // An application with only a PDF note attached: no form, no summary.
+    let note_only = closure_mail(
+        "xieren7052@126.com",
+        "intake18@example.test",
+        DESIGN,
+        &format!("materials-note-{tag}@126.com"),
+        &["说明.pdf"],
+        &base,
+    );
+    let note_only = with_subject(
+        &String::from_utf8(note_only).expect("utf-8 mail"),
+        &format!(
+            "=?UTF-8?B?{}?=",
+            b64(&format!("对标争先建设项目申报-{DESIGN}"))
+        ),
+    );
+    let mails: Vec<(Vec<u8>, &str)> = mails
+        .into_iter()
+        .chain([(note_only.into_bytes(), "2025-09-25T10:00:00+08:00")])
+        .collect();
     let mut s = imap(&env.user).await;
     for (raw, date) in &mails {
         append(&mut s, &env.folder, raw, Some(date)).await;
@@ -139,7 +161,7 @@ async fn materials_zip_and_directory_match_the_database() {
     let _ = s.logout().await;
     let pool = env.db().await;
     wait_for(
-        "the four mails to be registered",
+        "the five mails to be registered",
         Duration::from_secs(60),
         || {
             daemon.assert_alive();
@@ -149,7 +171,7 @@ async fn materials_zip_and_directory_match_the_database() {
                     .fetch_one(&pool)
                     .await
                     .ok()
-                    == Some(4)
+                    == Some(5)
             }
         },
     )
@@ -180,7 +202,10 @@ async fn materials_zip_and_directory_match_the_database() {
     assert!(ok, "{said}");
     assert!(
         said.contains("已写入评审材料压缩包")
-            && said.contains("2 个支部，7 个文件（申请表和汇总表 4 个，结项材料 3 个）")
+            && said.contains("3 个支部，7 个文件（申请表和汇总表 4 个，结项材料 3 个）")
+            && said.contains(&format!(
+                "以下 1 个支部没有可放入的申请表、汇总表或结项材料文件，只列在汇总表中：{DESIGN}"
+            ))
             && said.contains("1 个文件已被同一支部后来发送的同名文件取代"),
         "{said}"
     );
@@ -231,7 +256,14 @@ async fn materials_zip_and_directory_match_the_database() {
     for (name, flag) in &flags {
         assert!(flag & 0x0800 != 0, "{name}: flag {flag:#06x}");
     }
-    assert_eq!(sheet_branches(&files["汇总表.xlsx"]), [CAR, ECON]);
+    // Every application is in the sheet, the one without files too.
+    assert_eq!(sheet_branches(&files["汇总表.xlsx"]), [CAR, ECON, DESIGN]);
+    assert!(
+        recorded
+            .iter()
+            .any(|(b, k, f, _, _)| b == DESIGN && k == "application" && f == "说明.pdf"),
+        "{recorded:?}"
+    );
 
     // A directory, one college: the same bytes.
     let dir = env.dir.join("汽车工程学院材料");
