@@ -79,6 +79,15 @@ pub enum Command {
         /// 写入文件（默认输出到屏幕）
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// 导出评审材料到 OUT：各支部最新一版的申请表、汇总表及结项材料，按“学院/支部名称/原文件名”存放，另附汇总表.xlsx；OUT 以 .zip 结尾时生成压缩包，否则为目录
+        #[arg(long, value_name = "OUT", conflicts_with_all = ["output", "format"])]
+        materials: Option<PathBuf>,
+        /// 评审材料只含这个申报板块的支部（与 --materials 一起用）
+        #[arg(long, requires = "materials")]
+        section: Option<String>,
+        /// 评审材料只含这个学院的支部（与 --materials 一起用）
+        #[arg(long, requires = "materials")]
+        college: Option<String>,
     },
     /// 截止提醒：列出（--dry-run）或立即放入发件箱此刻应发的提醒
     Remind {
@@ -165,6 +174,9 @@ pub enum ReviewAction {
         /// 导入人（记录在案），默认为当前系统用户
         #[arg(long)]
         by: Option<String>,
+        /// 允许部分导入：表中还有已申报的支部没有评审等级时，照样导入已评的，并列出未评的支部
+        #[arg(long)]
+        partial: bool,
     },
     /// 给每个支部发送评审结果（每个结果只发一次），与其申报邮件在同一会话
     Notify {
@@ -331,7 +343,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             say_raw!("{st}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export { format, output } => {
+        Command::Export {
+            format,
+            output,
+            materials,
+            section,
+            college,
+        } => {
+            if let Some(out) = materials {
+                let filter = crate::materials::Filter { section, college };
+                return export_materials(&cli.config, &out, filter).await;
+            }
             let cfg = load(&cli.config)?;
             let clock = clock()?;
             let (store, _, _) = crate::daemon::open(cfg.clone(), clock).await?;
@@ -522,37 +544,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let clock = clock()?;
             let (store, pipeline, wake) = crate::daemon::open(cfg.clone(), clock).await?;
             match action {
-                ReviewAction::Import { file, by } => {
+                ReviewAction::Import { file, by, partial } => {
                     let by = by
                         .or_else(|| std::env::var("USER").ok())
                         .unwrap_or_else(|| "unknown".to_string());
-                    match crate::results::import(&pipeline, &file, &by, clock.now()).await? {
-                        Ok(decisions) => {
-                            let funded = decisions.iter().filter(|d| d.funded).count();
-                            say!(
-                                "已导入 {} 条评审结果（立项 {funded} 个，未立项 {} 个）。用 `shenbao review notify --dry-run` 预览结果通知。",
-                                decisions.len(),
-                                decisions.len() - funded
-                            );
-                            Ok(ExitCode::SUCCESS)
-                        }
-                        Err(errors) => {
-                            eprintln!(
-                                "{} 有 {} 处问题，本次没有导入任何结果；请修改后重新导入：\n{}",
-                                file.display(),
-                                errors.len(),
-                                crate::review::format_errors(&errors)
-                            );
-                            Ok(ExitCode::FAILURE)
-                        }
-                    }
+                    let outcome =
+                        crate::results::import(&pipeline, &file, &by, clock.now(), partial).await?;
+                    Ok(review_import_report(&file, outcome))
                 }
                 ReviewAction::Notify { dry_run } => {
-                    let planned = crate::results::plan_results(&pipeline, clock.now()).await?;
-                    if planned.is_empty() {
-                        say!("没有需要发送的评审结果（都已发送过，或还没有导入）。");
+                    let plan = crate::results::plan_results(&pipeline, clock.now()).await?;
+                    if plan.planned.is_empty() {
+                        say!("没有需要发送的评审结果。");
                     }
-                    for item in &planned {
+                    for item in &plan.planned {
                         say!(
                             "{} <{}>  {}",
                             item.branch.as_deref().unwrap_or(""),
@@ -560,8 +565,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                             item.subject
                         );
                     }
-                    if !dry_run && !planned.is_empty() {
-                        let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
+                    if !plan.not_notified.is_empty() {
+                        say!(
+                            "以下 {} 个支部本次不发送评审结果：",
+                            plan.not_notified.len()
+                        );
+                        for n in &plan.not_notified {
+                            say!("  {}：{}", n.branch, n.reason);
+                        }
+                    }
+                    if !dry_run && !plan.planned.is_empty() {
+                        let n =
+                            crate::remind::commit(&pipeline, &plan.planned, clock.now()).await?;
                         let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
                         let sent = sender.drain().await?;
                         say!("评审结果 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
@@ -578,6 +593,139 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             outbox(&store, action, clock()?).await
         }
         Command::CheckConfig { probe } => check_config(&cli.config, probe).await,
+    }
+}
+
+/// `export --materials OUT`: the reviewers' files, and what was written where.
+async fn export_materials(
+    config: &Path,
+    out: &Path,
+    filter: crate::materials::Filter,
+) -> anyhow::Result<ExitCode> {
+    let cfg = load(config)?;
+    let (store, pipeline, _) = crate::daemon::open(cfg.clone(), clock()?).await?;
+    let collected = crate::materials::collect(&pipeline, &filter).await?;
+    let layout = crate::materials::layout(&collected.branches);
+    let sheet = crate::export::to_xlsx(
+        &format!("{}申报汇总表", cfg.campaign.name),
+        &collected.applications,
+    )?;
+    let (blobs, target) = (store.blobs.clone(), out.to_path_buf());
+    let (written, layout) = tokio::task::spawn_blocking(move || {
+        crate::materials::write(&target, &layout, &sheet, &blobs).map(|w| (w, layout))
+    })
+    .await??;
+    say!(
+        "已写入评审材料{}：{}",
+        if crate::materials::is_zip(out) {
+            "压缩包"
+        } else {
+            "目录"
+        },
+        out.display()
+    );
+    say!(
+        "  {} 个支部{}，{} 个文件（申请表和汇总表 {} 个，结项材料 {} 个），按“学院/支部名称/原文件名”存放；另有{}（{} 份申报）",
+        layout.branches,
+        if collected.described.is_empty() {
+            String::new()
+        } else {
+            format!("（只含{}）", collected.described)
+        },
+        written.files,
+        written.application_files,
+        written.closure_files,
+        crate::materials::SUMMARY_NAME,
+        collected.applications.len()
+    );
+    if layout.superseded > 0 {
+        say!(
+            "  结项材料中有 {} 个文件已被同一支部后来发送的同名文件取代，只放入了最新的",
+            layout.superseded
+        );
+    }
+    if !layout.without_files.is_empty() {
+        say!(
+            "  以下 {} 个支部没有可放入的申请表、汇总表或结项材料文件，只列在汇总表中：{}",
+            layout.without_files.len(),
+            layout.without_files.join("、")
+        );
+    }
+    if !written.damaged.is_empty() {
+        eprintln!(
+            "有 {} 个文件的存档缺失或已损坏，没有写入（请从备份恢复数据目录 {} 下的 blobs 后重新导出）：\n  {}",
+            written.damaged.len(),
+            cfg.data_dir.display(),
+            written.damaged.join("\n  ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `review import` says: what was imported, what was skipped, what is still ungraded; or
+/// why nothing was imported.
+fn review_import_report(file: &Path, outcome: crate::results::ImportOutcome) -> ExitCode {
+    use crate::results::ImportOutcome;
+    let list =
+        |u: &[crate::review::Ungraded]| u.iter().map(|u| format!("  - {u}\n")).collect::<String>();
+    match outcome {
+        ImportOutcome::Imported {
+            decisions,
+            ungraded,
+            unrecognised,
+        } => {
+            let funded = decisions.iter().filter(|d| d.funded).count();
+            say!(
+                "已导入 {} 条评审结果（立项 {funded} 个，未立项 {} 个）。",
+                decisions.len(),
+                decisions.len() - funded
+            );
+            for r in &unrecognised {
+                say!(
+                    "跳过第 {} 行「{}」：支部未识别，没有评审；须工作人员先用 shenbao assign 指定支部，重新导出汇总表后再评审。",
+                    r.row,
+                    r.branch
+                );
+            }
+            if !ungraded.is_empty() {
+                say_raw!(
+                    "还有 {} 个已申报的支部没有评审结果（评审后再导入，只含部分支部时加 --partial）：\n{}",
+                    ungraded.len(),
+                    list(&ungraded)
+                );
+            }
+            say!("用 `shenbao review notify --dry-run` 预览结果通知。");
+            ExitCode::SUCCESS
+        }
+        ImportOutcome::Invalid { errors, ungraded } => {
+            eprintln!(
+                "{} 有 {} 处问题，本次没有导入任何结果；请修改后重新导入：\n{}",
+                file.display(),
+                errors.len(),
+                crate::review::format_errors(&errors)
+            );
+            if !ungraded.is_empty() {
+                eprint!(
+                    "另外，以下 {} 个已申报的支部没有评审结果（请补填；确要稍后评审时，导入加 --partial）：\n{}",
+                    ungraded.len(),
+                    list(&ungraded)
+                );
+            }
+            ExitCode::FAILURE
+        }
+        ImportOutcome::Incomplete {
+            decisions,
+            ungraded,
+        } => {
+            eprint!(
+                "{} 中有 {} 个已申报的支部没有评审结果，本次没有导入任何结果：\n{}请补填后重新导入；这些支部确要稍后评审时，加 --partial 先导入其余 {decisions} 条结果。\n",
+                file.display(),
+                ungraded.len(),
+                list(&ungraded)
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -247,17 +247,33 @@ pub fn to_xlsx(title: &str, subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>
                 budget_text: field(s, "budget_as_written"),
                 version: s.version,
                 received_at: s.received_at.replace('T', " ").chars().take(19).collect(),
-                problems: s
-                    .problems
-                    .iter()
-                    .filter_map(|c| crate::rules::Problem::from_code(c))
-                    .map(|p| p.title_zh())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                problems: xlsx_problems(s),
             }
         })
         .collect();
     crate::export_xlsx::write_summary_xlsx(title, &rows).map_err(anyhow::Error::msg)
+}
+
+/// What the 汇总表 says an application is missing, one per line. An application whose branch
+/// the roster does not know cannot be graded (`review import` needs a roster branch), so its
+/// first line says so and what staff do about it: reviewers leave the row as it is.
+pub const UNKNOWN_BRANCH_NOTE: &str =
+    "支部未识别：须工作人员先用 shenbao assign 指定支部后才能评审，这一行请勿填写评审等级";
+
+fn xlsx_problems(s: &ExportSubmission) -> String {
+    let unknown = s.branch.is_none();
+    unknown
+        .then_some(UNKNOWN_BRANCH_NOTE)
+        .into_iter()
+        .chain(
+            s.problems
+                .iter()
+                .filter_map(|c| crate::rules::Problem::from_code(c))
+                .filter(|p| !(unknown && *p == crate::rules::Problem::BranchUnknown))
+                .map(|p| p.title_zh()),
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// CSV with one row per latest submission (UTF-8 with BOM, so Excel shows the Chinese).
@@ -545,5 +561,55 @@ impl std::fmt::Display for Status {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::model::Value;
+    use crate::extract::sheet::{SheetLimits, read_workbook};
+
+    fn application(branch: Option<&str>, problems: &[&str]) -> ExportSubmission {
+        ExportSubmission {
+            kind: "application".into(),
+            branch: branch.map(str::to_string),
+            college: branch.map(|_| "土木工程学院".to_string()),
+            branch_in_subject: Some("土木工程学院本科生第九党支部".into()),
+            branch_match: if branch.is_some() { "exact" } else { "unknown" }.into(),
+            match_score: 1.0,
+            match_reason: String::new(),
+            version: 1,
+            versions: 1,
+            received_at: "2025-09-22T09:41:42+08:00".into(),
+            late: false,
+            sender: "a@example.test".into(),
+            subject: None,
+            message_id: None,
+            attachments: Vec::new(),
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+            fields: None,
+            fields_source: None,
+            problem_details: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn unrecognised_branches_are_marked_in_the_sheet() {
+        let subs = [
+            application(Some("土木工程学院本科生第一党支部"), &["advisor_missing"]),
+            application(None, &["branch_unknown", "advisor_missing"]),
+        ];
+        let bytes = to_xlsx("汇总表", &subs).unwrap();
+        let wb = read_workbook(&bytes, &SheetLimits::default()).unwrap();
+        let text = |r: usize, c: usize| wb.sheets[0].rows[r].get(c).map(Value::to_text);
+        assert_eq!(text(2, 12).as_deref(), Some("未填写指导老师"));
+        // The branch as written, and first the note that it cannot be graded yet; the plain
+        // "does not match the roster" title is not repeated under it.
+        assert_eq!(text(3, 2).as_deref(), Some("土木工程学院本科生第九党支部"));
+        assert_eq!(
+            text(3, 12),
+            Some(format!("{UNKNOWN_BRANCH_NOTE}\n未填写指导老师"))
+        );
     }
 }

@@ -24,6 +24,7 @@ pub mod export;
 pub mod export_xlsx;
 pub mod extract;
 pub mod intake;
+pub mod materials;
 pub mod message;
 pub mod notify;
 pub mod pipeline;

@@ -657,6 +657,20 @@ mod tests {
     }
 
     #[test]
+    fn digests_say_how_to_get_the_reviewers_materials() {
+        for v in [empty_digest(), full_digest()] {
+            let b = render_digest(&templates(), &v).expect("renders");
+            let line = "shenbao export --materials 评审材料.zip";
+            assert_eq!(b.text.matches(line).count(), 1, "{}", b.text);
+            assert!(
+                b.html.contains(&format!("<code>{line}</code>")),
+                "{}",
+                b.html
+            );
+        }
+    }
+
+    #[test]
     fn stray_markup_is_escaped_in_html_and_kept_in_text() {
         let evil = "<script>alert(1)</script>&党支部";
         let v = DigestView {

@@ -9,11 +9,12 @@ use crate::clock::db_time;
 use crate::compose::{self, MailSpec};
 use crate::pipeline::Pipeline;
 use crate::remind::Planned;
-use crate::review::{Decision, ImportError, ImportInput, Level};
+use crate::review::{BlankRow, Decision, ImportError, ImportInput, Level, Ungraded};
 use crate::roster::MatchKind;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
+use std::collections::HashSet;
 use std::path::Path;
 
 fn levels(p: &Pipeline) -> Vec<Level> {
@@ -28,14 +29,61 @@ fn levels(p: &Pipeline) -> Vec<Level> {
         .collect()
 }
 
-/// Checks `file` and, when every row is right, stores its decisions; otherwise stores nothing
-/// and returns the errors by row and column.
+/// What `review import` did.
+#[derive(Debug)]
+pub enum ImportOutcome {
+    /// Stored. `ungraded` is empty unless the import was partial.
+    Imported {
+        decisions: Vec<Decision>,
+        ungraded: Vec<Ungraded>,
+        /// Rows of applications whose branch is not recognised, left blank: skipped.
+        unrecognised: Vec<BlankRow>,
+    },
+    /// The sheet has errors: nothing stored. `ungraded` is what would also stop a full import
+    /// (empty for a partial one), so one round of corrections fixes everything.
+    Invalid {
+        errors: Vec<ImportError>,
+        ungraded: Vec<Ungraded>,
+    },
+    /// Branches that applied would be left without a decision and the import was not partial:
+    /// nothing stored.
+    Incomplete {
+        decisions: usize,
+        ungraded: Vec<Ungraded>,
+    },
+}
+
+/// Branches (roster names) whose latest application is in, in order of arrival.
+async fn applicants(p: &Pipeline) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = 1 AND branch IS NOT NULL
+         ORDER BY received_at, id",
+    )
+    .fetch_all(&p.store.pool)
+    .await?)
+}
+
+/// Branches with a current decision from an earlier import.
+async fn decided(p: &Pipeline) -> anyhow::Result<HashSet<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT DISTINCT branch FROM reviews WHERE is_current = 1")
+            .fetch_all(&p.store.pool)
+            .await?
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// Checks `file` and, when every row is right and every branch that applied has a decision
+/// (from this sheet or an earlier import; with `partial`, some may stay without), stores its
+/// decisions; otherwise stores nothing and says why.
 pub async fn import(
     p: &Pipeline,
     file: &Path,
     by: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<Vec<Decision>, Vec<ImportError>>> {
+    partial: bool,
+) -> anyhow::Result<ImportOutcome> {
     let bytes =
         std::fs::read(file).map_err(|e| anyhow::anyhow!("读不了 {}：{e}", file.display()))?;
     let workbook = crate::extract::sheet::read_workbook(&bytes, &Default::default())
@@ -48,14 +96,30 @@ pub async fn import(
         }
     };
     let levels = levels(p);
-    let decisions = match crate::review::validate(&ImportInput {
+    let (reviewed, errors) = crate::review::check(&ImportInput {
         workbook: &workbook,
         levels: &levels,
         is_known_branch: &known,
-    }) {
-        Ok(d) => d,
-        Err(errors) => return Ok(Err(errors)),
-    };
+    });
+    let earlier = decided(p).await?;
+    let ungraded = crate::review::ungraded(
+        &applicants(p).await?,
+        &|b: &str| earlier.contains(b),
+        &reviewed,
+    );
+    if !errors.is_empty() {
+        return Ok(ImportOutcome::Invalid {
+            errors,
+            ungraded: if partial { Vec::new() } else { ungraded },
+        });
+    }
+    if !ungraded.is_empty() && !partial {
+        return Ok(ImportOutcome::Incomplete {
+            decisions: reviewed.decisions.len(),
+            ungraded,
+        });
+    }
+    let decisions = reviewed.decisions;
     let sha = p.store.write_blob(&bytes).await?;
     let mut tx = p.store.begin_write().await?;
     p.store.record_blob(&mut tx, &sha, bytes.len(), now).await?;
@@ -89,7 +153,11 @@ pub async fn import(
         .await?;
     }
     tx.commit().await?;
-    Ok(Ok(decisions))
+    Ok(ImportOutcome::Imported {
+        decisions,
+        ungraded,
+        unrecognised: reviewed.unrecognised,
+    })
 }
 
 #[derive(Serialize)]
@@ -109,9 +177,26 @@ struct ResultView {
     staff_contact: String,
 }
 
+/// A branch `review notify` does not mail this time, and why (in Chinese, for staff).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotNotified {
+    pub branch: String,
+    pub reason: String,
+}
+
+/// What `review notify` would do: the mails to send, and every branch that gets none.
+#[derive(Debug, Default)]
+pub struct NotifyPlan {
+    pub planned: Vec<Planned>,
+    /// Branches with a decision or an application that get no mail now, each with its reason:
+    /// nothing is skipped silently.
+    pub not_notified: Vec<NotNotified>,
+}
+
 /// The result mails not sent yet: one per branch and decision (a corrected decision is a new
-/// mail; importing the same decision again is not).
-pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Vec<Planned>> {
+/// mail; importing the same decision again is not). Every branch that applied or was graded
+/// and gets no mail is listed in [`NotifyPlan::not_notified`] with its reason.
+pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<NotifyPlan> {
     let rows = sqlx::query(
         "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = 1 ORDER BY id",
     )
@@ -119,6 +204,8 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Ve
     .await?;
     let latest = crate::export::latest(&p.store).await?;
     let mut out = Vec::new();
+    let mut not_notified = Vec::new();
+    let mut graded: HashSet<String> = HashSet::new();
     for r in rows {
         let branch: String = r.get(0);
         let level: String = r.get(1);
@@ -128,7 +215,26 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Ve
             "result:{branch}:{level}:{}",
             amount.map(|a| a.to_string()).unwrap_or_default()
         );
-        if crate::remind::in_ledger(p, &key).await? {
+        graded.insert(branch.clone());
+        let sent: Option<String> =
+            sqlx::query_scalar("SELECT created_at FROM ledger WHERE key = ?")
+                .bind(&key)
+                .fetch_optional(&p.store.pool)
+                .await?;
+        if let Some(at) = sent {
+            let result = match amount {
+                Some(a) if funded => format!("{level}，{} 元", a as i64),
+                _ => level.clone(),
+            };
+            not_notified.push(NotNotified {
+                branch,
+                reason: format!(
+                    "已于 {} 通知过同一结果（{result}），不再重发",
+                    crate::clock::parse_db_time(&at)
+                        .map(crate::clock::beijing)
+                        .unwrap_or(at)
+                ),
+            });
             continue;
         }
         let roster = p.roster.get(&branch);
@@ -141,6 +247,12 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Ve
             .filter(|s| s.contains('@'))
             .or_else(|| roster.map(|b| b.email.clone()).filter(|e| e.contains('@')))
         else {
+            not_notified.push(NotNotified {
+                branch,
+                reason: "没有收件地址：这一支部没有申报邮件可回复，名册中也没有书记邮箱；\
+                         请在名册中补上书记邮箱后再运行 shenbao review notify"
+                    .to_string(),
+            });
             continue;
         };
         let cfg_level = p.cfg.levels.iter().find(|l| l.name == level);
@@ -216,5 +328,28 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Ve
             skipped: None,
         });
     }
-    Ok(out)
+    for s in latest.iter().filter(|s| s.kind == "application") {
+        match &s.branch {
+            Some(b) if !graded.contains(b) => not_notified.push(NotNotified {
+                branch: b.clone(),
+                reason:
+                    "尚未评审（还没有导入这一支部的评审结果，评审后用 shenbao review import 导入）"
+                        .to_string(),
+            }),
+            Some(_) => {}
+            None => not_notified.push(NotNotified {
+                branch: s
+                    .branch_in_subject
+                    .clone()
+                    .filter(|b| !b.is_empty())
+                    .unwrap_or_else(|| format!("（{} 的申报，主题中没有支部名称）", s.sender)),
+                reason: "支部未识别，不能评审和通知：须工作人员先用 shenbao assign 指定支部"
+                    .to_string(),
+            }),
+        }
+    }
+    Ok(NotifyPlan {
+        planned: out,
+        not_notified,
+    })
 }

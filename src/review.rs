@@ -17,8 +17,8 @@
 //!
 //! Pure logic: a [`Workbook`] in (read with [`crate::extract::sheet::read_workbook`]), decisions
 //! or errors out; the roster lookup is a callback, so storage and the roster's matching rules stay
-//! where they are. Whether every *applying* branch was graded is the caller's question (it knows
-//! the applications); this module checks that what is written is complete and consistent.
+//! where they are. Whether every *applying* branch was graded is answered by [`ungraded`] from the
+//! applications the caller knows; [`validate`] checks that what is written is consistent.
 
 use std::collections::HashMap;
 
@@ -90,6 +90,73 @@ pub struct ImportError {
     pub message: String,
 }
 
+/// A sheet row that grades nothing: its 评审等级 and 资助金额 are both empty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlankRow {
+    /// 1-based sheet row.
+    pub row: usize,
+    /// The roster name for a roster branch; the cell's text for one the roster does not know.
+    pub branch: String,
+}
+
+/// Everything a sheet says: the decisions, and the rows that decide nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Reviewed {
+    pub decisions: Vec<Decision>,
+    /// Roster branches whose row was left blank: not graded by this sheet (whether that is
+    /// allowed is [`ungraded`]'s question).
+    pub blank: Vec<BlankRow>,
+    /// Rows left blank whose branch the roster does not know: the export lists applications
+    /// whose branch was not recognised, marked as not to be graded; skipped.
+    pub unrecognised: Vec<BlankRow>,
+}
+
+/// An applying branch that has no decision: neither in the sheet nor from an earlier import.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ungraded {
+    pub branch: String,
+    /// Its blank row in the sheet; `None` when the sheet has no row for it.
+    pub row: Option<usize>,
+}
+
+impl std::fmt::Display for Ungraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.row {
+            Some(row) => write!(f, "{}（第 {row} 行未填写评审等级）", self.branch),
+            None => write!(f, "{}（表中没有这一支部的行）", self.branch),
+        }
+    }
+}
+
+/// The branches that applied (`applicants`, roster names, in the order to report them) and
+/// are still without a decision after this sheet: no decision in `reviewed`, and
+/// `already_decided` says no earlier import gave one. Each is named once, with its blank row
+/// when the sheet has one.
+pub fn ungraded(
+    applicants: &[String],
+    already_decided: &dyn Fn(&str) -> bool,
+    reviewed: &Reviewed,
+) -> Vec<Ungraded> {
+    let mut out: Vec<Ungraded> = Vec::new();
+    for a in applicants {
+        if reviewed.decisions.iter().any(|d| d.branch == *a)
+            || already_decided(a)
+            || out.iter().any(|u| u.branch == *a)
+        {
+            continue;
+        }
+        out.push(Ungraded {
+            branch: a.clone(),
+            row: reviewed
+                .blank
+                .iter()
+                .find(|b| b.branch == *a)
+                .map(|b| b.row),
+        });
+    }
+    out
+}
+
 /// What [`validate`] needs.
 pub struct ImportInput<'a> {
     pub workbook: &'a Workbook,
@@ -157,20 +224,38 @@ const MAX_YUAN: f64 = 1e8;
 /// Reads the reviewers' sheet and returns every decision, or — if anything at all is wrong —
 /// every error, sorted by row (nothing is half-imported).
 ///
+/// A row whose 评审等级 and 资助金额 are both empty grades nothing and is no error: a roster
+/// branch's is listed in [`Reviewed::blank`] (whether it may stay ungraded is decided by
+/// [`ungraded`] and the caller), one the roster does not know — an application the export
+/// marked as 支部未识别 — in [`Reviewed::unrecognised`]. A graded row for a branch the roster
+/// does not know is an error.
+///
 /// The sheet and header row are found by text: the first of the first
 /// `HEADER_SEARCH_ROWS` (20) rows of any sheet that has a 支部名称 column, preferring one that
 /// also has the 评审等级 and 资助金额 columns. A missing review column is an error on the header
 /// row; the other column's checks still run, so one round of corrections fixes everything.
-pub fn validate(input: &ImportInput) -> Result<Vec<Decision>, Vec<ImportError>> {
+pub fn validate(input: &ImportInput) -> Result<Reviewed, Vec<ImportError>> {
+    let (reviewed, errors) = check(input);
+    if errors.is_empty() {
+        Ok(reviewed)
+    } else {
+        Err(errors)
+    }
+}
+
+/// [`validate`], returning what could be read together with the errors, so that a caller can
+/// report the branches left ungraded in the same round as the errors.
+pub fn check(input: &ImportInput) -> (Reviewed, Vec<ImportError>) {
     let Some((sheet, cols)) = find_header(input.workbook) else {
-        return Err(vec![ImportError {
+        let error = ImportError {
             row: 1,
             column: COL_BRANCH.to_string(),
             message: format!(
                 "找不到表头：前 {HEADER_SEARCH_ROWS} 行中没有「支部名称」列。请导入 shenbao 导出的\
                  汇总表，在表头末尾加上「评审等级」和「资助金额」两列后填写"
             ),
-        }]);
+        };
+        return (Reviewed::default(), vec![error]);
     };
     let header_row = cols.header + 1;
     let mut errors = Vec::new();
@@ -211,7 +296,7 @@ pub fn validate(input: &ImportInput) -> Result<Vec<Decision>, Vec<ImportError>> 
         .unwrap_or_default();
     // Canonical branch → the first row that graded it.
     let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut decisions = Vec::new();
+    let mut reviewed = Reviewed::default();
     let mut graded_rows = 0usize;
     let mut after_total = false;
 
@@ -240,6 +325,22 @@ pub fn validate(input: &ImportInput) -> Result<Vec<Decision>, Vec<ImportError>> 
         if clean_label(&branch_text) == branch_header && !branch_header.is_empty() {
             continue; // the header repeated (pasted from a printed page)
         }
+        if level_text.is_empty() && amount_blank {
+            // A branch not graded here: for the caller's coverage check, or, when the roster
+            // does not know it, an application the export marked as not to be graded.
+            let row = BlankRow {
+                row: row_no,
+                branch: branch_text.clone(),
+            };
+            match (input.is_known_branch)(&branch_text) {
+                Some(canonical) => reviewed.blank.push(BlankRow {
+                    branch: canonical,
+                    ..row
+                }),
+                None => reviewed.unrecognised.push(row),
+            }
+            continue;
+        }
         graded_rows += 1;
         let mut row_ok = true;
 
@@ -260,7 +361,9 @@ pub fn validate(input: &ImportInput) -> Result<Vec<Decision>, Vec<ImportError>> 
                         row_no,
                         COL_BRANCH,
                         format!(
-                            "「{branch_text}」不在支部名册中：请按导出的汇总表核对支部名称，不要改动"
+                            "「{branch_text}」不在支部名册中：请按导出的汇总表核对支部名称，不要改动；\
+                             若导出时这一行标明“支部未识别”，须工作人员先用 shenbao assign 指定支部、\
+                             重新导出汇总表后再评审，本次请清空这一行的评审等级和资助金额"
                         ),
                     );
                     None
@@ -328,7 +431,7 @@ pub fn validate(input: &ImportInput) -> Result<Vec<Decision>, Vec<ImportError>> 
                 err(row_no, COL_AMOUNT, message);
             }
             if row_ok && let Some(branch) = branch {
-                decisions.push(Decision {
+                reviewed.decisions.push(Decision {
                     row: row_no,
                     branch,
                     level: level.name.clone(),
@@ -346,13 +449,9 @@ pub fn validate(input: &ImportInput) -> Result<Vec<Decision>, Vec<ImportError>> 
             message: "表头下面没有任何支部的评审结果：请确认导入的是填写好的评审表".to_string(),
         });
     }
-    if errors.is_empty() {
-        Ok(decisions)
-    } else {
-        // Stable: within a row the errors stay in column order (支部名称, 评审等级, 资助金额).
-        errors.sort_by_key(|e| e.row);
-        Err(errors)
-    }
+    // Stable: within a row the errors stay in column order (支部名称, 评审等级, 资助金额).
+    errors.sort_by_key(|e| e.row);
+    (reviewed, errors)
 }
 
 /// The errors as Chinese lines for staff and reviewers, one per error, in the order given
@@ -771,6 +870,7 @@ mod tests {
             levels,
             is_known_branch: &roster,
         })
+        .map(|r| r.decisions)
     }
 
     fn run(wb: &Workbook) -> Result<Vec<Decision>, Vec<ImportError>> {
@@ -1398,6 +1498,7 @@ mod tests {
                         Value::Text("重点".into()),
                         Value::Text("待定".into()),
                     ),
+                    // Only the branch: not graded, which is no error in the cells.
                     vec![Value::Text(ROSTER[7].into())],
                     vec![],
                 ],
@@ -1414,12 +1515,107 @@ mod tests {
                 (6, COL_AMOUNT),
                 (7, COL_AMOUNT),
                 (8, COL_AMOUNT),
-                (9, COL_LEVEL),
             ]
         );
         assert!(errors[0].message.contains("「1」不是评审等级"));
         assert!(errors[2].message.contains("#VALUE!"));
         assert!(errors[6].message.contains("待定"));
+    }
+
+    fn reviewed_of(wb: &Workbook) -> Reviewed {
+        match validate(&ImportInput {
+            workbook: wb,
+            levels: &default_levels(),
+            is_known_branch: &roster,
+        }) {
+            Ok(r) => r,
+            Err(e) => panic!("{}", format_errors(&e)),
+        }
+    }
+
+    fn blank(row: usize, branch: &str) -> BlankRow {
+        BlankRow {
+            row,
+            branch: branch.to_string(),
+        }
+    }
+
+    #[test]
+    fn blank_rows_grade_nothing_and_unknown_branches_left_blank_are_skipped() {
+        let wb = review(&[
+            reviewed(0, ROSTER[0], T("重点"), N(5000.0)),
+            reviewed(1, ROSTER[1], E, E),
+            // Exported as 支部未识别 and left as it is.
+            reviewed(2, "某学院不知名党支部", E, E),
+            reviewed(3, "土木工程学院 本科生第一党支部", E, T(" ")),
+        ]);
+        let r = reviewed_of(&wb);
+        assert_eq!(r.decisions, [decision(3, ROSTER[0], "重点", Some(5000.0))]);
+        // The blank row carries the roster's spelling, also when the cell differs.
+        assert_eq!(r.blank, [blank(4, ROSTER[1]), blank(6, ROSTER[0])]);
+        assert_eq!(r.unrecognised, [blank(5, "某学院不知名党支部")]);
+
+        // The same unknown branch graded: an error that says what staff must do first.
+        let wb = review(&[
+            reviewed(0, ROSTER[0], T("重点"), N(5000.0)),
+            reviewed(2, "某学院不知名党支部", T("一般"), E),
+        ]);
+        let errors = errors_of(&wb);
+        assert_eq!(places(&errors), [(4, COL_BRANCH), (4, COL_AMOUNT)]);
+        assert!(
+            errors[0].message.contains("不在支部名册中")
+                && errors[0].message.contains("shenbao assign")
+                && errors[0].message.contains("清空这一行的评审等级"),
+            "{}",
+            errors[0].message
+        );
+
+        // Blank rows only: there is nothing to import.
+        let errors = errors_of(&review(&[reviewed(0, ROSTER[0], E, E)]));
+        assert!(errors[0].message.contains("没有任何支部的评审结果"));
+    }
+
+    #[test]
+    fn ungraded_applicants_are_named_with_their_row() {
+        let wb = review(&[
+            reviewed(0, ROSTER[0], T("重点"), N(5000.0)),
+            reviewed(1, ROSTER[1], E, E),
+            reviewed(2, ROSTER[2], E, E),
+        ]);
+        let r = reviewed_of(&wb);
+        let applicants: Vec<String> = [ROSTER[3], ROSTER[2], ROSTER[1], ROSTER[0], ROSTER[3]]
+            .map(String::from)
+            .to_vec();
+        // ROSTER[2] keeps a decision from an earlier import.
+        let earlier = |b: &str| b == ROSTER[2];
+        let got = ungraded(&applicants, &earlier, &r);
+        assert_eq!(
+            got,
+            [
+                Ungraded {
+                    branch: ROSTER[3].into(),
+                    row: None
+                },
+                Ungraded {
+                    branch: ROSTER[1].into(),
+                    row: Some(4)
+                },
+            ]
+        );
+        assert_eq!(
+            got[0].to_string(),
+            format!("{}（表中没有这一支部的行）", ROSTER[3])
+        );
+        assert_eq!(
+            got[1].to_string(),
+            format!("{}（第 4 行未填写评审等级）", ROSTER[1])
+        );
+        // Everyone graded (here or before): nothing to report.
+        let all = |_: &str| true;
+        assert!(ungraded(&applicants, &all, &r).is_empty());
+        let none = |_: &str| false;
+        assert_eq!(ungraded(&[ROSTER[0].to_string()], &none, &r), []);
+        assert_eq!(ungraded(&[], &none, &r), []);
     }
 
     #[test]

@@ -454,3 +454,223 @@ fn outbox_list_and_retry() {
     assert!(!text(&o).contains("shenbao outbox retry"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The exported 汇总表 with the reviewers' two columns appended after its last header column,
+/// filled for the branches in `grades` (支部名称 → level, amount); every other row is left as
+/// exported.
+fn graded_sheet(export: &[u8], grades: &[(&str, &str, &str)]) -> Vec<u8> {
+    let wb =
+        shenbao::extract::sheet::read_workbook(export, &Default::default()).expect("export reads");
+    let rows = &wb.sheets[0].rows;
+    let header = rows
+        .iter()
+        .position(|r| r.iter().any(|v| v.to_text() == "支部名称"))
+        .expect("header row");
+    let (level_col, amount_col) = (rows[header].len() as u16, rows[header].len() as u16 + 1);
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let ws = book.add_worksheet();
+    for (r, row) in rows.iter().enumerate() {
+        let r = r as u32;
+        let texts: Vec<String> = row.iter().map(|v| v.to_text()).collect();
+        for (c, t) in texts.iter().enumerate() {
+            ws.write_string(r, c as u16, t).expect("write");
+        }
+        if r as usize == header {
+            ws.write_string(r, level_col, "评审等级").expect("write");
+            ws.write_string(r, amount_col, "资助金额").expect("write");
+        } else if let Some((_, level, amount)) = grades
+            .iter()
+            .find(|(b, _, _)| texts.get(2).map(String::as_str) == Some(*b))
+        {
+            ws.write_string(r, level_col, *level).expect("write");
+            ws.write_string(r, amount_col, *amount).expect("write");
+        }
+    }
+    book.save_to_buffer().expect("xlsx")
+}
+
+/// Review coverage through the command line: an exported sheet that leaves a branch that
+/// applied ungraded is refused (naming it) unless `--partial`; the row of an application whose
+/// branch was not recognised is marked in the export, skipped when left blank and refused when
+/// graded; `review notify` names every branch it does not mail and why.
+#[test]
+fn review_import_coverage_partial_and_unrecognised_rows() {
+    let dir = tmp("coverage");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/roster.csv"),
+        dir.join("local/roster.csv"),
+    )
+    .expect("roster");
+    let cfg = "local/shenbao.toml";
+    // c001 with a subject naming a branch no roster has, and its own Message-ID.
+    let c001 = std::fs::read_to_string(fixture("c001")).expect("c001");
+    let subject_at = c001.find("Subject:").expect("subject");
+    let subject_end = subject_at
+        + c001[subject_at..]
+            .find("\r\n\t")
+            .and_then(|i| c001[subject_at + i + 3..].find("\r\n").map(|j| i + 3 + j))
+            .expect("folded subject");
+    let unknown = format!(
+        "{}Subject: =?UTF-8?B?{}?={}",
+        &c001[..subject_at],
+        shenbao::compose::base64("对标争先建设项目申报-火星学院第九党支部".as_bytes()),
+        &c001[subject_end..]
+    )
+    .replace("<81a7713a.", "<unknown-81a7713a.");
+    std::fs::write(dir.join("unknown.eml"), unknown).expect("eml");
+    let (c002, c010) = (fixture("c002"), fixture("c010"));
+    let o = shenbao(
+        &dir,
+        &[
+            "--config",
+            cfg,
+            "ingest",
+            fixture("c001").to_str().unwrap_or_default(),
+            c002.to_str().unwrap_or_default(),
+            c010.to_str().unwrap_or_default(),
+            "unknown.eml",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("unknown.eml：application -"),
+        "{}",
+        text(&o)
+    );
+
+    let o = shenbao(
+        &dir,
+        &[
+            "--config",
+            cfg,
+            "export",
+            "--format",
+            "xlsx",
+            "-o",
+            "汇总表.xlsx",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let export = std::fs::read(dir.join("汇总表.xlsx")).expect("xlsx");
+    let wb = shenbao::extract::sheet::read_workbook(&export, &Default::default()).expect("xlsx");
+    let marked = wb.sheets[0]
+        .rows
+        .iter()
+        .find(|r| {
+            r.get(2)
+                .is_some_and(|v| v.to_text() == "火星学院第九党支部")
+        })
+        .expect("the unrecognised application is listed");
+    assert!(
+        marked[12]
+            .to_text()
+            .starts_with("支部未识别：须工作人员先用 shenbao assign 指定支部"),
+        "{:?}",
+        marked[12]
+    );
+
+    let (a, b, c) = (
+        "汽车工程学院本科生第二党支部",
+        "设计创意学院2024级博士生党支部",
+        "海洋与地球科学学院2022级本科生党支部",
+    );
+    let import = |name: &str, grades: &[(&str, &str, &str)], extra: &[&str]| {
+        std::fs::write(dir.join(name), graded_sheet(&export, grades)).expect("sheet");
+        let mut args = vec!["--config", cfg, "review", "import", name];
+        args.extend_from_slice(extra);
+        let o = shenbao(&dir, &args);
+        (o.status.success(), text(&o))
+    };
+    let reviews = || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let data = dir.join("local/data");
+            let store =
+                shenbao::store::Store::open(&shenbao::store::default_database_url(&data), &data)
+                    .await
+                    .expect("open store");
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = 1")
+                .fetch_one(&store.pool)
+                .await
+                .expect("count");
+            store.pool.close().await;
+            n
+        })
+    };
+
+    // c is left blank, the unrecognised row too: refused, naming c and its row.
+    let partial_grades = [(a, "重点", "5000"), (b, "不立项", "")];
+    let (ok, out) = import("部分.xlsx", &partial_grades, &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("有 1 个已申报的支部没有评审结果，本次没有导入任何结果")
+            && out.contains(&format!("{c}（第 5 行未填写评审等级）"))
+            && out.contains("--partial"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("火星学院"),
+        "the unrecognised row is no gap: {out}"
+    );
+    assert_eq!(reviews(), 0, "nothing imported");
+
+    // With --partial: imported, and what is left is said.
+    let (ok, out) = import("部分.xlsx", &partial_grades, &["--partial"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("已导入 2 条评审结果（立项 1 个，未立项 1 个）"),
+        "{out}"
+    );
+    assert!(
+        out.contains("跳过第 6 行「火星学院第九党支部」：支部未识别"),
+        "{out}"
+    );
+    assert!(
+        out.contains("还有 1 个已申报的支部没有评审结果") && out.contains(c),
+        "{out}"
+    );
+    assert_eq!(reviews(), 2);
+
+    // Notify names every branch it does not mail, with the reason.
+    let o = shenbao(&dir, &["--config", cfg, "review", "notify", "--dry-run"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("【评审结果】")).count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("以下 2 个支部本次不发送评审结果"), "{out}");
+    assert!(out.contains(&format!("  {c}：尚未评审")), "{out}");
+    assert!(
+        out.contains("  火星学院第九党支部：支部未识别，不能评审和通知"),
+        "{out}"
+    );
+
+    // Grading the unrecognised row is refused with what to do; grading c alone then completes
+    // the review (a and b keep their decisions), the unrecognised row left as exported.
+    let (ok, out) = import(
+        "火星.xlsx",
+        &[(c, "一般", "800"), ("火星学院第九党支部", "一般", "800")],
+        &[],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("第 6 行「支部名称」：「火星学院第九党支部」不在支部名册中")
+            && out.contains("shenbao assign"),
+        "{out}"
+    );
+    let (ok, out) = import("补评.xlsx", &[(c, "一般", "800")], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("已导入 1 条评审结果") && !out.contains("还有"),
+        "{out}"
+    );
+    assert_eq!(reviews(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

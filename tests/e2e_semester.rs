@@ -182,18 +182,20 @@ async fn a_whole_semester() {
                     );
                     let path = env.dir.join("评审结果.xlsx");
                     std::fs::write(&path, sheet).expect("write");
-                    let decisions = shenbao::results::import(&pipeline, &path, "评审组", at)
+                    let outcome = shenbao::results::import(&pipeline, &path, "评审组", at, false)
                         .await
                         .expect("import");
-                    assert_eq!(
-                        decisions.map(|d| d.len()).unwrap_or(0),
-                        3,
-                        "the review imports"
-                    );
+                    let imported = match outcome {
+                        shenbao::results::ImportOutcome::Imported { decisions, .. } => {
+                            decisions.len()
+                        }
+                        other => panic!("the review imports: {other:?}"),
+                    };
+                    assert_eq!(imported, 3, "the review imports");
                     let results = shenbao::results::plan_results(&pipeline, at)
                         .await
                         .expect("plan results");
-                    shenbao::remind::commit(&pipeline, &results, at)
+                    shenbao::remind::commit(&pipeline, &results.planned, at)
                         .await
                         .expect("queue results");
                 }
