@@ -110,7 +110,8 @@ struct ResultView {
 }
 
 /// The result mails not sent yet: one per branch and decision (a corrected decision is a new
-/// mail; importing the same decision again is not).
+/// mail; importing the same decision again is not). A branch nobody can be written to appears
+/// once as a skip (no mail, a reason) for staff to follow up.
 pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Vec<Planned>> {
     let rows = sqlx::query(
         "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = 1 ORDER BY id",
@@ -136,11 +137,35 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Ve
             .iter()
             .find(|s| s.kind == "application" && s.branch.as_deref() == Some(branch.as_str()));
         // The address that applied; the roster's when the application came from elsewhere.
+        // Keyed by branch: two branches that share an address each get their own result.
         let Some(to) = application
             .map(|s| s.sender.clone())
             .filter(|s| s.contains('@'))
             .or_else(|| roster.map(|b| b.email.clone()).filter(|e| e.contains('@')))
         else {
+            // Nobody to write to: recorded (once), so staff see it, not skipped silently; a
+            // key of its own, so the result still goes out once the roster has an address.
+            let skip_key = format!("{key}:unreachable");
+            if !crate::remind::in_ledger(p, &skip_key).await? {
+                let why = p
+                    .roster
+                    .unreachable_row(&branch)
+                    .map(|u| format!("支部名册第 {} 行{}", u.line, u.why.label_zh()))
+                    .unwrap_or_else(|| "没有申报邮件，名册中也没有书记邮箱".to_string());
+                out.push(Planned {
+                    kind: "result",
+                    key: skip_key,
+                    rule: "评审结果".to_string(),
+                    to: String::new(),
+                    branch: Some(branch),
+                    subject: String::new(),
+                    text: String::new(),
+                    period_end: None,
+                    occasion: None,
+                    mail: None,
+                    skipped: Some(format!("{why}，评审结果未发送，请另行通知")),
+                });
+            }
             continue;
         };
         let cfg_level = p.cfg.levels.iter().find(|l| l.name == level);

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reviews",
         include_str!("../../migrations/0004_reviews.sql"),
     ),
+    (
+        7,
+        "ledger_branch",
+        include_str!("../../migrations/0007_ledger_branch.sql"),
+    ),
 ];
 
 #[cfg(test)]
