@@ -362,6 +362,12 @@ impl Pipeline {
 
         let received = stored.internal_date.unwrap_or(stored.stored_at);
         let classified = self.classify(&understood);
+        // A closure mail's files are closure materials, recognised by title as well as name.
+        let (understood, extracted) = if classified.disposition == Disposition::Closure {
+            crate::closure::for_closure_mail(understood, extracted)
+        } else {
+            (understood, extracted)
+        };
         let now = self.clock.now();
 
         let state: Option<String> = sqlx::query("SELECT status FROM messages WHERE id = ?")
@@ -971,14 +977,7 @@ fn greeting(display: Option<&str>, secretary: Option<&str>) -> String {
 }
 
 pub fn role_label(role: &str) -> &'static str {
-    match role {
-        "form" => "项目申请表",
-        "summary" => "申报汇总表",
-        "closure_report" => "结题报告",
-        "reimbursement" => "报销材料",
-        "case_study" => "工作案例／活动总结",
-        _ => "其他材料",
-    }
+    crate::attach::Role::parse(role).label_zh()
 }
 
 pub fn format_label(format: &str) -> &'static str {

@@ -50,8 +50,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         7,
-        "ledger_branch",
-        include_str!("../../migrations/0007_ledger_branch.sql"),
+        "branch_ledger_and_summary_role",
+        include_str!("../../migrations/0007_branch_ledger_and_summary_role.sql"),
     ),
 ];
 
