@@ -287,7 +287,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let clock = clock()?;
             let (store, _, _) = crate::daemon::open(cfg.clone(), clock).await?;
-            let subs = crate::export::latest(&store).await?;
+            let subs = crate::export::latest_reviewed(&store, &cfg.levels).await?;
             let bytes = match format {
                 ExportFormat::Json => {
                     let e = crate::export::Export {

@@ -638,7 +638,7 @@ pub async fn plan_digests(
             }
         };
         if latest.is_none() {
-            latest = Some(crate::export::latest(&p.store).await?);
+            latest = Some(crate::export::latest_reviewed(&p.store, &p.cfg.levels).await?);
         }
         let all = latest.as_deref().unwrap_or_default();
         let view = digest_view(p, rule, all, start, end).await?;
