@@ -353,10 +353,10 @@ fn reminder(
     let text = p.templates.render(template, &view)?;
     let subject = if closure {
         format!(
-            "【提醒】{}：结项材料将于{}截止（还有 {}），还缺 {} 项",
-            branch.name,
+            "【提醒】结项材料将于{}截止（还有 {}），{}还缺 {} 项",
             beijing(occ.deadline).split(' ').next().unwrap_or_default(),
             view.time_left,
+            branch.name,
             closure_missing.len()
         )
     } else {
