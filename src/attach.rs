@@ -68,6 +68,12 @@ impl Format {
 }
 
 /// What an attachment is for in the campaign.
+///
+/// The closure materials are the notice's: every project sends a 结题报告 and its 报销材料;
+/// 重点 and 特色 projects a 工作案例, 一般 projects an 活动总结. The last two are distinct roles
+/// so that a 一般 project sending a 工作案例 is not told its materials are complete. (Until
+/// database version 7 both were stored as `case_study`; that migration relabels the files
+/// named 活动总结.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -75,12 +81,26 @@ pub enum Role {
     Summary,
     ClosureReport,
     Reimbursement,
+    /// 工作案例 (重点, 特色).
     CaseStudy,
+    /// 活动总结 (一般).
+    ActivitySummary,
     Other,
 }
 
 impl Role {
-    /// The lowercase name used in JSON and logs (`"form"`, `"closure_report"` …).
+    /// Every role, in the order people read them.
+    pub const ALL: [Role; 7] = [
+        Role::Form,
+        Role::Summary,
+        Role::ClosureReport,
+        Role::Reimbursement,
+        Role::CaseStudy,
+        Role::ActivitySummary,
+        Role::Other,
+    ];
+
+    /// The lowercase name used in JSON, the database and logs (`"form"`, `"closure_report"` …).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Form => "form",
@@ -88,9 +108,144 @@ impl Role {
             Role::ClosureReport => "closure_report",
             Role::Reimbursement => "reimbursement",
             Role::CaseStudy => "case_study",
+            Role::ActivitySummary => "activity_summary",
             Role::Other => "other",
         }
     }
+
+    /// The role stored as `text` ([`Role::as_str`]); anything unknown is [`Role::Other`].
+    pub fn parse(text: &str) -> Role {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text.trim())
+            .unwrap_or(Role::Other)
+    }
+
+    /// What people call it (acknowledgements, checklists): 项目申请表, 结题报告, 活动总结 ….
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Role::Form => "项目申请表",
+            Role::Summary => "申报汇总表",
+            Role::ClosureReport => "结题报告",
+            Role::Reimbursement => "报销材料",
+            Role::CaseStudy => "工作案例",
+            Role::ActivitySummary => "活动总结",
+            Role::Other => "其他材料",
+        }
+    }
+
+    /// The closure material a `[[level]] closure_materials` entry names: the notice's words
+    /// (结题报告 / 结项报告, 报销材料, 工作案例, 活动总结, also shorter forms such as 报销 or
+    /// 总结) or a role's own name (`case_study`). `None` when it names no closure material.
+    pub fn from_material(name: &str) -> Option<Role> {
+        let m = crate::textnorm::normalize(name);
+        let m = m.trim();
+        if let Some(r) = Role::ALL
+            .into_iter()
+            .find(|r| r.is_closure_material() && r.as_str() == m)
+        {
+            return Some(r);
+        }
+        material_keyword(m)
+    }
+
+    /// Whether this is one of the closure materials (结题报告, 报销材料, 工作案例, 活动总结).
+    pub fn is_closure_material(self) -> bool {
+        matches!(
+            self,
+            Role::ClosureReport | Role::Reimbursement | Role::CaseStudy | Role::ActivitySummary
+        )
+    }
+}
+
+/// Words that name a closure material, most specific first (so 结项总结 is a report, 活动总结
+/// a summary). Traditional forms are included, as in [`ROLE_KEYWORDS`].
+const MATERIAL_KEYWORDS: &[(&str, Role)] = &[
+    ("结题报告", Role::ClosureReport),
+    ("结项报告", Role::ClosureReport),
+    ("結題報告", Role::ClosureReport),
+    ("結項報告", Role::ClosureReport),
+    ("工作案例", Role::CaseStudy),
+    ("活动总结", Role::ActivitySummary),
+    ("活動總結", Role::ActivitySummary),
+    ("报销", Role::Reimbursement),
+    ("報銷", Role::Reimbursement),
+    ("发票", Role::Reimbursement),
+    ("發票", Role::Reimbursement),
+    ("票据", Role::Reimbursement),
+    ("票據", Role::Reimbursement),
+    ("经费", Role::Reimbursement),
+    ("經費", Role::Reimbursement),
+    ("结题", Role::ClosureReport),
+    ("结项", Role::ClosureReport),
+    ("結題", Role::ClosureReport),
+    ("結項", Role::ClosureReport),
+    ("案例", Role::CaseStudy),
+    ("总结", Role::ActivitySummary),
+    ("總結", Role::ActivitySummary),
+];
+
+/// The closure material a text (a file name, a document's title) names, if any.
+fn material_keyword(text: &str) -> Option<Role> {
+    MATERIAL_KEYWORDS
+        .iter()
+        .find(|(k, _)| text.contains(k))
+        .map(|(_, r)| *r)
+}
+
+/// Words that make a file the application form or the summary sheet even in a closure mail:
+/// the sheet's and form's own titles, not a bare 汇总 or a format.
+const STRONG_FORM_KEYWORDS: &[(&str, Role)] = &[
+    ("申请表", Role::Form),
+    ("申报表", Role::Form),
+    ("申請表", Role::Form),
+    ("申報表", Role::Form),
+    ("汇总表", Role::Summary),
+    ("匯總表", Role::Summary),
+];
+
+/// The role of a file in a **closure** mail, from its name and — for Word documents — its
+/// title (the first short lines of the document, see `closure::document_title`).
+///
+/// Closure material is recognised by content as well as by name, and the weak hints that make
+/// a file the application form in an application mail (being a Word file, a bare 汇总) do not
+/// count here:
+///
+/// 1. a title naming a closure material decides (the document says what it is: a file called
+///    `结项总结.docx` titled 活动总结 is the activity summary);
+/// 2. otherwise a closure word in the name (结题报告, 报销, 工作案例, 活动总结, and the shorter
+///    结项, 总结, 案例, 发票 …; `结项总结.docx` is a report);
+/// 3. otherwise a file is the form or the summary only when its title or name says so in full
+///    (申请表, 汇总表);
+/// 4. anything else is [`Role::Other`] — never the form "because it is a Word file".
+///
+/// A role only counts when the format can play it (a closure report is a Word or PDF file, a
+/// reimbursement may also be a sheet or a scan), as in [`role`].
+pub fn closure_role(filename: &str, format: Format, title: Option<&str>) -> Role {
+    let name: String = base_name(filename).nfc().collect();
+    if name.starts_with("~$") || name.starts_with("._") {
+        return Role::Other;
+    }
+    let ext = declared_format(&name).unwrap_or_default();
+    let title = title.map(crate::textnorm::normalize).unwrap_or_default();
+    let name = crate::textnorm::normalize(&name);
+    let usable = |r: Role| plausible(r, format, &ext).then_some(r);
+    if let Some(r) = material_keyword(&title).and_then(usable) {
+        return r;
+    }
+    if let Some(r) = material_keyword(&name).and_then(usable) {
+        return r;
+    }
+    for text in [&title, &name] {
+        if let Some(r) = STRONG_FORM_KEYWORDS
+            .iter()
+            .find(|(k, _)| text.contains(k))
+            .and_then(|(_, r)| usable(*r))
+        {
+            return r;
+        }
+    }
+    Role::Other
 }
 
 /// Why a zip could not be listed. The messages are written for staff and for the
@@ -468,8 +623,8 @@ const ROLE_KEYWORDS: &[(&str, Role)] = &[
     ("报销", Role::Reimbursement),
     ("報銷", Role::Reimbursement),
     ("工作案例", Role::CaseStudy),
-    ("活动总结", Role::CaseStudy),
-    ("活動總結", Role::CaseStudy),
+    ("活动总结", Role::ActivitySummary),
+    ("活動總結", Role::ActivitySummary),
     ("汇总", Role::Summary),
     ("匯總", Role::Summary),
     ("申请表", Role::Form),
@@ -481,7 +636,7 @@ const ROLE_KEYWORDS: &[(&str, Role)] = &[
 /// The role of an attachment in the campaign.
 ///
 /// Name keywords come first (申请表/申报表 → Form, 汇总 → Summary, 结题报告/结项报告
-/// → ClosureReport, 报销 → Reimbursement, 工作案例/活动总结 → CaseStudy), but a
+/// → ClosureReport, 报销 → Reimbursement, 工作案例 → CaseStudy, 活动总结 → ActivitySummary), but a
 /// keyword only counts when the content can play that role: a PDF named
 /// 申请表 is a picture of the form, not the Word form the notice asks for, so it
 /// is [`Role::Other`]. Without a usable keyword the format decides (Word →
@@ -519,7 +674,7 @@ fn plausible(role: Role, format: Format, ext: &str) -> bool {
     match role {
         Role::Form => format.is_word() || unknown && word_ext,
         Role::Summary => format.is_spreadsheet() || unknown && excel_ext,
-        Role::ClosureReport | Role::CaseStudy => {
+        Role::ClosureReport | Role::CaseStudy | Role::ActivitySummary => {
             format.is_word() || format == Format::Pdf || unknown && word_ext
         }
         Role::Reimbursement => {
@@ -1482,7 +1637,8 @@ mod tests {
         assert_eq!(role("报销材料.pdf", Format::Pdf), Role::Reimbursement);
         assert_eq!(role("报销凭证.jpg", Format::Image), Role::Reimbursement);
         assert_eq!(role("工作案例.docx", Format::Docx), Role::CaseStudy);
-        assert_eq!(role("活动总结.doc", Format::Doc), Role::CaseStudy);
+        assert_eq!(role("活动总结.doc", Format::Doc), Role::ActivitySummary);
+        assert_eq!(role("活動總結.docx", Format::Docx), Role::ActivitySummary);
         assert_eq!(role("照片.jpg", Format::Image), Role::Other);
         assert_eq!(role("winmail.dat", Format::Tnef), Role::Other);
         assert_eq!(role("申请表.zip", Format::Zip), Role::Other);
@@ -1492,6 +1648,107 @@ mod tests {
         assert_eq!(role("说明.txt", Format::Other), Role::Other);
         assert_eq!(role("~$申请表.docx", Format::Other), Role::Other);
         assert_eq!(role("旧模板.doc", Format::WordXml), Role::Form);
+    }
+
+    #[test]
+    fn closure_roles_by_title_and_name() {
+        use Format::{Doc, Docx, Image, Pdf, Tnef, WordXml, Xls, Xlsx, Zip};
+        use Role::*;
+        let report = Some("同济大学学生党支部“对标争先”建设项目结题报告");
+        let form_title = Some("同济大学学生党支部“对标争先”建设项目申请表");
+        let cases: &[(&str, Format, Option<&str>, Role)] = &[
+            // The case of the issue: a Word file in a closure mail is not the form by default.
+            ("结项总结.docx", Docx, None, ClosureReport),
+            (
+                "结项总结.docx",
+                Docx,
+                Some("XX党支部活动总结"),
+                ActivitySummary,
+            ),
+            ("结项总结.docx", Docx, form_title, ClosureReport),
+            ("某支部.docx", Docx, None, Other),
+            ("某支部.docx", Docx, Some("某支部"), Other),
+            ("某支部.docx", Docx, report, ClosureReport),
+            ("附件1.doc", Doc, Some("结 题 报 告"), ClosureReport),
+            ("附件2.docx", Docx, Some("对标争先项目工作案例"), CaseStudy),
+            ("附件3.docx", Docx, Some("活动总结"), ActivitySummary),
+            ("附件4.docx", Docx, Some("经费报销明细"), Reimbursement),
+            ("旧模板.doc", WordXml, Some("結題報告"), ClosureReport),
+            // The title decides over the name when it names a closure material.
+            ("工作案例.docx", Docx, Some("活动总结"), ActivitySummary),
+            ("活动总结.docx", Docx, Some("工作案例"), CaseStudy),
+            ("活动总结.docx", Docx, Some("某支部"), ActivitySummary),
+            // Names alone.
+            ("结题报告.docx", Docx, None, ClosureReport),
+            ("结项报告.pdf", Pdf, None, ClosureReport),
+            ("结题报告.pdf", Pdf, None, ClosureReport),
+            ("工作案例.docx", Docx, None, CaseStudy),
+            ("优秀案例.pdf", Pdf, None, CaseStudy),
+            ("活动总结.doc", Doc, None, ActivitySummary),
+            ("活動總結.docx", Docx, None, ActivitySummary),
+            ("项目总结.docx", Docx, None, ActivitySummary),
+            ("报销材料.pdf", Pdf, None, Reimbursement),
+            ("报销凭证.jpg", Image, None, Reimbursement),
+            ("发票.jpg", Image, None, Reimbursement),
+            ("经费使用明细.xlsx", Xlsx, None, Reimbursement),
+            ("报销明细.xls", Xls, None, Reimbursement),
+            // The form and the summary only when they say so in full.
+            ("项目申请表.docx", Docx, None, Form),
+            ("某支部.docx", Docx, form_title, Form),
+            ("申报汇总表.xlsx", Xlsx, None, Summary),
+            ("活动汇总.xlsx", Xlsx, None, Other),
+            ("某支部.xlsx", Xlsx, None, Other),
+            ("名单.xls", Xls, None, Other),
+            // A closure word only counts where the format can play the role.
+            ("结题报告.xlsx", Xlsx, None, Other),
+            ("工作案例.jpg", Image, None, Other),
+            ("项目申请表.pdf", Pdf, None, Other),
+            ("照片.jpg", Image, None, Other),
+            ("材料.zip", Zip, None, Other),
+            ("winmail.dat", Tnef, None, Other),
+            // Unreadable bytes under a Word name are still meant as what the name says.
+            ("结题报告.doc", Format::Other, None, ClosureReport),
+            ("~$结题报告.docx", Format::Other, None, Role::Other),
+        ];
+        for (name, format, title, want) in cases {
+            assert_eq!(
+                closure_role(name, *format, *title),
+                *want,
+                "{name} ({format:?}) titled {title:?}"
+            );
+        }
+        // In an application mail the same names keep their application roles.
+        assert_eq!(role("结项总结.docx", Docx), Form);
+        assert_eq!(role("某支部.xlsx", Xlsx), Summary);
+    }
+
+    #[test]
+    fn roles_read_back_from_their_names_and_label_themselves() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), r);
+            assert!(!r.label_zh().is_empty());
+        }
+        // Rows written before version 7 with `case_study` still read as 工作案例.
+        assert_eq!(Role::parse("case_study").label_zh(), "工作案例");
+        assert_eq!(Role::parse("activity_summary").label_zh(), "活动总结");
+        assert_eq!(Role::parse("bogus"), Role::Other);
+        let closure: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|r| r.is_closure_material())
+            .collect();
+        assert_eq!(
+            closure,
+            [
+                Role::ClosureReport,
+                Role::Reimbursement,
+                Role::CaseStudy,
+                Role::ActivitySummary
+            ]
+        );
+        assert_eq!(Role::from_material("工作案例"), Some(Role::CaseStudy));
+        assert_eq!(Role::from_material("活动总结"), Some(Role::ActivitySummary));
+        assert_eq!(Role::from_material("申请表"), None);
+        assert_eq!(Role::from_material("form"), None);
     }
 
     #[test]

@@ -341,6 +341,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::closure::phase(&pipeline, clock()?.now()).await?
             );
             say_raw!("{st}");
+            unreachable_branches(&store, &pipeline.roster, &pipeline.cfg.campaign.roster).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -357,7 +358,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let clock = clock()?;
             let (store, _, _) = crate::daemon::open(cfg.clone(), clock).await?;
-            let subs = crate::export::latest(&store).await?;
+            let subs = crate::export::latest_reviewed(&store, &cfg.levels).await?;
             let bytes = match format {
                 ExportFormat::Json => {
                     let e = crate::export::Export {
@@ -460,13 +461,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 say!("{} 没有到期的提醒。", crate::clock::beijing(now));
             }
             for item in &planned {
-                say!(
-                    "{}  → {} <{}>  {}",
-                    item.rule,
-                    item.branch.as_deref().unwrap_or(""),
-                    item.to,
-                    item.subject
-                );
+                match &item.skipped {
+                    Some(why) => say!(
+                        "{}  → {}  跳过：{why}",
+                        item.rule,
+                        item.branch.as_deref().unwrap_or("")
+                    ),
+                    None => say!(
+                        "{}  → {} <{}>  {}",
+                        item.rule,
+                        item.branch.as_deref().unwrap_or(""),
+                        item.to,
+                        item.subject
+                    ),
+                }
             }
             let upcoming = crate::schedule::upcoming_occasions(
                 &cfg.reminders,
@@ -554,10 +562,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 ReviewAction::Notify { dry_run } => {
                     let plan = crate::results::plan_results(&pipeline, clock.now()).await?;
-                    if plan.planned.is_empty() {
+                    if plan.planned.iter().all(|i| i.mail.is_none()) {
                         say!("没有需要发送的评审结果。");
                     }
-                    for item in &plan.planned {
+                    // Skips (nobody to write to) are listed with the other branches below.
+                    for item in plan.planned.iter().filter(|i| i.mail.is_some()) {
                         say!(
                             "{} <{}>  {}",
                             item.branch.as_deref().unwrap_or(""),
@@ -891,6 +900,42 @@ async fn outbox(
     }
 }
 
+/// `status`: the roster branches shenbao cannot write to, with the reminders and results the
+/// ledger recorded as not sent to them.
+async fn unreachable_branches(
+    store: &crate::store::Store,
+    roster: &crate::roster::Roster,
+    file: &Path,
+) -> anyhow::Result<()> {
+    if roster.unreachable().is_empty() {
+        return Ok(());
+    }
+    say!(
+        "无法联系的支部（名册 {} 中没有可用的书记邮箱，收不到提醒和评审结果；请补全名册，或另行通知）：",
+        file.display()
+    );
+    for u in roster.unreachable() {
+        let skipped: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger WHERE branch = ? AND skipped IS NOT NULL",
+        )
+        .bind(&u.branch)
+        .fetch_one(&store.pool)
+        .await?;
+        let tail = if skipped > 0 {
+            format!("（已因此跳过 {skipped} 封邮件）")
+        } else {
+            String::new()
+        };
+        say!(
+            "  第 {} 行 {}：{}{tail}",
+            u.line,
+            u.branch,
+            u.why.label_zh()
+        );
+    }
+    Ok(())
+}
+
 async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
     let cfg = match Config::load(path) {
         Ok(c) => c,
@@ -903,11 +948,17 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::from)
         .and_then(|f| crate::roster::Roster::from_csv(f).map_err(anyhow::Error::from));
     match roster {
-        Ok(r) => say!(
-            "支部名册：{} 个支部（{}）",
-            r.len(),
-            cfg.campaign.roster.display()
-        ),
+        Ok(r) => {
+            say!(
+                "支部名册：{} 个支部（{}）",
+                r.len(),
+                cfg.campaign.roster.display()
+            );
+            // Not an error (the branch can still apply), but nobody can remind it.
+            for u in r.unreachable() {
+                say!("注意：{}", u.describe(&cfg.campaign.roster));
+            }
+        }
         Err(e) => {
             eprintln!("campaign.roster：{e:#}");
             return Ok(ExitCode::FAILURE);

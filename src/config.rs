@@ -896,7 +896,29 @@ impl Reader<'_> {
                 None
             }
         };
-        let materials = self.string_list("level.closure_materials", &["结题报告", "报销材料"]);
+        let materials = self
+            .string_list("level.closure_materials", &["结题报告", "报销材料"])
+            .and_then(|list| {
+                // Each material is checked against a file role: a name nobody can recognise
+                // would stay "尚未收到" for ever.
+                let unknown: Vec<&String> = list
+                    .iter()
+                    .filter(|m| crate::attach::Role::from_material(m).is_none())
+                    .collect();
+                if unknown.is_empty() {
+                    Some(list)
+                } else {
+                    let names: Vec<String> = unknown.iter().map(|m| format!("“{m}”")).collect();
+                    self.bad(
+                        "level.closure_materials",
+                        format!(
+                            "{} 不是能识别的结项材料：请从 结题报告、报销材料、工作案例、活动总结 中选写（通知要求重点、特色项目交工作案例，一般项目交活动总结）",
+                            names.join("、")
+                        ),
+                    );
+                    None
+                }
+            });
         let publish = self.boolean("level.publish", false);
         let cap = cap?;
         Some(LevelConfig {
@@ -1241,6 +1263,66 @@ roster = "missing.csv"
             "shows the 6-field form: {cron}"
         );
         assert!(find("digest[1].colour").is_some(), "{problems:?}");
+    }
+
+    #[test]
+    fn closure_materials_must_name_a_material_shenbao_recognises() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg4-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        let level = |materials: &str| {
+            format!(
+                "{}\n[[level]]\nname = \"一般\"\ncap_yuan = 1000\nclosure_materials = {materials}\n",
+                good(&dir)
+            )
+        };
+        let cfg = Config::parse(
+            &level("[\"结题报告\", \"报销材料\", \"活动总结\"]"),
+            &dir.join("shenbao.toml"),
+        )
+        .expect("the notice's words");
+        let roles: Vec<_> = cfg.levels[0]
+            .closure_materials
+            .iter()
+            .map(|m| crate::attach::Role::from_material(m))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                Some(crate::attach::Role::ClosureReport),
+                Some(crate::attach::Role::Reimbursement),
+                Some(crate::attach::Role::ActivitySummary)
+            ]
+        );
+        assert!(
+            Config::parse(
+                &level("[\"closure_report\", \"case_study\"]"),
+                &dir.join("shenbao.toml")
+            )
+            .is_ok(),
+            "role names are accepted too"
+        );
+        let Err(ConfigError::Invalid { problems, .. }) = Config::parse(
+            &level("[\"结题报告\", \"合影\"]"),
+            &dir.join("shenbao.toml"),
+        ) else {
+            panic!("an unknown material must be refused");
+        };
+        let p = problems
+            .iter()
+            .find(|p| p.key == "level[1].closure_materials")
+            .unwrap_or_else(|| panic!("named by entry: {problems:?}"));
+        assert!(
+            p.reason.contains("“合影”") && p.reason.contains("活动总结"),
+            "{}",
+            p.reason
+        );
+        // The defaults are the notice's.
+        let d = default_levels();
+        assert!(d[0].closure_materials.contains(&"工作案例".to_string()));
+        assert!(d[1].closure_materials.contains(&"工作案例".to_string()));
+        assert!(d[2].closure_materials.contains(&"活动总结".to_string()));
+        assert!(!d[2].closure_materials.contains(&"工作案例".to_string()));
     }
 
     #[test]

@@ -51,6 +51,41 @@ pub struct ExportSubmission {
     pub sender_changed: bool,
     /// When the branch was not recognised: the roster branch the form names.
     pub suggested_branch: Option<String>,
+    /// The branch's current review decision (评审等级: 重点, 特色, 一般, 不立项 …); null before
+    /// its review is imported. Filled by [`latest_reviewed`].
+    pub level: Option<String>,
+    /// The amount granted (资助金额, yuan; whole yuan as an integer); null when not funded or
+    /// not reviewed.
+    pub amount_yuan: Option<serde_json::Value>,
+    /// The closure status (结项状态): `not_funded`, `incomplete` or `complete`; null before
+    /// the branch is reviewed.
+    pub closure_status: Option<String>,
+    /// The closure materials still missing (when `incomplete`), as the config names them.
+    pub closure_missing: Vec<String>,
+}
+
+impl ExportSubmission {
+    /// 结项状态 for people: 未立项 / 材料未齐（缺…） / 材料齐全, or empty before the review.
+    pub fn closure_label(&self) -> String {
+        match self.closure_status.as_deref() {
+            Some("not_funded") => crate::closure::ClosureStatus::NotFunded.label_zh(),
+            Some("incomplete") => crate::closure::ClosureStatus::Incomplete {
+                missing: self.closure_missing.clone(),
+            }
+            .label_zh(),
+            Some("complete") => crate::closure::ClosureStatus::Complete.label_zh(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// A number of yuan as the export writes it: whole yuan as an integer (3000, not 3000.0).
+fn yuan_value(y: f64) -> serde_json::Value {
+    if y.fract() == 0.0 && y.abs() < 1e15 {
+        serde_json::Value::from(y as i64)
+    } else {
+        serde_json::Value::from(y)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -173,9 +208,41 @@ async fn rows_to_export(
                 .unwrap_or_default(),
             sender_changed: r.get(19),
             suggested_branch: r.get(20),
+            level: None,
+            amount_yuan: None,
+            closure_status: None,
+            closure_missing: Vec::new(),
         });
     }
     Ok(out)
+}
+
+/// [`latest`] with each branch's current review decision and closure status filled in (the
+/// closure checklist of each level comes from the configuration): what `export` writes.
+pub async fn latest_reviewed(
+    store: &Store,
+    levels: &[crate::config::LevelConfig],
+) -> anyhow::Result<Vec<ExportSubmission>> {
+    let mut subs = latest(store).await?;
+    let mut conn = store.pool.acquire().await?;
+    let reviewed = crate::closure::reviewed(&mut conn, levels).await?;
+    for s in &mut subs {
+        let Some(r) = s
+            .branch
+            .as_deref()
+            .and_then(|b| reviewed.iter().find(|r| r.branch == b))
+        else {
+            continue;
+        };
+        s.level = Some(r.level.clone());
+        s.amount_yuan = r
+            .amount_yuan
+            .filter(|_| r.status != crate::closure::ClosureStatus::NotFunded)
+            .map(yuan_value);
+        s.closure_status = Some(r.status.code().to_string());
+        s.closure_missing = r.status.missing().to_vec();
+    }
+    Ok(subs)
 }
 
 /// The stored fields in the export's shape: the amount as `budget_yuan` (a number, or null
@@ -190,8 +257,8 @@ fn export_fields(mut v: serde_json::Value) -> serde_json::Value {
         })
         .map(|y| match y.as_f64() {
             // Whole yuan as an integer (3000, not 3000.0), as people and spreadsheets write it.
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => serde_json::Value::from(f as i64),
-            _ => y,
+            Some(f) => yuan_value(f),
+            None => y,
         })
         .unwrap_or(serde_json::Value::Null);
     if let Some(o) = v.as_object_mut() {
@@ -248,6 +315,9 @@ pub fn to_xlsx(title: &str, subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>
                 version: s.version,
                 received_at: s.received_at.replace('T', " ").chars().take(19).collect(),
                 problems: xlsx_problems(s),
+                level: s.level.clone().unwrap_or_default(),
+                amount_yuan: s.amount_yuan.as_ref().and_then(serde_json::Value::as_f64),
+                closure: s.closure_label(),
             }
         })
         .collect();
@@ -291,6 +361,9 @@ pub fn to_csv(subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
         "发件人",
         "附件",
         "问题",
+        "评审等级",
+        "资助金额",
+        "结项状态",
         "发件人变更",
     ])?;
     for s in subs {
@@ -312,6 +385,12 @@ pub fn to_csv(subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
             s.sender.as_str(),
             &atts.join("；"),
             &s.problems.join(","),
+            s.level.as_deref().unwrap_or(""),
+            &s.amount_yuan
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            &s.closure_label(),
             if s.sender_changed { "是" } else { "" },
         ])?;
     }
@@ -591,6 +670,12 @@ mod tests {
             fields: None,
             fields_source: None,
             problem_details: Vec::new(),
+            sender_changed: false,
+            suggested_branch: None,
+            level: None,
+            amount_yuan: None,
+            closure_status: None,
+            closure_missing: Vec::new(),
         }
     }
 

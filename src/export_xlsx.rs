@@ -26,10 +26,19 @@ pub struct XlsxRow {
     pub received_at: String,
     /// Chinese, one problem per line.
     pub problems: String,
+    /// 评审等级 (empty before the review).
+    pub level: String,
+    /// 资助金额 (yuan); `None` when not funded or not reviewed.
+    pub amount_yuan: Option<f64>,
+    /// 结项状态: 未立项 / 材料未齐（缺…） / 材料齐全 (empty before the review).
+    pub closure: String,
 }
 
-/// The office's columns, in the office's order, then shenbao's.
-const HEADERS: [&str; 13] = [
+/// The office's columns, in the office's order, then shenbao's, then the review's: the
+/// reviewers fill 评审等级 and 资助金额 in this very sheet for `review import` (which finds the
+/// columns by their header), and after the import the export shows the decisions and where
+/// each project stands in the closure phase.
+const HEADERS: [&str; 16] = [
     "序号",
     "学院",
     "支部名称",
@@ -43,8 +52,14 @@ const HEADERS: [&str; 13] = [
     "版本",
     "收到时间",
     "问题",
+    "评审等级",
+    "资助金额（元）",
+    "结项状态",
 ];
 const BUDGET_COL: u16 = 9;
+const LEVEL_COL: u16 = 13;
+const AMOUNT_COL: u16 = 14;
+const CLOSURE_COL: u16 = 15;
 /// Long free text wraps instead of widening the sheet past a printed page.
 const WRAPPED: [u16; 2] = [3, 12];
 const MAX_WIDTH: f64 = 60.0;
@@ -87,6 +102,7 @@ fn write(title: &str, rows: &[XlsxRow]) -> Result<Vec<u8>, XlsxError> {
 
     let mut widths: Vec<f64> = HEADERS.iter().map(|h| text_width(h)).collect();
     let mut total = 0.0;
+    let mut granted = 0.0;
     for (i, r) in rows.iter().enumerate() {
         let row = i as u32 + 2;
         ws.write_number_with_format(row, 0, (i + 1) as f64, &center)?;
@@ -122,6 +138,22 @@ fn write(title: &str, rows: &[XlsxRow]) -> Result<Vec<u8>, XlsxError> {
         ws.write_number_with_format(row, 10, r.version as f64, &center)?;
         ws.write_string_with_format(row, 11, &r.received_at, &cell)?;
         ws.write_string_with_format(row, 12, &r.problems, &wrap)?;
+        ws.write_string_with_format(row, LEVEL_COL, &r.level, &center)?;
+        match r.amount_yuan {
+            Some(y) => {
+                granted += y;
+                let fmt = if y.fract() == 0.0 {
+                    &money
+                } else {
+                    &money_cents
+                };
+                ws.write_number_with_format(row, AMOUNT_COL, y, fmt)?;
+            }
+            None => {
+                ws.write_blank(row, AMOUNT_COL, &cell)?;
+            }
+        }
+        ws.write_string_with_format(row, CLOSURE_COL, &r.closure, &cell)?;
 
         let budget = r
             .budget_yuan
@@ -140,6 +172,9 @@ fn write(title: &str, rows: &[XlsxRow]) -> Result<Vec<u8>, XlsxError> {
             r.version.to_string(),
             r.received_at.clone(),
             r.problems.clone(),
+            r.level.clone(),
+            r.amount_yuan.map(format_money).unwrap_or_default(),
+            r.closure.clone(),
         ];
         for (w, v) in widths.iter_mut().zip(&values) {
             *w = w.max(text_width(v));
@@ -150,9 +185,9 @@ fn write(title: &str, rows: &[XlsxRow]) -> Result<Vec<u8>, XlsxError> {
     let sum_row = rows.len() as u32 + 2;
     ws.merge_range(sum_row, 0, sum_row, BUDGET_COL - 1, "合计", &bold)?;
     let money_bold = if total.fract() == 0.0 {
-        money
+        money.clone()
     } else {
-        money_cents
+        money_cents.clone()
     }
     .set_bold();
     if rows.is_empty() {
@@ -163,6 +198,19 @@ fn write(title: &str, rows: &[XlsxRow]) -> Result<Vec<u8>, XlsxError> {
     }
     for c in BUDGET_COL + 1..=last_col {
         ws.write_blank(sum_row, c, &cell)?;
+    }
+    // The amount granted, once reviews are in.
+    if granted > 0.0 {
+        let fmt = if granted.fract() == 0.0 {
+            &money
+        } else {
+            &money_cents
+        }
+        .clone()
+        .set_bold();
+        let formula =
+            Formula::new(format!("=SUM(O3:O{sum_row})")).set_result(format_plain(granted));
+        ws.write_formula_with_format(sum_row, AMOUNT_COL, formula, &fmt)?;
     }
 
     for (c, w) in widths.iter().enumerate() {
@@ -268,6 +316,7 @@ mod tests {
             version: 1,
             received_at: "2025-09-26 14:03".into(),
             problems: problems.into(),
+            ..Default::default()
         };
         vec![
             row("海洋科学硕士生党支部", Some(2000.0), ""),
@@ -289,8 +338,11 @@ mod tests {
         let text =
             |r: usize, c: usize| sheet.rows[r].get(c).map(Value::to_text).unwrap_or_default();
         assert_eq!(text(0, 0), "2025年秋季学期“对标争先”申报汇总");
-        let header: Vec<String> = (0..13).map(|c| text(1, c)).collect();
+        let header: Vec<String> = (0..16).map(|c| text(1, c)).collect();
         assert_eq!(header, HEADERS);
+        // Before the review the review columns are empty, and so is their total.
+        assert_eq!((text(2, 13), text(2, 14), text(2, 15)), Default::default());
+        assert_eq!(text(5, 14), "");
         assert_eq!(sheet.rows[2][0], Value::Float(1.0));
         assert_eq!(text(2, 2), "海洋科学硕士生党支部");
         assert_eq!(sheet.rows[2][9], Value::Float(2000.0));
@@ -318,6 +370,43 @@ mod tests {
             s.rows[0].fields.section.as_deref(),
             Some("党旗飘扬·社区聚力")
         );
+    }
+
+    #[test]
+    fn review_decisions_and_closure_status_have_their_columns() {
+        let mut rows = rows();
+        rows[0].level = "一般".into();
+        rows[0].amount_yuan = Some(1000.0);
+        rows[0].closure = "材料未齐（缺活动总结）".into();
+        rows[1].level = "重点".into();
+        rows[1].amount_yuan = Some(4500.5);
+        rows[1].closure = "材料齐全".into();
+        rows[2].level = "不立项".into();
+        rows[2].closure = "未立项".into();
+        let bytes = write_summary_xlsx("汇总", &rows).unwrap();
+        let wb = read_workbook(&bytes, &SheetLimits::default()).unwrap();
+        let sheet = &wb.sheets[0];
+        let text =
+            |r: usize, c: usize| sheet.rows[r].get(c).map(Value::to_text).unwrap_or_default();
+        assert_eq!(
+            (text(2, 13), sheet.rows[2][14].clone(), text(2, 15)),
+            (
+                "一般".into(),
+                Value::Float(1000.0),
+                "材料未齐（缺活动总结）".into()
+            )
+        );
+        assert_eq!(
+            (text(3, 13), text(3, 15)),
+            ("重点".into(), "材料齐全".into())
+        );
+        assert_eq!(
+            (text(4, 13), text(4, 14), text(4, 15)),
+            ("不立项".into(), "".into(), "未立项".into())
+        );
+        // The 合计 row adds up what was granted as well as what was asked for.
+        assert_eq!(sheet.rows[5][14], Value::Float(5500.5));
+        assert_eq!(sheet.rows[5][9], Value::Float(6800.5));
     }
 
     #[test]

@@ -267,23 +267,27 @@ fn chinese_date(text: &str) -> Option<NaiveDate> {
 
 /// The subject of a reminder.
 ///
-/// * no problems: `【提醒】对标争先建设项目申报将于9月27日截止（还有 3 天）`;
-/// * with problems: `【提醒】贵支部的申报材料还有 2 个问题待处理（9月27日截止）`.
+/// * no problems: `【提醒】某某党支部：对标争先建设项目申报将于9月27日截止（还有 3 天）`;
+/// * with problems: `【提醒】某某党支部：申报材料还有 2 个问题待处理（9月27日截止）`.
 ///
 /// The deadline is in the subject because a branch secretary decides from the inbox list
-/// alone whether to open the mail today.
+/// alone whether to open the mail today; the branch leads because one address may serve
+/// several branches, each with a reminder of its own.
 pub fn reminder_subject(v: &ReminderView) -> String {
     let date = month_day(&v.deadline);
+    // The branch leads: one address may serve several branches, each with its own reminder.
     if v.problems.is_empty() {
         format!(
-            "【提醒】{}申报将于{}截止（还有 {}）",
+            "【提醒】{}：{}申报将于{}截止（还有 {}）",
+            v.branch.trim(),
             v.campaign_name.trim(),
             date,
             v.time_left.trim()
         )
     } else {
         format!(
-            "【提醒】贵支部的申报材料还有 {} 个问题待处理（{}截止）",
+            "【提醒】{}：申报材料还有 {} 个问题待处理（{}截止）",
+            v.branch.trim(),
             v.problems.len(),
             date
         )
@@ -501,7 +505,7 @@ mod tests {
         assert!(!text.contains("\n\n\n"), "no stray blank lines:\n{text}");
         assert_eq!(
             reminder_subject(&v),
-            "【提醒】对标争先建设项目申报将于9月27日截止（还有 3 天）"
+            "【提醒】设计创意学院2024级博士生党支部：对标争先建设项目申报将于9月27日截止（还有 3 天）"
         );
     }
 
@@ -530,7 +534,7 @@ mod tests {
         assert!(!text.contains("\n\n\n"), "no stray blank lines:\n{text}");
         assert_eq!(
             reminder_subject(&v),
-            "【提醒】贵支部的申报材料还有 2 个问题待处理（9月27日截止）"
+            "【提醒】设计创意学院2024级博士生党支部：申报材料还有 2 个问题待处理（9月27日截止）"
         );
     }
 

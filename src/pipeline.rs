@@ -527,8 +527,6 @@ impl Pipeline {
             return Ok(None);
         }
         let assigned: Option<String> = row.get(1);
-        self.record_attachments(&mut *tx, id, &understood.attachments, now)
-            .await?;
 
         let (subject_text, our_wording) = conversation::strip_our_wording(&understood.subject);
         let thread = self.find_thread(&mut *tx, &understood).await?;
@@ -541,6 +539,14 @@ impl Pipeline {
                 assigned: assigned.as_deref(),
             },
         );
+        // A closure mail's files are closure materials, recognised by title as well as name.
+        let (understood, extracted) = if classified.disposition == Disposition::Closure {
+            crate::closure::for_closure_mail(understood, extracted)
+        } else {
+            (understood, extracted)
+        };
+        self.record_attachments(&mut *tx, id, &understood.attachments, now)
+            .await?;
 
         let mut outcome = Outcome {
             message: id,
@@ -1642,14 +1648,7 @@ fn greeting(display: Option<&str>, secretary: Option<&str>) -> String {
 }
 
 pub fn role_label(role: &str) -> &'static str {
-    match role {
-        "form" => "项目申请表",
-        "summary" => "申报汇总表",
-        "closure_report" => "结题报告",
-        "reimbursement" => "报销材料",
-        "case_study" => "工作案例／活动总结",
-        _ => "其他材料",
-    }
+    crate::attach::Role::parse(role).label_zh()
 }
 
 pub fn format_label(format: &str) -> &'static str {

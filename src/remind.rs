@@ -3,9 +3,33 @@
 //! [`crate::schedule`] says *when* something is due (pure); this module says *to whom* (the
 //! audiences are computed at send time from the roster and the database, like HotCRP's
 //! recipient classes), renders the mails and queues them. Every queued mail is recorded in the
-//! `ledger` under a key made of rule, occasion and recipient, in the same transaction that puts
-//! it in the outbox: a restart, a second daemon or a clock jump finds the key and sends nothing
-//! twice. Moving a deadline changes the keys of reminders not yet sent, so they move with it.
+//! `ledger` in the same transaction that puts it in the outbox: a restart, a second daemon or a
+//! clock jump finds the key and sends nothing twice. Moving a deadline changes the keys of
+//! reminders not yet sent, so they move with it.
+//!
+//! # Per branch, never per address
+//!
+//! A reminder is about one branch: its own deadline status, its own problems, its own exact
+//! subject line, threaded to its own last mail. A college's 组织员 or a secretary often stands
+//! for several branches with one address, so the ledger key names the **branch**
+//! ([`crate::schedule::Occasion::key_for_branch`]) and two branches sharing an address each get
+//! their own reminder. We send two mails rather than one naming both because that is what the
+//! office would do by hand: each mail can be forwarded as it is to the branch it concerns, its
+//! problems and subject line belong to one branch only, and a reply to it (with corrected files)
+//! stays in that branch's conversation. The subject names the branch, so two reminders in one
+//! inbox are told apart at a glance.
+//!
+//! Ledger rows written before this change are keyed by address (`…:<address>`, no branch
+//! recorded). An old row means "this address was reminded on this occasion", and we cannot tell
+//! for which of the branches at that address; [`decide`] therefore treats it as covering every
+//! branch at that address for that occasion. After an upgrade no reminder is sent twice; at
+//! worst a branch sharing an address misses the one occasion that was already under way, as it
+//! did before, and gets the next one.
+//!
+//! A roster branch with no address, or an unusable one, cannot be reminded: the planner does not
+//! skip it silently but records the skip (a ledger row with the reason, under a key of its own so
+//! a fixed roster still lets the reminder go out), `remind --dry-run` lists it, and `status` and
+//! `check-config` name the roster row.
 
 use crate::clock::{beijing, db_time, parse_db_time};
 use crate::compose::{self, MailSpec, Outgoing, RichParts};
@@ -81,25 +105,99 @@ pub(crate) async fn in_ledger(p: &Pipeline, key: &str) -> anyhow::Result<bool> {
     Ok(n > 0)
 }
 
-/// Whether this rule's reminder with the same offset already went to `to` for a deadline that
-/// has not passed yet: the deadline was moved after it was sent. Moving a deadline moves the
-/// reminders not yet sent; it does not send "7 days left" twice.
-async fn sent_for_moved_deadline(
-    p: &Pipeline,
+/// A reminder row of the ledger, as [`decide`] needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerRow {
+    pub key: String,
+    /// `None` for rows written before reminders went per branch (keyed by address).
+    pub branch: Option<String>,
+    pub recipient: String,
+    pub deadline: Option<DateTime<Utc>>,
+    pub offset_secs: Option<i64>,
+    /// The row records a skip (nothing was sent).
+    pub skipped: bool,
+}
+
+/// What the planner does for one branch of an occasion's audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Send the reminder to this address.
+    Send { to: String },
+    /// Already sent (or, after a moved deadline, the same offset was sent for the old date).
+    AlreadySent,
+    /// No usable address: record the skip with this reason.
+    RecordSkip { reason: String },
+    /// The skip is recorded already.
+    SkipRecorded,
+}
+
+/// Decides, from the ledger rows of the occasion's rule, what to do for `branch` (roster name)
+/// at `address` (lowercased; empty when it has none) — pure, see the module docs.
+///
+/// * A row with the branch's own key, or — after a moved deadline — a sent row of the same rule
+///   and offset for a deadline still ahead, means it was reminded: nothing to do.
+/// * An old address-keyed row (no branch) for the branch's address counts the same way.
+/// * Otherwise a branch without a usable address gets its skip recorded once per occasion.
+pub fn decide(
     occ: &Occasion,
-    to: &str,
+    branch: &str,
+    address: &str,
+    unreachable: Option<&crate::roster::UnreachableRow>,
+    rows: &[LedgerRow],
     now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM ledger WHERE kind = 'reminder' AND rule = ? AND recipient = ? AND offset_secs = ? AND deadline > ?",
+) -> Decision {
+    let own_key = occ.key_for_branch(branch);
+    let address = address.trim().to_lowercase();
+    let legacy_key = (!address.is_empty()).then(|| occ.key_for(&address));
+    let sent = rows.iter().filter(|r| !r.skipped).any(|r| {
+        let this_branch = match &r.branch {
+            Some(b) => b == branch,
+            None => !address.is_empty() && r.recipient.eq_ignore_ascii_case(&address),
+        };
+        r.key == own_key
+            || Some(&r.key) == legacy_key.as_ref()
+            || (this_branch
+                && r.offset_secs == Some(occ.offset.num_seconds())
+                && r.deadline.is_some_and(|d| d > now))
+    });
+    if sent {
+        return Decision::AlreadySent;
+    }
+    let reason = match (unreachable, address.is_empty()) {
+        (Some(row), _) => Some(format!(
+            "支部名册第 {} 行{}，提醒未发送",
+            row.line,
+            row.why.label_zh()
+        )),
+        (None, true) => Some("名册中没有书记邮箱，提醒未发送".to_string()),
+        (None, false) => None,
+    };
+    let skip_key = occ.skip_key_for_branch(branch);
+    match reason {
+        None => Decision::Send { to: address },
+        Some(_) if rows.iter().any(|r| r.key == skip_key) => Decision::SkipRecorded,
+        Some(reason) => Decision::RecordSkip { reason },
+    }
+}
+
+/// The reminder rows of `rule` in the ledger.
+async fn ledger_rows(p: &Pipeline, rule: &str) -> anyhow::Result<Vec<LedgerRow>> {
+    Ok(sqlx::query(
+        "SELECT key, branch, recipient, deadline, offset_secs, skipped IS NOT NULL FROM ledger WHERE kind = 'reminder' AND rule = ?",
     )
-    .bind(&occ.rule)
-    .bind(to)
-    .bind(occ.offset.num_seconds())
-    .bind(db_time(now))
-    .fetch_one(&p.store.pool)
-    .await?;
-    Ok(n > 0)
+    .bind(rule)
+    .fetch_all(&p.store.pool)
+    .await?
+    .iter()
+    .map(|r| LedgerRow {
+        key: r.get(0),
+        branch: r.get(1),
+        recipient: r.get(2),
+        deadline: r.get::<Option<String>, _>(3).as_deref().and_then(parse_db_time),
+        offset_secs: r.get(4),
+        skipped: r.get(5),
+    })
+    .collect())
 }
 
 /// Whom an audience means right now: (branch, latest application if any).
@@ -129,7 +227,8 @@ async fn audience(
     out
 }
 
-/// Reminders due at `now` that the ledger does not have yet.
+/// Reminders due at `now` that the ledger does not have yet, one per branch of each audience;
+/// branches without a usable address appear as skips (no mail, a reason) the first time.
 pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Vec<Planned>> {
     let tz = p.cfg.campaign.timezone;
     let due = schedule::due_occasions(&p.cfg.reminders, deadline_of(p), tz, now);
@@ -143,31 +242,46 @@ pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<
         let Some(rule) = p.cfg.reminders.iter().find(|r| r.name == occ.rule) else {
             continue;
         };
+        let rows = ledger_rows(p, &rule.name).await?;
         for (branch, sub) in audience(p, &rule.audiences, &latest, &funded).await {
-            if branch.email.is_empty() {
-                continue;
+            let why = p.roster.unreachable_row(&branch.name);
+            match decide(&occ, &branch.name, &branch.email, why, &rows, now) {
+                Decision::AlreadySent | Decision::SkipRecorded => {}
+                Decision::RecordSkip { reason } => {
+                    tracing::warn!(branch = %branch.name, rule = %rule.name, %reason, "reminder skipped");
+                    out.push(Planned {
+                        kind: "reminder",
+                        key: occ.skip_key_for_branch(&branch.name),
+                        rule: rule.name.clone(),
+                        to: String::new(),
+                        branch: Some(branch.name.clone()),
+                        subject: String::new(),
+                        text: String::new(),
+                        period_end: None,
+                        occasion: Some((occ.deadline, occ.offset.num_seconds())),
+                        mail: None,
+                        skipped: Some(reason),
+                    });
+                }
+                Decision::Send { .. } => {
+                    let missing = funded
+                        .iter()
+                        .find(|c| c.branch == branch.name)
+                        .map(|c| c.missing.clone())
+                        .unwrap_or_default();
+                    let key = occ.key_for_branch(&branch.name);
+                    out.push(reminder(
+                        p,
+                        rule,
+                        &occ,
+                        &branch,
+                        sub.as_ref(),
+                        &missing,
+                        key,
+                        now,
+                    )?);
+                }
             }
-            let key = occ.key_for(&branch.email);
-            if in_ledger(p, &key).await?
-                || sent_for_moved_deadline(p, &occ, &branch.email, now).await?
-            {
-                continue;
-            }
-            let missing = funded
-                .iter()
-                .find(|c| c.branch == branch.name)
-                .map(|c| c.missing.clone())
-                .unwrap_or_default();
-            out.push(reminder(
-                p,
-                rule,
-                &occ,
-                &branch,
-                sub.as_ref(),
-                &missing,
-                key,
-                now,
-            )?);
         }
     }
     Ok(out)
@@ -239,9 +353,10 @@ fn reminder(
     let text = p.templates.render(template, &view)?;
     let subject = if closure {
         format!(
-            "【提醒】结项材料将于{}截止（还有 {}），贵支部还缺 {} 项",
+            "【提醒】结项材料将于{}截止（还有 {}），{}还缺 {} 项",
             beijing(occ.deadline).split(' ').next().unwrap_or_default(),
             view.time_left,
+            branch.name,
             closure_missing.len()
         )
     } else {
@@ -523,7 +638,7 @@ pub async fn plan_digests(
             }
         };
         if latest.is_none() {
-            latest = Some(crate::export::latest(&p.store).await?);
+            latest = Some(crate::export::latest_reviewed(&p.store, &p.cfg.levels).await?);
         }
         let all = latest.as_deref().unwrap_or_default();
         let view = digest_view(p, rule, all, start, end).await?;
@@ -603,12 +718,13 @@ pub async fn commit(
     for item in planned {
         let mut tx = p.store.begin_write().await?;
         let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO ledger (key, kind, rule, recipient, period_end, deadline, offset_secs, skipped, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO ledger (key, kind, rule, recipient, branch, period_end, deadline, offset_secs, skipped, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&item.key)
         .bind(item.kind)
         .bind(&item.rule)
         .bind(&item.to)
+        .bind(&item.branch)
         .bind(item.period_end.map(db_time))
         .bind(item.occasion.map(|(d, _)| db_time(d)))
         .bind(item.occasion.map(|(_, o)| o))
@@ -689,6 +805,211 @@ pub async fn run(p: std::sync::Arc<Pipeline>, mut shutdown: tokio::sync::watch::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::roster::{Unreachable, UnreachableRow};
+    use crate::schedule::{ReminderRule, parse_offset, parse_time_of_day};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    /// The occasions (7d, 3d, 1d at 09:00) of the notice's deadline, or of `deadline`.
+    fn occasions_for(deadline: &str) -> Vec<Occasion> {
+        let rule = ReminderRule {
+            name: "申报截止提醒".to_string(),
+            deadline: DeadlineKind::Application,
+            offsets: ["7d", "3d", "1d"]
+                .iter()
+                .filter_map(|o| parse_offset(o).ok())
+                .collect(),
+            time_of_day: parse_time_of_day("09:00").ok(),
+            audiences: vec![Audience::NotSubmitted],
+            template: "reminder.txt.j2".to_string(),
+        };
+        schedule::occasions(&rule, at(deadline), chrono_tz::Asia::Shanghai)
+    }
+
+    const A: &str = "甲学院第一党支部";
+    const B: &str = "甲学院第二党支部";
+    const SHARED: &str = "branch2@example.test";
+
+    /// A row as the ledger holds it after sending `occ` to `branch` (None: an old address row).
+    fn sent_row(occ: &Occasion, branch: Option<&str>, to: &str) -> LedgerRow {
+        LedgerRow {
+            key: match branch {
+                Some(b) => occ.key_for_branch(b),
+                None => occ.key_for(to),
+            },
+            branch: branch.map(str::to_string),
+            recipient: to.to_string(),
+            deadline: Some(occ.deadline),
+            offset_secs: Some(occ.offset.num_seconds()),
+            skipped: false,
+        }
+    }
+
+    fn send(to: &str) -> Decision {
+        Decision::Send { to: to.to_string() }
+    }
+
+    #[test]
+    fn each_branch_at_a_shared_address_gets_its_own_reminder() {
+        let occ = &occasions_for("2025-09-27T23:59:59+08:00")[0];
+        let now = occ.fire_at;
+        assert_eq!(decide(occ, A, SHARED, None, &[], now), send(SHARED));
+        assert_eq!(decide(occ, B, SHARED, None, &[], now), send(SHARED));
+        // A's reminder went out: B's has not, and A's is not sent again.
+        let rows = [sent_row(occ, Some(A), SHARED)];
+        assert_eq!(
+            decide(occ, A, SHARED, None, &rows, now),
+            Decision::AlreadySent
+        );
+        assert_eq!(decide(occ, B, SHARED, None, &rows, now), send(SHARED));
+        // Addresses compare without case or surrounding spaces.
+        assert_eq!(
+            decide(occ, B, " Branch2@Example.TEST ", None, &[], now),
+            send(SHARED)
+        );
+    }
+
+    #[test]
+    fn an_old_address_keyed_row_covers_every_branch_at_that_address() {
+        let occ = &occasions_for("2025-09-27T23:59:59+08:00")[1];
+        let now = occ.fire_at;
+        let rows = [sent_row(occ, None, SHARED)];
+        assert_eq!(
+            decide(occ, A, SHARED, None, &rows, now),
+            Decision::AlreadySent
+        );
+        assert_eq!(
+            decide(occ, B, SHARED, None, &rows, now),
+            Decision::AlreadySent
+        );
+        assert_eq!(
+            decide(occ, B, "BRANCH2@example.test", None, &rows, now),
+            Decision::AlreadySent
+        );
+        // Another address, or another occasion of the same rule, is not covered.
+        assert_eq!(
+            decide(occ, A, "branch1@example.test", None, &rows, now),
+            send("branch1@example.test")
+        );
+        let next = &occasions_for("2025-09-27T23:59:59+08:00")[2];
+        assert_eq!(
+            decide(next, A, SHARED, None, &rows, next.fire_at),
+            send(SHARED)
+        );
+    }
+
+    #[test]
+    fn a_moved_deadline_does_not_repeat_an_offset_already_sent() {
+        let old = &occasions_for("2025-09-27T23:59:59+08:00")[0];
+        let moved = occasions_for("2025-09-28T23:59:59+08:00");
+        let (seven, three) = (&moved[0], &moved[1]);
+        let now = seven.fire_at;
+        for rows in [
+            vec![sent_row(old, Some(A), SHARED)],
+            vec![sent_row(old, None, SHARED)],
+        ] {
+            assert_eq!(
+                decide(seven, A, SHARED, None, &rows, now),
+                Decision::AlreadySent,
+                "{rows:?}"
+            );
+            // Another offset is a reminder of its own.
+            assert_eq!(
+                decide(three, A, SHARED, None, &rows, three.fire_at),
+                send(SHARED)
+            );
+        }
+        // Per branch: B was never sent "7 days left".
+        let rows = [sent_row(old, Some(A), SHARED)];
+        assert_eq!(decide(seven, B, SHARED, None, &rows, now), send(SHARED));
+        // A row for a deadline already passed (last semester's) blocks nothing.
+        let last_year = &occasions_for("2024-09-27T23:59:59+08:00")[0];
+        let rows = [sent_row(last_year, Some(A), SHARED)];
+        assert_eq!(decide(seven, A, SHARED, None, &rows, now), send(SHARED));
+    }
+
+    #[test]
+    fn branches_without_an_address_are_skipped_once_with_a_reason() {
+        let occ = &occasions_for("2025-09-27T23:59:59+08:00")[0];
+        let now = occ.fire_at;
+        let no_email = UnreachableRow {
+            line: 4,
+            branch: A.to_string(),
+            why: Unreachable::NoEmail,
+        };
+        let bad = UnreachableRow {
+            line: 7,
+            branch: B.to_string(),
+            why: Unreachable::BadEmail {
+                cell: "zhang at tongji".to_string(),
+            },
+        };
+        match decide(occ, A, "", Some(&no_email), &[], now) {
+            Decision::RecordSkip { reason } => {
+                assert!(
+                    reason.contains("第 4 行") && reason.contains("没有填写书记邮箱"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        match decide(occ, B, "", Some(&bad), &[], now) {
+            Decision::RecordSkip { reason } => {
+                assert!(
+                    reason.contains("第 7 行") && reason.contains("zhang at tongji"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // A branch built without a roster row still gets a reason.
+        assert!(matches!(
+            decide(occ, A, " ", None, &[], now),
+            Decision::RecordSkip { .. }
+        ));
+        // Recorded once per occasion.
+        let skip = LedgerRow {
+            key: occ.skip_key_for_branch(A),
+            branch: Some(A.to_string()),
+            recipient: String::new(),
+            deadline: Some(occ.deadline),
+            offset_secs: Some(occ.offset.num_seconds()),
+            skipped: true,
+        };
+        assert_eq!(
+            decide(
+                occ,
+                A,
+                "",
+                Some(&no_email),
+                std::slice::from_ref(&skip),
+                now
+            ),
+            Decision::SkipRecorded
+        );
+        // The next occasion records its own skip.
+        let next = &occasions_for("2025-09-27T23:59:59+08:00")[1];
+        assert!(matches!(
+            decide(
+                next,
+                A,
+                "",
+                Some(&no_email),
+                std::slice::from_ref(&skip),
+                next.fire_at
+            ),
+            Decision::RecordSkip { .. }
+        ));
+        // Once the roster has the address, the skip does not count as sent.
+        assert_eq!(
+            decide(occ, A, "a@b.cn", None, std::slice::from_ref(&skip), now),
+            send("a@b.cn")
+        );
+    }
 
     #[test]
     fn time_left_for_people() {

@@ -195,7 +195,8 @@ pub struct NotifyPlan {
 
 /// The result mails not sent yet: one per branch and decision (a corrected decision is a new
 /// mail; importing the same decision again is not). Every branch that applied or was graded
-/// and gets no mail is listed in [`NotifyPlan::not_notified`] with its reason.
+/// and gets no mail is listed in [`NotifyPlan::not_notified`] with its reason; a branch nobody
+/// can be written to is also recorded once as a skip in the ledger, for staff to follow up.
 pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<NotifyPlan> {
     let rows = sqlx::query(
         "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = 1 ORDER BY id",
@@ -242,16 +243,40 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<No
             .iter()
             .find(|s| s.kind == "application" && s.branch.as_deref() == Some(branch.as_str()));
         // The address that applied; the roster's when the application came from elsewhere.
+        // Keyed by branch: two branches that share an address each get their own result.
         let Some(to) = application
             .map(|s| s.sender.clone())
             .filter(|s| s.contains('@'))
             .or_else(|| roster.map(|b| b.email.clone()).filter(|e| e.contains('@')))
         else {
+            // Nobody to write to: recorded (once), so staff see it, not skipped silently; a
+            // key of its own, so the result still goes out once the roster has an address.
+            let why = p
+                .roster
+                .unreachable_row(&branch)
+                .map(|u| format!("支部名册第 {} 行{}", u.line, u.why.label_zh()))
+                .unwrap_or_else(|| "没有申报邮件，名册中也没有书记邮箱".to_string());
+            let skip_key = format!("{key}:unreachable");
+            if !crate::remind::in_ledger(p, &skip_key).await? {
+                out.push(Planned {
+                    kind: "result",
+                    key: skip_key,
+                    rule: "评审结果".to_string(),
+                    to: String::new(),
+                    branch: Some(branch.clone()),
+                    subject: String::new(),
+                    text: String::new(),
+                    period_end: None,
+                    occasion: None,
+                    mail: None,
+                    skipped: Some(format!("{why}，评审结果未发送，请另行通知")),
+                });
+            }
             not_notified.push(NotNotified {
                 branch,
-                reason: "没有收件地址：这一支部没有申报邮件可回复，名册中也没有书记邮箱；\
-                         请在名册中补上书记邮箱后再运行 shenbao review notify"
-                    .to_string(),
+                reason: format!(
+                    "没有收件地址（{why}）：请在名册中补上书记邮箱后再运行 shenbao review notify"
+                ),
             });
             continue;
         };

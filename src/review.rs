@@ -252,7 +252,7 @@ pub fn check(input: &ImportInput) -> (Reviewed, Vec<ImportError>) {
             column: COL_BRANCH.to_string(),
             message: format!(
                 "找不到表头：前 {HEADER_SEARCH_ROWS} 行中没有「支部名称」列。请导入 shenbao 导出的\
-                 汇总表，在表头末尾加上「评审等级」和「资助金额」两列后填写"
+                 汇总表，在其中的「评审等级」和「资助金额」两列填写"
             ),
         };
         return (Reviewed::default(), vec![error]);
@@ -925,8 +925,9 @@ mod tests {
         );
     }
 
-    /// The exact bytes shenbao's export writes, read back, the two review columns added to the
-    /// in-memory sheet as a reviewer's spreadsheet program would keep them (text cells).
+    /// The exact bytes shenbao's export writes, read back, the export's own two review columns
+    /// filled in the in-memory sheet as a reviewer's spreadsheet program would keep them (text
+    /// cells).
     #[test]
     fn real_export_with_review_columns_appended() {
         let row = |branch: &str, budget: Option<f64>, problems: &str| XlsxRow {
@@ -943,6 +944,7 @@ mod tests {
             version: 2,
             received_at: "2025-09-26 14:03".into(),
             problems: problems.into(),
+            ..Default::default()
         };
         let rows = [
             row(ROSTER[0], Some(5000.0), ""),
@@ -956,7 +958,16 @@ mod tests {
             .iter()
             .map(Value::to_text)
             .collect();
-        assert_eq!(header, EXPORT_HEADERS, "the test layout mirrors the export");
+        assert_eq!(
+            header[..EXPORT_HEADERS.len()],
+            EXPORT_HEADERS,
+            "the test layout mirrors the export"
+        );
+        // The export carries the review's columns itself: reviewers fill them in place.
+        assert_eq!(
+            header[EXPORT_HEADERS.len()..],
+            ["评审等级", "资助金额（元）", "结项状态"]
+        );
 
         let fill = |cells: [(&str, &str); 4]| {
             let mut wb = exported.clone();
@@ -966,8 +977,6 @@ mod tests {
                 row.resize(row.len().max(c + 1), Value::Empty);
                 row[c] = Value::Text(text.to_string());
             };
-            put(1, 13, "评审等级");
-            put(1, 14, "资助金额（元）");
             for (i, (level, amount)) in cells.into_iter().enumerate() {
                 put(i + 2, 13, level);
                 put(i + 2, 14, amount);

@@ -114,16 +114,6 @@ pub enum RosterError {
         /// The name as written on `line`.
         name: String,
     },
-    /// An email cell that is not an address.
-    #[error(
-        "支部名册第 {line} 行的书记邮箱“{email}”不是有效的邮箱地址：请改成 name@example.edu.cn 这样的形式，或留空"
-    )]
-    BadEmail {
-        /// 1-based line.
-        line: u64,
-        /// The cell as written.
-        email: String,
-    },
     /// The CSV itself is malformed.
     #[error("支部名册第 {line} 行无法解析（{message}）：请检查这一行的引号和逗号")]
     Csv {
@@ -240,6 +230,57 @@ pub struct Roster {
     entries: Vec<Entry>,
     by_key: HashMap<String, usize>,
     by_email: HashMap<String, Vec<usize>>,
+    unreachable: Vec<UnreachableRow>,
+}
+
+/// Why a roster branch cannot be written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreachable {
+    /// The 书记邮箱 cell is empty.
+    NoEmail,
+    /// The cell holds something that is not an address (`cell` as written).
+    BadEmail { cell: String },
+}
+
+impl Unreachable {
+    /// A short code for the ledger and logs (`no_email`, `bad_email`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Unreachable::NoEmail => "no_email",
+            Unreachable::BadEmail { .. } => "bad_email",
+        }
+    }
+
+    /// What is wrong, for staff (`没有填写书记邮箱`, `书记邮箱“…”不是有效的邮箱地址`).
+    pub fn label_zh(&self) -> String {
+        match self {
+            Unreachable::NoEmail => "没有填写书记邮箱".to_string(),
+            Unreachable::BadEmail { cell } => format!("书记邮箱“{cell}”不是有效的邮箱地址"),
+        }
+    }
+}
+
+/// A roster row shenbao cannot reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreachableRow {
+    /// 1-based line in the roster file.
+    pub line: u64,
+    /// The 支部名称 as written.
+    pub branch: String,
+    pub why: Unreachable,
+}
+
+impl UnreachableRow {
+    /// One sentence for staff naming the file, the row and the fix.
+    pub fn describe(&self, file: &std::path::Path) -> String {
+        format!(
+            "支部名册 {} 第 {} 行“{}”：{}，收不到提醒和评审结果；请在“书记邮箱”一列填写 name@example.edu.cn 这样的地址",
+            file.display(),
+            self.line,
+            self.branch,
+            self.why.label_zh()
+        )
+    }
 }
 
 impl Roster {
@@ -336,10 +377,11 @@ impl Roster {
 
         let mut branches = Vec::new();
         let mut extra_emails = Vec::new();
+        let mut unreachable = Vec::new();
         let mut first_seen: HashMap<String, u64> = HashMap::new();
         for record in rdr.records() {
             let record = record.map_err(csv_error)?;
-            let line = record.position().map_or(0, |p| p.line());
+            let line = record.position().map_or(0, |p| record_line(text, p));
             let cell = |i: Option<usize>| {
                 i.and_then(|i| record.get(i))
                     .map(textnorm::trim_invisible)
@@ -374,10 +416,29 @@ impl Roster {
             }
             first_seen.insert(key, line);
             let email_cell = cell(Some(email_col));
-            let emails = parse_emails(&email_cell).ok_or_else(|| RosterError::BadEmail {
-                line,
-                email: email_cell.clone(),
-            })?;
+            // A row nobody can write to still names a branch that may apply: it is loaded,
+            // and reported (check-config, status, the reminder planner) instead of refused.
+            let emails = match parse_emails(&email_cell) {
+                Some(list) if !list.is_empty() => list,
+                Some(_) => {
+                    unreachable.push(UnreachableRow {
+                        line,
+                        branch: name.clone(),
+                        why: Unreachable::NoEmail,
+                    });
+                    Vec::new()
+                }
+                None => {
+                    unreachable.push(UnreachableRow {
+                        line,
+                        branch: name.clone(),
+                        why: Unreachable::BadEmail {
+                            cell: email_cell.clone(),
+                        },
+                    });
+                    Vec::new()
+                }
+            };
             branches.push(Branch {
                 college: cell(college_col),
                 name,
@@ -386,7 +447,9 @@ impl Roster {
             });
             extra_emails.push(emails.into_iter().skip(1).collect());
         }
-        Ok(Roster::build(branches, extra_emails))
+        let mut roster = Roster::build(branches, extra_emails);
+        roster.unreachable = unreachable;
+        Ok(roster)
     }
 
     /// Builds a roster from branches (no validation: a repeated name keeps its first entry for
@@ -425,12 +488,36 @@ impl Roster {
                 emails,
             });
         }
+        // Rows built in code have no file lines: count them as a CSV with a header would.
+        let unreachable = v
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| parse_emails(&b.email).is_none_or(|e| e.is_empty()))
+            .map(|(i, b)| UnreachableRow {
+                line: i as u64 + 2,
+                branch: b.name.clone(),
+                why: if b.email.trim().is_empty() {
+                    Unreachable::NoEmail
+                } else {
+                    Unreachable::BadEmail {
+                        cell: b.email.clone(),
+                    }
+                },
+            })
+            .collect();
         Roster {
             branches: v,
             entries,
             by_key,
             by_email,
+            unreachable,
         }
+    }
+
+    /// The rows shenbao cannot write to (no address, or no valid one), in roster order: they
+    /// get no reminder and no result mail, so staff must reach them another way.
+    pub fn unreachable(&self) -> &[UnreachableRow] {
+        &self.unreachable
     }
 
     /// All branches, in roster order.
@@ -446,6 +533,13 @@ impl Roster {
     /// True when the roster has no branches.
     pub fn is_empty(&self) -> bool {
         self.branches.is_empty()
+    }
+
+    /// The unreachable row of the branch with this canonical name (compared like
+    /// [`Roster::get`]); `None` when it can be written to (or is not on the roster).
+    pub fn unreachable_row(&self, name: &str) -> Option<&UnreachableRow> {
+        let branch = self.get(name)?;
+        self.unreachable.iter().find(|u| u.branch == branch.name)
     }
 
     /// The branch with this canonical name (compared after normalising width, spaces and
@@ -589,6 +683,21 @@ fn unknown(reason: &str, candidates: Vec<String>) -> BranchMatch {
         reason: reason.to_string(),
         candidates,
     }
+}
+
+/// The 1-based line a record is on. The csv reader reports where it began reading the record,
+/// which is the first of any blank lines before it: those are skipped here, so staff are sent
+/// to the row itself.
+fn record_line(text: &str, pos: &csv::Position) -> u64 {
+    let skipped = text
+        .as_bytes()
+        .get(usize::try_from(pos.byte()).unwrap_or(usize::MAX)..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| matches!(b, b'\n' | b'\r'))
+        .filter(|b| **b == b'\n')
+        .count();
+    pos.line() + skipped as u64
 }
 
 fn csv_error(e: csv::Error) -> RosterError {
@@ -1407,7 +1516,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_and_the_fix() {
-        let cases: [(&[u8], &str); 9] = [
+        let cases: [(&[u8], &str); 8] = [
             (b"", "空的"),
             (
                 "学院,书记,书记邮箱\n甲,乙,a@b.cn\n".as_bytes(),
@@ -1427,10 +1536,6 @@ mod tests {
                 "第 4 行的支部“甲 党支部”与第 2 行重复",
             ),
             (
-                "支部名称,书记邮箱\n甲党支部,not-an-address\n".as_bytes(),
-                "第 2 行的书记邮箱",
-            ),
-            (
                 b"\xd6\xa7\xb2\xbf\xc3\xfb\xb3\xc6,\xd3\xca\xcf\xe4\n",
                 "UTF-8",
             ),
@@ -1446,6 +1551,67 @@ mod tests {
                 Err(e) => assert!(e.to_string().contains(needle), "{needle}: {e}"),
             }
         }
+    }
+
+    #[test]
+    fn rows_without_a_usable_address_load_and_are_reported() {
+        let csv = "学院,支部名称,书记,书记邮箱\n甲,甲学院第一党支部,张三,a@b.cn\n甲,甲学院第二党支部,李四,\n\n甲,甲学院第三党支部,王五,not-an-address\n甲,甲学院第四党支部,赵六,a@b.cn; c@d\n甲,甲学院第五党支部,钱七,A@B.CN\n";
+        let r = Roster::from_csv(csv.as_bytes()).expect("loads");
+        assert_eq!(r.len(), 5);
+        let rows: Vec<(u64, &str, &str)> = r
+            .unreachable()
+            .iter()
+            .map(|u| (u.line, u.branch.as_str(), u.why.code()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (3, "甲学院第二党支部", "no_email"),
+                (5, "甲学院第三党支部", "bad_email"),
+                (6, "甲学院第四党支部", "bad_email"),
+            ]
+        );
+        assert_eq!(
+            r.unreachable_row("甲学院第三党支部").map(|u| &u.why),
+            Some(&Unreachable::BadEmail {
+                cell: "not-an-address".to_string()
+            })
+        );
+        assert_eq!(
+            r.unreachable_row("甲学院 第二党支部")
+                .map(|u| (u.line, &u.why)),
+            Some((3, &Unreachable::NoEmail))
+        );
+        assert_eq!(r.unreachable_row("甲学院第一党支部"), None);
+        assert_eq!(r.unreachable_row("甲学院第五党支部"), None);
+        assert_eq!(r.unreachable_row("不在名册"), None);
+        // Two branches sharing one address are both reachable.
+        assert_eq!(r.by_email_all("a@b.cn").len(), 2);
+        let line = r.unreachable()[1].describe(std::path::Path::new("roster.csv"));
+        assert!(
+            line.contains("roster.csv")
+                && line.contains("第 5 行")
+                && line.contains("甲学院第三党支部")
+                && line.contains("not-an-address"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn branches_built_in_code_report_missing_addresses_too() {
+        let b = |name: &str, email: &str| Branch {
+            college: String::new(),
+            name: name.to_string(),
+            secretary: String::new(),
+            email: email.to_string(),
+        };
+        let r = Roster::from_branches(vec![b("甲", "a@b.cn"), b("乙", " "), b("丙", "x")]);
+        let codes: Vec<_> = r
+            .unreachable()
+            .iter()
+            .map(|u| (u.line, u.why.code()))
+            .collect();
+        assert_eq!(codes, [(3, "no_email"), (4, "bad_email")]);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //!
 //! 1. `due_occasions(rules, deadline_of, tz, now)` and `due_digest(rule, tz, last_sent, now)`
 //!    say what should go out now;
-//! 2. for each recipient the caller inserts the ledger key ([`Occasion::key_for`],
-//!    [`DigestDue::key`]) in the same transaction that queues the mail; a key already present
+//! 2. for each recipient the caller inserts the ledger key ([`Occasion::key_for_branch`] for a
+//!    reminder — one per roster branch, never per address —, [`DigestDue::key`] for a digest) in the same transaction that queues the mail; a key already present
 //!    means "already sent", so a restart, a second daemon or a clock jump never sends twice;
 //! 3. it sleeps until `next_wakeup(...)` (capped, see there), then repeats.
 //!
@@ -733,10 +733,33 @@ impl Occasion {
         )
     }
 
-    /// The ledger key for one recipient: [`Occasion::key`] + `:` + the address (lowercased).
+    /// The ledger key for one recipient address: [`Occasion::key`] + `:` + the address
+    /// (lowercased). Reminders were keyed like this before they went per branch; the planner
+    /// still looks these keys up, so a reminder sent before an upgrade is not sent again.
     pub fn key_for(&self, recipient: &str) -> String {
         format!("{}:{}", self.key(), key_recipient(recipient))
     }
+
+    /// The ledger key for one roster branch: [`Occasion::key`] + `:branch=` + the branch's
+    /// roster name. Two branches sharing an address get two keys (each its own reminder);
+    /// the `branch=` marker keeps these keys apart from the address keys of [`Occasion::key_for`]
+    /// (an address never starts with it).
+    pub fn key_for_branch(&self, branch: &str) -> String {
+        format!("{}:branch={}", self.key(), key_branch(branch))
+    }
+
+    /// The ledger key recording that `branch` could not be reminded on this occasion (no
+    /// usable address): distinct from [`Occasion::key_for_branch`], so once the roster is
+    /// fixed the reminder of the same occasion can still go out.
+    pub fn skip_key_for_branch(&self, branch: &str) -> String {
+        format!("{}:unreachable", self.key_for_branch(branch))
+    }
+}
+
+/// A branch name as it appears in ledger keys: the roster's name, trimmed (the roster is the
+/// one canonical spelling, so no further folding is needed).
+fn key_branch(branch: &str) -> String {
+    branch.trim().to_string()
 }
 
 /// A local wall-clock time in `tz` as an instant.
@@ -1815,6 +1838,28 @@ mod tests {
             "remind:apply:2025-09-27T15:59:59Z:604800:branch1@example.test"
         );
         assert_ne!(occ[0].key_for("a@x.test"), occ[0].key_for("b@x.test"));
+        // Per branch: two branches at one address have two keys, none equal to an address key.
+        assert_eq!(
+            occ[0].key_for_branch(" 甲学院第一党支部 "),
+            "remind:apply:2025-09-27T15:59:59Z:604800:branch=甲学院第一党支部"
+        );
+        let (a, b) = (
+            occ[0].key_for_branch("甲学院第一党支部"),
+            occ[0].key_for_branch("甲学院第二党支部"),
+        );
+        assert_ne!(a, b);
+        assert_ne!(a, occ[0].key_for("branch1@example.test"));
+        assert_ne!(occ[0].key_for_branch("甲"), occ[1].key_for_branch("甲"));
+        // Recording a skip never takes the key of the reminder itself.
+        assert_ne!(
+            occ[0].skip_key_for_branch("甲学院第一党支部"),
+            occ[0].key_for_branch("甲学院第一党支部")
+        );
+        assert!(
+            occ[0]
+                .skip_key_for_branch("甲学院第一党支部")
+                .starts_with(&occ[0].key_for_branch("甲学院第一党支部"))
+        );
     }
 
     #[test]
@@ -1858,7 +1903,7 @@ mod tests {
             assert!(wakeups < 1000, "the loop must advance");
             for _restart in 0..2 {
                 for occ in due_occasions(&rules, &deadline_of, Shanghai, now) {
-                    if ledger.insert(occ.key_for("branch1@example.test")) {
+                    if ledger.insert(occ.key_for_branch("甲学院第一党支部")) {
                         sent.push(format!("{} {}", occ.rule, occ.offset.num_hours()));
                     }
                 }

@@ -63,10 +63,90 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "conversations",
         include_str!("../../migrations/0005_conversations.sql"),
     ),
+    (
+        7,
+        "branch_ledger_and_summary_role",
+        include_str!("../../migrations/0007_branch_ledger_and_summary_role.sql"),
+    ),
 ];
 
 #[cfg(test)]
 mod tests {
+    /// Version 7 on a database written by version 4: 活动总结 files stored as `case_study` become
+    /// `activity_summary`, 工作案例 files stay, and old ledger rows keep their keys with no branch.
+    #[tokio::test]
+    async fn version_7_relabels_old_activity_summaries() {
+        use std::str::FromStr;
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite::memory:")
+            .expect("url")
+            .foreign_keys(false);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("db");
+        for (version, _, sql) in super::MIGRATIONS.iter().filter(|(v, _, _)| *v < 7) {
+            sqlx::raw_sql(*sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("migration {version}: {e}"));
+        }
+        for (i, name) in [
+            "某支部活动总结.docx",
+            "活動總結.doc",
+            "工作案例.docx",
+            "工作案例与活动总结.docx",
+            "结题报告.docx",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let role = if i == 4 {
+                "closure_report"
+            } else {
+                "case_study"
+            };
+            sqlx::query(
+                "INSERT INTO attachments (message_id, ordinal, filename, safe_name, content_type, format, role, size, sha256) VALUES (1, ?, ?, ?, 'application/octet-stream', 'docx', ?, 1, 'x')",
+            )
+            .bind(i as i64)
+            .bind(*name)
+            .bind(*name)
+            .bind(role)
+            .execute(&pool)
+            .await
+            .expect("old row");
+        }
+        sqlx::query(
+            "INSERT INTO ledger (key, kind, rule, recipient, created_at) VALUES ('remind:r:2025-09-27T15:59:59Z:604800:a@b.cn', 'reminder', 'r', 'a@b.cn', '2025-09-20T01:00:00Z')",
+        )
+        .execute(&pool)
+        .await
+        .expect("old ledger row");
+        let (_, _, v7) = super::MIGRATIONS
+            .iter()
+            .find(|(v, _, _)| *v == 7)
+            .expect("version 7");
+        sqlx::raw_sql(*v7).execute(&pool).await.expect("version 7");
+        let roles: Vec<(String, String)> =
+            sqlx::query_as("SELECT filename, role FROM attachments ORDER BY ordinal")
+                .fetch_all(&pool)
+                .await
+                .expect("roles");
+        let roles: Vec<&str> = roles.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(
+            roles,
+            [
+                "activity_summary",
+                "activity_summary",
+                "case_study",
+                "case_study",
+                "closure_report"
+            ]
+        );
+        let branch: Option<String> = sqlx::query_scalar("SELECT branch FROM ledger")
+            .fetch_one(&pool)
+            .await
+            .expect("ledger");
+        assert_eq!(branch, None);
+    }
+
     /// Every file in migrations/ is embedded, in order: a migration added to the directory but
     /// not to MIGRATIONS would silently never run.
     #[test]

@@ -476,8 +476,7 @@ pub async fn acks(env: &TestEnv, user: &str) -> Vec<mail_parser::Message<'static
     ours(env, user)
         .await
         .into_iter()
-        .filter(|(m, original)| !delivered_as_cc(m, original.as_deref()))
-        .map(|(m, _)| m)
+        .filter(|m| !delivered_as_cc(m))
         .collect()
 }
 
@@ -486,14 +485,12 @@ pub async fn cc_copies(env: &TestEnv, user: &str) -> Vec<mail_parser::Message<'s
     ours(env, user)
         .await
         .into_iter()
-        .filter(|(m, original)| delivered_as_cc(m, original.as_deref()))
-        .map(|(m, _)| m)
+        .filter(|m| delivered_as_cc(m))
         .collect()
 }
 
-/// Our mails in `user`'s INBOX, each with the envelope recipient Postfix delivered it for
-/// (its `X-Original-To`).
-async fn ours(env: &TestEnv, user: &str) -> Vec<(mail_parser::Message<'static>, Option<String>)> {
+/// Our mails (by this test's Message-ID domain) in `user`'s INBOX.
+async fn ours(env: &TestEnv, user: &str) -> Vec<mail_parser::Message<'static>> {
     fetch_all(user, "INBOX")
         .await
         .into_iter()
@@ -506,28 +503,25 @@ async fn ours(env: &TestEnv, user: &str) -> Vec<(mail_parser::Message<'static>, 
             m.message_id()
                 .is_some_and(|id| id.ends_with(&format!("@{}", env.domain)))
         })
-        .map(|m| {
-            let original = m
-                .header("X-Original-To")
-                .and_then(|v| v.as_text())
-                .map(|s| s.trim().to_lowercase());
-            (m, original)
-        })
         .collect()
 }
 
-fn delivered_as_cc(m: &mail_parser::Message<'_>, original: Option<&str>) -> bool {
-    let Some(original) = original else {
+/// Whether Postfix delivered this copy for a `Cc` recipient: its `X-Original-To` (the envelope
+/// recipient, before the catch-all rewrote it) is in `Cc` and not in `To`.
+pub fn delivered_as_cc(m: &mail_parser::Message<'_>) -> bool {
+    let Some(original) = m
+        .header("X-Original-To")
+        .and_then(|v| v.as_text())
+        .map(|s| s.trim().to_lowercase())
+    else {
         return false;
     };
     let listed = |v: &mail_parser::HeaderValue<'_>| {
-        v.as_address()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.address())
-                    .any(|x| x.eq_ignore_ascii_case(original))
-            })
-            .unwrap_or(false)
+        v.as_address().is_some_and(|a| {
+            a.iter()
+                .filter_map(|x| x.address())
+                .any(|x| x.eq_ignore_ascii_case(&original))
+        })
     };
     m.header("Cc").is_some_and(listed) && !m.header("To").is_some_and(listed)
 }
