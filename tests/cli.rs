@@ -466,7 +466,17 @@ fn graded_sheet(export: &[u8], grades: &[(&str, &str, &str)]) -> Vec<u8> {
         .iter()
         .position(|r| r.iter().any(|v| v.to_text() == "支部名称"))
         .expect("header row");
-    let (level_col, amount_col) = (rows[header].len() as u16, rows[header].len() as u16 + 1);
+    // The export carries the two columns reviewers fill; an older one gets them appended.
+    let find = |label: &str| {
+        rows[header]
+            .iter()
+            .position(|v| v.to_text().starts_with(label))
+            .map(|c| c as u16)
+    };
+    let (level_col, amount_col) = match (find("评审等级"), find("资助金额")) {
+        (Some(l), Some(a)) => (l, a),
+        _ => (rows[header].len() as u16, rows[header].len() as u16 + 1),
+    };
     let mut book = rust_xlsxwriter::Workbook::new();
     let ws = book.add_worksheet();
     for (r, row) in rows.iter().enumerate() {
@@ -476,8 +486,10 @@ fn graded_sheet(export: &[u8], grades: &[(&str, &str, &str)]) -> Vec<u8> {
             ws.write_string(r, c as u16, t).expect("write");
         }
         if r as usize == header {
-            ws.write_string(r, level_col, "评审等级").expect("write");
-            ws.write_string(r, amount_col, "资助金额").expect("write");
+            if find("评审等级").is_none() {
+                ws.write_string(r, level_col, "评审等级").expect("write");
+                ws.write_string(r, amount_col, "资助金额").expect("write");
+            }
         } else if let Some((_, level, amount)) = grades
             .iter()
             .find(|(b, _, _)| texts.get(2).map(String::as_str) == Some(*b))
