@@ -155,6 +155,32 @@ pub struct StaffItem {
     pub subject: String,
     pub reason: String,
     pub received_at: String,
+    /// The branch it concerns, when known.
+    pub branch: Option<String>,
+    /// An unrecognised application whose form names this roster branch (`shenbao assign ID`).
+    pub suggested_branch: Option<String>,
+}
+
+/// A mail from a person that got no automatic answer, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnansweredItem {
+    pub id: i64,
+    pub from: String,
+    pub subject: String,
+    pub branch: Option<String>,
+    pub why: String,
+    pub received_at: String,
+}
+
+/// A version from an address that is neither the roster's nor an earlier sender's.
+#[derive(Debug, Clone, Serialize)]
+pub struct SenderChangeItem {
+    pub branch: String,
+    /// `申报` or `结项`.
+    pub kind_label: String,
+    pub version: i64,
+    pub sender: String,
+    pub received_at: String,
 }
 
 /// A mail of ours that did not go out.
@@ -196,6 +222,10 @@ pub struct DigestView {
     pub missing: Vec<MissingBranch>,
     pub late: Vec<DigestRow>,
     pub needs_staff: Vec<StaffItem>,
+    /// Mail from people in the period that got no automatic answer, with the reason.
+    pub unanswered: Vec<UnansweredItem>,
+    /// Versions in the period from an unfamiliar address (发件人变更).
+    pub sender_changes: Vec<SenderChangeItem>,
     pub outbox_failures: Vec<OutboxFailure>,
     /// `申报汇总表-2025-09-22.xlsx`; empty when nothing is attached (the note is then left out).
     pub attachment_name: String,
@@ -208,7 +238,10 @@ impl DigestView {
     /// that makes people stop reading digests. Such a digest is skipped unless the rule asks
     /// for `send_when_empty`.
     pub fn is_empty(&self) -> bool {
-        self.new_since.is_empty() && self.needs_staff.is_empty() && self.outbox_failures.is_empty()
+        self.new_since.is_empty()
+            && self.needs_staff.is_empty()
+            && self.unanswered.is_empty()
+            && self.outbox_failures.is_empty()
     }
 }
 
@@ -406,6 +439,8 @@ mod tests {
             missing: vec![],
             late: vec![],
             needs_staff: vec![],
+            unanswered: vec![],
+            sender_changes: vec![],
             outbox_failures: vec![],
             attachment_name: "申报汇总表-2025-09-22.xlsx".to_string(),
         }
@@ -470,6 +505,8 @@ mod tests {
                 subject: "请问可以延期吗".to_string(),
                 reason: "普通咨询".to_string(),
                 received_at: "2025年9月21日 15:02:11".to_string(),
+                branch: None,
+                suggested_branch: None,
             }],
             outbox_failures: vec![OutboxFailure {
                 id: 9,
@@ -686,6 +723,8 @@ mod tests {
                 subject: "<img src=x onerror=alert(1)>".to_string(),
                 reason: "普通咨询".to_string(),
                 received_at: "2025年9月21日 15:02:11".to_string(),
+                branch: None,
+                suggested_branch: None,
             }],
             ..empty_digest()
         };
@@ -701,6 +740,63 @@ mod tests {
             "{}",
             b.text
         );
+    }
+
+    /// What staff must see: replies with their branch and the assign hint, mail that got no
+    /// answer and why, versions from unfamiliar addresses; every string from a mail escaped.
+    #[test]
+    fn digests_list_replies_unanswered_mail_and_sender_changes() {
+        let evil = "<b>x</b>@evil.test";
+        let v = DigestView {
+            needs_staff: vec![StaffItem {
+                id: 31,
+                from: "lu@outlook.com".to_string(),
+                subject: "回复：Re: 对标争先建设项目申报-X（已收到，第1版，材料齐全）".to_string(),
+                reason: "回复本系统的邮件，没有附带材料".to_string(),
+                received_at: "2025年9月21日 15:02:11".to_string(),
+                branch: Some("海洋与地球科学学院2022级本科生党支部".to_string()),
+                suggested_branch: Some("设计创意学院本科生第三党支部".to_string()),
+            }],
+            unanswered: vec![UnansweredItem {
+                id: 32,
+                from: evil.to_string(),
+                subject: "s".to_string(),
+                branch: None,
+                why: "有明确的自动邮件信号（auto_submitted：Auto-Submitted: auto-generated），材料已登记但不回复".to_string(),
+                received_at: "2025年9月21日 16:00:00".to_string(),
+            }],
+            sender_changes: vec![SenderChangeItem {
+                branch: "土木工程学院本科生第一党支部".to_string(),
+                kind_label: "申报".to_string(),
+                version: 2,
+                sender: evil.to_string(),
+                received_at: "2025年9月21日 17:00:00".to_string(),
+            }],
+            ..empty_digest()
+        };
+        assert!(!v.is_empty(), "mail that got no answer is news");
+        let b = render_digest(&templates(), &v).expect("renders");
+        assert_contains_all(
+            &b.text,
+            &[
+                "[编号 31] 2025年9月21日 15:02:11 来自 lu@outlook.com（海洋与地球科学学院2022级本科生党支部）",
+                "核对后运行 shenbao assign 31 即可登记",
+                "shenbao resolve 编号",
+                "【未自动回复的邮件】共 1 封",
+                "材料已登记但不回复",
+                "【发件人变更】共 1 份",
+                "土木工程学院本科生第一党支部 申报第 2 版，2025年9月21日 17:00:00 由 <b>x</b>@evil.test 发来",
+            ],
+        );
+        assert_contains_all(
+            &b.html,
+            &[
+                "未自动回复的邮件（1 封）",
+                "发件人变更（1 份",
+                "&lt;b&gt;x&lt;&#x2f;b&gt;@evil.test",
+            ],
+        );
+        assert!(!b.html.contains("<b>x</b>"), "{}", b.html);
     }
 
     #[test]

@@ -502,25 +502,53 @@ pub async fn digest_view(
         .map(|s| row(s))
         .collect();
     let late: Vec<notify::DigestRow> = apps.iter().filter(|s| s.late).map(|s| row(s)).collect();
-    let since = start.map(db_time).unwrap_or_default();
-    let needs_staff = sqlx::query(
-        "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), COALESCE(reason, ''), COALESCE(internal_date, stored_at)
-         FROM messages WHERE (disposition IN ('question', 'too_large', 'subject_help') OR status = 'failed')
-           AND stored_at > ? AND stored_at <= ? ORDER BY id",
-    )
-    .bind(&since)
-    .bind(db_time(end))
-    .fetch_all(&p.store.pool)
-    .await?
-    .iter()
-    .map(|r| notify::StaffItem {
-        id: r.get(0),
-        from: r.get(1),
-        subject: r.get(2),
-        reason: r.get(3),
-        received_at: parse_db_time(&r.get::<String, _>(4)).map(beijing).unwrap_or_default(),
-    })
-    .collect();
+    let needs_staff = p
+        .store
+        .needs_staff(start, Some(end))
+        .await?
+        .into_iter()
+        .map(|r| notify::StaffItem {
+            id: r.id,
+            from: r.from,
+            subject: r.subject,
+            reason: r.reason,
+            received_at: beijing(r.received_at),
+            branch: r.branch,
+            suggested_branch: r.suggested_branch,
+        })
+        .collect();
+    let unanswered = p
+        .store
+        .unanswered(start, Some(end))
+        .await?
+        .into_iter()
+        .map(|r| notify::UnansweredItem {
+            id: r.id,
+            from: r.from,
+            subject: r.subject,
+            branch: r.branch,
+            why: r.why,
+            received_at: beijing(r.received_at),
+        })
+        .collect();
+    let sender_changes = p
+        .store
+        .sender_changes(start, Some(end))
+        .await?
+        .into_iter()
+        .map(|c| notify::SenderChangeItem {
+            kind_label: if c.kind == "closure" {
+                "结项"
+            } else {
+                "申报"
+            }
+            .to_string(),
+            branch: c.branch,
+            version: c.version,
+            sender: c.sender,
+            received_at: beijing(c.received_at),
+        })
+        .collect();
     let outbox_failures = sqlx::query(
         "SELECT id, to_addr, subject, COALESCE(last_error, ''), status FROM outbox
          WHERE status = 'dead' OR (status = 'queued' AND attempts > 0) ORDER BY id",
@@ -586,6 +614,8 @@ pub async fn digest_view(
         missing,
         late,
         needs_staff,
+        unanswered,
+        sender_changes,
         outbox_failures,
         attachment_name: format!("申报汇总表-{local_day}.xlsx"),
     })
