@@ -1069,7 +1069,7 @@ impl Pipeline {
         let candidates = conversation::thread_candidates(u, 20);
         for id in &candidates {
             let row = sqlx::query(
-                "SELECT o.kind, COALESCE(o.branch, s.branch), s.kind FROM outbox o
+                "SELECT o.kind, COALESCE(o.branch, s.branch), s.kind, o.subject FROM outbox o
                  LEFT JOIN submissions s ON s.message_id = o.related_message
                  WHERE o.message_id = ?",
             )
@@ -1079,10 +1079,15 @@ impl Pipeline {
             if let Some(r) = row {
                 let kind: String = r.get(0);
                 let submission_kind: Option<String> = r.get(2);
+                let subject: String = r.get(3);
+                // About closure: a closure acknowledgement, a result mail, a closure reminder.
+                let closure = submission_kind.as_deref() == Some("closure")
+                    || kind == "result"
+                    || (kind == "reminder" && subject.contains("结项"));
                 return Ok(Some(Thread {
                     our_id: id.clone(),
                     branch: r.get(1),
-                    closure: submission_kind.as_deref() == Some("closure") || kind == "result",
+                    closure,
                 }));
             }
         }

@@ -767,7 +767,7 @@ pub async fn commit(
             && let Some(mail) = &item.mail
         {
             let id = sqlx::query(
-                "INSERT OR IGNORE INTO outbox (kind, message_id, to_addr, subject, raw, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO outbox (kind, message_id, to_addr, subject, raw, next_attempt_at, created_at, branch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&mail.kind)
             .bind(&mail.message_id)
@@ -776,6 +776,8 @@ pub async fn commit(
             .bind(&mail.raw)
             .bind(db_time(now))
             .bind(db_time(now))
+            // A reply to a reminder or a result is about this branch (see pipeline's threads).
+            .bind(&item.branch)
             .execute(&mut *tx)
             .await?
             .last_insert_rowid();

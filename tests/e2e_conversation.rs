@@ -239,6 +239,17 @@ async fn replies_questions_and_corrections_on_a_thread() {
         ],
         ..clean.clone_with()
     };
+    // A mail rule that forwards an application automatically: registered, not answered.
+    let geo = "海洋与地球科学学院地质学硕士生党支部";
+    let geo_subject = subject(geo);
+    let forwarded = PersonMail {
+        from: "3133429730@qq.com",
+        subject: &geo_subject,
+        message_id: "forwarded@qq.com",
+        files: files_for(geo, None),
+        headers: vec![("Auto-Submitted", "auto-generated".to_string())],
+        ..clean.clone_with()
+    };
     deliver(
         &env,
         &[
@@ -247,10 +258,11 @@ async fn replies_questions_and_corrections_on_a_thread() {
             headless.build(),
             corrected.build(),
             outlook.build(),
+            forwarded.build(),
         ],
     )
     .await;
-    processed(&env, &mut daemon, &pool, 7).await;
+    processed(&env, &mut daemon, &pool, 8).await;
 
     let all = answers(&env, "catchall").await;
     for mid in [
@@ -300,8 +312,17 @@ async fn replies_questions_and_corrections_on_a_thread() {
         Some(HeaderValue::Text(_))
     ));
 
+    // Strong evidence of a machine: the materials count, nobody is answered, staff see why.
+    assert_eq!(versions(&pool, geo).await.len(), 1);
+    assert!(answering(&all, "forwarded@qq.com").is_empty());
+
     // Staff see the three replies, each with its branch, in status and in their folder.
     let status = env.cli(&["status"]);
+    assert!(status.contains("未自动回复的邮件"), "{status}");
+    assert!(
+        status.contains("有明确的自动邮件信号（auto_submitted"),
+        "{status}"
+    );
     assert!(status.contains("需要人工处理的邮件"), "{status}");
     assert!(status.contains(&format!("【{B24}】")), "{status}");
     // (the copies of our last answers may still be on their way through the intake folder)
