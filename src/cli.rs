@@ -342,6 +342,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             say_raw!("{st}");
             unreachable_branches(&store, &pipeline.roster, &pipeline.cfg.campaign.roster).await?;
+            if let Some(f) =
+                crate::send::forecast(&store, &pipeline.cfg.smtp, clock()?.now()).await?
+            {
+                say!("{f}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {

@@ -79,6 +79,8 @@ pub struct SmtpConfig {
     pub retry_initial: Duration,
     /// SMTP sessions used at once when many mails are due (1–8).
     pub connections: u8,
+    /// The account's sending caps, in recipients (the intake copy and a Cc count).
+    pub limits: crate::sendlimit::Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -626,6 +628,18 @@ impl Reader<'_> {
         let grace = self.duration("smtp.confirm_grace", "2m");
         let retry_initial = self.duration("smtp.retry_initial", "10s");
         let connections = self.integer("smtp.connections", 2, 1, 8);
+        let mut cap = |key: &str| {
+            if self.get(key).is_none() {
+                return Some(None);
+            }
+            self.integer(key, 0, 1, 10_000_000)
+                .map(|n| u32::try_from(n).ok())
+        };
+        let limits = crate::sendlimit::Limits {
+            per_minute: cap("smtp.max_per_minute")?,
+            per_hour: cap("smtp.max_per_hour")?,
+            per_day: cap("smtp.max_per_day")?,
+        };
         if let Some(r) = retry_initial
             && (r < Duration::from_secs(1) || r > crate::send::MAX_BACKOFF)
         {
@@ -639,6 +653,7 @@ impl Reader<'_> {
             confirm_grace: grace?,
             retry_initial: retry_initial?,
             connections: u8::try_from(connections?).ok()?,
+            limits,
             host: host?,
             port: port?,
             tls: tls?,

@@ -5,7 +5,8 @@
 //! * pure core (no I/O, easy to test and fuzz): [`message`] (raw RFC 822 → what the mail says),
 //!   [`attach`] (attachment formats and roles), [`subject`] (the subject grammar), [`roster`]
 //!   (branch matching), [`conversation`] (replies, resends and senders), [`extract`] (Word and Excel attachments → fields), [`rules`] (the
-//!   campaign's rules → problem codes), [`schedule`] (when reminders and digests are due),
+//!   campaign's rules → problem codes), [`schedule`] (when reminders and digests are due), [`sendlimit`] (the SMTP
+//!   account's caps),
 //!   [`compose`] (the mails shenbao writes);
 //! * I/O shell: [`intake`] (IMAP), [`store`] (SQLite + content-addressed blobs), [`pipeline`]
 //!   (store → understand → record → queue), [`send`] (the outbox sender), [`correct`] (staff corrections: reprocess, assign, resolve),
@@ -35,6 +36,7 @@ pub mod roster;
 pub mod rules;
 pub mod schedule;
 pub mod send;
+pub mod sendlimit;
 pub mod smtp;
 pub mod store;
 pub mod subject;

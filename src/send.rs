@@ -119,6 +119,87 @@ impl Pacer {
     }
 }
 
+/// When the waiting mails will have gone under the account's caps, for `status` and the
+/// digest; `None` without caps or with nothing waiting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forecast {
+    pub waiting: usize,
+    pub limits: crate::sendlimit::Limits,
+    pub all_sent_at: chrono::DateTime<chrono::Utc>,
+    /// Deadline reminders that will only go after their deadline: (outbox id, deadline).
+    pub reminders_too_late: Vec<(i64, chrono::DateTime<chrono::Utc>)>,
+}
+
+impl std::fmt::Display for Forecast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut caps = Vec::new();
+        for (label, v) in [
+            ("每分钟", self.limits.per_minute),
+            ("每小时", self.limits.per_hour),
+            ("每天", self.limits.per_day),
+        ] {
+            if let Some(n) = v {
+                caps.push(format!("{label} {n} 个收件人"));
+            }
+        }
+        write!(
+            f,
+            "发送限额（{}）：待发 {} 封，按限额预计 {} 全部发出",
+            caps.join("、"),
+            self.waiting,
+            crate::clock::beijing(self.all_sent_at)
+        )?;
+        if !self.reminders_too_late.is_empty() {
+            write!(
+                f,
+                "；其中 {} 封截止提醒要到截止时间之后才能发出，请提高 smtp.max_per_* 或另行通知",
+                self.reminders_too_late.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The [`Forecast`] of `store`'s outbox under `cfg`'s caps at `now`.
+pub async fn forecast(
+    store: &Store,
+    cfg: &SmtpConfig,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<Forecast>> {
+    let limits = cfg.limits;
+    if limits.is_unlimited() {
+        return Ok(None);
+    }
+    let waiting = store.waiting_outbox().await?;
+    if waiting.is_empty() {
+        return Ok(None);
+    }
+    let copy = u32::from(cfg.copy_to_intake);
+    let sent: Vec<_> = store
+        .sent_since(now - limits.horizon())
+        .await?
+        .into_iter()
+        .map(|(t, n)| (t, n + copy))
+        .collect();
+    let costs: Vec<u32> = waiting.iter().map(|w| w.2 + copy).collect();
+    let times = crate::sendlimit::send_times(&limits, &sent, &costs, now);
+    let too_late = waiting
+        .iter()
+        .zip(&times)
+        .filter_map(|((id, kind, _, deadline), at)| match deadline {
+            Some(d) if kind == "reminder" && at > d => Some((*id, *d)),
+            _ => None,
+        })
+        .collect();
+    let last = times.last().copied().unwrap_or(now);
+    Ok(Some(Forecast {
+        waiting: waiting.len(),
+        limits,
+        all_sent_at: last,
+        reminders_too_late: too_late,
+    }))
+}
+
 /// Whether the copy of an interrupted send reached the intake mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CopyCheck {
@@ -334,6 +415,41 @@ impl Sender {
         all
     }
 
+    /// Recipients of `row` as the SMTP server counts them: `To`, a `Cc`, the intake copy.
+    fn recipients(&self, row: &OutboxRow) -> u32 {
+        1 + u32::from(row.cc_addr.is_some()) + u32::from(self.copy_to.is_some())
+    }
+
+    /// The leading rows of `chunk` that fit within `smtp.max_per_*` now, and, when some do not,
+    /// when the next one will.
+    async fn within_limits<'r>(
+        &self,
+        chunk: &'r [OutboxRow],
+    ) -> anyhow::Result<(&'r [OutboxRow], Option<chrono::DateTime<chrono::Utc>>)> {
+        let limits = self.cfg.limits;
+        if limits.is_unlimited() {
+            return Ok((chunk, None));
+        }
+        let now = self.clock.now();
+        let copy = u32::from(self.copy_to.is_some());
+        let mut sent: Vec<_> = self
+            .store
+            .sent_since(now - limits.horizon())
+            .await?
+            .into_iter()
+            .map(|(t, n)| (t, n + copy))
+            .collect();
+        for (i, row) in chunk.iter().enumerate() {
+            let cost = self.recipients(row);
+            let a = crate::sendlimit::allowance(&limits, &sent, cost, now);
+            if let Some(at) = a.next_at {
+                return Ok((&chunk[..i], Some(at)));
+            }
+            sent.push((now, cost));
+        }
+        Ok((chunk, None))
+    }
+
     /// Sends everything due now; returns how many were sent.
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut sent = 0;
@@ -344,6 +460,19 @@ impl Sender {
             }
             for chunk in due.chunks(SEND_BATCH) {
                 self.pacer.pace().await;
+                // The account's caps: send what fits now; the rest waits until it does.
+                let (chunk, wait_until) = self.within_limits(chunk).await?;
+                if chunk.is_empty() {
+                    if let Some(at) = wait_until {
+                        let n = self.store.outbox_postpone_due(at).await?;
+                        tracing::info!(
+                            waiting = n,
+                            until = %crate::clock::beijing(at),
+                            "sending limit reached; the rest waits"
+                        );
+                    }
+                    return Ok(sent);
+                }
                 let mut to_send = Vec::with_capacity(chunk.len());
                 for row in chunk {
                     if row.unconfirmed {
@@ -401,6 +530,10 @@ impl Sender {
                     // were not tried, so they are not counted as attempts.
                     self.store.outbox_not_tried(&lanes.untried).await?;
                     return Ok(sent);
+                }
+                if wait_until.is_some() {
+                    // The caps stopped this chunk short: the next pass postpones the rest.
+                    break;
                 }
             }
         }

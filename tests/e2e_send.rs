@@ -121,3 +121,98 @@ async fn a_chunk_goes_out_over_two_sessions_and_a_refused_recipient_costs_only_i
     // The copies sit in the intake INBOX; leave it empty for the next run.
     empty_inbox(&env.user).await;
 }
+
+/// The account's caps pace sending: a reminder run of four mails under `smtp.max_per_minute =
+/// 4` (each mail is two recipients: the branch and the intake copy) goes out two now and two a
+/// minute later, measured by Postfix's acceptance times in the outbox; `status` forecasts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_run_is_paced_by_max_per_minute() {
+    let roster = "学院,支部名称,书记,书记邮箱\n\
+        土木工程学院,土木工程学院本科生第一党支部,张一,branch1@example.test\n\
+        土木工程学院,土木工程学院本科生第二党支部,张二,branch2@example.test\n\
+        土木工程学院,土木工程学院本科生第三党支部,张三,branch3@example.test\n\
+        土木工程学院,土木工程学院研究生党支部,张四,grad@example.edu.cn\n";
+    let env = TestEnv::new(
+        "paced",
+        "intake30",
+        EnvOptions {
+            roster,
+            ..Default::default()
+        },
+    )
+    .await;
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        text.replacen("[smtp]\n", "[smtp]\nmax_per_minute = 4\n", 1),
+    )
+    .expect("config");
+    let mut daemon = env.start_daemon();
+    env.wait_watermark(&mut daemon).await;
+    // Three days before the deadline, at nine: the default reminder, to all four branches.
+    let out = env.cli(&["remind", "--at", "2025-09-24T09:00:00+08:00"]);
+    assert!(out.contains("已放入发件箱 4 封"), "{out}");
+    let pool = env.db().await;
+    wait_for(
+        "two reminders sent",
+        std::time::Duration::from_secs(40),
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0)
+                >= 2
+        },
+    )
+    .await;
+    let status = env.cli(&["status"]);
+    assert!(
+        status.contains("发送限额（每分钟 4 个收件人）：待发 2 封"),
+        "{status}"
+    );
+    wait_for(
+        "all four sent",
+        std::time::Duration::from_secs(120),
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0)
+                == 4
+        },
+    )
+    .await;
+    let times: Vec<String> =
+        sqlx::query_scalar("SELECT sent_at FROM outbox WHERE status = 'sent' ORDER BY sent_at")
+            .fetch_all(&pool)
+            .await
+            .expect("sent times");
+    let t: Vec<chrono::DateTime<chrono::Utc>> = times
+        .iter()
+        .map(|s| shenbao::clock::parse_db_time(s).expect("time"))
+        .collect();
+    let gap = |a: usize, b: usize| (t[b] - t[a]).num_milliseconds() as f64 / 1000.0;
+    eprintln!(
+        "paced: 4 reminders × 2 recipients at 4 per minute, sent at +0, +{:.1} s, +{:.1} s, +{:.1} s",
+        gap(0, 1),
+        gap(0, 2),
+        gap(0, 3)
+    );
+    assert!(gap(0, 1) < 10.0, "the first two go at once: {times:?}");
+    assert!(
+        gap(0, 2) >= 59.0,
+        "the third waits for the minute: {times:?}"
+    );
+    assert!(gap(0, 3) < 75.0, "and then goes: {times:?}");
+    // Each reached its branch.
+    for user in ["branch1", "branch2", "branch3"] {
+        assert!(
+            acks(&env, user)
+                .await
+                .iter()
+                .any(|m| m.subject().is_some_and(|s| s.contains("【提醒】"))),
+            "{user} got its reminder"
+        );
+    }
+    daemon.stop();
+}

@@ -783,6 +783,58 @@ impl Store {
             .collect())
     }
 
+    /// What was sent after `since`: (when, recipients besides the intake copy), for the
+    /// account's sending caps ([`crate::sendlimit`]).
+    pub async fn sent_since(&self, since: DateTime<Utc>) -> Result<Vec<(DateTime<Utc>, u32)>> {
+        let rows = sqlx::query(
+            "SELECT sent_at, cc_addr IS NOT NULL FROM outbox WHERE status = 'sent' AND sent_at > ?",
+        )
+        .bind(db_time(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (time_col(r, 0), 1 + u32::from(r.get::<bool, _>(1))))
+            .collect())
+    }
+
+    /// Mails waiting to be sent, in the order they will go: (outbox id, kind, recipients
+    /// besides the intake copy, the deadline of a reminder).
+    pub async fn waiting_outbox(&self) -> Result<Vec<(i64, String, u32, Option<DateTime<Utc>>)>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.kind, o.cc_addr IS NOT NULL, l.deadline FROM outbox o
+             LEFT JOIN ledger l ON l.outbox_id = o.id
+             WHERE o.status IN ('queued', 'unconfirmed') ORDER BY o.next_attempt_at, o.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let deadline: Option<String> = r.get(3);
+                (
+                    r.get(0),
+                    r.get(1),
+                    1 + u32::from(r.get::<bool, _>(2)),
+                    deadline.as_deref().and_then(crate::clock::parse_db_time),
+                )
+            })
+            .collect())
+    }
+
+    /// Moves every queued mail due before `at` to `at` (the sending caps are reached); not an
+    /// attempt.
+    pub async fn outbox_postpone_due(&self, at: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ? WHERE status = 'queued' AND next_attempt_at < ?",
+        )
+        .bind(db_time(at))
+        .bind(db_time(at))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// The earliest time a queued mail is due, to sleep until then.
     pub async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
         let row = sqlx::query(
