@@ -227,6 +227,9 @@ pub struct DigestView {
     /// Versions in the period from an unfamiliar address (发件人变更).
     pub sender_changes: Vec<SenderChangeItem>,
     pub outbox_failures: Vec<OutboxFailure>,
+    /// The sending caps hold mail back: when it will all have gone, and which deadline
+    /// reminders would be late ([`crate::send::Forecast`]).
+    pub sending: Option<String>,
     /// `申报汇总表-2025-09-22.xlsx`; empty when nothing is attached (the note is then left out).
     pub attachment_name: String,
 }
@@ -442,6 +445,7 @@ mod tests {
             unanswered: vec![],
             sender_changes: vec![],
             outbox_failures: vec![],
+            sending: None,
             attachment_name: "申报汇总表-2025-09-22.xlsx".to_string(),
         }
     }

@@ -616,6 +616,9 @@ pub async fn digest_view(
         needs_staff,
         unanswered,
         sender_changes,
+        sending: crate::send::forecast(&p.store, &p.cfg.smtp, end)
+            .await?
+            .map(|f| f.to_string()),
         outbox_failures,
         attachment_name: format!("申报汇总表-{local_day}.xlsx"),
     })
