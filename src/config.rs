@@ -507,27 +507,6 @@ impl Reader<'_> {
         }
     }
 
-    fn read_secret(&mut self, key: &str, p: &Path, source: String) -> Option<Secret> {
-        match std::fs::read_to_string(p) {
-            Ok(s) => Some(Secret {
-                source,
-                value: Some(s.trim_end_matches(['\r', '\n']).to_string()),
-            }),
-            Err(e) => {
-                let why = match e.kind() {
-                    std::io::ErrorKind::NotFound => "文件不存在".to_string(),
-                    std::io::ErrorKind::PermissionDenied => {
-                        "没有读取权限（凭据目录只有 root 可读：请用 root 运行，或由 systemd 服务读取）"
-                            .to_string()
-                    }
-                    _ => e.to_string(),
-                };
-                self.bad(key, format!("读不了密码文件 {}：{why}", p.display()));
-                None
-            }
-        }
-    }
-
     /// `password_env`, `password_file` or `password_credential`, exactly one; `required` when
     /// the server needs a login.
     fn secret(&mut self, section: &str, required: bool) -> Option<Secret> {
@@ -550,8 +529,16 @@ impl Reader<'_> {
             }),
             (None, Some(f), None) => {
                 let p = self.resolve(&f);
-                let source = format!("文件 {}", p.display());
-                self.read_secret(&file_key, &p, source)
+                match std::fs::read_to_string(&p) {
+                    Ok(s) => Some(Secret {
+                        source: format!("文件 {}", p.display()),
+                        value: Some(s.trim_end_matches(['\r', '\n']).to_string()),
+                    }),
+                    Err(e) => {
+                        self.bad(&file_key, format!("读不了密码文件 {}：{e}", p.display()));
+                        None
+                    }
+                }
             }
             (None, None, Some(name)) => {
                 if name.is_empty()
@@ -567,7 +554,30 @@ impl Reader<'_> {
                 }
                 let p = self.credential_path(&name);
                 let source = format!("systemd 凭据 {name}（{}）", p.display());
-                self.read_secret(&cred_key, &p, source)
+                match std::fs::read_to_string(&p) {
+                    Ok(s) => Some(Secret {
+                        source,
+                        value: Some(s.trim_end_matches(['\r', '\n']).to_string()),
+                    }),
+                    // Like an unset password_env: not an error for commands that do not log
+                    // in (`sudo -u shenbao shenbao status` cannot read root's credentials);
+                    // check-config warns, and `run` refuses to start without it.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                        ) =>
+                    {
+                        Some(Secret {
+                            source,
+                            value: None,
+                        })
+                    }
+                    Err(e) => {
+                        self.bad(&cred_key, format!("读不了密码文件 {}：{e}", p.display()));
+                        None
+                    }
+                }
             }
             (None, None, None) if required => {
                 self.bad(
@@ -1308,14 +1318,21 @@ roster = "roster.csv"
         let explicit = text.replace("[storage]\n", "[storage]\ndata_dir = \"d\"\n");
         let cfg = Config::parse_in(&explicit, &path, &service).expect("explicit");
         assert_eq!(cfg.data_dir, dir.join("d"));
-        // A missing credential names its key and file; a path is not a credential name;
-        // two password sources at once are refused.
+        // A credential not in place is like an unset variable: no password yet, and the
+        // source (for check-config's warning and run's refusal) names the file.
+        let t = text.replace(
+            "password_credential = \"imap\"",
+            "password_credential = \"smtp\"",
+        );
+        let cfg = Config::parse_in(&t, &path, &service).expect("missing credential");
+        assert_eq!(cfg.imap.password.value(), None);
+        assert!(
+            cfg.imap.password.source.contains("run-creds/smtp"),
+            "{}",
+            cfg.imap.password.source
+        );
+        // A path is not a credential name; two password sources at once are refused.
         for (bad, key, words) in [
-            (
-                "password_credential = \"smtp\"",
-                "imap.password_credential",
-                "run-creds/smtp",
-            ),
             (
                 "password_credential = \"../imap\"",
                 "imap.password_credential",
