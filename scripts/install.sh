@@ -167,17 +167,18 @@ if [ ${#WOULD[@]} -gt 0 ]; then
 fi
 cat <<EOF
 
-接下来：
+接下来（以 root 身份运行，例如先 sudo -i）：
   1. 按本校情况修改配置（每一项都有中文注释）和支部名册：
-       sudoedit /etc/shenbao/shenbao.toml /etc/shenbao/roster.csv
-  2. 放入密码（不要写在命令行上；下面的命令会提示输入，输入时不显示）：
-       sudo bash -c 'umask 077; read -rsp "IMAP 密码：" p; echo; printf %s "\$p" > /etc/shenbao/credentials/imap'
-       sudo bash -c 'umask 077; read -rsp "SMTP 密码：" p; echo; printf %s "\$p" > /etc/shenbao/credentials/smtp'
+       /etc/shenbao/shenbao.toml、/etc/shenbao/roster.csv
+  2. 放入密码（不写在命令行上：命令会提示输入，输入时不显示）：
+       (umask 077; read -rsp "IMAP 密码：" p; echo; printf %s "\$p" > /etc/shenbao/credentials/imap)
+       (umask 077; read -rsp "SMTP 密码：" p; echo; printf %s "\$p" > /etc/shenbao/credentials/smtp)
   3. 检查配置，再实际登录一次 IMAP 和 SMTP：
-       sudo shenbao --config /etc/shenbao/shenbao.toml check-config
-       sudo shenbao --config /etc/shenbao/shenbao.toml check-config --probe
-  4. 启动服务并设为开机自启，查看日志：
-       sudo systemctl enable --now shenbao
+       shenbao --config /etc/shenbao/shenbao.toml check-config
+       shenbao --config /etc/shenbao/shenbao.toml check-config --probe
+  4. 启动服务并设为开机自启，查看运行情况和日志：
+       systemctl enable --now shenbao
+       systemctl status shenbao
        journalctl -u shenbao -f
-  日常查看用服务用户运行：sudo -u shenbao shenbao --config /etc/shenbao/shenbao.toml status
+  日常查看以服务用户运行：runuser -u shenbao -- shenbao --config /etc/shenbao/shenbao.toml status
 EOF

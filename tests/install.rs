@@ -45,7 +45,7 @@ fn install_into_a_temporary_root() {
     let said = install(&root);
     for words in [
         "systemctl daemon-reload",
-        "sudo systemctl enable --now shenbao",
+        "systemctl enable --now shenbao",
         "/etc/shenbao/credentials/imap",
         "check-config --probe",
     ] {
@@ -244,4 +244,106 @@ fn verify_unit(root: &Path) {
         String::from_utf8_lossy(&out.stderr).contains("ProtectHomes"),
         "systemd-analyze verify did not notice a misspelt option"
     );
+}
+
+/// The binary as systemd starts it: `$STATE_DIRECTORY` and `$CREDENTIALS_DIRECTORY` set, no
+/// `data_dir` in the config. The database and the archived mail land in the state directory,
+/// not next to the config, every file 0600 and directory 0700; the IMAP password is the
+/// credential's. Run with a loose umask (022), so the modes are shenbao's own doing.
+#[test]
+fn as_a_service_data_goes_to_the_state_directory() {
+    let root = std::env::temp_dir().join(format!("shenbao-service-env-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let etc = root.join("etc");
+    let state = root.join("state");
+    let creds = root.join("creds");
+    for d in [&state, &creds] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    let bin = env!("CARGO_BIN_EXE_shenbao");
+    let run = |args: &[&str]| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("umask 022; exec \"$0\" \"$@\"")
+            .arg(bin)
+            .arg("--config")
+            .arg(etc.join("shenbao.toml"))
+            .args(args)
+            .env("STATE_DIRECTORY", &state)
+            .env("CREDENTIALS_DIRECTORY", &creds)
+            .output()
+            .expect("run shenbao");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "shenbao {args:?}:\n{text}");
+        text
+    };
+    let out = Command::new(bin)
+        .args(["init", "--dir"])
+        .arg(&etc)
+        .output()
+        .expect("init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(etc.join("data")).expect("init's data dir");
+    let cfg = std::fs::read_to_string(etc.join("shenbao.toml")).expect("config");
+    let cfg: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("data_dir"))
+        .map(|l| match l {
+            "password_file = \"secrets/imap.password\"" => {
+                "password_credential = \"imap\"\n".into()
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert!(
+        cfg.contains("password_credential"),
+        "init's config changed: {cfg}"
+    );
+    std::fs::write(etc.join("shenbao.toml"), cfg).expect("config");
+    std::fs::write(creds.join("imap"), "from-the-credential\n").expect("credential");
+
+    let said = run(&["check-config"]);
+    assert!(
+        said.contains("没有问题") && !said.contains("目前没有设置"),
+        "{said}"
+    );
+    let sample = repo().join("tests/fixtures/samples/c010/message.eml");
+    let said = run(&["ingest", sample.to_str().expect("utf-8 path")]);
+    assert!(said.contains("第1版"), "{said}");
+    assert!(
+        !etc.join("data").exists(),
+        "data next to the config: {said}"
+    );
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&state.join("shenbao.db")), 0o600);
+    let mut files = 0;
+    let mut stack = vec![state.join("blobs")];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            assert_eq!(mode(&p), 0o700, "{}", p.display());
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+            files += 1;
+        }
+    }
+    assert!(
+        files >= 3,
+        "the mail and its two attachments are archived ({files} files)"
+    );
+    let said = run(&["status"]);
+    assert!(!said.is_empty());
+    let _ = std::fs::remove_dir_all(&root);
 }
