@@ -165,6 +165,8 @@ if [ ${#WOULD[@]} -gt 0 ]; then
   say "（--root 模式，以下命令没有执行）"
   for w in "${WOULD[@]}"; do say "  $w"; done
 fi
+cmd=shenbao
+[ "$PREFIX" = /usr/local ] || [ "$PREFIX" = /usr ] || cmd=$PREFIX/bin/shenbao
 cat <<EOF
 
 接下来（以 root 身份运行，例如先 sudo -i）：
@@ -174,11 +176,11 @@ cat <<EOF
        (umask 077; read -rsp "IMAP 密码：" p; echo; printf %s "\$p" > /etc/shenbao/credentials/imap)
        (umask 077; read -rsp "SMTP 密码：" p; echo; printf %s "\$p" > /etc/shenbao/credentials/smtp)
   3. 检查配置，再实际登录一次 IMAP 和 SMTP：
-       shenbao --config /etc/shenbao/shenbao.toml check-config
-       shenbao --config /etc/shenbao/shenbao.toml check-config --probe
+       $cmd --config /etc/shenbao/shenbao.toml check-config
+       $cmd --config /etc/shenbao/shenbao.toml check-config --probe
   4. 启动服务并设为开机自启，查看运行情况和日志：
        systemctl enable --now shenbao
        systemctl status shenbao
        journalctl -u shenbao -f
-  日常查看以服务用户运行：runuser -u shenbao -- shenbao --config /etc/shenbao/shenbao.toml status
+  日常查看以服务用户运行：runuser -u shenbao -- $cmd --config /etc/shenbao/shenbao.toml status
 EOF
