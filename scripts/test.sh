@@ -11,6 +11,21 @@ log() { printf '[test] %s\n' "$*" >&2; }
 
 command -v cargo >/dev/null || { log "cargo not found: install the Rust toolchain (1.95) first"; exit 1; }
 
+# The try-out's smoke test needs curl and python3; tests/install.rs checks the unit with
+# systemd-analyze (package systemd). Installed once, like the mail servers.
+pkgs=()
+command -v curl >/dev/null || pkgs+=(curl)
+command -v python3 >/dev/null || pkgs+=(python3)
+command -v systemd-analyze >/dev/null || pkgs+=(systemd)
+if [ ${#pkgs[@]} -gt 0 ]; then
+  log "installing ${pkgs[*]}"
+  apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      -o DPkg::Lock::Timeout=300 "${pkgs[@]}"
+  }
+  apt_install || { apt-get update -q -o DPkg::Lock::Timeout=300 && apt_install; }
+fi
+
 log "starting the local mail servers (installs Dovecot and Postfix on first use)"
 scripts/mailstack.sh start >/dev/null
 # tests/faults.rs starts a private stack of its own (it stops and restarts servers); same
@@ -27,5 +42,34 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
+# The try-out of the README, once: `scripts/try.sh` (daemon), `send`, `read`. Its own directory
+# and its own intake mailbox (intake27), so it meets neither a try-out in shenbao-local nor the
+# other tests; the answer must say 材料齐全 for the branch the mail came from.
+log "try.sh smoke test (start, send, read)"
+try_smoke() {
+  local dir pid out rc=0
+  dir=$(mktemp -d /tmp/shenbao-try-smoke.XXXXXX)
+  export SHENBAO_TRY_DIR=$dir SHENBAO_TRY_INTAKE=intake27
+  scripts/try.sh >"$dir/daemon.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    [ -f "$dir/shenbao.toml" ] || ! kill -0 "$pid" 2>/dev/null && break
+    sleep 1
+  done
+  if scripts/try.sh send && out=$(SHENBAO_TRY_WAIT=60 scripts/try.sh read); then
+    if ! grep -q '^Subject: .*土木工程学院本科生第一党支部（已收到，第1版，材料齐全）' <<<"$out" \
+       || ! grep -q '识别的支部：土木工程学院本科生第一党支部' <<<"$out"; then
+      log "try.sh: the answer is not 材料齐全 for 土木工程学院本科生第一党支部:"; printf '%s\n' "$out" >&2; rc=1
+    fi
+  else
+    log "try.sh send/read failed; daemon log:"; tail -n 30 "$dir/daemon.log" >&2; rc=1
+  fi
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$dir"
+  unset SHENBAO_TRY_DIR SHENBAO_TRY_INTAKE
+  return $rc
+}
+try_smoke
 log "cargo test"
 cargo test --locked --all-targets "$@"

@@ -4,47 +4,98 @@
 #
 #   scripts/try.sh            start the mail servers, write ./shenbao-local (shenbao init) once,
 #                             and run the daemon in the foreground (Ctrl-C stops it)
-#   scripts/try.sh send       (in another terminal) mail an application from branch1@example.test
-#   scripts/try.sh read       show the newest mail in branch1@example.test's inbox (the answer)
+#   scripts/try.sh send [ADDR]  (in another terminal) mail a clean application from the roster
+#                             branch whose secretary is ADDR (default branch1@example.test:
+#                             土木工程学院本科生第一党支部), with that branch's own form and summary
+#   scripts/try.sh read [ADDR]  show shenbao's answer to the last mail sent from ADDR (waits for it
+#                             up to SHENBAO_TRY_WAIT seconds, default 30); without one, the newest
+#                             mail in ADDR's inbox
+#
+# Env: SHENBAO_TRY_DIR     the config and data directory (default shenbao-local)
+#      SHENBAO_TRY_INTAKE  the test server's intake mailbox (default intake; scripts/test.sh's
+#                          smoke test uses its own, so it never meets a daemon you are trying)
+# Needs curl, and python3 (3.9 or later) for send and read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${SHENBAO_TRY_DIR:-shenbao-local}
-BIN=target/debug/shenbao
+INTAKE=${SHENBAO_TRY_INTAKE:-intake}
+BIN=${CARGO_TARGET_DIR:-target}/debug/shenbao
+IMAP=imap://127.0.0.1:${MAILSTACK_IMAP_PORT:-3143}
+SMTP=smtp://127.0.0.1:${MAILSTACK_SMTP_PORT:-2525}
+LAST=$DIR/.try-last-sent
 
+say() { printf '[try] %s\n' "$*" >&2; }
 build() { cargo build --quiet --bin shenbao; }
+need_python() {
+  command -v python3 >/dev/null || { say "需要 python3（apt-get install python3）"; exit 1; }
+}
+# Sequence number of the newest message in ADDR's INBOX matching the IMAP search KEY, or nothing.
+search() { # search ADDR KEY
+  curl -sS -u "$1:${1%@*}-pw" "$IMAP/INBOX" -X "SEARCH $2" | tr -d '\r' \
+    | sed -n 's/^\* SEARCH//p' | tr ' ' '\n' | sed '/^$/d' | tail -n 1
+}
 
 case "${1:-run}" in
   run)
     scripts/mailstack.sh start >/dev/null
     build
-    [ -f "$DIR/shenbao.toml" ] || "$BIN" init --dir "$DIR"
-    echo "[try] daemon starting; in another terminal: scripts/try.sh send, then scripts/try.sh read" >&2
-    exec "$BIN" --config "$DIR/shenbao.toml" run
+    if [ ! -f "$DIR/shenbao.toml" ]; then
+      "$BIN" init --dir "$DIR"
+      if [ "$INTAKE" != intake ]; then
+        sed -i -e "s/intake@example\.test/$INTAKE@example.test/g" "$DIR/shenbao.toml"
+        printf '%s-pw\n' "$INTAKE" > "$DIR/secrets/imap.password"
+      fi
+    fi
+    args=()
+    # First start: also take mail that arrived today before the daemon was watching (a `send`
+    # right after starting), instead of leaving all existing mail alone.
+    [ -e "$DIR/data/shenbao.db" ] || args=(--backfill-since "$(date +%F)")
+    say "daemon starting; in another terminal: scripts/try.sh send, then scripts/try.sh read"
+    exec "$BIN" --config "$DIR/shenbao.toml" run "${args[@]}"
     ;;
   send)
-    # An application as QQ Mail would send it, addressed from a branch on the example roster.
+    need_python
+    addr=${2:-branch1@example.test}
+    roster=$DIR/roster.csv
+    [ -f "$roster" ] || roster=config/roster.example.csv
     mail=$(mktemp)
-    sed -e 's/2479582@example\.edu\.cn/branch1@example.test/g' \
-        -e 's/^To: .*/To: intake@example.test/' \
-        -e "s/81a7713a\.02fa\.19967605ac0\.Coremail/try-$(date +%s)/" \
-        -e 's/^Subject: .*/Subject: =?UTF-8?B?'"$(printf '对标争先建设项目申报-土木工程学院本科生第一党支部' | base64 -w0)"'?=/' \
-        tests/fixtures/samples/c001/message.eml > "$mail"
-    curl -sS --url smtp://127.0.0.1:2525 --mail-from branch1@example.test \
-         --mail-rcpt intake@example.test --upload-file "$mail"
-    rm -f "$mail"
-    echo "[try] sent; the answer arrives in branch1@example.test within seconds: scripts/try.sh read" >&2
+    trap 'rm -f "$mail"' EXIT
+    python3 scripts/try-application.py "$roster" "$addr" "$INTAKE@example.test" > "$mail"
+    id=$(sed -n 's/^Message-ID: *//Ip' "$mail" | head -n 1 | tr -d '\r')
+    curl -sS --url "$SMTP" --mail-from "$addr" --mail-rcpt "$INTAKE@example.test" --upload-file "$mail"
+    mkdir -p "$DIR"
+    printf '%s %s\n' "$addr" "$id" >> "$LAST"
+    say "sent $id from $addr; the answer arrives within seconds: scripts/try.sh read${2:+ $2}"
     ;;
   read)
-    n=$(curl -sS -u branch1@example.test:branch1-pw 'imap://127.0.0.1:3143/INBOX' -X 'STATUS INBOX (MESSAGES)' \
-        | sed -n 's/.*MESSAGES \([0-9]*\).*/\1/p')
-    [ "${n:-0}" -gt 0 ] || { echo "[try] branch1's inbox is empty so far" >&2; exit 1; }
-    curl -sS -u branch1@example.test:branch1-pw "imap://127.0.0.1:3143/INBOX;MAILINDEX=$n" \
-      | python3 -c 'import sys,email; from email.header import decode_header, make_header
-m=email.message_from_bytes(sys.stdin.buffer.read())
-for h in ("From","To","Subject","Date","In-Reply-To"): print(f"{h}: {make_header(decode_header(m.get(h,"")))}")
+    need_python
+    addr=${2:-branch1@example.test}
+    id=$( { [ -f "$LAST" ] && awk -v a="$addr" '$1==a {id=$2} END {print id}' "$LAST"; } || true)
+    if [ -n "$id" ]; then
+      # The answer to that very mail: the inbox may hold other tests' mail too.
+      n=""
+      for _ in $(seq "${SHENBAO_TRY_WAIT:-30}"); do
+        n=$(search "$addr" "HEADER In-Reply-To \"$id\"")
+        [ -z "$n" ] || break
+        sleep 1
+      done
+      [ -n "$n" ] || { say "还没有收到对 $id 的回复（daemon 在运行吗？scripts/try.sh）"; exit 1; }
+    else
+      n=$(search "$addr" ALL)
+      [ -n "$n" ] || { say "$addr 的收件箱里还没有邮件"; exit 1; }
+    fi
+    curl -sS -u "$addr:${addr%@*}-pw" "$IMAP/INBOX;MAILINDEX=$n" | python3 -c '
+import sys, email
+from email.header import decode_header, make_header
+m = email.message_from_bytes(sys.stdin.buffer.read())
+for h in ("From", "To", "Cc", "Subject", "Date", "In-Reply-To"):
+    if m.get(h) is not None:
+        print("%s: %s" % (h, make_header(decode_header(m.get(h)))))
 print()
 for p in m.walk():
-    if p.get_content_type()=="text/plain": print(p.get_payload(decode=True).decode(p.get_content_charset() or "utf-8"))'
+    if p.get_content_type() == "text/plain":
+        print(p.get_payload(decode=True).decode(p.get_content_charset() or "utf-8"))
+'
     ;;
-  *) echo "usage: $0 [run|send|read]" >&2; exit 2 ;;
+  *) echo "usage: $0 [run|send [ADDR]|read [ADDR]]" >&2; exit 2 ;;
 esac

@@ -222,6 +222,8 @@ pub enum ExportFormat {
 }
 
 pub fn main() -> ExitCode {
+    // Before anything is created: the database, its WAL, blobs and exports are private.
+    crate::fsmode::restrict_umask();
     let cli = Cli::parse();
     init_tracing();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -386,9 +388,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             match output {
-                Some(p) => {
-                    std::fs::write(&p, bytes).with_context(|| format!("写入 {}", p.display()))?
-                }
+                Some(p) => crate::fsmode::write(&p, bytes)
+                    .with_context(|| format!("写入 {}", p.display()))?,
                 None => {
                     use std::io::Write;
                     // A reader that stops early (`| head`) is not an error.
@@ -1093,23 +1094,30 @@ fn init(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<()> {
     if cfg_path.exists() && !force {
         anyhow::bail!("{} 已存在；如要重新生成请加 --force", cfg_path.display());
     }
-    std::fs::create_dir_all(dir.join("secrets"))?;
-    std::fs::create_dir_all(dir.join("templates"))?;
-    std::fs::create_dir_all(dir.join("data"))?;
+    for sub in ["secrets", "templates", "data"] {
+        crate::fsmode::create_dir_all(&dir.join(sub))?;
+    }
     let deadline = (clock.now() + chrono::Duration::days(14))
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .format("%Y-%m-%dT23:59:59")
         .to_string();
-    std::fs::write(&cfg_path, local_config(EXAMPLE_CONFIG, &deadline))?;
+    crate::fsmode::write(&cfg_path, local_config(EXAMPLE_CONFIG, &deadline))?;
     let roster = dir.join("roster.csv");
     if !roster.exists() || force {
-        std::fs::write(&roster, EXAMPLE_ROSTER)?;
+        crate::fsmode::write(&roster, EXAMPLE_ROSTER)?;
     }
-    std::fs::write(dir.join("secrets/imap.password"), "intake-pw\n")?;
+    let secret = dir.join("secrets/imap.password");
+    crate::fsmode::write(&secret, "intake-pw\n")?;
+    // Rewritten with --force, an older file keeps its mode: make sure it is private.
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        &secret,
+        std::os::unix::fs::PermissionsExt::from_mode(crate::fsmode::FILE_MODE),
+    )?;
     for (name, text) in crate::compose::builtin_templates() {
         let p = dir.join("templates").join(name);
         if !p.exists() || force {
-            std::fs::write(p, text)?;
+            crate::fsmode::write(&p, text)?;
         }
     }
     say!(
@@ -1144,6 +1152,28 @@ mod tests {
         assert_eq!(cfg.campaign.intake_address, "intake@example.test");
         assert!(cfg.ack.templates_dir.is_some());
         assert!(cfg.campaign.deadline > chrono::Utc::now());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &str| {
+                std::fs::metadata(dir.join(p))
+                    .expect("metadata")
+                    .permissions()
+                    .mode()
+                    & 0o777
+            };
+            for d in ["", "secrets", "templates", "data"] {
+                assert_eq!(mode(d), 0o700, "directory {d:?}");
+            }
+            for f in [
+                "shenbao.toml",
+                "roster.csv",
+                "secrets/imap.password",
+                "templates/ack.txt.j2",
+            ] {
+                assert_eq!(mode(f), 0o600, "file {f}");
+            }
+        }
         // A second init without --force refuses to overwrite.
         assert!(init(&dir, false, Clock::System).is_err());
         let _ = std::fs::remove_dir_all(&dir);

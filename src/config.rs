@@ -5,8 +5,15 @@
 //! bad key at once, each with the reason and what to write instead. Unknown keys are reported
 //! too, because a misspelt key silently falling back to a default is the worst kind of error.
 //!
-//! Secrets never live in the file: `password_env` names an environment variable and
-//! `password_file` a file that holds the password.
+//! Secrets never live in the file: `password_env` names an environment variable,
+//! `password_file` a file that holds the password, and `password_credential` a systemd
+//! credential (`LoadCredential=NAME:…` in the unit): the file `$CREDENTIALS_DIRECTORY/NAME`
+//! when run as the service, `credentials/NAME` next to the config file otherwise (where the
+//! installed unit loads it from, so `check-config --probe` run by root reads the same password).
+//!
+//! Relative paths resolve next to the config file. `storage.data_dir`, when not set, is the
+//! service's state directory (`$STATE_DIRECTORY`, /var/lib/shenbao) when systemd gives one, and
+//! `data` next to the config file otherwise.
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use std::collections::BTreeSet;
@@ -232,8 +239,13 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    /// Parses `text` as if it had been read from `path`.
+    /// Parses `text` as if it had been read from `path`, in this process's environment.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_in(text, path, &ServiceEnv::from_process())
+    }
+
+    /// Parses `text` as if it had been read from `path`, run with the directories of `env`.
+    pub fn parse_in(text: &str, path: &Path, env: &ServiceEnv) -> Result<Config, ConfigError> {
         let table: toml::Table =
             text.parse()
                 .map_err(|e: toml::de::Error| ConfigError::Syntax {
@@ -249,6 +261,7 @@ impl Config {
             base,
             problems: Vec::new(),
             seen: BTreeSet::new(),
+            env,
         };
         let cfg = r.config(path);
         r.unknown_keys();
@@ -262,12 +275,42 @@ impl Config {
     }
 }
 
+/// The directories systemd gives a service (see `deploy/shenbao.service`); both unset when
+/// shenbao is run by hand.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceEnv {
+    /// `$STATE_DIRECTORY` (`StateDirectory=shenbao`): the default data directory.
+    pub state_dir: Option<PathBuf>,
+    /// `$CREDENTIALS_DIRECTORY` (`LoadCredential=`): where `password_credential` is read.
+    pub credentials_dir: Option<PathBuf>,
+}
+
+impl ServiceEnv {
+    pub fn from_process() -> ServiceEnv {
+        // systemd joins several directories with ':'; shenbao's unit names one.
+        let dir = |var: &str| {
+            std::env::var_os(var)
+                .and_then(|v| {
+                    v.to_str()
+                        .and_then(|v| v.split(':').next())
+                        .map(PathBuf::from)
+                })
+                .filter(|p| p.is_absolute())
+        };
+        ServiceEnv {
+            state_dir: dir("STATE_DIRECTORY"),
+            credentials_dir: dir("CREDENTIALS_DIRECTORY"),
+        }
+    }
+}
+
 /// Walks the table, remembering every key it read and every problem it met.
 struct Reader<'a> {
     root: &'a toml::Table,
     base: PathBuf,
     problems: Vec<Problem>,
     seen: BTreeSet<String>,
+    env: &'a ServiceEnv,
 }
 
 impl Reader<'_> {
@@ -457,31 +500,36 @@ impl Reader<'_> {
         Some(a)
     }
 
-    /// `password_env` or `password_file`, exactly one; `required` when the server needs a login.
+    /// Where a `password_credential` named `name` is read: the service's credentials
+    /// directory, or `credentials/` next to the config file when run by hand.
+    fn credential_path(&self, name: &str) -> PathBuf {
+        match &self.env.credentials_dir {
+            Some(dir) => dir.join(name),
+            None => self.base.join("credentials").join(name),
+        }
+    }
+
+    /// `password_env`, `password_file` or `password_credential`, exactly one; `required` when
+    /// the server needs a login.
     fn secret(&mut self, section: &str, required: bool) -> Option<Secret> {
         let env_key = format!("{section}.password_env");
         let file_key = format!("{section}.password_file");
+        let cred_key = format!("{section}.password_credential");
         let env = self.opt_string(&env_key);
         let file = self.opt_string(&file_key);
+        let cred = self.opt_string(&cred_key);
         if self.get(&format!("{section}.password")).is_some() {
             self.bad(
                 &format!("{section}.password"),
-                "密码不能写在配置文件里：请改用 password_env（环境变量名）或 password_file（只含密码的文件）",
+                "密码不能写在配置文件里：请改用 password_credential（systemd 凭据名）、password_env（环境变量名）或 password_file（只含密码的文件）",
             );
         }
-        match (env, file) {
-            (Some(_), Some(_)) => {
-                self.bad(
-                    &env_key,
-                    format!("password_env 与 password_file 只能二选一（[{section}]）"),
-                );
-                None
-            }
-            (Some(var), None) => Some(Secret {
+        match (env, file, cred) {
+            (Some(var), None, None) => Some(Secret {
                 source: format!("环境变量 {var}"),
                 value: std::env::var(&var).ok(),
             }),
-            (None, Some(f)) => {
+            (None, Some(f), None) => {
                 let p = self.resolve(&f);
                 match std::fs::read_to_string(&p) {
                     Ok(s) => Some(Secret {
@@ -494,16 +542,62 @@ impl Reader<'_> {
                     }
                 }
             }
-            (None, None) if required => {
+            (None, None, Some(name)) => {
+                if name.is_empty()
+                    || name.contains(['/', '\\'])
+                    || name.starts_with('.')
+                    || name.chars().any(char::is_control)
+                {
+                    self.bad(
+                        &cred_key,
+                        format!("“{name}”不是凭据名：只写名称（如 \"{section}\"），与服务文件中 LoadCredential={section}:… 冒号前的部分相同"),
+                    );
+                    return None;
+                }
+                let p = self.credential_path(&name);
+                let source = format!("systemd 凭据 {name}（{}）", p.display());
+                match std::fs::read_to_string(&p) {
+                    Ok(s) => Some(Secret {
+                        source,
+                        value: Some(s.trim_end_matches(['\r', '\n']).to_string()),
+                    }),
+                    // Like an unset password_env: not an error for commands that do not log
+                    // in (`sudo -u shenbao shenbao status` cannot read root's credentials);
+                    // check-config warns, and `run` refuses to start without it.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                        ) =>
+                    {
+                        Some(Secret {
+                            source,
+                            value: None,
+                        })
+                    }
+                    Err(e) => {
+                        self.bad(&cred_key, format!("读不了密码文件 {}：{e}", p.display()));
+                        None
+                    }
+                }
+            }
+            (None, None, None) if required => {
                 self.bad(
                     &env_key,
                     format!(
-                        "[{section}] 需要密码：请设置 password_env（环境变量名）或 password_file"
+                        "[{section}] 需要密码：请设置 password_credential（systemd 凭据名，正式部署用）、password_env（环境变量名）或 password_file"
                     ),
                 );
                 None
             }
-            (None, None) => None,
+            (None, None, None) => None,
+            _ => {
+                self.bad(
+                    &env_key,
+                    format!("password_env、password_file、password_credential 只能写一个（[{section}]），请删掉多余的"),
+                );
+                None
+            }
         }
     }
 
@@ -517,9 +611,12 @@ impl Reader<'_> {
         }
         let imap = self.imap();
         let smtp = self.smtp();
-        let data_dir = self
-            .path("storage.data_dir")
-            .unwrap_or_else(|| self.base.join("data"));
+        let data_dir = self.path("storage.data_dir").unwrap_or_else(|| {
+            self.env
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| self.base.join("data"))
+        });
         let database_url = self
             .opt_string("database.url")
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("shenbao.db").display()));
@@ -815,6 +912,7 @@ impl Reader<'_> {
                 base: self.base.clone(),
                 problems: Vec::new(),
                 seen: BTreeSet::from([name.to_string()]),
+                env: self.env,
             };
             let item = read(&mut sub);
             sub.unknown_keys();
@@ -1194,6 +1292,86 @@ roster = "roster.csv"
         assert_eq!(cfg.levels.len(), 4);
         assert_eq!(cfg.levels[0].cap_yuan, Some(5000.0));
         assert!(!cfg.levels[3].funded);
+    }
+
+    /// Run as the service: data in the state directory unless data_dir says otherwise, and
+    /// `password_credential` read from the credentials directory; run by hand: data next to
+    /// the config, the credential from `credentials/` next to it.
+    #[test]
+    fn service_directories_and_credentials() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg-svc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let creds = dir.join("run-creds");
+        std::fs::create_dir_all(&creds).expect("mkdir");
+        std::fs::create_dir_all(dir.join("credentials")).expect("mkdir");
+        write_roster(&dir);
+        std::fs::write(creds.join("imap"), "from-systemd\n").expect("cred");
+        std::fs::write(dir.join("credentials/imap"), "by-hand\n").expect("cred");
+        let text = good(&dir)
+            .replace(
+                "password_env = \"SHENBAO_TEST_IMAP_PW\"",
+                "password_credential = \"imap\"",
+            )
+            .replace(
+                &format!("data_dir = \"{}\"\n", dir.join("data").display()),
+                "",
+            );
+        assert!(!text.contains("data_dir"), "{text}");
+        let path = dir.join("shenbao.toml");
+        let service = ServiceEnv {
+            state_dir: Some(PathBuf::from("/var/lib/shenbao")),
+            credentials_dir: Some(creds.clone()),
+        };
+        let cfg = Config::parse_in(&text, &path, &service).expect("as a service");
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/shenbao"));
+        assert_eq!(cfg.database_url, "sqlite:///var/lib/shenbao/shenbao.db");
+        assert_eq!(cfg.imap.password.value(), Some("from-systemd"));
+        let cfg = Config::parse_in(&text, &path, &ServiceEnv::default()).expect("by hand");
+        assert_eq!(cfg.data_dir, dir.join("data"));
+        assert_eq!(cfg.imap.password.value(), Some("by-hand"));
+        // An explicit data_dir wins over the state directory, relative to the config file.
+        let explicit = text.replace("[storage]\n", "[storage]\ndata_dir = \"d\"\n");
+        let cfg = Config::parse_in(&explicit, &path, &service).expect("explicit");
+        assert_eq!(cfg.data_dir, dir.join("d"));
+        // A credential not in place is like an unset variable: no password yet, and the
+        // source (for check-config's warning and run's refusal) names the file.
+        let t = text.replace(
+            "password_credential = \"imap\"",
+            "password_credential = \"smtp\"",
+        );
+        let cfg = Config::parse_in(&t, &path, &service).expect("missing credential");
+        assert_eq!(cfg.imap.password.value(), None);
+        assert!(
+            cfg.imap.password.source.contains("run-creds/smtp"),
+            "{}",
+            cfg.imap.password.source
+        );
+        // A path is not a credential name; two password sources at once are refused.
+        for (bad, key, words) in [
+            (
+                "password_credential = \"../imap\"",
+                "imap.password_credential",
+                "不是凭据名",
+            ),
+            (
+                "password_credential = \"imap\"\npassword_file = \"credentials/imap\"",
+                "imap.password_env",
+                "只能写一个",
+            ),
+        ] {
+            let t = text.replace("password_credential = \"imap\"", bad);
+            let Err(ConfigError::Invalid { problems, .. }) = Config::parse_in(&t, &path, &service)
+            else {
+                panic!("{bad} must be refused");
+            };
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.key == key && p.reason.contains(words)),
+                "{bad}: {problems:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

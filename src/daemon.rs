@@ -58,7 +58,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     if cfg.imap.password.value().is_none() {
         anyhow::bail!(
-            "没有 IMAP 密码：请设置{}（见配置 [imap] password_env / password_file）",
+            "没有 IMAP 密码：请设置{}（见配置 [imap] password_credential / password_env / password_file）",
             cfg.imap.password.source
         );
     }

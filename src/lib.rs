@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod export;
 pub mod export_xlsx;
 pub mod extract;
+pub mod fsmode;
 pub mod intake;
 pub mod materials;
 pub mod message;

@@ -609,7 +609,7 @@ fn write_dir(
             });
         }
     }
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    crate::fsmode::create_dir_all(out).map_err(io_err(out))?;
     let mut written = Written::default();
     for e in &layout.entries {
         let Some(bytes) = bytes_of(blobs, e, &mut written) else {
@@ -617,13 +617,9 @@ fn write_dir(
         };
         let path: PathBuf = e.path.split('/').fold(out.to_path_buf(), |p, c| p.join(c));
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            crate::fsmode::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let mut f = crate::fsmode::create_new(&path).map_err(io_err(&path))?;
         f.write_all(&bytes).map_err(io_err(&path))?;
         if let Some(t) = e.file.received_at {
             let _ = f.set_modified(t.into());
@@ -631,7 +627,7 @@ fn write_dir(
         count(&mut written, e);
     }
     let sheet = out.join(SUMMARY_NAME);
-    std::fs::write(&sheet, summary_xlsx).map_err(io_err(&sheet))?;
+    crate::fsmode::write(&sheet, summary_xlsx).map_err(io_err(&sheet))?;
     Ok(written)
 }
 
@@ -664,7 +660,7 @@ fn write_zip(
         source,
     };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        crate::fsmode::create_dir_all(dir).map_err(io_err(dir))?;
     }
     let tmp = out.with_file_name(format!(
         ".{}.{}.partial",
@@ -674,7 +670,7 @@ fn write_zip(
         std::process::id()
     ));
     let result: Result<Written, MaterialsError> = (|| {
-        let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let file = crate::fsmode::create(&tmp).map_err(io_err(&tmp))?;
         let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);

@@ -74,7 +74,7 @@ impl BlobDir {
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         if !dir.is_dir() {
-            std::fs::create_dir_all(&dir)?;
+            crate::fsmode::create_dir_all(&dir)?;
         }
         // Unique per call: two messages prepared at once may carry the same attachment.
         let tmp = dir.join(format!(
@@ -87,7 +87,7 @@ impl BlobDir {
             tmp,
             path,
         };
-        let mut f = std::fs::File::create(&staged.tmp)?;
+        let mut f = crate::fsmode::create_new(&staged.tmp)?;
         f.write_all(bytes)?;
         staged.file = Some(f);
         Ok(Some(staged))
@@ -105,14 +105,14 @@ impl BlobDir {
     /// Starts a blob whose bytes arrive piece by piece (a large mail fetched in parts): it is
     /// hashed as it is written, so the whole never has to be in memory at once.
     pub fn writer(&self) -> std::io::Result<BlobWriter> {
-        std::fs::create_dir_all(&self.root)?;
+        crate::fsmode::create_dir_all(&self.root)?;
         let tmp = self.root.join(format!(
             ".incoming.{}.{}.tmp",
             std::process::id(),
             NEXT_TMP.fetch_add(1, Ordering::Relaxed)
         ));
         Ok(BlobWriter {
-            file: std::fs::File::create(&tmp)?,
+            file: crate::fsmode::create_new(&tmp)?,
             tmp,
             hasher: Sha256::new(),
             len: 0,
@@ -152,7 +152,7 @@ impl BlobWriter {
         let sha = hex::encode(std::mem::take(&mut self.hasher).finalize());
         let path = self.blobs.path_of(&sha);
         let dir = path.parent().unwrap_or(&self.blobs.root).to_path_buf();
-        std::fs::create_dir_all(&dir)?;
+        crate::fsmode::create_dir_all(&dir)?;
         match std::fs::metadata(&path) {
             Ok(meta) if meta.len() == self.len => std::fs::remove_file(&self.tmp)?,
             _ => {

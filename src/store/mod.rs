@@ -72,6 +72,50 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 #[cfg(test)]
 mod tests {
+    /// The database with its WAL and SHM, the blob directories and the blobs (written whole or
+    /// in parts) are private to the service user, whatever the umask.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn everything_the_store_creates_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let root = std::env::temp_dir().join(format!("shenbao-store-modes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let data = root.join("data");
+        let db = root.join("db/shenbao.db");
+        let store = super::Store::open(&format!("sqlite://{}", db.display()), &data)
+            .await
+            .expect("open");
+        let sha = store.blobs.put(b"13800000000").expect("put");
+        let mut w = store.blobs.writer().expect("writer");
+        w.write(b"a whole mail").expect("write");
+        let (sha2, _) = w.finish().expect("finish");
+        for d in [&data, &root.join("db"), &data.join("blobs")] {
+            assert_eq!(mode(d), 0o700, "directory {}", d.display());
+        }
+        for f in [
+            db.clone(),
+            root.join("db/shenbao.db-wal"),
+            root.join("db/shenbao.db-shm"),
+            store.blobs.path_of(&sha),
+            store.blobs.path_of(&sha2),
+        ] {
+            assert_eq!(mode(&f), 0o600, "file {}", f.display());
+        }
+        assert_eq!(
+            mode(store.blobs.path_of(&sha).parent().expect("dir")),
+            0o700
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
     /// Version 7 on a database written by version 4: 活动总结 files stored as `case_study` become
     /// `activity_summary`, 工作案例 files stay, and old ledger rows keep their keys with no branch.
     #[tokio::test]
@@ -286,14 +330,22 @@ pub struct OutboxRow {
 impl Store {
     /// Opens (creating when missing) the database and the data directory, and migrates.
     pub async fn open(database_url: &str, data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::fsmode::create_dir_all(data_dir)?;
         if let Some(path) = database_url
             .strip_prefix("sqlite://")
             .or_else(|| database_url.strip_prefix("sqlite:"))
-            && let Some(parent) = Path::new(path.split('?').next().unwrap_or(path)).parent()
-            && !parent.as_os_str().is_empty()
+            .map(|p| Path::new(p.split('?').next().unwrap_or(p)))
+            .filter(|p| !p.as_os_str().is_empty() && *p != Path::new(":memory:"))
         {
-            std::fs::create_dir_all(parent)?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                crate::fsmode::create_dir_all(parent)?;
+            }
+            // Created here 0600, before SQLite sees it: SQLite gives its `-wal` and `-shm`
+            // files the database file's mode, so they are private too.
+            match crate::fsmode::create_new(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
+                _ => {}
+            }
         }
         let opts = SqliteConnectOptions::from_str(database_url)?
             .create_if_missing(true)
