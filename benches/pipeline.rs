@@ -26,7 +26,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{EnvOptions, TestEnv, imap};
+use common::{EnvOptions, TestEnv, imap, ncr};
 use futures::TryStreamExt;
 use std::collections::HashMap;
 use std::io::Write;
@@ -192,19 +192,6 @@ fn templates() -> Templates {
         doc: common::read(&office.join("form-base.doc")),
         xls: common::read(&office.join("summary-base.xls")),
     }
-}
-
-/// XML numeric character references, as LibreOffice writes the summary's strings.
-fn ncr(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii() {
-                c.to_string()
-            } else {
-                format!("&#{};", u32::from(c))
-            }
-        })
-        .collect()
 }
 
 /// Rewrites text in the XML entries of an Office zip.

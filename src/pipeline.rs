@@ -192,6 +192,30 @@ struct Classified {
 }
 
 impl Classified {
+    /// Materials to register for `matched` (an application or a closure).
+    fn registered(
+        disposition: Disposition,
+        reason: String,
+        subject: ParsedSubject,
+        matched: BranchMatch,
+        materials: bool,
+    ) -> Classified {
+        Classified {
+            disposition,
+            reason,
+            branch: matched.branch.as_ref().map(|b| b.name.clone()),
+            subject: Some(subject),
+            matched: Some(matched),
+            materials,
+            no_answer: None,
+        }
+    }
+
+    /// Registered but not answered, for this reason (strong automatic signals).
+    fn answered_unless(self, no_answer: Option<String>) -> Classified {
+        Classified { no_answer, ..self }
+    }
+
     fn new(disposition: Disposition, reason: String) -> Classified {
         Classified {
             disposition,
@@ -1184,15 +1208,9 @@ impl Pipeline {
                 None => unknown_match(),
             };
             let disposition = kind.unwrap_or(Disposition::Application);
-            return Classified {
-                disposition,
-                reason: format!("工作人员指定为“{name}”的{}", disposition.label()),
-                branch: matched.branch.as_ref().map(|b| b.name.clone()),
-                subject: Some(parsed),
-                matched: Some(matched),
-                materials,
-                no_answer,
-            };
+            let reason = format!("工作人员指定为“{name}”的{}", disposition.label());
+            return Classified::registered(disposition, reason, parsed, matched, materials)
+                .answered_unless(no_answer);
         }
         // A reply to one of our mails without materials is conversation.
         if input.answers_us && !materials {
@@ -1234,24 +1252,18 @@ impl Pipeline {
                     candidates: Vec::new(),
                 };
             }
-            return Classified {
-                disposition,
-                reason: format!(
-                    "{}识别为{}；支部：{}",
-                    if input.answers_us {
-                        "回复本系统邮件并附带材料，"
-                    } else {
-                        "主题"
-                    },
-                    disposition.label(),
-                    matched.reason
-                ),
-                branch: matched.branch.as_ref().map(|b| b.name.clone()),
-                subject: Some(parsed),
-                matched: Some(matched),
-                materials,
-                no_answer,
+            let how = if input.answers_us {
+                "回复本系统邮件并附带材料，"
+            } else {
+                "主题"
             };
+            let reason = format!(
+                "{how}识别为{}；支部：{}",
+                disposition.label(),
+                matched.reason
+            );
+            return Classified::registered(disposition, reason, parsed, matched, materials)
+                .answered_unless(no_answer);
         }
         if let Some(auto) = &u.auto {
             return Classified::new(Disposition::Auto, auto_reason(auto));
@@ -1278,19 +1290,12 @@ impl Pipeline {
                 } else {
                     Disposition::Closure
                 };
-                Classified {
-                    disposition,
-                    reason: format!(
-                        "主题识别为{}；支部：{}",
-                        disposition.label(),
-                        matched.reason
-                    ),
-                    branch: matched.branch.as_ref().map(|b| b.name.clone()),
-                    subject: Some(parsed),
-                    matched: Some(matched),
-                    materials,
-                    no_answer: None,
-                }
+                let reason = format!(
+                    "主题识别为{}；支部：{}",
+                    disposition.label(),
+                    matched.reason
+                );
+                Classified::registered(disposition, reason, parsed, matched, materials)
             }
             SubjectKind::Other => {
                 let office = rules::all_files(&u.attachments).any(|a| {

@@ -28,7 +28,7 @@ fn files_for(branch: &str, project: Option<&str>) -> Vec<(String, Vec<u8>)> {
     }
     let form = patch_office(&docx, "word/document.xml", &edits);
     // The summary writes its text as XML character references.
-    let (from, to) = (charrefs(SAMPLE_BRANCH), charrefs(branch));
+    let (from, to) = (ncr(SAMPLE_BRANCH), ncr(branch));
     let sheet = patch_office(&xlsx, "sheet1.xml", &[(from.as_str(), to.as_str())]);
     vec![
         (format!("{branch}-项目申请表.docx"), form),
@@ -36,17 +36,27 @@ fn files_for(branch: &str, project: Option<&str>) -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-/// `海洋` → `&#28023;&#27915;`, ASCII as it is.
-fn charrefs(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii() {
-                c.to_string()
-            } else {
-                format!("&#{};", u32::from(c))
-            }
-        })
-        .collect()
+/// A test's daemon on `user`'s intake folder with `roster`, started and watching: the
+/// environment, the daemon, its database and the intake address.
+async fn started(
+    name: &str,
+    user: &str,
+    roster: &str,
+) -> (TestEnv, Daemon, sqlx::SqlitePool, String) {
+    let env = TestEnv::new(
+        name,
+        user,
+        EnvOptions {
+            roster,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut daemon = env.start_daemon();
+    env.wait_watermark(&mut daemon).await;
+    let pool = env.db().await;
+    let to = format!("{}@example.test", env.user);
+    (env, daemon, pool, to)
 }
 
 fn subject(branch: &str) -> String {
@@ -134,19 +144,7 @@ const B25: &str = "海洋与地球科学学院2025级本科生党支部";
 /// Outlook's `X-Auto-Response-Suppress` does not stop a person's application.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_questions_and_corrections_on_a_thread() {
-    let env = TestEnv::new(
-        "conversation",
-        "intake24",
-        EnvOptions {
-            roster: &sample_roster(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let mut daemon = env.start_daemon();
-    env.wait_watermark(&mut daemon).await;
-    let pool = env.db().await;
-    let to = format!("{}@example.test", env.user);
+    let (env, mut daemon, pool, to) = started("conversation", "intake24", &sample_roster()).await;
     let sec22 = "lu.fengxi27@outlook.com";
     let sec24 = "zhou.xiaotian54@outlook.com";
 
@@ -352,19 +350,7 @@ async fn replies_questions_and_corrections_on_a_thread() {
 /// filled in for another branch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_senders_bursts_strangers_and_copied_forms() {
-    let env = TestEnv::new(
-        "senders",
-        "intake25",
-        EnvOptions {
-            roster: &roster_with_branch1(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let mut daemon = env.start_daemon();
-    env.wait_watermark(&mut daemon).await;
-    let pool = env.db().await;
-    let to = format!("{}@example.test", env.user);
+    let (env, mut daemon, pool, to) = started("senders", "intake25", &roster_with_branch1()).await;
     let roster = sample_roster();
     let eight: Vec<String> = roster
         .lines()
@@ -512,19 +498,7 @@ async fn shared_senders_bursts_strangers_and_copied_forms() {
 /// replay after the roster was fixed, previewed first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assign_and_reprocess() {
-    let env = TestEnv::new(
-        "corrections",
-        "intake26",
-        EnvOptions {
-            roster: &sample_roster(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let mut daemon = env.start_daemon();
-    env.wait_watermark(&mut daemon).await;
-    let pool = env.db().await;
-    let to = format!("{}@example.test", env.user);
+    let (env, mut daemon, pool, to) = started("corrections", "intake26", &sample_roster()).await;
     let typo = "对标争先建设项目申报-第一小组";
     let newbranch = "材料科学与工程学院星火党支部";
     let new_subject = subject(newbranch);

@@ -678,6 +678,20 @@ pub fn sample_files() -> (Vec<u8>, Vec<u8>) {
     )
 }
 
+/// XML numeric character references (`海洋` → `&#28023;&#27915;`, ASCII as it is), as
+/// LibreOffice writes the summary's strings.
+pub fn ncr(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                format!("&#{};", u32::from(c))
+            }
+        })
+        .collect()
+}
+
 /// The branch sample c010's form is filled in for.
 pub const SAMPLE_BRANCH: &str = "海洋与地球科学学院2022级本科生党支部";
 
