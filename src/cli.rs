@@ -802,7 +802,7 @@ fn outbox_line(e: &crate::store::OutboxEntry) -> String {
     line
 }
 
-const PICKUP: &str = "运行中的守护进程（shenbao run）最迟 30 秒内会发送；守护进程没有运行时，下次启动即发送。用 `shenbao outbox list --status queued` 查看进度。";
+const PICKUP: &str = "运行中的守护进程（shenbao run）最迟 5 秒内会发送；守护进程没有运行时，下次启动即发送。用 `shenbao outbox list --status queued` 查看进度。";
 
 async fn outbox(
     store: &crate::store::Store,

@@ -60,6 +60,11 @@ pub fn backoff(initial: Duration, attempts: i64) -> Duration {
     initial.saturating_mul(1 << exp).min(MAX_BACKOFF)
 }
 
+/// How often the sender looks at the outbox when nothing woke it: mails queued by another
+/// process (`outbox retry`, `assign`, `remind`, `review notify`) cannot wake it, so they wait
+/// at most this long. One indexed query each time.
+const OUTBOX_POLL: Duration = Duration::from_secs(5);
+
 /// Mails marked in flight (and then sent) with one transaction each way.
 const SEND_BATCH: usize = 20;
 
@@ -554,9 +559,9 @@ impl Sender {
                     .to_std()
                     .unwrap_or(Duration::ZERO)
                     .max(Duration::from_millis(200)),
-                _ => Duration::from_secs(30),
+                _ => OUTBOX_POLL,
             }
-            .min(Duration::from_secs(30));
+            .min(OUTBOX_POLL);
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}

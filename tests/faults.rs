@@ -642,7 +642,7 @@ async fn b_smtp_down_then_dead_letters_and_retry() {
         "{out}"
     );
     let retried_at = Instant::now();
-    // The running daemon polls the outbox at least every 30 s.
+    // The running daemon polls the outbox at least every 5 s.
     wait_for(
         "the retried two to be sent",
         Duration::from_secs(45),
