@@ -386,7 +386,7 @@ fn outbox_list_and_retry() {
     );
     assert!(out.contains("最后的错误：Connection refused"), "{out}");
     assert!(
-        out.contains("30 秒"),
+        out.contains("5 秒"),
         "the daemon's pickup is explained: {out}"
     );
     let rows = sql(&dir, &[]);
