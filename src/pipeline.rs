@@ -553,7 +553,12 @@ impl Pipeline {
         let assigned: Option<String> = row.get(1);
 
         let (subject_text, our_wording) = conversation::strip_our_wording(&understood.subject);
-        let thread = self.find_thread(&mut *tx, &understood).await?;
+        // Our own copies answer the applicants' mails, never ours: no lookup for them.
+        let thread = if self.is_own_copy(&understood) {
+            None
+        } else {
+            self.find_thread(&mut *tx, &understood).await?
+        };
         let classified = self.classify(
             &understood,
             &ClassifyInput {
@@ -1142,17 +1147,21 @@ impl Pipeline {
         );
     }
 
-    fn classify(&self, u: &Understood, input: &ClassifyInput<'_>) -> Classified {
+    /// The copy of a mail we sent: from our address, with our Message-ID domain.
+    fn is_own_copy(&self, u: &Understood) -> bool {
         let own_suffix = format!("@{}", self.cfg.ack.message_id_domain);
         let from_us = u
             .from
             .as_ref()
             .is_some_and(|f| self.guard.own_addresses.contains(&f.addr.to_lowercase()));
-        if from_us
+        from_us
             && u.message_id
                 .as_deref()
                 .is_some_and(|m| m.ends_with(&own_suffix))
-        {
+    }
+
+    fn classify(&self, u: &Understood, input: &ClassifyInput<'_>) -> Classified {
+        if self.is_own_copy(u) {
             return Classified::new(Disposition::OwnCopy, "本系统所发邮件的存档副本".to_string());
         }
         let auto_reason = |a: &crate::message::AutoSignal| {
