@@ -69,6 +69,9 @@ pub enum Command {
         /// 视为到达服务器的时间（RFC 3339），用于判断是否逾期；默认为当前时间
         #[arg(long)]
         received_at: Option<String>,
+        /// 只登记，不回复（补录旧邮件时用）：不放入任何回执，记录为“补录未回复”
+        #[arg(long)]
+        no_reply: bool,
     },
     /// 显示当前登记情况、发件箱和需要人工处理的邮件
     Status,
@@ -98,13 +101,13 @@ pub enum Command {
         #[arg(long)]
         at: Option<String>,
     },
-    /// 评审摘要：预览（--dry-run）或立即发送（--now）
+    /// 评审摘要：预览（--dry-run）或立即发送（--now）；两者都不写时只说明用法，不发送
     Digest {
         /// 打印摘要内容，不发送
         #[arg(long)]
         dry_run: bool,
-        /// 不等排期，立即发送（覆盖自上次摘要以来的内容）
-        #[arg(long)]
+        /// 不等排期，立即发送（覆盖自上次摘要以来的内容）；只发送这次生成的摘要，发件箱中的其他邮件留给守护进程
+        #[arg(long, conflicts_with = "dry_run")]
         now: bool,
         /// 按这个时间计算（RFC 3339），默认为现在
         #[arg(long)]
@@ -281,6 +284,42 @@ async fn correction_pipeline(
     Ok(p)
 }
 
+/// Why `ingest --no-reply` answered nobody, as recorded with the message.
+const NO_REPLY_REASON: &str = "补录（shenbao ingest --no-reply），未回复";
+
+/// Reads an .eml file of at most `limit` bytes (`imap.max_message_size`), looking at its size
+/// before reading it, so a huge file is refused without being loaded into memory.
+fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("打不开 {}，请检查文件路径和权限", path.display()))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("读不了 {} 的大小", path.display()))?
+        .len();
+    let label = |n: u64| crate::compose::size_label(usize::try_from(n).unwrap_or(usize::MAX));
+    let too_large = |size: u64| {
+        anyhow::anyhow!(
+            "{} 有 {}，超过 imap.max_message_size（{}），没有登记：请确认文件，或在配置中调大 imap.max_message_size",
+            path.display(),
+            label(size),
+            label(limit)
+        )
+    };
+    if size > limit {
+        return Err(too_large(size));
+    }
+    // The file may grow between the two looks: never read more than the limit.
+    let mut raw = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut raw)
+        .with_context(|| format!("读取 {} 失败", path.display()))?;
+    if raw.len() as u64 > limit {
+        return Err(too_large(raw.len() as u64));
+    }
+    Ok(raw)
+}
+
 fn clock() -> anyhow::Result<Clock> {
     Clock::from_env().map_err(anyhow::Error::msg)
 }
@@ -296,7 +335,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::daemon::run(cfg, clock()?, backfill_since).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { files, received_at } => {
+        Command::Ingest {
+            files,
+            received_at,
+            no_reply,
+        } => {
             let cfg = load(&cli.config)?;
             let clock = clock()?;
             let received = match received_at {
@@ -307,34 +350,83 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 None => None,
             };
-            let (store, pipeline, _) = crate::daemon::open(cfg, clock).await?;
+            let limit = cfg.imap.max_message_bytes;
+            let (store, _, wake) = crate::daemon::open(cfg.clone(), clock).await?;
+            let mut pipeline = crate::pipeline::Pipeline::new(store.clone(), clock, cfg, wake)?;
+            if no_reply {
+                say!("补录（--no-reply）：只登记，不回复任何邮件。");
+                pipeline.notify_mode = crate::pipeline::NotifyMode::Silent;
+            } else {
+                say!(
+                    "登记后会回复发件人（回执放入发件箱，由 `shenbao run` 发送）；补录旧邮件不想回复时请加 --no-reply。"
+                );
+            }
+            let mut refused = 0;
+            let mut queued = 0;
             for f in &files {
-                let raw = std::fs::read(f).with_context(|| format!("读取 {}", f.display()))?;
+                let raw = match read_limited(f, limit) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        refused += 1;
+                        continue;
+                    }
+                };
                 let inserted = store
                     .insert_file_message(&raw, received.or_else(|| Some(clock.now())), clock.now())
                     .await?;
                 match inserted {
-                    crate::store::Inserted::New(id) => match pipeline.process(id).await? {
-                        Some(o) => say!(
-                            "{}：{} {} {}",
-                            f.display(),
-                            o.disposition.as_str(),
-                            o.branch.as_deref().unwrap_or("-"),
-                            o.version.map(|v| format!("第{v}版")).unwrap_or_default()
-                        ),
-                        None => say!("{}：已处理过", f.display()),
-                    },
+                    crate::store::Inserted::New(id) => {
+                        let outcome = pipeline.process(id).await?;
+                        let withdrawn = if no_reply {
+                            store.withhold_answers(id, NO_REPLY_REASON).await?
+                        } else {
+                            0
+                        };
+                        let answers = store.queued_answers(id).await?;
+                        queued += answers;
+                        let answer = if no_reply {
+                            "，未回复（补录）".to_string()
+                        } else if answers > 0 {
+                            format!("，回复 {answers} 封已放入发件箱")
+                        } else {
+                            "，不回复".to_string()
+                        };
+                        if withdrawn > 0 {
+                            tracing::info!(message = id, withdrawn, "ingest --no-reply: answers withheld");
+                        }
+                        match outcome {
+                            Some(o) => say!(
+                                "{}：{} {} {}{answer}",
+                                f.display(),
+                                o.disposition.as_str(),
+                                o.branch.as_deref().unwrap_or("-"),
+                                o.version.map(|v| format!("第{v}版")).unwrap_or_default()
+                            ),
+                            None => say!("{}：已处理过", f.display()),
+                        }
+                    }
                     crate::store::Inserted::Duplicate(id) => {
                         say!("{}：与已登记的邮件 #{id} 相同，跳过", f.display())
                     }
                 }
             }
-            say!("回复已放入发件箱，运行中的 `shenbao run` 会发送它们。");
+            if no_reply {
+                say!("没有放入任何回复。");
+            } else if queued > 0 {
+                say!("共 {queued} 封回复已放入发件箱，运行中的 `shenbao run` 会发送它们。");
+            } else {
+                say!("没有需要发送的回复。");
+            }
+            if refused > 0 {
+                eprintln!("有 {refused} 个文件没有登记（原因见上）。");
+                return Ok(ExitCode::FAILURE);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
             let cfg = load(&cli.config)?;
-            let (store, pipeline, _) = crate::daemon::open(cfg, clock()?).await?;
+            let (store, pipeline, _) = crate::daemon::open_existing(cfg, clock()?).await?;
             let st = crate::export::status(&store, pipeline.roster.len()).await?;
             say!(
                 "当前阶段：{}",
@@ -357,7 +449,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let cfg = load(&cli.config)?;
             let clock = clock()?;
-            let (store, _, _) = crate::daemon::open(cfg.clone(), clock).await?;
+            let (store, _, _) = crate::daemon::open_existing(cfg.clone(), clock).await?;
             let subs = crate::export::latest_reviewed(&store, &cfg.levels).await?;
             let bytes = match format {
                 ExportFormat::Json => {
@@ -434,7 +526,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Show { branch } => {
             let cfg = load(&cli.config)?;
-            let (store, pipeline, _) = crate::daemon::open(cfg, clock()?).await?;
+            let (store, pipeline, _) = crate::daemon::open_existing(cfg, clock()?).await?;
             let name = match pipeline.roster.match_branch(&branch) {
                 m if m.kind == crate::roster::MatchKind::Exact => {
                     m.branch.map(|b| b.name).unwrap_or(branch.clone())
@@ -455,7 +547,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let clock = clock()?;
             let now = at_or_now(at.as_deref(), clock)?;
-            let (_, pipeline, _) = crate::daemon::open(cfg.clone(), clock).await?;
+            let (_, pipeline, _) = if dry_run {
+                crate::daemon::open_existing(cfg.clone(), clock).await?
+            } else {
+                crate::daemon::open(cfg.clone(), clock).await?
+            };
             let planned = crate::remind::plan_reminders(&pipeline, now).await?;
             if planned.is_empty() {
                 say!("{} 没有到期的提醒。", crate::clock::beijing(now));
@@ -510,7 +606,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 say!("配置中没有 [[digest]]，没有摘要可发。");
                 return Ok(ExitCode::FAILURE);
             }
-            let (store, pipeline, wake) = crate::daemon::open(cfg.clone(), clock).await?;
+            if !dry_run && !send_now {
+                eprintln!(
+                    "没有发送任何摘要：预览请加 --dry-run，确要立即发给评审人请加 --now（平时由 `shenbao run` 按 [[digest]] 的排期发送）。"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            let (store, pipeline, wake) = if dry_run {
+                crate::daemon::open_existing(cfg.clone(), clock).await?
+            } else {
+                crate::daemon::open(cfg.clone(), clock).await?
+            };
             // A dry run shows the digest the schedule would send at that instant; when none is
             // due, the digest of everything since the last one.
             let mut planned = crate::remind::plan_digests(&pipeline, now, send_now).await?;
@@ -537,13 +643,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
-            if send_now && n > 0 {
-                let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
-                let sent = sender.drain().await?;
-                say!("摘要 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
-            } else {
-                say!("已放入发件箱 {n} 封摘要。");
+            let ids = crate::remind::commit_ids(&pipeline, &planned, clock.now()).await?;
+            if ids.is_empty() {
+                say!("没有新的摘要要发送（自上次摘要以来的内容已发过）。");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
+            let sent = sender.send_only(&ids).await?;
+            say!(
+                "摘要 {} 封，已发出 {sent} 封；发件箱中的其他邮件不在此次发送之列。",
+                ids.len()
+            );
+            if sent < ids.len() {
+                say!("未发出的摘要留在发件箱，由 `shenbao run` 重试；用 `shenbao outbox list` 查看原因。");
+                return Ok(ExitCode::FAILURE);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -584,11 +697,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                     }
                     if !dry_run && !plan.planned.is_empty() {
-                        let n =
-                            crate::remind::commit(&pipeline, &plan.planned, clock.now()).await?;
+                        let ids =
+                            crate::remind::commit_ids(&pipeline, &plan.planned, clock.now())
+                                .await?;
                         let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
-                        let sent = sender.drain().await?;
-                        say!("评审结果 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
+                        let sent = sender.send_only(&ids).await?;
+                        say!(
+                            "评审结果 {} 封已放入发件箱，本次发出 {sent} 封（发件箱中的其他邮件留给守护进程）。",
+                            ids.len()
+                        );
                     }
                     Ok(ExitCode::SUCCESS)
                 }
@@ -596,9 +713,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Outbox { action } => {
             let cfg = load(&cli.config)?;
-            let store = crate::store::Store::open(&cfg.database_url, &cfg.data_dir)
-                .await
-                .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
+            let store = match action {
+                OutboxAction::List { .. } => {
+                    crate::store::Store::open_existing(&cfg.database_url, &cfg.data_dir).await?
+                }
+                OutboxAction::Retry { .. } => {
+                    crate::store::Store::open(&cfg.database_url, &cfg.data_dir)
+                        .await
+                        .with_context(|| format!("打开数据库 {}", cfg.database_url))?
+                }
+            };
             outbox(&store, action, clock()?).await
         }
         Command::CheckConfig { probe } => check_config(&cli.config, probe).await,
@@ -612,7 +736,7 @@ async fn export_materials(
     filter: crate::materials::Filter,
 ) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
-    let (store, pipeline, _) = crate::daemon::open(cfg.clone(), clock()?).await?;
+    let (store, pipeline, _) = crate::daemon::open_existing(cfg.clone(), clock()?).await?;
     let collected = crate::materials::collect(&pipeline, &filter).await?;
     let layout = crate::materials::layout(&collected.branches);
     let sheet = crate::export::to_xlsx(
@@ -987,6 +1111,10 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             "注意：{} 目前没有设置，运行前需要设置 IMAP 密码",
             cfg.imap.password.source
         );
+    }
+    if let Some(why) = cfg.smtp.missing_password() {
+        eprintln!("{why}");
+        return Ok(ExitCode::FAILURE);
     }
     say!("配置文件 {} 没有问题。", path.display());
     if !probe {

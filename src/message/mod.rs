@@ -877,7 +877,8 @@ fn describe(filename: String, content_type: String, bytes: Vec<u8>, format: Form
         safe_name: attach::safe_file_name(&filename),
         declared_format: attach::declared_format(&filename),
         role: attach::role(&filename, format),
-        filename,
+        // What acks, exports and `show` print; the sender's raw name stays in the stored mail.
+        filename: attach::display_name(&filename),
         content_type,
         size: bytes.len(),
         sha256,
