@@ -101,6 +101,7 @@ pub async fn run(
         cfg: cfg.clone(),
         pipeline,
         backfill_since,
+        backfilled: Default::default(),
         backlog,
     };
     let intake_task = tokio::spawn(intake.run(stop_rx));
