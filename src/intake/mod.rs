@@ -267,7 +267,7 @@ impl Intake {
                     // again; only mail never seen is registered and answered.
                     tracing::info!(folder = %cfg.folder, from = last, to = start, "backfill: re-reading the folder from the given date; mail already registered is skipped");
                     self.store
-                        .set_mailbox_state(&account, &cfg.folder, uidvalidity, start, now)
+                        .rewind_mailbox_state(&account, &cfg.folder, uidvalidity, start, now)
                         .await?;
                 } else {
                     tracing::info!(folder = %cfg.folder, watermark = last, "backfill: no mail in the folder older than what was already read");

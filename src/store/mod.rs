@@ -452,6 +452,31 @@ impl Store {
         set_watermark(&mut *self.pool.acquire().await?, &key, now).await
     }
 
+    /// Lowers the watermark of a folder to `last_uid` (`--backfill-since` on a later start),
+    /// which [`Store::set_mailbox_state`] never does: the folder is read again from there, and
+    /// mail already stored is recognised as such.
+    pub async fn rewind_mailbox_state(
+        &self,
+        account: &str,
+        folder: &str,
+        uidvalidity: u32,
+        last_uid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE mailbox_state SET last_uid = ?, updated_at = ? WHERE account = ? AND folder = ? AND uidvalidity = ? AND last_uid > ?",
+        )
+        .bind(i64::from(last_uid))
+        .bind(db_time(now))
+        .bind(account)
+        .bind(folder)
+        .bind(i64::from(uidvalidity))
+        .bind(i64::from(last_uid))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Stores a message fetched over IMAP: blob, row and watermark in one transaction.
     pub async fn insert_imap_message(
         &self,
