@@ -765,7 +765,9 @@ pub fn safe_file_name(name: &str) -> String {
     let base = base_name(&nfc);
     let cleaned: String = base
         .chars()
-        .filter(|&c| !hidden_char(c) && !matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*'))
+        .filter(|&c| {
+            !hidden_char(c) && !matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*')
+        })
         .collect();
     let trimmed = cleaned.trim_matches(|c: char| c == '.' || c.is_whitespace());
     if trimmed.is_empty() {
@@ -1880,7 +1882,9 @@ mod tests {
             .collect();
         let shown = display_name(&format!("a{nasty}b.doc"));
         assert!(
-            !shown.chars().any(|c| hidden_char(c) || c == '/' || c == '\\'),
+            !shown
+                .chars()
+                .any(|c| hidden_char(c) || c == '/' || c == '\\'),
             "{shown:?}"
         );
     }

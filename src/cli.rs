@@ -393,7 +393,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                             "，不回复".to_string()
                         };
                         if withdrawn > 0 {
-                            tracing::info!(message = id, withdrawn, "ingest --no-reply: answers withheld");
+                            tracing::info!(
+                                message = id,
+                                withdrawn,
+                                "ingest --no-reply: answers withheld"
+                            );
                         }
                         match outcome {
                             Some(o) => say!(
@@ -655,7 +659,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ids.len()
             );
             if sent < ids.len() {
-                say!("未发出的摘要留在发件箱，由 `shenbao run` 重试；用 `shenbao outbox list` 查看原因。");
+                say!(
+                    "未发出的摘要留在发件箱，由 `shenbao run` 重试；用 `shenbao outbox list` 查看原因。"
+                );
                 return Ok(ExitCode::FAILURE);
             }
             Ok(ExitCode::SUCCESS)
@@ -697,9 +703,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                     }
                     if !dry_run && !plan.planned.is_empty() {
-                        let ids =
-                            crate::remind::commit_ids(&pipeline, &plan.planned, clock.now())
-                                .await?;
+                        let ids = crate::remind::commit_ids(&pipeline, &plan.planned, clock.now())
+                            .await?;
                         let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
                         let sent = sender.send_only(&ids).await?;
                         say!(

@@ -1462,9 +1462,21 @@ roster = "missing.csv"
         let path = dir.join("shenbao.toml");
         assert!(Config::parse(&good(&dir), &path).is_ok());
         for (from, section, key) in [
-            ("[imap]\nhost = \"127.0.0.1\"", "[imap]\nhost = \"imap.example.edu.cn\"", "imap.tls"),
-            ("[smtp]\nhost = \"127.0.0.1\"", "[smtp]\nhost = \"smtp.example.edu.cn\"", "smtp.tls"),
-            ("[imap]\nhost = \"127.0.0.1\"", "[imap]\nhost = \"10.1.2.3\"", "imap.tls"),
+            (
+                "[imap]\nhost = \"127.0.0.1\"",
+                "[imap]\nhost = \"imap.example.edu.cn\"",
+                "imap.tls",
+            ),
+            (
+                "[smtp]\nhost = \"127.0.0.1\"",
+                "[smtp]\nhost = \"smtp.example.edu.cn\"",
+                "smtp.tls",
+            ),
+            (
+                "[imap]\nhost = \"127.0.0.1\"",
+                "[imap]\nhost = \"10.1.2.3\"",
+                "imap.tls",
+            ),
         ] {
             let text = good(&dir).replace(from, section);
             let Err(ConfigError::Invalid { problems, .. }) = Config::parse(&text, &path) else {
@@ -1481,7 +1493,10 @@ roster = "missing.csv"
         }
         // With TLS the same hosts are fine.
         let text = good(&dir)
-            .replace("[imap]\nhost = \"127.0.0.1\"", "[imap]\nhost = \"imap.example.edu.cn\"")
+            .replace(
+                "[imap]\nhost = \"127.0.0.1\"",
+                "[imap]\nhost = \"imap.example.edu.cn\"",
+            )
             .replacen("tls = \"none\"", "tls = \"implicit\"", 1);
         assert!(Config::parse(&text, &path).is_ok());
         // localhost and ::1 keep working without TLS.
@@ -1506,7 +1521,10 @@ roster = "missing.csv"
         let Err(ConfigError::Invalid { problems, .. }) = Config::parse(&text, &path) else {
             panic!("user without password key must be refused");
         };
-        assert!(problems.iter().any(|p| p.key == "smtp.password_env"), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.key == "smtp.password_env"),
+            "{problems:?}"
+        );
         // A password variable that is not set: loads (status etc. need no SMTP), but is named.
         let text = good(&dir).replace(
             "[smtp]\n",

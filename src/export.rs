@@ -718,7 +718,10 @@ mod tests {
     fn csv_cells_that_a_spreadsheet_would_run_are_text() {
         let cases: &[(&str, &str)] = &[
             ("=1+1", "'=1+1"),
-            ("=HYPERLINK(\"http://x\",\"点我\")", "'=HYPERLINK(\"http://x\",\"点我\")"),
+            (
+                "=HYPERLINK(\"http://x\",\"点我\")",
+                "'=HYPERLINK(\"http://x\",\"点我\")",
+            ),
             ("+86 138", "'+86 138"),
             ("-2+3", "'-2+3"),
             ("-3", "'-3"),
@@ -726,7 +729,10 @@ mod tests {
             ("\t=1", "'\t=1"),
             ("\r=1", "'\r=1"),
             ("cmd|' /C calc'!A0", "cmd|' /C calc'!A0"),
-            ("土木工程学院本科生第一党支部", "土木工程学院本科生第一党支部"),
+            (
+                "土木工程学院本科生第一党支部",
+                "土木工程学院本科生第一党支部",
+            ),
             ("a=1", "a=1"),
             ("", ""),
             ("'=already", "'=already"),

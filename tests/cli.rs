@@ -761,10 +761,19 @@ fn clear_text_to_another_host_is_refused() {
     }
     set_key(&cfg, "imap", "host", "\"localhost\"");
     let o = shenbao(&dir, &["--config", cfg_arg, "check-config"]);
-    assert!(o.status.success(), "localhost may go without TLS: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "localhost may go without TLS: {}",
+        text(&o)
+    );
     // An SMTP user whose password variable is not set is named, not skipped silently.
     set_key(&cfg, "smtp", "user", "\"intake@example.test\"");
-    set_key(&cfg, "smtp", "password_env", "\"SHENBAO_TEST_UNSET_SMTP_PASSWORD\"");
+    set_key(
+        &cfg,
+        "smtp",
+        "password_env",
+        "\"SHENBAO_TEST_UNSET_SMTP_PASSWORD\"",
+    );
     let o = shenbao(&dir, &["--config", cfg_arg, "check-config"]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
@@ -915,6 +924,8 @@ fn csv_and_names_from_a_hostile_mail_are_neutralised() {
 
 /// Runs shenbao and reports its peak resident memory (the kernel's high-water mark, VmHWM,
 /// as `wait4` returns it in `ru_maxrss`) in KiB.
+// The child is reaped by `wait4` (which also returns its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn shenbao_measured(dir: &Path, args: &[&str]) -> (bool, String, i64) {
     use std::io::Read as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_shenbao"))
@@ -978,7 +989,10 @@ fn ingest_refuses_a_60_mb_file_without_reading_it() {
         ],
     );
     assert!(!ok, "a refused file makes ingest fail: {out}");
-    assert!(out.contains("huge.eml") && out.contains("imap.max_message_size"), "{out}");
+    assert!(
+        out.contains("huge.eml") && out.contains("imap.max_message_size"),
+        "{out}"
+    );
     assert!(out.contains("60.0 MB") && out.contains("50.0 MB"), "{out}");
     // The other file is still registered.
     assert!(out.contains("c001"), "{out}");
@@ -1027,7 +1041,11 @@ fn ingest_no_reply_queues_nothing() {
     assert!(t.contains("不回复"), "{t}");
     assert!(t.contains("没有放入任何回复"), "{t}");
     let o = shenbao(&dir, &["--config", cfg, "outbox", "list"]);
-    assert!(text(&o).contains("发件箱中的全部邮件：没有"), "{}", text(&o));
+    assert!(
+        text(&o).contains("发件箱中的全部邮件：没有"),
+        "{}",
+        text(&o)
+    );
     let reasons: Vec<Option<String>> = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1090,7 +1108,10 @@ fn read_only_commands_never_create_a_database() {
         assert!(!o.status.success(), "{args:?}: {t}");
         assert!(t.contains("typo/shenbao.db 不存在"), "{args:?}: {t}");
         assert!(t.contains("data_dir") && t.contains("database"), "{t}");
-        assert!(!dir.join("local/typo").exists(), "{args:?} created the data dir");
+        assert!(
+            !dir.join("local/typo").exists(),
+            "{args:?} created the data dir"
+        );
     }
     // A database of an older schema is not migrated behind staff's back.
     let data = dir.join("local/typo");

@@ -118,7 +118,11 @@ fn wait_mode(has_idle: bool, poll_interval: Duration, idle_renew: Duration) -> W
 /// date that finds nothing leaves the watermark where it was (or at "now" on a first start).
 /// Lowering the watermark of a folder read before is safe: mail already stored (same
 /// Message-ID and sha256) is skipped, so nobody is answered twice.
-fn backfill_watermark(current: Option<u32>, since_first_uid: Option<Option<u32>>, uidnext: u32) -> u32 {
+fn backfill_watermark(
+    current: Option<u32>,
+    since_first_uid: Option<Option<u32>>,
+    uidnext: u32,
+) -> u32 {
     let now = current.unwrap_or_else(|| uidnext.saturating_sub(1));
     match since_first_uid {
         Some(Some(first)) => first.saturating_sub(1).min(now),
