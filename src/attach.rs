@@ -705,6 +705,24 @@ fn hidden_char(c: char) -> bool {
         )
 }
 
+/// Other text from a mail shown on a terminal or in a report (subjects, senders in `status`
+/// and `show`): [`hidden_char`]s dropped, runs of blanks (tabs, line breaks) one space,
+/// trimmed. An escape sequence in a subject then cannot recolour or rewrite staff's terminal,
+/// nor a CR/LF forge a line of the report.
+pub fn display_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_whitespace() {
+            if !out.ends_with(' ') {
+                out.push(' ');
+            }
+        } else if !hidden_char(c) {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
+
 /// Longest name shown to people, in characters.
 const MAX_SHOWN_CHARS: usize = 120;
 
@@ -716,17 +734,8 @@ const MAX_SHOWN_CHARS: usize = 120;
 /// screen, and does not normalise: people see what the sender wrote, minus what could deceive.
 /// The raw name stays in the stored mail.
 pub fn display_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in base_name(name).chars() {
-        if c.is_whitespace() {
-            if !out.ends_with(' ') {
-                out.push(' ');
-            }
-        } else if !hidden_char(c) {
-            out.push(c);
-        }
-    }
-    let out = out.trim();
+    let out = display_text(base_name(name));
+    let out = out.as_str();
     if out.is_empty() {
         return "（无名附件）".to_string();
     }
@@ -1868,6 +1877,14 @@ mod tests {
         ];
         for (raw, want) in cases {
             assert_eq!(display_name(raw), *want, "display_name({raw:?})");
+        }
+        for (raw, want) in [
+            ("主题\u{1B}]0;owned\u{7}\u{1B}[2J", "主题]0;owned[2J"),
+            ("a\r\n#99 伪造的一行", "a #99 伪造的一行"),
+            ("对标争先\u{202E}申报", "对标争先申报"),
+            ("../保留路径/也保留", "../保留路径/也保留"),
+        ] {
+            assert_eq!(display_text(raw), want, "display_text({raw:?})");
         }
         let long = format!("{}.docx", "申".repeat(300));
         let shown = display_name(&long);

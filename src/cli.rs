@@ -914,7 +914,7 @@ fn outbox_line(e: &crate::store::OutboxEntry) -> String {
         e.id,
         e.to_addr,
         kind_label(&e.kind),
-        e.subject,
+        crate::attach::display_text(&e.subject),
         outbox_state(e)
     );
     if e.status != "sent"

@@ -3,6 +3,7 @@
 //! The JSON export is a contract (documented in the README): one object per branch and kind,
 //! for the latest version, with the attachments as received and the problem codes.
 
+use crate::attach::display_text;
 use crate::clock::{beijing_rfc3339, parse_db_time};
 use crate::store::Store;
 use serde::Serialize;
@@ -185,7 +186,7 @@ async fn rows_to_export(
             kind: r.get(0),
             branch: r.get(1),
             college: r.get(2),
-            branch_in_subject: r.get(3),
+            branch_in_subject: r.get::<Option<String>, _>(3).map(|b| display_text(&b)),
             branch_match: r.get(4),
             match_score: r.get(5),
             match_reason: r.get(6),
@@ -193,8 +194,9 @@ async fn rows_to_export(
             versions: r.get(8),
             received_at: to_local(&r.get::<String, _>(9)),
             late: r.get(10),
-            sender: r.get(11),
-            subject: r.get(12),
+            // Text from the mail, shown and exported clean like attachment names.
+            sender: display_text(&r.get::<String, _>(11)),
+            subject: r.get::<Option<String>, _>(12).map(|t| display_text(&t)),
             message_id: r.get(13),
             attachments: attachments_of(store, r.get(15)).await?,
             problems,
@@ -430,8 +432,8 @@ pub fn describe(s: &ExportSubmission) -> String {
             .unwrap_or("（未识别支部）"),
         s.received_at,
         if s.late { "（逾期）" } else { "" },
-        s.sender,
-        s.subject.as_deref().unwrap_or(""),
+        display_text(&s.sender),
+        display_text(s.subject.as_deref().unwrap_or("")),
     );
     if s.sender_changed {
         out.push_str("  发件人变更：发件地址不是名册中的联系邮箱，也没有为该支部发送过材料（回执已抄送支部书记）\n");
@@ -580,7 +582,8 @@ impl std::fmt::Display for Status {
             for (id, to, subject, err) in &self.dead_letters {
                 writeln!(
                     f,
-                    "  #{id} → {to}  {subject}  [{err}]  重发：shenbao outbox retry {id}"
+                    "  #{id} → {to}  {}  [{err}]  重发：shenbao outbox retry {id}",
+                    display_text(subject)
                 )?;
             }
         }
@@ -600,8 +603,8 @@ impl std::fmt::Display for Status {
                     "  #{} {} {branch}{}  {}  —— {}",
                     s.id,
                     crate::clock::beijing(s.received_at),
-                    s.from,
-                    s.subject,
+                    display_text(&s.from),
+                    display_text(&s.subject),
                     s.reason
                 )?;
                 if let Some(b) = &s.suggested_branch {
@@ -624,7 +627,10 @@ impl std::fmt::Display for Status {
                 writeln!(
                     f,
                     "  #{} {branch}{}  {}  —— {}",
-                    u.id, u.from, u.subject, u.why
+                    u.id,
+                    display_text(&u.from),
+                    display_text(&u.subject),
+                    u.why
                 )?;
             }
         }

@@ -788,7 +788,7 @@ fn clear_text_to_another_host_is_refused() {
 /// and climb out of directories.
 fn hostile_mail(subject_branch: &str, message_id: &str) -> String {
     format!(
-        "From: \"=HYPERLINK(1)\" <=cmd@example.test>\r\n\
+        "From: \"=HYPERLINK(1)\u{202E}\u{1B}[5m\" <=cmd@example.test>\r\n\
          To: intake@example.test\r\n\
          Subject: 对标争先建设项目申报-{subject_branch}\r\n\
          Message-ID: <{message_id}>\r\n\
@@ -830,7 +830,7 @@ fn csv_and_names_from_a_hostile_mail_are_neutralised() {
     let unknown = dir.join("unknown.eml");
     std::fs::write(
         &unknown,
-        hostile_mail("=SUM(1+1)党支部", "unknown.1@example.test"),
+        hostile_mail("=SUM(1+1)党支部\u{1B}[2J\u{202E}", "unknown.1@example.test"),
     )
     .expect("eml");
     let o = shenbao(
@@ -890,6 +890,16 @@ fn csv_and_names_from_a_hostile_mail_are_neutralised() {
     assert!(text(&o).contains("=1+2申请表.docx"), "{}", text(&o));
     assert!(!hidden(&text(&o)), "{:?}", text(&o));
 
+    // `status` lists the unrecognised mail with its subject, without the escape sequence.
+    let o = shenbao(&dir, &["--config", cfg, "status"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("SUM(1+1)党支部") && text(&o).contains("[2J"),
+        "{}",
+        text(&o)
+    );
+    assert!(!hidden(&text(&o)), "{:?}", text(&o));
+
     // The ack lists the names, clean.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -917,91 +927,9 @@ fn csv_and_names_from_a_hostile_mail_are_neutralised() {
         let body = m.body_text(0).map(|b| b.to_string()).unwrap_or_default();
         assert!(!hidden(&body), "{body:?}");
         listed |= body.contains("=1+2申请表.docx");
+        assert!(body.contains("对标争先建设项目申报-"), "{body}");
     }
     assert!(listed, "the ack lists the attachment");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Runs shenbao and reports its peak resident memory (the kernel's high-water mark, VmHWM,
-/// as `wait4` returns it in `ru_maxrss`) in KiB.
-// The child is reaped by `wait4` (which also returns its rusage), not by `Child::wait`.
-#[allow(clippy::zombie_processes)]
-fn shenbao_measured(dir: &Path, args: &[&str]) -> (bool, String, i64) {
-    use std::io::Read as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shenbao"))
-        .current_dir(dir)
-        .args(args)
-        .env("SHENBAO_LOG", "warn")
-        .env_remove("SHENBAO_CONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run shenbao");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = i32::try_from(child.id()).expect("pid");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 reaps the child we spawned and
-    // fills both out-parameters, which outlive the call.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid, "wait4");
-    let output = reader.join().expect("reader");
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (ok, output, usage.ru_maxrss)
-}
-
-/// `ingest` looks at a file's size before reading it: a 60 MB file over
-/// `imap.max_message_size` is refused with the key named, and the process stays small.
-#[test]
-fn ingest_refuses_a_60_mb_file_without_reading_it() {
-    let dir = tmp("huge");
-    let o = shenbao(&dir, &["init", "--dir", "local"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let cfg = "local/shenbao.toml";
-    set_key(&dir.join(cfg), "imap", "max_message_size", "\"50MB\"");
-    // Written without holding 60 MB here: a child spawned by this process starts its
-    // high-water mark at ours (vfork + exec keeps the larger of the two), so this test must
-    // stay small itself. The tail is a hole that reads as zeros.
-    let huge = dir.join("huge.eml");
-    std::fs::write(&huge, b"From: a@example.test\r\nSubject: x\r\n\r\n").expect("header");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&huge)
-        .and_then(|f| f.set_len(60 << 20))
-        .expect("60 MB file");
-    let small = fixture("c001");
-    let (ok, out, peak_kib) = shenbao_measured(
-        &dir,
-        &[
-            "--config",
-            cfg,
-            "ingest",
-            "--no-reply",
-            huge.to_str().unwrap_or_default(),
-            small.to_str().unwrap_or_default(),
-        ],
-    );
-    assert!(!ok, "a refused file makes ingest fail: {out}");
-    assert!(
-        out.contains("huge.eml") && out.contains("imap.max_message_size"),
-        "{out}"
-    );
-    assert!(out.contains("60.0 MB") && out.contains("50.0 MB"), "{out}");
-    // The other file is still registered.
-    assert!(out.contains("c001"), "{out}");
-    assert!(out.contains("第1版"), "{out}");
-    eprintln!("ingest of a 60 MB file: peak memory {} KiB", peak_kib);
-    assert!(
-        peak_kib < 45 * 1024,
-        "peak memory {peak_kib} KiB: the file was read into memory"
-    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -270,7 +270,11 @@ fn read_envelope(top: &[RawHeader], dec: &mut Decoder) -> Understood {
     let mut u = Understood::default();
     if let Some(h) = headers::first(top, "Subject") {
         let subject = dec.unstructured(&h.value);
-        u.subject = headers::collapse_whitespace(&subject.replace(|c: char| c.is_control(), " "));
+        // Control characters become spaces; bidi overrides and zero-width characters go
+        // (the subject is shown in acks, `status` and exports).
+        u.subject = headers::collapse_whitespace(&attach::display_text(
+            &subject.replace(|c: char| c.is_control(), " "),
+        ));
         if u.subject.contains('\u{FFFD}') {
             dec.warn("主题含有无法解码的字符".to_string());
         }
@@ -557,7 +561,9 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
     if u.subject.is_empty()
         && let Some(subject) = message.subject()
     {
-        u.subject = headers::collapse_whitespace(subject);
+        u.subject = headers::collapse_whitespace(&attach::display_text(
+            &subject.replace(|c: char| c.is_control(), " "),
+        ));
     }
     if u.from.is_none()
         && let Some(addr) = message.from().and_then(|a| a.first())
