@@ -285,7 +285,7 @@ async fn correction_pipeline(
 }
 
 /// Why `ingest --no-reply` answered nobody, as recorded with the message.
-const NO_REPLY_REASON: &str = "补录（shenbao ingest --no-reply），未回复";
+const NO_REPLY_REASON: &str = "补录旧邮件（shenbao ingest --no-reply）";
 
 /// Reads an .eml file of at most `limit` bytes (`imap.max_message_size`), looking at its size
 /// before reading it, so a huge file is refused without being loaded into memory.
@@ -385,12 +385,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         };
                         let answers = store.queued_answers(id).await?;
                         queued += answers;
-                        let answer = if no_reply {
-                            "，未回复（补录）".to_string()
-                        } else if answers > 0 {
-                            format!("，回复 {answers} 封已放入发件箱")
+                        let answer = if answers > 0 {
+                            format!("回复 {answers} 封已放入发件箱")
                         } else {
-                            "，不回复".to_string()
+                            match store.no_answer(id).await? {
+                                Some(why) => format!("不回复：{why}"),
+                                None => "不回复".to_string(),
+                            }
                         };
                         if withdrawn > 0 {
                             tracing::info!(
@@ -400,13 +401,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                             );
                         }
                         match outcome {
-                            Some(o) => say!(
-                                "{}：{} {} {}{answer}",
-                                f.display(),
-                                o.disposition.as_str(),
-                                o.branch.as_deref().unwrap_or("-"),
-                                o.version.map(|v| format!("第{v}版")).unwrap_or_default()
-                            ),
+                            Some(o) => {
+                                let mut what = vec![
+                                    o.disposition.as_str().to_string(),
+                                    o.branch.unwrap_or_else(|| "-".to_string()),
+                                ];
+                                what.extend(o.version.map(|v| format!("第{v}版")));
+                                say!("{}：{}；{answer}", f.display(), what.join(" "))
+                            }
                             None => say!("{}：已处理过", f.display()),
                         }
                     }
@@ -610,6 +612,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 say!("配置中没有 [[digest]]，没有摘要可发。");
                 return Ok(ExitCode::FAILURE);
             }
+            if send_now && let Some(why) = cfg.smtp.missing_password() {
+                anyhow::bail!("{why}");
+            }
             if !dry_run && !send_now {
                 eprintln!(
                     "没有发送任何摘要：预览请加 --dry-run，确要立即发给评审人请加 --now（平时由 `shenbao run` 按 [[digest]] 的排期发送）。"
@@ -680,6 +685,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(review_import_report(&file, outcome))
                 }
                 ReviewAction::Notify { dry_run } => {
+                    if !dry_run && let Some(why) = cfg.smtp.missing_password() {
+                        anyhow::bail!("{why}");
+                    }
                     let plan = crate::results::plan_results(&pipeline, clock.now()).await?;
                     if plan.planned.iter().all(|i| i.mail.is_none()) {
                         say!("没有需要发送的评审结果。");
@@ -1256,6 +1264,38 @@ fn init(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingest_reads_files_only_up_to_the_limit() {
+        let dir = std::env::temp_dir().join(format!("shenbao-readlim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let f = dir.join("m.eml");
+        for (len, limit, ok) in [
+            (0u64, 10u64, true),
+            (10, 10, true),
+            (11, 10, false),
+            (1 << 20, 1 << 20, true),
+            ((1 << 20) + 1, 1 << 20, false),
+            (5, 0, false),
+        ] {
+            std::fs::write(&f, vec![b'x'; usize::try_from(len).expect("len")]).expect("write");
+            match read_limited(&f, limit) {
+                Ok(raw) => {
+                    assert!(ok, "{len} bytes over a limit of {limit} must be refused");
+                    assert_eq!(raw.len() as u64, len);
+                }
+                Err(e) => {
+                    assert!(!ok, "{len} bytes under {limit}: {e}");
+                    let msg = e.to_string();
+                    assert!(msg.contains("imap.max_message_size"), "{msg}");
+                    assert!(msg.contains("m.eml"), "{msg}");
+                }
+            }
+        }
+        let missing = read_limited(&dir.join("nope.eml"), 10).expect_err("missing");
+        assert!(missing.to_string().contains("nope.eml"), "{missing}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn init_writes_a_config_that_loads() {

@@ -887,6 +887,17 @@ impl Store {
             .collect())
     }
 
+    /// Why `message` got no automatic answer, when it got none.
+    pub async fn no_answer(&self, message: i64) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar::<_, Option<String>>("SELECT no_answer FROM messages WHERE id = ?")
+                .bind(message)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
     /// Answers to `message` waiting in the outbox (not yet handed to SMTP).
     pub async fn queued_answers(&self, message: i64) -> Result<usize> {
         let n: i64 = sqlx::query_scalar(
