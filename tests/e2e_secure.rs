@@ -1,7 +1,8 @@
 //! Commands without surprises, through the real Dovecot + Postfix (mailbox `intake28`):
-//! `digest --now` sends the digest it queued and nothing else waiting in the outbox, and
+//! `digest --now` sends the digest it queued and nothing else waiting in the outbox,
 //! `--backfill-since` on a later start re-reads the folder from that date, answering the mail
-//! it had never seen and nobody twice.
+//! it had never seen and nobody twice, and a server without IDLE (a proxy in front of Dovecot
+//! hides it) is polled instead of reconnected to.
 
 mod common;
 
@@ -200,6 +201,131 @@ async fn backfill_after_the_first_start_rereads_without_answering_twice() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let log = d.stop();
     assert_eq!(registered(&env).await, (2, 2), "{log}");
+    let _ = s.logout().await;
+    let _ = std::fs::remove_dir_all(&env.dir);
+}
+
+/// An IMAP proxy in front of Dovecot for a server without IDLE (RFC 2177 is optional): it
+/// takes `IDLE` out of every capability list and answers an `IDLE` command with `BAD`, as
+/// such a server does. Everything else passes through unchanged.
+async fn proxy_without_idle() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", stack().imap)).await
+            else {
+                continue;
+            };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            let cw = std::sync::Arc::new(tokio::sync::Mutex::new(cw));
+            let to_client = cw.clone();
+            // Server → client: capability lists without IDLE.
+            tokio::spawn(async move {
+                let mut sr = BufReader::new(sr);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match sr.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let text = String::from_utf8_lossy(&line);
+                    let out = if text.contains("CAPABILITY ") {
+                        text.replace(" IDLE", "").into_bytes()
+                    } else {
+                        line.clone()
+                    };
+                    if to_client.lock().await.write_all(&out).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            // Client → server: IDLE refused here.
+            tokio::spawn(async move {
+                let mut cr = BufReader::new(cr);
+                let mut sw = sw;
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match cr.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let text = String::from_utf8_lossy(&line);
+                    let mut words = text.split_whitespace();
+                    if let (Some(tag), Some(cmd), None) = (words.next(), words.next(), words.next())
+                        && cmd.eq_ignore_ascii_case("IDLE")
+                    {
+                        let bad = format!("{tag} BAD Unknown command IDLE\r\n");
+                        if cw.lock().await.write_all(bad.as_bytes()).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    if sw.write_all(&line).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A server without IDLE: the daemon polls at `poll_interval` and never reconnects for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_idle_is_polled() {
+    let _one = MAILBOX.lock().await;
+    let env = TestEnv::new(
+        "secure-noidle",
+        "intake28",
+        EnvOptions {
+            poll_interval: "2s",
+            ..Default::default()
+        },
+    )
+    .await;
+    let port = proxy_without_idle().await;
+    let text = std::fs::read_to_string(&env.config)
+        .expect("config")
+        .replacen(
+            &format!("port = {}\n", stack().imap),
+            &format!("port = {port}\n"),
+            1,
+        );
+    std::fs::write(&env.config, text).expect("config");
+    let mut d = env.start_daemon();
+    env.wait_watermark(&mut d).await;
+    let mut s = imap("intake28").await;
+    for i in 0..3 {
+        append(
+            &mut s,
+            "INBOX",
+            &application(&format!("secure-noidle.{i}@example.test")),
+            None,
+        )
+        .await;
+        let started = std::time::Instant::now();
+        wait_for("the polled mail", Duration::from_secs(20), || {
+            d.assert_alive();
+            async { registered(&env).await.0 == i + 1 }
+        })
+        .await;
+        // Within about one poll interval (2 s), plus processing.
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    let log = d.stop();
+    assert!(!log.contains("reconnecting"), "no reconnect loop: {log}");
+    assert!(log.contains("does not offer IDLE"), "{log}");
     let _ = s.logout().await;
     let _ = std::fs::remove_dir_all(&env.dir);
 }
