@@ -687,6 +687,72 @@ fn plausible(role: Role, format: Format, ext: &str) -> bool {
     }
 }
 
+/// Characters that must never reach a person's screen from a mail: control characters (NUL,
+/// escape sequences, CR/LF that would forge lines), the bidi overrides and isolates that make
+/// `exe.docx` read as `xcod.exe`, zero-width characters, line/paragraph separators and the BOM.
+fn hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// Other text from a mail shown on a terminal or in a report (subjects, senders in `status`
+/// and `show`): [`hidden_char`]s dropped, runs of blanks (tabs, line breaks) one space,
+/// trimmed. An escape sequence in a subject then cannot recolour or rewrite staff's terminal,
+/// nor a CR/LF forge a line of the report.
+pub fn display_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_whitespace() {
+            if !out.ends_with(' ') {
+                out.push(' ');
+            }
+        } else if !hidden_char(c) {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
+
+/// Longest name shown to people, in characters.
+const MAX_SHOWN_CHARS: usize = 120;
+
+/// The one form in which a file name from a mail is shown or written for people (acks,
+/// `status`, `show`, every export): only the last path component (`../`, `\`, `C:\…` go),
+/// no hidden characters ([`hidden_char`]; tabs and other blanks become one space), trimmed,
+/// at most 120 characters with the extension kept, and `（无名附件）` when nothing is left.
+/// Unlike [`safe_file_name`] it keeps characters such as `:` or `?` that are harmless on
+/// screen, and does not normalise: people see what the sender wrote, minus what could deceive.
+/// The raw name stays in the stored mail.
+pub fn display_name(name: &str) -> String {
+    let out = display_text(base_name(name));
+    let out = out.as_str();
+    if out.is_empty() {
+        return "（无名附件）".to_string();
+    }
+    if out.chars().count() <= MAX_SHOWN_CHARS {
+        return out.to_string();
+    }
+    let ext = out
+        .rsplit_once('.')
+        .map(|(_, e)| e)
+        .filter(|e| !e.is_empty() && e.chars().count() <= 8)
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
+    let keep = MAX_SHOWN_CHARS - 1 - ext.chars().count();
+    let stem: String = out.chars().take(keep).collect();
+    format!("{stem}…{ext}")
+}
+
 /// Windows device names that cannot be used as file names, whatever the extension.
 const RESERVED_STEMS: &[&str] = &[
     "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
@@ -708,8 +774,9 @@ pub fn safe_file_name(name: &str) -> String {
     let base = base_name(&nfc);
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*'))
-        .filter(|c| !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'))
+        .filter(|&c| {
+            !hidden_char(c) && !matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*')
+        })
         .collect();
     let trimmed = cleaned.trim_matches(|c: char| c == '.' || c.is_whitespace());
     if trimmed.is_empty() {
@@ -1778,5 +1845,64 @@ mod tests {
         assert_eq!(safe.len(), 65 * 3 + 5);
         let long_ext = "a".repeat(300);
         assert_eq!(safe_file_name(&long_ext).len(), 200);
+    }
+
+    /// Hostile names from mails, and what people are shown of them.
+    #[test]
+    fn names_shown_to_people_carry_nothing_hidden() {
+        let cases: &[(&str, &str)] = &[
+            ("申请表.docx", "申请表.docx"),
+            ("申请\0表.docx", "申请表.docx"),
+            ("申请表\u{202E}xcod.exe", "申请表xcod.exe"),
+            ("\u{2066}汇总表\u{2069}.xlsx", "汇总表.xlsx"),
+            ("\u{200B}\u{200D}申请表\u{FEFF}.docx", "申请表.docx"),
+            ("../../etc/passwd", "passwd"),
+            ("..\\..\\Windows\\system32\\申请表.docx", "申请表.docx"),
+            ("C:\\Users\\张三\\汇总表.xlsx", "汇总表.xlsx"),
+            ("/abs/path/申请表.doc", "申请表.doc"),
+            ("申请表\r\nBcc: x@y.cn.docx", "申请表 Bcc: x@y.cn.docx"),
+            ("tab\there.docx", "tab here.docx"),
+            ("\u{1B}[31m红色\u{1B}[0m.docx", "[31m红色[0m.docx"),
+            ("\u{7F}\u{85}\u{9B}x.doc", "x.doc"),
+            ("line\u{2028}sep.doc", "line sep.doc"),
+            ("  前后空格  .docx  ", "前后空格 .docx"),
+            ("\0\0\0", "（无名附件）"),
+            ("", "（无名附件）"),
+            ("dir/", "（无名附件）"),
+            ("\u{202E}", "（无名附件）"),
+            ("=HYPERLINK(\"x\").docx", "=HYPERLINK(\"x\").docx"),
+            ("申请表:终版?.docx", "申请表:终版?.docx"),
+            ("soft\u{00AD}hyphen.doc", "softhyphen.doc"),
+            ("arabic\u{061C}mark.doc", "arabicmark.doc"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(display_name(raw), *want, "display_name({raw:?})");
+        }
+        for (raw, want) in [
+            ("主题\u{1B}]0;owned\u{7}\u{1B}[2J", "主题]0;owned[2J"),
+            ("a\r\n#99 伪造的一行", "a #99 伪造的一行"),
+            ("对标争先\u{202E}申报", "对标争先申报"),
+            ("../保留路径/也保留", "../保留路径/也保留"),
+        ] {
+            assert_eq!(display_text(raw), want, "display_text({raw:?})");
+        }
+        let long = format!("{}.docx", "申".repeat(300));
+        let shown = display_name(&long);
+        assert_eq!(shown.chars().count(), 120);
+        assert!(shown.ends_with("….docx"), "{shown}");
+        let no_ext = "x".repeat(500);
+        assert_eq!(display_name(&no_ext).chars().count(), 120);
+        // Whatever goes in, nothing hidden or path-like comes out.
+        let nasty: String = (0u32..0x3000)
+            .filter_map(char::from_u32)
+            .filter(|c| !c.is_alphanumeric())
+            .collect();
+        let shown = display_name(&format!("a{nasty}b.doc"));
+        assert!(
+            !shown
+                .chars()
+                .any(|c| hidden_char(c) || c == '/' || c == '\\'),
+            "{shown:?}"
+        );
     }
 }

@@ -57,7 +57,7 @@ pub enum Command {
     },
     /// 运行守护进程：监视申报邮箱、登记、回复（Ctrl-C 或 SIGTERM 安全退出）
     Run {
-        /// 首次启动时也处理该日期（含）以来已在邮箱中的邮件，格式 2025-09-17
+        /// 也处理该日期（含）以来仍在申报邮箱中的邮件，格式 2025-09-17；首次启动和之后的启动都有效，已登记过的邮件会跳过，不会重复回复
         #[arg(long)]
         backfill_since: Option<chrono::NaiveDate>,
     },
@@ -69,6 +69,9 @@ pub enum Command {
         /// 视为到达服务器的时间（RFC 3339），用于判断是否逾期；默认为当前时间
         #[arg(long)]
         received_at: Option<String>,
+        /// 只登记，不回复（补录旧邮件时用）：不放入任何回执，记录为“补录未回复”
+        #[arg(long)]
+        no_reply: bool,
     },
     /// 显示当前登记情况、发件箱和需要人工处理的邮件
     Status,
@@ -98,13 +101,13 @@ pub enum Command {
         #[arg(long)]
         at: Option<String>,
     },
-    /// 评审摘要：预览（--dry-run）或立即发送（--now）
+    /// 评审摘要：预览（--dry-run）或立即发送（--now）；两者都不写时只说明用法，不发送
     Digest {
         /// 打印摘要内容，不发送
         #[arg(long)]
         dry_run: bool,
-        /// 不等排期，立即发送（覆盖自上次摘要以来的内容）
-        #[arg(long)]
+        /// 不等排期，立即发送（覆盖自上次摘要以来的内容）；只发送这次生成的摘要，发件箱中的其他邮件留给守护进程
+        #[arg(long, conflicts_with = "dry_run")]
         now: bool,
         /// 按这个时间计算（RFC 3339），默认为现在
         #[arg(long)]
@@ -283,6 +286,39 @@ async fn correction_pipeline(
     Ok(p)
 }
 
+/// Reads an .eml file of at most `limit` bytes (`imap.max_message_size`), looking at its size
+/// before reading it, so a huge file is refused without being loaded into memory.
+fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("打不开 {}，请检查文件路径和权限", path.display()))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("读不了 {} 的大小", path.display()))?
+        .len();
+    let label = |n: u64| crate::compose::size_label(usize::try_from(n).unwrap_or(usize::MAX));
+    let too_large = |size: u64| {
+        anyhow::anyhow!(
+            "{} 有 {}，超过 imap.max_message_size（{}），没有登记：请确认文件，或在配置中调大 imap.max_message_size",
+            path.display(),
+            label(size),
+            label(limit)
+        )
+    };
+    if size > limit {
+        return Err(too_large(size));
+    }
+    // The file may grow between the two looks: never read more than the limit.
+    let mut raw = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut raw)
+        .with_context(|| format!("读取 {} 失败", path.display()))?;
+    if raw.len() as u64 > limit {
+        return Err(too_large(raw.len() as u64));
+    }
+    Ok(raw)
+}
+
 fn clock() -> anyhow::Result<Clock> {
     Clock::from_env().map_err(anyhow::Error::msg)
 }
@@ -298,7 +334,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::daemon::run(cfg, clock()?, backfill_since).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { files, received_at } => {
+        Command::Ingest {
+            files,
+            received_at,
+            no_reply,
+        } => {
             let cfg = load(&cli.config)?;
             let clock = clock()?;
             let received = match received_at {
@@ -309,34 +349,78 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 None => None,
             };
-            let (store, pipeline, _) = crate::daemon::open(cfg, clock).await?;
+            let limit = cfg.imap.max_message_bytes;
+            let (store, _, wake) = crate::daemon::open(cfg.clone(), clock).await?;
+            let mut pipeline = crate::pipeline::Pipeline::new(store.clone(), clock, cfg, wake)?;
+            if no_reply {
+                say!("补录（--no-reply）：只登记，不回复任何邮件。");
+                pipeline.notify_mode =
+                    crate::pipeline::NotifyMode::Silent(crate::pipeline::Quiet::Backfill);
+            } else {
+                say!(
+                    "登记后会回复发件人（回执放入发件箱，由 `shenbao run` 发送）；补录旧邮件不想回复时请加 --no-reply。"
+                );
+            }
+            let mut refused = 0;
+            let mut queued = 0;
             for f in &files {
-                let raw = std::fs::read(f).with_context(|| format!("读取 {}", f.display()))?;
+                let raw = match read_limited(f, limit) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        refused += 1;
+                        continue;
+                    }
+                };
                 let inserted = store
                     .insert_file_message(&raw, received.or_else(|| Some(clock.now())), clock.now())
                     .await?;
                 match inserted {
-                    crate::store::Inserted::New(id) => match pipeline.process(id).await? {
-                        Some(o) => say!(
-                            "{}：{} {} {}",
-                            f.display(),
-                            o.disposition.as_str(),
-                            o.branch.as_deref().unwrap_or("-"),
-                            o.version.map(|v| format!("第{v}版")).unwrap_or_default()
-                        ),
-                        None => say!("{}：已处理过", f.display()),
-                    },
+                    crate::store::Inserted::New(id) => {
+                        let outcome = pipeline.process(id).await?;
+                        let answers = store.queued_answers(id).await?;
+                        queued += answers;
+                        let answer = if answers > 0 {
+                            format!("回复 {answers} 封已放入发件箱")
+                        } else {
+                            match store.no_answer(id).await? {
+                                Some(why) => format!("不回复：{why}"),
+                                None => "不回复".to_string(),
+                            }
+                        };
+                        match outcome {
+                            Some(o) => {
+                                let mut what = vec![
+                                    o.disposition.as_str().to_string(),
+                                    o.branch.unwrap_or_else(|| "-".to_string()),
+                                ];
+                                what.extend(o.version.map(|v| format!("第{v}版")));
+                                say!("{}：{}；{answer}", f.display(), what.join(" "))
+                            }
+                            None => say!("{}：已处理过", f.display()),
+                        }
+                    }
                     crate::store::Inserted::Duplicate(id) => {
                         say!("{}：与已登记的邮件 #{id} 相同，跳过", f.display())
                     }
                 }
             }
-            say!("回复已放入发件箱，运行中的 `shenbao run` 会发送它们。");
+            if no_reply {
+                say!("没有放入任何回复。");
+            } else if queued > 0 {
+                say!("共 {queued} 封回复已放入发件箱，运行中的 `shenbao run` 会发送它们。");
+            } else {
+                say!("没有需要发送的回复。");
+            }
+            if refused > 0 {
+                eprintln!("有 {refused} 个文件没有登记（原因见上）。");
+                return Ok(ExitCode::FAILURE);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
             let cfg = load(&cli.config)?;
-            let (store, pipeline, _) = crate::daemon::open(cfg, clock()?).await?;
+            let (store, pipeline, _) = crate::daemon::open_existing(cfg, clock()?).await?;
             let st = crate::export::status(&store, pipeline.roster.len()).await?;
             say!(
                 "当前阶段：{}",
@@ -364,7 +448,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let cfg = load(&cli.config)?;
             let clock = clock()?;
-            let (store, _, _) = crate::daemon::open(cfg.clone(), clock).await?;
+            let (store, _, _) = crate::daemon::open_existing(cfg.clone(), clock).await?;
             let subs = crate::export::latest_reviewed(&store, &cfg.levels).await?;
             let bytes = match format {
                 ExportFormat::Json => {
@@ -440,7 +524,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Show { branch } => {
             let cfg = load(&cli.config)?;
-            let (store, pipeline, _) = crate::daemon::open(cfg, clock()?).await?;
+            let (store, pipeline, _) = crate::daemon::open_existing(cfg, clock()?).await?;
             let name = match pipeline.roster.match_branch(&branch) {
                 m if m.kind == crate::roster::MatchKind::Exact => {
                     m.branch.map(|b| b.name).unwrap_or(branch.clone())
@@ -461,7 +545,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let clock = clock()?;
             let now = at_or_now(at.as_deref(), clock)?;
-            let (_, pipeline, _) = crate::daemon::open(cfg.clone(), clock).await?;
+            let (_, pipeline, _) = if dry_run {
+                crate::daemon::open_existing(cfg.clone(), clock).await?
+            } else {
+                crate::daemon::open(cfg.clone(), clock).await?
+            };
             let planned = crate::remind::plan_reminders(&pipeline, now).await?;
             if planned.is_empty() {
                 say!("{} 没有到期的提醒。", crate::clock::beijing(now));
@@ -516,7 +604,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 say!("配置中没有 [[digest]]，没有摘要可发。");
                 return Ok(ExitCode::FAILURE);
             }
-            let (store, pipeline, wake) = crate::daemon::open(cfg.clone(), clock).await?;
+            if send_now && let Some(why) = cfg.smtp.missing_password() {
+                anyhow::bail!("{why}");
+            }
+            if !dry_run && !send_now {
+                eprintln!(
+                    "没有发送任何摘要：预览请加 --dry-run，确要立即发给评审人请加 --now（平时由 `shenbao run` 按 [[digest]] 的排期发送）。"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            let (store, pipeline, wake) = if dry_run {
+                crate::daemon::open_existing(cfg.clone(), clock).await?
+            } else {
+                crate::daemon::open(cfg.clone(), clock).await?
+            };
             // A dry run shows the digest the schedule would send at that instant; when none is
             // due, the digest of everything since the last one.
             let mut planned = crate::remind::plan_digests(&pipeline, now, send_now).await?;
@@ -543,13 +644,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
-            if send_now && n > 0 {
-                let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
-                let sent = sender.drain().await?;
-                say!("摘要 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
-            } else {
-                say!("已放入发件箱 {n} 封摘要。");
+            let ids = crate::remind::commit_ids(&pipeline, &planned, clock.now()).await?;
+            if ids.is_empty() {
+                say!("没有新的摘要要发送（自上次摘要以来的内容已发过）。");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
+            let sent = sender.send_only(&ids).await?;
+            say!(
+                "摘要 {} 封，已发出 {sent} 封；发件箱中的其他邮件不在此次发送之列。",
+                ids.len()
+            );
+            if sent < ids.len() {
+                say!(
+                    "未发出的摘要留在发件箱，由 `shenbao run` 重试；用 `shenbao outbox list` 查看原因。"
+                );
+                return Ok(ExitCode::FAILURE);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -567,6 +677,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(review_import_report(&file, outcome))
                 }
                 ReviewAction::Notify { dry_run } => {
+                    if !dry_run && let Some(why) = cfg.smtp.missing_password() {
+                        anyhow::bail!("{why}");
+                    }
                     let plan = crate::results::plan_results(&pipeline, clock.now()).await?;
                     if plan.planned.iter().all(|i| i.mail.is_none()) {
                         say!("没有需要发送的评审结果。");
@@ -590,11 +703,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                     }
                     if !dry_run && !plan.planned.is_empty() {
-                        let n =
-                            crate::remind::commit(&pipeline, &plan.planned, clock.now()).await?;
+                        let ids = crate::remind::commit_ids(&pipeline, &plan.planned, clock.now())
+                            .await?;
                         let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
-                        let sent = sender.drain().await?;
-                        say!("评审结果 {n} 封已放入发件箱；发件箱本次共发出 {sent} 封。");
+                        let sent = sender.send_only(&ids).await?;
+                        say!(
+                            "评审结果 {} 封已放入发件箱，本次发出 {sent} 封（发件箱中的其他邮件留给守护进程）。",
+                            ids.len()
+                        );
                     }
                     Ok(ExitCode::SUCCESS)
                 }
@@ -602,9 +718,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Outbox { action } => {
             let cfg = load(&cli.config)?;
-            let store = crate::store::Store::open(&cfg.database_url, &cfg.data_dir)
-                .await
-                .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
+            let store = match action {
+                OutboxAction::List { .. } => {
+                    crate::store::Store::open_existing(&cfg.database_url, &cfg.data_dir).await?
+                }
+                OutboxAction::Retry { .. } => {
+                    crate::store::Store::open(&cfg.database_url, &cfg.data_dir)
+                        .await
+                        .with_context(|| format!("打开数据库 {}", cfg.database_url))?
+                }
+            };
             outbox(&store, action, clock()?).await
         }
         Command::CheckConfig { probe } => check_config(&cli.config, probe).await,
@@ -618,7 +741,7 @@ async fn export_materials(
     filter: crate::materials::Filter,
 ) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
-    let (store, pipeline, _) = crate::daemon::open(cfg.clone(), clock()?).await?;
+    let (store, pipeline, _) = crate::daemon::open_existing(cfg.clone(), clock()?).await?;
     let collected = crate::materials::collect(&pipeline, &filter).await?;
     let layout = crate::materials::layout(&collected.branches);
     let sheet = crate::export::to_xlsx(
@@ -791,7 +914,7 @@ fn outbox_line(e: &crate::store::OutboxEntry) -> String {
         e.id,
         e.to_addr,
         kind_label(&e.kind),
-        e.subject,
+        crate::attach::display_text(&e.subject),
         outbox_state(e)
     );
     if e.status != "sent"
@@ -994,6 +1117,10 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             cfg.imap.password.source
         );
     }
+    if let Some(why) = cfg.smtp.missing_password() {
+        eprintln!("{why}");
+        return Ok(ExitCode::FAILURE);
+    }
     say!("配置文件 {} 没有问题。", path.display());
     if !probe {
         return Ok(ExitCode::SUCCESS);
@@ -1136,6 +1263,38 @@ fn init(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingest_reads_files_only_up_to_the_limit() {
+        let dir = std::env::temp_dir().join(format!("shenbao-readlim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let f = dir.join("m.eml");
+        for (len, limit, ok) in [
+            (0u64, 10u64, true),
+            (10, 10, true),
+            (11, 10, false),
+            (1 << 20, 1 << 20, true),
+            ((1 << 20) + 1, 1 << 20, false),
+            (5, 0, false),
+        ] {
+            std::fs::write(&f, vec![b'x'; usize::try_from(len).expect("len")]).expect("write");
+            match read_limited(&f, limit) {
+                Ok(raw) => {
+                    assert!(ok, "{len} bytes over a limit of {limit} must be refused");
+                    assert_eq!(raw.len() as u64, len);
+                }
+                Err(e) => {
+                    assert!(!ok, "{len} bytes under {limit}: {e}");
+                    let msg = e.to_string();
+                    assert!(msg.contains("imap.max_message_size"), "{msg}");
+                    assert!(msg.contains("m.eml"), "{msg}");
+                }
+            }
+        }
+        let missing = read_limited(&dir.join("nope.eml"), 10).expect_err("missing");
+        assert!(missing.to_string().contains("nope.eml"), "{missing}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn init_writes_a_config_that_loads() {

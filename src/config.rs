@@ -230,6 +230,50 @@ fn format_problems(problems: &[Problem]) -> String {
         .join("\n")
 }
 
+/// Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1 (also as `[::1]` and
+/// as an IPv4-mapped address).
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().trim_end_matches('.');
+    if h.eq_ignore_ascii_case("localhost") || h.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    let bare = h
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(h);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => a.is_loopback(),
+        Ok(std::net::IpAddr::V6(a)) => {
+            a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+impl SmtpConfig {
+    /// A login name without a password to go with it (its environment variable is not set):
+    /// sending would skip AUTH and every mail would be refused, so commands that send stop.
+    pub fn missing_password(&self) -> Option<String> {
+        let user = self.user.as_deref()?;
+        if self
+            .password
+            .as_ref()
+            .and_then(|p| p.value())
+            .is_some_and(|v| !v.is_empty())
+        {
+            return None;
+        }
+        let source = self
+            .password
+            .as_ref()
+            .map(|p| p.source.clone())
+            .unwrap_or_else(|| "smtp.password_env".to_string());
+        Some(format!(
+            "smtp.user 设为 {user}，但没有它的密码：请设置{source}（[smtp] password_env / password_file），或删去 smtp.user 以不登录发信"
+        ))
+    }
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -467,6 +511,26 @@ impl Reader<'_> {
         }
     }
 
+    /// `tls = "none"` sends the password and every mail in clear text: only to this machine.
+    fn plain_only_to_loopback(&mut self, section: &str, host: Option<&str>, tls: Option<TlsMode>) {
+        let (Some(host), Some(TlsMode::None)) = (host, tls) else {
+            return;
+        };
+        if !is_loopback_host(host) {
+            let (implicit, starttls) = if section == "imap" {
+                (993, 143)
+            } else {
+                (465, 587)
+            };
+            self.bad(
+                &format!("{section}.tls"),
+                format!(
+                    "tls = \"none\" 会把密码和邮件以明文发往 {host}，只允许用于本机地址（127.0.0.1、::1、localhost），请改为 tls = \"implicit\"（{implicit} 端口）或 tls = \"starttls\"（{starttls} 端口）"
+                ),
+            );
+        }
+    }
+
     fn path(&mut self, key: &str) -> Option<PathBuf> {
         self.opt_string(key).map(|p| self.resolve(&p))
     }
@@ -662,6 +726,7 @@ impl Reader<'_> {
         } else {
             143
         };
+        self.plain_only_to_loopback("imap", host.as_deref(), tls);
         let port = self.port("imap.port", default_port);
         let user = self.string("imap.user", None);
         let password = self.secret("imap", true);
@@ -713,6 +778,7 @@ impl Reader<'_> {
             Some(TlsMode::StartTls) => 587,
             _ => 25,
         };
+        self.plain_only_to_loopback("smtp", host.as_deref(), tls);
         let port = self.port("smtp.port", default_port);
         let user = self.opt_string("smtp.user");
         let password = self.secret("smtp", user.is_some());
@@ -1540,5 +1606,138 @@ roster = "missing.csv"
         let b = parse_deadline("2025-09-27T23:59:59+08:00", tz).expect("offset");
         assert_eq!(a, b);
         assert!(parse_deadline("2025-09-27", tz).is_none());
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_apart() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "localhost.",
+            "mail.localhost",
+            "127.0.0.1",
+            "127.1.2.3",
+            "127.255.255.254",
+            "::1",
+            "[::1]",
+            "0:0:0:0:0:0:0:1",
+            "::ffff:127.0.0.1",
+            " 127.0.0.1 ",
+        ] {
+            assert!(is_loopback_host(host), "{host} is this machine");
+        }
+        for host in [
+            "imap.example.edu.cn",
+            "localhost.example.edu.cn",
+            "mylocalhost",
+            "10.0.0.1",
+            "192.168.1.10",
+            "128.0.0.1",
+            "0.0.0.0",
+            "::",
+            "::2",
+            "[::2]",
+            "::ffff:10.0.0.1",
+            "127.0.0.1.example.com",
+            "127.0.0.1:143",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host} is not this machine");
+        }
+    }
+
+    /// `tls = "none"` works only to this machine; the problem names the key and what to write.
+    #[test]
+    fn clear_text_to_another_host_is_refused() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        let path = dir.join("shenbao.toml");
+        assert!(Config::parse(&good(&dir), &path).is_ok());
+        for (from, section, key) in [
+            (
+                "[imap]\nhost = \"127.0.0.1\"",
+                "[imap]\nhost = \"imap.example.edu.cn\"",
+                "imap.tls",
+            ),
+            (
+                "[smtp]\nhost = \"127.0.0.1\"",
+                "[smtp]\nhost = \"smtp.example.edu.cn\"",
+                "smtp.tls",
+            ),
+            (
+                "[imap]\nhost = \"127.0.0.1\"",
+                "[imap]\nhost = \"10.1.2.3\"",
+                "imap.tls",
+            ),
+        ] {
+            let text = good(&dir).replace(from, section);
+            let Err(ConfigError::Invalid { problems, .. }) = Config::parse(&text, &path) else {
+                panic!("{section} with tls = none must be refused");
+            };
+            let p = problems
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("{key} not named: {problems:?}"));
+            assert!(p.reason.contains("明文"), "{}", p.reason);
+            assert!(p.reason.contains("implicit"), "{}", p.reason);
+            assert!(p.reason.contains("starttls"), "{}", p.reason);
+            assert_eq!(problems.len(), 1, "{problems:?}");
+        }
+        // With TLS the same hosts are fine.
+        let text = good(&dir)
+            .replace(
+                "[imap]\nhost = \"127.0.0.1\"",
+                "[imap]\nhost = \"imap.example.edu.cn\"",
+            )
+            .replacen("tls = \"none\"", "tls = \"implicit\"", 1);
+        assert!(Config::parse(&text, &path).is_ok());
+        // localhost and ::1 keep working without TLS.
+        for host in ["localhost", "::1"] {
+            let text = good(&dir).replace("host = \"127.0.0.1\"", &format!("host = \"{host}\""));
+            assert!(Config::parse(&text, &path).is_ok(), "{host}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An SMTP user whose password is not there is named, never silently sent without AUTH.
+    #[test]
+    fn an_smtp_user_needs_its_password() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg-smtpuser-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        let path = dir.join("shenbao.toml");
+        let cfg = Config::parse(&good(&dir), &path).expect("loads");
+        assert_eq!(cfg.smtp.missing_password(), None, "no user, no login");
+        // A user without any password key is a config problem.
+        let text = good(&dir).replace("[smtp]\n", "[smtp]\nuser = \"a@example.test\"\n");
+        let Err(ConfigError::Invalid { problems, .. }) = Config::parse(&text, &path) else {
+            panic!("user without password key must be refused");
+        };
+        assert!(
+            problems.iter().any(|p| p.key == "smtp.password_env"),
+            "{problems:?}"
+        );
+        // A password variable that is not set: loads (status etc. need no SMTP), but is named.
+        let text = good(&dir).replace(
+            "[smtp]\n",
+            "[smtp]\nuser = \"a@example.test\"\npassword_env = \"SHENBAO_TEST_UNSET_SMTP_PW_XYZ\"\n",
+        );
+        let cfg = Config::parse(&text, &path).expect("loads");
+        let why = cfg.smtp.missing_password().expect("named");
+        assert!(why.contains("smtp.user"), "{why}");
+        assert!(why.contains("SHENBAO_TEST_UNSET_SMTP_PW_XYZ"), "{why}");
+        // An empty password file is no password either; a real one is.
+        std::fs::write(dir.join("smtp.pw"), "\n").expect("pw");
+        let text = good(&dir).replace(
+            "[smtp]\n",
+            "[smtp]\nuser = \"a@example.test\"\npassword_file = \"smtp.pw\"\n",
+        );
+        let cfg = Config::parse(&text, &path).expect("loads");
+        assert!(cfg.smtp.missing_password().is_some());
+        std::fs::write(dir.join("smtp.pw"), "s3cret\n").expect("pw");
+        let cfg = Config::parse(&text, &path).expect("loads");
+        assert_eq!(cfg.smtp.missing_password(), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

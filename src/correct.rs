@@ -488,7 +488,7 @@ pub fn notify_mode(notify: bool, now: chrono::DateTime<chrono::Utc>) -> NotifyMo
     if notify {
         NotifyMode::Again(now.timestamp())
     } else {
-        NotifyMode::Silent
+        NotifyMode::Silent(crate::pipeline::Quiet::Reprocess)
     }
 }
 

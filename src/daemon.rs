@@ -33,6 +33,23 @@ pub async fn open(
     Ok((store, pipeline, wake))
 }
 
+/// [`open`] for the commands that only read: the database must exist with the current schema
+/// ([`Store::open_existing`]); nothing is created or migrated.
+pub async fn open_existing(
+    cfg: Arc<Config>,
+    clock: Clock,
+) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
+    let store = Store::open_existing(&cfg.database_url, &cfg.data_dir).await?;
+    let wake = Arc::new(Notify::new());
+    let pipeline = Arc::new(Pipeline::new(
+        store.clone(),
+        clock,
+        cfg.clone(),
+        wake.clone(),
+    )?);
+    Ok((store, pipeline, wake))
+}
+
 /// The outbox sender of this configuration, able to look for the copies of interrupted
 /// sends in the intake mailbox: shared by `run` and the commands that send at once.
 pub fn sender(
@@ -62,6 +79,9 @@ pub async fn run(
             cfg.imap.password.source
         );
     }
+    if let Some(why) = cfg.smtp.missing_password() {
+        anyhow::bail!("{why}");
+    }
     let (store, pipeline, wake) = open(cfg.clone(), clock).await?;
     let done = pipeline.process_pending().await?;
     if !done.is_empty() {
@@ -81,6 +101,7 @@ pub async fn run(
         cfg: cfg.clone(),
         pipeline,
         backfill_since,
+        backfilled: Default::default(),
         backlog,
     };
     let intake_task = tokio::spawn(intake.run(stop_rx));

@@ -3,6 +3,7 @@
 //! The JSON export is a contract (documented in the README): one object per branch and kind,
 //! for the latest version, with the attachments as received and the problem codes.
 
+use crate::attach::display_text;
 use crate::clock::{beijing_rfc3339, parse_db_time};
 use crate::store::Store;
 use serde::Serialize;
@@ -112,7 +113,8 @@ pub async fn attachments_of(store: &Store, message: i64) -> anyhow::Result<Vec<E
     let mut top: Vec<(i64, ExportAttachment)> = Vec::new();
     for r in rows {
         let a = ExportAttachment {
-            filename: r.get(2),
+            // Rows stored before names were cleaned at intake are cleaned here.
+            filename: crate::attach::display_name(&r.get::<String, _>(2)),
             role: r.get(3),
             format: r.get(4),
             declared_format: r.get(5),
@@ -184,7 +186,7 @@ async fn rows_to_export(
             kind: r.get(0),
             branch: r.get(1),
             college: r.get(2),
-            branch_in_subject: r.get(3),
+            branch_in_subject: r.get::<Option<String>, _>(3).map(|b| display_text(&b)),
             branch_match: r.get(4),
             match_score: r.get(5),
             match_reason: r.get(6),
@@ -192,8 +194,9 @@ async fn rows_to_export(
             versions: r.get(8),
             received_at: to_local(&r.get::<String, _>(9)),
             late: r.get(10),
-            sender: r.get(11),
-            subject: r.get(12),
+            // Text from the mail, shown and exported clean like attachment names.
+            sender: display_text(&r.get::<String, _>(11)),
+            subject: r.get::<Option<String>, _>(12).map(|t| display_text(&t)),
             message_id: r.get(13),
             attachments: attachments_of(store, r.get(15)).await?,
             problems,
@@ -347,6 +350,20 @@ fn xlsx_problems(s: &ExportSubmission) -> String {
 }
 
 /// CSV with one row per latest submission (UTF-8 with BOM, so Excel shows the Chinese).
+/// A text cell of the CSV, safe to open in Excel, WPS or LibreOffice: a cell that begins with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a formula (CSV injection),
+/// so it gets a leading `'`, which those programs show as text. Every cell whose text can come
+/// from a mail or from people goes through here; our own numeric fields (版本, 资助金额) do
+/// not: they are numbers we wrote ourselves (a version is at least 1, and `review import`
+/// accepts no negative amount), so a spreadsheet should keep reading them as numbers.
+pub fn csv_text(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
 pub fn to_csv(subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
     w.write_record([
@@ -373,25 +390,26 @@ pub fn to_csv(subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
             .flat_map(|a| std::iter::once(a).chain(a.entries.iter()))
             .map(|a| format!("{}（{}，{}）", a.filename, a.role, a.format))
             .collect();
+        let text = |v: &str| csv_text(v).into_owned();
         w.write_record([
-            s.kind.as_str(),
-            s.branch.as_deref().unwrap_or(""),
-            s.college.as_deref().unwrap_or(""),
-            s.branch_in_subject.as_deref().unwrap_or(""),
-            s.branch_match.as_str(),
-            &s.version.to_string(),
-            s.received_at.as_str(),
-            if s.late { "是" } else { "否" },
-            s.sender.as_str(),
-            &atts.join("；"),
-            &s.problems.join(","),
-            s.level.as_deref().unwrap_or(""),
-            &s.amount_yuan
+            text(s.kind.as_str()),
+            text(s.branch.as_deref().unwrap_or("")),
+            text(s.college.as_deref().unwrap_or("")),
+            text(s.branch_in_subject.as_deref().unwrap_or("")),
+            text(s.branch_match.as_str()),
+            s.version.to_string(),
+            text(s.received_at.as_str()),
+            text(if s.late { "是" } else { "否" }),
+            text(s.sender.as_str()),
+            text(&atts.join("；")),
+            text(&s.problems.join(",")),
+            text(s.level.as_deref().unwrap_or("")),
+            s.amount_yuan
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
-            &s.closure_label(),
-            if s.sender_changed { "是" } else { "" },
+            text(&s.closure_label()),
+            text(if s.sender_changed { "是" } else { "" }),
         ])?;
     }
     Ok(w.into_inner()?)
@@ -414,8 +432,8 @@ pub fn describe(s: &ExportSubmission) -> String {
             .unwrap_or("（未识别支部）"),
         s.received_at,
         if s.late { "（逾期）" } else { "" },
-        s.sender,
-        s.subject.as_deref().unwrap_or(""),
+        display_text(&s.sender),
+        display_text(s.subject.as_deref().unwrap_or("")),
     );
     if s.sender_changed {
         out.push_str("  发件人变更：发件地址不是名册中的联系邮箱，也没有为该支部发送过材料（回执已抄送支部书记）\n");
@@ -564,7 +582,8 @@ impl std::fmt::Display for Status {
             for (id, to, subject, err) in &self.dead_letters {
                 writeln!(
                     f,
-                    "  #{id} → {to}  {subject}  [{err}]  重发：shenbao outbox retry {id}"
+                    "  #{id} → {to}  {}  [{err}]  重发：shenbao outbox retry {id}",
+                    display_text(subject)
                 )?;
             }
         }
@@ -584,8 +603,8 @@ impl std::fmt::Display for Status {
                     "  #{} {} {branch}{}  {}  —— {}",
                     s.id,
                     crate::clock::beijing(s.received_at),
-                    s.from,
-                    s.subject,
+                    display_text(&s.from),
+                    display_text(&s.subject),
                     s.reason
                 )?;
                 if let Some(b) = &s.suggested_branch {
@@ -608,7 +627,10 @@ impl std::fmt::Display for Status {
                 writeln!(
                     f,
                     "  #{} {branch}{}  {}  —— {}",
-                    u.id, u.from, u.subject, u.why
+                    u.id,
+                    display_text(&u.from),
+                    display_text(&u.subject),
+                    u.why
                 )?;
             }
         }
@@ -696,5 +718,72 @@ mod tests {
             text(3, 12),
             Some(format!("{UNKNOWN_BRANCH_NOTE}\n未填写指导老师"))
         );
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_text() {
+        let cases: &[(&str, &str)] = &[
+            ("=1+1", "'=1+1"),
+            (
+                "=HYPERLINK(\"http://x\",\"点我\")",
+                "'=HYPERLINK(\"http://x\",\"点我\")",
+            ),
+            ("+86 138", "'+86 138"),
+            ("-2+3", "'-2+3"),
+            ("-3", "'-3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("cmd|' /C calc'!A0", "cmd|' /C calc'!A0"),
+            (
+                "土木工程学院本科生第一党支部",
+                "土木工程学院本科生第一党支部",
+            ),
+            ("a=1", "a=1"),
+            ("", ""),
+            ("'=already", "'=already"),
+            (" =1", " =1"),
+        ];
+        for (cell, want) in cases {
+            assert_eq!(csv_text(cell), *want, "csv_text({cell:?})");
+        }
+    }
+
+    /// Every text cell from a mail is neutralised; version and amount stay numbers.
+    #[test]
+    fn the_csv_export_neutralises_formulas_from_mail() {
+        let mut s = application(Some("=土木工程学院本科生第一党支部"), &[]);
+        s.college = Some("+学院".into());
+        s.branch_in_subject = Some("-主题支部".into());
+        s.sender = "@evil@example.test".into();
+        s.level = Some("=1".into());
+        s.amount_yuan = Some(serde_json::json!(-3));
+        s.attachments = vec![ExportAttachment {
+            filename: "=cmd|' /C calc'!A0.docx".into(),
+            role: "form".into(),
+            format: "docx".into(),
+            declared_format: None,
+            size: 1,
+            sha256: String::new(),
+            error: None,
+            entries: Vec::new(),
+        }];
+        let bytes = to_csv(&[s]).unwrap();
+        let mut r = csv::Reader::from_reader(&bytes[3..]);
+        let row = r.records().next().unwrap().unwrap();
+        assert_eq!(&row[1], "'=土木工程学院本科生第一党支部");
+        assert_eq!(&row[2], "'+学院");
+        assert_eq!(&row[3], "'-主题支部");
+        assert_eq!(&row[5], "1");
+        assert_eq!(&row[8], "'@evil@example.test");
+        assert!(row[9].starts_with("'=cmd"), "{}", &row[9]);
+        assert_eq!(&row[11], "'=1");
+        assert_eq!(&row[12], "-3");
+        for cell in row.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '@', '\t', '\r']),
+                "live cell {cell:?}"
+            );
+        }
     }
 }

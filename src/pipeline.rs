@@ -150,9 +150,38 @@ pub fn disposition_label(s: &str) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotifyMode {
     Normal,
-    Silent,
+    /// Register only; nothing is queued, and each message records why.
+    Silent(Quiet),
     /// Answer again; the number tells this replay's answers apart from earlier ones.
     Again(i64),
+}
+
+impl NotifyMode {
+    /// Why nothing is answered in this mode, for staff; `None` when answers go out.
+    pub fn quiet_reason(self) -> Option<&'static str> {
+        match self {
+            NotifyMode::Silent(q) => Some(q.reason()),
+            _ => None,
+        }
+    }
+}
+
+/// Why a run registers without answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quiet {
+    /// `reprocess` without `--notify`.
+    Reprocess,
+    /// `ingest --no-reply`: old mail entered afterwards (补录).
+    Backfill,
+}
+
+impl Quiet {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Quiet::Reprocess => "重新处理时未要求通知（--notify），未发送回复",
+            Quiet::Backfill => "补录旧邮件（shenbao ingest --no-reply），未发送回复",
+        }
+    }
 }
 
 /// The key of an answer's Message-ID: stable for a message, so a crash and a second
@@ -640,7 +669,7 @@ impl Pipeline {
                         // Most likely a forgotten attachment: say so once, and that the
                         // registered version still counts.
                         if let Some(to) = &reply_to
-                            && self.notify_mode != NotifyMode::Silent
+                            && self.notify_mode.quiet_reason().is_none()
                         {
                             let view = NoMaterialsView {
                                 greeting: greeting(
@@ -679,12 +708,18 @@ impl Pipeline {
                                 Err(why) => no_answer = Some(why),
                             }
                         }
+                        if let Some(why) = self.notify_mode.quiet_reason() {
+                            no_answer = Some(why.into());
+                        }
                         outcome.branch = Some(branch);
                     }
                 }
             }
             Disposition::SubjectHelp => {
-                if let Some(to) = &reply_to {
+                if let Some(why) = self.notify_mode.quiet_reason() {
+                    needs_staff = true;
+                    no_answer = Some(why.into());
+                } else if let Some(to) = &reply_to {
                     let suggestion = self.roster.by_email(to).map(|b| b.name.clone());
                     let ctx = HelpView {
                         greeting: greeting(
@@ -988,8 +1023,10 @@ impl Pipeline {
         // and identical content only a bounded number of times (a loop re-sending one mail).
         let mut no_answer = classified.no_answer.clone();
         let mut queued = None;
-        if no_answer.is_none() && notify == NotifyMode::Silent {
-            no_answer = Some("重新处理时未要求通知（--notify），未发送回执".into());
+        if no_answer.is_none()
+            && let Some(why) = notify.quiet_reason()
+        {
+            no_answer = Some(why.into());
         }
         if no_answer.is_none()
             && let Some(to) = reply_to

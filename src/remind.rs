@@ -747,7 +747,17 @@ pub async fn commit(
     planned: &[Planned],
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
-    let mut queued = 0;
+    Ok(commit_ids(p, planned, now).await?.len())
+}
+
+/// [`commit`], returning the outbox ids it queued: a command that sends at once sends these
+/// and nothing else that waits in the outbox.
+pub async fn commit_ids(
+    p: &Pipeline,
+    planned: &[Planned],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<i64>> {
+    let mut queued = Vec::new();
     for item in planned {
         let mut tx = p.store.begin_write().await?;
         let inserted = sqlx::query(
@@ -789,11 +799,11 @@ pub async fn commit(
                 .bind(&item.key)
                 .execute(&mut *tx)
                 .await?;
-            queued += 1;
+            queued.push(id);
         }
         tx.commit().await?;
     }
-    if queued > 0 {
+    if !queued.is_empty() {
         p.outbox.notify_one();
     }
     Ok(queued)

@@ -457,9 +457,25 @@ impl Sender {
 
     /// Sends everything due now; returns how many were sent.
     pub async fn drain(&self) -> anyhow::Result<usize> {
+        self.drain_among(None).await
+    }
+
+    /// Sends these outbox mails now (those still due among them) and nothing else: what
+    /// `digest --now` and `review notify` queued, not whatever else waits for the daemon.
+    pub async fn send_only(&self, ids: &[i64]) -> anyhow::Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.drain_among(Some(ids)).await
+    }
+
+    async fn drain_among(&self, only: Option<&[i64]>) -> anyhow::Result<usize> {
         let mut sent = 0;
         loop {
-            let due = self.store.due_outbox(self.clock.now(), 50).await?;
+            let due = self
+                .store
+                .due_outbox_among(self.clock.now(), 50, only)
+                .await?;
             if due.is_empty() {
                 return Ok(sent);
             }

@@ -34,6 +34,9 @@ pub enum SmtpError {
     Tls(String),
     #[error("{0}")]
     Protocol(#[from] lettre::transport::smtp::Error),
+    /// [`SmtpConfig::missing_password`]: never skip AUTH silently.
+    #[error("{0}")]
+    NoPassword(String),
 }
 
 impl SmtpError {
@@ -103,6 +106,9 @@ pub async fn connect(cfg: &SmtpConfig) -> Result<AsyncSmtpConnection, SmtpError>
 }
 
 async fn connect_inner(cfg: &SmtpConfig, addr: &str) -> Result<AsyncSmtpConnection, SmtpError> {
+    if let Some(why) = cfg.missing_password() {
+        return Err(SmtpError::NoPassword(why));
+    }
     let tcp = TcpStream::connect((cfg.host.as_str(), cfg.port))
         .await
         .map_err(|source| SmtpError::Connect {

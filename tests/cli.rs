@@ -313,6 +313,12 @@ fn outbox_list_and_retry() {
     let o = shenbao(&dir, &["init", "--dir", "local"]);
     assert!(o.status.success(), "{}", text(&o));
     let cfg = "local/shenbao.toml";
+    // Before the daemon ever ran there is no database, and listing does not make one.
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "list"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("shenbao.db 不存在"), "{}", text(&o));
+    assert!(!dir.join("local/data/shenbao.db").exists());
+    sql(&dir, &[]);
     let o = shenbao(&dir, &["--config", cfg, "outbox", "list"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("没有"), "{}", text(&o));
@@ -684,5 +690,386 @@ fn review_import_coverage_partial_and_unrecognised_rows() {
         "{out}"
     );
     assert_eq!(reviews(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rewrites `key = …` lines of one `[section]` of a config file.
+fn set_key(path: &Path, section: &str, key: &str, value: &str) {
+    let text = std::fs::read_to_string(path).expect("config");
+    let mut current = String::new();
+    let mut out = String::new();
+    let mut done = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            if current == section && !done {
+                out.push_str(&format!("{key} = {value}\n"));
+                done = true;
+            }
+            current = t.trim_matches(|c| c == '[' || c == ']').to_string();
+        }
+        if current == section && t.split('=').next().map(str::trim) == Some(key) {
+            out.push_str(&format!("{key} = {value}\n"));
+            done = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !done {
+        out.push_str(&format!("[{section}]\n{key} = {value}\n"));
+    }
+    std::fs::write(path, out).expect("config");
+}
+
+/// `tls = "none"` to a host that is not this machine: every command that loads the config
+/// refuses, naming the key and what to write instead; loopback hosts keep working.
+#[test]
+fn clear_text_to_another_host_is_refused() {
+    let dir = tmp("tls");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = dir.join("local/shenbao.toml");
+    let cfg_arg = cfg.to_str().unwrap_or_default();
+    let o = shenbao(&dir, &["--config", cfg_arg, "check-config"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (section, host, port) in [
+        ("imap", "imap.example.edu.cn", "993"),
+        ("smtp", "smtp.example.edu.cn", "465"),
+    ] {
+        let before = std::fs::read_to_string(&cfg).expect("config");
+        set_key(&cfg, section, "host", &format!("\"{host}\""));
+        for args in [
+            vec!["check-config"],
+            vec!["status"],
+            vec!["export", "--format", "csv"],
+            vec!["run"],
+        ] {
+            let mut all = vec!["--config", cfg_arg];
+            all.extend(args.iter());
+            let o = shenbao(&dir, &all);
+            let t = text(&o);
+            assert!(!o.status.success(), "{args:?} must refuse: {t}");
+            assert!(t.contains(&format!("{section}.tls")), "{args:?}: {t}");
+            assert!(t.contains(host) && t.contains("明文"), "{args:?}: {t}");
+            assert!(
+                t.contains("tls = \"implicit\"") && t.contains(port),
+                "says what to write: {t}"
+            );
+        }
+        std::fs::write(&cfg, before).expect("restore");
+    }
+    set_key(&cfg, "imap", "host", "\"localhost\"");
+    let o = shenbao(&dir, &["--config", cfg_arg, "check-config"]);
+    assert!(
+        o.status.success(),
+        "localhost may go without TLS: {}",
+        text(&o)
+    );
+    // An SMTP user whose password variable is not set is named, not skipped silently.
+    set_key(&cfg, "smtp", "user", "\"intake@example.test\"");
+    set_key(
+        &cfg,
+        "smtp",
+        "password_env",
+        "\"SHENBAO_TEST_UNSET_SMTP_PASSWORD\"",
+    );
+    let o = shenbao(&dir, &["--config", cfg_arg, "check-config"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("smtp.user") && text(&o).contains("SHENBAO_TEST_UNSET_SMTP_PASSWORD"),
+        "{}",
+        text(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A mail whose sender, subject and attachment names try to run formulas, hide characters
+/// and climb out of directories.
+fn hostile_mail(subject_branch: &str, message_id: &str) -> String {
+    format!(
+        "From: \"=HYPERLINK(1)\u{202E}\u{1B}[5m\" <=cmd@example.test>\r\n\
+         To: intake@example.test\r\n\
+         Subject: 对标争先建设项目申报-{subject_branch}\r\n\
+         Message-ID: <{message_id}>\r\n\
+         Date: Sat, 20 Sep 2025 21:46:32 +0800\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n申报材料见附件。\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\n\
+         Content-Disposition: attachment; filename*=UTF-8''%3D1%2B2%00%E2%80%AE%E7%94%B3%E8%AF%B7%E8%A1%A8.docx\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\n\
+         Content-Disposition: attachment; filename*=UTF-8''..%2F..%2Fetc%2F%1B%5B31m%E6%B1%87%E6%80%BB%E8%A1%A8.xlsx\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n\
+         --b--\r\n"
+    )
+}
+
+fn hidden(s: &str) -> bool {
+    s.chars().any(|c| {
+        (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// CSV injection and hidden characters from a mail: the CSV export's cells cannot run, and
+/// names are shown clean in the CSV, the JSON export, `show` and the ack.
+#[test]
+fn csv_and_names_from_a_hostile_mail_are_neutralised() {
+    let dir = tmp("hostile");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = "local/shenbao.toml";
+    let known = dir.join("known.eml");
+    std::fs::write(
+        &known,
+        hostile_mail("土木工程学院本科生第一党支部", "known.1@example.test"),
+    )
+    .expect("eml");
+    let unknown = dir.join("unknown.eml");
+    std::fs::write(
+        &unknown,
+        hostile_mail("=SUM(1+1)党支部\u{1B}[2J\u{202E}", "unknown.1@example.test"),
+    )
+    .expect("eml");
+    let o = shenbao(
+        &dir,
+        &[
+            "--config",
+            cfg,
+            "ingest",
+            known.to_str().unwrap_or_default(),
+            unknown.to_str().unwrap_or_default(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = shenbao(&dir, &["--config", cfg, "export", "--format", "csv"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut r = csv::Reader::from_reader(&o.stdout[3..]);
+    let rows: Vec<csv::StringRecord> = r.records().map(|r| r.expect("row")).collect();
+    assert!(!rows.is_empty());
+    let mut seen_names = 0;
+    for row in &rows {
+        for cell in row.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "live cell {cell:?} in {row:?}"
+            );
+            assert!(!hidden(cell), "hidden character in {cell:?}");
+        }
+        assert_eq!(&row[8], "'=cmd@example.test", "{row:?}");
+        if row[9].starts_with("'=1+2申请表.docx") && row[9].contains("汇总表.xlsx") {
+            seen_names += 1;
+        }
+        assert!(!row[9].contains("etc"), "path kept: {}", &row[9]);
+    }
+    assert!(seen_names > 0, "{rows:?}");
+
+    let o = shenbao(&dir, &["--config", cfg, "export", "--format", "json"]);
+    let json = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let names: Vec<String> = v["submissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["attachments"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["filename"].as_str().map(str::to_string))
+        .collect();
+    assert!(names.contains(&"=1+2申请表.docx".to_string()), "{names:?}");
+    assert!(names.contains(&"[31m汇总表.xlsx".to_string()), "{names:?}");
+    assert!(!hidden(&json), "hidden character in the JSON export");
+
+    let o = shenbao(
+        &dir,
+        &["--config", cfg, "show", "土木工程学院本科生第一党支部"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("=1+2申请表.docx"), "{}", text(&o));
+    assert!(!hidden(&text(&o)), "{:?}", text(&o));
+
+    // `status` lists the unrecognised mail with its subject, without the escape sequence.
+    let o = shenbao(&dir, &["--config", cfg, "status"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("SUM(1+1)党支部") && text(&o).contains("[2J"),
+        "{}",
+        text(&o)
+    );
+    assert!(!hidden(&text(&o)), "{:?}", text(&o));
+
+    // The ack lists the names, clean.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let raws: Vec<Vec<u8>> = rt.block_on(async {
+        let data = dir.join("local/data");
+        let store = shenbao::store::Store::open_existing(
+            &shenbao::store::default_database_url(&data),
+            &data,
+        )
+        .await
+        .expect("open store");
+        sqlx::query_scalar("SELECT raw FROM outbox WHERE kind = 'ack'")
+            .fetch_all(&store.pool)
+            .await
+            .expect("outbox")
+    });
+    assert!(!raws.is_empty(), "an ack was queued");
+    let mut listed = false;
+    for raw in &raws {
+        let m = mail_parser::MessageParser::default()
+            .parse(raw)
+            .expect("ack parses");
+        let body = m.body_text(0).map(|b| b.to_string()).unwrap_or_default();
+        assert!(!hidden(&body), "{body:?}");
+        listed |= body.contains("=1+2申请表.docx");
+        assert!(body.contains("对标争先建设项目申报-"), "{body}");
+    }
+    assert!(listed, "the ack lists the attachment");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ingest --no-reply` (补录) registers but queues nothing, and says so; without it, ingest
+/// says that it answers.
+#[test]
+fn ingest_no_reply_queues_nothing() {
+    let dir = tmp("noreply");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/roster.csv"),
+        dir.join("local/roster.csv"),
+    )
+    .expect("roster");
+    let cfg = "local/shenbao.toml";
+    let wrong_subject = dir.join("wrong.eml");
+    std::fs::write(
+        &wrong_subject,
+        hostile_mail("", "wrong.1@example.test").replace("对标争先建设项目申报-", "你好"),
+    )
+    .expect("eml");
+    let c001 = fixture("c001");
+    let o = shenbao(
+        &dir,
+        &[
+            "--config",
+            cfg,
+            "ingest",
+            "--no-reply",
+            c001.to_str().unwrap_or_default(),
+            wrong_subject.to_str().unwrap_or_default(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("不回复"), "{t}");
+    assert!(t.contains("没有放入任何回复"), "{t}");
+    let o = shenbao(&dir, &["--config", cfg, "outbox", "list"]);
+    assert!(
+        text(&o).contains("发件箱中的全部邮件：没有"),
+        "{}",
+        text(&o)
+    );
+    let reasons: Vec<Option<String>> = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let data = dir.join("local/data");
+            let store = shenbao::store::Store::open_existing(
+                &shenbao::store::default_database_url(&data),
+                &data,
+            )
+            .await
+            .expect("open store");
+            sqlx::query_scalar("SELECT no_answer FROM messages ORDER BY id")
+                .fetch_all(&store.pool)
+                .await
+                .expect("messages")
+        });
+    assert_eq!(reasons.len(), 2);
+    // The application would have been answered: the reason is recorded. The other is a
+    // question (its attachments are not Office files), which nobody answers automatically.
+    assert!(
+        reasons[0].as_deref().is_some_and(|r| r.contains("补录")),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[1], None, "{reasons:?}");
+    // Without --no-reply the same kind of file is answered, and ingest says so.
+    let c009 = fixture("c002");
+    let o = shenbao(
+        &dir,
+        &["--config", cfg, "ingest", c009.to_str().unwrap_or_default()],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("登记后会回复发件人"), "{t}");
+    assert!(t.contains("已放入发件箱"), "{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Read-only commands never create or migrate a database: a wrong `data_dir` is an error
+/// naming the path and the keys; an old schema asks for `shenbao run`.
+#[test]
+fn read_only_commands_never_create_a_database() {
+    let dir = tmp("readonly");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = dir.join("local/shenbao.toml");
+    let cfg_arg = cfg.to_str().unwrap_or_default();
+    set_key(&cfg, "storage", "data_dir", "\"typo\"");
+    for args in [
+        vec!["status"],
+        vec!["export", "--format", "json"],
+        vec!["show", "土木工程学院本科生第一党支部"],
+        vec!["digest", "--dry-run"],
+        vec!["remind", "--dry-run"],
+        vec!["outbox", "list"],
+    ] {
+        let mut all = vec!["--config", cfg_arg];
+        all.extend(args.iter());
+        let o = shenbao(&dir, &all);
+        let t = text(&o);
+        assert!(!o.status.success(), "{args:?}: {t}");
+        assert!(t.contains("typo/shenbao.db 不存在"), "{args:?}: {t}");
+        assert!(t.contains("data_dir") && t.contains("database"), "{t}");
+        assert!(
+            !dir.join("local/typo").exists(),
+            "{args:?} created the data dir"
+        );
+    }
+    // A database of an older schema is not migrated behind staff's back.
+    let data = dir.join("local/typo");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let store = shenbao::store::Store::open(
+                &shenbao::store::default_database_url(&data),
+                &data,
+            )
+            .await
+            .expect("open store");
+            sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
+                .execute(&store.pool)
+                .await
+                .expect("age the schema");
+            store.pool.close().await;
+        });
+    let o = shenbao(&dir, &["--config", cfg_arg, "status"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("旧版本") && t.contains("shenbao run"), "{t}");
+    // `digest` without --dry-run or --now explains and sends nothing.
+    let o = shenbao(&dir, &["--config", cfg_arg, "digest"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("--dry-run") && t.contains("--now"), "{t}");
     let _ = std::fs::remove_dir_all(&dir);
 }

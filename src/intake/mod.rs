@@ -6,10 +6,14 @@
 //! * New mail is noticed by IDLE, and IDLE is ended and re-issued every `poll_interval` (well
 //!   before the 29 minutes of RFC 2177): that re-issue doubles as the backstop poll, because
 //!   IDLE alone silently dies behind NAT boxes and on some servers. Every command runs under a
-//!   timeout, so a dead connection becomes an error and a reconnect, never a hang.
+//!   timeout, so a dead connection becomes an error and a reconnect, never a hang. A server
+//!   that does not announce IDLE in CAPABILITY is polled (NOOP and a catch-up every
+//!   `poll_interval`) instead.
 //! * On the very first start the watermark is "now": mail already in the folder is not
-//!   answered (unless `--backfill-since`). If UIDVALIDITY changes, the folder is rescanned and
-//!   messages already stored (same Message-ID and sha256) are not processed twice.
+//!   answered (unless `--backfill-since`). `--backfill-since` on a later start lowers the
+//!   watermark to that date once per run, so the folder is re-read from there. If UIDVALIDITY
+//!   changes, the folder is rescanned. Either way messages already stored (same Message-ID and
+//!   sha256) are not processed twice.
 //! * Network errors never end the daemon: it reconnects with backoff.
 
 pub mod conn;
@@ -62,6 +66,8 @@ pub struct Intake {
     pub cfg: Arc<Config>,
     pub pipeline: Arc<Pipeline>,
     pub backfill_since: Option<NaiveDate>,
+    /// Set once `backfill_since` has been applied: a reconnect does not re-read the folder.
+    pub backfilled: std::sync::atomic::AtomicBool,
     /// How many messages (not counting our own copies) the current catch-up still has to
     /// process; the sender paces itself until it is zero ([`crate::send::Sender::with_backlog`]).
     pub backlog: watch::Sender<usize>,
@@ -87,6 +93,43 @@ fn names_own_message_id(field: &[u8], own_domain: &str) -> bool {
 }
 
 /// A UID set for a command: `5,6,9`.
+/// How the session waits for new mail between catch-ups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// IDLE, re-issued after this long (the backstop poll).
+    Idle(Duration),
+    /// The server has no IDLE (RFC 2177 is optional): look every `poll_interval`.
+    Poll(Duration),
+}
+
+/// [`Wait`] for a server that does or does not announce IDLE in its CAPABILITY. Without
+/// IDLE, issuing it anyway fails and every failure would be a reconnect.
+fn wait_mode(has_idle: bool, poll_interval: Duration, idle_renew: Duration) -> Wait {
+    if has_idle {
+        Wait::Idle(poll_interval.min(idle_renew))
+    } else {
+        Wait::Poll(poll_interval.max(Duration::from_secs(1)))
+    }
+}
+
+/// The watermark (last UID taken as read) when starting with `--backfill-since`: just before
+/// the first UID found since that date, never above the current watermark (`current`, when
+/// the folder was read before) and never above what the folder holds (`uidnext - 1`). A
+/// date that finds nothing leaves the watermark where it was (or at "now" on a first start).
+/// Lowering the watermark of a folder read before is safe: mail already stored (same
+/// Message-ID and sha256) is skipped, so nobody is answered twice.
+fn backfill_watermark(
+    current: Option<u32>,
+    since_first_uid: Option<Option<u32>>,
+    uidnext: u32,
+) -> u32 {
+    let now = current.unwrap_or_else(|| uidnext.saturating_sub(1));
+    match since_first_uid {
+        Some(Some(first)) => first.saturating_sub(1).min(now),
+        _ => now,
+    }
+}
+
 fn uid_set(uids: impl Iterator<Item = u32>) -> String {
     uids.map(|u| u.to_string()).collect::<Vec<_>>().join(",")
 }
@@ -198,25 +241,41 @@ impl Intake {
         let uidnext = mbox.uid_next.unwrap_or(1);
         let caps = self.timed("CAPABILITY", s.capabilities()).await?;
         let has_move = caps.has_str("MOVE");
+        let wait = wait_mode(caps.has_str("IDLE"), cfg.poll_interval, cfg.idle_renew);
+        if let Wait::Poll(every) = wait {
+            tracing::info!(every = ?every, "the IMAP server does not offer IDLE: polling the folder");
+        }
         let account = self.account();
         let now = self.clock.now();
+        use std::sync::atomic::Ordering;
+        let since_uid = match self.backfill_since {
+            Some(date) if !self.backfilled.load(Ordering::Relaxed) => {
+                let q = format!("SINCE {}", date.format("%-d-%b-%Y"));
+                let uids = self.timed("UID SEARCH", s.uid_search(q)).await?;
+                Some(uids.iter().min().copied())
+            }
+            _ => None,
+        };
         match self.store.mailbox_state(&account, &cfg.folder).await? {
             None => {
-                let start = match self.backfill_since {
-                    Some(date) => {
-                        let q = format!("SINCE {}", date.format("%-d-%b-%Y"));
-                        let uids = self.timed("UID SEARCH", s.uid_search(q)).await?;
-                        uids.iter()
-                            .min()
-                            .map(|u| u.saturating_sub(1))
-                            .unwrap_or(uidnext.saturating_sub(1))
-                    }
-                    None => uidnext.saturating_sub(1),
-                };
+                let start = backfill_watermark(None, since_uid, uidnext);
                 tracing::info!(folder = %cfg.folder, uidvalidity, watermark = start, "first start: watermark set");
                 self.store
                     .set_mailbox_state(&account, &cfg.folder, uidvalidity, start, now)
                     .await?;
+            }
+            Some((v, last)) if v == uidvalidity && since_uid.is_some() => {
+                let start = backfill_watermark(Some(last), since_uid, uidnext);
+                if start < last {
+                    // Mail already stored (same Message-ID and sha256) is skipped, not answered
+                    // again; only mail never seen is registered and answered.
+                    tracing::info!(folder = %cfg.folder, from = last, to = start, "backfill: re-reading the folder from the given date; mail already registered is skipped");
+                    self.store
+                        .rewind_mailbox_state(&account, &cfg.folder, uidvalidity, start, now)
+                        .await?;
+                } else {
+                    tracing::info!(folder = %cfg.folder, watermark = last, "backfill: no mail in the folder older than what was already read");
+                }
             }
             Some((v, _)) if v != uidvalidity => {
                 tracing::warn!(folder = %cfg.folder, old = v, new = uidvalidity, "UIDVALIDITY changed: rescanning the folder, known messages are skipped");
@@ -225,6 +284,9 @@ impl Intake {
                     .await?;
             }
             Some(_) => {}
+        }
+        if since_uid.is_some() {
+            self.backfilled.store(true, Ordering::Relaxed);
         }
         tracing::info!(folder = %cfg.folder, uidvalidity, "IMAP connected");
 
@@ -253,7 +315,21 @@ impl Intake {
             if announced {
                 continue;
             }
-            let wait = cfg.poll_interval.min(cfg.idle_renew);
+            let wait = match wait {
+                Wait::Idle(w) => w,
+                Wait::Poll(every) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = shutdown_requested(shutdown) => {
+                            let _ = self.timed("LOGOUT", s.logout()).await;
+                            return Ok(());
+                        }
+                    }
+                    // NOOP lets the server announce new mail and proves the connection alive.
+                    self.timed("NOOP", s.noop()).await?;
+                    continue;
+                }
+            };
             let mut idle = s.idle();
             tokio::time::timeout(cfg.timeout, idle.init())
                 .await
@@ -659,5 +735,38 @@ mod tests {
         assert_eq!(uid_set([5u32, 6, 9].into_iter()), "5,6,9");
         assert_eq!(uid_set(std::iter::once(42)), "42");
         assert_eq!(uid_set(std::iter::empty()), "");
+    }
+
+    /// A server without IDLE is polled at `poll_interval`; with IDLE, IDLE is re-issued at the
+    /// shorter of `poll_interval` and `idle_renew`.
+    #[test]
+    fn a_server_without_idle_is_polled() {
+        let s = Duration::from_secs;
+        assert_eq!(wait_mode(true, s(60), s(25 * 60)), Wait::Idle(s(60)));
+        assert_eq!(wait_mode(true, s(3600), s(25 * 60)), Wait::Idle(s(25 * 60)));
+        assert_eq!(wait_mode(false, s(60), s(25 * 60)), Wait::Poll(s(60)));
+        assert_eq!(wait_mode(false, s(3600), s(25 * 60)), Wait::Poll(s(3600)));
+        // Never a busy loop, whatever the configuration says.
+        assert_eq!(
+            wait_mode(false, Duration::ZERO, s(25 * 60)),
+            Wait::Poll(s(1))
+        );
+    }
+
+    #[test]
+    fn backfill_lowers_the_watermark_never_raises_it() {
+        // First start: no date → "now" (uidnext - 1); a date → just before its first UID.
+        assert_eq!(backfill_watermark(None, None, 101), 100);
+        assert_eq!(backfill_watermark(None, Some(Some(40)), 101), 39);
+        assert_eq!(backfill_watermark(None, Some(None), 101), 100);
+        assert_eq!(backfill_watermark(None, Some(Some(1)), 101), 0);
+        assert_eq!(backfill_watermark(None, None, 1), 0);
+        assert_eq!(backfill_watermark(None, None, 0), 0);
+        // Later starts: the folder is re-read from the date, never skipped ahead.
+        assert_eq!(backfill_watermark(Some(100), Some(Some(40)), 151), 39);
+        assert_eq!(backfill_watermark(Some(30), Some(Some(40)), 151), 30);
+        assert_eq!(backfill_watermark(Some(100), Some(None), 151), 100);
+        assert_eq!(backfill_watermark(Some(100), None, 151), 100);
+        assert_eq!(backfill_watermark(Some(100), Some(Some(200)), 151), 100);
     }
 }

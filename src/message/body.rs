@@ -410,6 +410,8 @@ fn percent_decode_plus(value: &str) -> Vec<u8> {
 pub(crate) fn cloud_links(text: &str, htmls: &[String]) -> Vec<CloudLink> {
     let mut links: Vec<CloudLink> = Vec::new();
     let mut push = |provider: &'static str, url: String, name: Option<String>| {
+        // Shown in acks and exports: cleaned like every name from a mail.
+        let name = name.map(|n| crate::attach::display_name(&n));
         if let Some(existing) = links.iter_mut().find(|l| l.url == url) {
             if existing.filename.is_none() {
                 existing.filename = name;

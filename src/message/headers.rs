@@ -415,7 +415,8 @@ impl Decoder {
         let name = unquote_loose(name_part.trim());
         let name = self.decode_words(&name);
         let name: String = name.nfc().collect();
-        let name = collapse_whitespace(&name);
+        // The name is shown (the greeting of an ack, `status`): nothing hidden in it.
+        let name = collapse_whitespace(&crate::attach::display_text(&name));
         Some(Address {
             name: if name.is_empty() { None } else { Some(name) },
             addr,

@@ -270,7 +270,11 @@ fn read_envelope(top: &[RawHeader], dec: &mut Decoder) -> Understood {
     let mut u = Understood::default();
     if let Some(h) = headers::first(top, "Subject") {
         let subject = dec.unstructured(&h.value);
-        u.subject = headers::collapse_whitespace(&subject.replace(|c: char| c.is_control(), " "));
+        // Control characters become spaces; bidi overrides and zero-width characters go
+        // (the subject is shown in acks, `status` and exports).
+        u.subject = headers::collapse_whitespace(&attach::display_text(
+            &subject.replace(|c: char| c.is_control(), " "),
+        ));
         if u.subject.contains('\u{FFFD}') {
             dec.warn("主题含有无法解码的字符".to_string());
         }
@@ -557,7 +561,9 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
     if u.subject.is_empty()
         && let Some(subject) = message.subject()
     {
-        u.subject = headers::collapse_whitespace(subject);
+        u.subject = headers::collapse_whitespace(&attach::display_text(
+            &subject.replace(|c: char| c.is_control(), " "),
+        ));
     }
     if u.from.is_none()
         && let Some(addr) = message.from().and_then(|a| a.first())
@@ -877,7 +883,8 @@ fn describe(filename: String, content_type: String, bytes: Vec<u8>, format: Form
         safe_name: attach::safe_file_name(&filename),
         declared_format: attach::declared_format(&filename),
         role: attach::role(&filename, format),
-        filename,
+        // What acks, exports and `show` print; the sender's raw name stays in the stored mail.
+        filename: attach::display_name(&filename),
         content_type,
         size: bytes.len(),
         sha256,

@@ -36,6 +36,18 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("读写数据目录失败：{0}。请检查 [storage] data_dir 的权限与磁盘空间。")]
     Io(#[from] std::io::Error),
+    #[error(
+        "数据库 {0} 不存在：请检查配置中的 [storage] data_dir 或 [database] url 是否写对；全新安装请先运行 `shenbao run` 建立数据库。"
+    )]
+    Missing(PathBuf),
+    #[error(
+        "数据库 {path} 是旧版本的结构（第 {have} 版，本程序需要第 {want} 版）：请先运行一次 `shenbao run`（启动时自动升级数据库），再执行本命令。"
+    )]
+    Outdated { path: PathBuf, have: i64, want: i64 },
+    #[error(
+        "数据库 {path} 由更新版本的 shenbao 写过（第 {have} 版，本程序只认识到第 {want} 版）：请改用新版本的 shenbao。"
+    )]
+    Newer { path: PathBuf, have: i64, want: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -327,7 +339,61 @@ pub struct OutboxRow {
     pub unconfirmed: bool,
 }
 
+/// The file of a `sqlite:` URL (`None` for an in-memory database).
+fn sqlite_file(database_url: &str) -> Option<PathBuf> {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// The schema version this program writes and reads.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.iter().map(|(v, _, _)| *v).max().unwrap_or(0)
+}
+
 impl Store {
+    /// Opens an existing database for the commands that only read (`status`, `export`,
+    /// `show`, the dry runs, `outbox list`): read-only, nothing created, nothing migrated. A
+    /// wrong `data_dir` then says so instead of showing an empty campaign, and an old schema
+    /// asks for `shenbao run` (which migrates) instead of being changed behind staff's back.
+    pub async fn open_existing(database_url: &str, data_dir: &Path) -> Result<Store> {
+        let file = sqlite_file(database_url);
+        if let Some(f) = &file
+            && !f.is_file()
+        {
+            return Err(StoreError::Missing(f.clone()));
+        }
+        let opts = SqliteConnectOptions::from_str(database_url)?
+            .create_if_missing(false)
+            .read_only(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        let have: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = 1",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0);
+        let want = schema_version();
+        let path = file.unwrap_or_else(|| PathBuf::from(database_url));
+        if have < want {
+            return Err(StoreError::Outdated { path, have, want });
+        }
+        if have > want {
+            return Err(StoreError::Newer { path, have, want });
+        }
+        Ok(Store {
+            pool,
+            blobs: BlobDir::new(data_dir.join("blobs")),
+        })
+    }
+
     /// Opens (creating when missing) the database and the data directory, and migrates.
     pub async fn open(database_url: &str, data_dir: &Path) -> Result<Store> {
         crate::fsmode::create_dir_all(data_dir)?;
@@ -436,6 +502,31 @@ impl Store {
             uid: last_uid,
         };
         set_watermark(&mut *self.pool.acquire().await?, &key, now).await
+    }
+
+    /// Lowers the watermark of a folder to `last_uid` (`--backfill-since` on a later start),
+    /// which [`Store::set_mailbox_state`] never does: the folder is read again from there, and
+    /// mail already stored is recognised as such.
+    pub async fn rewind_mailbox_state(
+        &self,
+        account: &str,
+        folder: &str,
+        uidvalidity: u32,
+        last_uid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE mailbox_state SET last_uid = ?, updated_at = ? WHERE account = ? AND folder = ? AND uidvalidity = ? AND last_uid > ?",
+        )
+        .bind(i64::from(last_uid))
+        .bind(db_time(now))
+        .bind(account)
+        .bind(folder)
+        .bind(i64::from(uidvalidity))
+        .bind(i64::from(last_uid))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Stores a message fetched over IMAP: blob, row and watermark in one transaction.
@@ -813,11 +904,24 @@ impl Store {
 
     /// Queued mails whose time has come, oldest first.
     pub async fn due_outbox(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
+        self.due_outbox_among(now, limit, None).await
+    }
+
+    /// [`Store::due_outbox`], only among the ids in `only` when given (what a command queued
+    /// and now sends at once, leaving the rest to the daemon).
+    pub async fn due_outbox_among(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        only: Option<&[i64]>,
+    ) -> Result<Vec<OutboxRow>> {
+        let only = only.map(|ids| serde_json::Value::from(ids.to_vec()).to_string());
         let rows = sqlx::query(
-            "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= ? AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3))) ORDER BY id LIMIT ?2",
         )
         .bind(db_time(now))
         .bind(limit)
+        .bind(only)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -885,6 +989,28 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected())
+    }
+
+    /// Why `message` got no automatic answer, when it got none.
+    pub async fn no_answer(&self, message: i64) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar::<_, Option<String>>("SELECT no_answer FROM messages WHERE id = ?")
+                .bind(message)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
+    /// Answers to `message` waiting in the outbox (not yet handed to SMTP).
+    pub async fn queued_answers(&self, message: i64) -> Result<usize> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE related_message = ? AND status = 'queued'",
+        )
+        .bind(message)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// The earliest time a queued mail is due, to sleep until then.
