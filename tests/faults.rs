@@ -635,7 +635,7 @@ async fn b_smtp_down_then_dead_letters_and_retry() {
         ok && out.contains(&format!("已重新排队：#{}", dead[0])),
         "{out}"
     );
-    assert!(out.contains("30 秒"), "{out}");
+    assert!(out.contains("5 秒"), "{out}");
     let (ok, out) = env.run(&["outbox", "retry", "--all-dead"]);
     assert!(
         ok && out.contains(&format!("已重新排队：#{}", dead[1])),
