@@ -980,6 +980,20 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             }
+            // Each template rendered with sample data in strict mode: a typo shows here, not
+            // in the first mail that needs the template.
+            let problems = crate::template_check::check(&t);
+            if !problems.is_empty() {
+                eprintln!(
+                    "模板有 {} 处问题（运行时出错的模板会改用内置模板，但请先改正）：",
+                    problems.len()
+                );
+                for p in &problems {
+                    eprintln!("  {p}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            say!("模板：{} 个，用示例数据逐个检查无误", t.names().len());
         }
     }
     if cfg.imap.password.value().is_none() {

@@ -250,15 +250,19 @@ impl DigestView {
 pub struct DigestBodies {
     pub text: String,
     pub html: String,
+    /// Templates that failed and were replaced by the built-in ones: (template, error).
+    pub template_errors: Vec<(String, String)>,
 }
 
-/// Renders a reminder with `template` (normally [`REMINDER_TEMPLATE`]).
+/// Renders a reminder with `template` (normally [`REMINDER_TEMPLATE`]); a failing template
+/// falls back to the built-in `fallback` and its error is returned beside the text.
 pub fn render_reminder(
     templates: &Templates,
     template: &str,
+    fallback: &str,
     view: &ReminderView,
-) -> Result<String, ComposeError> {
-    templates.render(template, view)
+) -> Result<(String, Option<String>), ComposeError> {
+    templates.render_or(template, fallback, view)
 }
 
 /// Renders both bodies of a digest from the same view, so they cannot disagree.
@@ -266,9 +270,19 @@ pub fn render_digest(
     templates: &Templates,
     view: &DigestView,
 ) -> Result<DigestBodies, ComposeError> {
+    let (text, text_error) = templates.render_or_builtin(DIGEST_TEXT_TEMPLATE, view)?;
+    let (html, html_error) = templates.render_or_builtin(DIGEST_HTML_TEMPLATE, view)?;
+    let template_errors = [
+        (DIGEST_TEXT_TEMPLATE, text_error),
+        (DIGEST_HTML_TEMPLATE, html_error),
+    ]
+    .into_iter()
+    .filter_map(|(name, e)| Some((name.to_string(), e?)))
+    .collect();
     Ok(DigestBodies {
-        text: templates.render(DIGEST_TEXT_TEMPLATE, view)?,
-        html: templates.render(DIGEST_HTML_TEMPLATE, view)?,
+        text,
+        html,
+        template_errors,
     })
 }
 
@@ -528,7 +542,9 @@ mod tests {
     #[test]
     fn a_reminder_without_problems_gives_subject_and_attachments() {
         let v = reminder(vec![]);
-        let text = render_reminder(&templates(), REMINDER_TEMPLATE, &v).expect("renders");
+        let text = render_reminder(&templates(), REMINDER_TEMPLATE, REMINDER_TEMPLATE, &v)
+            .expect("renders")
+            .0;
         assert_contains_all(
             &text,
             &[
@@ -555,7 +571,9 @@ mod tests {
             ),
             ProblemLine::from_code("advisor_missing", None),
         ]);
-        let text = render_reminder(&templates(), REMINDER_TEMPLATE, &v).expect("renders");
+        let text = render_reminder(&templates(), REMINDER_TEMPLATE, REMINDER_TEMPLATE, &v)
+            .expect("renders")
+            .0;
         assert_contains_all(
             &text,
             &[
@@ -581,7 +599,9 @@ mod tests {
             greeting: "您好".to_string(),
             ..reminder(vec![])
         };
-        let text = render_reminder(&templates(), REMINDER_TEMPLATE, &v).expect("renders");
+        let text = render_reminder(&templates(), REMINDER_TEMPLATE, REMINDER_TEMPLATE, &v)
+            .expect("renders")
+            .0;
         assert!(
             text.starts_with("您好：\n\n这里是党委学生工作部的申报系统。"),
             "{text}"

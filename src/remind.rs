@@ -59,6 +59,9 @@ pub struct Planned {
     /// `None`: nothing to send (an empty digest); the ledger still records the period.
     pub mail: Option<Outgoing>,
     pub skipped: Option<String>,
+    /// Templates that failed and were replaced by the built-in ones: (template, error);
+    /// recorded for staff (`status`, `health`, the digest) when the mail is queued.
+    pub template_errors: Vec<(String, String)>,
 }
 
 /// Problems a reminder can ask a branch to fix (being late or a subject's wording cannot be
@@ -261,6 +264,7 @@ pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<
                         occasion: Some((occ.deadline, occ.offset.num_seconds())),
                         mail: None,
                         skipped: Some(reason),
+                        template_errors: Vec::new(),
                     });
                 }
                 Decision::Send { .. } => {
@@ -350,7 +354,12 @@ fn reminder(
     } else {
         rule.template.as_str()
     };
-    let text = p.templates.render(template, &view)?;
+    let fallback = if closure {
+        "closure_reminder.txt.j2"
+    } else {
+        notify::REMINDER_TEMPLATE
+    };
+    let (text, template_error) = notify::render_reminder(&p.templates, template, fallback, &view)?;
     let subject = if closure {
         format!(
             "【提醒】结项材料将于{}截止（还有 {}），{}还缺 {} 项",
@@ -391,6 +400,10 @@ fn reminder(
         occasion: Some((occ.deadline, occ.offset.num_seconds())),
         mail: Some(mail),
         skipped: None,
+        template_errors: template_error
+            .map(|e| (template.to_string(), e))
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -660,6 +673,7 @@ pub async fn plan_digests(
                         occasion: None,
                         mail: None,
                         skipped: Some("首次启动：从此刻开始计算摘要周期".to_string()),
+                        template_errors: Vec::new(),
                     });
                     continue;
                 }
@@ -672,7 +686,11 @@ pub async fn plan_digests(
         }
         let all = latest.as_deref().unwrap_or_default();
         let view = digest_view(p, rule, all, start, end).await?;
-        let notify::DigestBodies { text, html } = notify::render_digest(&p.templates, &view)?;
+        let notify::DigestBodies {
+            text,
+            html,
+            template_errors,
+        } = notify::render_digest(&p.templates, &view)?;
         let empty = view.is_empty() && !rule.send_when_empty && !force;
         let subject = notify::digest_subject(&view);
         let xlsx = if empty {
@@ -731,6 +749,7 @@ pub async fn plan_digests(
                 occasion: None,
                 skipped: empty.then(|| "没有新内容，按设置不发送".to_string()),
                 mail,
+                template_errors: template_errors.clone(),
             });
         }
     }
@@ -763,6 +782,18 @@ pub async fn commit(
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if inserted == 1 {
+            for (template, error) in &item.template_errors {
+                sqlx::query(
+                    "INSERT INTO template_errors (at, template, error, message) VALUES (?, ?, ?, NULL)",
+                )
+                .bind(db_time(now))
+                .bind(template)
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         if inserted == 1
             && let Some(mail) = &item.mail
         {
@@ -810,8 +841,17 @@ pub async fn tick(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<usize> {
 pub async fn run(p: std::sync::Arc<Pipeline>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
         let now = p.clock.now();
-        if let Err(e) = tick(&p, now).await {
-            tracing::error!(error = %format!("{e:#}"), "scheduler step failed; retrying later");
+        let error = tick(&p, now).await.err().map(|e| format!("{e:#}"));
+        if let Some(e) = &error {
+            tracing::error!(error = %e, "排期检查出错，稍后重试");
+        }
+        // What `shenbao health` reads as the scheduler's last step.
+        if let Err(e) = p
+            .store
+            .beat(crate::store::ops::Component::Scheduler, p.clock.now(), error.as_deref())
+            .await
+        {
+            tracing::warn!(error = %e, "记录排期检查的时间失败");
         }
         let next = schedule::next_wakeup(
             &p.cfg.reminders,
