@@ -264,8 +264,15 @@ pub fn describe_error(origin: &str, err: &minijinja::Error) -> String {
         .map(|s| format!("“{s}”"))
         .unwrap_or_default();
     let what = match err.kind() {
-        K::UndefinedError => format!("未知的名称{quoted}，模板中可用的名称见 config/templates/ 中的原版"),
-        K::SyntaxError => format!("语法错误{}", snippet.map(|s| format!("（在“{s}”附近）")).unwrap_or_default()),
+        K::UndefinedError => {
+            format!("未知的名称{quoted}，模板中可用的名称见 config/templates/ 中的原版")
+        }
+        K::SyntaxError => format!(
+            "语法错误{}",
+            snippet
+                .map(|s| format!("（在“{s}”附近）"))
+                .unwrap_or_default()
+        ),
         K::UnknownFilter => format!("未知的过滤器{quoted}"),
         K::UnknownFunction => format!("未知的函数{quoted}"),
         K::UnknownTest => format!("未知的测试{quoted}"),

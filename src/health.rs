@@ -306,7 +306,11 @@ mod tests {
         let r = assess(&healthy(), &t(), now());
         assert_eq!(r.level, Level::Ok, "{r:?}");
         assert_eq!(r.checks.len(), 6);
-        assert!(r.checks[0].text.contains("1 分钟 前"), "{}", r.checks[0].text);
+        assert!(
+            r.checks[0].text.contains("1 分钟 前"),
+            "{}",
+            r.checks[0].text
+        );
     }
 
     #[test]
@@ -340,7 +344,11 @@ mod tests {
         };
         let r = assess(&f, &t(), now());
         assert_eq!(r.level, Level::Critical);
-        assert!(r.checks[0].text.contains("shenbao run"), "{}", r.checks[0].text);
+        assert!(
+            r.checks[0].text.contains("shenbao run"),
+            "{}",
+            r.checks[0].text
+        );
     }
 
     #[test]
@@ -355,7 +363,11 @@ mod tests {
         };
         let r = assess(&f, &t(), now());
         assert_eq!(r.level, Level::Warning);
-        assert!(r.checks[1].text.contains("数据库被锁定"), "{}", r.checks[1].text);
+        assert!(
+            r.checks[1].text.contains("数据库被锁定"),
+            "{}",
+            r.checks[1].text
+        );
     }
 
     #[test]

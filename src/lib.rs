@@ -13,6 +13,7 @@
 
 pub mod attach;
 pub mod cli;
+pub mod cli_zh;
 pub mod clock;
 pub mod closure;
 pub mod compose;

@@ -848,7 +848,11 @@ pub async fn run(p: std::sync::Arc<Pipeline>, mut shutdown: tokio::sync::watch::
         // What `shenbao health` reads as the scheduler's last step.
         if let Err(e) = p
             .store
-            .beat(crate::store::ops::Component::Scheduler, p.clock.now(), error.as_deref())
+            .beat(
+                crate::store::ops::Component::Scheduler,
+                p.clock.now(),
+                error.as_deref(),
+            )
             .await
         {
             tracing::warn!(error = %e, "记录排期检查的时间失败");

@@ -326,7 +326,10 @@ mod tests {
         assert_eq!(check(&t), Vec::<String>::new());
         for name in t.names() {
             let text = t.render(&name, sample(&name)).expect("renders");
-            assert!(text.contains("土木工程学院") || text.contains("对标争先"), "{name}");
+            assert!(
+                text.contains("土木工程学院") || text.contains("对标争先"),
+                "{name}"
+            );
         }
     }
 
@@ -342,7 +345,10 @@ mod tests {
         let problems = check(&t);
         assert_eq!(problems.len(), 1, "{problems:?}");
         let p = &problems[0];
-        assert!(p.contains(&d.join("ack.txt.j2").display().to_string()), "{p}");
+        assert!(
+            p.contains(&d.join("ack.txt.j2").display().to_string()),
+            "{p}"
+        );
         assert!(p.contains("第 1 行"), "{p}");
         assert!(p.contains("“grettings”"), "{p}");
         assert!(p.contains("greeting"), "lists the names: {p}");
@@ -353,9 +359,15 @@ mod tests {
     fn typos_in_branches_loops_and_filters_are_found() {
         for (text, want) in [
             // Only in a branch the sample might not take: found by the names check.
-            ("a\n{% if closure %}{{ closure.lvel }}{% endif %}", "第 2 行：未知的名称“closure.lvel”"),
+            (
+                "a\n{% if closure %}{{ closure.lvel }}{% endif %}",
+                "第 2 行：未知的名称“closure.lvel”",
+            ),
             // Inside a loop: found by rendering.
-            ("{% for a in attachments %}\n{{ a.filenme }}\n{% endfor %}", "第 2 行：未知的名称"),
+            (
+                "{% for a in attachments %}\n{{ a.filenme }}\n{% endfor %}",
+                "第 2 行：未知的名称",
+            ),
             ("{{ version | frmat }}", "第 1 行：未知的过滤器"),
             ("x\ny\n{% if %}", "第 3 行：语法错误"),
         ] {
@@ -398,7 +410,9 @@ mod tests {
             .expect("builtins")
             .render("result.txt.j2", &data)
             .expect("renders");
-        let (text, err) = t.render_or_builtin("result.txt.j2", &data).expect("falls back");
+        let (text, err) = t
+            .render_or_builtin("result.txt.j2", &data)
+            .expect("falls back");
         assert_eq!(text, builtin);
         let err = err.expect("the error is returned");
         assert!(err.contains("第 2 行"), "{err}");
@@ -407,7 +421,9 @@ mod tests {
         // A template that works is used as it is, without an error.
         let ok = dir_with(&[("result.txt.j2", "{{ greeting }}：{{ amount }}")]);
         let t = Templates::load(Some(&ok)).expect("loads");
-        let (text, err) = t.render_or_builtin("result.txt.j2", &data).expect("renders");
+        let (text, err) = t
+            .render_or_builtin("result.txt.j2", &data)
+            .expect("renders");
         assert_eq!((text.as_str(), err), ("张晓明同学：5000 元", None));
         // An added template falls back to the built-in it stands for.
         let added = dir_with(&[("second.txt.j2", "{{ nope }}")]);

@@ -92,13 +92,15 @@ impl Store {
         message: Option<i64>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO template_errors (at, template, error, message) VALUES (?, ?, ?, ?)")
-            .bind(db_time(at))
-            .bind(template)
-            .bind(error)
-            .bind(message)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO template_errors (at, template, error, message) VALUES (?, ?, ?, ?)",
+        )
+        .bind(db_time(at))
+        .bind(template)
+        .bind(error)
+        .bind(message)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
