@@ -459,7 +459,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let clock = clock()?;
             let (store, _, _) = crate::daemon::open(cfg.clone(), clock).await?;
             let now = clock.now();
-            let figures = store.figures(now).await?;
+            let mut figures = store.figures(now).await?;
+            figures.template_errors = crate::health::still_current(
+                figures.template_errors,
+                cfg.ack.templates_dir.as_deref(),
+            );
             let report = crate::health::assess(&figures, &cfg.health, now);
             say!("shenbao 运行状态：{}", report.level.label());
             for c in &report.checks {
@@ -472,7 +476,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let clock = clock()?;
             let (store, _, _) = crate::daemon::open(cfg.clone(), clock).await?;
             let now = clock.now();
-            let figures = store.figures(now).await?;
+            let mut figures = store.figures(now).await?;
+            figures.template_errors = crate::health::still_current(
+                figures.template_errors,
+                cfg.ack.templates_dir.as_deref(),
+            );
             let report = crate::health::assess(&figures, &cfg.health, now);
             let mut v =
                 serde_json::to_string_pretty(&crate::health::to_json(&figures, &report, now))?;
@@ -490,7 +498,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             say_raw!("{st}");
             unreachable_branches(&store, &pipeline.roster, &pipeline.cfg.campaign.roster).await?;
-            template_errors(&store, clock()?.now()).await?;
+            template_errors(&store, &pipeline.cfg, clock()?.now()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -1049,14 +1057,19 @@ async fn outbox(
     }
 }
 
-/// `status`: templates that failed at run time in the last 7 days (the built-in one was used).
+/// `status`: templates that failed at run time in the last 7 days (the built-in one was used),
+/// unless their file was changed since.
 async fn template_errors(
     store: &crate::store::Store,
+    cfg: &Config,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
-    let errors = store
-        .template_errors_since(now - crate::store::ops::TEMPLATE_ERRORS_WINDOW)
-        .await?;
+    let errors = crate::health::still_current(
+        store
+            .template_errors_since(now - crate::store::ops::TEMPLATE_ERRORS_WINDOW)
+            .await?,
+        cfg.ack.templates_dir.as_deref(),
+    );
     if errors.is_empty() {
         return Ok(());
     }

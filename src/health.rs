@@ -12,7 +12,7 @@
 //!   registered) and template errors of the last 7 days: each is a warning that needs a person.
 
 use crate::config::HealthConfig;
-use crate::store::ops::{Beat, Figures};
+use crate::store::ops::{Beat, Figures, TemplateError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
@@ -217,6 +217,32 @@ pub fn assess(f: &Figures, t: &HealthConfig, now: DateTime<Utc>) -> Report {
     Report { level, checks }
 }
 
+/// The template errors that still stand: an error recorded before its template file was last
+/// changed (staff edited it since) or whose file is gone (the built-in is used again) is taken
+/// as dealt with. Reads the files' modification times: the one bit of I/O in this module.
+pub fn still_current(
+    errors: Vec<TemplateError>,
+    templates_dir: Option<&std::path::Path>,
+) -> Vec<TemplateError> {
+    errors
+        .into_iter()
+        .filter(|e| {
+            let Some(path) = templates_dir.map(|d| d.join(&e.template)) else {
+                return false;
+            };
+            match std::fs::metadata(&path).and_then(|m| m.modified()) {
+                // Times in the database are whole seconds: an error in the same second as
+                // the change came after it.
+                Ok(changed) => {
+                    use chrono::SubsecRound;
+                    e.at >= DateTime::<Utc>::from(changed).trunc_subsecs(0)
+                }
+                Err(_) => false,
+            }
+        })
+        .collect()
+}
+
 /// `status --json`: the figures and their judgement, for scripts.
 pub fn to_json(f: &Figures, r: &Report, now: DateTime<Utc>) -> serde_json::Value {
     let beat = |b: &Option<Beat>| {
@@ -253,7 +279,6 @@ pub fn to_json(f: &Figures, r: &Report, now: DateTime<Utc>) -> serde_json::Value
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ops::TemplateError;
 
     fn t() -> HealthConfig {
         HealthConfig {
@@ -452,6 +477,32 @@ mod tests {
         assert_eq!(j["imap_last_contact"]["age_seconds"], 90 * 60);
         assert_eq!(j["dead_letters"], 1);
         assert_eq!(j["checks"][0]["name"], "imap");
+    }
+
+    #[test]
+    fn a_template_edited_after_its_error_counts_as_fixed() {
+        let dir = std::env::temp_dir().join(format!("shenbao-health-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("ack.txt.j2"), "{{ greeting }}").expect("write");
+        let changed: DateTime<Utc> = std::fs::metadata(dir.join("ack.txt.j2"))
+            .and_then(|m| m.modified())
+            .expect("mtime")
+            .into();
+        let error = |template: &str, at| TemplateError {
+            at,
+            template: template.into(),
+            error: "x".into(),
+            message: None,
+        };
+        let errors = vec![
+            error("ack.txt.j2", changed + chrono::Duration::seconds(5)),
+            error("ack.txt.j2", changed - chrono::Duration::seconds(5)),
+            error("result.txt.j2", changed + chrono::Duration::seconds(5)),
+        ];
+        let kept = still_current(errors.clone(), Some(&dir));
+        assert_eq!(kept, vec![errors[0].clone()]);
+        assert!(still_current(errors, None).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
