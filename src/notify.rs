@@ -195,6 +195,16 @@ pub struct OutboxFailure {
 
 /// Everything a digest says. Sections a `[[digest]]` rule leaves out are passed empty; the
 /// templates skip empty sections but always show the totals.
+/// A template that failed at run time (see `compose::Templates::render_or_builtin`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateErrorItem {
+    /// Beijing time.
+    pub at: String,
+    pub template: String,
+    /// In Chinese, with the file, the line and the unknown name.
+    pub error: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DigestView {
     pub campaign_name: String,
@@ -227,6 +237,8 @@ pub struct DigestView {
     /// Versions in the period from an unfamiliar address (发件人变更).
     pub sender_changes: Vec<SenderChangeItem>,
     pub outbox_failures: Vec<OutboxFailure>,
+    /// Templates that failed in the period (the mails went out with the built-in ones).
+    pub template_errors: Vec<TemplateErrorItem>,
     /// `申报汇总表-2025-09-22.xlsx`; empty when nothing is attached (the note is then left out).
     pub attachment_name: String,
 }
@@ -242,6 +254,7 @@ impl DigestView {
             && self.needs_staff.is_empty()
             && self.unanswered.is_empty()
             && self.outbox_failures.is_empty()
+            && self.template_errors.is_empty()
     }
 }
 
@@ -380,6 +393,9 @@ pub fn digest_subject(v: &DigestView) -> String {
     if !v.outbox_failures.is_empty() {
         s.push_str(&format!("，{} 封发送失败", v.outbox_failures.len()));
     }
+    if !v.template_errors.is_empty() {
+        s.push_str("，模板出错");
+    }
     s
 }
 
@@ -456,6 +472,7 @@ mod tests {
             unanswered: vec![],
             sender_changes: vec![],
             outbox_failures: vec![],
+            template_errors: vec![],
             attachment_name: "申报汇总表-2025-09-22.xlsx".to_string(),
         }
     }
@@ -528,6 +545,11 @@ mod tests {
                 subject: "Re: 对标争先建设项目申报-建筑学院研究生党支部".to_string(),
                 error: "550 mailbox unavailable".to_string(),
                 status: "failed".to_string(),
+            }],
+            template_errors: vec![TemplateErrorItem {
+                at: "2025年9月21日 09:00:00".to_string(),
+                template: "reminder.txt.j2".to_string(),
+                error: "templates/reminder.txt.j2 第 1 行：未知的名称“grettings”".to_string(),
             }],
             ..empty_digest()
         }
@@ -637,6 +659,8 @@ mod tests {
                 "  1. [编号 17] 2025年9月21日 15:02:11 来自 someone@qq.com\n     主题：请问可以延期吗\n     原因：普通咨询\n",
                 "【发送失败的邮件】共 1 封",
                 "原因：550 mailbox unavailable",
+                "【模板出错】共 1 次（这些邮件已改用内置模板发出；",
+                "  1. 2025年9月21日 09:00:00 templates/reminder.txt.j2 第 1 行：未知的名称“grettings”\n",
                 "附件《申报汇总表-2025-09-22.xlsx》是截至 2025年9月22日 08:00:00 各支部最新一版申报的汇总表",
                 "此邮件由申报系统自动发出。\n党委学生工作部",
             ],
@@ -662,6 +686,8 @@ mod tests {
                 "逾期到达的申报（1 份",
                 "需要人工处理的邮件（1 封",
                 "发送失败的邮件（1 封",
+                "模板出错（1 次",
+                "未知的名称“grettings”",
                 "附件《申报汇总表-2025-09-22.xlsx》",
             ],
         );
@@ -824,7 +850,7 @@ mod tests {
         let v = full_digest();
         assert_eq!(
             digest_subject(&v),
-            "【申报日报】9月22日：新收到 3 份，共 12/24 个支部已申报，5 份有问题，1 封邮件待人工处理，1 封发送失败"
+            "【申报日报】9月22日：新收到 3 份，共 12/24 个支部已申报，5 份有问题，1 封邮件待人工处理，1 封发送失败，模板出错"
         );
         let v = DigestView {
             with_problems_count: 0,

@@ -583,6 +583,24 @@ pub async fn digest_view(
         },
     })
     .collect();
+    // Template failures in the period (since a week when this is the first digest), unless
+    // the template was changed since.
+    let template_errors = crate::health::still_current(
+        p.store
+            .template_errors_since(start.unwrap_or(end - crate::store::ops::TEMPLATE_ERRORS_WINDOW))
+            .await?
+            .into_iter()
+            .filter(|e| e.at <= end)
+            .collect(),
+        p.cfg.ack.templates_dir.as_deref(),
+    )
+    .into_iter()
+    .map(|e| notify::TemplateErrorItem {
+        at: beijing(e.at),
+        template: e.template,
+        error: e.error,
+    })
+    .collect();
     let deadline = p.cfg.campaign.deadline;
     let phase = if end < deadline {
         format!(
@@ -630,6 +648,7 @@ pub async fn digest_view(
         unanswered,
         sender_changes,
         outbox_failures,
+        template_errors,
         attachment_name: format!("申报汇总表-{local_day}.xlsx"),
     })
 }

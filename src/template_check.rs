@@ -12,7 +12,7 @@
 use crate::compose::{Templates, describe_error};
 use crate::notify::{
     CollegeLine, Count, DigestRow, DigestView, MissingBranch, OutboxFailure, ProblemLine,
-    ReminderView, SenderChangeItem, StaffItem, UnansweredItem,
+    ReminderView, SenderChangeItem, StaffItem, TemplateErrorItem, UnansweredItem,
 };
 use serde_json::{Value, json};
 
@@ -208,6 +208,11 @@ fn digest() -> DigestView {
             subject: "Re: 对标争先建设项目申报".into(),
             error: "收件地址不存在".into(),
             status: "dead".into(),
+        }],
+        template_errors: vec![TemplateErrorItem {
+            at: "2025年9月22日 09:41:42".into(),
+            template: "ack.txt.j2".into(),
+            error: "templates/ack.txt.j2 第 1 行：未知的名称“grettings”".into(),
         }],
         attachment_name: "申报汇总表-2025-09-22.xlsx".into(),
     }

@@ -92,7 +92,7 @@ async fn health_and_a_broken_template_through_the_mail_servers() {
     std::fs::write(
         &env.config,
         format!(
-            "{text}templates_dir = \"templates\"\n[health]\noutbox_warning = \"2s\"\noutbox_critical = \"4s\"\n"
+            "{text}templates_dir = \"templates\"\n[health]\noutbox_warning = \"2s\"\noutbox_critical = \"4s\"\n[[digest]]\nname = \"日报\"\nrecipients = [\"reviewer@example.test\"]\nschedule = \"0 0 8 * * *\"\n"
         ),
     )
     .expect("config");
@@ -216,6 +216,15 @@ async fn health_and_a_broken_template_through_the_mail_servers() {
             "reminder.txt.j2 第 {line} 行：未知的名称“grettings”"
         )),
         "{status}"
+    );
+    // The reviewers' digest says so too.
+    let digest = env.cli(&["digest", "--dry-run"]);
+    assert!(digest.contains("模板出错"), "{digest}");
+    assert!(
+        digest.contains(&format!(
+            "reminder.txt.j2 第 {line} 行：未知的名称“grettings”"
+        )),
+        "{digest}"
     );
     let (code, warn) = health(&env);
     assert_eq!(code, 1, "{warn}");
