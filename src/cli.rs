@@ -1128,7 +1128,7 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", crate::cli_zh::describe(&anyhow::Error::new(e)));
             return Ok(ExitCode::FAILURE);
         }
     };

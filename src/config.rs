@@ -1389,6 +1389,36 @@ roster = "missing.csv"
     }
 
     #[test]
+    fn health_thresholds_default_and_are_checked() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg-health-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        let cfg = Config::parse(&good(&dir), &dir.join("shenbao.toml")).expect("loads");
+        assert_eq!(cfg.health.imap_warning, Duration::from_secs(15 * 60));
+        assert_eq!(cfg.health.imap_critical, Duration::from_secs(3600));
+        assert_eq!(cfg.health.outbox_warning, Duration::from_secs(30 * 60));
+        assert_eq!(cfg.health.outbox_critical, Duration::from_secs(7200));
+        assert_eq!(cfg.health.scheduler_critical, Duration::from_secs(3600));
+        let set = format!("{}[health]\noutbox_warning = \"2s\"\noutbox_critical = \"4s\"\n", good(&dir));
+        let cfg = Config::parse(&set, &dir.join("shenbao.toml")).expect("loads");
+        assert_eq!(cfg.health.outbox_critical, Duration::from_secs(4));
+        for (text, key) in [
+            ("[health]\nimap_warning = \"2h\"\n", "health.imap_warning"),
+            ("[health]\noutbox_critical = \"soon\"\n", "health.outbox_critical"),
+            ("[health]\nimap_warnnig = \"1h\"\n", "health.imap_warnnig"),
+        ] {
+            match Config::parse(&format!("{}{text}", good(&dir)), &dir.join("shenbao.toml")) {
+                Err(ConfigError::Invalid { problems, .. }) => assert!(
+                    problems.iter().any(|p| p.key == key),
+                    "{key}: {problems:?}"
+                ),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn deadlines_in_their_zone() {
         let tz = chrono_tz::Asia::Shanghai;
         let a = parse_deadline("2025-09-27T23:59:59", tz).expect("local");
