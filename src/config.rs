@@ -1399,19 +1399,24 @@ roster = "missing.csv"
         assert_eq!(cfg.health.outbox_warning, Duration::from_secs(30 * 60));
         assert_eq!(cfg.health.outbox_critical, Duration::from_secs(7200));
         assert_eq!(cfg.health.scheduler_critical, Duration::from_secs(3600));
-        let set = format!("{}[health]\noutbox_warning = \"2s\"\noutbox_critical = \"4s\"\n", good(&dir));
+        let set = format!(
+            "{}[health]\noutbox_warning = \"2s\"\noutbox_critical = \"4s\"\n",
+            good(&dir)
+        );
         let cfg = Config::parse(&set, &dir.join("shenbao.toml")).expect("loads");
         assert_eq!(cfg.health.outbox_critical, Duration::from_secs(4));
         for (text, key) in [
             ("[health]\nimap_warning = \"2h\"\n", "health.imap_warning"),
-            ("[health]\noutbox_critical = \"soon\"\n", "health.outbox_critical"),
+            (
+                "[health]\noutbox_critical = \"soon\"\n",
+                "health.outbox_critical",
+            ),
             ("[health]\nimap_warnnig = \"1h\"\n", "health.imap_warnnig"),
         ] {
             match Config::parse(&format!("{}{text}", good(&dir)), &dir.join("shenbao.toml")) {
-                Err(ConfigError::Invalid { problems, .. }) => assert!(
-                    problems.iter().any(|p| p.key == key),
-                    "{key}: {problems:?}"
-                ),
+                Err(ConfigError::Invalid { problems, .. }) => {
+                    assert!(problems.iter().any(|p| p.key == key), "{key}: {problems:?}")
+                }
                 other => panic!("{text}: {other:?}"),
             }
         }

@@ -803,14 +803,8 @@ pub async fn commit(
         .rows_affected();
         if inserted == 1 {
             for (template, error) in &item.template_errors {
-                sqlx::query(
-                    "INSERT INTO template_errors (at, template, error, message) VALUES (?, ?, ?, NULL)",
-                )
-                .bind(db_time(now))
-                .bind(template)
-                .bind(error)
-                .execute(&mut *tx)
-                .await?;
+                crate::store::ops::insert_template_error(&mut tx, template, error, None, now)
+                    .await?;
             }
         }
         if inserted == 1

@@ -62,6 +62,25 @@ pub struct Figures {
 /// How far back `template_errors` looks: an error fixed a week ago is no longer news.
 pub const TEMPLATE_ERRORS_WINDOW: chrono::Duration = chrono::Duration::days(7);
 
+/// Records a template that failed at run time, inside the caller's transaction (the one that
+/// queues the mail written with the built-in template instead): `render_or_builtin`'s error.
+pub async fn insert_template_error(
+    conn: &mut sqlx::SqliteConnection,
+    template: &str,
+    error: &str,
+    message: Option<i64>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO template_errors (at, template, error, message) VALUES (?, ?, ?, ?)")
+        .bind(db_time(at))
+        .bind(template)
+        .bind(error)
+        .bind(message)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Records a heartbeat of `component` (one row per component, overwritten).
     pub async fn beat(
@@ -79,26 +98,6 @@ impl Store {
         .bind(db_time(at))
         .bind(error.is_none())
         .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Records a template that failed at run time.
-    pub async fn record_template_error(
-        &self,
-        template: &str,
-        error: &str,
-        message: Option<i64>,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO template_errors (at, template, error, message) VALUES (?, ?, ?, ?)",
-        )
-        .bind(db_time(at))
-        .bind(template)
-        .bind(error)
-        .bind(message)
         .execute(&self.pool)
         .await?;
         Ok(())
