@@ -352,6 +352,10 @@ fn init_tracing(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // On a closed stderr (`shenbao … 2>&1 | head`) tracing-subscriber would report its
+        // own write error with `eprintln!`, which panics: in sqlx's worker thread that hung
+        // the command.
+        .log_internal_errors(false)
         .with_timer(BeijingTime);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),

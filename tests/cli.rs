@@ -875,3 +875,56 @@ fn health_and_status_json_without_a_daemon() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `shenbao … 2>&1 | head -1`: the logs' reader goes away, the command still finishes (it hung
+/// when tracing-subscriber reported the broken pipe with a panicking `eprintln!`).
+#[test]
+fn a_closed_log_pipe_does_not_hang_the_command() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tmp("closedlog");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for format in ["text", "json"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shenbao"))
+            .current_dir(&dir)
+            .args([
+                "--config",
+                "local/shenbao.toml",
+                "--log-format",
+                format,
+                "status",
+            ])
+            .env("SHENBAO_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut first = String::new();
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        err.read_line(&mut first).expect("a log line");
+        assert!(
+            first.contains("+08:00"),
+            "Beijing time with its offset: {first}"
+        );
+        assert!(!first.contains('\u{1b}'), "no colours in a pipe: {first:?}");
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_str(&first).expect("a JSON line");
+            assert!(v["timestamp"].is_string(), "{v}");
+        }
+        drop(err);
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(status.success(), "{format}: {status:?}");
+                break;
+            }
+            if t0.elapsed() > std::time::Duration::from_secs(15) {
+                let _ = child.kill();
+                panic!("{format}: the command hung after its log reader went away");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
