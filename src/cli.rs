@@ -455,7 +455,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man => {
             let mut out = Vec::new();
             clap_mangen::Man::new(command()).render(&mut out)?;
-            say_raw!("{}", crate::cli_zh::zh(&String::from_utf8_lossy(&out)));
+            say_raw!("{}", crate::cli_zh::zh_man(&String::from_utf8_lossy(&out)));
             Ok(ExitCode::SUCCESS)
         }
         Command::Health => {

@@ -37,6 +37,22 @@ pub fn zh(text: &str) -> String {
         .fold(text.to_string(), |t, (en, cn)| t.replace(en, cn))
 }
 
+/// clap_mangen's section names → the names Chinese man pages use.
+const MAN_SECTIONS: &[(&str, &str)] = &[
+    (".SH NAME", ".SH 名称"),
+    (".SH SYNOPSIS", ".SH 概要"),
+    (".SH DESCRIPTION", ".SH 描述"),
+    (".SH OPTIONS", ".SH 选项"),
+    (".SH VERSION", ".SH 版本"),
+];
+
+/// The man page of clap_mangen in Chinese: its fixed words ([`zh`]) and section names.
+pub fn zh_man(text: &str) -> String {
+    MAN_SECTIONS
+        .iter()
+        .fold(zh(text), |t, (en, cn)| t.replace(en, cn))
+}
+
 fn context(e: &clap::Error, kind: ContextKind) -> Option<String> {
     match e.get(kind)? {
         ContextValue::String(s) => Some(s.clone()),

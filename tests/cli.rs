@@ -794,6 +794,13 @@ fn completions_and_man_page() {
     let t = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success());
     assert!(t.starts_with(".ie") && t.contains(".TH shenbao 1"), "{t}");
+    for section in [".SH 名称", ".SH 概要", ".SH 选项", ".SH 命令"] {
+        assert!(t.contains(section), "{section}: {t}");
+    }
+    assert!(
+        !t.contains(".SH NAME") && !t.contains("Possible values"),
+        "{t}"
+    );
     assert!(
         t.contains("把邮件申报活动变成自动运转的系统") && t.contains("check\\-config"),
         "{t}"
