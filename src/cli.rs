@@ -28,9 +28,22 @@ macro_rules! say_raw {
 #[command(
     name = "shenbao",
     version,
-    about = "申报：把邮件申报活动变成自动运转的系统"
+    about = "申报：把邮件申报活动变成自动运转的系统",
+    // clap's own --help/--version are English: replaced in `command()`.
+    disable_help_flag = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true
 )]
 pub struct Cli {
+    /// 日志格式：text（人读，北京时间）或 json（每行一个 JSON 对象，供日志系统收集）
+    #[arg(
+        long,
+        global = true,
+        env = "SHENBAO_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// 配置文件路径
     #[arg(
         long,
@@ -42,6 +55,14 @@ pub struct Cli {
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// 人读的文本，北京时间（带时区），输出到终端时才着色
+    Text,
+    /// 每行一个 JSON 对象
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,7 +95,20 @@ pub enum Command {
         no_reply: bool,
     },
     /// 显示当前登记情况、发件箱和需要人工处理的邮件
-    Status,
+    Status {
+        /// 以 JSON 输出运行状态的各项数字（与 `shenbao health` 相同），供脚本使用
+        #[arg(long)]
+        json: bool,
+    },
+    /// 检查守护进程是否正常工作；退出码 0 正常、1 需要注意、2 严重（供 cron 和监控使用）
+    Health,
+    /// 生成命令行补全脚本，例如 `shenbao completions bash > /etc/bash_completion.d/shenbao`
+    Completions {
+        /// bash、zsh、fish、elvish 或 powershell
+        shell: clap_complete::Shell,
+    },
+    /// 生成 man 手册页，例如 `shenbao man > /usr/local/share/man/man1/shenbao.1`
+    Man,
     /// 导出每个支部最新版本的申报
     Export {
         #[arg(long, value_enum, default_value = "json")]
@@ -224,11 +258,68 @@ pub enum ExportFormat {
     Xlsx,
 }
 
+/// The command line as clap sees it, with Chinese help: the layout of every command, and
+/// `-h/--help` and `-V/--version` with Chinese descriptions (clap's own are English).
+pub fn command() -> clap::Command {
+    use clap::{Arg, ArgAction, CommandFactory};
+    fn localize(cmd: clap::Command) -> clap::Command {
+        cmd.help_template(crate::cli_zh::HELP_TEMPLATE)
+            .subcommand_help_heading("命令")
+            .subcommand_value_name("命令")
+            .disable_help_flag(true)
+            .disable_help_subcommand(true)
+            .mut_subcommands(localize)
+    }
+    localize(Cli::command())
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .global(true)
+                .action(ArgAction::Help)
+                .help("显示帮助"),
+        )
+        .arg(
+            Arg::new("version")
+                .short('V')
+                .long("version")
+                .action(ArgAction::Version)
+                .help("显示版本"),
+        )
+}
+
+/// Parses the command line; help, version and errors are written in Chinese here.
+fn parse() -> Result<Cli, ExitCode> {
+    use clap::FromArgMatches;
+    use clap::error::ErrorKind;
+    let matches = command().try_get_matches().map_err(|e| match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            say_raw!("{}", crate::cli_zh::zh(&e.render().to_string()));
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!("{}", crate::cli_zh::zh(&e.render().to_string()));
+            ExitCode::from(2)
+        }
+        _ => {
+            eprint!("{}", crate::cli_zh::clap_error(&e, "shenbao"));
+            ExitCode::from(2)
+        }
+    })?;
+    Cli::from_arg_matches(&matches).map_err(|e| {
+        eprint!("{}", crate::cli_zh::clap_error(&e, "shenbao"));
+        ExitCode::from(2)
+    })
+}
+
 pub fn main() -> ExitCode {
     // Before anything is created: the database, its WAL, blobs and exports are private.
     crate::fsmode::restrict_umask();
-    let cli = Cli::parse();
-    init_tracing();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    init_tracing(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -242,19 +333,42 @@ pub fn main() -> ExitCode {
     match rt.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("错误：{e:#}");
+            eprintln!("错误：{}", crate::cli_zh::describe(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_tracing() {
+/// Log times as people here read them: Beijing time with its offset
+/// (`2025-09-22T09:41:42.123+08:00`), the time every message and mail of shenbao uses.
+struct BeijingTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for BeijingTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+        write!(w, "{}", now.format("%Y-%m-%dT%H:%M:%S%.3f%:z"))
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHENBAO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        // On a closed stderr (`shenbao … 2>&1 | head`) tracing-subscriber would report its
+        // own write error with `eprintln!`, which panics: in sqlx's worker thread that hung
+        // the command.
+        .log_internal_errors(false)
+        .with_timer(BeijingTime);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        // Colours only for a person at a terminal: not in a file, a pipe or journald.
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .try_init(),
+    };
 }
 
 fn load(path: &Path) -> anyhow::Result<Arc<Config>> {
@@ -391,7 +505,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         match outcome {
                             Some(o) => {
                                 let mut what = vec![
-                                    o.disposition.as_str().to_string(),
+                                    o.disposition.label().to_string(),
                                     o.branch.unwrap_or_else(|| "-".to_string()),
                                 ];
                                 what.extend(o.version.map(|v| format!("第{v}版")));
@@ -418,7 +532,63 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status => {
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command(), "shenbao", &mut out);
+            say_raw!("{}", String::from_utf8_lossy(&out));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(command()).render(&mut out)?;
+            say_raw!("{}", crate::cli_zh::zh_man(&String::from_utf8_lossy(&out)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health => {
+            let cfg = load(&cli.config)?;
+            let clock = clock()?;
+            // No database yet: the daemon never ran (or data_dir is wrong) — critical.
+            let store =
+                match crate::store::Store::open_existing(&cfg.database_url, &cfg.data_dir).await {
+                    Ok(store) => store,
+                    Err(e @ crate::store::StoreError::Missing(_)) => {
+                        say!("shenbao 运行状态：严重");
+                        say!("  [严重] {e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            let now = clock.now();
+            let mut figures = store.figures(now).await?;
+            figures.template_errors = crate::health::still_current(
+                figures.template_errors,
+                cfg.ack.templates_dir.as_deref(),
+            );
+            let report = crate::health::assess(&figures, &cfg.health, now);
+            say!("shenbao 运行状态：{}", report.level.label());
+            for c in &report.checks {
+                say!("  [{}] {}", c.level.label(), c.text);
+            }
+            Ok(ExitCode::from(report.level.exit_code()))
+        }
+        Command::Status { json: true } => {
+            let cfg = load(&cli.config)?;
+            let clock = clock()?;
+            let (store, _, _) = crate::daemon::open_existing(cfg.clone(), clock).await?;
+            let now = clock.now();
+            let mut figures = store.figures(now).await?;
+            figures.template_errors = crate::health::still_current(
+                figures.template_errors,
+                cfg.ack.templates_dir.as_deref(),
+            );
+            let report = crate::health::assess(&figures, &cfg.health, now);
+            let mut v =
+                serde_json::to_string_pretty(&crate::health::to_json(&figures, &report, now))?;
+            v.push('\n');
+            say_raw!("{v}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json: false } => {
             let cfg = load(&cli.config)?;
             let (store, pipeline, _) = crate::daemon::open_existing(cfg, clock()?).await?;
             let st = crate::export::status(&store, pipeline.roster.len()).await?;
@@ -433,6 +603,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             {
                 say!("{f}");
             }
+            template_errors(&store, &pipeline.cfg, clock()?.now()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -1029,6 +1200,37 @@ async fn outbox(
     }
 }
 
+/// `status`: templates that failed at run time in the last 7 days (the built-in one was used),
+/// unless their file was changed since.
+async fn template_errors(
+    store: &crate::store::Store,
+    cfg: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let errors = crate::health::still_current(
+        store
+            .template_errors_since(now - crate::store::ops::TEMPLATE_ERRORS_WINDOW)
+            .await?,
+        cfg.ack.templates_dir.as_deref(),
+    );
+    if errors.is_empty() {
+        return Ok(());
+    }
+    say!(
+        "模板出错（近 7 天 {} 次；这些邮件已改用内置模板发出。请改正模板，用 `shenbao check-config` 检查）：",
+        errors.len()
+    );
+    for e in &errors {
+        say!(
+            "  {}{}  {}",
+            crate::clock::beijing(e.at),
+            e.message.map(|m| format!(" 邮件 #{m}")).unwrap_or_default(),
+            e.error
+        );
+    }
+    Ok(())
+}
+
 /// `status`: the roster branches shenbao cannot write to, with the reminders and results the
 /// ledger recorded as not sent to them.
 async fn unreachable_branches(
@@ -1069,7 +1271,7 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", crate::cli_zh::describe(&anyhow::Error::new(e)));
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -1109,6 +1311,20 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             }
+            // Each template rendered with sample data in strict mode: a typo shows here, not
+            // in the first mail that needs the template.
+            let problems = crate::template_check::check(&t);
+            if !problems.is_empty() {
+                eprintln!(
+                    "模板有 {} 处问题（运行时出错的模板会改用内置模板，但请先改正）：",
+                    problems.len()
+                );
+                for p in &problems {
+                    eprintln!("  {p}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            say!("模板：{} 个，用示例数据逐个检查无误", t.names().len());
         }
     }
     if cfg.imap.password.value().is_none() {

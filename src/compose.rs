@@ -77,21 +77,46 @@ pub fn builtin_templates() -> impl Iterator<Item = (&'static str, &'static str)>
 
 pub struct Templates {
     env: Environment<'static>,
+    /// The built-in templates alone: what a mail falls back to when an override fails.
+    builtin: Environment<'static>,
+    /// Where each template that is not built-in came from (overrides and additions), and
+    /// its text.
+    files: std::collections::BTreeMap<String, (std::path::PathBuf, String)>,
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    // Keeps each template's source with its errors, so an error can quote the unknown name.
+    env.set_debug(true);
+    env
 }
 
 impl Templates {
     /// Built-in templates, with overrides from `dir` where it has a file of the same name.
     pub fn load(dir: Option<&Path>) -> Result<Templates, ComposeError> {
-        let mut env = Environment::new();
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        let mut env = environment();
+        let mut builtin_env = environment();
+        let mut files = std::collections::BTreeMap::new();
         for (name, builtin) in BUILTIN {
-            let text = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
-                Some(p) => std::fs::read_to_string(&p).map_err(|source| ComposeError::Read {
-                    path: p.display().to_string(),
+            builtin_env
+                .add_template(name, builtin)
+                .map_err(|source| ComposeError::Template {
+                    name: name.to_string(),
                     source,
-                })?,
+                })?;
+            let text = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(p) => {
+                    let text =
+                        std::fs::read_to_string(&p).map_err(|source| ComposeError::Read {
+                            path: p.display().to_string(),
+                            source,
+                        })?;
+                    files.insert(name.to_string(), (p, text.clone()));
+                    text
+                }
                 None => (*builtin).to_string(),
             };
             env.add_template_owned(name.to_string(), text)
@@ -113,16 +138,65 @@ impl Templates {
                     path: path.display().to_string(),
                     source,
                 })?;
-                env.add_template_owned(name.clone(), text)
-                    .map_err(|source| ComposeError::Template { name, source })?;
+                env.add_template_owned(name.clone(), text.clone())
+                    .map_err(|source| ComposeError::Template {
+                        name: name.clone(),
+                        source,
+                    })?;
+                files.insert(name, (path, text));
             }
         }
-        Ok(Templates { env })
+        Ok(Templates {
+            env,
+            builtin: builtin_env,
+            files,
+        })
     }
 
     /// Whether a template of this name is loaded (for `check-config`).
     pub fn has(&self, name: &str) -> bool {
         self.env.get_template(name).is_ok()
+    }
+
+    /// Every loaded template's name (built-in, overridden or added), sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+        names.extend(self.files.keys().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The file a template was read from; `None` for a built-in one.
+    pub fn file(&self, name: &str) -> Option<&Path> {
+        self.files.get(name).map(|(p, _)| p.as_path())
+    }
+
+    /// A template's source text (as loaded, override or built-in).
+    pub fn source(&self, name: &str) -> Option<&str> {
+        match self.files.get(name) {
+            Some((_, text)) => Some(text.as_str()),
+            None => BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t),
+        }
+    }
+
+    /// The names a template uses that it does not set itself (`greeting`, `closure.level`).
+    pub fn names_used(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .env
+            .get_template(name)
+            .map(|t| t.undeclared_variables(true).into_iter().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Where a template is, for people: its file, or `内置模板 X`.
+    pub fn origin(&self, name: &str) -> String {
+        match self.file(name) {
+            Some(p) => p.display().to_string(),
+            None => format!("内置模板 {name}"),
+        }
     }
 
     pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<String, ComposeError> {
@@ -137,6 +211,81 @@ impl Templates {
             name: name.to_string(),
             source,
         })
+    }
+
+    /// Renders `name`; when that fails (a staff-edited template with a typo), renders the
+    /// built-in `name` instead, so the mail still goes out, and returns the error in words
+    /// for staff (`status`, `health`, the digest). Fails only when the built-in fails too.
+    pub fn render_or_builtin(
+        &self,
+        name: &str,
+        ctx: impl Serialize,
+    ) -> Result<(String, Option<String>), ComposeError> {
+        self.render_or(name, name, ctx)
+    }
+
+    /// [`Templates::render_or_builtin`] for a template without a built-in of its own (a
+    /// reminder rule's added template): falls back to the built-in `fallback`.
+    pub fn render_or(
+        &self,
+        name: &str,
+        fallback: &str,
+        ctx: impl Serialize,
+    ) -> Result<(String, Option<String>), ComposeError> {
+        let ctx = minijinja::Value::from_serialize(&ctx);
+        let err = match self.env.get_template(name).and_then(|t| t.render(&ctx)) {
+            Ok(text) => return Ok((text, None)),
+            Err(e) => e,
+        };
+        let described = describe_error(&self.origin(name), &err);
+        tracing::error!(template = name, error = %described, "模板出错，改用内置模板");
+        let text = self
+            .builtin
+            .get_template(fallback)
+            .and_then(|t| t.render(&ctx))
+            .map_err(|source| ComposeError::Template {
+                name: fallback.to_string(),
+                source,
+            })?;
+        Ok((text, Some(described)))
+    }
+}
+
+/// A template error in one Chinese sentence: where (file and line), what (the unknown name,
+/// the unknown filter …), and the offending text.
+pub fn describe_error(origin: &str, err: &minijinja::Error) -> String {
+    use minijinja::ErrorKind as K;
+    let snippet = match (err.template_source(), err.range()) {
+        (Some(src), Some(r)) => src.get(r).map(|s| s.trim().to_string()),
+        _ => None,
+    };
+    let quoted = snippet
+        .as_deref()
+        .map(|s| format!("“{s}”"))
+        .unwrap_or_default();
+    let what = match err.kind() {
+        K::UndefinedError => {
+            format!("未知的名称{quoted}，模板中可用的名称见 config/templates/ 中的原版")
+        }
+        K::SyntaxError => format!(
+            "语法错误{}",
+            snippet
+                .map(|s| format!("（在“{s}”附近）"))
+                .unwrap_or_default()
+        ),
+        K::UnknownFilter => format!("未知的过滤器{quoted}"),
+        K::UnknownFunction => format!("未知的函数{quoted}"),
+        K::UnknownTest => format!("未知的测试{quoted}"),
+        K::UnknownMethod => format!("未知的方法{quoted}"),
+        K::TemplateNotFound => "引用了不存在的模板".to_string(),
+        K::InvalidOperation => format!("无法执行的运算{quoted}"),
+        K::BadEscape => format!("错误的转义{quoted}"),
+        K::MissingArgument | K::TooManyArguments => format!("参数个数不对{quoted}"),
+        _ => format!("无法渲染{quoted}"),
+    };
+    match err.line() {
+        Some(line) => format!("{origin} 第 {line} 行：{what}"),
+        None => format!("{origin}：{what}"),
     }
 }
 

@@ -152,6 +152,22 @@ pub struct Config {
     /// `[[level]]`: the review levels, their caps and closure checklists (the notice's when
     /// the file has none).
     pub levels: Vec<LevelConfig>,
+    /// `[health]`: when `shenbao health` warns and when it reports a critical state.
+    pub health: HealthConfig,
+}
+
+/// `[health]`: thresholds of `shenbao health` (see `health`); each pair is warning, critical.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// Time since the last successful contact with the IMAP server.
+    pub imap_warning: Duration,
+    pub imap_critical: Duration,
+    /// Age of the oldest mail still waiting in the outbox.
+    pub outbox_warning: Duration,
+    pub outbox_critical: Duration,
+    /// Time since the scheduler's last step (it steps at least every 5 minutes).
+    pub scheduler_warning: Duration,
+    pub scheduler_critical: Duration,
 }
 
 /// One review level (重点 / 特色 / 一般 / 不立项).
@@ -666,7 +682,9 @@ impl Reader<'_> {
     }
 
     fn config(&mut self, path: &Path) -> Option<Config> {
-        for section in ["imap", "smtp", "database", "storage", "campaign", "ack"] {
+        for section in [
+            "imap", "smtp", "database", "storage", "campaign", "ack", "health",
+        ] {
             self.seen.insert(section.to_string());
             match self.root.get(section) {
                 Some(Value::Table(_)) | None => {}
@@ -692,6 +710,7 @@ impl Reader<'_> {
         }
         let campaign = self.campaign();
         let ack = self.ack(campaign.as_ref());
+        let health = self.health();
         let reminders = self.array("reminder", |r| r.reminder());
         let digests = self.array("digest", |r| r.digest());
         let levels = match self.array("level", |r| r.level()) {
@@ -715,6 +734,35 @@ impl Reader<'_> {
             data_dir,
             campaign: campaign?,
             ack: ack?,
+            health: health?,
+        })
+    }
+
+    fn health(&mut self) -> Option<HealthConfig> {
+        let pair = |r: &mut Self, name: &str, warning: &str, critical: &str| {
+            let w = r.duration(&format!("health.{name}_warning"), warning);
+            let c = r.duration(&format!("health.{name}_critical"), critical);
+            if let (Some(w), Some(c)) = (w, c)
+                && w > c
+            {
+                r.bad(
+                    &format!("health.{name}_warning"),
+                    format!("不能长于 health.{name}_critical"),
+                );
+            }
+            Some((w?, c?))
+        };
+        let imap = pair(self, "imap", "15m", "1h");
+        let outbox = pair(self, "outbox", "30m", "2h");
+        let scheduler = pair(self, "scheduler", "15m", "1h");
+        let (imap, outbox, scheduler) = (imap?, outbox?, scheduler?);
+        Some(HealthConfig {
+            imap_warning: imap.0,
+            imap_critical: imap.1,
+            outbox_warning: outbox.0,
+            outbox_critical: outbox.1,
+            scheduler_warning: scheduler.0,
+            scheduler_critical: scheduler.1,
         })
     }
 
@@ -1597,6 +1645,41 @@ roster = "missing.csv"
         assert_eq!(parse_size("512kb"), Some(512 << 10));
         assert_eq!(parse_size("big"), None);
         assert_eq!(parse_size("99999999999999999999GB"), None);
+    }
+
+    #[test]
+    fn health_thresholds_default_and_are_checked() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg-health-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        let cfg = Config::parse(&good(&dir), &dir.join("shenbao.toml")).expect("loads");
+        assert_eq!(cfg.health.imap_warning, Duration::from_secs(15 * 60));
+        assert_eq!(cfg.health.imap_critical, Duration::from_secs(3600));
+        assert_eq!(cfg.health.outbox_warning, Duration::from_secs(30 * 60));
+        assert_eq!(cfg.health.outbox_critical, Duration::from_secs(7200));
+        assert_eq!(cfg.health.scheduler_critical, Duration::from_secs(3600));
+        let set = format!(
+            "{}[health]\noutbox_warning = \"2s\"\noutbox_critical = \"4s\"\n",
+            good(&dir)
+        );
+        let cfg = Config::parse(&set, &dir.join("shenbao.toml")).expect("loads");
+        assert_eq!(cfg.health.outbox_critical, Duration::from_secs(4));
+        for (text, key) in [
+            ("[health]\nimap_warning = \"2h\"\n", "health.imap_warning"),
+            (
+                "[health]\noutbox_critical = \"soon\"\n",
+                "health.outbox_critical",
+            ),
+            ("[health]\nimap_warnnig = \"1h\"\n", "health.imap_warnnig"),
+        ] {
+            match Config::parse(&format!("{}{text}", good(&dir)), &dir.join("shenbao.toml")) {
+                Err(ConfigError::Invalid { problems, .. }) => {
+                    assert!(problems.iter().any(|p| p.key == key), "{key}: {problems:?}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -463,8 +463,11 @@ pub fn describe(s: &ExportSubmission) -> String {
         .flat_map(|a| std::iter::once(a).chain(a.entries.iter()))
     {
         out.push_str(&format!(
-            "  附件：{}（{}，{}，{} 字节）\n",
-            a.filename, a.role, a.format, a.size
+            "  附件：{}（{}，{}，{}）\n",
+            a.filename,
+            crate::pipeline::role_label(&a.role),
+            crate::pipeline::format_label(&a.format),
+            crate::compose::size_label(usize::try_from(a.size).unwrap_or(usize::MAX))
         ));
     }
     if s.problems.is_empty() {
@@ -474,7 +477,7 @@ pub fn describe(s: &ExportSubmission) -> String {
             .problems
             .iter()
             .map(|c| match crate::rules::Problem::from_code(c) {
-                Some(p) => format!("{}（{c}）", p.title_zh()),
+                Some(p) => p.title_zh().to_string(),
                 None => c.clone(),
             })
             .collect();
@@ -565,14 +568,32 @@ impl std::fmt::Display for Status {
         )?;
         writeln!(f, "邮件：")?;
         for (status, disp, n) in &self.messages {
-            writeln!(f, "  {status:<10} {disp:<14} {n}")?;
+            let status = match status.as_str() {
+                "stored" => "待处理",
+                "processed" => "已处理",
+                "failed" => "处理失败",
+                other => other,
+            };
+            let disp = match disp.as_str() {
+                "-" => "（未分类）",
+                d => crate::pipeline::disposition_label(d),
+            };
+            writeln!(f, "  {status} {disp} {n}")?;
         }
         writeln!(f, "发件箱：")?;
         if self.outbox.is_empty() {
             writeln!(f, "  （空）")?;
         }
         for (status, n) in &self.outbox {
-            writeln!(f, "  {status:<10} {n}")?;
+            let status = match status.as_str() {
+                "queued" => "待发送",
+                "sending" => "正在发送",
+                "unconfirmed" => "发送中断、待确认",
+                "sent" => "已发出",
+                "dead" => "已放弃",
+                other => other,
+            };
+            writeln!(f, "  {status} {n}")?;
         }
         if !self.dead_letters.is_empty() {
             writeln!(

@@ -14,6 +14,7 @@
 
 pub mod attach;
 pub mod cli;
+pub mod cli_zh;
 pub mod clock;
 pub mod closure;
 pub mod compose;
@@ -25,6 +26,7 @@ pub mod export;
 pub mod export_xlsx;
 pub mod extract;
 pub mod fsmode;
+pub mod health;
 pub mod intake;
 pub mod materials;
 pub mod message;
@@ -41,5 +43,6 @@ pub mod sendlimit;
 pub mod smtp;
 pub mod store;
 pub mod subject;
+pub mod template_check;
 pub mod textnorm;
 pub mod tls;

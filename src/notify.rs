@@ -195,6 +195,16 @@ pub struct OutboxFailure {
 
 /// Everything a digest says. Sections a `[[digest]]` rule leaves out are passed empty; the
 /// templates skip empty sections but always show the totals.
+/// A template that failed at run time (see `compose::Templates::render_or_builtin`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateErrorItem {
+    /// Beijing time.
+    pub at: String,
+    pub template: String,
+    /// In Chinese, with the file, the line and the unknown name.
+    pub error: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DigestView {
     pub campaign_name: String,
@@ -230,6 +240,8 @@ pub struct DigestView {
     /// The sending caps hold mail back: when it will all have gone, and which deadline
     /// reminders would be late ([`crate::send::Forecast`]).
     pub sending: Option<String>,
+    /// Templates that failed in the period (the mails went out with the built-in ones).
+    pub template_errors: Vec<TemplateErrorItem>,
     /// `申报汇总表-2025-09-22.xlsx`; empty when nothing is attached (the note is then left out).
     pub attachment_name: String,
 }
@@ -245,6 +257,7 @@ impl DigestView {
             && self.needs_staff.is_empty()
             && self.unanswered.is_empty()
             && self.outbox_failures.is_empty()
+            && self.template_errors.is_empty()
     }
 }
 
@@ -253,15 +266,19 @@ impl DigestView {
 pub struct DigestBodies {
     pub text: String,
     pub html: String,
+    /// Templates that failed and were replaced by the built-in ones: (template, error).
+    pub template_errors: Vec<(String, String)>,
 }
 
-/// Renders a reminder with `template` (normally [`REMINDER_TEMPLATE`]).
+/// Renders a reminder with `template` (normally [`REMINDER_TEMPLATE`]); a failing template
+/// falls back to the built-in `fallback` and its error is returned beside the text.
 pub fn render_reminder(
     templates: &Templates,
     template: &str,
+    fallback: &str,
     view: &ReminderView,
-) -> Result<String, ComposeError> {
-    templates.render(template, view)
+) -> Result<(String, Option<String>), ComposeError> {
+    templates.render_or(template, fallback, view)
 }
 
 /// Renders both bodies of a digest from the same view, so they cannot disagree.
@@ -269,9 +286,19 @@ pub fn render_digest(
     templates: &Templates,
     view: &DigestView,
 ) -> Result<DigestBodies, ComposeError> {
+    let (text, text_error) = templates.render_or_builtin(DIGEST_TEXT_TEMPLATE, view)?;
+    let (html, html_error) = templates.render_or_builtin(DIGEST_HTML_TEMPLATE, view)?;
+    let template_errors = [
+        (DIGEST_TEXT_TEMPLATE, text_error),
+        (DIGEST_HTML_TEMPLATE, html_error),
+    ]
+    .into_iter()
+    .filter_map(|(name, e)| Some((name.to_string(), e?)))
+    .collect();
     Ok(DigestBodies {
-        text: templates.render(DIGEST_TEXT_TEMPLATE, view)?,
-        html: templates.render(DIGEST_HTML_TEMPLATE, view)?,
+        text,
+        html,
+        template_errors,
     })
 }
 
@@ -369,6 +396,9 @@ pub fn digest_subject(v: &DigestView) -> String {
     if !v.outbox_failures.is_empty() {
         s.push_str(&format!("，{} 封发送失败", v.outbox_failures.len()));
     }
+    if !v.template_errors.is_empty() {
+        s.push_str("，模板出错");
+    }
     s
 }
 
@@ -446,6 +476,7 @@ mod tests {
             sender_changes: vec![],
             outbox_failures: vec![],
             sending: None,
+            template_errors: vec![],
             attachment_name: "申报汇总表-2025-09-22.xlsx".to_string(),
         }
     }
@@ -519,6 +550,11 @@ mod tests {
                 error: "550 mailbox unavailable".to_string(),
                 status: "failed".to_string(),
             }],
+            template_errors: vec![TemplateErrorItem {
+                at: "2025年9月21日 09:00:00".to_string(),
+                template: "reminder.txt.j2".to_string(),
+                error: "templates/reminder.txt.j2 第 1 行：未知的名称“grettings”".to_string(),
+            }],
             ..empty_digest()
         }
     }
@@ -532,7 +568,9 @@ mod tests {
     #[test]
     fn a_reminder_without_problems_gives_subject_and_attachments() {
         let v = reminder(vec![]);
-        let text = render_reminder(&templates(), REMINDER_TEMPLATE, &v).expect("renders");
+        let text = render_reminder(&templates(), REMINDER_TEMPLATE, REMINDER_TEMPLATE, &v)
+            .expect("renders")
+            .0;
         assert_contains_all(
             &text,
             &[
@@ -559,7 +597,9 @@ mod tests {
             ),
             ProblemLine::from_code("advisor_missing", None),
         ]);
-        let text = render_reminder(&templates(), REMINDER_TEMPLATE, &v).expect("renders");
+        let text = render_reminder(&templates(), REMINDER_TEMPLATE, REMINDER_TEMPLATE, &v)
+            .expect("renders")
+            .0;
         assert_contains_all(
             &text,
             &[
@@ -585,7 +625,9 @@ mod tests {
             greeting: "您好".to_string(),
             ..reminder(vec![])
         };
-        let text = render_reminder(&templates(), REMINDER_TEMPLATE, &v).expect("renders");
+        let text = render_reminder(&templates(), REMINDER_TEMPLATE, REMINDER_TEMPLATE, &v)
+            .expect("renders")
+            .0;
         assert!(
             text.starts_with("您好：\n\n这里是党委学生工作部的申报系统。"),
             "{text}"
@@ -621,6 +663,8 @@ mod tests {
                 "  1. [编号 17] 2025年9月21日 15:02:11 来自 someone@qq.com\n     主题：请问可以延期吗\n     原因：普通咨询\n",
                 "【发送失败的邮件】共 1 封",
                 "原因：550 mailbox unavailable",
+                "【模板出错】共 1 次（这些邮件已改用内置模板发出；",
+                "  1. 2025年9月21日 09:00:00 templates/reminder.txt.j2 第 1 行：未知的名称“grettings”\n",
                 "附件《申报汇总表-2025-09-22.xlsx》是截至 2025年9月22日 08:00:00 各支部最新一版申报的汇总表",
                 "此邮件由申报系统自动发出。\n党委学生工作部",
             ],
@@ -646,6 +690,8 @@ mod tests {
                 "逾期到达的申报（1 份",
                 "需要人工处理的邮件（1 封",
                 "发送失败的邮件（1 封",
+                "模板出错（1 次",
+                "未知的名称“grettings”",
                 "附件《申报汇总表-2025-09-22.xlsx》",
             ],
         );
@@ -808,7 +854,7 @@ mod tests {
         let v = full_digest();
         assert_eq!(
             digest_subject(&v),
-            "【申报日报】9月22日：新收到 3 份，共 12/24 个支部已申报，5 份有问题，1 封邮件待人工处理，1 封发送失败"
+            "【申报日报】9月22日：新收到 3 份，共 12/24 个支部已申报，5 份有问题，1 封邮件待人工处理，1 封发送失败，模板出错"
         );
         let v = DigestView {
             with_problems_count: 0,

@@ -689,7 +689,9 @@ impl Pipeline {
                                 },
                                 staff_contact: self.cfg.campaign.staff_contact.clone(),
                             };
-                            let text = self.templates.render("no_materials.txt.j2", &view)?;
+                            let text = self
+                                .render_logged(&mut *tx, "no_materials.txt.j2", &view, id, now)
+                                .await?;
                             let mail = self.compose_answer(
                                 &understood,
                                 to,
@@ -738,7 +740,9 @@ impl Pipeline {
                         deadline: beijing(self.cfg.campaign.deadline),
                         staff_contact: self.cfg.campaign.staff_contact.clone(),
                     };
-                    let text = self.templates.render("subject_help.txt.j2", &ctx)?;
+                    let text = self
+                        .render_logged(&mut *tx, "subject_help.txt.j2", &ctx, id, now)
+                        .await?;
                     let subject_line =
                         format!("Re: {}（主题格式有误，未登记）", understood.subject);
                     // One help mail per sender per window: a second wrong subject is for staff.
@@ -1074,7 +1078,9 @@ impl Pipeline {
                     suggestion: suggested.clone(),
                     ..ctx
                 };
-                let text = self.templates.render("ack.txt.j2", &ctx)?;
+                let text = self
+                    .render_logged(&mut *tx, "ack.txt.j2", &ctx, id, now)
+                    .await?;
                 let subject_line = ack_subject(&understood.subject, version, problems.len());
                 let secretary = matched
                     .branch
@@ -1104,6 +1110,25 @@ impl Pipeline {
             no_answer,
             unknown_branch: matched.branch.is_none(),
         })
+    }
+
+    /// Renders `name`; when staff's version of it fails, the built-in one is used and the error
+    /// is recorded (status, the digest and `health` show it): a broken template never stops
+    /// a registration.
+    async fn render_logged(
+        &self,
+        tx: &mut SqliteConnection,
+        name: &str,
+        ctx: impl Serialize,
+        message: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<String> {
+        let (text, error) = self.templates.render_or_builtin(name, ctx)?;
+        if let Some(e) = &error {
+            tracing::error!(template = name, message, error = %e, "template failed; the built-in one was used");
+            crate::store::ops::insert_template_error(tx, name, e, Some(message), now).await?;
+        }
+        Ok(text)
     }
 
     /// The roster branches the form and the summary name (`(“申请表”, name)`), each once.

@@ -59,6 +59,9 @@ pub struct Planned {
     /// `None`: nothing to send (an empty digest); the ledger still records the period.
     pub mail: Option<Outgoing>,
     pub skipped: Option<String>,
+    /// Templates that failed and were replaced by the built-in ones: (template, error);
+    /// recorded for staff (`status`, `health`, the digest) when the mail is queued.
+    pub template_errors: Vec<(String, String)>,
 }
 
 /// Problems a reminder can ask a branch to fix (being late or a subject's wording cannot be
@@ -261,6 +264,7 @@ pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<
                         occasion: Some((occ.deadline, occ.offset.num_seconds())),
                         mail: None,
                         skipped: Some(reason),
+                        template_errors: Vec::new(),
                     });
                 }
                 Decision::Send { .. } => {
@@ -350,7 +354,12 @@ fn reminder(
     } else {
         rule.template.as_str()
     };
-    let text = p.templates.render(template, &view)?;
+    let fallback = if closure {
+        "closure_reminder.txt.j2"
+    } else {
+        notify::REMINDER_TEMPLATE
+    };
+    let (text, template_error) = notify::render_reminder(&p.templates, template, fallback, &view)?;
     let subject = if closure {
         format!(
             "【提醒】结项材料将于{}截止（还有 {}），{}还缺 {} 项",
@@ -391,6 +400,10 @@ fn reminder(
         occasion: Some((occ.deadline, occ.offset.num_seconds())),
         mail: Some(mail),
         skipped: None,
+        template_errors: template_error
+            .map(|e| (template.to_string(), e))
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -570,6 +583,24 @@ pub async fn digest_view(
         },
     })
     .collect();
+    // Template failures in the period (since a week when this is the first digest), unless
+    // the template was changed since.
+    let template_errors = crate::health::still_current(
+        p.store
+            .template_errors_since(start.unwrap_or(end - crate::store::ops::TEMPLATE_ERRORS_WINDOW))
+            .await?
+            .into_iter()
+            .filter(|e| e.at <= end)
+            .collect(),
+        p.cfg.ack.templates_dir.as_deref(),
+    )
+    .into_iter()
+    .map(|e| notify::TemplateErrorItem {
+        at: beijing(e.at),
+        template: e.template,
+        error: e.error,
+    })
+    .collect();
     let deadline = p.cfg.campaign.deadline;
     let phase = if end < deadline {
         format!(
@@ -620,6 +651,7 @@ pub async fn digest_view(
             .await?
             .map(|f| f.to_string()),
         outbox_failures,
+        template_errors,
         attachment_name: format!("申报汇总表-{local_day}.xlsx"),
     })
 }
@@ -663,6 +695,7 @@ pub async fn plan_digests(
                         occasion: None,
                         mail: None,
                         skipped: Some("首次启动：从此刻开始计算摘要周期".to_string()),
+                        template_errors: Vec::new(),
                     });
                     continue;
                 }
@@ -675,7 +708,11 @@ pub async fn plan_digests(
         }
         let all = latest.as_deref().unwrap_or_default();
         let view = digest_view(p, rule, all, start, end).await?;
-        let notify::DigestBodies { text, html } = notify::render_digest(&p.templates, &view)?;
+        let notify::DigestBodies {
+            text,
+            html,
+            template_errors,
+        } = notify::render_digest(&p.templates, &view)?;
         let empty = view.is_empty() && !rule.send_when_empty && !force;
         let subject = notify::digest_subject(&view);
         let xlsx = if empty {
@@ -734,6 +771,7 @@ pub async fn plan_digests(
                 occasion: None,
                 skipped: empty.then(|| "没有新内容，按设置不发送".to_string()),
                 mail,
+                template_errors: template_errors.clone(),
             });
         }
     }
@@ -776,6 +814,12 @@ pub async fn commit_ids(
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if inserted == 1 {
+            for (template, error) in &item.template_errors {
+                crate::store::ops::insert_template_error(&mut tx, template, error, None, now)
+                    .await?;
+            }
+        }
         if inserted == 1
             && let Some(mail) = &item.mail
         {
@@ -825,8 +869,21 @@ pub async fn tick(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<usize> {
 pub async fn run(p: std::sync::Arc<Pipeline>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
         let now = p.clock.now();
-        if let Err(e) = tick(&p, now).await {
-            tracing::error!(error = %format!("{e:#}"), "scheduler step failed; retrying later");
+        let error = tick(&p, now).await.err().map(|e| format!("{e:#}"));
+        if let Some(e) = &error {
+            tracing::error!(error = %e, "排期检查出错，稍后重试");
+        }
+        // What `shenbao health` reads as the scheduler's last step.
+        if let Err(e) = p
+            .store
+            .beat(
+                crate::store::ops::Component::Scheduler,
+                p.clock.now(),
+                error.as_deref(),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "记录排期检查的时间失败");
         }
         let next = schedule::next_wakeup(
             &p.cfg.reminders,

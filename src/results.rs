@@ -270,6 +270,7 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<No
                     occasion: None,
                     mail: None,
                     skipped: Some(format!("{why}，评审结果未发送，请另行通知")),
+                    template_errors: Vec::new(),
                 });
             }
             not_notified.push(NotNotified {
@@ -309,7 +310,7 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<No
             publish_required: cfg_level.is_some_and(|l| l.publish),
             staff_contact: p.cfg.campaign.staff_contact.clone(),
         };
-        let text = p.templates.render("result.txt.j2", &view)?;
+        let (text, template_error) = p.templates.render_or_builtin("result.txt.j2", &view)?;
         let subject = if funded {
             format!("【评审结果】{branch}：立项（{level}项目，{}）", view.amount)
         } else {
@@ -351,6 +352,10 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<No
             occasion: None,
             mail: Some(mail),
             skipped: None,
+            template_errors: template_error
+                .map(|e| ("result.txt.j2".to_string(), e))
+                .into_iter()
+                .collect(),
         });
     }
     for s in latest.iter().filter(|s| s.kind == "application") {

@@ -68,10 +68,10 @@ fn init_then_ingest_status_and_export() {
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     assert!(
-        out.contains("application 汽车工程学院本科生第二党支部 第1版"),
+        out.contains("申报 汽车工程学院本科生第二党支部 第1版"),
         "{out}"
     );
-    assert!(out.contains("auto"), "{out}");
+    assert!(out.contains("自动邮件"), "{out}");
     // The same file again is recognised, not registered twice.
     let o = shenbao(
         &dir,
@@ -170,6 +170,13 @@ fn init_then_ingest_status_and_export() {
         text(&o)
     );
     assert!(text(&o).contains("问题：无"), "{}", text(&o));
+    // Attachments in words: role and format, size for people.
+    assert!(text(&o).contains("（项目申请表，Word"), "{}", text(&o));
+    assert!(
+        !text(&o).contains("（form，") && !text(&o).contains("字节）"),
+        "{}",
+        text(&o)
+    );
 
     // What the scheduler would do, previewed on a set date: 7 days before a 9月27日 deadline
     // every roster branch but the one that applied cleanly gets a reminder.
@@ -246,7 +253,12 @@ fn init_then_ingest_status_and_export() {
     let st = text(&o);
     assert!(o.status.success(), "{st}");
     assert!(st.contains("名册共 24 个支部，已申报 1 个"), "{st}");
-    assert!(st.contains("queued"), "the ack waits in the outbox: {st}");
+    assert!(st.contains("待发送 1"), "the ack waits in the outbox: {st}");
+    // Words, not internal codes.
+    assert!(st.contains("已处理 申报 1"), "{st}");
+    for code in ["processed", "application", "queued"] {
+        assert!(!st.contains(code), "{code} in {st}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -552,11 +564,7 @@ fn review_import_coverage_partial_and_unrecognised_rows() {
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        text(&o).contains("unknown.eml：application -"),
-        "{}",
-        text(&o)
-    );
+    assert!(text(&o).contains("unknown.eml：申报 -"), "{}", text(&o));
 
     let o = shenbao(
         &dir,
@@ -1080,5 +1088,259 @@ fn read_only_commands_never_create_a_database() {
     let t = text(&o);
     assert!(!o.status.success(), "{t}");
     assert!(t.contains("--dry-run") && t.contains("--now"), "{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_usage_and_errors_are_chinese() {
+    let dir = tmp("help");
+    let o = shenbao(&dir, &["--help"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for want in [
+        "用法：shenbao [选项] <命令>",
+        "命令：",
+        "选项：",
+        "显示帮助",
+        "显示版本",
+        "[默认：shenbao.toml]",
+    ] {
+        assert!(t.contains(want), "{want} missing from:\n{t}");
+    }
+    let o = shenbao(&dir, &["export", "--help"]);
+    let t = text(&o);
+    assert!(
+        t.contains("用法：shenbao export [选项]") && t.contains("可选值："),
+        "{t}"
+    );
+    for english in [
+        "Usage",
+        "Options",
+        "Commands",
+        "Print help",
+        "default:",
+        "Possible values",
+    ] {
+        assert!(!t.contains(english), "{english} in:\n{t}");
+    }
+    // Errors: what is wrong, the fix where clap knows it, exit code 2.
+    for (args, want) in [
+        (
+            &["statsu"][..],
+            "没有“statsu”这个命令；您是不是想用 status？",
+        ),
+        (
+            &["export", "--format", "pdf"][..],
+            "--format <FORMAT> 的值“pdf”无效，可选的值：json、csv、xlsx",
+        ),
+        (
+            &["status", "--jsno"][..],
+            "不认识的参数“--jsno”；您是不是想用 --json？",
+        ),
+        (
+            &["run", "--backfill-since", "9月17日"][..],
+            "日期写成 2025-09-17",
+        ),
+        (
+            &["--log-format", "xml", "status"][..],
+            "可选的值：text、json",
+        ),
+    ] {
+        let o = shenbao(&dir, args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.starts_with("错误："), "{args:?}: {t}");
+        assert!(t.contains(want), "{args:?}: {want} missing from:\n{t}");
+        assert!(
+            !t.contains("error:") && !t.contains("Usage"),
+            "{args:?}: {t}"
+        );
+    }
+    // An I/O error at the edge: one sentence, no English OS text.
+    let o = shenbao(&dir, &["--config", "nope.toml", "health"]);
+    let t = text(&o);
+    assert!(t.contains("文件或目录不存在"), "{t}");
+    assert!(
+        !t.contains("os error") && !t.contains("No such file"),
+        "{t}"
+    );
+    let o = shenbao(&dir, &["--version"]);
+    assert!(text(&o).starts_with("shenbao "), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_and_man_page() {
+    let dir = tmp("completions");
+    for (shell, want) in [
+        ("bash", "complete -F _shenbao"),
+        ("zsh", "#compdef shenbao"),
+        ("fish", "complete -c shenbao"),
+    ] {
+        let o = shenbao(&dir, &["completions", shell]);
+        let t = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(o.status.success(), "{shell}");
+        assert!(t.contains(want), "{shell}: {t}");
+        assert!(
+            t.contains("check-config") && t.contains("health"),
+            "{shell} lists the commands"
+        );
+    }
+    let o = shenbao(&dir, &["man"]);
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success());
+    assert!(t.starts_with(".ie") && t.contains(".TH shenbao 1"), "{t}");
+    for section in [".SH 名称", ".SH 概要", ".SH 选项", ".SH 命令"] {
+        assert!(t.contains(section), "{section}: {t}");
+    }
+    assert!(
+        !t.contains(".SH NAME") && !t.contains("Possible values"),
+        "{t}"
+    );
+    assert!(
+        t.contains("把邮件申报活动变成自动运转的系统") && t.contains("check\\-config"),
+        "{t}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_config_reports_a_template_typo_with_file_line_and_name() {
+    let dir = tmp("tmpltypo");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = shenbao(&dir, &["--config", "local/shenbao.toml", "check-config"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("用示例数据逐个检查无误"), "{}", text(&o));
+    let ack = dir.join("local/templates/ack.txt.j2");
+    let edited = std::fs::read_to_string(&ack)
+        .expect("ack template")
+        .replacen("{{ greeting }}", "{{ grettings }}", 1);
+    std::fs::write(&ack, edited).expect("write");
+    let o = shenbao(&dir, &["--config", "local/shenbao.toml", "check-config"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("local/templates/ack.txt.j2 第 1 行：未知的名称“grettings”"),
+        "{t}"
+    );
+    assert!(t.contains("greeting"), "names the right one: {t}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn health_and_status_json_without_a_daemon() {
+    let dir = tmp("health");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Never run: no IMAP contact, no scheduler step → critical, and it says what to start.
+    let o = shenbao(&dir, &["--config", "local/shenbao.toml", "health"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.starts_with("shenbao 运行状态：严重"), "{t}");
+    assert!(t.contains("shenbao run"), "{t}");
+    // A fresh heartbeat of both (what the daemon writes) and nothing waiting → ok.
+    let now = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+    sql(
+        &dir,
+        &[&format!(
+            "INSERT INTO daemon_state (component, at, ok) VALUES ('imap', {now}, 1), ('scheduler', {now}, 1)"
+        )],
+    );
+    let o = shenbao(&dir, &["--config", "local/shenbao.toml", "health"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A dead letter → warning (exit 1).
+    sql(
+        &dir,
+        &[
+            "INSERT INTO outbox (kind, message_id, to_addr, subject, raw, status, attempts, next_attempt_at, created_at, last_error) VALUES ('ack', 'x@y', 'a@b.test', 's', x'00', 'dead', 8, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z', '550')",
+        ],
+    );
+    let o = shenbao(&dir, &["--config", "local/shenbao.toml", "health"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("[注意] 已放弃的邮件：1 封"), "{t}");
+    let o = shenbao(
+        &dir,
+        &["--config", "local/shenbao.toml", "status", "--json"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["level"], "warning");
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(v["dead_letters"], 1);
+    assert_eq!(v["outbox_waiting"], 0);
+    assert!(
+        v["imap_last_contact"]["age_seconds"]
+            .as_u64()
+            .is_some_and(|s| s < 60),
+        "{v}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `shenbao … 2>&1 | head -1`: the logs' reader goes away, the command still finishes (it hung
+/// when tracing-subscriber reported the broken pipe with a panicking `eprintln!`).
+#[test]
+fn a_closed_log_pipe_does_not_hang_the_command() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tmp("closedlog");
+    let o = shenbao(&dir, &["init", "--dir", "local"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // A database for `status` to read (read-only commands never create one).
+    let c001 = fixture("c001");
+    let o = shenbao(
+        &dir,
+        &[
+            "--config",
+            "local/shenbao.toml",
+            "ingest",
+            "--no-reply",
+            c001.to_str().unwrap_or_default(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    for format in ["text", "json"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shenbao"))
+            .current_dir(&dir)
+            .args([
+                "--config",
+                "local/shenbao.toml",
+                "--log-format",
+                format,
+                "status",
+            ])
+            .env("SHENBAO_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut first = String::new();
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        err.read_line(&mut first).expect("a log line");
+        assert!(
+            first.contains("+08:00"),
+            "Beijing time with its offset: {first}"
+        );
+        assert!(!first.contains('\u{1b}'), "no colours in a pipe: {first:?}");
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_str(&first).expect("a JSON line");
+            assert!(v["timestamp"].is_string(), "{v}");
+        }
+        drop(err);
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(status.success(), "{format}: {status:?}");
+                break;
+            }
+            if t0.elapsed() > std::time::Duration::from_secs(15) {
+                let _ = child.kill();
+                panic!("{format}: the command hung after its log reader went away");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -296,6 +296,10 @@ impl Intake {
                 .await?;
             self.catch_up(&mut s, &account, uidvalidity, has_move)
                 .await?;
+            // The server answered: what `shenbao health` reads as the last IMAP contact.
+            self.store
+                .beat(crate::store::ops::Component::Imap, self.clock.now(), None)
+                .await?;
             if *shutdown.borrow() {
                 let _ = self.timed("LOGOUT", s.logout()).await;
                 return Ok(());

@@ -7,6 +7,7 @@
 //! that the next start processes.
 
 pub mod blobs;
+pub mod ops;
 
 use crate::clock::db_time;
 
@@ -80,6 +81,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "branch_ledger_and_summary_role",
         include_str!("../../migrations/0007_branch_ledger_and_summary_role.sql"),
     ),
+    (10, "ops", include_str!("../../migrations/0010_ops.sql")),
 ];
 
 #[cfg(test)]

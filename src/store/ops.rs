@@ -1,0 +1,179 @@
+//! What the operator watches: the daemon's heartbeats (`daemon_state`), the templates that
+//! failed at run time (`template_errors`), and the figures of `shenbao health` and
+//! `status --json` read in one place.
+
+use super::{Result, Store};
+use crate::clock::{db_time, parse_db_time};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// A part of the running daemon that records when it last did its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    /// The last successful contact with the IMAP server (a poll, an IDLE wake, a fetch).
+    Imap,
+    /// The scheduler's last step (reminders, digests).
+    Scheduler,
+}
+
+impl Component {
+    fn key(self) -> &'static str {
+        match self {
+            Component::Imap => "imap",
+            Component::Scheduler => "scheduler",
+        }
+    }
+}
+
+/// One heartbeat: when, whether that step went well, and its error when not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Beat {
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    pub detail: Option<String>,
+}
+
+/// A template that failed at run time (the built-in one was used instead).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateError {
+    pub at: DateTime<Utc>,
+    pub template: String,
+    pub error: String,
+    pub message: Option<i64>,
+}
+
+/// The raw figures of `health` and `status --json`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Figures {
+    pub imap: Option<Beat>,
+    pub scheduler: Option<Beat>,
+    /// Mails not yet sent (queued, sending, unconfirmed).
+    pub outbox_waiting: i64,
+    /// When the oldest of them was queued.
+    pub oldest_waiting_since: Option<DateTime<Utc>>,
+    /// The last error of the oldest waiting mail that was tried.
+    pub oldest_waiting_error: Option<String>,
+    pub dead_letters: i64,
+    pub failed_messages: i64,
+    /// Template failures in the last 7 days, newest first (at most 20).
+    pub template_errors: Vec<TemplateError>,
+}
+
+/// How far back `template_errors` looks: an error fixed a week ago is no longer news.
+pub const TEMPLATE_ERRORS_WINDOW: chrono::Duration = chrono::Duration::days(7);
+
+/// Records a template that failed at run time, inside the caller's transaction (the one that
+/// queues the mail written with the built-in template instead): `render_or_builtin`'s error.
+pub async fn insert_template_error(
+    conn: &mut sqlx::SqliteConnection,
+    template: &str,
+    error: &str,
+    message: Option<i64>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO template_errors (at, template, error, message) VALUES (?, ?, ?, ?)")
+        .bind(db_time(at))
+        .bind(template)
+        .bind(error)
+        .bind(message)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records a heartbeat of `component` (one row per component, overwritten).
+    pub async fn beat(
+        &self,
+        component: Component,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO daemon_state (component, at, ok, detail) VALUES (?, ?, ?, ?)
+             ON CONFLICT (component) DO UPDATE SET at = excluded.at, ok = excluded.ok,
+             detail = excluded.detail",
+        )
+        .bind(component.key())
+        .bind(db_time(at))
+        .bind(error.is_none())
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Template failures since `since`, newest first (at most 20).
+    pub async fn template_errors_since(&self, since: DateTime<Utc>) -> Result<Vec<TemplateError>> {
+        let rows = sqlx::query(
+            "SELECT at, template, error, message FROM template_errors WHERE at >= ?
+             ORDER BY at DESC, id DESC LIMIT 20",
+        )
+        .bind(db_time(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| TemplateError {
+                at: parse_db_time(&r.get::<String, _>(0)).unwrap_or_default(),
+                template: r.get(1),
+                error: r.get(2),
+                message: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn beat_of(&self, component: Component) -> Result<Option<Beat>> {
+        let row = sqlx::query("SELECT at, ok, detail FROM daemon_state WHERE component = ?")
+            .bind(component.key())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| {
+            Some(Beat {
+                at: parse_db_time(&r.get::<String, _>(0))?,
+                ok: r.get(1),
+                detail: r.get(2),
+            })
+        }))
+    }
+
+    /// Everything `health` judges, as of `now`.
+    pub async fn figures(&self, now: DateTime<Utc>) -> Result<Figures> {
+        let waiting = sqlx::query(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox
+             WHERE status IN ('queued', 'sending', 'unconfirmed')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest_error: Option<String> = sqlx::query_scalar(
+            "SELECT last_error FROM outbox
+             WHERE status IN ('queued', 'sending', 'unconfirmed') AND last_error IS NOT NULL
+             ORDER BY created_at, id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten();
+        let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'dead'")
+            .fetch_one(&self.pool)
+            .await?;
+        let failed: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'failed'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Figures {
+            imap: self.beat_of(Component::Imap).await?,
+            scheduler: self.beat_of(Component::Scheduler).await?,
+            outbox_waiting: waiting.get(0),
+            oldest_waiting_since: waiting
+                .get::<Option<String>, _>(1)
+                .as_deref()
+                .and_then(parse_db_time),
+            oldest_waiting_error: oldest_error,
+            dead_letters: dead,
+            failed_messages: failed,
+            template_errors: self
+                .template_errors_since(now - TEMPLATE_ERRORS_WINDOW)
+                .await?,
+        })
+    }
+}
