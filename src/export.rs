@@ -628,6 +628,9 @@ impl std::fmt::Display for Status {
                     display_text(&s.subject),
                     s.reason
                 )?;
+                if let Some(t) = &s.thread_subject {
+                    writeln!(f, "      回复的是本系统的邮件：{t}")?;
+                }
                 if let Some(b) = &s.suggested_branch {
                     writeln!(
                         f,

@@ -159,6 +159,8 @@ pub struct StaffItem {
     pub branch: Option<String>,
     /// An unrecognised application whose form names this roster branch (`shenbao assign ID`).
     pub suggested_branch: Option<String>,
+    /// A reply: the subject of our mail it answers.
+    pub thread_subject: Option<String>,
 }
 
 /// A mail from a person that got no automatic answer, and why.
@@ -542,6 +544,7 @@ mod tests {
                 received_at: "2025年9月21日 15:02:11".to_string(),
                 branch: None,
                 suggested_branch: None,
+                thread_subject: None,
             }],
             outbox_failures: vec![OutboxFailure {
                 id: 9,
@@ -775,6 +778,7 @@ mod tests {
                 received_at: "2025年9月21日 15:02:11".to_string(),
                 branch: None,
                 suggested_branch: None,
+                thread_subject: None,
             }],
             ..empty_digest()
         };
@@ -806,6 +810,7 @@ mod tests {
                 received_at: "2025年9月21日 15:02:11".to_string(),
                 branch: Some("海洋与地球科学学院2022级本科生党支部".to_string()),
                 suggested_branch: Some("设计创意学院本科生第三党支部".to_string()),
+                thread_subject: Some("Re: 对标争先建设项目申报-X（已收到，第1版，材料齐全）".to_string()),
             }],
             unanswered: vec![UnansweredItem {
                 id: 32,
@@ -831,6 +836,7 @@ mod tests {
             &[
                 "[编号 31] 2025年9月21日 15:02:11 来自 lu@outlook.com（海洋与地球科学学院2022级本科生党支部）",
                 "核对后运行 shenbao assign 31 即可登记",
+                "回复的是本系统的邮件：Re: 对标争先建设项目申报-X（已收到，第1版，材料齐全）",
                 "shenbao resolve 编号",
                 "【未自动回复的邮件】共 1 封",
                 "材料已登记但不回复",

@@ -528,6 +528,7 @@ pub async fn digest_view(
             received_at: beijing(r.received_at),
             branch: r.branch,
             suggested_branch: r.suggested_branch,
+            thread_subject: r.thread_subject,
         })
         .collect();
     let unanswered = p

@@ -186,6 +186,7 @@ fn digest() -> DigestView {
             received_at: "2025年9月22日 09:41:42".into(),
             branch: Some("土木工程学院本科生第一党支部".into()),
             suggested_branch: Some("土木工程学院本科生第一党支部".into()),
+            thread_subject: Some("Re: 对标争先建设项目申报-土木工程学院本科生第一党支部（已收到，第1版，材料齐全）".into()),
         }],
         unanswered: vec![UnansweredItem {
             id: 8,

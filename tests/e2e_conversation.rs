@@ -323,6 +323,11 @@ async fn replies_questions_and_corrections_on_a_thread() {
     );
     assert!(status.contains("需要人工处理的邮件"), "{status}");
     assert!(status.contains(&format!("【{B24}】")), "{status}");
+    // …with the mail of ours each one answers.
+    assert!(
+        status.contains(&format!("回复的是本系统的邮件：{ack22_subject}")),
+        "{status}"
+    );
     // (the copies of our last answers may still be on their way through the intake folder)
     wait_for(
         "the intake folder to empty",

@@ -299,6 +299,8 @@ pub struct StaffRow {
     pub disposition: String,
     /// For an application whose branch was not recognised: the roster branch its form names.
     pub suggested_branch: Option<String>,
+    /// A reply: the subject of our mail it answers (its thread).
+    pub thread_subject: Option<String>,
 }
 
 /// A mail a person may have expected an answer to and did not get one, with the reason.
@@ -820,7 +822,8 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT m.id, COALESCE(m.from_addr, ''), COALESCE(m.subject, ''), COALESCE(m.reason, ''),
                     COALESCE(m.internal_date, m.stored_at), m.branch, COALESCE(m.disposition, m.status),
-                    (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id)
+                    (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id),
+                    (SELECT o.subject FROM outbox o WHERE o.message_id = m.thread_of)
              FROM messages m WHERE m.stored_at > ? AND m.stored_at <= ? AND ",
             needs_staff!(),
             " ORDER BY m.id"
@@ -840,6 +843,7 @@ impl Store {
                 branch: r.get(5),
                 disposition: r.get(6),
                 suggested_branch: r.get(7),
+                thread_subject: r.get(8),
             })
             .collect())
     }
