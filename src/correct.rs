@@ -369,7 +369,7 @@ async fn reset(tx: &mut SqliteConnection, id: i64) -> anyhow::Result<()> {
     .bind(id)
     .execute(&mut *tx)
     .await
-    .context("resetting the message")?;
+    .context("重置这封邮件的处理结果")?;
     Ok(())
 }
 

@@ -85,10 +85,7 @@ pub async fn run(
     let (store, pipeline, wake) = open(cfg.clone(), clock).await?;
     let done = pipeline.process_pending().await?;
     if !done.is_empty() {
-        tracing::info!(
-            count = done.len(),
-            "processed messages left from the last run"
-        );
+        tracing::info!(count = done.len(), "处理了上次运行留下的邮件");
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (backlog, backlog_rx) = watch::channel(0);
@@ -109,10 +106,10 @@ pub async fn run(
         imap = %format!("{}:{}", cfg.imap.host, cfg.imap.port),
         folder = %cfg.imap.folder,
         database = %cfg.database_url,
-        "shenbao running"
+        "shenbao 已启动"
     );
     shutdown_signal().await;
-    tracing::info!("stopping: finishing the current step");
+    tracing::info!("正在停止：做完当前这一步");
     let _ = stop_tx.send(true);
     let both = async {
         let _ = intake_task.await;
@@ -123,9 +120,9 @@ pub async fn run(
         .await
         .is_err()
     {
-        tracing::warn!("tasks did not stop within 30 s; exiting anyway (all state is committed)");
+        tracing::warn!("各项任务 30 秒内没有停下，直接退出（所有状态都已提交，不会丢失）");
     }
-    tracing::info!("stopped");
+    tracing::info!("已停止");
     Ok(())
 }
 

@@ -322,7 +322,7 @@ impl Pipeline {
             &cfg.campaign.application_subject,
             &cfg.campaign.closure_subject,
         )
-        .context("campaign.application_subject / closure_subject")?;
+        .context("配置 campaign.application_subject / closure_subject 有误")?;
         let roster_file = std::fs::File::open(&cfg.campaign.roster)
             .with_context(|| format!("打开支部名册 {}", cfg.campaign.roster.display()))?;
         let roster = Roster::from_csv(roster_file)
@@ -377,10 +377,10 @@ impl Pipeline {
                 || c.downcast_ref::<std::io::Error>().is_some()
         });
         if transient {
-            tracing::warn!(message = id, error = %format!("{e:#}"), "processing interrupted; will retry");
+            tracing::warn!(message = id, error = %format!("{e:#}"), "处理被打断（数据库或磁盘暂时出错），稍后重试");
             return Ok(());
         }
-        tracing::error!(message = id, error = %format!("{e:#}"), "processing failed; marked failed for staff");
+        tracing::error!(message = id, error = %format!("{e:#}"), "处理失败，已标为失败，留待工作人员处理");
         self.mark_failed(id, &format!("{e:#}")).await
     }
 
@@ -519,8 +519,8 @@ impl Pipeline {
                     EXTRACT_TIME_LIMIT.as_secs()
                 )
             })?
-            .context("understanding task")?
-            .context("reading the stored message")?;
+            .context("读取邮件的任务中断")?
+            .context("读取存档的原始邮件")?;
         Ok(Prepared {
             id: st.stored.id,
             stored: st.stored,
@@ -1125,7 +1125,7 @@ impl Pipeline {
     ) -> anyhow::Result<String> {
         let (text, error) = self.templates.render_or_builtin(name, ctx)?;
         if let Some(e) = &error {
-            tracing::error!(template = name, message, error = %e, "template failed; the built-in one was used");
+            tracing::error!(template = name, message, error = %e, "模板出错，已改用内置模板");
             crate::store::ops::insert_template_error(tx, name, e, Some(message), now).await?;
         }
         Ok(text)
@@ -1205,7 +1205,7 @@ impl Pipeline {
             version = o.version.unwrap_or(0),
             problems = ?o.problems.iter().map(|p| p.code()).collect::<Vec<_>>(),
             queued = o.queued.as_deref().unwrap_or("-"),
-            "processed"
+            "已处理"
         );
     }
 
@@ -1558,7 +1558,7 @@ impl Pipeline {
     ) -> anyhow::Result<Result<String, String>> {
         let recent = count_recent(tx, &mail.to, &mail.kind, now - window(&self.cfg)).await?;
         if recent >= i64::from(self.cfg.ack.max_per_sender) {
-            tracing::warn!(to = %mail.to, recent, kind = %mail.kind, "automatic answer suppressed by the per-recipient limit");
+            tracing::warn!(to = %mail.to, recent, kind = %mail.kind, "已达到对同一地址的自动提示上限，本次不回复");
             return Ok(Err(format!(
                 "{} 在时间窗口内已收到 {recent} 封同类自动提示，本次不再回复",
                 mail.to
@@ -1676,8 +1676,8 @@ pub async fn publish(staged: Vec<Staged>) -> anyhow::Result<()> {
     }
     tokio::task::spawn_blocking(move || crate::store::blobs::publish(staged))
         .await
-        .context("writing attachment files")?
-        .context("writing attachment files")?;
+        .context("写入附件文件")?
+        .context("写入附件文件")?;
     Ok(())
 }
 

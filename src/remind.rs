@@ -251,7 +251,7 @@ pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<
             match decide(&occ, &branch.name, &branch.email, why, &rows, now) {
                 Decision::AlreadySent | Decision::SkipRecorded => {}
                 Decision::RecordSkip { reason } => {
-                    tracing::warn!(branch = %branch.name, rule = %rule.name, %reason, "reminder skipped");
+                    tracing::warn!(branch = %branch.name, rule = %rule.name, %reason, "跳过了一封提醒");
                     out.push(Planned {
                         kind: "reminder",
                         key: occ.skip_key_for_branch(&branch.name),
@@ -860,7 +860,7 @@ pub async fn tick(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<usize> {
     planned.extend(plan_digests(p, now, false).await?);
     let n = commit(p, &planned, now).await?;
     if n > 0 {
-        tracing::info!(queued = n, "scheduled mail queued");
+        tracing::info!(queued = n, "排期的邮件已放入发件箱");
     }
     Ok(n)
 }

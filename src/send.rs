@@ -299,13 +299,13 @@ impl Sender {
             Ok(Ok(true)) => Ok(CopyCheck::Arrived),
             Ok(Ok(false)) => Ok(CopyCheck::Missing),
             Ok(Err(e)) => {
-                tracing::warn!(id = row.id, error = %format!("{e:#}"), "cannot search the intake mailbox for the copy of an interrupted send; deciding later");
+                tracing::warn!(id = row.id, error = %format!("{e:#}"), "暂时无法在申报邮箱中查找中断发送的副本，稍后再判断");
                 Ok(CopyCheck::Unknown)
             }
             Err(_) => {
                 tracing::warn!(
                     id = row.id,
-                    "searching the intake mailbox for the copy of an interrupted send timed out; deciding later"
+                    "在申报邮箱中查找中断发送的副本超时，稍后再判断"
                 );
                 Ok(CopyCheck::Unknown)
             }
@@ -319,7 +319,7 @@ impl Sender {
             .outbox_recover(self.clock.now(), self.cfg.confirm_grace)
             .await?;
         if n > 0 {
-            tracing::warn!(count = n, grace = ?self.cfg.confirm_grace, "sends were in flight at the last stop; checking for their copies before sending again");
+            tracing::warn!(count = n, grace = ?self.cfg.confirm_grace, "上次停止时有邮件正在发送；先查看它们的副本是否已到，再决定是否重发");
         }
         Ok(())
     }
@@ -394,7 +394,7 @@ impl Sender {
             for row in mine.by_ref() {
                 match self.send_one(row).await {
                     Ok(()) => {
-                        tracing::info!(id = row.id, kind = %row.kind, to = %row.to_addr, message_id = %row.message_id, "sent");
+                        tracing::info!(id = row.id, kind = %row.kind, to = %row.to_addr, message_id = %row.message_id, "已发出");
                         out.done.push(row.id);
                     }
                     Err(e) => {
@@ -489,7 +489,7 @@ impl Sender {
                         tracing::info!(
                             waiting = n,
                             until = %crate::clock::beijing(at),
-                            "sending limit reached; the rest waits"
+                            "已达到发送限额，其余邮件稍后发送"
                         );
                     }
                     return Ok(sent);
@@ -499,14 +499,14 @@ impl Sender {
                     if row.unconfirmed {
                         match self.copy_arrived(row).await? {
                             CopyCheck::Arrived => {
-                                tracing::info!(id = row.id, message_id = %row.message_id, "our copy arrived: the interrupted send went through");
+                                tracing::info!(id = row.id, message_id = %row.message_id, "副本已到达：中断的那次发送其实已经成功");
                                 self.store
                                     .outbox_sent_many(&[row.id], self.clock.now())
                                     .await?;
                                 continue;
                             }
                             CopyCheck::Missing => {
-                                tracing::info!(id = row.id, message_id = %row.message_id, "no copy of the interrupted send: sending again");
+                                tracing::info!(id = row.id, message_id = %row.message_id, "没有找到中断发送的副本：重新发送");
                             }
                             CopyCheck::Unknown => {
                                 let later = self.clock.now()
@@ -541,7 +541,7 @@ impl Sender {
                             ))
                             .unwrap_or_default()
                     });
-                    tracing::warn!(id = row.id, to = %row.to_addr, attempts, permanent, error = %e, "send failed");
+                    tracing::warn!(id = row.id, to = %row.to_addr, attempts, permanent, error = %e, "发送失败");
                     self.store
                         .outbox_failed(row.id, &e.to_string(), retry_at)
                         .await?;
@@ -563,11 +563,11 @@ impl Sender {
     /// Runs until `shutdown` turns true: drains on wake-ups and when retries fall due.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = self.recover().await {
-            tracing::error!(error = %format!("{e:#}"), "outbox recovery failed");
+            tracing::error!(error = %format!("{e:#}"), "发件箱恢复失败");
         }
         loop {
             if let Err(e) = self.drain().await {
-                tracing::error!(error = %format!("{e:#}"), "outbox sender error; retrying shortly");
+                tracing::error!(error = %format!("{e:#}"), "发件出错，稍后重试");
             }
             self.close_sessions().await;
             let wait = match self.store.next_outbox_due().await {

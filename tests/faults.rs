@@ -389,7 +389,7 @@ async fn wait_fast(pool: &sqlx::SqlitePool, sql: &str, target: i64, timeout: Dur
 fn connections(d: &Daemon) -> usize {
     std::fs::read_to_string(&d.log)
         .unwrap_or_default()
-        .matches("IMAP connected")
+        .matches("IMAP 已连接")
         .count()
 }
 

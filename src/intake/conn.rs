@@ -151,7 +151,7 @@ async fn connect_inner(cfg: &ImapConfig) -> Result<Session, ConnError> {
         ])
         .await
     {
-        tracing::debug!(error = %e, "IMAP ID not accepted");
+        tracing::debug!(error = %e, "服务器不接受 IMAP ID 命令");
     }
     Ok(session)
 }

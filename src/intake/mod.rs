@@ -161,7 +161,7 @@ impl StoredBatch {
                     tracing::info!(
                         uid,
                         existing = id,
-                        "already stored (same Message-ID and content): not processed again"
+                        "已经存过（Message-ID 和内容都相同），不再处理"
                     );
                     stored.push((uid, None));
                 }
@@ -212,7 +212,7 @@ impl Intake {
                     if started.elapsed() > Duration::from_secs(60) {
                         backoff = Duration::from_secs(1);
                     }
-                    tracing::warn!(error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
+                    tracing::warn!(error = %e, retry_in = ?backoff, "IMAP 会话结束，正在重连");
                 }
             }
             tokio::select! {
@@ -243,7 +243,7 @@ impl Intake {
         let has_move = caps.has_str("MOVE");
         let wait = wait_mode(caps.has_str("IDLE"), cfg.poll_interval, cfg.idle_renew);
         if let Wait::Poll(every) = wait {
-            tracing::info!(every = ?every, "the IMAP server does not offer IDLE: polling the folder");
+            tracing::info!(every = ?every, "IMAP 服务器不支持 IDLE，改为定时查看收件文件夹");
         }
         let account = self.account();
         let now = self.clock.now();
@@ -259,7 +259,7 @@ impl Intake {
         match self.store.mailbox_state(&account, &cfg.folder).await? {
             None => {
                 let start = backfill_watermark(None, since_uid, uidnext);
-                tracing::info!(folder = %cfg.folder, uidvalidity, watermark = start, "first start: watermark set");
+                tracing::info!(folder = %cfg.folder, uidvalidity, watermark = start, "第一次启动：记下当前位置，已有的邮件不处理");
                 self.store
                     .set_mailbox_state(&account, &cfg.folder, uidvalidity, start, now)
                     .await?;
@@ -269,16 +269,16 @@ impl Intake {
                 if start < last {
                     // Mail already stored (same Message-ID and sha256) is skipped, not answered
                     // again; only mail never seen is registered and answered.
-                    tracing::info!(folder = %cfg.folder, from = last, to = start, "backfill: re-reading the folder from the given date; mail already registered is skipped");
+                    tracing::info!(folder = %cfg.folder, from = last, to = start, "补处理：从指定日期起重读收件文件夹，已登记的邮件跳过");
                     self.store
                         .rewind_mailbox_state(&account, &cfg.folder, uidvalidity, start, now)
                         .await?;
                 } else {
-                    tracing::info!(folder = %cfg.folder, watermark = last, "backfill: no mail in the folder older than what was already read");
+                    tracing::info!(folder = %cfg.folder, watermark = last, "补处理：文件夹中没有比已读位置更早的邮件");
                 }
             }
             Some((v, _)) if v != uidvalidity => {
-                tracing::warn!(folder = %cfg.folder, old = v, new = uidvalidity, "UIDVALIDITY changed: rescanning the folder, known messages are skipped");
+                tracing::warn!(folder = %cfg.folder, old = v, new = uidvalidity, "UIDVALIDITY 变了：重新扫描文件夹，已知的邮件跳过");
                 self.store
                     .set_mailbox_state(&account, &cfg.folder, uidvalidity, 0, now)
                     .await?;
@@ -288,7 +288,7 @@ impl Intake {
         if since_uid.is_some() {
             self.backfilled.store(true, Ordering::Relaxed);
         }
-        tracing::info!(folder = %cfg.folder, uidvalidity, "IMAP connected");
+        tracing::info!(folder = %cfg.folder, uidvalidity, "IMAP 已连接");
 
         loop {
             self.pipeline.process_pending().await?;
@@ -485,7 +485,7 @@ impl Intake {
                     processed = done.fresh.len(),
                     fetch_and_process = ?overlapped,
                     move_mark = ?(started.elapsed() - overlapped),
-                    "batch done"
+                    "一批处理完毕"
                 );
             }
             current = fetched?;
@@ -517,7 +517,7 @@ impl Intake {
                 tracing::warn!(
                     uid,
                     size,
-                    "message above imap.max_message_size: recorded, not fetched"
+                    "邮件超过 imap.max_message_size：已登记，不取回内容"
                 );
                 self.store
                     .insert_too_large(&key(uid), u64::from(size), internal_date, self.clock.now())
@@ -525,7 +525,7 @@ impl Intake {
                 return Ok(out);
             }
             let Some(blob) = self.fetch_in_parts(s, uid, size).await? else {
-                tracing::warn!(uid, "message vanished before its body was fetched");
+                tracing::warn!(uid, "邮件在取回内容之前已从文件夹中消失");
                 return Ok(out);
             };
             let inserted = self
@@ -546,7 +546,7 @@ impl Intake {
             {
                 Some(raw) => found.push((key(uid), raw, internal_date)),
                 // Expunged between the two fetches: nothing to store.
-                None => tracing::warn!(uid, "message vanished before its body was fetched"),
+                None => tracing::warn!(uid, "邮件在取回内容之前已从文件夹中消失"),
             }
         }
         let inserted = self
@@ -612,7 +612,7 @@ impl Intake {
                 break;
             }
         }
-        tracing::debug!(uid, size, bytes = offset, "large message fetched in parts");
+        tracing::debug!(uid, size, bytes = offset, "大邮件已分段取回");
         let (sha256, size) = tokio::task::block_in_place(|| writer.finish())
             .map_err(crate::store::StoreError::from)?;
         Ok(Some(StoredBlob {
