@@ -26,6 +26,8 @@ ALTER TABLE submissions ADD COLUMN sender_changed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE submissions ADD COLUMN suggested_branch TEXT;
 -- sha256 over the sorted sha256s of the material files: tells a resend of identical content.
 ALTER TABLE submissions ADD COLUMN content_key TEXT;
+-- A branch's earlier senders (sender trust) and versions, looked up for every registration.
+CREATE INDEX submissions_by_branch ON submissions (branch, sender);
 
 -- A copy recipient (the roster's secretary, for a version from another address).
 ALTER TABLE outbox ADD COLUMN cc_addr TEXT;

@@ -1131,19 +1131,20 @@ impl Pipeline {
         Ok(text)
     }
 
-    /// The roster branches the form and the summary name (`(“申请表”, name)`), each once.
+    /// The roster branches the form and the summary name exactly (`(“申请表”, name)`), each once.
     fn branches_named(&self, extracted: &Extracted) -> Vec<(&'static str, String)> {
         let mut out: Vec<(&'static str, String)> = Vec::new();
         for (what, fields) in [("申请表", &extracted.form), ("汇总表", &extracted.summary)] {
             let Some(text) = fields.as_ref().and_then(|f| f.branch.as_deref()) else {
                 continue;
             };
-            let m = self.roster.match_branch(text);
-            if m.kind == MatchKind::Exact
-                && let Some(b) = m.branch
+            // Exactly a roster name (after normalising width and spaces): no fuzzy guess
+            // accuses a branch of sending another's form, and no edit-distance search runs
+            // for every mail.
+            if let Some(b) = self.roster.get(text)
                 && !out.iter().any(|(_, n)| n == &b.name)
             {
-                out.push((what, b.name));
+                out.push((what, b.name.clone()));
             }
         }
         out
