@@ -23,14 +23,7 @@ pub async fn open(
     let store = Store::open(&cfg.database_url, &cfg.data_dir)
         .await
         .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
-    let wake = Arc::new(Notify::new());
-    let pipeline = Arc::new(Pipeline::new(
-        store.clone(),
-        clock,
-        cfg.clone(),
-        wake.clone(),
-    )?);
-    Ok((store, pipeline, wake))
+    with_pipeline(store, cfg, clock)
 }
 
 /// [`open`] for the commands that only read: the database must exist with the current schema
@@ -40,13 +33,16 @@ pub async fn open_existing(
     clock: Clock,
 ) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
     let store = Store::open_existing(&cfg.database_url, &cfg.data_dir).await?;
+    with_pipeline(store, cfg, clock)
+}
+
+fn with_pipeline(
+    store: Store,
+    cfg: Arc<Config>,
+    clock: Clock,
+) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
     let wake = Arc::new(Notify::new());
-    let pipeline = Arc::new(Pipeline::new(
-        store.clone(),
-        clock,
-        cfg.clone(),
-        wake.clone(),
-    )?);
+    let pipeline = Arc::new(Pipeline::new(store.clone(), clock, cfg, wake.clone())?);
     Ok((store, pipeline, wake))
 }
 

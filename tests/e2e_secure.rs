@@ -185,7 +185,7 @@ async fn backfill_after_the_first_start_rereads_without_answering_twice() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let log = d.stop();
     assert_eq!(registered(&env).await, (2, 2), "{log}");
-    assert!(log.contains("backfill"), "{log}");
+    assert!(log.contains("补处理"), "{log}");
 
     // Again: everything is known, nobody answered twice.
     let mut d = start(&env, &["--backfill-since", "2025-09-17"]);
@@ -194,7 +194,7 @@ async fn backfill_after_the_first_start_rereads_without_answering_twice() {
         d.assert_alive();
         let seen = std::fs::read_to_string(&d.log)
             .unwrap_or_default()
-            .contains("already stored");
+            .contains("已经存过");
         async move { seen }
     })
     .await;
@@ -324,8 +324,8 @@ async fn a_server_without_idle_is_polled() {
         );
     }
     let log = d.stop();
-    assert!(!log.contains("reconnecting"), "no reconnect loop: {log}");
-    assert!(log.contains("does not offer IDLE"), "{log}");
+    assert!(!log.contains("正在重连"), "no reconnect loop: {log}");
+    assert!(log.contains("不支持 IDLE"), "{log}");
     let _ = s.logout().await;
     let _ = std::fs::remove_dir_all(&env.dir);
 }

@@ -524,8 +524,8 @@ async fn a_kill_9_twenty_times_during_a_thousand_mails() {
     .await;
     // Sends interrupted by a kill that the copy check had to decide on.
     let log_text = all_logs(&env.dir);
-    let confirmed = log_text.matches("our copy arrived").count();
-    let resent = log_text.matches("no copy of the interrupted send").count();
+    let confirmed = log_text.matches("副本已到达").count();
+    let resent = log_text.matches("没有找到中断发送的副本").count();
     let mid_batch = stored_at_kill
         .iter()
         .filter(|&&(stored, sent)| stored < N as i64 || sent < N as i64)
@@ -724,7 +724,7 @@ async fn c_dovecot_restarts_during_idle_and_fetch() {
     .await;
     let reconnects_idle = std::fs::read_to_string(&daemon.log)
         .unwrap_or_default()
-        .matches("reconnecting")
+        .matches("正在重连")
         .count();
 
     // 2. While fetching: the daemon is stopped while the batch is put in, so that it starts
@@ -774,7 +774,7 @@ async fn c_dovecot_restarts_during_idle_and_fetch() {
     .await;
     let t = tally(&pool, &env, "catchall", &mids).await;
     let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
-    let reconnects_fetch = log.matches("reconnecting").count();
+    let reconnects_fetch = log.matches("正在重连").count();
     let last_restart_done: i64 = restarts_at
         .last()
         .and_then(|r| r.rsplit('–').next())
@@ -914,7 +914,7 @@ async fn d_folder_recreated_with_a_new_uidvalidity() {
     .await;
     let skipped = std::fs::read_to_string(&daemon.log)
         .unwrap_or_default()
-        .matches("not processed again")
+        .matches("不再处理")
         .count();
     eprintln!(
         "faults: intake folder deleted and recreated while {processed_at_delete}–{processed_after_delete} of {OLD} were processed, all {OLD} restored + {NEW} new: {uidvalidities} UIDVALIDITIES, {skipped} recognised as already stored; {}, {:.1} s",
