@@ -118,6 +118,25 @@ async fn fault_env(name: &str, user: &str, smtp_extra: &str) -> TestEnv {
     env
 }
 
+/// `shenbao health` for this scenario: its exit code (0 ok, 1 warning, 2 critical) and text.
+fn health(env: &TestEnv) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shenbao"))
+        .arg("--config")
+        .arg(&env.config)
+        .arg("health")
+        .env("SHENBAO_LOG", "warn")
+        .output()
+        .expect("run shenbao health");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// Starts `shenbao run` with extra arguments (e.g. `--backfill-since`).
 fn start(env: &TestEnv, args: &[&str]) -> Daemon {
     let log = env.dir.join(format!(
@@ -576,9 +595,24 @@ async fn b_smtp_down_then_dead_letters_and_retry() {
     let late: Vec<_> = (0..4)
         .map(|i| application("late", i, &branches, &to))
         .collect();
+    // `health` with short thresholds: a mail waiting 3 s is critical.
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        format!(
+            "{text}
+[health]
+outbox_warning = \"1s\"
+outbox_critical = \"3s\"
+"
+        ),
+    )
+    .expect("config");
     let mut daemon = start(&env, &[]);
     env.wait_watermark(&mut daemon).await;
     let pool = env.db().await;
+    let (code, out) = health(&env);
+    assert_eq!(code, 0, "healthy before the outage:\n{out}");
 
     mailstack_cmd("stop-postfix");
     // 1. These fail 4 times (after 1 s, 2 s, 4 s) and are given up.
@@ -605,6 +639,15 @@ async fn b_smtp_down_then_dead_letters_and_retry() {
     )
     .await;
     let failed_attempts = scalar(&pool, "SELECT SUM(attempts) FROM outbox").await;
+    // With Postfix down, mail waits in the outbox: `health` says so, critically.
+    let mut last = (0, String::new());
+    wait_for("health to turn critical", Duration::from_secs(15), || {
+        last = health(&env);
+        let critical = last.0 == 2;
+        async move { critical }
+    })
+    .await;
+    assert!(last.1.contains("发件箱"), "{}", last.1);
     mailstack_cmd("start-postfix");
     let late_mids: Vec<String> = late.iter().map(|(m, _)| m.clone()).collect();
     wait_for("the four to be sent", Duration::from_secs(30), || async {
@@ -650,6 +693,13 @@ async fn b_smtp_down_then_dead_letters_and_retry() {
     )
     .await;
     let pickup = retried_at.elapsed();
+    // Postfix back, the dead letters resent, nothing waiting: healthy again.
+    wait_for("health to return to ok", Duration::from_secs(15), || {
+        last = health(&env);
+        let ok = last.0 == 0;
+        async move { ok }
+    })
+    .await;
     let (ok, out) = env.run(&["outbox", "retry", &dead[0].to_string()]);
     assert!(
         !ok && out.contains("已于") && out.contains("不会再发"),
