@@ -37,6 +37,7 @@ macro_rules! say_raw {
 pub struct Cli {
     /// 日志格式：text（人读，北京时间）或 json（每行一个 JSON 对象，供日志系统收集）
     #[arg(
+        value_name = "格式",
         long,
         global = true,
         env = "SHENBAO_LOG_FORMAT",
@@ -46,6 +47,7 @@ pub struct Cli {
     pub log_format: LogFormat,
     /// 配置文件路径
     #[arg(
+        value_name = "文件",
         long,
         short,
         global = true,
@@ -70,7 +72,7 @@ pub enum Command {
     /// 生成一份可直接试用的配置和数据目录（连接本机测试邮件服务器 scripts/mailstack.sh）
     Init {
         /// 目标目录
-        #[arg(long, default_value = "shenbao-local")]
+        #[arg(value_name = "目录", long, default_value = "shenbao-local")]
         dir: PathBuf,
         /// 覆盖已有的配置文件
         #[arg(long)]
@@ -79,16 +81,16 @@ pub enum Command {
     /// 运行守护进程：监视申报邮箱、登记、回复（Ctrl-C 或 SIGTERM 安全退出）
     Run {
         /// 也处理该日期（含）以来仍在申报邮箱中的邮件，格式 2025-09-17；首次启动和之后的启动都有效，已登记过的邮件会跳过，不会重复回复
-        #[arg(long)]
+        #[arg(value_name = "日期", long)]
         backfill_since: Option<chrono::NaiveDate>,
     },
     /// 把导出的 .eml 文件按同样流程处理（补录、测试）
     Ingest {
         /// .eml 文件
-        #[arg(required = true)]
+        #[arg(value_name = "文件", required = true)]
         files: Vec<PathBuf>,
         /// 视为到达服务器的时间（RFC 3339），用于判断是否逾期；默认为当前时间
-        #[arg(long)]
+        #[arg(value_name = "时间", long)]
         received_at: Option<String>,
         /// 只登记，不回复（补录旧邮件时用）：不放入任何回执，记录为“补录未回复”
         #[arg(long)]
@@ -105,25 +107,26 @@ pub enum Command {
     /// 生成命令行补全脚本，例如 `shenbao completions bash > /etc/bash_completion.d/shenbao`
     Completions {
         /// bash、zsh、fish、elvish 或 powershell
+        #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
     /// 生成 man 手册页，例如 `shenbao man > /usr/local/share/man/man1/shenbao.1`
     Man,
     /// 导出每个支部最新版本的申报
     Export {
-        #[arg(long, value_enum, default_value = "json")]
+        #[arg(value_name = "格式", long, value_enum, default_value = "json")]
         format: ExportFormat,
         /// 写入文件（默认输出到屏幕）
-        #[arg(long, short)]
+        #[arg(value_name = "文件", long, short)]
         output: Option<PathBuf>,
-        /// 导出评审材料到 OUT：各支部最新一版的申请表、汇总表及结项材料，按“学院/支部名称/原文件名”存放，另附汇总表.xlsx；OUT 以 .zip 结尾时生成压缩包，否则为目录
-        #[arg(long, value_name = "OUT", conflicts_with_all = ["output", "format"])]
+        /// 导出评审材料到这个压缩包或目录：各支部最新一版的申请表、汇总表及结项材料，按“学院/支部名称/原文件名”存放，另附汇总表.xlsx；以 .zip 结尾时生成压缩包，否则为目录
+        #[arg(long, value_name = "压缩包或目录", conflicts_with_all = ["output", "format"])]
         materials: Option<PathBuf>,
         /// 评审材料只含这个申报板块的支部（与 --materials 一起用）
-        #[arg(long, requires = "materials")]
+        #[arg(value_name = "板块", long, requires = "materials")]
         section: Option<String>,
         /// 评审材料只含这个学院的支部（与 --materials 一起用）
-        #[arg(long, requires = "materials")]
+        #[arg(value_name = "学院", long, requires = "materials")]
         college: Option<String>,
     },
     /// 截止提醒：列出（--dry-run）或立即放入发件箱此刻应发的提醒
@@ -132,7 +135,7 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
         /// 按这个时间计算（RFC 3339，如 2025-09-24T09:00:00+08:00），默认为现在
-        #[arg(long)]
+        #[arg(value_name = "时间", long)]
         at: Option<String>,
     },
     /// 评审摘要：预览（--dry-run）或立即发送（--now）；两者都不写时只说明用法，不发送
@@ -144,7 +147,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "dry_run")]
         now: bool,
         /// 按这个时间计算（RFC 3339），默认为现在
-        #[arg(long)]
+        #[arg(value_name = "时间", long)]
         at: Option<String>,
     },
     /// 评审：导入评审结果、发送结果通知
@@ -162,7 +165,7 @@ pub enum Command {
     /// 用现在的程序、规则、名册和模板重新处理已存档的邮件，列出有变化的内容（支部、版本、字段、问题）
     Reprocess {
         /// 邮件编号（`shenbao status` 中的 #编号），可写多个
-        #[arg(required_unless_present_any = ["all", "failed"], conflicts_with_all = ["all", "failed"])]
+        #[arg(value_name = "编号", required_unless_present_any = ["all", "failed"], conflicts_with_all = ["all", "failed"])]
         ids: Vec<i64>,
         /// 全部邮件（不含本系统邮件的副本）
         #[arg(long, conflicts_with = "failed")]
@@ -180,8 +183,10 @@ pub enum Command {
     /// 把一封识别不出支部的邮件登记到指定支部，并给发件人发回执
     Assign {
         /// 邮件编号（`shenbao status` 中的 #编号）
+        #[arg(value_name = "编号")]
         id: i64,
         /// 支部名称（名册中的写法）；省略时用申请表中填写的支部
+        #[arg(value_name = "支部名称")]
         branch: Option<String>,
         /// 只预览，不保存、不发信
         #[arg(long)]
@@ -190,9 +195,10 @@ pub enum Command {
     /// 把一封需要人工处理的邮件标为已处理，它不再出现在 status 和摘要的待处理列表中
     Resolve {
         /// 邮件编号（`shenbao status` 中的 #编号）
+        #[arg(value_name = "编号")]
         id: i64,
         /// 处理说明（记录在案）
-        #[arg(long)]
+        #[arg(value_name = "说明", long)]
         note: Option<String>,
     },
     /// 检查配置文件，逐项指出问题
@@ -207,9 +213,10 @@ pub enum Command {
 pub enum ReviewAction {
     /// 导入评审专家填好“评审等级”“资助金额”两列的汇总表（.xlsx）；有任何错误则一条也不导入
     Import {
+        #[arg(value_name = "文件")]
         file: PathBuf,
         /// 导入人（记录在案），默认为当前系统用户
-        #[arg(long)]
+        #[arg(value_name = "姓名", long)]
         by: Option<String>,
         /// 允许部分导入：表中还有已申报的支部没有评审等级时，照样导入已评的，并列出未评的支部
         #[arg(long)]
@@ -228,13 +235,17 @@ pub enum OutboxAction {
     /// 列出发件箱中的邮件（编号、状态、收件人、主题、尝试次数、最后的错误）
     List {
         /// dead：发送失败、已放弃；queued：尚未发出；sent：已发出；all：全部
-        #[arg(long, value_enum, default_value = "all")]
+        #[arg(value_name = "状态", long, value_enum, default_value = "all")]
         status: OutboxStatus,
     },
     /// 让发送失败（已放弃）或正在等待重试的邮件立即重新排队，重试次数从头计算
     Retry {
         /// 邮件编号（`shenbao status` 或 `shenbao outbox list` 中的 #编号）
-        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        #[arg(
+            value_name = "编号",
+            required_unless_present = "all_dead",
+            conflicts_with = "all_dead"
+        )]
         id: Option<i64>,
         /// 全部发送失败（已放弃）的邮件
         #[arg(long)]

@@ -44,6 +44,10 @@ const MAN_SECTIONS: &[(&str, &str)] = &[
     (".SH DESCRIPTION", ".SH 描述"),
     (".SH OPTIONS", ".SH 选项"),
     (".SH VERSION", ".SH 版本"),
+    (".SH SUBCOMMANDS", ".SH 子命令"),
+    ("May also be specified with the ", "也可以用环境变量 "),
+    (" environment variable. ", " 指定。"),
+    (" environment variable.", " 指定。"),
 ];
 
 /// The man page of clap_mangen in Chinese: its fixed words ([`zh`]) and section names.

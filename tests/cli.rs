@@ -1131,7 +1131,7 @@ fn help_usage_and_errors_are_chinese() {
         ),
         (
             &["export", "--format", "pdf"][..],
-            "--format <FORMAT> 的值“pdf”无效，可选的值：json、csv、xlsx",
+            "--format <格式> 的值“pdf”无效，可选的值：json、csv、xlsx",
         ),
         (
             &["status", "--jsno"][..],
