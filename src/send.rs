@@ -165,6 +165,22 @@ impl std::fmt::Display for Forecast {
     }
 }
 
+/// What was sent within the caps' longest window before `now`, in recipients as the server
+/// counts them: `To`, a `Cc`, and the intake copy when `copy`.
+async fn recent_sends(
+    store: &Store,
+    limits: &crate::sendlimit::Limits,
+    copy: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Vec<(chrono::DateTime<chrono::Utc>, u32)>> {
+    Ok(store
+        .sent_since(now - limits.horizon())
+        .await?
+        .into_iter()
+        .map(|(t, n)| (t, n + u32::from(copy)))
+        .collect())
+}
+
 /// The [`Forecast`] of `store`'s outbox under `cfg`'s caps at `now`.
 pub async fn forecast(
     store: &Store,
@@ -180,12 +196,7 @@ pub async fn forecast(
         return Ok(None);
     }
     let copy = u32::from(cfg.copy_to_intake);
-    let sent: Vec<_> = store
-        .sent_since(now - limits.horizon())
-        .await?
-        .into_iter()
-        .map(|(t, n)| (t, n + copy))
-        .collect();
+    let sent = recent_sends(store, &limits, cfg.copy_to_intake, now).await?;
     let costs: Vec<u32> = waiting.iter().map(|w| w.2 + copy).collect();
     let times = crate::sendlimit::send_times(&limits, &sent, &costs, now);
     let too_late = waiting
@@ -436,14 +447,7 @@ impl Sender {
             return Ok((chunk, None));
         }
         let now = self.clock.now();
-        let copy = u32::from(self.copy_to.is_some());
-        let mut sent: Vec<_> = self
-            .store
-            .sent_since(now - limits.horizon())
-            .await?
-            .into_iter()
-            .map(|(t, n)| (t, n + copy))
-            .collect();
+        let mut sent = recent_sends(&self.store, &limits, self.copy_to.is_some(), now).await?;
         for (i, row) in chunk.iter().enumerate() {
             let cost = self.recipients(row);
             let a = crate::sendlimit::allowance(&limits, &sent, cost, now);

@@ -102,11 +102,6 @@ async fn processed(env: &TestEnv, daemon: &mut Daemon, pool: &sqlx::SqlitePool, 
     let _ = env;
 }
 
-/// Our mails in `user`'s mailbox as their `To` recipient.
-async fn answers(env: &TestEnv, user: &str) -> Vec<Message<'static>> {
-    acks(env, user).await
-}
-
 fn answering<'a>(all: &'a [Message<'static>], mid: &str) -> Vec<&'a Message<'static>> {
     all.iter()
         .filter(|m| m.in_reply_to().as_text() == Some(mid))
@@ -172,7 +167,7 @@ async fn replies_questions_and_corrections_on_a_thread() {
     };
     deliver(&env, &[clean.build(), problem.build()]).await;
     processed(&env, &mut daemon, &pool, 2).await;
-    let all = answers(&env, "catchall").await;
+    let all = acks(&env, "catchall").await;
     let ack22 = answering(&all, "clean-1@outlook.com");
     let ack24 = answering(&all, "problem-1@outlook.com");
     assert_eq!((ack22.len(), ack24.len()), (1, 1), "one ack each");
@@ -262,7 +257,7 @@ async fn replies_questions_and_corrections_on_a_thread() {
     .await;
     processed(&env, &mut daemon, &pool, 8).await;
 
-    let all = answers(&env, "catchall").await;
+    let all = acks(&env, "catchall").await;
     for mid in [
         "thanks@outlook.com",
         "question@outlook.com",
@@ -437,7 +432,7 @@ async fn shared_senders_bursts_strangers_and_copied_forms() {
     );
     deliver(&env, &mails).await;
     processed(&env, &mut daemon, &pool, 17).await;
-    let all = answers(&env, "catchall").await;
+    let all = acks(&env, "catchall").await;
 
     for (mid, branch) in mids.iter().zip(&eight) {
         let got = answering(&all, mid);
@@ -463,7 +458,7 @@ async fn shared_senders_bursts_strangers_and_copied_forms() {
     assert_eq!(unanswered, 0, "nobody went without an answer");
 
     // The stranger gets the ack, and the roster's secretary a copy of it.
-    let stranger = answers(&env, "branch2").await;
+    let stranger = acks(&env, "branch2").await;
     let secretary = cc_copies(&env, "branch1").await;
     let to_stranger = answering(&stranger, "stranger@example.test");
     let to_secretary = answering(&secretary, "stranger@example.test");
@@ -528,7 +523,7 @@ async fn assign_and_reprocess() {
     processed(&env, &mut daemon, &pool, 2).await;
     let (typo_id, disp, _, staff) = disposition(&pool, "typo@outlook.com").await;
     assert_eq!((disp.as_str(), staff), ("application", true));
-    let first = answering(&answers(&env, "catchall").await, "typo@outlook.com")
+    let first = answering(&acks(&env, "catchall").await, "typo@outlook.com")
         .into_iter()
         .map(body)
         .collect::<Vec<_>>();
@@ -559,7 +554,7 @@ async fn assign_and_reprocess() {
         [(1, true, "typo@outlook.com".to_string())]
     );
     processed(&env, &mut daemon, &pool, 2).await;
-    let acks_now = answering(&answers(&env, "catchall").await, "typo@outlook.com")
+    let acks_now = answering(&acks(&env, "catchall").await, "typo@outlook.com")
         .into_iter()
         .map(body)
         .collect::<Vec<_>>();
