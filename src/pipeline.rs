@@ -1527,21 +1527,7 @@ impl Pipeline {
         branch: Option<&str>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<String> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&mail.kind)
-        .bind(&mail.message_id)
-        .bind(message)
-        .bind(&mail.to)
-        .bind(&mail.subject)
-        .bind(&mail.raw)
-        .bind(db_time(now))
-        .bind(db_time(now))
-        .bind(&mail.cc)
-        .bind(branch)
-        .execute(&mut *tx)
-        .await?;
+        crate::store::enqueue(tx, mail, Some(message), branch, now).await?;
         Ok(mail.message_id.clone())
     }
 

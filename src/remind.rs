@@ -824,21 +824,9 @@ pub async fn commit_ids(
         if inserted == 1
             && let Some(mail) = &item.mail
         {
-            let id = sqlx::query(
-                "INSERT OR IGNORE INTO outbox (kind, message_id, to_addr, subject, raw, next_attempt_at, created_at, branch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&mail.kind)
-            .bind(&mail.message_id)
-            .bind(&mail.to)
-            .bind(&mail.subject)
-            .bind(&mail.raw)
-            .bind(db_time(now))
-            .bind(db_time(now))
             // A reply to a reminder or a result is about this branch (see pipeline's threads).
-            .bind(&item.branch)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
+            let id =
+                crate::store::enqueue(&mut tx, mail, None, item.branch.as_deref(), now).await?;
             sqlx::query("UPDATE ledger SET outbox_id = ? WHERE key = ?")
                 .bind(id)
                 .bind(&item.key)

@@ -7,6 +7,7 @@
 //! that the next start processes.
 
 pub mod blobs;
+
 pub mod ops;
 
 use crate::clock::db_time;
@@ -1328,6 +1329,35 @@ async fn find_duplicate(
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// Puts a rendered mail into the durable outbox inside the caller's transaction (the one that
+/// records the decision to send it), with its copy recipient, the message it answers and the
+/// branch it is about. The one way anything enters the outbox; a second enqueue of the same
+/// Message-ID is ignored. Returns the row id (`last_insert_rowid`).
+pub async fn enqueue(
+    conn: &mut SqliteConnection,
+    mail: &crate::compose::Outgoing,
+    related_message: Option<i64>,
+    branch: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    Ok(sqlx::query(
+        "INSERT OR IGNORE INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&mail.kind)
+    .bind(&mail.message_id)
+    .bind(related_message)
+    .bind(&mail.to)
+    .bind(&mail.subject)
+    .bind(&mail.raw)
+    .bind(db_time(now))
+    .bind(db_time(now))
+    .bind(&mail.cc)
+    .bind(branch)
+    .execute(&mut *conn)
+    .await?
+    .last_insert_rowid())
 }
 
 /// The data directory's default layout, for `init` and messages.
