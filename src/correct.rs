@@ -12,10 +12,10 @@
 //! `--notify` (or by `assign`, whose point is to acknowledge the branch), under Message-IDs
 //! of their own.
 
-use crate::clock::db_time;
 use crate::pipeline::{NotifyMode, Pipeline};
+use crate::store::corrections as store;
 use anyhow::Context as _;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 use std::collections::BTreeSet;
 
 /// Which messages to replay.
@@ -134,24 +134,26 @@ pub async fn reprocess(
     let mut keys = BTreeSet::new();
     for &id in &ids {
         before.push(snapshot(&mut tx, id).await?);
-        keys.extend(branch_keys(&mut tx, id).await?);
-        reset(&mut tx, id).await?;
+        keys.extend(store::submission_keys(&mut tx, id).await?);
+        store::forget_processing(&mut tx, id)
+            .await
+            .context("重置这封邮件的处理结果")?;
     }
-    let answers_before = answers(&mut tx).await?;
+    let answers_before = store::outbox_count(&mut tx).await?;
     for one in prepared {
         p.commit_prepared(&mut tx, one).await?;
     }
     for &id in &ids {
-        keys.extend(branch_keys(&mut tx, id).await?);
+        keys.extend(store::submission_keys(&mut tx, id).await?);
     }
     for (kind, key) in &keys {
-        renumber(&mut tx, kind, key).await?;
+        store::renumber_versions(&mut tx, kind, key).await?;
     }
     let mut report = Report {
         changes: Vec::new(),
         unchanged: 0,
         committed: !dry_run,
-        answers: answers(&mut tx).await? - answers_before,
+        answers: store::outbox_count(&mut tx).await? - answers_before,
     };
     for (&id, old) in ids.iter().zip(&before) {
         let new = snapshot(&mut tx, id).await?;
@@ -181,20 +183,15 @@ pub async fn assign(
     branch: Option<&str>,
     dry_run: bool,
 ) -> anyhow::Result<(String, Report)> {
-    let row = sqlx::query(
-        "SELECT m.status, m.disposition, (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id)
-         FROM messages m WHERE m.id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&p.store.pool)
-    .await?
-    .ok_or(CorrectError::NoSuchMessage(id))?;
-    check_replayable(id, &row.get::<String, _>(0), row.get(1))?;
+    let c = p
+        .store
+        .candidate(id)
+        .await?
+        .ok_or(CorrectError::NoSuchMessage(id))?;
+    check_replayable(id, &c.status, c.disposition)?;
     let wanted = match branch {
         Some(b) => b.to_string(),
-        None => row
-            .get::<Option<String>, _>(2)
-            .ok_or(CorrectError::NoSuggestion(id))?,
+        None => c.suggested_branch.ok_or(CorrectError::NoSuggestion(id))?,
     };
     let m = p.roster.match_branch(&wanted);
     let name = match (&m.kind, m.branch) {
@@ -211,47 +208,21 @@ pub async fn assign(
             .into());
         }
     };
-    let mut tx = p.store.begin_write().await?;
-    sqlx::query("UPDATE messages SET assigned_branch = ? WHERE id = ?")
-        .bind(&name)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    p.store.set_assigned(id, Some(&name), &name).await?;
     let report = reprocess(p, &Selection::Ids(vec![id]), dry_run).await;
     if dry_run || report.is_err() {
         // A preview, or a failed replay: the assignment is not kept either.
-        sqlx::query(
-            "UPDATE messages SET assigned_branch = NULL WHERE id = ? AND assigned_branch = ?",
-        )
-        .bind(id)
-        .bind(&name)
-        .execute(&p.store.pool)
-        .await?;
+        p.store.set_assigned(id, None, &name).await?;
     }
     Ok((name, report?))
 }
 
 /// `resolve ID [--note TEXT]`: marks a message that waited for a person as handled.
 pub async fn resolve(p: &Pipeline, id: i64, note: Option<&str>) -> anyhow::Result<()> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&p.store.pool)
-        .await?;
-    if exists.is_none() {
+    if p.store.candidate(id).await?.is_none() {
         return Err(CorrectError::NoSuchMessage(id).into());
     }
-    let done = sqlx::query(concat!(
-        "UPDATE messages SET resolved_at = ?, resolved_note = ? WHERE id = ? AND ",
-        crate::needs_staff!()
-    ))
-    .bind(db_time(p.clock.now()))
-    .bind(note)
-    .bind(id)
-    .execute(&p.store.pool)
-    .await?
-    .rows_affected();
-    if done == 0 {
+    if !p.store.resolve(id, note, p.clock.now()).await? {
         return Err(CorrectError::NotForStaff(id).into());
     }
     Ok(())
@@ -269,144 +240,46 @@ fn check_replayable(id: i64, status: &str, disposition: Option<String>) -> anyho
 
 /// The ids to replay, in arrival order.
 async fn select(p: &Pipeline, selection: &Selection) -> anyhow::Result<Vec<i64>> {
-    let rows = match selection {
+    match selection {
         Selection::Ids(ids) => {
             let mut out = Vec::new();
             for &id in ids {
-                let row = sqlx::query(
-                    "SELECT status, disposition, COALESCE(internal_date, stored_at) FROM messages WHERE id = ?",
-                )
-                .bind(id)
-                .fetch_optional(&p.store.pool)
-                .await?
-                .ok_or(CorrectError::NoSuchMessage(id))?;
-                check_replayable(id, &row.get::<String, _>(0), row.get(1))?;
-                out.push((row.get::<String, _>(2), id));
+                let c = p
+                    .store
+                    .candidate(id)
+                    .await?
+                    .ok_or(CorrectError::NoSuchMessage(id))?;
+                check_replayable(id, &c.status, c.disposition)?;
+                out.push((c.arrival, id));
             }
             out.sort();
             out.dedup();
-            return Ok(out.into_iter().map(|(_, id)| id).collect());
+            Ok(out.into_iter().map(|(_, id)| id).collect())
         }
-        Selection::All => {
-            sqlx::query_scalar(
-                "SELECT id FROM messages WHERE status != 'stored' AND COALESCE(disposition, '') NOT IN ('own_copy', 'too_large')
-                 ORDER BY COALESCE(internal_date, stored_at), id",
-            )
-            .fetch_all(&p.store.pool)
-            .await?
-        }
-        Selection::Failed => {
-            sqlx::query_scalar(
-                "SELECT id FROM messages WHERE status = 'failed' ORDER BY COALESCE(internal_date, stored_at), id",
-            )
-            .fetch_all(&p.store.pool)
-            .await?
-        }
-    };
-    Ok(rows)
+        Selection::All => Ok(p.store.replayable_ids().await?),
+        Selection::Failed => Ok(p.store.failed_ids().await?),
+    }
 }
 
 async fn snapshot(tx: &mut SqliteConnection, id: i64) -> anyhow::Result<Snapshot> {
-    let row = sqlx::query(
-        "SELECT COALESCE(m.disposition, m.status), COALESCE(s.branch, m.branch), s.version, s.is_latest, s.problems, s.fields,
-                m.needs_staff
-         FROM messages m LEFT JOIN submissions s ON s.message_id = m.id WHERE m.id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(CorrectError::NoSuchMessage(id))?;
-    let problems: Option<String> = row.get(4);
-    let fields: Option<String> = row.get(5);
+    let m = store::message_state(tx, id)
+        .await?
+        .ok_or(CorrectError::NoSuchMessage(id))?;
     Ok(Snapshot {
-        disposition: row.get(0),
-        branch: row.get(1),
-        version: row.get(2),
-        latest: row.get::<Option<bool>, _>(3).unwrap_or(false),
-        problems: problems
+        disposition: m.disposition,
+        branch: m.branch,
+        version: m.version,
+        latest: m.latest,
+        problems: m
+            .problems
             .and_then(|p| serde_json::from_str(&p).ok())
             .unwrap_or_default(),
-        fields: fields
+        fields: m
+            .fields
             .and_then(|f| serde_json::from_str(&f).ok())
             .unwrap_or(serde_json::Value::Null),
-        needs_staff: row.get(6),
+        needs_staff: m.needs_staff,
     })
-}
-
-/// The (kind, branch_key) of the submission message `id` is, if any.
-async fn branch_keys(tx: &mut SqliteConnection, id: i64) -> anyhow::Result<Vec<(String, String)>> {
-    Ok(
-        sqlx::query("SELECT kind, branch_key FROM submissions WHERE message_id = ?")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect(),
-    )
-}
-
-/// Forgets what processing wrote for message `id` (not the raw mail, not what was sent), so
-/// the pipeline takes it up again.
-async fn reset(tx: &mut SqliteConnection, id: i64) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM submissions WHERE message_id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM attachments WHERE message_id = ? AND parent_id IS NOT NULL")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM attachments WHERE message_id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "UPDATE messages SET status = 'stored', disposition = NULL, reason = NULL, processed_at = NULL,
-                branch = NULL, thread_of = NULL, needs_staff = 0, no_answer = NULL, auto_hints = NULL
-         WHERE id = ?",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await
-    .context("重置这封邮件的处理结果")?;
-    Ok(())
-}
-
-async fn answers(tx: &mut SqliteConnection) -> anyhow::Result<usize> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-        .fetch_one(&mut *tx)
-        .await?;
-    Ok(usize::try_from(n).unwrap_or(0))
-}
-
-/// Numbers a branch's submissions of one kind 1, 2, … by arrival and marks the last latest.
-async fn renumber(tx: &mut SqliteConnection, kind: &str, key: &str) -> anyhow::Result<()> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM submissions WHERE kind = ? AND branch_key = ? ORDER BY received_at, message_id",
-    )
-    .bind(kind)
-    .bind(key)
-    .fetch_all(&mut *tx)
-    .await?;
-    // Negative first: UNIQUE (kind, branch_key, version) holds at every step.
-    sqlx::query(
-        "UPDATE submissions SET version = -version, is_latest = 0 WHERE kind = ? AND branch_key = ?",
-    )
-    .bind(kind)
-    .bind(key)
-    .execute(&mut *tx)
-    .await?;
-    let last = ids.len();
-    for (i, id) in ids.iter().enumerate() {
-        sqlx::query("UPDATE submissions SET version = ?, is_latest = ? WHERE id = ?")
-            .bind(i as i64 + 1)
-            .bind(i + 1 == last)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(())
 }
 
 /// What changed, one line per aspect, in Chinese.

@@ -7,6 +7,7 @@
 //! that the next start processes.
 
 pub mod blobs;
+pub mod corrections;
 
 pub mod ops;
 

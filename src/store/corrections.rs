@@ -1,0 +1,208 @@
+//! The SQL of staff corrections (`reprocess`, `assign`, `resolve`, see `crate::correct`): what
+//! a message was, forgetting what processing wrote, renumbering a branch's versions.
+
+use super::{Result, Store};
+use crate::clock::db_time;
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection};
+
+/// What one message is, as its rows say: disposition (or status), branch, its submission's
+/// version and problems and fields (JSON as stored), whether it waits for a person.
+#[derive(Debug, Clone)]
+pub struct MessageState {
+    pub disposition: String,
+    pub branch: Option<String>,
+    pub version: Option<i64>,
+    pub latest: bool,
+    pub problems: Option<String>,
+    pub fields: Option<String>,
+    pub needs_staff: bool,
+}
+
+/// A message as a correction sees it before acting on it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub status: String,
+    pub disposition: Option<String>,
+    /// INTERNALDATE, else when it was stored (db time text: sorts in time order).
+    pub arrival: String,
+    /// For an application whose branch was not recognised: the roster branch its form names.
+    pub suggested_branch: Option<String>,
+}
+
+impl Store {
+    /// Message `id` as a correction sees it; `None` when there is no such message.
+    pub async fn candidate(&self, id: i64) -> Result<Option<Candidate>> {
+        let row = sqlx::query(
+            "SELECT m.status, m.disposition, COALESCE(m.internal_date, m.stored_at),
+                    (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id)
+             FROM messages m WHERE m.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Candidate {
+            status: r.get(0),
+            disposition: r.get(1),
+            arrival: r.get(2),
+            suggested_branch: r.get(3),
+        }))
+    }
+
+    /// Every processed message that can be replayed (not our own copies, not mail too large to
+    /// read), in arrival order.
+    pub async fn replayable_ids(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM messages WHERE status != 'stored' AND COALESCE(disposition, '') NOT IN ('own_copy', 'too_large')
+             ORDER BY COALESCE(internal_date, stored_at), id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Messages whose processing failed, in arrival order.
+    pub async fn failed_ids(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM messages WHERE status = 'failed' ORDER BY COALESCE(internal_date, stored_at), id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records staff's `assign` (`Some`), or takes back exactly that assignment (`None` with
+    /// the name that was set).
+    pub async fn set_assigned(&self, id: i64, branch: Option<&str>, was: &str) -> Result<()> {
+        match branch {
+            Some(b) => {
+                sqlx::query("UPDATE messages SET assigned_branch = ? WHERE id = ?")
+                    .bind(b)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+            }
+            None => sqlx::query(
+                "UPDATE messages SET assigned_branch = NULL WHERE id = ? AND assigned_branch = ?",
+            )
+            .bind(id)
+            .bind(was)
+            .execute(&self.pool)
+            .await?,
+        };
+        Ok(())
+    }
+
+    /// Marks message `id` handled when it waits for a person; `false` when it does not.
+    pub async fn resolve(&self, id: i64, note: Option<&str>, now: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(concat!(
+            "UPDATE messages SET resolved_at = ?, resolved_note = ? WHERE id = ? AND ",
+            crate::needs_staff!()
+        ))
+        .bind(db_time(now))
+        .bind(note)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done > 0)
+    }
+}
+
+/// Message `id`'s state inside a transaction; `None` when there is no such message.
+pub async fn message_state(conn: &mut SqliteConnection, id: i64) -> Result<Option<MessageState>> {
+    let row = sqlx::query(
+        "SELECT COALESCE(m.disposition, m.status), COALESCE(s.branch, m.branch), s.version, s.is_latest, s.problems, s.fields,
+                m.needs_staff
+         FROM messages m LEFT JOIN submissions s ON s.message_id = m.id WHERE m.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| MessageState {
+        disposition: r.get(0),
+        branch: r.get(1),
+        version: r.get(2),
+        latest: r.get::<Option<bool>, _>(3).unwrap_or(false),
+        problems: r.get(4),
+        fields: r.get(5),
+        needs_staff: r.get(6),
+    }))
+}
+
+/// The (kind, branch_key) of the submission message `id` is, if any.
+pub async fn submission_keys(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Vec<(String, String)>> {
+    Ok(
+        sqlx::query("SELECT kind, branch_key FROM submissions WHERE message_id = ?")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect(),
+    )
+}
+
+/// Forgets what processing wrote for message `id` (not the raw mail, not what was sent), so
+/// the pipeline takes it up again.
+pub async fn forget_processing(conn: &mut SqliteConnection, id: i64) -> Result<()> {
+    sqlx::query("DELETE FROM submissions WHERE message_id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM attachments WHERE message_id = ? AND parent_id IS NOT NULL")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM attachments WHERE message_id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE messages SET status = 'stored', disposition = NULL, reason = NULL, processed_at = NULL,
+                branch = NULL, thread_of = NULL, needs_staff = 0, no_answer = NULL, auto_hints = NULL
+         WHERE id = ?",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// How many mails the outbox holds (to count what a replay queued).
+pub async fn outbox_count(conn: &mut SqliteConnection) -> Result<usize> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Numbers a branch's submissions of one kind 1, 2, … by arrival and marks the last latest.
+pub async fn renumber_versions(conn: &mut SqliteConnection, kind: &str, key: &str) -> Result<()> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM submissions WHERE kind = ? AND branch_key = ? ORDER BY received_at, message_id",
+    )
+    .bind(kind)
+    .bind(key)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Negative first: UNIQUE (kind, branch_key, version) holds at every step.
+    sqlx::query(
+        "UPDATE submissions SET version = -version, is_latest = 0 WHERE kind = ? AND branch_key = ?",
+    )
+    .bind(kind)
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    let last = ids.len();
+    for (i, id) in ids.iter().enumerate() {
+        sqlx::query("UPDATE submissions SET version = ?, is_latest = ? WHERE id = ?")
+            .bind(i as i64 + 1)
+            .bind(i + 1 == last)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
