@@ -17,6 +17,7 @@ use crate::roster::{BranchMatch, MatchKind, Roster};
 use crate::rules::{self, Facts, Problem};
 use crate::store::Store;
 use crate::store::blobs::Staged;
+use crate::store::threads;
 use crate::subject::{ParsedSubject, SubjectGrammar, SubjectKind};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -852,7 +853,7 @@ impl Pipeline {
         let matched = classified.matched.clone().unwrap_or_else(unknown_match);
         if !classified.materials
             && let Some(b) = &matched.branch
-            && let Some(latest) = latest_version(tx, kind, &b.name).await?
+            && let Some(latest) = threads::latest_version(tx, kind, &b.name).await?
         {
             return Ok(Registered::NothingNew {
                 branch: b.name.clone(),
@@ -958,13 +959,7 @@ impl Pipeline {
         let sender = reply_to.unwrap_or_default().to_string();
         let trust = match &matched.branch {
             Some(b) => {
-                let earlier: Vec<String> = sqlx::query_scalar(
-                    "SELECT DISTINCT sender FROM submissions WHERE branch = ? AND message_id != ?",
-                )
-                .bind(&b.name)
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
+                let earlier = threads::earlier_senders(&mut *tx, &b.name, id).await?;
                 Some(conversation::sender_trust(
                     &sender,
                     self.roster.emails(&b.name),
@@ -1035,9 +1030,9 @@ impl Pipeline {
         if no_answer.is_none()
             && let Some(to) = reply_to
         {
-            let repeats = identical_acks(
+            let repeats = threads::identical_acks(
                 tx,
-                IdenticalContent {
+                threads::IdenticalContent {
                     kind,
                     branch_key: &branch_key,
                     content_key: &content_key,
@@ -1160,25 +1155,14 @@ impl Pipeline {
     ) -> anyhow::Result<Option<Thread>> {
         let candidates = conversation::thread_candidates(u, 20);
         for id in &candidates {
-            let row = sqlx::query(
-                "SELECT o.kind, COALESCE(o.branch, s.branch), s.kind, o.subject FROM outbox o
-                 LEFT JOIN submissions s ON s.message_id = o.related_message
-                 WHERE o.message_id = ?",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(r) = row {
-                let kind: String = r.get(0);
-                let submission_kind: Option<String> = r.get(2);
-                let subject: String = r.get(3);
+            if let Some(ours) = threads::our_mail(&mut *tx, id).await? {
                 // About closure: a closure acknowledgement, a result mail, a closure reminder.
-                let closure = submission_kind.as_deref() == Some("closure")
-                    || kind == "result"
-                    || (kind == "reminder" && subject.contains("结项"));
+                let closure = ours.submission_kind.as_deref() == Some("closure")
+                    || ours.kind == "result"
+                    || (ours.kind == "reminder" && ours.subject.contains("结项"));
                 return Ok(Some(Thread {
                     our_id: id.clone(),
-                    branch: r.get(1),
+                    branch: ours.branch,
                     closure,
                 }));
             }
@@ -1553,54 +1537,6 @@ impl Pipeline {
         }
         Ok(Ok(self.queue(tx, message, &mail, branch, now).await?))
     }
-}
-
-/// A version's content as loop protection sees it: the same files for the same branch,
-/// answered to the same address.
-struct IdenticalContent<'a> {
-    kind: &'a str,
-    branch_key: &'a str,
-    content_key: &'a str,
-    to: &'a str,
-}
-
-/// How many acknowledgements went out in the window to the same address for earlier versions
-/// of the same branch and kind with exactly this content (`message` itself excluded): a loop
-/// re-sends one mail from one address; different people sending the same files are not one.
-async fn identical_acks(
-    tx: &mut SqliteConnection,
-    c: IdenticalContent<'_>,
-    message: i64,
-    since: DateTime<Utc>,
-) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM outbox o JOIN submissions s ON s.message_id = o.related_message
-         WHERE s.kind = ? AND s.branch_key = ? AND s.content_key = ? AND s.message_id != ?
-           AND o.kind = 'ack' AND o.to_addr = ? AND o.created_at >= ?",
-    )
-    .bind(c.kind)
-    .bind(c.branch_key)
-    .bind(c.content_key)
-    .bind(message)
-    .bind(c.to)
-    .bind(db_time(since))
-    .fetch_one(&mut *tx)
-    .await?)
-}
-
-/// The latest version number of a branch's submissions of `kind`, if any.
-async fn latest_version(
-    tx: &mut SqliteConnection,
-    kind: &str,
-    branch: &str,
-) -> anyhow::Result<Option<i64>> {
-    Ok(
-        sqlx::query_scalar("SELECT MAX(version) FROM submissions WHERE kind = ? AND branch = ?")
-            .bind(kind)
-            .bind(branch)
-            .fetch_one(&mut *tx)
-            .await?,
-    )
 }
 
 /// The acknowledgement's note when a version came from an unfamiliar address.

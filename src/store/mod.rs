@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod corrections;
 
 pub mod ops;
+pub mod threads;
 
 use crate::clock::db_time;
 

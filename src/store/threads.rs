@@ -1,0 +1,101 @@
+//! The SQL of conversations and loop protection (see `crate::conversation` and the
+//! pipeline): which of our mails a reply answers, a branch's earlier senders and latest
+//! version, how often identical content was acknowledged.
+
+use super::Result;
+use crate::clock::db_time;
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection};
+
+/// A mail of ours, as the outbox remembers it.
+#[derive(Debug, Clone)]
+pub struct OurMail {
+    /// `ack`, `reminder`, `result` …
+    pub kind: String,
+    /// The branch it was about (recorded with it, or the submission it answered).
+    pub branch: Option<String>,
+    /// `application` or `closure` when it answered a submission.
+    pub submission_kind: Option<String>,
+    pub subject: String,
+}
+
+/// The mail we sent with this Message-ID (without <>), if it is ours.
+pub async fn our_mail(conn: &mut SqliteConnection, message_id: &str) -> Result<Option<OurMail>> {
+    let row = sqlx::query(
+        "SELECT o.kind, COALESCE(o.branch, s.branch), s.kind, o.subject FROM outbox o
+         LEFT JOIN submissions s ON s.message_id = o.related_message
+         WHERE o.message_id = ?",
+    )
+    .bind(message_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| OurMail {
+        kind: r.get(0),
+        branch: r.get(1),
+        submission_kind: r.get(2),
+        subject: r.get(3),
+    }))
+}
+
+/// The addresses that sent `branch`'s earlier versions (message `except` left out).
+pub async fn earlier_senders(
+    conn: &mut SqliteConnection,
+    branch: &str,
+    except: i64,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT sender FROM submissions WHERE branch = ? AND message_id != ?",
+    )
+    .bind(branch)
+    .bind(except)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// A version's content as loop protection sees it: the same files for the same branch,
+/// answered to the same address.
+pub struct IdenticalContent<'a> {
+    pub kind: &'a str,
+    pub branch_key: &'a str,
+    pub content_key: &'a str,
+    pub to: &'a str,
+}
+
+/// How many acknowledgements went out in the window to the same address for earlier versions
+/// of the same branch and kind with exactly this content (`message` itself excluded): a loop
+/// re-sends one mail from one address; different people sending the same files are not one.
+pub async fn identical_acks(
+    tx: &mut SqliteConnection,
+    c: IdenticalContent<'_>,
+    message: i64,
+    since: DateTime<Utc>,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox o JOIN submissions s ON s.message_id = o.related_message
+         WHERE s.kind = ? AND s.branch_key = ? AND s.content_key = ? AND s.message_id != ?
+           AND o.kind = 'ack' AND o.to_addr = ? AND o.created_at >= ?",
+    )
+    .bind(c.kind)
+    .bind(c.branch_key)
+    .bind(c.content_key)
+    .bind(message)
+    .bind(c.to)
+    .bind(db_time(since))
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// The latest version number of a branch's submissions of `kind`, if any.
+pub async fn latest_version(
+    tx: &mut SqliteConnection,
+    kind: &str,
+    branch: &str,
+) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT MAX(version) FROM submissions WHERE kind = ? AND branch = ?")
+            .bind(kind)
+            .bind(branch)
+            .fetch_one(&mut *tx)
+            .await?,
+    )
+}
