@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Both tests watch `intake28`: one at a time.
@@ -96,27 +95,6 @@ async fn digest_now_sends_only_the_digest_it_queued() {
     let _ = std::fs::remove_dir_all(&env.dir);
 }
 
-/// `shenbao run` with extra arguments, logging to the env's directory.
-fn start(env: &TestEnv, args: &[&str]) -> Daemon {
-    let log = env.dir.join(format!(
-        "daemon-{}.log",
-        chrono::Utc::now().timestamp_millis()
-    ));
-    let f = std::fs::File::create(&log).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_shenbao"))
-        .arg("--config")
-        .arg(&env.config)
-        .arg("run")
-        .args(args)
-        .env("SHENBAO_LOG", "info,shenbao=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(f)
-        .spawn()
-        .expect("start daemon");
-    Daemon { child, log }
-}
-
 /// (mails from branches registered, answers queued or sent)
 async fn registered(env: &TestEnv) -> (i64, i64) {
     let pool = env.db().await;
@@ -157,7 +135,7 @@ async fn backfill_after_the_first_start_rereads_without_answering_twice() {
         Some("2025-09-18T10:00:00+08:00"),
     )
     .await;
-    let mut d = start(&env, &[]);
+    let mut d = env.start_daemon();
     env.wait_watermark(&mut d).await;
     // New mail after the first start: answered.
     append(
@@ -176,7 +154,7 @@ async fn backfill_after_the_first_start_rereads_without_answering_twice() {
 
     // A later start with --backfill-since: the old mail is read and answered, the new one is
     // recognised and not answered again.
-    let mut d = start(&env, &["--backfill-since", "2025-09-17"]);
+    let mut d = env.start_daemon_with(&["--backfill-since", "2025-09-17"]);
     wait_for("the old mail", Duration::from_secs(60), || {
         d.assert_alive();
         async { registered(&env).await.0 == 2 }
@@ -188,7 +166,7 @@ async fn backfill_after_the_first_start_rereads_without_answering_twice() {
     assert!(log.contains("补处理"), "{log}");
 
     // Again: everything is known, nobody answered twice.
-    let mut d = start(&env, &["--backfill-since", "2025-09-17"]);
+    let mut d = env.start_daemon_with(&["--backfill-since", "2025-09-17"]);
     env.wait_watermark(&mut d).await;
     wait_for("the re-read", Duration::from_secs(30), || {
         d.assert_alive();

@@ -17,7 +17,6 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FAULT_STACK: Stack = Stack {
@@ -135,27 +134,6 @@ fn health(env: &TestEnv) -> (i32, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
-}
-
-/// Starts `shenbao run` with extra arguments (e.g. `--backfill-since`).
-fn start(env: &TestEnv, args: &[&str]) -> Daemon {
-    let log = env.dir.join(format!(
-        "daemon-{}.log",
-        chrono::Utc::now().format("%H%M%S%.6f")
-    ));
-    let f = std::fs::File::create(&log).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_shenbao"))
-        .arg("--config")
-        .arg(&env.config)
-        .arg("run")
-        .args(args)
-        .env("SHENBAO_LOG", "info,shenbao=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(f)
-        .spawn()
-        .expect("start daemon");
-    Daemon { child, log }
 }
 
 async fn scalar(pool: &sqlx::SqlitePool, sql: &str) -> i64 {
@@ -484,7 +462,7 @@ async fn a_kill_9_twenty_times_during_a_thousand_mails() {
     let mut stored_at_kill = Vec::new();
     let mut pool = None;
     for _ in 0..KILLS {
-        let daemon = start(&env, &args);
+        let daemon = env.start_daemon_with(&args);
         // Kill anywhere from "still starting up" to "well into the work": storing, processing,
         // sending, moving. 20 short lives cover most of the batch; the last run finishes it.
         // (The window is short: the whole batch takes the daemon only a few seconds.)
@@ -506,7 +484,7 @@ async fn a_kill_9_twenty_times_during_a_thousand_mails() {
         };
         stored_at_kill.push((stored, sent));
     }
-    let mut daemon = start(&env, &args);
+    let mut daemon = env.start_daemon_with(&args);
     let pool = match pool {
         Some(p) => p,
         None => db_when_ready(&env).await,
@@ -608,7 +586,7 @@ outbox_critical = \"3s\"
         ),
     )
     .expect("config");
-    let mut daemon = start(&env, &[]);
+    let mut daemon = env.start_daemon();
     env.wait_watermark(&mut daemon).await;
     let pool = env.db().await;
     let (code, out) = health(&env);
@@ -751,7 +729,7 @@ async fn c_dovecot_restarts_during_idle_and_fetch() {
     let _logs = LogsOnFailure(env.dir.clone());
     let branches = roster_branches();
     let to = format!("{}@example.test", env.user);
-    let mut daemon = start(&env, &[]);
+    let mut daemon = env.start_daemon();
     env.wait_watermark(&mut daemon).await;
     let pool = env.db().await;
 
@@ -790,7 +768,7 @@ async fn c_dovecot_restarts_during_idle_and_fetch() {
     );
     append_all(&env.user, &env.folder, &batch).await;
     mids.extend(batch.iter().map(|(m, _)| m.clone()));
-    let mut daemon = start(&env, &[]);
+    let mut daemon = env.start_daemon();
     let stored_sql = "SELECT COUNT(*) FROM messages WHERE message_id LIKE 'fetch-%'";
     let mut restarts_at = Vec::new();
     // The first restart a quarter into the batch, the second as soon as the daemon is back
@@ -887,7 +865,7 @@ async fn d_folder_recreated_with_a_new_uidvalidity() {
     let new: Vec<_> = (0..NEW)
         .map(|i| application("new", i, &branches, &to))
         .collect();
-    let mut daemon = start(&env, &[]);
+    let mut daemon = env.start_daemon();
     wait_for("the daemon to connect", Duration::from_secs(30), || {
         daemon.assert_alive();
         let p = env.dir.join("data/shenbao.db");
@@ -902,7 +880,7 @@ async fn d_folder_recreated_with_a_new_uidvalidity() {
     // The batch goes in while the daemon is stopped, so that it starts on a full folder.
     stop_daemon(daemon).await;
     append_all(&env.user, &folder, &old).await;
-    let mut daemon = start(&env, &[]);
+    let mut daemon = env.start_daemon();
     let processed_sql = "SELECT COUNT(*) FROM messages WHERE status = 'processed'";
     wait_fast(
         &pool,
@@ -1001,7 +979,7 @@ async fn e_sieve_vacation_does_not_loop() {
     empty_inbox("vacation1").await;
     let intake = format!("{}@example.test", env.user);
     let vacation = "vacation1@example.test";
-    let mut daemon = start(&env, &[]);
+    let mut daemon = env.start_daemon();
     env.wait_watermark(&mut daemon).await;
     let pool = env.db().await;
 

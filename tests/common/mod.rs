@@ -263,15 +263,22 @@ max_per_sender = {max}
     }
 
     pub fn start_daemon(&self) -> Daemon {
+        self.start_daemon_with(&[])
+    }
+
+    /// `shenbao run` with extra arguments (e.g. `--backfill-since`), logging at debug level to
+    /// a file of its own in the test's directory.
+    pub fn start_daemon_with(&self, args: &[&str]) -> Daemon {
         let log = self.dir.join(format!(
             "daemon-{}.log",
-            chrono::Utc::now().timestamp_millis()
+            chrono::Utc::now().format("%H%M%S%.6f")
         ));
         let f = std::fs::File::create(&log).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_shenbao"))
             .arg("--config")
             .arg(&self.config)
             .arg("run")
+            .args(args)
             .env("SHENBAO_LOG", "info,shenbao=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
