@@ -226,9 +226,12 @@ fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
 fn encoded_word(s: &str, gbk: bool) -> String {
     if gbk {
         let (bytes, _, _) = encoding_rs::GBK.encode(s);
-        format!("=?gb2312?B?{}?=", shenbao::compose::base64(&bytes))
+        format!("=?gb2312?B?{}?=", shenbao::notify::compose::base64(&bytes))
     } else {
-        format!("=?UTF-8?B?{}?=", shenbao::compose::base64(s.as_bytes()))
+        format!(
+            "=?UTF-8?B?{}?=",
+            shenbao::notify::compose::base64(s.as_bytes())
+        )
     }
 }
 
@@ -896,7 +899,7 @@ fn corpus() -> Option<CorpusRun> {
     }
     let guard = shenbao::message::LoopGuard {
         own_domain: "bench.shenbao.test".into(),
-        loop_header: shenbao::compose::LOOP_HEADER.into(),
+        loop_header: shenbao::notify::compose::LOOP_HEADER.into(),
         own_addresses: vec!["bench@example.test".into()],
     };
     let sections: Vec<String> = Vec::new();
@@ -966,7 +969,7 @@ fn main() {
             .collect();
         let guard = shenbao::message::LoopGuard {
             own_domain: "bench.shenbao.test".into(),
-            loop_header: shenbao::compose::LOOP_HEADER.into(),
+            loop_header: shenbao::notify::compose::LOOP_HEADER.into(),
             own_addresses: vec!["bench@example.test".into()],
         };
         let started = Instant::now();

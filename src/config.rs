@@ -87,7 +87,7 @@ pub struct SmtpConfig {
     /// SMTP sessions used at once when many mails are due (1–8).
     pub connections: u8,
     /// The account's sending caps, in recipients (the intake copy and a Cc count).
-    pub limits: crate::sendlimit::Limits,
+    pub limits: crate::send::limit::Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -846,7 +846,7 @@ impl Reader<'_> {
             self.integer(key, 0, 1, 10_000_000)
                 .map(|n| u32::try_from(n).ok())
         };
-        let limits = crate::sendlimit::Limits {
+        let limits = crate::send::limit::Limits {
             per_minute: cap("smtp.max_per_minute")?,
             per_hour: cap("smtp.max_per_hour")?,
             per_day: cap("smtp.max_per_day")?,
@@ -891,7 +891,7 @@ impl Reader<'_> {
             Some("对标争先建设项目结项-{支部名称}"),
         );
         if let (Some(a), Some(c)) = (&app, &closure)
-            && let Err(e) = crate::subject::SubjectGrammar::new(a, c)
+            && let Err(e) = crate::campaign::subject::SubjectGrammar::new(a, c)
         {
             self.bad("campaign.application_subject", e.to_string());
         }

@@ -1,48 +1,57 @@
 //! shenbao (申报): turns an email application campaign into a running system.
 //!
-//! The crate is a pure core wrapped in an I/O shell, and its modules follow the data's path:
-//!
-//! * pure core (no I/O, easy to test and fuzz): [`message`] (raw RFC 822 → what the mail says),
-//!   [`attach`] (attachment formats and roles), [`subject`] (the subject grammar), [`roster`]
-//!   (branch matching), [`conversation`] (replies, resends and senders), [`extract`] (Word and Excel attachments → fields), [`rules`] (the
-//!   campaign's rules → problem codes), [`schedule`] (when reminders and digests are due), [`sendlimit`] (the SMTP
-//!   account's caps),
-//!   [`compose`] (the mails shenbao writes);
-//! * I/O shell: [`intake`] (IMAP), [`store`] (SQLite + content-addressed blobs), [`pipeline`]
-//!   (store → understand → record → queue), [`send`] (the outbox sender), [`correct`] (staff corrections: reprocess, assign, resolve),
-//!   [`daemon`] and [`cli`].
+//! The folders follow a mail's path; see the README's 代码结构 section. Pure folders (no
+//! tokio, no sqlx, no file system) are [`message`], [`attach`], [`extract`], [`campaign`] and
+//! [`notify`], plus [`schedule::plan`], [`send::limit`] and [`pipeline::decide`];
+//! `tests/architecture.rs` checks it.
 
-pub mod attach;
-pub mod cli;
-pub mod cli_zh;
+// Shared by every stage: the one clock, configuration, file modes, text normalisation, TLS.
 pub mod clock;
-pub mod closure;
-pub mod compose;
 pub mod config;
-pub mod conversation;
-pub mod correct;
-pub mod daemon;
-pub mod export;
-pub mod export_xlsx;
-pub mod extract;
 pub mod fsmode;
-pub mod health;
-pub mod intake;
-pub mod materials;
-pub mod message;
-pub mod notify;
-pub mod pipeline;
-pub mod remind;
-pub mod results;
-pub mod review;
-pub mod roster;
-pub mod rules;
-pub mod schedule;
-pub mod send;
-pub mod sendlimit;
-pub mod smtp;
-pub mod store;
-pub mod subject;
-pub mod template_check;
 pub mod textnorm;
 pub mod tls;
+
+// The path of a mail, in order (a blank line between them keeps rustfmt from sorting them).
+/// 1. The IMAP connection shared by intake and the sender.
+pub mod imap;
+
+/// 2. Watching the mailbox: fetch, store raw first, hand to the pipeline.
+pub mod intake;
+
+/// 3. Raw RFC 822 → what the mail says (pure).
+pub mod message;
+
+/// 4. Attachment formats, archives and roles (pure).
+pub mod attach;
+
+/// 5. Word and Excel attachments → fields (pure).
+pub mod extract;
+
+/// 6. Roster, subject, replies, rules, closure and review (pure).
+pub mod campaign;
+
+/// 7. Decide and record, in one transaction per mail.
+pub mod pipeline;
+
+/// 8. The mails shenbao writes (pure).
+pub mod notify;
+
+/// 9. Reminders, digests and results, when they are due.
+pub mod schedule;
+
+/// 10. The durable outbox, sent over SMTP.
+pub mod send;
+
+/// 11. The only place that speaks SQL, and the blobs.
+pub mod store;
+
+/// 12. JSON, CSV, xlsx and the reviewers' materials.
+pub mod export;
+
+// Running it.
+/// The daemon and its health.
+pub mod daemon;
+
+/// The command line, one function per command.
+pub mod cli;

@@ -545,7 +545,7 @@ fn review_import_coverage_partial_and_unrecognised_rows() {
     let unknown = format!(
         "{}Subject: =?UTF-8?B?{}?={}",
         &c001[..subject_at],
-        shenbao::compose::base64("对标争先建设项目申报-火星学院第九党支部".as_bytes()),
+        shenbao::notify::compose::base64("对标争先建设项目申报-火星学院第九党支部".as_bytes()),
         &c001[subject_end..]
     )
     .replace("<81a7713a.", "<unknown-81a7713a.");

@@ -158,7 +158,7 @@ async fn every_problem_code_end_to_end() {
             assert!(body.contains("材料齐全"), "{}:\n{body}", c.name);
         }
         for code in &c.want {
-            let p = shenbao::rules::Problem::from_code(code).expect("known code");
+            let p = shenbao::campaign::rules::Problem::from_code(code).expect("known code");
             assert!(
                 body.contains(p.title_zh()),
                 "{}: the ack explains {code}:\n{body}",

@@ -319,7 +319,7 @@ async fn review_import_and_result_mails() {
         "{last}"
     );
     // Three days before the closure deadline: only the funded projects still missing materials.
-    let planned = shenbao::remind::plan_reminders(
+    let planned = shenbao::schedule::remind::plan_reminders(
         &pipeline,
         chrono::DateTime::parse_from_rfc3339("2025-12-12T09:00:00+08:00")
             .expect("t")

@@ -128,13 +128,13 @@ async fn a_simulated_campaign() {
             applied += 1;
         }
         // What a dry run would show, then the step itself, twice (a second daemon, a restart).
-        for p in shenbao::remind::plan_reminders(&pipeline, now)
+        for p in shenbao::schedule::remind::plan_reminders(&pipeline, now)
             .await
             .expect("plan")
         {
             *planned_to.entry(p.to).or_default() += 1;
         }
-        for d in shenbao::remind::plan_digests(&pipeline, now, false)
+        for d in shenbao::schedule::remind::plan_digests(&pipeline, now, false)
             .await
             .expect("plan digests")
         {
@@ -142,8 +142,10 @@ async fn a_simulated_campaign() {
                 planned_digests.push((d.subject.clone(), d.text.clone()));
             }
         }
-        shenbao::remind::tick(&pipeline, now).await.expect("tick");
-        shenbao::remind::tick(&pipeline, now)
+        shenbao::schedule::remind::tick(&pipeline, now)
+            .await
+            .expect("tick");
+        shenbao::schedule::remind::tick(&pipeline, now)
             .await
             .expect("tick again");
         let sender = shenbao::send::Sender::new(

@@ -182,28 +182,31 @@ async fn a_whole_semester() {
                     );
                     let path = env.dir.join("评审结果.xlsx");
                     std::fs::write(&path, sheet).expect("write");
-                    let outcome = shenbao::results::import(&pipeline, &path, "评审组", at, false)
-                        .await
-                        .expect("import");
+                    let outcome =
+                        shenbao::schedule::results::import(&pipeline, &path, "评审组", at, false)
+                            .await
+                            .expect("import");
                     let imported = match outcome {
-                        shenbao::results::ImportOutcome::Imported { decisions, .. } => {
-                            decisions.len()
-                        }
+                        shenbao::schedule::results::ImportOutcome::Imported {
+                            decisions, ..
+                        } => decisions.len(),
                         other => panic!("the review imports: {other:?}"),
                     };
                     assert_eq!(imported, 3, "the review imports");
-                    let results = shenbao::results::plan_results(&pipeline, at)
+                    let results = shenbao::schedule::results::plan_results(&pipeline, at)
                         .await
                         .expect("plan results");
-                    shenbao::remind::commit(&pipeline, &results.planned, at)
+                    shenbao::schedule::remind::commit(&pipeline, &results.planned, at)
                         .await
                         .expect("queue results");
                 }
             }
             next += 1;
         }
-        shenbao::remind::tick(&pipeline, now).await.expect("tick");
-        shenbao::remind::tick(&pipeline, now)
+        shenbao::schedule::remind::tick(&pipeline, now)
+            .await
+            .expect("tick");
+        shenbao::schedule::remind::tick(&pipeline, now)
             .await
             .expect("tick again");
         sender.drain().await.expect("drain");

@@ -8,11 +8,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shenbao::attach::Format;
+use shenbao::campaign::roster::Roster;
+use shenbao::campaign::subject::SubjectGrammar;
 use shenbao::config::DEFAULT_SECTIONS;
 use shenbao::extract::{form, sheet};
 use shenbao::message::LoopGuard;
-use shenbao::roster::Roster;
-use shenbao::subject::SubjectGrammar;
 
 /// `campaign.application_subject` / `closure_subject` of config/shenbao.example.toml.
 pub const APPLICATION_SUBJECT: &str = "对标争先建设项目申报-{支部名称}";

@@ -16,8 +16,7 @@
 //!   sha256) are not processed twice.
 //! * Network errors never end the daemon: it reconnects with backoff.
 
-pub mod conn;
-pub mod mutf7;
+use crate::imap::{conn, mutf7};
 
 use crate::clock::Clock;
 use crate::config::Config;

@@ -1,4 +1,4 @@
-//! The SQL of staff corrections (`reprocess`, `assign`, `resolve`, see `crate::correct`): what
+//! The SQL of staff corrections (`reprocess`, `assign`, `resolve`, see `crate::pipeline::correct`): what
 //! a message was, forgetting what processing wrote, renumbering a branch's versions.
 
 use super::{Result, Store};

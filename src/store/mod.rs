@@ -949,7 +949,7 @@ impl Store {
     }
 
     /// What was sent after `since`: (when, recipients besides the intake copy), for the
-    /// account's sending caps ([`crate::sendlimit`]).
+    /// account's sending caps ([`crate::send::limit`]).
     pub async fn sent_since(&self, since: DateTime<Utc>) -> Result<Vec<(DateTime<Utc>, u32)>> {
         let rows = sqlx::query(
             "SELECT sent_at, cc_addr IS NOT NULL FROM outbox WHERE status = 'sent' AND sent_at > ?",
@@ -1339,7 +1339,7 @@ async fn find_duplicate(
 /// Message-ID is ignored. Returns the row id (`last_insert_rowid`).
 pub async fn enqueue(
     conn: &mut SqliteConnection,
-    mail: &crate::compose::Outgoing,
+    mail: &crate::notify::compose::Outgoing,
     related_message: Option<i64>,
     branch: Option<&str>,
     now: DateTime<Utc>,

@@ -1,4 +1,4 @@
-//! The SQL of conversations and loop protection (see `crate::conversation` and the
+//! The SQL of conversations and loop protection (see `crate::campaign::conversation` and the
 //! pipeline): which of our mails a reply answers, a branch's earlier senders and latest
 //! version, how often identical content was acknowledged.
 

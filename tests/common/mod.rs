@@ -410,7 +410,7 @@ pub async fn imap(user: &str) -> Session {
 }
 
 pub fn mutf7(name: &str) -> String {
-    shenbao::intake::mutf7::encode(name)
+    shenbao::imap::mutf7::encode(name)
 }
 
 /// Deletes every message in `user`'s INBOX (left over from an earlier run).
@@ -592,12 +592,12 @@ pub fn with_subject(raw: &str, subject: &str) -> String {
 
 /// Base64 for RFC 2047 subjects built in tests.
 pub fn b64(s: &str) -> String {
-    shenbao::compose::base64(s.as_bytes())
+    shenbao::notify::compose::base64(s.as_bytes())
 }
 
 /// Base64 in lines of 76 characters, for attachment bodies built in tests.
 pub fn base64_lines(bytes: &[u8]) -> String {
-    let b = shenbao::compose::base64(bytes);
+    let b = shenbao::notify::compose::base64(bytes);
     let mut out = String::with_capacity(b.len() + b.len() / 76 * 2 + 2);
     for chunk in b.as_bytes().chunks(76) {
         out.push_str(std::str::from_utf8(chunk).unwrap_or_default());

@@ -17,8 +17,8 @@
 //!   who sent for the branch before, and whom to copy when not.
 
 use crate::attach::{Format, Role};
+use crate::campaign::rules;
 use crate::message::{Attachment, Understood};
-use crate::rules;
 use sha2::{Digest, Sha256};
 
 /// What our subjects append, each introduced by a full-width parenthesis (see

@@ -1,16 +1,16 @@
 //! Review decisions in, result mails out: `shenbao review import` and `shenbao review notify`.
 //!
 //! Reviewers fill two columns (评审等级, 资助金额) into the consolidated sheet shenbao exported;
-//! [`crate::review`] checks every row (pure) and this module stores the decisions with their
+//! [`crate::campaign::review`] checks every row (pure) and this module stores the decisions with their
 //! history — all of them or, when any row is wrong, none — and sends each branch its result
 //! once, threaded to its application.
 
+use crate::campaign::review::{BlankRow, Decision, ImportError, ImportInput, Level, Ungraded};
+use crate::campaign::roster::MatchKind;
 use crate::clock::db_time;
-use crate::compose::{self, MailSpec};
+use crate::notify::compose::{self, MailSpec};
 use crate::pipeline::Pipeline;
-use crate::remind::Planned;
-use crate::review::{BlankRow, Decision, ImportError, ImportInput, Level, Ungraded};
-use crate::roster::MatchKind;
+use crate::schedule::remind::Planned;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -96,13 +96,13 @@ pub async fn import(
         }
     };
     let levels = levels(p);
-    let (reviewed, errors) = crate::review::check(&ImportInput {
+    let (reviewed, errors) = crate::campaign::review::check(&ImportInput {
         workbook: &workbook,
         levels: &levels,
         is_known_branch: &known,
     });
     let earlier = decided(p).await?;
-    let ungraded = crate::review::ungraded(
+    let ungraded = crate::campaign::review::ungraded(
         &applicants(p).await?,
         &|b: &str| earlier.contains(b),
         &reviewed,
@@ -257,7 +257,7 @@ pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<No
                 .map(|u| format!("支部名册第 {} 行{}", u.line, u.why.label_zh()))
                 .unwrap_or_else(|| "没有申报邮件，名册中也没有书记邮箱".to_string());
             let skip_key = format!("{key}:unreachable");
-            if !crate::remind::in_ledger(p, &skip_key).await? {
+            if !crate::schedule::remind::in_ledger(p, &skip_key).await? {
                 out.push(Planned {
                     kind: "result",
                     key: skip_key,

@@ -8,13 +8,16 @@
 //! `digest --dry-run` print exactly what the daemon later sends, and lets staff edit the
 //! wording without touching code: every field of a view is available to the templates.
 //!
-//! Mail assembly is in [`crate::compose`]: reminders go through [`crate::compose::build`] with
+//! Mail assembly is in [`crate::notify::compose`]: reminders go through [`crate::notify::compose::build`] with
 //! `auto_submitted: "auto-generated"` (threaded to the branch's last exchange where there is
-//! one); digests through [`crate::compose::build_rich`] with the HTML alternative and the
+//! one); digests through [`crate::notify::compose::build_rich`] with the HTML alternative and the
 //! 汇总表 attached.
 
-use crate::compose::{ComposeError, Templates};
-use crate::rules::Problem;
+pub mod compose;
+pub mod template_check;
+
+use crate::campaign::rules::Problem;
+use crate::notify::compose::{ComposeError, Templates};
 use chrono::NaiveDate;
 use serde::Serialize;
 

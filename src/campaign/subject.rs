@@ -11,7 +11,7 @@
 //! Nothing here is specific to 对标争先: the fixed text around the placeholder (the *keyword*)
 //! comes from configuration and is matched with a small weighted alignment, so a dropped word or
 //! a changed word is found for any campaign name. The branch text is returned as written (minus
-//! decoration); matching it against the roster is [`crate::roster`]'s job.
+//! decoration); matching it against the roster is [`crate::campaign::roster`]'s job.
 //!
 //! What counts as a departure follows the sample set's definition: another wording (e.g. a
 //! missing `建设`), `_` or another character instead of the dash, `【】` around the name or the

@@ -3,6 +3,9 @@
 //! The JSON export is a contract (documented in the README): one object per branch and kind,
 //! for the latest version, with the attachments as received and the problem codes.
 
+pub mod materials;
+pub mod xlsx;
+
 use crate::attach::display_text;
 use crate::clock::{beijing_rfc3339, parse_db_time};
 use crate::store::Store;
@@ -69,12 +72,12 @@ impl ExportSubmission {
     /// 结项状态 for people: 未立项 / 材料未齐（缺…） / 材料齐全, or empty before the review.
     pub fn closure_label(&self) -> String {
         match self.closure_status.as_deref() {
-            Some("not_funded") => crate::closure::ClosureStatus::NotFunded.label_zh(),
-            Some("incomplete") => crate::closure::ClosureStatus::Incomplete {
+            Some("not_funded") => crate::campaign::closure::ClosureStatus::NotFunded.label_zh(),
+            Some("incomplete") => crate::campaign::closure::ClosureStatus::Incomplete {
                 missing: self.closure_missing.clone(),
             }
             .label_zh(),
-            Some("complete") => crate::closure::ClosureStatus::Complete.label_zh(),
+            Some("complete") => crate::campaign::closure::ClosureStatus::Complete.label_zh(),
             _ => String::new(),
         }
     }
@@ -228,7 +231,7 @@ pub async fn latest_reviewed(
 ) -> anyhow::Result<Vec<ExportSubmission>> {
     let mut subs = latest(store).await?;
     let mut conn = store.pool.acquire().await?;
-    let reviewed = crate::closure::reviewed(&mut conn, levels).await?;
+    let reviewed = crate::campaign::closure::reviewed(&mut conn, levels).await?;
     for s in &mut subs {
         let Some(r) = s
             .branch
@@ -240,7 +243,7 @@ pub async fn latest_reviewed(
         s.level = Some(r.level.clone());
         s.amount_yuan = r
             .amount_yuan
-            .filter(|_| r.status != crate::closure::ClosureStatus::NotFunded)
+            .filter(|_| r.status != crate::campaign::closure::ClosureStatus::NotFunded)
             .map(yuan_value);
         s.closure_status = Some(r.status.code().to_string());
         s.closure_missing = r.status.missing().to_vec();
@@ -288,7 +291,7 @@ fn field(s: &ExportSubmission, key: &str) -> String {
 
 /// The consolidated 汇总表 (.xlsx) in the office's own column layout.
 pub fn to_xlsx(title: &str, subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>> {
-    let rows: Vec<crate::export_xlsx::XlsxRow> = subs
+    let rows: Vec<crate::export::xlsx::XlsxRow> = subs
         .iter()
         .filter(|s| s.kind == "application")
         .map(|s| {
@@ -300,7 +303,7 @@ pub fn to_xlsx(title: &str, subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>
                 x if x.is_empty() => field(s, "section_as_written"),
                 x => x,
             };
-            crate::export_xlsx::XlsxRow {
+            crate::export::xlsx::XlsxRow {
                 college: s.college.clone().unwrap_or_else(|| field(s, "college")),
                 branch: s
                     .branch
@@ -324,7 +327,7 @@ pub fn to_xlsx(title: &str, subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>
             }
         })
         .collect();
-    crate::export_xlsx::write_summary_xlsx(title, &rows).map_err(anyhow::Error::msg)
+    crate::export::xlsx::write_summary_xlsx(title, &rows).map_err(anyhow::Error::msg)
 }
 
 /// What the 汇总表 says an application is missing, one per line. An application whose branch
@@ -341,8 +344,8 @@ fn xlsx_problems(s: &ExportSubmission) -> String {
         .chain(
             s.problems
                 .iter()
-                .filter_map(|c| crate::rules::Problem::from_code(c))
-                .filter(|p| !(unknown && *p == crate::rules::Problem::BranchUnknown))
+                .filter_map(|c| crate::campaign::rules::Problem::from_code(c))
+                .filter(|p| !(unknown && *p == crate::campaign::rules::Problem::BranchUnknown))
                 .map(|p| p.title_zh()),
         )
         .collect::<Vec<_>>()
@@ -467,7 +470,7 @@ pub fn describe(s: &ExportSubmission) -> String {
             a.filename,
             crate::pipeline::role_label(&a.role),
             crate::pipeline::format_label(&a.format),
-            crate::compose::size_label(usize::try_from(a.size).unwrap_or(usize::MAX))
+            crate::notify::compose::size_label(usize::try_from(a.size).unwrap_or(usize::MAX))
         ));
     }
     if s.problems.is_empty() {
@@ -476,7 +479,7 @@ pub fn describe(s: &ExportSubmission) -> String {
         let titles: Vec<String> = s
             .problems
             .iter()
-            .map(|c| match crate::rules::Problem::from_code(c) {
+            .map(|c| match crate::campaign::rules::Problem::from_code(c) {
                 Some(p) => p.title_zh().to_string(),
                 None => c.clone(),
             })

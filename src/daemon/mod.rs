@@ -3,6 +3,8 @@
 //! outbox, the sender drains it. Each runs as its own task; SIGTERM or Ctrl-C asks them all to
 //! stop at a safe point.
 
+pub mod health;
+
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::intake::Intake;
@@ -87,7 +89,10 @@ pub async fn run(
     let (backlog, backlog_rx) = watch::channel(0);
     let sender = sender(&cfg, store.clone(), clock, wake)?.with_backlog(backlog_rx);
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
-    let scheduler_task = tokio::spawn(crate::remind::run(pipeline.clone(), stop_rx.clone()));
+    let scheduler_task = tokio::spawn(crate::schedule::remind::run(
+        pipeline.clone(),
+        stop_rx.clone(),
+    ));
     let intake = Intake {
         store,
         clock,

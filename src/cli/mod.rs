@@ -1,5 +1,7 @@
 //! The command line: `shenbao [--config FILE] <command>`.
 
+pub mod zh;
+
 use crate::clock::Clock;
 use crate::config::Config;
 use anyhow::Context;
@@ -274,7 +276,7 @@ pub enum ExportFormat {
 pub fn command() -> clap::Command {
     use clap::{Arg, ArgAction, CommandFactory};
     fn localize(cmd: clap::Command) -> clap::Command {
-        cmd.help_template(crate::cli_zh::HELP_TEMPLATE)
+        cmd.help_template(crate::cli::zh::HELP_TEMPLATE)
             .subcommand_help_heading("命令")
             .subcommand_value_name("命令")
             .disable_help_flag(true)
@@ -305,20 +307,20 @@ fn parse() -> Result<Cli, ExitCode> {
     use clap::error::ErrorKind;
     let matches = command().try_get_matches().map_err(|e| match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            say_raw!("{}", crate::cli_zh::zh(&e.render().to_string()));
+            say_raw!("{}", crate::cli::zh::zh(&e.render().to_string()));
             ExitCode::SUCCESS
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprint!("{}", crate::cli_zh::zh(&e.render().to_string()));
+            eprint!("{}", crate::cli::zh::zh(&e.render().to_string()));
             ExitCode::from(2)
         }
         _ => {
-            eprint!("{}", crate::cli_zh::clap_error(&e, "shenbao"));
+            eprint!("{}", crate::cli::zh::clap_error(&e, "shenbao"));
             ExitCode::from(2)
         }
     })?;
     Cli::from_arg_matches(&matches).map_err(|e| {
-        eprint!("{}", crate::cli_zh::clap_error(&e, "shenbao"));
+        eprint!("{}", crate::cli::zh::clap_error(&e, "shenbao"));
         ExitCode::from(2)
     })
 }
@@ -344,7 +346,7 @@ pub fn main() -> ExitCode {
     match rt.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("错误：{}", crate::cli_zh::describe(&e));
+            eprintln!("错误：{}", crate::cli::zh::describe(&e));
             ExitCode::FAILURE
         }
     }
@@ -407,7 +409,7 @@ async fn correction_pipeline(
     let clock = clock()?;
     let (store, _, wake) = crate::daemon::open(cfg.clone(), clock).await?;
     let mut p = crate::pipeline::Pipeline::new(store, clock, cfg, wake)?;
-    p.notify_mode = crate::correct::notify_mode(notify, clock.now());
+    p.notify_mode = crate::pipeline::correct::notify_mode(notify, clock.now());
     Ok(p)
 }
 
@@ -421,7 +423,8 @@ fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
         .metadata()
         .with_context(|| format!("读不了 {} 的大小", path.display()))?
         .len();
-    let label = |n: u64| crate::compose::size_label(usize::try_from(n).unwrap_or(usize::MAX));
+    let label =
+        |n: u64| crate::notify::compose::size_label(usize::try_from(n).unwrap_or(usize::MAX));
     let too_large = |size: u64| {
         anyhow::anyhow!(
             "{} 有 {}，超过 imap.max_message_size（{}），没有登记：请确认文件，或在配置中调大 imap.max_message_size",
@@ -552,7 +555,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man => {
             let mut out = Vec::new();
             clap_mangen::Man::new(command()).render(&mut out)?;
-            say_raw!("{}", crate::cli_zh::zh_man(&String::from_utf8_lossy(&out)));
+            say_raw!("{}", crate::cli::zh::zh_man(&String::from_utf8_lossy(&out)));
             Ok(ExitCode::SUCCESS)
         }
         Command::Health => {
@@ -571,11 +574,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
             let now = clock.now();
             let mut figures = store.figures(now).await?;
-            figures.template_errors = crate::health::still_current(
+            figures.template_errors = crate::daemon::health::still_current(
                 figures.template_errors,
                 cfg.ack.templates_dir.as_deref(),
             );
-            let report = crate::health::assess(&figures, &cfg.health, now);
+            let report = crate::daemon::health::assess(&figures, &cfg.health, now);
             say!("shenbao 运行状态：{}", report.level.label());
             for c in &report.checks {
                 say!("  [{}] {}", c.level.label(), c.text);
@@ -588,13 +591,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let (store, _, _) = crate::daemon::open_existing(cfg.clone(), clock).await?;
             let now = clock.now();
             let mut figures = store.figures(now).await?;
-            figures.template_errors = crate::health::still_current(
+            figures.template_errors = crate::daemon::health::still_current(
                 figures.template_errors,
                 cfg.ack.templates_dir.as_deref(),
             );
-            let report = crate::health::assess(&figures, &cfg.health, now);
-            let mut v =
-                serde_json::to_string_pretty(&crate::health::to_json(&figures, &report, now))?;
+            let report = crate::daemon::health::assess(&figures, &cfg.health, now);
+            let mut v = serde_json::to_string_pretty(&crate::daemon::health::to_json(
+                &figures, &report, now,
+            ))?;
             v.push('\n');
             say_raw!("{v}");
             Ok(ExitCode::SUCCESS)
@@ -605,7 +609,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let st = crate::export::status(&store, pipeline.roster.len()).await?;
             say!(
                 "当前阶段：{}",
-                crate::closure::phase(&pipeline, clock()?.now()).await?
+                crate::campaign::closure::phase(&pipeline, clock()?.now()).await?
             );
             say_raw!("{st}");
             unreachable_branches(&store, &pipeline.roster, &pipeline.cfg.campaign.roster).await?;
@@ -625,7 +629,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             college,
         } => {
             if let Some(out) = materials {
-                let filter = crate::materials::Filter { section, college };
+                let filter = crate::export::materials::Filter { section, college };
                 return export_materials(&cli.config, &out, filter).await;
             }
             let cfg = load(&cli.config)?;
@@ -676,14 +680,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             notify,
         } => {
             let selection = if all {
-                crate::correct::Selection::All
+                crate::pipeline::correct::Selection::All
             } else if failed {
-                crate::correct::Selection::Failed
+                crate::pipeline::correct::Selection::Failed
             } else {
-                crate::correct::Selection::Ids(ids)
+                crate::pipeline::correct::Selection::Ids(ids)
             };
             let p = correction_pipeline(&cli.config, notify).await?;
-            let report = crate::correct::reprocess(&p, &selection, dry_run).await?;
+            let report = crate::pipeline::correct::reprocess(&p, &selection, dry_run).await?;
             say_raw!("{report}");
             Ok(ExitCode::SUCCESS)
         }
@@ -693,14 +697,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
         } => {
             let p = correction_pipeline(&cli.config, true).await?;
-            let (name, report) = crate::correct::assign(&p, id, branch.as_deref(), dry_run).await?;
+            let (name, report) =
+                crate::pipeline::correct::assign(&p, id, branch.as_deref(), dry_run).await?;
             say!("邮件 #{id} 登记为“{name}”的材料：");
             say_raw!("{report}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Resolve { id, note } => {
             let p = correction_pipeline(&cli.config, false).await?;
-            crate::correct::resolve(&p, id, note.as_deref()).await?;
+            crate::pipeline::correct::resolve(&p, id, note.as_deref()).await?;
             say!("邮件 #{id} 已标为处理完毕，不再列入待人工处理的邮件。");
             Ok(ExitCode::SUCCESS)
         }
@@ -708,7 +713,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let (store, pipeline, _) = crate::daemon::open_existing(cfg, clock()?).await?;
             let name = match pipeline.roster.match_branch(&branch) {
-                m if m.kind == crate::roster::MatchKind::Exact => {
+                m if m.kind == crate::campaign::roster::MatchKind::Exact => {
                     m.branch.map(|b| b.name).unwrap_or(branch.clone())
                 }
                 _ => branch.clone(),
@@ -732,7 +737,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 crate::daemon::open(cfg.clone(), clock).await?
             };
-            let planned = crate::remind::plan_reminders(&pipeline, now).await?;
+            let planned = crate::schedule::remind::plan_reminders(&pipeline, now).await?;
             if planned.is_empty() {
                 say!("{} 没有到期的提醒。", crate::clock::beijing(now));
             }
@@ -769,7 +774,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             if !dry_run && !planned.is_empty() {
-                let n = crate::remind::commit(&pipeline, &planned, clock.now()).await?;
+                let n = crate::schedule::remind::commit(&pipeline, &planned, clock.now()).await?;
                 say!("已放入发件箱 {n} 封；运行中的 `shenbao run` 会发送。");
             }
             Ok(ExitCode::SUCCESS)
@@ -802,9 +807,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             // A dry run shows the digest the schedule would send at that instant; when none is
             // due, the digest of everything since the last one.
-            let mut planned = crate::remind::plan_digests(&pipeline, now, send_now).await?;
+            let mut planned =
+                crate::schedule::remind::plan_digests(&pipeline, now, send_now).await?;
             if dry_run && planned.iter().all(|p| p.mail.is_none()) {
-                planned = crate::remind::plan_digests(&pipeline, now, true).await?;
+                planned = crate::schedule::remind::plan_digests(&pipeline, now, true).await?;
             }
             if dry_run {
                 let mut shown = std::collections::BTreeSet::new();
@@ -826,7 +832,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let ids = crate::remind::commit_ids(&pipeline, &planned, clock.now()).await?;
+            let ids = crate::schedule::remind::commit_ids(&pipeline, &planned, clock.now()).await?;
             if ids.is_empty() {
                 say!("没有新的摘要要发送（自上次摘要以来的内容已发过）。");
                 return Ok(ExitCode::SUCCESS);
@@ -854,15 +860,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     let by = by
                         .or_else(|| std::env::var("USER").ok())
                         .unwrap_or_else(|| "unknown".to_string());
-                    let outcome =
-                        crate::results::import(&pipeline, &file, &by, clock.now(), partial).await?;
+                    let outcome = crate::schedule::results::import(
+                        &pipeline,
+                        &file,
+                        &by,
+                        clock.now(),
+                        partial,
+                    )
+                    .await?;
                     Ok(review_import_report(&file, outcome))
                 }
                 ReviewAction::Notify { dry_run } => {
                     if !dry_run && let Some(why) = cfg.smtp.missing_password() {
                         anyhow::bail!("{why}");
                     }
-                    let plan = crate::results::plan_results(&pipeline, clock.now()).await?;
+                    let plan =
+                        crate::schedule::results::plan_results(&pipeline, clock.now()).await?;
                     if plan.planned.iter().all(|i| i.mail.is_none()) {
                         say!("没有需要发送的评审结果。");
                     }
@@ -885,8 +898,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                     }
                     if !dry_run && !plan.planned.is_empty() {
-                        let ids = crate::remind::commit_ids(&pipeline, &plan.planned, clock.now())
-                            .await?;
+                        let ids = crate::schedule::remind::commit_ids(
+                            &pipeline,
+                            &plan.planned,
+                            clock.now(),
+                        )
+                        .await?;
                         let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
                         let sent = sender.send_only(&ids).await?;
                         say!(
@@ -920,24 +937,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn export_materials(
     config: &Path,
     out: &Path,
-    filter: crate::materials::Filter,
+    filter: crate::export::materials::Filter,
 ) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let (store, pipeline, _) = crate::daemon::open_existing(cfg.clone(), clock()?).await?;
-    let collected = crate::materials::collect(&pipeline, &filter).await?;
-    let layout = crate::materials::layout(&collected.branches);
+    let collected = crate::export::materials::collect(&pipeline, &filter).await?;
+    let layout = crate::export::materials::layout(&collected.branches);
     let sheet = crate::export::to_xlsx(
         &format!("{}申报汇总表", cfg.campaign.name),
         &collected.applications,
     )?;
     let (blobs, target) = (store.blobs.clone(), out.to_path_buf());
     let (written, layout) = tokio::task::spawn_blocking(move || {
-        crate::materials::write(&target, &layout, &sheet, &blobs).map(|w| (w, layout))
+        crate::export::materials::write(&target, &layout, &sheet, &blobs).map(|w| (w, layout))
     })
     .await??;
     say!(
         "已写入评审材料{}：{}",
-        if crate::materials::is_zip(out) {
+        if crate::export::materials::is_zip(out) {
             "压缩包"
         } else {
             "目录"
@@ -955,7 +972,7 @@ async fn export_materials(
         written.files,
         written.application_files,
         written.closure_files,
-        crate::materials::SUMMARY_NAME,
+        crate::export::materials::SUMMARY_NAME,
         collected.applications.len()
     );
     if layout.superseded > 0 {
@@ -985,10 +1002,11 @@ async fn export_materials(
 
 /// What `review import` says: what was imported, what was skipped, what is still ungraded; or
 /// why nothing was imported.
-fn review_import_report(file: &Path, outcome: crate::results::ImportOutcome) -> ExitCode {
-    use crate::results::ImportOutcome;
-    let list =
-        |u: &[crate::review::Ungraded]| u.iter().map(|u| format!("  - {u}\n")).collect::<String>();
+fn review_import_report(file: &Path, outcome: crate::schedule::results::ImportOutcome) -> ExitCode {
+    use crate::schedule::results::ImportOutcome;
+    let list = |u: &[crate::campaign::review::Ungraded]| {
+        u.iter().map(|u| format!("  - {u}\n")).collect::<String>()
+    };
     match outcome {
         ImportOutcome::Imported {
             decisions,
@@ -1023,7 +1041,7 @@ fn review_import_report(file: &Path, outcome: crate::results::ImportOutcome) -> 
                 "{} 有 {} 处问题，本次没有导入任何结果；请修改后重新导入：\n{}",
                 file.display(),
                 errors.len(),
-                crate::review::format_errors(&errors)
+                crate::campaign::review::format_errors(&errors)
             );
             if !ungraded.is_empty() {
                 eprint!(
@@ -1218,7 +1236,7 @@ async fn template_errors(
     cfg: &Config,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
-    let errors = crate::health::still_current(
+    let errors = crate::daemon::health::still_current(
         store
             .template_errors_since(now - crate::store::ops::TEMPLATE_ERRORS_WINDOW)
             .await?,
@@ -1246,7 +1264,7 @@ async fn template_errors(
 /// ledger recorded as not sent to them.
 async fn unreachable_branches(
     store: &crate::store::Store,
-    roster: &crate::roster::Roster,
+    roster: &crate::campaign::roster::Roster,
     file: &Path,
 ) -> anyhow::Result<()> {
     if roster.unreachable().is_empty() {
@@ -1282,13 +1300,13 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{}", crate::cli_zh::describe(&anyhow::Error::new(e)));
+            eprintln!("{}", crate::cli::zh::describe(&anyhow::Error::new(e)));
             return Ok(ExitCode::FAILURE);
         }
     };
     let roster = std::fs::File::open(&cfg.campaign.roster)
         .map_err(anyhow::Error::from)
-        .and_then(|f| crate::roster::Roster::from_csv(f).map_err(anyhow::Error::from));
+        .and_then(|f| crate::campaign::roster::Roster::from_csv(f).map_err(anyhow::Error::from));
     match roster {
         Ok(r) => {
             say!(
@@ -1306,7 +1324,7 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    match crate::compose::Templates::load(cfg.ack.templates_dir.as_deref()) {
+    match crate::notify::compose::Templates::load(cfg.ack.templates_dir.as_deref()) {
         Err(e) => {
             eprintln!("ack.templates_dir：{e}");
             return Ok(ExitCode::FAILURE);
@@ -1324,7 +1342,7 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             }
             // Each template rendered with sample data in strict mode: a typo shows here, not
             // in the first mail that needs the template.
-            let problems = crate::template_check::check(&t);
+            let problems = crate::notify::template_check::check(&t);
             if !problems.is_empty() {
                 eprintln!(
                     "模板有 {} 处问题（运行时出错的模板会改用内置模板，但请先改正）：",
@@ -1354,11 +1372,8 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut ok = true;
-    match crate::intake::conn::connect(&cfg.imap).await {
-        Ok(mut s) => match s
-            .select(crate::intake::mutf7::encode(&cfg.imap.folder))
-            .await
-        {
+    match crate::imap::conn::connect(&cfg.imap).await {
+        Ok(mut s) => match s.select(crate::imap::mutf7::encode(&cfg.imap.folder)).await {
             Ok(m) => {
                 say!(
                     "IMAP：登录成功，{} 中有 {} 封邮件",
@@ -1377,7 +1392,7 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             eprintln!("IMAP：{e}");
         }
     }
-    match crate::smtp::probe(&cfg.smtp).await {
+    match crate::send::smtp::probe(&cfg.smtp).await {
         Ok(()) => say!("SMTP：连接成功"),
         Err(e) => {
             ok = false;
@@ -1441,8 +1456,8 @@ pub fn local_config(example: &str, deadline: &str) -> String {
     out
 }
 
-const EXAMPLE_CONFIG: &str = include_str!("../config/shenbao.example.toml");
-const EXAMPLE_ROSTER: &str = include_str!("../config/roster.example.csv");
+const EXAMPLE_CONFIG: &str = include_str!("../../config/shenbao.example.toml");
+const EXAMPLE_ROSTER: &str = include_str!("../../config/roster.example.csv");
 
 fn init(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<()> {
     let cfg_path = dir.join("shenbao.toml");
@@ -1469,7 +1484,7 @@ fn init(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<()> {
         &secret,
         std::os::unix::fs::PermissionsExt::from_mode(crate::fsmode::FILE_MODE),
     )?;
-    for (name, text) in crate::compose::builtin_templates() {
+    for (name, text) in crate::notify::compose::builtin_templates() {
         let p = dir.join("templates").join(name);
         if !p.exists() || force {
             crate::fsmode::write(&p, text)?;

@@ -19,36 +19,39 @@ pub const LOOP_HEADER: &str = "X-Shenbao-Loop";
 
 /// Built-in templates; a file of the same name in `ack.templates_dir` overrides one.
 const BUILTIN: &[(&str, &str)] = &[
-    ("ack.txt.j2", include_str!("../config/templates/ack.txt.j2")),
+    (
+        "ack.txt.j2",
+        include_str!("../../config/templates/ack.txt.j2"),
+    ),
     (
         "no_materials.txt.j2",
-        include_str!("../config/templates/no_materials.txt.j2"),
+        include_str!("../../config/templates/no_materials.txt.j2"),
     ),
     (
         "subject_help.txt.j2",
-        include_str!("../config/templates/subject_help.txt.j2"),
+        include_str!("../../config/templates/subject_help.txt.j2"),
     ),
     (
         "reminder.txt.j2",
-        include_str!("../config/templates/reminder.txt.j2"),
+        include_str!("../../config/templates/reminder.txt.j2"),
     ),
     (
         "digest.txt.j2",
-        include_str!("../config/templates/digest.txt.j2"),
+        include_str!("../../config/templates/digest.txt.j2"),
     ),
     // Ends in `.html.j2`: minijinja's default auto-escape callback ignores the `.j2` and
     // HTML-escapes every value in it (see `Templates::load`).
     (
         "digest.html.j2",
-        include_str!("../config/templates/digest.html.j2"),
+        include_str!("../../config/templates/digest.html.j2"),
     ),
     (
         "result.txt.j2",
-        include_str!("../config/templates/result.txt.j2"),
+        include_str!("../../config/templates/result.txt.j2"),
     ),
     (
         "closure_reminder.txt.j2",
-        include_str!("../config/templates/closure_reminder.txt.j2"),
+        include_str!("../../config/templates/closure_reminder.txt.j2"),
     ),
 ];
 

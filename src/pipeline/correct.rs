@@ -195,7 +195,10 @@ pub async fn assign(
     };
     let m = p.roster.match_branch(&wanted);
     let name = match (&m.kind, m.branch) {
-        (crate::roster::MatchKind::Exact | crate::roster::MatchKind::Fuzzy, Some(b)) => b.name,
+        (
+            crate::campaign::roster::MatchKind::Exact | crate::campaign::roster::MatchKind::Fuzzy,
+            Some(b),
+        ) => b.name,
         _ => {
             return Err(CorrectError::UnknownBranch {
                 name: wanted,

@@ -6,19 +6,21 @@
 //! ends by marking them `processed` in the same transaction that records the outcome, so a
 //! crash anywhere before the commit simply means the next start processes the message again.
 
+pub mod correct;
+
+use crate::campaign::conversation;
+use crate::campaign::roster::{BranchMatch, MatchKind, Roster};
+use crate::campaign::rules::{self, Facts, Problem};
+use crate::campaign::subject::{ParsedSubject, SubjectGrammar, SubjectKind};
 use crate::clock::{Clock, beijing, db_time};
-use crate::compose::{self, MailSpec, Outgoing, Templates};
 use crate::config::Config;
-use crate::conversation;
 use crate::extract::Extracted;
 use crate::extract::model::{Amount, Fields};
 use crate::message::{self, Attachment, LoopGuard, Understood};
-use crate::roster::{BranchMatch, MatchKind, Roster};
-use crate::rules::{self, Facts, Problem};
+use crate::notify::compose::{self, MailSpec, Outgoing, Templates};
 use crate::store::Store;
 use crate::store::blobs::Staged;
 use crate::store::threads;
-use crate::subject::{ParsedSubject, SubjectGrammar, SubjectKind};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -600,7 +602,7 @@ impl Pipeline {
         );
         // A closure mail's files are closure materials, recognised by title as well as name.
         let (understood, extracted) = if classified.disposition == Disposition::Closure {
-            crate::closure::for_closure_mail(understood, extracted)
+            crate::campaign::closure::for_closure_mail(understood, extracted)
         } else {
             (understood, extracted)
         };
@@ -1487,9 +1489,9 @@ impl Pipeline {
         };
         let cfg = self.cfg.levels.iter().find(|l| l.name == level);
         let required = cfg.map(|l| l.closure_materials.clone()).unwrap_or_default();
-        let mut roles = crate::closure::roles_sent(tx, branch).await?;
+        let mut roles = crate::campaign::closure::roles_sent(tx, branch).await?;
         roles.extend(rules::all_files(attachments).map(|a| a.role));
-        let checklist: Vec<ChecklistItem> = crate::closure::checklist(&required, &roles)
+        let checklist: Vec<ChecklistItem> = crate::campaign::closure::checklist(&required, &roles)
             .into_iter()
             .map(|(material, present)| ChecklistItem { material, present })
             .collect();
@@ -1542,7 +1544,7 @@ impl Pipeline {
 /// The acknowledgement's note when a version came from an unfamiliar address.
 fn sender_note(
     sender: &str,
-    branch: Option<&crate::roster::Branch>,
+    branch: Option<&crate::campaign::roster::Branch>,
     copy_to: Option<&str>,
 ) -> String {
     let name = branch.map_or("该支部", |b| b.name.as_str());

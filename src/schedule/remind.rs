@@ -31,12 +31,12 @@
 //! a fixed roster still lets the reminder go out), `remind --dry-run` lists it, and `status` and
 //! `check-config` name the roster row.
 
+use crate::campaign::rules::Problem;
 use crate::clock::{beijing, db_time, parse_db_time};
-use crate::compose::{self, MailSpec, Outgoing, RichParts};
 use crate::export::ExportSubmission;
+use crate::notify::compose::{self, MailSpec, Outgoing, RichParts};
 use crate::notify::{self, DigestView, ReminderView};
 use crate::pipeline::Pipeline;
-use crate::rules::Problem;
 use crate::schedule::{self, Audience, DeadlineKind, DigestRule, Occasion};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -145,7 +145,7 @@ pub fn decide(
     occ: &Occasion,
     branch: &str,
     address: &str,
-    unreachable: Option<&crate::roster::UnreachableRow>,
+    unreachable: Option<&crate::campaign::roster::UnreachableRow>,
     rows: &[LedgerRow],
     now: DateTime<Utc>,
 ) -> Decision {
@@ -208,8 +208,8 @@ async fn audience(
     p: &Pipeline,
     audiences: &[Audience],
     latest: &[ExportSubmission],
-    funded: &[crate::closure::ClosureState],
-) -> Vec<(crate::roster::Branch, Option<ExportSubmission>)> {
+    funded: &[crate::campaign::closure::ClosureState],
+) -> Vec<(crate::campaign::roster::Branch, Option<ExportSubmission>)> {
     let mut out = Vec::new();
     for b in p.roster.branches() {
         let sub = latest
@@ -239,7 +239,7 @@ pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<
         return Ok(Vec::new());
     }
     let latest = crate::export::latest(&p.store).await?;
-    let funded = crate::closure::funded_projects(p).await?;
+    let funded = crate::campaign::closure::funded_projects(p).await?;
     let mut out = Vec::new();
     for occ in due {
         let Some(rule) = p.cfg.reminders.iter().find(|r| r.name == occ.rule) else {
@@ -296,7 +296,7 @@ fn reminder(
     p: &Pipeline,
     rule: &schedule::ReminderRule,
     occ: &Occasion,
-    branch: &crate::roster::Branch,
+    branch: &crate::campaign::roster::Branch,
     sub: Option<&ExportSubmission>,
     closure_missing: &[String],
     key: String,
@@ -586,7 +586,7 @@ pub async fn digest_view(
     .collect();
     // Template failures in the period (since a week when this is the first digest), unless
     // the template was changed since.
-    let template_errors = crate::health::still_current(
+    let template_errors = crate::daemon::health::still_current(
         p.store
             .template_errors_since(start.unwrap_or(end - crate::store::ops::TEMPLATE_ERRORS_WINDOW))
             .await?
@@ -609,7 +609,7 @@ pub async fn digest_view(
             time_left(end, deadline, p.cfg.campaign.timezone)
         )
     } else {
-        crate::closure::phase(p, end).await?
+        crate::campaign::closure::phase(p, end).await?
     };
     let local_day = end
         .with_timezone(&p.cfg.campaign.timezone)
@@ -896,7 +896,7 @@ pub async fn run(p: std::sync::Arc<Pipeline>, mut shutdown: tokio::sync::watch::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roster::{Unreachable, UnreachableRow};
+    use crate::campaign::roster::{Unreachable, UnreachableRow};
     use crate::schedule::{ReminderRule, parse_offset, parse_time_of_day};
 
     fn at(s: &str) -> DateTime<Utc> {

@@ -728,7 +728,7 @@ fn yuan_text(y: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export_xlsx::{XlsxRow, write_summary_xlsx};
+    use crate::export::xlsx::{XlsxRow, write_summary_xlsx};
     use crate::extract::sheet::{SheetLimits, read_workbook};
     use rust_xlsxwriter::{Format, Formula};
 

@@ -17,6 +17,9 @@
 //! the database has no record of it, the sender looks for the copy's Message-ID over IMAP in the
 //! intake folder, the processed folder and INBOX; when it cannot look (IMAP down), it waits.
 
+pub mod limit;
+pub mod smtp;
+
 use crate::clock::Clock;
 use crate::config::{ImapConfig, SmtpConfig};
 use crate::store::{OutboxRow, Store};
@@ -35,7 +38,7 @@ pub enum SendError {
     #[error("收件地址无效：{0}")]
     Address(String),
     #[error(transparent)]
-    Session(#[from] crate::smtp::SmtpError),
+    Session(#[from] crate::send::smtp::SmtpError),
 }
 
 impl SendError {
@@ -77,7 +80,7 @@ pub struct Sender {
     pub clock: Clock,
     pub cfg: SmtpConfig,
     /// The open SMTP sessions of the current burst of mails, up to `smtp.connections` (see
-    /// [`crate::smtp`]).
+    /// [`crate::send::smtp`]).
     sessions: std::sync::Mutex<Vec<AsyncSmtpConnection>>,
     pub wake: Arc<Notify>,
     copy_to: Option<lettre::Address>,
@@ -129,7 +132,7 @@ impl Pacer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forecast {
     pub waiting: usize,
-    pub limits: crate::sendlimit::Limits,
+    pub limits: crate::send::limit::Limits,
     pub all_sent_at: chrono::DateTime<chrono::Utc>,
     /// Deadline reminders that will only go after their deadline: (outbox id, deadline).
     pub reminders_too_late: Vec<(i64, chrono::DateTime<chrono::Utc>)>,
@@ -169,7 +172,7 @@ impl std::fmt::Display for Forecast {
 /// counts them: `To`, a `Cc`, and the intake copy when `copy`.
 async fn recent_sends(
     store: &Store,
-    limits: &crate::sendlimit::Limits,
+    limits: &crate::send::limit::Limits,
     copy: bool,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<Vec<(chrono::DateTime<chrono::Utc>, u32)>> {
@@ -198,7 +201,7 @@ pub async fn forecast(
     let copy = u32::from(cfg.copy_to_intake);
     let sent = recent_sends(store, &limits, cfg.copy_to_intake, now).await?;
     let costs: Vec<u32> = waiting.iter().map(|w| w.2 + copy).collect();
-    let times = crate::sendlimit::send_times(&limits, &sent, &costs, now);
+    let times = crate::send::limit::send_times(&limits, &sent, &costs, now);
     let too_late = waiting
         .iter()
         .zip(&times)
@@ -282,7 +285,7 @@ impl Sender {
             return Ok(CopyCheck::Missing);
         };
         let search = async {
-            let mut s = crate::intake::conn::connect(imap).await?;
+            let mut s = crate::imap::conn::connect(imap).await?;
             let mut folders = vec![imap.folder.clone()];
             folders.extend(imap.processed_folder.clone());
             if !folders.iter().any(|f| f.eq_ignore_ascii_case("INBOX")) {
@@ -295,7 +298,7 @@ impl Sender {
             let mut found = false;
             for f in &folders {
                 // A folder that does not exist (yet) holds no copy.
-                if s.examine(crate::intake::mutf7::encode(f)).await.is_err() {
+                if s.examine(crate::imap::mutf7::encode(f)).await.is_err() {
                     continue;
                 }
                 if !s.uid_search(&query).await?.is_empty() {
@@ -355,7 +358,7 @@ impl Sender {
         let idle = self.sessions.lock().ok().and_then(|mut s| s.pop());
         let mut conn = match idle {
             Some(conn) if !conn.has_broken() => conn,
-            _ => crate::smtp::connect(&self.cfg).await?,
+            _ => crate::send::smtp::connect(&self.cfg).await?,
         };
         match tokio::time::timeout(self.cfg.timeout, conn.send(&envelope, &row.raw)).await {
             Ok(Ok(_)) => {
@@ -368,7 +371,7 @@ impl Sender {
                 conn.abort().await;
                 Err(e.into())
             }
-            Err(_) => Err(crate::smtp::SmtpError::Timeout(format!(
+            Err(_) => Err(crate::send::smtp::SmtpError::Timeout(format!(
                 "{}:{}",
                 self.cfg.host, self.cfg.port
             ))
@@ -450,7 +453,7 @@ impl Sender {
         let mut sent = recent_sends(&self.store, &limits, self.copy_to.is_some(), now).await?;
         for (i, row) in chunk.iter().enumerate() {
             let cost = self.recipients(row);
-            let a = crate::sendlimit::allowance(&limits, &sent, cost, now);
+            let a = crate::send::limit::allowance(&limits, &sent, cost, now);
             if let Some(at) = a.next_at {
                 return Ok((&chunk[..i], Some(at)));
             }

@@ -9,7 +9,7 @@
 //! name in a template or a view that is missing here fails in CI rather than in a staff
 //! member's check. Reminders and digests use the real view types of `notify`.
 
-use crate::compose::{Templates, describe_error};
+use crate::notify::compose::{Templates, describe_error};
 use crate::notify::{
     CollegeLine, Count, DigestRow, DigestView, MissingBranch, OutboxFailure, ProblemLine,
     ReminderView, SenderChangeItem, StaffItem, TemplateErrorItem, UnansweredItem,
@@ -295,7 +295,7 @@ pub fn check(t: &Templates) -> Vec<String> {
             }
         }
         if let Err(e) = t.render(&name, &data) {
-            let crate::compose::ComposeError::Template { source: err, .. } = &e else {
+            let crate::notify::compose::ComposeError::Template { source: err, .. } = &e else {
                 problems.push(format!("{origin}：{e}"));
                 continue;
             };
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_typo_is_reported_with_file_line_and_name() {
-        let builtin = crate::compose::builtin_templates()
+        let builtin = crate::notify::compose::builtin_templates()
             .find(|(n, _)| *n == "ack.txt.j2")
             .map(|(_, t)| t)
             .expect("ack");
@@ -383,7 +383,7 @@ mod tests {
             let d = dir_with(&[("ack.txt.j2", text)]);
             let problems = match Templates::load(Some(&d)) {
                 Ok(t) => check(&t),
-                Err(crate::compose::ComposeError::Template { source, .. }) => {
+                Err(crate::notify::compose::ComposeError::Template { source, .. }) => {
                     vec![describe_error("ack.txt.j2", &source)]
                 }
                 Err(e) => vec![e.to_string()],
