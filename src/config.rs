@@ -852,7 +852,7 @@ impl Reader<'_> {
             per_day: cap("smtp.max_per_day")?,
         };
         if let Some(r) = retry_initial
-            && (r < Duration::from_secs(1) || r > crate::send::MAX_BACKOFF)
+            && (r < Duration::from_secs(1) || r > MAX_BACKOFF)
         {
             self.bad(
                 "smtp.retry_initial",
@@ -1241,6 +1241,43 @@ pub fn default_reminders() -> Vec<crate::schedule::ReminderRule> {
         template: "reminder.txt.j2".to_string(),
     }]
 }
+
+/// The templates: the built-in ones with staff's files from `ack.templates_dir` (`dir`). A
+/// file named like a built-in template overrides it; any other `.j2` file is added.
+pub fn load_templates(
+    dir: Option<&Path>,
+) -> Result<crate::notify::compose::Templates, crate::notify::compose::ComposeError> {
+    use crate::notify::compose::{ComposeError, Templates};
+    let mut files = Vec::new();
+    let Some(dir) = dir else {
+        return Templates::from_files(files);
+    };
+    let read = |path: PathBuf, name: String| {
+        std::fs::read_to_string(&path)
+            .map(|text| (name, path.clone(), text))
+            .map_err(|source| ComposeError::Read {
+                path: path.display().to_string(),
+                source,
+            })
+    };
+    for name in Templates::builtin_names() {
+        let path = dir.join(name);
+        if path.is_file() {
+            files.push(read(path, name.to_string())?);
+        }
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with(".j2") && !Templates::builtin_names().any(|b| b == name) {
+            files.push(read(entry.path(), name)?);
+        }
+    }
+    Templates::from_files(files)
+}
+
+/// The longest wait between two attempts at the same mail (the sender's backoff cap, and
+/// the largest `smtp.retry_initial` accepted).
+pub const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// The notice's five sections (板块).
 pub const DEFAULT_SECTIONS: [&str; 5] = [

@@ -5,10 +5,12 @@
 //! [`notify`], plus [`schedule::plan`], [`send::limit`] and [`pipeline::decide`];
 //! `tests/architecture.rs` checks it.
 
-// Shared by every stage: the one clock, configuration, file modes, text normalisation, TLS.
+// Shared by every stage: the one clock, configuration, file modes, the stop signal, text
+// normalisation, TLS.
 pub mod clock;
 pub mod config;
 pub mod fsmode;
+pub mod shutdown;
 pub mod textnorm;
 pub mod tls;
 

@@ -22,6 +22,36 @@ use unicode_normalization::UnicodeNormalization;
 /// (`<?xml …?><?mso-application progid="Word.Document"?>`): old templates saved as
 /// "Word XML" keep a `.doc` name but are neither binary `.doc` nor `.docx`, so a
 /// reader needs to know.
+/// One attached file (or one file inside an attached zip).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attachment {
+    /// Decoded, NFC, exactly as the sender named it. Unnamed parts get a
+    /// generated name (`未命名附件1.png`, `转发的邮件.eml`) and no `declared_format`.
+    pub filename: String,
+    /// [`safe_file_name`] of `filename`, for storing on disk.
+    pub safe_name: String,
+    /// The MIME type as sent (`application/octet-stream` more often than not),
+    /// or one derived from the format for zip entries.
+    pub content_type: String,
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    /// Length of the decoded bytes.
+    pub size: usize,
+    /// Lowercase hex SHA-256 of the decoded bytes.
+    pub sha256: String,
+    /// By content, see [`sniff_named`].
+    pub format: Format,
+    /// The extension the sender gave, lowercased.
+    pub declared_format: Option<String>,
+    pub role: Role,
+    /// The files of a zip or of Outlook's winmail.dat (TNEF), one level deep
+    /// (entries have no entries).
+    pub entries: Vec<Attachment>,
+    /// Why the file cannot be used as it is: the zip could not be listed, the
+    /// file is password-protected, a web page saved as .doc …
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
@@ -39,6 +69,37 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 11] = [
+        Format::Doc,
+        Format::Docx,
+        Format::Xls,
+        Format::Xlsx,
+        Format::WordXml,
+        Format::ExcelXml,
+        Format::Zip,
+        Format::Pdf,
+        Format::Image,
+        Format::Tnef,
+        Format::Other,
+    ];
+
+    /// What people call it (acknowledgements, exports): Word 文档, 压缩包 ….
+    pub fn label(self) -> &'static str {
+        match self {
+            Format::Doc => "Word 97-2003 文档",
+            Format::Docx => "Word 文档",
+            Format::Xls => "Excel 97-2003 表格",
+            Format::Xlsx => "Excel 表格",
+            Format::WordXml => "Word 2003 XML 文档",
+            Format::ExcelXml => "Excel 2003 XML 表格",
+            Format::Zip => "压缩包",
+            Format::Pdf => "PDF",
+            Format::Image => "图片",
+            Format::Tnef => "Outlook winmail.dat",
+            Format::Other => "其他格式",
+        }
+    }
+
     /// The lowercase name used in JSON and logs (`"docx"`, `"word_xml"` …).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,6 +125,29 @@ impl Format {
     /// Spreadsheet content a summary reader may be able to open.
     pub fn is_spreadsheet(self) -> bool {
         matches!(self, Format::Xls | Format::Xlsx | Format::ExcelXml)
+    }
+}
+
+/// A role or format name that is none of ours ([`Role::as_str`], [`Format::as_str`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("不认识的名称“{0}”")]
+pub struct UnknownName(pub String);
+
+impl std::str::FromStr for Format {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Format, UnknownName> {
+        (Format::ALL.into_iter())
+            .find(|f| f.as_str() == s.trim())
+            .ok_or_else(|| UnknownName(s.to_string()))
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Role, UnknownName> {
+        (Role::ALL.into_iter())
+            .find(|r| r.as_str() == s.trim())
+            .ok_or_else(|| UnknownName(s.to_string()))
     }
 }
 
@@ -113,12 +197,10 @@ impl Role {
         }
     }
 
-    /// The role stored as `text` ([`Role::as_str`]); anything unknown is [`Role::Other`].
+    /// The role stored as `text` ([`Role::as_str`]), leniently: anything unknown is
+    /// [`Role::Other`] (a stored row never fails to read). [`str::parse`] is the strict form.
     pub fn parse(text: &str) -> Role {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == text.trim())
-            .unwrap_or(Role::Other)
+        text.parse().unwrap_or(Role::Other)
     }
 
     /// What people call it (acknowledgements, checklists): 项目申请表, 结题报告, 活动总结 ….
@@ -1257,6 +1339,32 @@ pub fn list_tnef(bytes: &[u8], limits: &ZipLimits) -> Result<Vec<ZipEntry>, Atta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_round_trip_and_every_value_has_a_label() {
+        for f in Format::ALL {
+            assert_eq!(f.as_str().parse::<Format>(), Ok(f));
+            assert_eq!(
+                serde_json::to_value(f).ok(),
+                Some(f.as_str().into()),
+                "{f:?}"
+            );
+            assert!(!f.label().is_empty());
+        }
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+            assert_eq!(
+                serde_json::to_value(r).ok(),
+                Some(r.as_str().into()),
+                "{r:?}"
+            );
+            assert_eq!(Role::parse(&format!(" {} ", r.as_str())), r);
+        }
+        assert!("docx2".parse::<Format>().is_err());
+        assert_eq!("表单".parse::<Role>(), Err(UnknownName("表单".into())));
+        assert_eq!(Role::parse("表单"), Role::Other);
+        assert_eq!(Format::Docx.label(), "Word 文档");
+    }
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 

@@ -4,10 +4,10 @@
 //! and are explained in Chinese in the acknowledgement (and later the digest). Their order here
 //! is the order they are listed in, so every consumer sees them the same way.
 
+use crate::attach::Attachment;
 use crate::attach::{Format, Role};
 use crate::extract::Extracted;
 use crate::extract::model::Amount;
-use crate::message::Attachment;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -1324,7 +1324,7 @@ async fn check_config(path: &Path, probe: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    match crate::notify::compose::Templates::load(cfg.ack.templates_dir.as_deref()) {
+    match crate::config::load_templates(cfg.ack.templates_dir.as_deref()) {
         Err(e) => {
             eprintln!("ack.templates_dir：{e}");
             return Ok(ExitCode::FAILURE);

@@ -5,6 +5,7 @@
 //! Pure: rows in, bytes out (rust_xlsxwriter writes in memory), so it is tested by reading the
 //! result back with the same reader that reads the branches' summaries.
 
+use crate::extract::field::Field;
 use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Formula, Workbook, Worksheet, XlsxError};
 
 /// One application, as staff see it in the consolidated sheet.
@@ -34,20 +35,37 @@ pub struct XlsxRow {
     pub closure: String,
 }
 
+impl XlsxRow {
+    /// The row's text for a field (empty for fields the sheet does not show).
+    fn text(&self, field: Field) -> &str {
+        match field {
+            Field::College => &self.college,
+            Field::Branch => &self.branch,
+            Field::ProjectName => &self.project_name,
+            Field::Section => &self.section,
+            Field::Leader => &self.leader,
+            Field::LeaderRole => &self.leader_role,
+            Field::Phone => &self.phone,
+            Field::Advisor => &self.advisor,
+            Field::Email | Field::Budget => "",
+        }
+    }
+}
+
 /// The office's columns, in the office's order, then shenbao's, then the review's: the
 /// reviewers fill 评审等级 and 资助金额 in this very sheet for `review import` (which finds the
 /// columns by their header), and after the import the export shows the decisions and where
 /// each project stands in the closure phase.
 const HEADERS: [&str; 16] = [
     "序号",
-    "学院",
-    "支部名称",
-    "项目名称",
-    "申报板块",
-    "项目负责人",
-    "职务",
-    "联系方式",
-    "指导老师",
+    Field::College.label(),
+    Field::Branch.label(),
+    Field::ProjectName.label(),
+    Field::Section.label(),
+    Field::Leader.label(),
+    Field::LeaderRole.label(),
+    Field::Phone.label(),
+    Field::Advisor.label(),
     "申请经费（元）",
     "版本",
     "收到时间",
@@ -55,6 +73,17 @@ const HEADERS: [&str; 16] = [
     "评审等级",
     "资助金额（元）",
     "结项状态",
+];
+/// The text columns after 序号, in the order of [`HEADERS`].
+const TEXT_FIELDS: [Field; 8] = [
+    Field::College,
+    Field::Branch,
+    Field::ProjectName,
+    Field::Section,
+    Field::Leader,
+    Field::LeaderRole,
+    Field::Phone,
+    Field::Advisor,
 ];
 const BUDGET_COL: u16 = 9;
 const LEVEL_COL: u16 = 13;
@@ -106,17 +135,8 @@ fn write(title: &str, rows: &[XlsxRow]) -> Result<Vec<u8>, XlsxError> {
     for (i, r) in rows.iter().enumerate() {
         let row = i as u32 + 2;
         ws.write_number_with_format(row, 0, (i + 1) as f64, &center)?;
-        let texts = [
-            &r.college,
-            &r.branch,
-            &r.project_name,
-            &r.section,
-            &r.leader,
-            &r.leader_role,
-            &r.phone,
-            &r.advisor,
-        ];
-        for (c, t) in texts.into_iter().enumerate() {
+        for (c, field) in TEXT_FIELDS.into_iter().enumerate() {
+            let t = r.text(field);
             let c = c as u16 + 1;
             let fmt = if WRAPPED.contains(&c) { &wrap } else { &cell };
             ws.write_string_with_format(row, c, t, fmt)?;

@@ -20,6 +20,7 @@
 //! that is itself a label is never taken as a value.
 
 use super::amount::parse_amount;
+use super::field::Field;
 use super::model::{Amount, Block, Cell, Document, Fields};
 use crate::textnorm;
 use std::sync::LazyLock;
@@ -30,6 +31,8 @@ pub struct FormConfig<'a> {
     pub sections: &'a [String],
 }
 
+/// What a form label names. The form's own vocabulary, because a form tells a total (合计)
+/// from a budget line and weighs its labels; each key is one [`Field`] ([`Key::field`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
     Project,
@@ -44,6 +47,23 @@ enum Key {
     Budget,
     Branch,
     College,
+}
+
+impl Key {
+    fn field(self) -> Field {
+        match self {
+            Key::Project => Field::ProjectName,
+            Key::Section => Field::Section,
+            Key::Leader => Field::Leader,
+            Key::Role => Field::LeaderRole,
+            Key::Phone => Field::Phone,
+            Key::Email => Field::Email,
+            Key::Advisor => Field::Advisor,
+            Key::Total | Key::Budget => Field::Budget,
+            Key::Branch => Field::Branch,
+            Key::College => Field::College,
+        }
+    }
 }
 
 /// Label synonyms in normalised form (see [`label_form`]) with their weight: 3 = specific,
@@ -190,10 +210,10 @@ struct Cand {
 /// Extracts the application's fields from a form document.
 pub fn form_fields(doc: &Document, cfg: &FormConfig) -> Fields {
     let cands = candidates(doc);
-    let best = |key: Key, prefer: Option<(usize, usize)>, avoid: Option<(usize, usize)>| {
+    let best = |field: Field, prefer: Option<(usize, usize)>, avoid: Option<(usize, usize)>| {
         cands
             .iter()
-            .filter(|c| c.key == key && !is_placeholder(&c.value))
+            .filter(|c| c.key.field() == field && !is_placeholder(&c.value))
             .max_by_key(|c| {
                 (
                     prefer == Some(c.at),
@@ -206,17 +226,17 @@ pub fn form_fields(doc: &Document, cfg: &FormConfig) -> Fields {
     let value = |c: Option<&Cand>| c.map(|c| clean(&c.value));
     // Chinese names carry no spaces: `向　帆` (padded to align) is 向帆.
     let name = |c: Option<&Cand>| value(c).map(|v| squeeze_cjk(&v));
-    let leader = best(Key::Leader, None, None);
-    let advisor = best(Key::Advisor, None, None);
+    let leader = best(Field::Leader, None, None);
+    let advisor = best(Field::Advisor, None, None);
     let (lead_at, adv_at) = (leader.map(|c| c.at), advisor.map(|c| c.at));
 
     let mut f = Fields {
-        college: value(best(Key::College, None, None)),
-        branch: value(best(Key::Branch, None, None)),
-        project_name: value(best(Key::Project, None, None)),
+        college: value(best(Field::College, None, None)),
+        branch: value(best(Field::Branch, None, None)),
+        project_name: value(best(Field::ProjectName, None, None)),
         leader: name(leader),
-        leader_role: name(best(Key::Role, lead_at, adv_at)),
-        email: value(best(Key::Email, lead_at, adv_at)),
+        leader_role: name(best(Field::LeaderRole, lead_at, adv_at)),
+        email: value(best(Field::Email, lead_at, adv_at)),
         advisor: name(advisor).map(|a| split_paren(&a).0),
         ..Fields::default()
     };
@@ -227,13 +247,13 @@ pub fn form_fields(doc: &Document, cfg: &FormConfig) -> Fields {
         }
         f.leader = Some(name);
     }
-    if let Some(written) = value(best(Key::Phone, lead_at, adv_at)) {
+    if let Some(written) = value(best(Field::Phone, lead_at, adv_at)) {
         f.phone = normalize_phone(&written).or_else(|| {
             let digits: String = written.chars().filter(char::is_ascii_digit).collect();
             (7..=15).contains(&digits.len()).then_some(digits)
         });
     }
-    let section_text = best(Key::Section, None, None)
+    let section_text = best(Field::Section, None, None)
         .map(|c| clean(&c.value))
         .or_else(|| unlabelled_section_list(doc, cfg.sections));
     if let Some(written) = section_text {
@@ -737,6 +757,26 @@ mod tests {
     use super::*;
     use crate::extract::model::Table;
 
+    /// One vocabulary: a word that both the form reader and the summary reader know names
+    /// the same field in both.
+    #[test]
+    fn form_labels_agree_with_the_field_catalogue() {
+        let mut shared = 0;
+        for f in Field::ALL {
+            for word in f.synonyms() {
+                if let Some((k, _)) = label_key(word) {
+                    assert_eq!(
+                        k.field(),
+                        f,
+                        "{word} names {f:?} in a summary, {k:?} in a form"
+                    );
+                    shared += 1;
+                }
+            }
+        }
+        assert!(shared >= 30, "only {shared} shared words");
+    }
+
     fn sections() -> Vec<String> {
         crate::config::DEFAULT_SECTIONS.map(String::from).to_vec()
     }
@@ -827,6 +867,10 @@ mod tests {
     #[test]
     fn labels_and_placeholders() {
         assert_eq!(label_key("项 目 名 称"), Some((Key::Project, 3)));
+        assert_eq!(
+            label_key("项 目 名 称").map(|(k, _)| k.field()),
+            Some(Field::ProjectName)
+        );
         assert_eq!(label_key("项目名称："), Some((Key::Project, 3)));
         assert_eq!(label_key("经费预算（元）"), Some((Key::Budget, 2)));
         assert_eq!(label_key("*负责人"), Some((Key::Leader, 3)));

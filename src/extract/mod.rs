@@ -8,12 +8,13 @@
 pub mod amount;
 pub mod doc;
 pub mod docx;
+pub mod field;
 pub mod form;
 pub mod model;
 pub mod sheet;
 
+use crate::attach::Attachment;
 use crate::attach::{Format, Role};
-use crate::message::Attachment;
 use model::Fields;
 use serde::Serialize;
 

@@ -19,6 +19,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use calamine::{Data, DataRef, ExcelDateTime, Reader, Xls, Xlsx, XlsxError};
 
 use super::amount::parse_amount;
+use super::field::Field;
 use super::model::{Fields, Sheet, Value, Workbook};
 use crate::textnorm::{is_cjk, normalize, trim_invisible};
 
@@ -494,32 +495,18 @@ pub struct Summary {
     pub sheet: String,
     /// 1-based sheet row of the header (the upper row of a two-row header).
     pub header_row: usize,
-    /// Field key (`college`, `branch`, `project_name`, `section`, `leader`, `leader_role`,
-    /// `phone`, `email`, `advisor`, `budget`) → 0-based column.
-    pub columns: Vec<(String, usize)>,
+    /// Field → 0-based column.
+    pub columns: Vec<(Field, usize)>,
     pub rows: Vec<SummaryRow>,
     /// Chinese notes for staff (skipped example rows, missing columns, units).
     pub warnings: Vec<String>,
 }
 
-/// Header labels per field, normalised (see [`clean_label`]). Exact matches win; otherwise
-/// the longest label the header *ends* with (Chinese puts the head noun last: `负责人联系电话`
-/// is a phone, `项目负责人职务` a role), then the longest it contains.
-#[rustfmt::skip]
-const LABELS: &[(&str, &[&str])] = &[
-    ("college", &["学院", "所在学院", "院系", "所在院系", "所属学院", "学院名称"]),
-    ("branch", &["支部名称", "党支部名称", "支部", "党支部", "所在支部", "申报支部"]),
-    ("project_name", &["项目名称", "项目题目", "项目", "项目标题"]),
-    ("section", &["申报板块", "板块", "所属板块", "类别", "项目类别", "申报类别", "项目板块", "版块", "申报版块"]),
-    ("leader", &["项目负责人", "负责人"]),
-    ("leader_role", &["职务", "党内职务", "支部职务", "负责人职务"]),
-    ("phone", &["联系方式", "联系电话", "手机", "电话", "手机号", "手机号码", "联系手机"]),
-    ("email", &["电子邮箱", "邮箱", "email", "e-mail", "电子邮件"]),
-    ("advisor", &["指导老师", "指导教师"]),
-    ("budget", &["申请经费", "经费预算", "金额", "预算", "申请金额", "经费", "预算金额", "申报经费"]),
-    // Known columns that are not read (序号, 备注 …), so that they are not taken for others.
-    ("", &["序号", "编号", "备注", "说明", "书记", "支部书记", "姓名"]),
-];
+/// Known columns that are not read (序号, 备注 …), so that they are not taken for others. The
+/// fields' own header words are [`Field::synonyms`]: exact matches win; otherwise the longest
+/// word the header *ends* with (Chinese puts the head noun last: `负责人联系电话` is a phone,
+/// `项目负责人职务` a role), then the longest it contains.
+const IGNORED: &[&str] = &["序号", "编号", "备注", "说明", "书记", "支部书记", "姓名"];
 
 /// Rows searched for the header.
 const HEADER_SEARCH_ROWS: usize = 15;
@@ -556,17 +543,17 @@ fn clean_label(text: &str) -> String {
         .unwrap_or(out)
 }
 
-/// The field a header cell names and whether the label matched exactly: `""` for known columns
-/// we do not read, `None` for anything else.
-fn label_field(text: &str) -> Option<(&'static str, bool)> {
+/// The field a header cell names and whether the label matched exactly: `Some(None)` for
+/// known columns we do not read, `None` for anything else.
+fn label_field(text: &str) -> Option<(Option<Field>, bool)> {
     let label = clean_label(text);
     if label.is_empty() {
         return None;
     }
     let all = || {
-        LABELS
-            .iter()
-            .flat_map(|(k, ls)| ls.iter().map(move |l| (*k, *l)))
+        (Field::ALL.iter())
+            .flat_map(|f| f.synonyms().iter().map(move |l| (Some(*f), *l)))
+            .chain(IGNORED.iter().map(|l| (None, *l)))
     };
     if let Some((k, _)) = all().find(|(_, l)| *l == label) {
         return Some((k, true));
@@ -603,8 +590,8 @@ struct Header {
     row: usize,
     /// 1 or 2 (a merged group header such as 项目负责人 over 姓名/职务/联系方式).
     height: usize,
-    /// (column, field key, exact label, header text).
-    cols: Vec<(usize, &'static str, bool, String)>,
+    /// (column, field (`None`: a known column we do not read), exact label, header text).
+    cols: Vec<(usize, Option<Field>, bool, String)>,
 }
 
 impl Header {
@@ -612,9 +599,9 @@ impl Header {
     /// header: data cells such as `汽车工程学院` or `…第二党支部` end with label words too.
     fn score(&self) -> (usize, usize) {
         let distinct = |exact_only: bool| {
-            let mut keys: Vec<&str> = (self.cols.iter())
-                .filter(|(_, k, exact, _)| !k.is_empty() && (*exact || !exact_only))
-                .map(|(_, k, _, _)| *k)
+            let mut keys: Vec<Field> = (self.cols.iter())
+                .filter(|(_, _, exact, _)| *exact || !exact_only)
+                .filter_map(|(_, k, _, _)| *k)
                 .collect();
             keys.sort_unstable();
             keys.dedup();
@@ -626,7 +613,7 @@ impl Header {
 
 fn header_at(rows: &[Vec<Value>], r: usize) -> Header {
     let row = rows.get(r).map(Vec::as_slice).unwrap_or_default();
-    let mut cols: Vec<(usize, &'static str, bool, String)> = (0..row.len())
+    let mut cols: Vec<(usize, Option<Field>, bool, String)> = (0..row.len())
         .filter_map(|c| {
             let text = cell_text(row, c);
             label_field(&text).map(|(k, exact)| (c, k, exact, text))
@@ -658,7 +645,7 @@ fn header_at(rows: &[Vec<Value>], r: usize) -> Header {
                 .unwrap_or_default();
             let (key, exact) = label_field(&format!("{group}{sub}"))
                 .or_else(|| label_field(&sub))
-                .unwrap_or(("", false));
+                .unwrap_or((None, false));
             cols.retain(|(hc, ..)| *hc != c);
             cols.push((c, key, exact, format!("{group}/{sub}")));
         }
@@ -685,26 +672,30 @@ pub fn read_summary(wb: &Workbook, cfg: &SummaryConfig) -> Option<Summary> {
             Some(b) if b.1.score() >= cand.1.score() => Some(b),
             _ => Some(cand),
         })?;
-    let mut columns: Vec<(String, usize)> = Vec::new();
+    let mut columns: Vec<(Field, usize)> = Vec::new();
     for (c, k, ..) in &header.cols {
-        if !k.is_empty() && !columns.iter().any(|(ck, _)| ck == k) {
-            columns.push((k.to_string(), *c));
+        if let Some(k) = k
+            && !columns.iter().any(|(ck, _)| ck == k)
+        {
+            columns.push((*k, *c));
         }
     }
     let mut warnings = Vec::new();
-    for (key, name) in [
-        ("project_name", "项目名称"),
-        ("section", "申报板块"),
-        ("leader", "项目负责人"),
-        ("budget", "申请经费"),
+    for field in [
+        Field::ProjectName,
+        Field::Section,
+        Field::Leader,
+        Field::Budget,
     ] {
-        if !columns.iter().any(|(k, _)| k == key) {
-            warnings.push(format!("汇总表中没有“{name}”列"));
+        if !columns.iter().any(|(k, _)| *k == field) {
+            warnings.push(format!("汇总表中没有“{}”列", field.label()));
         }
     }
-    let col_of = |key: &str| columns.iter().find(|(k, _)| k == key).map(|(_, c)| *c);
+    let col_of = |key: Field| columns.iter().find(|(k, _)| *k == key).map(|(_, c)| *c);
     let budget_in_wan = header.cols.iter().any(|(c, k, _, t)| {
-        *k == "budget" && Some(*c) == col_of("budget") && normalize(t).contains("万元")
+        *k == Some(Field::Budget)
+            && Some(*c) == col_of(Field::Budget)
+            && normalize(t).contains("万元")
     });
 
     let header_texts: Vec<String> = sheet.rows.get(header.row).map_or_else(Vec::new, |row| {
@@ -728,7 +719,7 @@ pub fn read_summary(wb: &Workbook, cfg: &SummaryConfig) -> Option<Summary> {
         let filled = header
             .cols
             .iter()
-            .filter(|(c, k, ..)| !k.is_empty() && texts.get(*c).is_some_and(|t| !t.is_empty()))
+            .filter(|(c, k, ..)| k.is_some() && texts.get(*c).is_some_and(|t| !t.is_empty()))
             .count();
         if filled < 2 {
             blank += 1;
@@ -754,14 +745,14 @@ pub fn read_summary(wb: &Workbook, cfg: &SummaryConfig) -> Option<Summary> {
             warnings.push(format!("第{}行是示例或说明，已跳过", r + 1));
             continue;
         }
-        let get = |key: &str| {
+        let get = |key: Field| {
             col_of(key)
                 .and_then(|c| texts.get(c))
                 .filter(|t| !t.is_empty())
                 .map(|t| t.to_string())
         };
         // Chinese names carry no spaces (`向 帆` is 向帆); other text keeps them.
-        let name = |key: &str| {
+        let name = |key: Field| {
             get(key).map(|t| {
                 if t.chars().any(is_cjk) {
                     t.split_whitespace().collect()
@@ -770,8 +761,8 @@ pub fn read_summary(wb: &Workbook, cfg: &SummaryConfig) -> Option<Summary> {
                 }
             })
         };
-        let section_as_written = get("section");
-        let budget_as_written = get("budget");
+        let section_as_written = get(Field::Section);
+        let budget_as_written = get(Field::Budget);
         let mut budget = budget_as_written.as_deref().and_then(parse_amount);
         if budget_in_wan
             && let (Some(super::model::Amount::Yuan { yuan }), Some(text)) =
@@ -782,18 +773,18 @@ pub fn read_summary(wb: &Workbook, cfg: &SummaryConfig) -> Option<Summary> {
             warnings.push(format!("第{}行申请经费以“万元”为单位，已换算为元", r + 1));
         }
         let fields = Fields {
-            college: get("college"),
-            branch: name("branch"),
-            project_name: get("project_name"),
+            college: get(Field::College),
+            branch: name(Field::Branch),
+            project_name: get(Field::ProjectName),
             section: section_as_written
                 .as_deref()
                 .and_then(|s| match_section(s, cfg.sections)),
             section_as_written,
-            leader: name("leader"),
-            leader_role: name("leader_role"),
-            phone: get("phone").and_then(|t| phone_digits(&t)),
-            email: get("email").filter(|t| t.contains('@')),
-            advisor: name("advisor"),
+            leader: name(Field::Leader),
+            leader_role: name(Field::LeaderRole),
+            phone: get(Field::Phone).and_then(|t| phone_digits(&t)),
+            email: get(Field::Email).filter(|t| t.contains('@')),
+            advisor: name(Field::Advisor),
             budget_as_written,
             budget,
         };
@@ -1129,7 +1120,7 @@ mod tests {
             "a@example.edu.cn",
         ];
         let (s, f) = one(&[&header, &row]);
-        let keys: Vec<&str> = s.columns.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = s.columns.iter().map(|(k, _)| k.key()).collect();
         assert_eq!(
             keys,
             [
@@ -1192,7 +1183,7 @@ mod tests {
         assert_eq!(
             s.columns
                 .iter()
-                .find(|(k, _)| k == "budget")
+                .find(|(k, _)| k.key() == "budget")
                 .map(|(_, c)| *c),
             Some(0)
         );

@@ -170,18 +170,6 @@ impl StoredBatch {
     }
 }
 
-/// Resolves when shutdown was asked for (or whoever could ask is gone).
-pub async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 impl Intake {
     fn account(&self) -> String {
         format!(
@@ -216,7 +204,7 @@ impl Intake {
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown_requested(&mut shutdown) => return,
+                _ = crate::shutdown::requested(&mut shutdown) => return,
             }
             backoff = (backoff * 2).min(Duration::from_secs(60));
         }
@@ -323,7 +311,7 @@ impl Intake {
                 Wait::Poll(every) => {
                     tokio::select! {
                         _ = tokio::time::sleep(every) => {}
-                        _ = shutdown_requested(shutdown) => {
+                        _ = crate::shutdown::requested(shutdown) => {
                             let _ = self.timed("LOGOUT", s.logout()).await;
                             return Ok(());
                         }
@@ -341,7 +329,7 @@ impl Intake {
                 let (fut, _stop) = idle.wait_with_timeout(wait);
                 tokio::select! {
                     r = fut => Some(r),
-                    _ = shutdown_requested(shutdown) => None,
+                    _ = crate::shutdown::requested(shutdown) => None,
                 }
             };
             s = tokio::time::timeout(cfg.timeout, idle.done())

@@ -24,7 +24,8 @@ use chrono::{DateTime, FixedOffset, TimeZone};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
-use crate::attach::{self, Format, Role, ZipLimits};
+pub use crate::attach::Attachment;
+use crate::attach::{self, Format, ZipLimits};
 use headers::{Decoder, ParamHeader, RawHeader};
 
 /// How to recognise our own mail when it comes back (auto replies to our
@@ -74,36 +75,6 @@ pub struct CloudLink {
     pub provider: &'static str,
     pub filename: Option<String>,
     pub url: String,
-}
-
-/// One attached file (or one file inside an attached zip).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Attachment {
-    /// Decoded, NFC, exactly as the sender named it. Unnamed parts get a
-    /// generated name (`未命名附件1.png`, `转发的邮件.eml`) and no `declared_format`.
-    pub filename: String,
-    /// [`attach::safe_file_name`] of `filename`, for storing on disk.
-    pub safe_name: String,
-    /// The MIME type as sent (`application/octet-stream` more often than not),
-    /// or one derived from the format for zip entries.
-    pub content_type: String,
-    #[serde(skip)]
-    pub bytes: Vec<u8>,
-    /// Length of the decoded bytes.
-    pub size: usize,
-    /// Lowercase hex SHA-256 of the decoded bytes.
-    pub sha256: String,
-    /// By content, see [`attach::sniff_named`].
-    pub format: Format,
-    /// The extension the sender gave, lowercased.
-    pub declared_format: Option<String>,
-    pub role: Role,
-    /// The files of a zip or of Outlook's winmail.dat (TNEF), one level deep
-    /// (entries have no entries).
-    pub entries: Vec<Attachment>,
-    /// Why the file cannot be used as it is: the zip could not be listed, the
-    /// file is password-protected, a web page saved as .doc …
-    pub error: Option<String>,
 }
 
 /// Everything `understand` found in a message.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::attach::Role;
 
 fn guard() -> LoopGuard {
     LoopGuard {

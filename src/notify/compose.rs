@@ -98,11 +98,19 @@ fn environment() -> Environment<'static> {
 }
 
 impl Templates {
-    /// Built-in templates, with overrides from `dir` where it has a file of the same name.
-    pub fn load(dir: Option<&Path>) -> Result<Templates, ComposeError> {
+    /// The built-in templates with staff's files (`ack.templates_dir`, read by
+    /// [`crate::config::load_templates`]): a file named like a built-in one overrides it,
+    /// any other `.j2` file is added (a second reminder wording, say; a rule names it by
+    /// file name). Each file is (name, path, text).
+    pub fn from_files(
+        staff: Vec<(String, std::path::PathBuf, String)>,
+    ) -> Result<Templates, ComposeError> {
         let mut env = environment();
         let mut builtin_env = environment();
         let mut files = std::collections::BTreeMap::new();
+        for (name, path, text) in staff {
+            files.insert(name, (path, text));
+        }
         for (name, builtin) in BUILTIN {
             builtin_env
                 .add_template(name, builtin)
@@ -110,50 +118,38 @@ impl Templates {
                     name: name.to_string(),
                     source,
                 })?;
-            let text = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
-                Some(p) => {
-                    let text =
-                        std::fs::read_to_string(&p).map_err(|source| ComposeError::Read {
-                            path: p.display().to_string(),
-                            source,
-                        })?;
-                    files.insert(name.to_string(), (p, text.clone()));
-                    text
-                }
-                None => (*builtin).to_string(),
-            };
-            env.add_template_owned(name.to_string(), text)
+            let text = files.get(*name).map_or(*builtin, |(_, t)| t.as_str());
+            env.add_template_owned(name.to_string(), text.to_string())
                 .map_err(|source| ComposeError::Template {
                     name: name.to_string(),
                     source,
                 })?;
         }
-        // Staff may add templates of their own (a second reminder wording, say) next to the
-        // overrides; a rule names them by file name.
-        if let Some(d) = dir {
-            for entry in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                if !name.ends_with(".j2") || BUILTIN.iter().any(|(b, _)| *b == name) {
-                    continue;
-                }
-                let path = entry.path();
-                let text = std::fs::read_to_string(&path).map_err(|source| ComposeError::Read {
-                    path: path.display().to_string(),
+        for (name, (_, text)) in &files {
+            if BUILTIN.iter().any(|(b, _)| b == name) {
+                continue;
+            }
+            env.add_template_owned(name.clone(), text.clone())
+                .map_err(|source| ComposeError::Template {
+                    name: name.clone(),
                     source,
                 })?;
-                env.add_template_owned(name.clone(), text.clone())
-                    .map_err(|source| ComposeError::Template {
-                        name: name.clone(),
-                        source,
-                    })?;
-                files.insert(name, (path, text));
-            }
         }
         Ok(Templates {
             env,
             builtin: builtin_env,
             files,
         })
+    }
+
+    /// The built-in templates alone.
+    pub fn builtin() -> Result<Templates, ComposeError> {
+        Templates::from_files(Vec::new())
+    }
+
+    /// The names of the built-in templates, for the reader of `ack.templates_dir`.
+    pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+        BUILTIN.iter().map(|(n, _)| *n)
     }
 
     /// Whether a template of this name is loaded (for `check-config`).
@@ -703,7 +699,7 @@ mod tests {
 
     #[test]
     fn builtin_templates_compile() {
-        let t = Templates::load(None).expect("builtins load");
+        let t = Templates::builtin().expect("builtins load");
         for (name, _) in BUILTIN {
             assert!(t.env.get_template(name).is_ok(), "{name}");
         }
@@ -944,7 +940,7 @@ mod tests {
 
     #[test]
     fn the_ack_template_lays_out_one_item_per_line() {
-        let t = Templates::load(None).expect("builtins load");
+        let t = Templates::builtin().expect("builtins load");
         let ctx = serde_json::json!({
             "greeting": "余晨同学", "organizer": "党委学生工作部", "campaign_name": "对标争先建设项目",
             "kind_label": "申报", "branch_display": "设计创意学院2024级博士生党支部（设计创意学院）",

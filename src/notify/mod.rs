@@ -412,7 +412,7 @@ mod tests {
     use super::*;
 
     fn templates() -> Templates {
-        Templates::load(None).expect("built-in templates load")
+        Templates::builtin().expect("built-in templates load")
     }
 
     fn reminder(problems: Vec<ProblemLine>) -> ReminderView {

@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn every_builtin_template_renders_with_its_sample() {
-        let t = Templates::load(None).expect("builtins");
+        let t = Templates::builtin().expect("builtins");
         assert_eq!(check(&t), Vec::<String>::new());
         for name in t.names() {
             let text = t.render(&name, sample(&name)).expect("renders");
@@ -350,7 +350,7 @@ mod tests {
             .expect("ack");
         let edited = builtin.replacen("{{ greeting }}", "{{ grettings }}", 1);
         let d = dir_with(&[("ack.txt.j2", &edited)]);
-        let t = Templates::load(Some(&d)).expect("loads: the syntax is fine");
+        let t = crate::config::load_templates(Some(&d)).expect("loads: the syntax is fine");
         let problems = check(&t);
         assert_eq!(problems.len(), 1, "{problems:?}");
         let p = &problems[0];
@@ -381,7 +381,7 @@ mod tests {
             ("x\ny\n{% if %}", "第 3 行：语法错误"),
         ] {
             let d = dir_with(&[("ack.txt.j2", text)]);
-            let problems = match Templates::load(Some(&d)) {
+            let problems = match crate::config::load_templates(Some(&d)) {
                 Ok(t) => check(&t),
                 Err(crate::notify::compose::ComposeError::Template { source, .. }) => {
                     vec![describe_error("ack.txt.j2", &source)]
@@ -402,7 +402,7 @@ mod tests {
             ("second.txt.j2", "{{ greeting }}：{{ time_left }}后截止。"),
             ("third.txt.j2", "{{ greeting }}：{{ tiem_left }}后截止。"),
         ]);
-        let t = Templates::load(Some(&d)).expect("loads");
+        let t = crate::config::load_templates(Some(&d)).expect("loads");
         let problems = check(&t);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("third.txt.j2 第 1 行"), "{problems:?}");
@@ -413,9 +413,9 @@ mod tests {
     #[test]
     fn a_failing_override_falls_back_to_the_builtin_and_says_why() {
         let d = dir_with(&[("result.txt.j2", "{{ greeting }}\n{{ amout }}")]);
-        let t = Templates::load(Some(&d)).expect("loads");
+        let t = crate::config::load_templates(Some(&d)).expect("loads");
         let data = sample("result.txt.j2");
-        let builtin = Templates::load(None)
+        let builtin = Templates::builtin()
             .expect("builtins")
             .render("result.txt.j2", &data)
             .expect("renders");
@@ -429,14 +429,14 @@ mod tests {
         assert!(err.contains("result.txt.j2"), "{err}");
         // A template that works is used as it is, without an error.
         let ok = dir_with(&[("result.txt.j2", "{{ greeting }}：{{ amount }}")]);
-        let t = Templates::load(Some(&ok)).expect("loads");
+        let t = crate::config::load_templates(Some(&ok)).expect("loads");
         let (text, err) = t
             .render_or_builtin("result.txt.j2", &data)
             .expect("renders");
         assert_eq!((text.as_str(), err), ("张晓明同学：5000 元", None));
         // An added template falls back to the built-in it stands for.
         let added = dir_with(&[("second.txt.j2", "{{ nope }}")]);
-        let t = Templates::load(Some(&added)).expect("loads");
+        let t = crate::config::load_templates(Some(&added)).expect("loads");
         let (text, err) = t
             .render_or("second.txt.j2", "reminder.txt.j2", reminder())
             .expect("falls back");

@@ -330,7 +330,7 @@ impl Pipeline {
             .with_context(|| format!("打开支部名册 {}", cfg.campaign.roster.display()))?;
         let roster = Roster::from_csv(roster_file)
             .with_context(|| format!("读取支部名册 {}", cfg.campaign.roster.display()))?;
-        let templates = Templates::load(cfg.ack.templates_dir.as_deref())?;
+        let templates = crate::config::load_templates(cfg.ack.templates_dir.as_deref())?;
         let guard = LoopGuard {
             own_domain: cfg.ack.message_id_domain.clone(),
             loop_header: compose::LOOP_HEADER.to_string(),

@@ -888,7 +888,7 @@ pub async fn run(p: std::sync::Arc<Pipeline>, mut shutdown: tokio::sync::watch::
             .max(std::time::Duration::from_millis(200));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = crate::intake::shutdown_requested(&mut shutdown) => return,
+            _ = crate::shutdown::requested(&mut shutdown) => return,
         }
     }
 }

@@ -53,14 +53,13 @@ impl SendError {
     }
 }
 
-/// The longest wait between two attempts at the same mail.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30 * 60);
-
 /// Backoff before attempt `attempts + 1`: `initial` (`smtp.retry_initial`, 10 s by default),
 /// then twice that, four times … capped at 30 minutes.
 pub fn backoff(initial: Duration, attempts: i64) -> Duration {
     let exp = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
-    initial.saturating_mul(1 << exp).min(MAX_BACKOFF)
+    initial
+        .saturating_mul(1 << exp)
+        .min(crate::config::MAX_BACKOFF)
 }
 
 /// How often the sender looks at the outbox when nothing woke it: mails queued by another
@@ -657,7 +656,10 @@ mod tests {
         let one = Duration::from_secs(1);
         assert_eq!(backoff(one, 0), one);
         assert_eq!(backoff(one, 2), Duration::from_secs(4));
-        assert_eq!(backoff(one, 16), MAX_BACKOFF);
-        assert_eq!(backoff(MAX_BACKOFF, 1), MAX_BACKOFF);
+        assert_eq!(backoff(one, 16), crate::config::MAX_BACKOFF);
+        assert_eq!(
+            backoff(crate::config::MAX_BACKOFF, 1),
+            crate::config::MAX_BACKOFF
+        );
     }
 }
