@@ -8,17 +8,20 @@
 
 pub mod correct;
 
+use crate::app::App;
 use crate::campaign::conversation;
-use crate::campaign::roster::{BranchMatch, MatchKind, Roster};
+use crate::campaign::roster::{BranchMatch, MatchKind};
 use crate::campaign::rules::{self, Facts, Problem};
-use crate::campaign::subject::{ParsedSubject, SubjectGrammar, SubjectKind};
-use crate::clock::{Clock, beijing, db_time};
+use crate::campaign::subject::{ParsedSubject, SubjectKind};
+use crate::clock::{beijing, db_time};
 use crate::config::Config;
 use crate::extract::Extracted;
-use crate::extract::model::{Amount, Fields};
 use crate::message::{self, Attachment, LoopGuard, Understood};
-use crate::notify::compose::{self, MailSpec, Outgoing, Templates};
-use crate::store::Store;
+use crate::notify::ack::{
+    AckContext, AckView, ChecklistItem, ClosureView, HelpView, NoMaterialsView, ack_subject,
+    enum_str, greeting, sender_note,
+};
+use crate::notify::compose::{self, MailSpec, Outgoing};
 use crate::store::blobs::Staged;
 use crate::store::threads;
 use anyhow::Context as _;
@@ -26,7 +29,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Row, SqliteConnection};
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// How long understanding one message and reading its attachments may take.
 const EXTRACT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -62,20 +64,20 @@ impl Prepared {
     }
 }
 
-/// What the pipeline needs, built once at start.
+/// What the pipeline needs besides the shared context: how to recognise our own mail, and
+/// whether to answer.
 pub struct Pipeline {
-    pub store: Store,
-    pub clock: Clock,
-    pub cfg: Arc<Config>,
-    pub grammar: SubjectGrammar,
-    pub roster: Roster,
-    pub templates: Templates,
+    pub app: Arc<App>,
     pub guard: LoopGuard,
-    /// Woken whenever something is queued in the outbox.
-    pub outbox: Arc<Notify>,
-    pub policy: rules::Policy,
     /// Whether registering answers ([`NotifyMode::Normal`] except in `reprocess`).
     pub notify_mode: NotifyMode,
+}
+
+impl std::ops::Deref for Pipeline {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
 }
 
 /// What a message turned out to be.
@@ -315,22 +317,8 @@ enum Registered {
 }
 
 impl Pipeline {
-    pub fn new(
-        store: Store,
-        clock: Clock,
-        cfg: Arc<Config>,
-        outbox: Arc<Notify>,
-    ) -> anyhow::Result<Pipeline> {
-        let grammar = SubjectGrammar::new(
-            &cfg.campaign.application_subject,
-            &cfg.campaign.closure_subject,
-        )
-        .context("配置 campaign.application_subject / closure_subject 有误")?;
-        let roster_file = std::fs::File::open(&cfg.campaign.roster)
-            .with_context(|| format!("打开支部名册 {}", cfg.campaign.roster.display()))?;
-        let roster = Roster::from_csv(roster_file)
-            .with_context(|| format!("读取支部名册 {}", cfg.campaign.roster.display()))?;
-        let templates = Templates::load(cfg.ack.templates_dir.as_deref())?;
+    pub fn new(app: Arc<App>) -> Pipeline {
+        let cfg = &app.cfg;
         let guard = LoopGuard {
             own_domain: cfg.ack.message_id_domain.clone(),
             loop_header: compose::LOOP_HEADER.to_string(),
@@ -339,22 +327,11 @@ impl Pipeline {
                 cfg.smtp.from_address.to_lowercase(),
             ],
         };
-        let policy = rules::Policy {
-            budget_cap_yuan: cfg.campaign.budget_cap_yuan,
-            leader_roles: cfg.campaign.leader_roles.clone(),
-        };
-        Ok(Pipeline {
-            notify_mode: NotifyMode::Normal,
-            policy,
-            store,
-            clock,
-            cfg,
-            grammar,
-            roster,
-            templates,
+        Pipeline {
+            app,
             guard,
-            outbox,
-        })
+            notify_mode: NotifyMode::Normal,
+        }
     }
 
     /// Processes every message left in the `stored` state (after a crash or an `ingest`).
@@ -1060,14 +1037,17 @@ impl Pipeline {
                 let sender_note = sender_changed
                     .then(|| sender_note(&sender, matched.branch.as_ref(), copy_to.as_deref()));
                 let ctx = AckView::new(
-                    self,
+                    &AckContext {
+                        campaign: &self.cfg.campaign,
+                        grammar: &self.grammar,
+                    },
                     understood,
                     &matched,
                     version,
                     received,
                     &findings,
                     chosen,
-                    classified.disposition,
+                    closure_kind,
                 );
                 let ctx = AckView {
                     closure,
@@ -1541,23 +1521,6 @@ impl Pipeline {
     }
 }
 
-/// The acknowledgement's note when a version came from an unfamiliar address.
-fn sender_note(
-    sender: &str,
-    branch: Option<&crate::campaign::roster::Branch>,
-    copy_to: Option<&str>,
-) -> String {
-    let name = branch.map_or("该支部", |b| b.name.as_str());
-    match copy_to {
-        Some(c) => format!(
-            "本版材料由 {sender} 发送，该地址不是名册中{name}的联系邮箱，此前也没有为该支部发送过材料，因此本回执同时抄送名册登记的支部书记（{c}）。如非本支部所发，请书记尽快回复本邮件说明。"
-        ),
-        None => format!(
-            "本版材料由 {sender} 发送，该地址不是名册中{name}的联系邮箱，此前也没有为该支部发送过材料；名册中没有可用的书记邮箱，已提示工作人员核对。"
-        ),
-    }
-}
-
 fn window(cfg: &Config) -> chrono::Duration {
     chrono::Duration::from_std(cfg.ack.window).unwrap_or_else(|_| chrono::Duration::hours(24))
 }
@@ -1621,327 +1584,5 @@ pub fn match_kind_str(k: MatchKind) -> &'static str {
         MatchKind::Exact => "exact",
         MatchKind::Fuzzy => "fuzzy",
         MatchKind::Unknown => "unknown",
-    }
-}
-
-/// The serde name of a unit enum variant (`Format::Docx` → `docx`).
-pub fn enum_str<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn ack_subject(original: &str, version: i64, problems: usize) -> String {
-    let base = if original.trim().is_empty() {
-        "（无主题）"
-    } else {
-        original.trim()
-    };
-    if problems == 0 {
-        format!("Re: {base}（已收到，第{version}版，材料齐全）")
-    } else {
-        format!("Re: {base}（已收到，第{version}版，有{problems}个问题待处理）")
-    }
-}
-
-fn greeting(display: Option<&str>, secretary: Option<&str>) -> String {
-    match (secretary, display.map(str::trim).filter(|d| !d.is_empty())) {
-        (Some(s), _) => format!("{s}同学"),
-        (None, Some(d)) => d.to_string(),
-        (None, None) => "您好".to_string(),
-    }
-}
-
-pub fn role_label(role: &str) -> &'static str {
-    crate::attach::Role::parse(role).label_zh()
-}
-
-pub fn format_label(format: &str) -> &'static str {
-    match format {
-        "doc" => "Word 97-2003 文档",
-        "docx" => "Word 文档",
-        "xls" => "Excel 97-2003 表格",
-        "xlsx" => "Excel 表格",
-        "word_xml" => "Word 2003 XML 文档",
-        "excel_xml" => "Excel 2003 XML 表格",
-        "zip" => "压缩包",
-        "pdf" => "PDF",
-        "image" => "图片",
-        "tnef" => "Outlook winmail.dat",
-        _ => "其他格式",
-    }
-}
-
-#[derive(Serialize)]
-struct AttachmentView {
-    filename: String,
-    role_label: String,
-    format_label: String,
-    size_label: String,
-    error: Option<String>,
-    entries: Vec<AttachmentView>,
-}
-
-impl AttachmentView {
-    fn new(a: &Attachment) -> AttachmentView {
-        let role = enum_str(&a.role);
-        let mut role_label = role_label(&role).to_string();
-        if role == "other"
-            && matches!(
-                a.format,
-                crate::attach::Format::Pdf | crate::attach::Format::Image
-            )
-        {
-            role_label.push_str("（申请表、汇总表请提交 Word / Excel 版本）");
-        }
-        AttachmentView {
-            filename: a.filename.clone(),
-            role_label,
-            format_label: format_label(&enum_str(&a.format)).to_string(),
-            size_label: compose::size_label(a.size),
-            error: a.error.clone(),
-            entries: a.entries.iter().map(AttachmentView::new).collect(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ProblemView {
-    code: &'static str,
-    title: &'static str,
-    fix: &'static str,
-    detail: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ChecklistItem {
-    material: String,
-    present: bool,
-}
-
-/// The closure checklist shown in a closure acknowledgement.
-#[derive(Serialize)]
-struct ClosureView {
-    level: String,
-    checklist: Vec<ChecklistItem>,
-    complete: bool,
-    publish: bool,
-}
-
-#[derive(Serialize)]
-struct FieldView {
-    label: &'static str,
-    value: String,
-}
-
-/// The fields as a small table for the secretary to check; `—` marks what was not found.
-fn field_rows(f: &Fields) -> Vec<FieldView> {
-    let show = |v: &Option<String>| {
-        v.clone()
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| "—（未识别）".to_string())
-    };
-    let budget = match &f.budget {
-        Some(Amount::Yuan { yuan }) if yuan.fract() == 0.0 => format!("{} 元", *yuan as i64),
-        Some(Amount::Yuan { yuan }) => format!("{yuan:.2} 元"),
-        _ => show(&f.budget_as_written),
-    };
-    let section = match (&f.section, &f.section_as_written) {
-        (Some(s), _) => s.clone(),
-        (None, w) => show(w),
-    };
-    vec![
-        FieldView {
-            label: "项目名称",
-            value: show(&f.project_name),
-        },
-        FieldView {
-            label: "申报板块",
-            value: section,
-        },
-        FieldView {
-            label: "项目负责人",
-            value: show(&f.leader),
-        },
-        FieldView {
-            label: "职务",
-            value: show(&f.leader_role),
-        },
-        FieldView {
-            label: "联系电话",
-            value: show(&f.phone),
-        },
-        FieldView {
-            label: "指导老师",
-            value: show(&f.advisor),
-        },
-        FieldView {
-            label: "申请经费",
-            value: budget,
-        },
-    ]
-}
-
-#[derive(Serialize)]
-struct AckView {
-    greeting: String,
-    organizer: String,
-    campaign_name: String,
-    kind_label: &'static str,
-    branch_display: String,
-    match_note: Option<String>,
-    version: i64,
-    received_at: String,
-    subject: String,
-    attachments: Vec<AttachmentView>,
-    problems: Vec<ProblemView>,
-    fields: Vec<FieldView>,
-    fields_source: Option<&'static str>,
-    closure: Option<ClosureView>,
-    exact_subject: String,
-    deadline: String,
-    staff_contact: String,
-    /// A version from an unfamiliar address: who sent it, and who is copied.
-    sender_note: Option<String>,
-    /// The subject's branch is unknown, but the form names this roster branch.
-    suggestion: Option<String>,
-}
-
-impl AckView {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        p: &Pipeline,
-        u: &Understood,
-        m: &BranchMatch,
-        version: i64,
-        received: DateTime<Utc>,
-        findings: &[rules::Finding],
-        chosen: Option<(&Fields, &'static str)>,
-        d: Disposition,
-    ) -> AckView {
-        let secretary = m.branch.as_ref().and_then(|b| {
-            let from = u.from.as_ref()?;
-            (from.addr.eq_ignore_ascii_case(&b.email)
-                || from.name.as_deref() == Some(b.secretary.as_str()))
-            .then(|| b.secretary.clone())
-        });
-        let (branch_display, match_note) = match (&m.branch, m.kind) {
-            (Some(b), MatchKind::Exact) => (format!("{}（{}）", b.name, b.college), None),
-            (Some(b), _) => (
-                format!("{}（{}）", b.name, b.college),
-                Some(format!(
-                    "主题中写的是“{}”，按名册识别：{}",
-                    u.subject, m.reason
-                )),
-            ),
-            (None, _) => (
-                "未能识别".to_string(),
-                Some(if m.candidates.is_empty() {
-                    m.reason.clone()
-                } else {
-                    format!("{}；相近的支部：{}", m.reason, m.candidates.join("、"))
-                }),
-            ),
-        };
-        let exact_subject = match &m.branch {
-            Some(b) if d == Disposition::Closure => p.grammar.closure_subject_for(&b.name),
-            Some(b) => p.grammar.application_subject_for(&b.name),
-            None => p.grammar.application_subject_for("支部名称"),
-        };
-        AckView {
-            greeting: greeting(
-                u.from.as_ref().and_then(|a| a.name.as_deref()),
-                secretary.as_deref(),
-            ),
-            organizer: p.cfg.campaign.organizer.clone(),
-            campaign_name: p.cfg.campaign.name.clone(),
-            kind_label: if d == Disposition::Closure {
-                "结项"
-            } else {
-                "申报"
-            },
-            branch_display,
-            match_note,
-            version,
-            received_at: beijing(received),
-            subject: u.subject.clone(),
-            attachments: u.attachments.iter().map(AttachmentView::new).collect(),
-            problems: findings
-                .iter()
-                .map(|f| ProblemView {
-                    code: f.code.code(),
-                    title: f.code.title_zh(),
-                    fix: f.code.fix_zh(),
-                    detail: f.detail.clone(),
-                })
-                .collect(),
-            fields: chosen.map(|(f, _)| field_rows(f)).unwrap_or_default(),
-            closure: None,
-            fields_source: chosen.map(|(_, s)| {
-                if s == "form" {
-                    "项目申请表"
-                } else {
-                    "申报汇总表（申请表未能读取）"
-                }
-            }),
-            exact_subject,
-            deadline: beijing(p.cfg.campaign.deadline),
-            staff_contact: p.cfg.campaign.staff_contact.clone(),
-            sender_note: None,
-            suggestion: None,
-        }
-    }
-}
-
-/// The answer to a mail under the campaign's subject that brought no materials.
-#[derive(Serialize)]
-struct NoMaterialsView {
-    greeting: String,
-    organizer: String,
-    subject: String,
-    received_at: String,
-    kind_label: &'static str,
-    branch: String,
-    version: i64,
-    exact_subject: String,
-    staff_contact: String,
-}
-
-#[derive(Serialize)]
-struct HelpView {
-    greeting: String,
-    organizer: String,
-    campaign_name: String,
-    subject: String,
-    received_at: String,
-    exact_subject: String,
-    suggestion: Option<String>,
-    suggestion_subject: Option<String>,
-    deadline: String,
-    staff_contact: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ack_subjects_say_what_happened() {
-        assert_eq!(
-            ack_subject("对标争先建设项目申报-X", 1, 0),
-            "Re: 对标争先建设项目申报-X（已收到，第1版，材料齐全）"
-        );
-        assert_eq!(
-            ack_subject(" ", 2, 3),
-            "Re: （无主题）（已收到，第2版，有3个问题待处理）"
-        );
-    }
-
-    #[test]
-    fn greetings() {
-        assert_eq!(greeting(Some("余晨"), Some("余晨")), "余晨同学");
-        assert_eq!(greeting(Some("Yu Chen"), None), "Yu Chen");
-        assert_eq!(greeting(None, None), "您好");
     }
 }
