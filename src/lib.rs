@@ -5,8 +5,9 @@
 //! [`notify`], plus [`schedule::plan`], [`send::limit`] and [`pipeline::decide`];
 //! `tests/architecture.rs` checks it.
 
-// Shared by every stage: the one clock, configuration, file modes, the stop signal, text
-// normalisation, TLS.
+// Shared by every stage: the application context, the one clock, configuration, file modes,
+// the stop signal, text normalisation, TLS.
+pub mod app;
 pub mod clock;
 pub mod config;
 pub mod fsmode;

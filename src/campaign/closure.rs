@@ -11,11 +11,11 @@
 //! because it is a Word file. A branch may send its materials in several mails: what counts is
 //! everything it has sent for closure so far.
 
+use crate::app::App;
 use crate::attach::Role;
 use crate::config::LevelConfig;
 use crate::extract::model::{Block, Document};
 use crate::message::{Attachment, Understood};
-use crate::pipeline::Pipeline;
 use sqlx::{Row, SqliteConnection};
 
 /// The attachment role that satisfies a configured material ([`Role::Other`] when the name
@@ -230,7 +230,7 @@ pub struct ClosureState {
 }
 
 /// Every funded project (current review) with what it still owes.
-pub async fn funded_projects(p: &Pipeline) -> anyhow::Result<Vec<ClosureState>> {
+pub async fn funded_projects(p: &App) -> anyhow::Result<Vec<ClosureState>> {
     let mut conn = p.store.pool.acquire().await?;
     Ok(reviewed(&mut conn, &p.cfg.levels)
         .await?
@@ -245,7 +245,7 @@ pub async fn funded_projects(p: &Pipeline) -> anyhow::Result<Vec<ClosureState>> 
 }
 
 /// The campaign's phase at `now`, with the counts staff care about in it.
-pub async fn phase(p: &Pipeline, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
+pub async fn phase(p: &App, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
     let c = &p.cfg.campaign;
     let deadline = c.deadline + chrono::Duration::from_std(c.grace).unwrap_or_default();
     if now <= deadline {

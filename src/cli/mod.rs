@@ -407,8 +407,8 @@ async fn correction_pipeline(
 ) -> anyhow::Result<crate::pipeline::Pipeline> {
     let cfg = load(config)?;
     let clock = clock()?;
-    let (store, _, wake) = crate::daemon::open(cfg.clone(), clock).await?;
-    let mut p = crate::pipeline::Pipeline::new(store, clock, cfg, wake)?;
+    let (_, app, _) = crate::daemon::open_app(cfg, clock).await?;
+    let mut p = crate::pipeline::Pipeline::new(app);
     p.notify_mode = crate::pipeline::correct::notify_mode(notify, clock.now());
     Ok(p)
 }
@@ -478,8 +478,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let limit = cfg.imap.max_message_bytes;
-            let (store, _, wake) = crate::daemon::open(cfg.clone(), clock).await?;
-            let mut pipeline = crate::pipeline::Pipeline::new(store.clone(), clock, cfg, wake)?;
+            let (store, app, _) = crate::daemon::open_app(cfg.clone(), clock).await?;
+            let mut pipeline = crate::pipeline::Pipeline::new(app);
             if no_reply {
                 say!("补录（--no-reply）：只登记，不回复任何邮件。");
                 pipeline.notify_mode =
@@ -588,7 +588,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json: true } => {
             let cfg = load(&cli.config)?;
             let clock = clock()?;
-            let (store, _, _) = crate::daemon::open_existing(cfg.clone(), clock).await?;
+            let (store, _, _) = crate::daemon::open_existing_app(cfg.clone(), clock).await?;
             let now = clock.now();
             let mut figures = store.figures(now).await?;
             figures.template_errors = crate::daemon::health::still_current(
@@ -605,20 +605,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json: false } => {
             let cfg = load(&cli.config)?;
-            let (store, pipeline, _) = crate::daemon::open_existing(cfg, clock()?).await?;
-            let st = crate::export::status(&store, pipeline.roster.len()).await?;
+            let (store, app, _) = crate::daemon::open_existing_app(cfg, clock()?).await?;
+            let st = crate::export::status(&store, app.roster.len()).await?;
             say!(
                 "当前阶段：{}",
-                crate::campaign::closure::phase(&pipeline, clock()?.now()).await?
+                crate::campaign::closure::phase(&app, clock()?.now()).await?
             );
             say_raw!("{st}");
-            unreachable_branches(&store, &pipeline.roster, &pipeline.cfg.campaign.roster).await?;
-            if let Some(f) =
-                crate::send::forecast(&store, &pipeline.cfg.smtp, clock()?.now()).await?
-            {
+            unreachable_branches(&store, &app.roster, &app.cfg.campaign.roster).await?;
+            if let Some(f) = crate::send::forecast(&store, &app.cfg.smtp, clock()?.now()).await? {
                 say!("{f}");
             }
-            template_errors(&store, &pipeline.cfg, clock()?.now()).await?;
+            template_errors(&store, &app.cfg, clock()?.now()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -634,7 +632,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let cfg = load(&cli.config)?;
             let clock = clock()?;
-            let (store, _, _) = crate::daemon::open_existing(cfg.clone(), clock).await?;
+            let (store, _, _) = crate::daemon::open_existing_app(cfg.clone(), clock).await?;
             let subs = crate::export::latest_reviewed(&store, &cfg.levels).await?;
             let bytes = match format {
                 ExportFormat::Json => {
@@ -711,8 +709,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Show { branch } => {
             let cfg = load(&cli.config)?;
-            let (store, pipeline, _) = crate::daemon::open_existing(cfg, clock()?).await?;
-            let name = match pipeline.roster.match_branch(&branch) {
+            let (store, app, _) = crate::daemon::open_existing_app(cfg, clock()?).await?;
+            let name = match app.roster.match_branch(&branch) {
                 m if m.kind == crate::campaign::roster::MatchKind::Exact => {
                     m.branch.map(|b| b.name).unwrap_or(branch.clone())
                 }
@@ -732,12 +730,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let clock = clock()?;
             let now = at_or_now(at.as_deref(), clock)?;
-            let (_, pipeline, _) = if dry_run {
-                crate::daemon::open_existing(cfg.clone(), clock).await?
+            let (_, app, _) = if dry_run {
+                crate::daemon::open_existing_app(cfg.clone(), clock).await?
             } else {
-                crate::daemon::open(cfg.clone(), clock).await?
+                crate::daemon::open_app(cfg.clone(), clock).await?
             };
-            let planned = crate::schedule::remind::plan_reminders(&pipeline, now).await?;
+            let planned = crate::schedule::remind::plan_reminders(&app, now).await?;
             if planned.is_empty() {
                 say!("{} 没有到期的提醒。", crate::clock::beijing(now));
             }
@@ -774,7 +772,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             if !dry_run && !planned.is_empty() {
-                let n = crate::schedule::remind::commit(&pipeline, &planned, clock.now()).await?;
+                let n = crate::schedule::remind::commit(&app, &planned, clock.now()).await?;
                 say!("已放入发件箱 {n} 封；运行中的 `shenbao run` 会发送。");
             }
             Ok(ExitCode::SUCCESS)
@@ -800,17 +798,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::FAILURE);
             }
-            let (store, pipeline, wake) = if dry_run {
-                crate::daemon::open_existing(cfg.clone(), clock).await?
+            let (store, app, wake) = if dry_run {
+                crate::daemon::open_existing_app(cfg.clone(), clock).await?
             } else {
-                crate::daemon::open(cfg.clone(), clock).await?
+                crate::daemon::open_app(cfg.clone(), clock).await?
             };
             // A dry run shows the digest the schedule would send at that instant; when none is
             // due, the digest of everything since the last one.
-            let mut planned =
-                crate::schedule::remind::plan_digests(&pipeline, now, send_now).await?;
+            let mut planned = crate::schedule::remind::plan_digests(&app, now, send_now).await?;
             if dry_run && planned.iter().all(|p| p.mail.is_none()) {
-                planned = crate::schedule::remind::plan_digests(&pipeline, now, true).await?;
+                planned = crate::schedule::remind::plan_digests(&app, now, true).await?;
             }
             if dry_run {
                 let mut shown = std::collections::BTreeSet::new();
@@ -832,7 +829,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let ids = crate::schedule::remind::commit_ids(&pipeline, &planned, clock.now()).await?;
+            let ids = crate::schedule::remind::commit_ids(&app, &planned, clock.now()).await?;
             if ids.is_empty() {
                 say!("没有新的摘要要发送（自上次摘要以来的内容已发过）。");
                 return Ok(ExitCode::SUCCESS);
@@ -854,28 +851,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Review { action } => {
             let cfg = load(&cli.config)?;
             let clock = clock()?;
-            let (store, pipeline, wake) = crate::daemon::open(cfg.clone(), clock).await?;
+            let (store, app, wake) = crate::daemon::open_app(cfg.clone(), clock).await?;
             match action {
                 ReviewAction::Import { file, by, partial } => {
                     let by = by
                         .or_else(|| std::env::var("USER").ok())
                         .unwrap_or_else(|| "unknown".to_string());
-                    let outcome = crate::schedule::results::import(
-                        &pipeline,
-                        &file,
-                        &by,
-                        clock.now(),
-                        partial,
-                    )
-                    .await?;
+                    let outcome =
+                        crate::schedule::results::import(&app, &file, &by, clock.now(), partial)
+                            .await?;
                     Ok(review_import_report(&file, outcome))
                 }
                 ReviewAction::Notify { dry_run } => {
                     if !dry_run && let Some(why) = cfg.smtp.missing_password() {
                         anyhow::bail!("{why}");
                     }
-                    let plan =
-                        crate::schedule::results::plan_results(&pipeline, clock.now()).await?;
+                    let plan = crate::schedule::results::plan_results(&app, clock.now()).await?;
                     if plan.planned.iter().all(|i| i.mail.is_none()) {
                         say!("没有需要发送的评审结果。");
                     }
@@ -898,12 +889,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                     }
                     if !dry_run && !plan.planned.is_empty() {
-                        let ids = crate::schedule::remind::commit_ids(
-                            &pipeline,
-                            &plan.planned,
-                            clock.now(),
-                        )
-                        .await?;
+                        let ids =
+                            crate::schedule::remind::commit_ids(&app, &plan.planned, clock.now())
+                                .await?;
                         let sender = crate::daemon::sender(&cfg, store, clock, wake)?;
                         let sent = sender.send_only(&ids).await?;
                         say!(
@@ -940,8 +928,8 @@ async fn export_materials(
     filter: crate::export::materials::Filter,
 ) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
-    let (store, pipeline, _) = crate::daemon::open_existing(cfg.clone(), clock()?).await?;
-    let collected = crate::export::materials::collect(&pipeline, &filter).await?;
+    let (store, app, _) = crate::daemon::open_existing_app(cfg.clone(), clock()?).await?;
+    let collected = crate::export::materials::collect(&app, &filter).await?;
     let layout = crate::export::materials::layout(&collected.branches);
     let sheet = crate::export::to_xlsx(
         &format!("{}申报汇总表", cfg.campaign.name),

@@ -5,6 +5,7 @@
 
 pub mod health;
 
+use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::intake::Intake;
@@ -17,35 +18,53 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
-/// Opens the store and builds the pipeline: shared by `run` and `ingest`.
+/// Opens the store and builds the application context: shared by `run` and the commands.
+pub async fn open_app(
+    cfg: Arc<Config>,
+    clock: Clock,
+) -> anyhow::Result<(Store, Arc<App>, Arc<Notify>)> {
+    let store = Store::open(&cfg.database_url, &cfg.data_dir)
+        .await
+        .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
+    with_app(store, cfg, clock)
+}
+
+/// [`open_app`] for the commands that only read: the database must exist with the current
+/// schema ([`Store::open_existing`]); nothing is created or migrated.
+pub async fn open_existing_app(
+    cfg: Arc<Config>,
+    clock: Clock,
+) -> anyhow::Result<(Store, Arc<App>, Arc<Notify>)> {
+    let store = Store::open_existing(&cfg.database_url, &cfg.data_dir).await?;
+    with_app(store, cfg, clock)
+}
+
+/// [`open_app`] with the pipeline on top: shared by `run` and `ingest`.
 pub async fn open(
     cfg: Arc<Config>,
     clock: Clock,
 ) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
-    let store = Store::open(&cfg.database_url, &cfg.data_dir)
-        .await
-        .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
-    with_pipeline(store, cfg, clock)
+    let (store, app, wake) = open_app(cfg, clock).await?;
+    Ok((store, Arc::new(Pipeline::new(app)), wake))
 }
 
-/// [`open`] for the commands that only read: the database must exist with the current schema
-/// ([`Store::open_existing`]); nothing is created or migrated.
+/// [`open_existing_app`] with the pipeline on top.
 pub async fn open_existing(
     cfg: Arc<Config>,
     clock: Clock,
 ) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
-    let store = Store::open_existing(&cfg.database_url, &cfg.data_dir).await?;
-    with_pipeline(store, cfg, clock)
+    let (store, app, wake) = open_existing_app(cfg, clock).await?;
+    Ok((store, Arc::new(Pipeline::new(app)), wake))
 }
 
-fn with_pipeline(
+fn with_app(
     store: Store,
     cfg: Arc<Config>,
     clock: Clock,
-) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
+) -> anyhow::Result<(Store, Arc<App>, Arc<Notify>)> {
     let wake = Arc::new(Notify::new());
-    let pipeline = Arc::new(Pipeline::new(store.clone(), clock, cfg, wake.clone())?);
-    Ok((store, pipeline, wake))
+    let app = Arc::new(App::new(store.clone(), clock, cfg, wake.clone())?);
+    Ok((store, app, wake))
 }
 
 /// The outbox sender of this configuration, able to look for the copies of interrupted
@@ -80,7 +99,8 @@ pub async fn run(
     if let Some(why) = cfg.smtp.missing_password() {
         anyhow::bail!("{why}");
     }
-    let (store, pipeline, wake) = open(cfg.clone(), clock).await?;
+    let (store, app, wake) = open_app(cfg.clone(), clock).await?;
+    let pipeline = Arc::new(Pipeline::new(app.clone()));
     let done = pipeline.process_pending().await?;
     if !done.is_empty() {
         tracing::info!(count = done.len(), "处理了上次运行留下的邮件");
@@ -89,10 +109,7 @@ pub async fn run(
     let (backlog, backlog_rx) = watch::channel(0);
     let sender = sender(&cfg, store.clone(), clock, wake)?.with_backlog(backlog_rx);
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
-    let scheduler_task = tokio::spawn(crate::schedule::remind::run(
-        pipeline.clone(),
-        stop_rx.clone(),
-    ));
+    let scheduler_task = tokio::spawn(crate::schedule::remind::run(app, stop_rx.clone()));
     let intake = Intake {
         store,
         clock,

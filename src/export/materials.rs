@@ -18,8 +18,8 @@
 //! [`layout`] is pure (branches and their files in, paths out) and tested with hostile names;
 //! [`collect`] reads the database, [`write`] the files.
 
+use crate::app::App;
 use crate::export::{ExportAttachment, ExportSubmission};
-use crate::pipeline::Pipeline;
 use crate::store::blobs::{BlobDir, sha256_hex};
 use crate::textnorm::normalize;
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -387,7 +387,7 @@ fn wanted(files: &[ExportAttachment], roles: &[&str], out: &mut Vec<(String, Str
 /// Reads the selection from the database: every branch with a latest application or a closure
 /// mail, filtered by section (the application's) and college (the roster's; the form's for an
 /// application whose branch is unknown).
-pub async fn collect(p: &Pipeline, filter: &Filter) -> anyhow::Result<Collected> {
+pub async fn collect(p: &App, filter: &Filter) -> anyhow::Result<Collected> {
     let section = match &filter.section {
         Some(s) => Some(pick("section", s, &p.cfg.campaign.sections)?.to_string()),
         None => None,

@@ -468,8 +468,8 @@ pub fn describe(s: &ExportSubmission) -> String {
         out.push_str(&format!(
             "  附件：{}（{}，{}，{}）\n",
             a.filename,
-            crate::pipeline::role_label(&a.role),
-            crate::pipeline::format_label(&a.format),
+            crate::notify::ack::role_label(&a.role),
+            crate::notify::ack::format_label(&a.format),
             crate::notify::compose::size_label(usize::try_from(a.size).unwrap_or(usize::MAX))
         ));
     }

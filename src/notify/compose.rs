@@ -40,7 +40,7 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../config/templates/digest.txt.j2"),
     ),
     // Ends in `.html.j2`: minijinja's default auto-escape callback ignores the `.j2` and
-    // HTML-escapes every value in it (see `Templates::load`).
+    // HTML-escapes every value in it (see `Templates::from_files`).
     (
         "digest.html.j2",
         include_str!("../../config/templates/digest.html.j2"),
@@ -707,7 +707,7 @@ mod tests {
 
     #[test]
     fn templates_are_html_escaped_by_name() {
-        // `Templates::load` keeps minijinja's default auto-escape callback, where the name
+        // `Templates::from_files` keeps minijinja's default auto-escape callback, where the name
         // decides: `.html.j2` escapes, `.txt.j2` does not. (notify's tests render the digest.)
         let mut env = Environment::new();
         env.add_template("x.html.j2", "{{ v }}").expect("adds");

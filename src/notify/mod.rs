@@ -13,6 +13,7 @@
 //! one); digests through [`crate::notify::compose::build_rich`] with the HTML alternative and the
 //! 汇总表 attached.
 
+pub mod ack;
 pub mod compose;
 pub mod template_check;
 

@@ -12,10 +12,11 @@
 //! `--notify` (or by `assign`, whose point is to acknowledge the branch), under Message-IDs
 //! of their own.
 
+use crate::app::App;
 use crate::pipeline::{NotifyMode, Pipeline};
+use crate::store::Tx;
 use crate::store::corrections as store;
 use anyhow::Context as _;
-use sqlx::SqliteConnection;
 use std::collections::BTreeSet;
 
 /// Which messages to replay.
@@ -221,7 +222,7 @@ pub async fn assign(
 }
 
 /// `resolve ID [--note TEXT]`: marks a message that waited for a person as handled.
-pub async fn resolve(p: &Pipeline, id: i64, note: Option<&str>) -> anyhow::Result<()> {
+pub async fn resolve(p: &App, id: i64, note: Option<&str>) -> anyhow::Result<()> {
     if p.store.candidate(id).await?.is_none() {
         return Err(CorrectError::NoSuchMessage(id).into());
     }
@@ -242,7 +243,7 @@ fn check_replayable(id: i64, status: &str, disposition: Option<String>) -> anyho
 }
 
 /// The ids to replay, in arrival order.
-async fn select(p: &Pipeline, selection: &Selection) -> anyhow::Result<Vec<i64>> {
+async fn select(p: &App, selection: &Selection) -> anyhow::Result<Vec<i64>> {
     match selection {
         Selection::Ids(ids) => {
             let mut out = Vec::new();
@@ -264,7 +265,7 @@ async fn select(p: &Pipeline, selection: &Selection) -> anyhow::Result<Vec<i64>>
     }
 }
 
-async fn snapshot(tx: &mut SqliteConnection, id: i64) -> anyhow::Result<Snapshot> {
+async fn snapshot(tx: &mut Tx, id: i64) -> anyhow::Result<Snapshot> {
     let m = store::message_state(tx, id)
         .await?
         .ok_or(CorrectError::NoSuchMessage(id))?;

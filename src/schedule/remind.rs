@@ -31,12 +31,12 @@
 //! a fixed roster still lets the reminder go out), `remind --dry-run` lists it, and `status` and
 //! `check-config` name the roster row.
 
+use crate::app::App;
 use crate::campaign::rules::Problem;
 use crate::clock::{beijing, db_time, parse_db_time};
 use crate::export::ExportSubmission;
 use crate::notify::compose::{self, MailSpec, Outgoing, RichParts};
 use crate::notify::{self, DigestView, ReminderView};
-use crate::pipeline::Pipeline;
 use crate::schedule::{self, Audience, DeadlineKind, DigestRule, Occasion};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -70,7 +70,7 @@ fn fixable(code: &str) -> bool {
     !matches!(code, "late" | "subject_nonstandard")
 }
 
-fn deadline_of(p: &Pipeline) -> impl Fn(DeadlineKind) -> Option<DateTime<Utc>> + '_ {
+fn deadline_of(p: &App) -> impl Fn(DeadlineKind) -> Option<DateTime<Utc>> + '_ {
     move |k| match k {
         DeadlineKind::Application => Some(p.cfg.campaign.deadline),
         DeadlineKind::Closure => p.cfg.campaign.closure_deadline,
@@ -100,7 +100,7 @@ fn key_id(key: &str) -> String {
         .to_string()
 }
 
-pub(crate) async fn in_ledger(p: &Pipeline, key: &str) -> anyhow::Result<bool> {
+pub(crate) async fn in_ledger(p: &App, key: &str) -> anyhow::Result<bool> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE key = ?")
         .bind(key)
         .fetch_one(&p.store.pool)
@@ -184,7 +184,7 @@ pub fn decide(
 }
 
 /// The reminder rows of `rule` in the ledger.
-async fn ledger_rows(p: &Pipeline, rule: &str) -> anyhow::Result<Vec<LedgerRow>> {
+async fn ledger_rows(p: &App, rule: &str) -> anyhow::Result<Vec<LedgerRow>> {
     Ok(sqlx::query(
         "SELECT key, branch, recipient, deadline, offset_secs, skipped IS NOT NULL FROM ledger WHERE kind = 'reminder' AND rule = ?",
     )
@@ -205,7 +205,7 @@ async fn ledger_rows(p: &Pipeline, rule: &str) -> anyhow::Result<Vec<LedgerRow>>
 
 /// Whom an audience means right now: (branch, latest application if any).
 async fn audience(
-    p: &Pipeline,
+    p: &App,
     audiences: &[Audience],
     latest: &[ExportSubmission],
     funded: &[crate::campaign::closure::ClosureState],
@@ -232,7 +232,7 @@ async fn audience(
 
 /// Reminders due at `now` that the ledger does not have yet, one per branch of each audience;
 /// branches without a usable address appear as skips (no mail, a reason) the first time.
-pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<Vec<Planned>> {
+pub async fn plan_reminders(p: &App, now: DateTime<Utc>) -> anyhow::Result<Vec<Planned>> {
     let tz = p.cfg.campaign.timezone;
     let due = schedule::due_occasions(&p.cfg.reminders, deadline_of(p), tz, now);
     if due.is_empty() {
@@ -293,7 +293,7 @@ pub async fn plan_reminders(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<
 
 #[allow(clippy::too_many_arguments)]
 fn reminder(
-    p: &Pipeline,
+    p: &App,
     rule: &schedule::ReminderRule,
     occ: &Occasion,
     branch: &crate::campaign::roster::Branch,
@@ -410,7 +410,7 @@ fn reminder(
 /// The digest of `rule` for (start, end], as the data the templates get; `all` is every
 /// branch's latest submission (read once per scheduler step, shared with the .xlsx).
 pub async fn digest_view(
-    p: &Pipeline,
+    p: &App,
     rule: &DigestRule,
     all: &[ExportSubmission],
     start: Option<DateTime<Utc>>,
@@ -657,7 +657,7 @@ pub async fn digest_view(
     })
 }
 
-async fn last_digest(p: &Pipeline, rule: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+async fn last_digest(p: &App, rule: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
     let v: Option<String> =
         sqlx::query_scalar("SELECT MAX(period_end) FROM ledger WHERE kind = 'digest' AND rule = ?")
             .bind(rule)
@@ -669,7 +669,7 @@ async fn last_digest(p: &Pipeline, rule: &str) -> anyhow::Result<Option<DateTime
 /// Digests due at `now`. With `force` (`digest --now`), every rule's digest for the period
 /// since its last one, whatever the schedule says.
 pub async fn plan_digests(
-    p: &Pipeline,
+    p: &App,
     now: DateTime<Utc>,
     force: bool,
 ) -> anyhow::Result<Vec<Planned>> {
@@ -781,18 +781,14 @@ pub async fn plan_digests(
 
 /// Records planned mail in the ledger and queues it, each in one transaction; returns how many
 /// mails were queued. A key already in the ledger (another daemon was quicker) is skipped.
-pub async fn commit(
-    p: &Pipeline,
-    planned: &[Planned],
-    now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
+pub async fn commit(p: &App, planned: &[Planned], now: DateTime<Utc>) -> anyhow::Result<usize> {
     Ok(commit_ids(p, planned, now).await?.len())
 }
 
 /// [`commit`], returning the outbox ids it queued: a command that sends at once sends these
 /// and nothing else that waits in the outbox.
 pub async fn commit_ids(
-    p: &Pipeline,
+    p: &App,
     planned: &[Planned],
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<i64>> {
@@ -843,7 +839,7 @@ pub async fn commit_ids(
 }
 
 /// One scheduler step at `now`: plan and queue whatever is due.
-pub async fn tick(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<usize> {
+pub async fn tick(p: &App, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let mut planned = plan_reminders(p, now).await?;
     planned.extend(plan_digests(p, now, false).await?);
     let n = commit(p, &planned, now).await?;
@@ -855,7 +851,7 @@ pub async fn tick(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<usize> {
 
 /// The scheduler task of the daemon: a tick whenever something falls due, at least every
 /// five minutes (the clock may jump, the database may have changed the audiences).
-pub async fn run(p: std::sync::Arc<Pipeline>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(p: std::sync::Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
         let now = p.clock.now();
         let error = tick(&p, now).await.err().map(|e| format!("{e:#}"));

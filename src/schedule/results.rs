@@ -5,11 +5,11 @@
 //! history — all of them or, when any row is wrong, none — and sends each branch its result
 //! once, threaded to its application.
 
+use crate::app::App;
 use crate::campaign::review::{BlankRow, Decision, ImportError, ImportInput, Level, Ungraded};
 use crate::campaign::roster::MatchKind;
 use crate::clock::db_time;
 use crate::notify::compose::{self, MailSpec};
-use crate::pipeline::Pipeline;
 use crate::schedule::remind::Planned;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -17,7 +17,7 @@ use sqlx::Row;
 use std::collections::HashSet;
 use std::path::Path;
 
-fn levels(p: &Pipeline) -> Vec<Level> {
+fn levels(p: &App) -> Vec<Level> {
     p.cfg
         .levels
         .iter()
@@ -54,7 +54,7 @@ pub enum ImportOutcome {
 }
 
 /// Branches (roster names) whose latest application is in, in order of arrival.
-async fn applicants(p: &Pipeline) -> anyhow::Result<Vec<String>> {
+async fn applicants(p: &App) -> anyhow::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = 1 AND branch IS NOT NULL
          ORDER BY received_at, id",
@@ -64,7 +64,7 @@ async fn applicants(p: &Pipeline) -> anyhow::Result<Vec<String>> {
 }
 
 /// Branches with a current decision from an earlier import.
-async fn decided(p: &Pipeline) -> anyhow::Result<HashSet<String>> {
+async fn decided(p: &App) -> anyhow::Result<HashSet<String>> {
     Ok(
         sqlx::query_scalar("SELECT DISTINCT branch FROM reviews WHERE is_current = 1")
             .fetch_all(&p.store.pool)
@@ -78,7 +78,7 @@ async fn decided(p: &Pipeline) -> anyhow::Result<HashSet<String>> {
 /// (from this sheet or an earlier import; with `partial`, some may stay without), stores its
 /// decisions; otherwise stores nothing and says why.
 pub async fn import(
-    p: &Pipeline,
+    p: &App,
     file: &Path,
     by: &str,
     now: DateTime<Utc>,
@@ -197,7 +197,7 @@ pub struct NotifyPlan {
 /// mail; importing the same decision again is not). Every branch that applied or was graded
 /// and gets no mail is listed in [`NotifyPlan::not_notified`] with its reason; a branch nobody
 /// can be written to is also recorded once as a skip in the ledger, for staff to follow up.
-pub async fn plan_results(p: &Pipeline, now: DateTime<Utc>) -> anyhow::Result<NotifyPlan> {
+pub async fn plan_results(p: &App, now: DateTime<Utc>) -> anyhow::Result<NotifyPlan> {
     let rows = sqlx::query(
         "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = 1 ORDER BY id",
     )

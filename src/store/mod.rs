@@ -6,10 +6,13 @@
 //! its own transaction, and is repeatable: a crash between the two leaves a `stored` message
 //! that the next start processes.
 
+pub mod attachments;
 pub mod blobs;
 pub mod corrections;
 
 pub mod ops;
+pub mod register;
+pub mod submissions;
 pub mod threads;
 
 use crate::clock::db_time;

@@ -99,3 +99,21 @@ pub async fn latest_version(
             .await?,
     )
 }
+
+/// How many automatic mails of `kind_like` (an SQL `LIKE` pattern: `subject_help`,
+/// `no_materials`) went to `to` since `since`: the cap on notes to one address.
+pub async fn recent_answers(
+    conn: &mut SqliteConnection,
+    to: &str,
+    kind_like: &str,
+    since: DateTime<Utc>,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE to_addr = ? AND kind LIKE ? AND created_at >= ?",
+    )
+    .bind(to)
+    .bind(kind_like)
+    .bind(db_time(since))
+    .fetch_one(&mut *conn)
+    .await?)
+}

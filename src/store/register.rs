@@ -1,0 +1,102 @@
+//! The SQL of a message's processing (see `crate::pipeline`): whether it still waits to be
+//! processed, the disposition recorded for it, a failure, and the review a closure mail is
+//! checked against.
+
+use super::{Result, Store, Tx};
+use crate::clock::db_time;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// A message still in the `stored` state, as processing reads it first.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The branch staff assigned it to (`shenbao assign`).
+    pub assigned: Option<String>,
+}
+
+/// Message `id` if it is still `stored` (not yet processed); `None` when it is unknown or
+/// already processed.
+pub async fn pending(tx: &mut Tx, id: i64) -> Result<Option<Pending>> {
+    let row = sqlx::query("SELECT status, assigned_branch FROM messages WHERE id = ?")
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    if row.get::<String, _>(0) != "stored" {
+        return Ok(None);
+    }
+    Ok(Some(Pending {
+        assigned: row.get(1),
+    }))
+}
+
+/// What processing records on the message itself.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub id: i64,
+    /// `application`, `closure`, `reply` …
+    pub disposition: &'static str,
+    pub reason: String,
+    pub subject: String,
+    pub from_addr: Option<String>,
+    pub from_name: Option<String>,
+    /// The sender's Message-ID, kept unless one is already recorded.
+    pub message_id: Option<String>,
+    pub processed_at: DateTime<Utc>,
+    pub branch: Option<String>,
+    /// The Message-ID of our mail it answers.
+    pub thread_of: Option<String>,
+    pub needs_staff: bool,
+    pub no_answer: Option<String>,
+    /// The weak automatic signals, as JSON.
+    pub auto_hints: Option<String>,
+}
+
+/// Marks a message `processed` with its disposition.
+pub async fn record_processed(tx: &mut Tx, p: &Processed) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'processed', disposition = ?, reason = ?, subject = ?, from_addr = ?, from_name = ?, message_id = COALESCE(message_id, ?), processed_at = ?,
+                             branch = ?, thread_of = ?, needs_staff = ?, no_answer = ?, auto_hints = ?
+         WHERE id = ?",
+    )
+    .bind(p.disposition)
+    .bind(&p.reason)
+    .bind(&p.subject)
+    .bind(&p.from_addr)
+    .bind(&p.from_name)
+    .bind(&p.message_id)
+    .bind(db_time(p.processed_at))
+    .bind(&p.branch)
+    .bind(&p.thread_of)
+    .bind(p.needs_staff)
+    .bind(&p.no_answer)
+    .bind(&p.auto_hints)
+    .bind(p.id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Marks a message that is still `stored` as `failed`, with the reason for staff.
+    pub async fn mark_failed(&self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE messages SET status = 'failed', reason = ?, processed_at = ? WHERE id = ? AND status = 'stored'")
+            .bind(format!("处理失败：{error}"))
+            .bind(db_time(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The current review of `branch`: its level and whether it is funded.
+pub async fn current_review(tx: &mut Tx, branch: &str) -> Result<Option<(String, bool)>> {
+    Ok(
+        sqlx::query("SELECT level, funded FROM reviews WHERE branch = ? AND is_current = 1")
+            .bind(branch)
+            .fetch_optional(tx.conn())
+            .await?
+            .map(|r| (r.get(0), r.get(1))),
+    )
+}
