@@ -609,7 +609,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let st = crate::export::status(&store, pipeline.roster.len()).await?;
             say!(
                 "当前阶段：{}",
-                crate::campaign::closure::phase(&pipeline, clock()?.now()).await?
+                crate::export::phase(&pipeline.store, &pipeline.cfg, clock()?.now()).await?
             );
             say_raw!("{st}");
             unreachable_branches(&store, &pipeline.roster, &pipeline.cfg.campaign.roster).await?;

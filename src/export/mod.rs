@@ -107,27 +107,21 @@ fn to_local(db: &str) -> String {
 
 /// Attachments of a message, zip entries nested under their zip.
 pub async fn attachments_of(store: &Store, message: i64) -> anyhow::Result<Vec<ExportAttachment>> {
-    let rows = sqlx::query(
-        "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE message_id = ? ORDER BY parent_id IS NOT NULL, ordinal, id",
-    )
-    .bind(message)
-    .fetch_all(&store.pool)
-    .await?;
     let mut top: Vec<(i64, ExportAttachment)> = Vec::new();
-    for r in rows {
+    for r in store.attachments(message).await? {
         let a = ExportAttachment {
             // Rows stored before names were cleaned at intake are cleaned here.
-            filename: crate::attach::display_name(&r.get::<String, _>(2)),
-            role: r.get(3),
-            format: r.get(4),
-            declared_format: r.get(5),
-            size: r.get(6),
-            sha256: r.get(7),
-            error: r.get(8),
+            filename: crate::attach::display_name(&r.filename),
+            role: r.role,
+            format: r.format,
+            declared_format: r.declared_format,
+            size: r.size,
+            sha256: r.sha256,
+            error: r.error,
             entries: Vec::new(),
         };
-        match r.get::<Option<i64>, _>(1) {
-            None => top.push((r.get(0), a)),
+        match r.parent {
+            None => top.push((r.id, a)),
             Some(parent) => {
                 if let Some((_, p)) = top.iter_mut().find(|(id, _)| *id == parent) {
                     p.entries.push(a);
@@ -230,8 +224,7 @@ pub async fn latest_reviewed(
     levels: &[crate::config::LevelConfig],
 ) -> anyhow::Result<Vec<ExportSubmission>> {
     let mut subs = latest(store).await?;
-    let mut conn = store.pool.acquire().await?;
-    let reviewed = crate::campaign::closure::reviewed(&mut conn, levels).await?;
+    let reviewed = reviewed(store, levels).await?;
     for s in &mut subs {
         let Some(r) = s
             .branch
@@ -249,6 +242,44 @@ pub async fn latest_reviewed(
         s.closure_missing = r.status.missing().to_vec();
     }
     Ok(subs)
+}
+
+/// Every branch with a current review decision and its closure status, as the store has
+/// them now ([`crate::campaign::closure::reviewed`]).
+pub async fn reviewed(
+    store: &Store,
+    levels: &[crate::config::LevelConfig],
+) -> anyhow::Result<Vec<crate::campaign::closure::Reviewed>> {
+    Ok(crate::campaign::closure::reviewed(
+        levels,
+        store.current_reviews_with_closure_roles().await?,
+    ))
+}
+
+/// Every funded project (current review) with what it still owes.
+pub async fn funded_projects(
+    store: &Store,
+    levels: &[crate::config::LevelConfig],
+) -> anyhow::Result<Vec<crate::campaign::closure::ClosureState>> {
+    Ok(crate::campaign::closure::funded_projects(
+        reviewed(store, levels).await?,
+    ))
+}
+
+/// The campaign's phase at `now` ([`crate::campaign::closure::phase`]) with the store's counts.
+pub async fn phase(
+    store: &Store,
+    cfg: &crate::config::Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<String> {
+    let reviews = store.current_review_count().await?;
+    let funded = funded_projects(store, &cfg.levels).await?;
+    Ok(crate::campaign::closure::phase(
+        &cfg.campaign,
+        now,
+        reviews,
+        &funded,
+    ))
 }
 
 /// The stored fields in the export's shape: the amount as `budget_yuan` (a number, or null

@@ -16,12 +16,14 @@ macro_rules! needs_staff {
     };
 }
 
+pub mod attachments;
 pub mod blobs;
 pub mod corrections;
 pub mod mailbox;
 pub mod messages;
 pub mod ops;
 pub mod outbox;
+pub mod reviews;
 pub mod submissions;
 pub mod threads;
 
@@ -290,7 +292,6 @@ impl Tx {
     }
 
     /// The connection, for the store's own statements.
-    #[allow(dead_code)] // taken into use as the statements outside store/ move in
     pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.0
     }
