@@ -65,6 +65,18 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Every folder's watermark: (account, folder, UIDVALIDITY, last UID), for `status`.
+    pub async fn watermarks(&self) -> Result<Vec<(String, String, i64, i64)>> {
+        Ok(sqlx::query(
+            "SELECT account, folder, uidvalidity, last_uid FROM mailbox_state ORDER BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect())
+    }
 }
 
 /// Moves the watermark of `key`'s folder to `key.uid` (never backwards within one UIDVALIDITY).

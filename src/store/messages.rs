@@ -462,6 +462,16 @@ impl Store {
             .await?;
         Ok(n > 0)
     }
+
+    /// How many messages have each status and disposition (`-` when none), for `status`.
+    pub async fn message_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query("SELECT status, COALESCE(disposition, '-'), COUNT(*) FROM messages GROUP BY 1, 2 ORDER BY 1, 2")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
 }
 
 /// The same message already stored: same sha256 and, when it has one, the same Message-ID.

@@ -21,6 +21,18 @@ pub struct OutboxRow {
     pub unconfirmed: bool,
 }
 
+/// A mail whose sending failed: given up on (`dead`) or queued for a retry.
+#[derive(Debug, Clone)]
+pub struct OutboxFailure {
+    pub id: i64,
+    pub to_addr: String,
+    pub subject: String,
+    /// Empty when none was recorded.
+    pub last_error: String,
+    /// Given up on; otherwise waiting for its retry.
+    pub dead: bool,
+}
+
 /// Which outbox rows `shenbao outbox list` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxFilter {
@@ -361,6 +373,48 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(rows.iter().map(outbox_entry).collect())
+    }
+
+    /// How many outbox mails have each status, for `status`.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY 1 ORDER BY 1")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        )
+    }
+
+    /// The dead letters: (outbox id, recipient, subject, last error), oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<(i64, String, String, String)>> {
+        Ok(sqlx::query("SELECT id, to_addr, subject, COALESCE(last_error, '') FROM outbox WHERE status = 'dead' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
+    /// Mails given up on or waiting for a retry after a failed attempt, oldest first, for
+    /// the digest.
+    pub async fn outbox_failures(&self) -> Result<Vec<OutboxFailure>> {
+        Ok(sqlx::query(
+            "SELECT id, to_addr, subject, COALESCE(last_error, ''), status FROM outbox
+         WHERE status = 'dead' OR (status = 'queued' AND attempts > 0) ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| OutboxFailure {
+            id: r.get(0),
+            to_addr: r.get(1),
+            subject: r.get(2),
+            last_error: r.get(3),
+            dead: r.get::<String, _>(4) == "dead",
+        })
+        .collect())
     }
 }
 
