@@ -10,13 +10,15 @@
 //! report whatever it is called, and `结项总结.docx` is not taken for the application form just
 //! because it is a Word file. A branch may send its materials in several mails: what counts is
 //! everything it has sent for closure so far.
+//!
+//! Pure: the store reads the facts (current decisions, the roles a branch has sent, see
+//! [`crate::store::reviews`]) and this module decides what they mean.
 
-use crate::app::App;
 use crate::attach::Role;
 use crate::config::LevelConfig;
 use crate::extract::model::{Block, Document};
 use crate::message::{Attachment, Understood};
-use sqlx::{Row, SqliteConnection};
+use crate::store::reviews::CurrentReview;
 
 /// The attachment role that satisfies a configured material ([`Role::Other`] when the name
 /// names no closure material; `check-config` refuses such a name).
@@ -99,21 +101,6 @@ pub fn for_closure_mail(
     (understood, crate::extract::Extracted::default())
 }
 
-/// Roles of every file a branch has sent for closure so far (zip entries included).
-pub async fn roles_sent(conn: &mut SqliteConnection, branch: &str) -> anyhow::Result<Vec<Role>> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
-         WHERE s.kind = 'closure' AND s.branch_key = ?",
-    )
-    .bind(branch)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Role::parse(&r.get::<String, _>(0)))
-        .collect())
-}
-
 /// Where a reviewed branch stands in the closure phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClosureStatus {
@@ -191,34 +178,19 @@ pub struct Reviewed {
     pub status: ClosureStatus,
 }
 
-/// Every branch with a current review decision, funded or not, with its closure status.
-pub async fn reviewed(
-    conn: &mut SqliteConnection,
-    levels: &[LevelConfig],
-) -> anyhow::Result<Vec<Reviewed>> {
-    let rows = sqlx::query(
-        "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = 1 ORDER BY id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let branch: String = r.get(0);
-        let level: String = r.get(1);
-        let funded: bool = r.get(3);
-        let sent = if funded {
-            roles_sent(conn, &branch).await?
-        } else {
-            Vec::new()
-        };
-        out.push(Reviewed {
-            status: status_of(levels, &level, funded, &sent),
-            amount_yuan: r.get(2),
-            branch,
-            level,
-        });
-    }
-    Ok(out)
+/// Every branch with a current review decision, funded or not, with its closure status:
+/// `facts` holds each current decision with the roles of the files its branch has sent for
+/// closure ([`crate::store::Store::current_reviews_with_closure_roles`]).
+pub fn reviewed(levels: &[LevelConfig], facts: Vec<(CurrentReview, Vec<Role>)>) -> Vec<Reviewed> {
+    facts
+        .into_iter()
+        .map(|(r, sent)| Reviewed {
+            status: status_of(levels, &r.level, r.funded, &sent),
+            amount_yuan: r.amount_yuan,
+            branch: r.branch,
+            level: r.level,
+        })
+        .collect()
 }
 
 /// A funded project's closure state.
@@ -230,10 +202,8 @@ pub struct ClosureState {
 }
 
 /// Every funded project (current review) with what it still owes.
-pub async fn funded_projects(p: &App) -> anyhow::Result<Vec<ClosureState>> {
-    let mut conn = p.store.pool.acquire().await?;
-    Ok(reviewed(&mut conn, &p.cfg.levels)
-        .await?
+pub fn funded_projects(reviewed: Vec<Reviewed>) -> Vec<ClosureState> {
+    reviewed
         .into_iter()
         .filter(|r| r.status != ClosureStatus::NotFunded)
         .map(|r| ClosureState {
@@ -241,40 +211,41 @@ pub async fn funded_projects(p: &App) -> anyhow::Result<Vec<ClosureState>> {
             branch: r.branch,
             level: r.level,
         })
-        .collect())
+        .collect()
 }
 
-/// The campaign's phase at `now`, with the counts staff care about in it.
-pub async fn phase(p: &App, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
-    let c = &p.cfg.campaign;
+/// The campaign's phase at `now`, with the counts staff care about in it: `reviews` is how
+/// many branches have a current decision, `funded` the funded projects ([`funded_projects`]).
+pub fn phase(
+    c: &crate::config::CampaignConfig,
+    now: chrono::DateTime<chrono::Utc>,
+    reviews: i64,
+    funded: &[ClosureState],
+) -> String {
     let deadline = c.deadline + chrono::Duration::from_std(c.grace).unwrap_or_default();
     if now <= deadline {
-        return Ok(format!(
+        return format!(
             "申报阶段（申报截止：{}）",
             crate::clock::beijing(c.deadline)
-        ));
+        );
     }
-    let reviews: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = 1")
-        .fetch_one(&p.store.pool)
-        .await?;
     if reviews == 0 {
-        return Ok("评审阶段（申报已截止，尚未导入评审结果）".to_string());
+        return "评审阶段（申报已截止，尚未导入评审结果）".to_string();
     }
-    let funded = funded_projects(p).await?;
     let complete = funded.iter().filter(|f| f.missing.is_empty()).count();
     let counts = format!(
         "已立项 {} 个，结项材料齐全 {complete} 个，尚未齐全 {} 个",
         funded.len(),
         funded.len() - complete
     );
-    Ok(match c.closure_deadline {
+    match c.closure_deadline {
         Some(cd) if now <= cd => format!(
             "实施与结项阶段（{counts}；结项截止：{}）",
             crate::clock::beijing(cd)
         ),
         Some(_) => format!("结项已截止（{counts}）"),
         None => format!("实施阶段（{counts}；结项截止时间尚未设置）"),
-    })
+    }
 }
 
 #[cfg(test)]

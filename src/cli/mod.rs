@@ -609,7 +609,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let st = crate::export::status(&store, app.roster.len()).await?;
             say!(
                 "当前阶段：{}",
-                crate::campaign::closure::phase(&app, clock()?.now()).await?
+                crate::export::phase(&app.store, &app.cfg, clock()?.now()).await?
             );
             say_raw!("{st}");
             unreachable_branches(&store, &app.roster, &app.cfg.campaign.roster).await?;

@@ -23,7 +23,6 @@ use crate::export::{ExportAttachment, ExportSubmission};
 use crate::store::blobs::{BlobDir, sha256_hex};
 use crate::textnorm::normalize;
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -468,15 +467,9 @@ pub async fn collect(p: &App, filter: &Filter) -> anyhow::Result<Collected> {
         applications.push(s.clone());
     }
 
-    let closures = sqlx::query(
-        "SELECT branch_key, branch, college, branch_text, message_id, received_at FROM submissions
-         WHERE kind = 'closure' ORDER BY received_at DESC, id DESC",
-    )
-    .fetch_all(&p.store.pool)
-    .await?;
-    for r in closures {
-        let key: String = r.get(0);
-        let roster_college: Option<String> = r.get(2);
+    for r in p.store.closure_submissions().await? {
+        let key = r.branch_key;
+        let roster_college = r.college;
         let i = match index.get(&key) {
             Some(i) => *i,
             None => {
@@ -493,17 +486,14 @@ pub async fn collect(p: &App, filter: &Filter) -> anyhow::Result<Collected> {
                 index.insert(key.clone(), branches.len());
                 branches.push(BranchFiles {
                     college: roster_college,
-                    branch: r
-                        .get::<Option<String>, _>(1)
-                        .or_else(|| r.get::<Option<String>, _>(3))
-                        .unwrap_or_default(),
+                    branch: r.branch.or(r.branch_text).unwrap_or_default(),
                     files: Vec::new(),
                 });
                 branches.len() - 1
             }
         };
-        let mail: i64 = r.get(4);
-        let received = crate::clock::parse_db_time(&r.get::<String, _>(5));
+        let mail = r.message;
+        let received = r.received_at;
         let mut files = Vec::new();
         wanted(
             &crate::export::attachments_of(&p.store, mail).await?,

@@ -7,10 +7,9 @@ pub mod materials;
 pub mod xlsx;
 
 use crate::attach::display_text;
-use crate::clock::{beijing_rfc3339, parse_db_time};
+use crate::clock::beijing_rfc3339;
 use crate::store::Store;
 use serde::Serialize;
-use sqlx::Row;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ExportAttachment {
@@ -99,35 +98,23 @@ pub struct Export {
     pub submissions: Vec<ExportSubmission>,
 }
 
-fn to_local(db: &str) -> String {
-    parse_db_time(db)
-        .map(beijing_rfc3339)
-        .unwrap_or_else(|| db.to_string())
-}
-
 /// Attachments of a message, zip entries nested under their zip.
 pub async fn attachments_of(store: &Store, message: i64) -> anyhow::Result<Vec<ExportAttachment>> {
-    let rows = sqlx::query(
-        "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE message_id = ? ORDER BY parent_id IS NOT NULL, ordinal, id",
-    )
-    .bind(message)
-    .fetch_all(&store.pool)
-    .await?;
     let mut top: Vec<(i64, ExportAttachment)> = Vec::new();
-    for r in rows {
+    for r in store.attachments(message).await? {
         let a = ExportAttachment {
             // Rows stored before names were cleaned at intake are cleaned here.
-            filename: crate::attach::display_name(&r.get::<String, _>(2)),
-            role: r.get(3),
-            format: r.get(4),
-            declared_format: r.get(5),
-            size: r.get(6),
-            sha256: r.get(7),
-            error: r.get(8),
+            filename: crate::attach::display_name(&r.filename),
+            role: r.role,
+            format: r.format,
+            declared_format: r.declared_format,
+            size: r.size,
+            sha256: r.sha256,
+            error: r.error,
             entries: Vec::new(),
         };
-        match r.get::<Option<i64>, _>(1) {
-            None => top.push((r.get(0), a)),
+        match r.parent {
+            None => top.push((r.id, a)),
             Some(parent) => {
                 if let Some((_, p)) = top.iter_mut().find(|(id, _)| *id == parent) {
                     p.entries.push(a);
@@ -138,82 +125,47 @@ pub async fn attachments_of(store: &Store, message: i64) -> anyhow::Result<Vec<E
     Ok(top.into_iter().map(|(_, a)| a).collect())
 }
 
-/// The submission columns [`rows_to_export`] reads, in its order, for a `WHERE` clause. A
-/// macro so the query stays one `&'static str` (sqlx takes no runtime-built SQL).
-macro_rules! submissions_where {
-    ($where:literal) => {
-        concat!(
-            "SELECT s.kind, s.branch, s.college, s.branch_text, s.match_kind, s.match_score, s.match_reason, s.version,
-                    (SELECT COUNT(*) FROM submissions o WHERE o.kind = s.kind AND o.branch_key = s.branch_key),
-                    s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id,
-                    s.fields, s.fields_source, s.problem_details, s.sender_changed, s.suggested_branch
-             FROM submissions s JOIN messages m ON m.id = s.message_id WHERE ",
-            $where
-        )
-    };
-}
-
 /// Every branch's latest submission of each kind, in order of arrival.
 pub async fn latest(store: &Store) -> anyhow::Result<Vec<ExportSubmission>> {
-    let rows = sqlx::query(submissions_where!(
-        "s.is_latest = 1 ORDER BY s.received_at, s.id"
-    ))
-    .fetch_all(&store.pool)
-    .await?;
+    let rows = store.latest_submissions().await?;
     rows_to_export(store, rows).await
 }
 
 /// Every version of one branch's submissions (matched by roster name or as written), oldest first.
 pub async fn history(store: &Store, branch: &str) -> anyhow::Result<Vec<ExportSubmission>> {
-    let key = crate::textnorm::normalize(branch);
-    let rows = sqlx::query(submissions_where!(
-        "s.branch = ? OR s.branch_key = ? OR s.branch_key = ? ORDER BY s.kind, s.version"
-    ))
-    .bind(branch)
-    .bind(branch)
-    .bind(format!("?{key}"))
-    .fetch_all(&store.pool)
-    .await?;
+    let rows = store.submission_history(branch).await?;
     rows_to_export(store, rows).await
 }
 
 async fn rows_to_export(
     store: &Store,
-    rows: Vec<sqlx::sqlite::SqliteRow>,
+    rows: Vec<crate::store::submissions::SubmissionRow>,
 ) -> anyhow::Result<Vec<ExportSubmission>> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let problems: Vec<String> =
-            serde_json::from_str(&r.get::<String, _>(14)).unwrap_or_default();
         out.push(ExportSubmission {
-            kind: r.get(0),
-            branch: r.get(1),
-            college: r.get(2),
-            branch_in_subject: r.get::<Option<String>, _>(3).map(|b| display_text(&b)),
-            branch_match: r.get(4),
-            match_score: r.get(5),
-            match_reason: r.get(6),
-            version: r.get(7),
-            versions: r.get(8),
-            received_at: to_local(&r.get::<String, _>(9)),
-            late: r.get(10),
+            attachments: attachments_of(store, r.message).await?,
+            kind: r.kind,
+            branch: r.branch,
+            college: r.college,
+            branch_in_subject: r.branch_text.map(|b| display_text(&b)),
+            branch_match: r.match_kind,
+            match_score: r.match_score,
+            match_reason: r.match_reason,
+            version: r.version,
+            versions: r.versions,
+            received_at: beijing_rfc3339(r.received_at),
+            late: r.late,
             // Text from the mail, shown and exported clean like attachment names.
-            sender: display_text(&r.get::<String, _>(11)),
-            subject: r.get::<Option<String>, _>(12).map(|t| display_text(&t)),
-            message_id: r.get(13),
-            attachments: attachments_of(store, r.get(15)).await?,
-            problems,
-            fields: r
-                .get::<Option<String>, _>(16)
-                .and_then(|j| serde_json::from_str(&j).ok())
-                .map(export_fields),
-            fields_source: r.get(17),
-            problem_details: r
-                .get::<Option<String>, _>(18)
-                .and_then(|j| serde_json::from_str(&j).ok())
-                .unwrap_or_default(),
-            sender_changed: r.get(19),
-            suggested_branch: r.get(20),
+            sender: display_text(&r.sender),
+            subject: r.subject.map(|t| display_text(&t)),
+            message_id: r.message_id,
+            problems: r.problems,
+            fields: r.fields.map(export_fields),
+            fields_source: r.fields_source,
+            problem_details: r.problem_details,
+            sender_changed: r.sender_changed,
+            suggested_branch: r.suggested_branch,
             level: None,
             amount_yuan: None,
             closure_status: None,
@@ -230,8 +182,7 @@ pub async fn latest_reviewed(
     levels: &[crate::config::LevelConfig],
 ) -> anyhow::Result<Vec<ExportSubmission>> {
     let mut subs = latest(store).await?;
-    let mut conn = store.pool.acquire().await?;
-    let reviewed = crate::campaign::closure::reviewed(&mut conn, levels).await?;
+    let reviewed = reviewed(store, levels).await?;
     for s in &mut subs {
         let Some(r) = s
             .branch
@@ -249,6 +200,44 @@ pub async fn latest_reviewed(
         s.closure_missing = r.status.missing().to_vec();
     }
     Ok(subs)
+}
+
+/// Every branch with a current review decision and its closure status, as the store has
+/// them now ([`crate::campaign::closure::reviewed`]).
+pub async fn reviewed(
+    store: &Store,
+    levels: &[crate::config::LevelConfig],
+) -> anyhow::Result<Vec<crate::campaign::closure::Reviewed>> {
+    Ok(crate::campaign::closure::reviewed(
+        levels,
+        store.current_reviews_with_closure_roles().await?,
+    ))
+}
+
+/// Every funded project (current review) with what it still owes.
+pub async fn funded_projects(
+    store: &Store,
+    levels: &[crate::config::LevelConfig],
+) -> anyhow::Result<Vec<crate::campaign::closure::ClosureState>> {
+    Ok(crate::campaign::closure::funded_projects(
+        reviewed(store, levels).await?,
+    ))
+}
+
+/// The campaign's phase at `now` ([`crate::campaign::closure::phase`]) with the store's counts.
+pub async fn phase(
+    store: &Store,
+    cfg: &crate::config::Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<String> {
+    let reviews = store.current_review_count().await?;
+    let funded = funded_projects(store, &cfg.levels).await?;
+    Ok(crate::campaign::closure::phase(
+        &cfg.campaign,
+        now,
+        reviews,
+        &funded,
+    ))
 }
 
 /// The stored fields in the export's shape: the amount as `budget_yuan` (a number, or null
@@ -506,47 +495,20 @@ pub struct Status {
 }
 
 pub async fn status(store: &Store, roster_size: usize) -> anyhow::Result<Status> {
-    let messages = sqlx::query("SELECT status, COALESCE(disposition, '-'), COUNT(*) FROM messages GROUP BY 1, 2 ORDER BY 1, 2")
-        .fetch_all(&store.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    let row = sqlx::query(
-        "SELECT COUNT(*) FILTER (WHERE branch IS NOT NULL), COUNT(*) FILTER (WHERE branch IS NOT NULL AND problems = '[]'), COUNT(*) FILTER (WHERE branch IS NULL)
-         FROM submissions WHERE is_latest = 1 AND kind = 'application'",
-    )
-    .fetch_one(&store.pool)
-    .await?;
-    let outbox = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY 1 ORDER BY 1")
-        .fetch_all(&store.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let dead_letters = sqlx::query("SELECT id, to_addr, subject, COALESCE(last_error, '') FROM outbox WHERE status = 'dead' ORDER BY id")
-        .fetch_all(&store.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
-    let watermarks = sqlx::query(
-        "SELECT account, folder, uidvalidity, last_uid FROM mailbox_state ORDER BY 1, 2",
-    )
-    .fetch_all(&store.pool)
-    .await?
-    .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-    .collect();
+    let messages = store.message_counts().await?;
+    let applications = store.application_counts().await?;
+    let outbox = store.outbox_counts().await?;
+    let dead_letters = store.dead_letters().await?;
+    let watermarks = store.watermarks().await?;
     let needs_staff = store.needs_staff(None, None).await?;
     let unanswered = store.unanswered(None, None).await?;
     let sender_changes = store.sender_changes(None, None).await?;
     Ok(Status {
         messages,
         roster_size,
-        applied: row.get(0),
-        applied_clean: row.get(1),
-        unknown_branch: row.get(2),
+        applied: applications.applied,
+        applied_clean: applications.clean,
+        unknown_branch: applications.unknown_branch,
         outbox,
         dead_letters,
         watermarks,

@@ -13,7 +13,6 @@ pub mod record;
 pub use decide::{Disposition, NotifyMode, Outcome, Quiet, disposition_label, match_kind_str};
 
 use crate::app::App;
-use crate::attach::Role;
 use crate::campaign::conversation;
 use crate::campaign::rules;
 use crate::extract::Extracted;
@@ -461,11 +460,7 @@ async fn read_history(
             h.earlier_senders = threads::earlier_senders(tx, branch, id).await?;
             if r.closure {
                 h.review = register::current_review(tx, branch).await?;
-                h.closure_roles = submissions::closure_roles_sent(tx, branch)
-                    .await?
-                    .iter()
-                    .map(|role| Role::parse(role))
-                    .collect();
+                h.closure_roles = crate::store::attachments::closure_roles(tx, branch).await?;
             }
         }
         h.next_version = submissions::next_version(tx, r.kind, &r.branch_key).await?;

@@ -239,7 +239,7 @@ pub async fn plan_reminders(p: &App, now: DateTime<Utc>) -> anyhow::Result<Vec<P
         return Ok(Vec::new());
     }
     let latest = crate::export::latest(&p.store).await?;
-    let funded = crate::campaign::closure::funded_projects(p).await?;
+    let funded = crate::export::funded_projects(&p.store, &p.cfg.levels).await?;
     let mut out = Vec::new();
     for occ in due {
         let Some(rule) = p.cfg.reminders.iter().find(|r| r.name == occ.rule) else {
@@ -609,7 +609,7 @@ pub async fn digest_view(
             time_left(end, deadline, p.cfg.campaign.timezone)
         )
     } else {
-        crate::campaign::closure::phase(p, end).await?
+        crate::export::phase(&p.store, &p.cfg, end).await?
     };
     let local_day = end
         .with_timezone(&p.cfg.campaign.timezone)

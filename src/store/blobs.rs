@@ -248,6 +248,37 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+// The `blobs` table: which files of the blob directory rows may name.
+impl super::Store {
+    /// Writes bytes durably to the blob directory (outside any transaction: the file must
+    /// exist before a row names it, and fsync should not hold the write lock).
+    pub async fn write_blob(&self, bytes: &[u8]) -> super::Result<String> {
+        let blobs = self.blobs.clone();
+        let owned = bytes.to_vec();
+        let sha = tokio::task::spawn_blocking(move || blobs.put(&owned))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(sha)
+    }
+
+    /// Records a blob written by [`super::Store::write_blob`] (the row may already exist).
+    pub async fn record_blob(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        sha: &str,
+        size: usize,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> super::Result<()> {
+        sqlx::query("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)")
+            .bind(sha)
+            .bind(size as i64)
+            .bind(crate::clock::db_time(now))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,468 @@
+//! The `outbox` table: every mail we send, rendered and queued inside the transaction that
+//! decided to send it, then handed to SMTP, retried, confirmed or given up on (a dead letter).
+
+use super::{Result, Store, time_col};
+use crate::clock::db_time;
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub message_id: String,
+    pub to_addr: String,
+    /// A copy recipient (also in the mail's `Cc` header).
+    pub cc_addr: Option<String>,
+    pub raw: Vec<u8>,
+    pub attempts: i64,
+    /// A send was in flight when the daemon died: it may or may not have reached the server.
+    pub unconfirmed: bool,
+}
+
+/// A mail whose sending failed: given up on (`dead`) or queued for a retry.
+#[derive(Debug, Clone)]
+pub struct OutboxFailure {
+    pub id: i64,
+    pub to_addr: String,
+    pub subject: String,
+    /// Empty when none was recorded.
+    pub last_error: String,
+    /// Given up on; otherwise waiting for its retry.
+    pub dead: bool,
+}
+
+/// Which outbox rows `shenbao outbox list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxFilter {
+    /// Given up on (`dead`): what `shenbao outbox retry` is for.
+    Dead,
+    /// Not sent yet: queued (new or waiting for a retry), being sent, or being confirmed.
+    Queued,
+    Sent,
+    All,
+}
+
+/// An outbox row as staff see it (without the rendered bytes).
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub kind: String,
+    pub to_addr: String,
+    pub subject: String,
+    /// queued | sending | unconfirmed | sent | dead
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What [`Store::outbox_retry`] did; each carries the row as it was before.
+#[derive(Debug, Clone)]
+pub enum Retry {
+    /// Back in the queue, due now, attempts reset.
+    Requeued(OutboxEntry),
+    /// Queued and never tried: nothing to do.
+    AlreadyQueued(OutboxEntry),
+    /// Sent already: not sent twice.
+    AlreadySent(OutboxEntry),
+    /// Being handed to SMTP, or an interrupted send waiting for its copy: not touched.
+    InFlight(OutboxEntry),
+    /// No such id.
+    Unknown,
+}
+
+/// The query behind [`OutboxEntry`], completed by a `WHERE …`/`ORDER BY …` literal.
+macro_rules! outbox_entry_sql {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, kind, to_addr, subject, status, attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox ",
+            $tail
+        )
+    };
+}
+
+impl Store {
+    /// Queued mails whose time has come, oldest first.
+    pub async fn due_outbox(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
+        self.due_outbox_among(now, limit, None).await
+    }
+
+    /// [`Store::due_outbox`], only among the ids in `only` when given (what a command queued
+    /// and now sends at once, leaving the rest to the daemon).
+    pub async fn due_outbox_among(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        only: Option<&[i64]>,
+    ) -> Result<Vec<OutboxRow>> {
+        let only = only.map(|ids| serde_json::Value::from(ids.to_vec()).to_string());
+        let rows = sqlx::query(
+            "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= ? AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3))) ORDER BY id LIMIT ?2",
+        )
+        .bind(db_time(now))
+        .bind(limit)
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OutboxRow {
+                id: r.get(0),
+                kind: r.get(1),
+                message_id: r.get(2),
+                to_addr: r.get(3),
+                raw: r.get(4),
+                attempts: r.get(5),
+                unconfirmed: r.get::<String, _>(6) == "unconfirmed",
+                cc_addr: r.get(7),
+            })
+            .collect())
+    }
+
+    /// What was sent after `since`: (when, recipients besides the intake copy), for the
+    /// account's sending caps ([`crate::send::limit`]).
+    pub async fn sent_since(&self, since: DateTime<Utc>) -> Result<Vec<(DateTime<Utc>, u32)>> {
+        let rows = sqlx::query(
+            "SELECT sent_at, cc_addr IS NOT NULL FROM outbox WHERE status = 'sent' AND sent_at > ?",
+        )
+        .bind(db_time(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (time_col(r, 0), 1 + u32::from(r.get::<bool, _>(1))))
+            .collect())
+    }
+
+    /// Mails waiting to be sent, in the order they will go: (outbox id, kind, recipients
+    /// besides the intake copy, the deadline of a reminder).
+    pub async fn waiting_outbox(&self) -> Result<Vec<(i64, String, u32, Option<DateTime<Utc>>)>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.kind, o.cc_addr IS NOT NULL, l.deadline FROM outbox o
+             LEFT JOIN ledger l ON l.outbox_id = o.id
+             WHERE o.status IN ('queued', 'unconfirmed') ORDER BY o.next_attempt_at, o.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let deadline: Option<String> = r.get(3);
+                (
+                    r.get(0),
+                    r.get(1),
+                    1 + u32::from(r.get::<bool, _>(2)),
+                    deadline.as_deref().and_then(crate::clock::parse_db_time),
+                )
+            })
+            .collect())
+    }
+
+    /// Moves every queued mail due before `at` to `at` (the sending caps are reached); not an
+    /// attempt.
+    pub async fn outbox_postpone_due(&self, at: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ? WHERE status = 'queued' AND next_attempt_at < ?",
+        )
+        .bind(db_time(at))
+        .bind(db_time(at))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Answers to `message` waiting in the outbox (not yet handed to SMTP).
+    pub async fn queued_answers(&self, message: i64) -> Result<usize> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE related_message = ? AND status = 'queued'",
+        )
+        .bind(message)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// The earliest time a queued mail is due, to sleep until then.
+    pub async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'unconfirmed')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row
+            .get::<Option<String>, _>(0)
+            .as_deref()
+            .and_then(crate::clock::parse_db_time))
+    }
+
+    /// Marks mails as being handed to SMTP (one transaction), so a crash during the hand-over
+    /// is known. Each counts as an attempt.
+    pub async fn outbox_sending_many(&self, ids: &[i64]) -> Result<()> {
+        self.update_each(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?",
+            ids,
+            None,
+        )
+        .await
+    }
+
+    /// Mails marked in flight but not tried after all (the server went away before their
+    /// turn): queued again, the attempt not counted.
+    pub async fn outbox_not_tried(&self, ids: &[i64]) -> Result<()> {
+        self.update_each(
+            "UPDATE outbox SET status = 'queued', attempts = MAX(attempts - 1, 0) WHERE id = ? AND status = 'sending'",
+            ids,
+            None,
+        )
+        .await
+    }
+
+    /// Mails the server accepted (one transaction).
+    pub async fn outbox_sent_many(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+        self.update_each(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+            ids,
+            Some(db_time(now)),
+        )
+        .await
+    }
+
+    /// Runs `sql` (`… WHERE id = ?`, after an optional first parameter) for each id, in one
+    /// transaction.
+    pub(super) async fn update_each(
+        &self,
+        sql: &'static str,
+        ids: &[i64],
+        first: Option<String>,
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for &id in ids {
+            let q = sqlx::query(sql);
+            let q = match &first {
+                Some(v) => q.bind(v.clone()),
+                None => q,
+            };
+            q.bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// After a crash: sends that were in flight become `unconfirmed`, due after `grace` (time
+    /// for the copy we sent ourselves to arrive, if the send went through).
+    pub async fn outbox_recover(&self, now: DateTime<Utc>, grace: Duration) -> Result<u64> {
+        let due = now + chrono::Duration::from_std(grace).unwrap_or_default();
+        Ok(sqlx::query("UPDATE outbox SET status = 'unconfirmed', next_attempt_at = ? WHERE status = 'sending'")
+            .bind(db_time(due))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// An unconfirmed send whose copy could not be looked for now: look again at `at`.
+    pub async fn outbox_postpone(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'unconfirmed'",
+        )
+        .bind(db_time(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A failed attempt: retry at `retry_at`, or give up (`None`: dead letter).
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        match retry_at {
+            Some(t) => sqlx::query("UPDATE outbox SET status = 'queued', last_error = ?, next_attempt_at = ? WHERE id = ?")
+                .bind(error)
+                .bind(db_time(t))
+                .bind(id),
+            None => sqlx::query("UPDATE outbox SET last_error = ?, status = 'dead' WHERE id = ?")
+                .bind(error)
+                .bind(id),
+        }
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The outbox for `shenbao outbox list`, oldest first.
+    pub async fn outbox_list(&self, filter: OutboxFilter) -> Result<Vec<OutboxEntry>> {
+        let sql = match filter {
+            OutboxFilter::Dead => outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"),
+            OutboxFilter::Queued => outbox_entry_sql!(
+                "WHERE status IN ('queued', 'sending', 'unconfirmed') ORDER BY id"
+            ),
+            OutboxFilter::Sent => outbox_entry_sql!("WHERE status = 'sent' ORDER BY id"),
+            OutboxFilter::All => outbox_entry_sql!("ORDER BY id"),
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(outbox_entry).collect())
+    }
+
+    /// One outbox row, for messages about it.
+    pub async fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>> {
+        let row = sqlx::query(outbox_entry_sql!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(outbox_entry))
+    }
+
+    /// Puts a dead letter (or a mail waiting for its next retry) back in the queue: due now,
+    /// attempts back to 0 so the backoff and `smtp.max_attempts` start over. A mail already
+    /// sent, being sent, or whose interrupted send is still being confirmed is left alone:
+    /// sending it again could deliver it twice.
+    pub async fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> Result<Retry> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(outbox_entry_sql!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(before) = row.as_ref().map(outbox_entry) else {
+            tx.commit().await?;
+            return Ok(Retry::Unknown);
+        };
+        let verdict = match before.status.as_str() {
+            "dead" | "queued" => {
+                if before.status == "queued" && before.attempts == 0 {
+                    // Never tried yet: it is due already (or scheduled on purpose); nothing to reset.
+                    Retry::AlreadyQueued(before)
+                } else {
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ? WHERE id = ? AND status IN ('dead', 'queued')",
+                    )
+                    .bind(db_time(now))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    Retry::Requeued(before)
+                }
+            }
+            "sent" => Retry::AlreadySent(before),
+            _ => Retry::InFlight(before),
+        };
+        tx.commit().await?;
+        Ok(verdict)
+    }
+
+    /// [`Store::outbox_retry`] for every dead letter at once; returns them as they were.
+    pub async fn outbox_retry_dead(&self, now: DateTime<Utc>) -> Result<Vec<OutboxEntry>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"))
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ? WHERE status = 'dead'",
+        )
+        .bind(db_time(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(outbox_entry).collect())
+    }
+
+    /// How many outbox mails have each status, for `status`.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY 1 ORDER BY 1")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        )
+    }
+
+    /// The dead letters: (outbox id, recipient, subject, last error), oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<(i64, String, String, String)>> {
+        Ok(sqlx::query("SELECT id, to_addr, subject, COALESCE(last_error, '') FROM outbox WHERE status = 'dead' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
+    /// Mails given up on or waiting for a retry after a failed attempt, oldest first, for
+    /// the digest.
+    pub async fn outbox_failures(&self) -> Result<Vec<OutboxFailure>> {
+        Ok(sqlx::query(
+            "SELECT id, to_addr, subject, COALESCE(last_error, ''), status FROM outbox
+         WHERE status = 'dead' OR (status = 'queued' AND attempts > 0) ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| OutboxFailure {
+            id: r.get(0),
+            to_addr: r.get(1),
+            subject: r.get(2),
+            last_error: r.get(3),
+            dead: r.get::<String, _>(4) == "dead",
+        })
+        .collect())
+    }
+}
+
+fn outbox_entry(r: &sqlx::sqlite::SqliteRow) -> OutboxEntry {
+    let time = |i: usize| {
+        r.get::<Option<String>, _>(i)
+            .as_deref()
+            .and_then(crate::clock::parse_db_time)
+    };
+    OutboxEntry {
+        id: r.get(0),
+        kind: r.get(1),
+        to_addr: r.get(2),
+        subject: r.get(3),
+        status: r.get(4),
+        attempts: r.get(5),
+        next_attempt_at: time(6),
+        last_error: r.get(7),
+        created_at: time(8),
+        sent_at: time(9),
+    }
+}
+
+/// Puts a rendered mail into the durable outbox inside the caller's transaction (the one that
+/// records the decision to send it), with its copy recipient, the message it answers and the
+/// branch it is about. The one way anything enters the outbox; a second enqueue of the same
+/// Message-ID is ignored. Returns the row id (`last_insert_rowid`).
+pub async fn enqueue(
+    conn: &mut SqliteConnection,
+    mail: &crate::notify::compose::Outgoing,
+    related_message: Option<i64>,
+    branch: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    Ok(sqlx::query(
+        "INSERT OR IGNORE INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&mail.kind)
+    .bind(&mail.message_id)
+    .bind(related_message)
+    .bind(&mail.to)
+    .bind(&mail.subject)
+    .bind(&mail.raw)
+    .bind(db_time(now))
+    .bind(db_time(now))
+    .bind(&mail.cc)
+    .bind(branch)
+    .execute(&mut *conn)
+    .await?
+    .last_insert_rowid())
+}

@@ -1,0 +1,129 @@
+//! The `reviews` and `review_imports` tables: the review decisions imported from the
+//! reviewers' sheet (`review import`), each import recorded with its file, and for each branch
+//! one current decision that later imports supersede.
+
+use super::{Result, Store};
+use crate::attach::Role;
+use crate::campaign::review::Decision;
+use crate::clock::db_time;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// A branch's current review decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentReview {
+    pub branch: String,
+    pub level: String,
+    pub amount_yuan: Option<f64>,
+    pub funded: bool,
+}
+
+/// A reviewers' sheet being imported: its file (already in the blob directory) and who
+/// imported it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReviewImport<'a> {
+    pub file_name: &'a str,
+    pub sha256: &'a str,
+    pub size: usize,
+    pub imported_by: &'a str,
+}
+
+impl Store {
+    /// Every current review decision, in the order they were imported.
+    pub async fn current_reviews(&self) -> Result<Vec<CurrentReview>> {
+        let rows = sqlx::query(
+            "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = 1 ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CurrentReview {
+                branch: r.get(0),
+                level: r.get(1),
+                amount_yuan: r.get(2),
+                funded: r.get(3),
+            })
+            .collect())
+    }
+
+    /// [`Store::current_reviews`], each with the roles of the files its branch sent for
+    /// closure so far (none read for a branch that is not funded): the facts of
+    /// [`crate::campaign::closure::reviewed`].
+    pub async fn current_reviews_with_closure_roles(
+        &self,
+    ) -> Result<Vec<(CurrentReview, Vec<Role>)>> {
+        let mut out = Vec::new();
+        for r in self.current_reviews().await? {
+            let sent = if r.funded {
+                self.closure_roles(&r.branch).await?
+            } else {
+                Vec::new()
+            };
+            out.push((r, sent));
+        }
+        Ok(out)
+    }
+
+    /// How many branches have a current review decision.
+    pub async fn current_review_count(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Branches with a current decision from an earlier import.
+    pub async fn decided_branches(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT branch FROM reviews WHERE is_current = 1")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Stores an import and its decisions in one transaction: each decision becomes its
+    /// branch's current one, the one it replaces stays as history.
+    pub async fn import_reviews(
+        &self,
+        file: &ReviewImport<'_>,
+        decisions: &[Decision],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.record_blob(tx.conn(), file.sha256, file.size, now)
+            .await?;
+        let import_id = sqlx::query(
+            "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(file.file_name)
+        .bind(file.sha256)
+        .bind(file.imported_by)
+        .bind(db_time(now))
+        .bind(decisions.len() as i64)
+        .execute(tx.conn())
+        .await?
+        .last_insert_rowid();
+        for d in decisions {
+            sqlx::query("UPDATE reviews SET is_current = 0 WHERE branch = ?")
+                .bind(&d.branch)
+                .execute(tx.conn())
+                .await?;
+            sqlx::query(
+                "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+            )
+            .bind(import_id)
+            .bind(d.row as i64)
+            .bind(&d.branch)
+            .bind(&d.level)
+            .bind(d.amount_yuan)
+            .bind(d.funded)
+            .bind(db_time(now))
+            .execute(tx.conn())
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
