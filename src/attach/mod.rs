@@ -204,7 +204,7 @@ impl Role {
     }
 
     /// What people call it (acknowledgements, checklists): 项目申请表, 结题报告, 活动总结 ….
-    pub fn label_zh(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Role::Form => "项目申请表",
             Role::Summary => "申报汇总表",
@@ -1901,11 +1901,11 @@ mod tests {
     fn roles_read_back_from_their_names_and_label_themselves() {
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), r);
-            assert!(!r.label_zh().is_empty());
+            assert!(!r.label().is_empty());
         }
         // Rows written before version 7 with `case_study` still read as 工作案例.
-        assert_eq!(Role::parse("case_study").label_zh(), "工作案例");
-        assert_eq!(Role::parse("activity_summary").label_zh(), "活动总结");
+        assert_eq!(Role::parse("case_study").label(), "工作案例");
+        assert_eq!(Role::parse("activity_summary").label(), "活动总结");
         assert_eq!(Role::parse("bogus"), Role::Other);
         let closure: Vec<Role> = Role::ALL
             .into_iter()

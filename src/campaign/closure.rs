@@ -123,7 +123,7 @@ impl ClosureStatus {
     }
 
     /// For people (CSV, .xlsx): 未立项 / 材料未齐（缺活动总结、报销材料） / 材料齐全.
-    pub fn label_zh(&self) -> String {
+    pub fn label(&self) -> String {
         match self {
             ClosureStatus::NotFunded => "未立项".to_string(),
             ClosureStatus::Incomplete { missing } => {
@@ -356,11 +356,11 @@ mod tests {
         let inc = ClosureStatus::Incomplete {
             missing: vec!["活动总结".to_string(), "报销材料".to_string()],
         };
-        assert_eq!(inc.label_zh(), "材料未齐（缺活动总结、报销材料）");
+        assert_eq!(inc.label(), "材料未齐（缺活动总结、报销材料）");
         assert_eq!(inc.code(), "incomplete");
-        assert_eq!(ClosureStatus::NotFunded.label_zh(), "未立项");
+        assert_eq!(ClosureStatus::NotFunded.label(), "未立项");
         assert_eq!(ClosureStatus::NotFunded.code(), "not_funded");
-        assert_eq!(ClosureStatus::Complete.label_zh(), "材料齐全");
+        assert_eq!(ClosureStatus::Complete.label(), "材料齐全");
         assert_eq!(ClosureStatus::Complete.code(), "complete");
         assert!(ClosureStatus::Complete.missing().is_empty());
     }

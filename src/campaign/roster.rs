@@ -252,7 +252,7 @@ impl Unreachable {
     }
 
     /// What is wrong, for staff (`没有填写书记邮箱`, `书记邮箱“…”不是有效的邮箱地址`).
-    pub fn label_zh(&self) -> String {
+    pub fn label(&self) -> String {
         match self {
             Unreachable::NoEmail => "没有填写书记邮箱".to_string(),
             Unreachable::BadEmail { cell } => format!("书记邮箱“{cell}”不是有效的邮箱地址"),
@@ -278,7 +278,7 @@ impl UnreachableRow {
             file.display(),
             self.line,
             self.branch,
-            self.why.label_zh()
+            self.why.label()
         )
     }
 }

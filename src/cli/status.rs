@@ -260,12 +260,7 @@ pub(super) async fn unreachable_branches(
         } else {
             String::new()
         };
-        say!(
-            "  第 {} 行 {}：{}{tail}",
-            u.line,
-            u.branch,
-            u.why.label_zh()
-        );
+        say!("  第 {} 行 {}：{}{tail}", u.line, u.branch, u.why.label());
     }
     Ok(())
 }

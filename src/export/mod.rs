@@ -8,6 +8,7 @@ pub mod xlsx;
 
 use crate::attach::display_text;
 use crate::clock::beijing_rfc3339;
+use crate::extract::field::Field;
 use crate::store::Store;
 use serde::Serialize;
 
@@ -71,12 +72,12 @@ impl ExportSubmission {
     /// 结项状态 for people: 未立项 / 材料未齐（缺…） / 材料齐全, or empty before the review.
     pub fn closure_label(&self) -> String {
         match self.closure_status.as_deref() {
-            Some("not_funded") => crate::campaign::closure::ClosureStatus::NotFunded.label_zh(),
+            Some("not_funded") => crate::campaign::closure::ClosureStatus::NotFunded.label(),
             Some("incomplete") => crate::campaign::closure::ClosureStatus::Incomplete {
                 missing: self.closure_missing.clone(),
             }
-            .label_zh(),
-            Some("complete") => crate::campaign::closure::ClosureStatus::Complete.label_zh(),
+            .label(),
+            Some("complete") => crate::campaign::closure::ClosureStatus::Complete.label(),
             _ => String::new(),
         }
     }
@@ -288,23 +289,26 @@ pub fn to_xlsx(title: &str, subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>
                 .fields
                 .as_ref()
                 .and_then(|f| f.get("budget_yuan")?.as_f64());
-            let section = match field(s, "section") {
+            let section = match field(s, Field::Section.key()) {
                 x if x.is_empty() => field(s, "section_as_written"),
                 x => x,
             };
             crate::export::xlsx::XlsxRow {
-                college: s.college.clone().unwrap_or_else(|| field(s, "college")),
+                college: s
+                    .college
+                    .clone()
+                    .unwrap_or_else(|| field(s, Field::College.key())),
                 branch: s
                     .branch
                     .clone()
                     .or_else(|| s.branch_in_subject.clone())
                     .unwrap_or_default(),
-                project_name: field(s, "project_name"),
+                project_name: field(s, Field::ProjectName.key()),
                 section,
-                leader: field(s, "leader"),
-                leader_role: field(s, "leader_role"),
-                phone: field(s, "phone"),
-                advisor: field(s, "advisor"),
+                leader: field(s, Field::Leader.key()),
+                leader_role: field(s, Field::LeaderRole.key()),
+                phone: field(s, Field::Phone.key()),
+                advisor: field(s, Field::Advisor.key()),
                 budget_yuan,
                 budget_text: field(s, "budget_as_written"),
                 version: s.version,
@@ -435,15 +439,17 @@ pub fn describe(s: &ExportSubmission) -> String {
             "  申请表中填写的支部：{b}（可用 shenbao assign 登记到该支部）\n"
         ));
     }
-    for (key, label) in [
-        ("project_name", "项目名称"),
-        ("section", "申报板块"),
-        ("leader", "项目负责人"),
-        ("leader_role", "职务"),
-        ("phone", "联系电话"),
-        ("advisor", "指导老师"),
-        ("budget_yuan", "申请经费（元）"),
-    ] {
+    let shown = [
+        Field::ProjectName,
+        Field::Section,
+        Field::Leader,
+        Field::LeaderRole,
+        Field::Phone,
+        Field::Advisor,
+    ]
+    .map(|f| (f.key(), f.label().to_string()));
+    let budget = ("budget_yuan", format!("{}（元）", Field::Budget.label()));
+    for (key, label) in shown.into_iter().chain([budget]) {
         let v = field(s, key);
         if !v.is_empty() {
             out.push_str(&format!("  {label}：{v}\n"));
@@ -457,8 +463,10 @@ pub fn describe(s: &ExportSubmission) -> String {
         out.push_str(&format!(
             "  附件：{}（{}，{}，{}）\n",
             a.filename,
-            crate::notify::ack::role_label(&a.role),
-            crate::notify::ack::format_label(&a.format),
+            crate::attach::Role::parse(&a.role).label(),
+            a.format
+                .parse()
+                .map_or("其他格式", crate::attach::Format::label),
             crate::notify::compose::size_label(usize::try_from(a.size).unwrap_or(usize::MAX))
         ));
     }

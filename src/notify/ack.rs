@@ -38,14 +38,6 @@ pub fn sender_note(
     }
 }
 
-/// The serde name of a unit enum variant (`Format::Docx` → `docx`).
-pub fn enum_str<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 pub fn ack_subject(original: &str, version: i64, problems: usize) -> String {
     let base = if original.trim().is_empty() {
         "（无主题）"
@@ -67,26 +59,6 @@ pub fn greeting(display: Option<&str>, secretary: Option<&str>) -> String {
     }
 }
 
-pub fn role_label(role: &str) -> &'static str {
-    crate::attach::Role::parse(role).label_zh()
-}
-
-pub fn format_label(format: &str) -> &'static str {
-    match format {
-        "doc" => "Word 97-2003 文档",
-        "docx" => "Word 文档",
-        "xls" => "Excel 97-2003 表格",
-        "xlsx" => "Excel 表格",
-        "word_xml" => "Word 2003 XML 文档",
-        "excel_xml" => "Excel 2003 XML 表格",
-        "zip" => "压缩包",
-        "pdf" => "PDF",
-        "image" => "图片",
-        "tnef" => "Outlook winmail.dat",
-        _ => "其他格式",
-    }
-}
-
 #[derive(Serialize)]
 pub struct AttachmentView {
     pub filename: String,
@@ -99,9 +71,8 @@ pub struct AttachmentView {
 
 impl AttachmentView {
     pub fn new(a: &Attachment) -> AttachmentView {
-        let role = enum_str(&a.role);
-        let mut role_label = role_label(&role).to_string();
-        if role == "other"
+        let mut role_label = a.role.label().to_string();
+        if a.role == crate::attach::Role::Other
             && matches!(
                 a.format,
                 crate::attach::Format::Pdf | crate::attach::Format::Image
@@ -112,7 +83,7 @@ impl AttachmentView {
         AttachmentView {
             filename: a.filename.clone(),
             role_label,
-            format_label: format_label(&enum_str(&a.format)).to_string(),
+            format_label: a.format.label().to_string(),
             size_label: compose::size_label(a.size),
             error: a.error.clone(),
             entries: a.entries.iter().map(AttachmentView::new).collect(),

@@ -170,7 +170,7 @@ pub fn decide(
         (Some(row), _) => Some(format!(
             "支部名册第 {} 行{}，提醒未发送",
             row.line,
-            row.why.label_zh()
+            row.why.label()
         )),
         (None, true) => Some("名册中没有书记邮箱，提醒未发送".to_string()),
         (None, false) => None,

@@ -11,7 +11,6 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::clock::db_time;
 use crate::message::Attachment;
-use crate::notify::ack::enum_str;
 use chrono::{DateTime, Utc};
 
 /// One stored attachment (a zip entry names its zip in `parent`).
@@ -122,9 +121,9 @@ async fn insert_attachment(
     .bind(&a.filename)
     .bind(&a.safe_name)
     .bind(&a.content_type)
-    .bind(enum_str(&a.format))
+    .bind(a.format.as_str())
     .bind(&a.declared_format)
-    .bind(enum_str(&a.role))
+    .bind(a.role.as_str())
     .bind(a.size as i64)
     .bind(sha)
     .bind(&a.error)
