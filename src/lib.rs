@@ -3,7 +3,7 @@
 //! The folders follow a mail's path; see the README's 代码结构 section. Pure folders (no
 //! tokio, no sqlx, no file system) are [`message`], [`attach`], [`extract`], [`campaign`] and
 //! [`notify`], plus [`schedule::plan`], [`send::limit`] and [`pipeline::decide`];
-//! `tests/architecture.rs` checks it.
+//! `src/architecture.rs` checks it.
 
 // Shared by every stage: the application context, the one clock, configuration, file modes,
 // the stop signal, text normalisation, TLS.

@@ -4,7 +4,7 @@
 //! what the reviewers decided ([`review`]).
 //!
 //! Pure: nothing here touches the network, the database, the file system or the clock; the
-//! callers pass `now` and the facts they read. `tests/architecture.rs` checks it.
+//! callers pass `now` and the facts they read. `src/architecture.rs` checks it.
 
 pub mod closure;
 pub mod conversation;
