@@ -19,6 +19,7 @@ macro_rules! needs_staff {
 pub mod attachments;
 pub mod blobs;
 pub mod corrections;
+pub mod ledger;
 pub mod mailbox;
 pub mod messages;
 pub mod ops;
