@@ -81,7 +81,7 @@ pub async fn insert_template_error(
     Ok(())
 }
 
-/// [`insert_template_error`] inside a [`Tx`]. (The bare-connection form stays while
+/// [`insert_template_error`] inside a [`super::Tx`]. (The bare-connection form stays while
 /// `pipeline/` holds its transaction as one.)
 pub async fn record_template_error(
     tx: &mut super::Tx,
