@@ -249,12 +249,7 @@ pub(super) async fn unreachable_branches(
         file.display()
     );
     for u in roster.unreachable() {
-        let skipped: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ledger WHERE branch = ? AND skipped IS NOT NULL",
-        )
-        .bind(&u.branch)
-        .fetch_one(&store.pool)
-        .await?;
+        let skipped = store.skipped_for(&u.branch).await?;
         let tail = if skipped > 0 {
             format!("（已因此跳过 {skipped} 封邮件）")
         } else {

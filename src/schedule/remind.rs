@@ -33,13 +33,12 @@
 
 use crate::app::App;
 use crate::campaign::rules::Problem;
-use crate::clock::{beijing, db_time, parse_db_time};
+use crate::clock::{beijing, db_time};
 use crate::export::ExportSubmission;
 use crate::notify::compose::{self, MailSpec, Outgoing, RichParts};
 use crate::notify::{self, DigestView, ReminderView};
 use crate::schedule::{self, Audience, DeadlineKind, DigestRule, Occasion};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// One mail the scheduler would send (or, for an empty digest, the record that it did not).
@@ -101,25 +100,11 @@ fn key_id(key: &str) -> String {
 }
 
 pub(crate) async fn in_ledger(p: &App, key: &str) -> anyhow::Result<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE key = ?")
-        .bind(key)
-        .fetch_one(&p.store.pool)
-        .await?;
-    Ok(n > 0)
+    Ok(p.store.in_ledger(key).await?)
 }
 
 /// A reminder row of the ledger, as [`decide`] needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LedgerRow {
-    pub key: String,
-    /// `None` for rows written before reminders went per branch (keyed by address).
-    pub branch: Option<String>,
-    pub recipient: String,
-    pub deadline: Option<DateTime<Utc>>,
-    pub offset_secs: Option<i64>,
-    /// The row records a skip (nothing was sent).
-    pub skipped: bool,
-}
+pub use crate::store::ledger::LedgerRow;
 
 /// What the planner does for one branch of an occasion's audience.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,26 +168,6 @@ pub fn decide(
     }
 }
 
-/// The reminder rows of `rule` in the ledger.
-async fn ledger_rows(p: &App, rule: &str) -> anyhow::Result<Vec<LedgerRow>> {
-    Ok(sqlx::query(
-        "SELECT key, branch, recipient, deadline, offset_secs, skipped IS NOT NULL FROM ledger WHERE kind = 'reminder' AND rule = ?",
-    )
-    .bind(rule)
-    .fetch_all(&p.store.pool)
-    .await?
-    .iter()
-    .map(|r| LedgerRow {
-        key: r.get(0),
-        branch: r.get(1),
-        recipient: r.get(2),
-        deadline: r.get::<Option<String>, _>(3).as_deref().and_then(parse_db_time),
-        offset_secs: r.get(4),
-        skipped: r.get(5),
-    })
-    .collect())
-}
-
 /// Whom an audience means right now: (branch, latest application if any).
 async fn audience(
     p: &App,
@@ -245,7 +210,7 @@ pub async fn plan_reminders(p: &App, now: DateTime<Utc>) -> anyhow::Result<Vec<P
         let Some(rule) = p.cfg.reminders.iter().find(|r| r.name == occ.rule) else {
             continue;
         };
-        let rows = ledger_rows(p, &rule.name).await?;
+        let rows = p.store.reminder_rows(&rule.name).await?;
         for (branch, sub) in audience(p, &rule.audiences, &latest, &funded).await {
             let why = p.roster.unreachable_row(&branch.name);
             match decide(&occ, &branch.name, &branch.email, why, &rows, now) {
@@ -563,27 +528,26 @@ pub async fn digest_view(
             received_at: beijing(c.received_at),
         })
         .collect();
-    let outbox_failures = sqlx::query(
-        "SELECT id, to_addr, subject, COALESCE(last_error, ''), status FROM outbox
-         WHERE status = 'dead' OR (status = 'queued' AND attempts > 0) ORDER BY id",
-    )
-    .fetch_all(&p.store.pool)
-    .await?
-    .iter()
-    .map(|r| notify::OutboxFailure {
-        id: r.get(0),
-        to: r.get(1),
-        subject: r.get(2),
-        error: r.get(3),
-        status: match r.get::<String, _>(4).as_str() {
-            "dead" => format!(
-                "已放弃；修好 SMTP 或收件地址后，运行 shenbao outbox retry {} 重发",
-                r.get::<i64, _>(0)
-            ),
-            _ => "等待重试".to_string(),
-        },
-    })
-    .collect();
+    let outbox_failures = p
+        .store
+        .outbox_failures()
+        .await?
+        .into_iter()
+        .map(|f| notify::OutboxFailure {
+            status: if f.dead {
+                format!(
+                    "已放弃；修好 SMTP 或收件地址后，运行 shenbao outbox retry {} 重发",
+                    f.id
+                )
+            } else {
+                "等待重试".to_string()
+            },
+            id: f.id,
+            to: f.to_addr,
+            subject: f.subject,
+            error: f.last_error,
+        })
+        .collect();
     // Template failures in the period (since a week when this is the first digest), unless
     // the template was changed since.
     let template_errors = crate::daemon::health::still_current(
@@ -657,15 +621,6 @@ pub async fn digest_view(
     })
 }
 
-async fn last_digest(p: &App, rule: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let v: Option<String> =
-        sqlx::query_scalar("SELECT MAX(period_end) FROM ledger WHERE kind = 'digest' AND rule = ?")
-            .bind(rule)
-            .fetch_one(&p.store.pool)
-            .await?;
-    Ok(v.as_deref().and_then(parse_db_time))
-}
-
 /// Digests due at `now`. With `force` (`digest --now`), every rule's digest for the period
 /// since its last one, whatever the schedule says.
 pub async fn plan_digests(
@@ -677,7 +632,7 @@ pub async fn plan_digests(
     let mut out = Vec::new();
     let mut latest: Option<Vec<ExportSubmission>> = None;
     for rule in &p.cfg.digests {
-        let last = last_digest(p, &rule.name).await?;
+        let last = p.store.last_digest(&rule.name).await?;
         let (start, end, key_end) = if force {
             (last, now, format!("now-{}", db_time(now)))
         } else {
@@ -795,39 +750,33 @@ pub async fn commit_ids(
     let mut queued = Vec::new();
     for item in planned {
         let mut tx = p.store.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO ledger (key, kind, rule, recipient, branch, period_end, deadline, offset_secs, skipped, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        let inserted = crate::store::ledger::record(
+            &mut tx,
+            &crate::store::ledger::LedgerEntry {
+                key: &item.key,
+                kind: item.kind,
+                rule: &item.rule,
+                recipient: &item.to,
+                branch: item.branch.as_deref(),
+                period_end: item.period_end,
+                deadline: item.occasion.map(|(d, _)| d),
+                offset_secs: item.occasion.map(|(_, o)| o),
+                skipped: item.skipped.as_deref(),
+            },
+            now,
         )
-        .bind(&item.key)
-        .bind(item.kind)
-        .bind(&item.rule)
-        .bind(&item.to)
-        .bind(&item.branch)
-        .bind(item.period_end.map(db_time))
-        .bind(item.occasion.map(|(d, _)| db_time(d)))
-        .bind(item.occasion.map(|(_, o)| o))
-        .bind(&item.skipped)
-        .bind(db_time(now))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
+        .await?;
+        if inserted {
             for (template, error) in &item.template_errors {
-                crate::store::ops::insert_template_error(&mut tx, template, error, None, now)
+                crate::store::ops::record_template_error(&mut tx, template, error, None, now)
                     .await?;
             }
         }
-        if inserted == 1
-            && let Some(mail) = &item.mail
-        {
+        if inserted && let Some(mail) = &item.mail {
             // A reply to a reminder or a result is about this branch (see pipeline's threads).
-            let id =
-                crate::store::enqueue(&mut tx, mail, None, item.branch.as_deref(), now).await?;
-            sqlx::query("UPDATE ledger SET outbox_id = ? WHERE key = ?")
-                .bind(id)
-                .bind(&item.key)
-                .execute(&mut *tx)
+            let id = crate::store::outbox::queue(&mut tx, mail, None, item.branch.as_deref(), now)
                 .await?;
+            crate::store::ledger::set_outbox(&mut tx, &item.key, id).await?;
             queued.push(id);
         }
         tx.commit().await?;

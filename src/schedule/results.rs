@@ -8,12 +8,10 @@
 use crate::app::App;
 use crate::campaign::review::{BlankRow, Decision, ImportError, ImportInput, Level, Ungraded};
 use crate::campaign::roster::MatchKind;
-use crate::clock::db_time;
 use crate::notify::compose::{self, MailSpec};
 use crate::schedule::remind::Planned;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -53,27 +51,6 @@ pub enum ImportOutcome {
     },
 }
 
-/// Branches (roster names) whose latest application is in, in order of arrival.
-async fn applicants(p: &App) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = 1 AND branch IS NOT NULL
-         ORDER BY received_at, id",
-    )
-    .fetch_all(&p.store.pool)
-    .await?)
-}
-
-/// Branches with a current decision from an earlier import.
-async fn decided(p: &App) -> anyhow::Result<HashSet<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT DISTINCT branch FROM reviews WHERE is_current = 1")
-            .fetch_all(&p.store.pool)
-            .await?
-            .into_iter()
-            .collect(),
-    )
-}
-
 /// Checks `file` and, when every row is right and every branch that applied has a decision
 /// (from this sheet or an earlier import; with `partial`, some may stay without), stores its
 /// decisions; otherwise stores nothing and says why.
@@ -101,9 +78,9 @@ pub async fn import(
         levels: &levels,
         is_known_branch: &known,
     });
-    let earlier = decided(p).await?;
+    let earlier: HashSet<String> = p.store.decided_branches().await?.into_iter().collect();
     let ungraded = crate::campaign::review::ungraded(
-        &applicants(p).await?,
+        &p.store.applicants().await?,
         &|b: &str| earlier.contains(b),
         &reviewed,
     );
@@ -121,38 +98,22 @@ pub async fn import(
     }
     let decisions = reviewed.decisions;
     let sha = p.store.write_blob(&bytes).await?;
-    let mut tx = p.store.begin_write().await?;
-    p.store.record_blob(&mut tx, &sha, bytes.len(), now).await?;
-    let import_id = sqlx::query(
-        "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default())
-    .bind(&sha)
-    .bind(by)
-    .bind(db_time(now))
-    .bind(decisions.len() as i64)
-    .execute(&mut *tx)
-    .await?
-    .last_insert_rowid();
-    for d in &decisions {
-        sqlx::query("UPDATE reviews SET is_current = 0 WHERE branch = ?")
-            .bind(&d.branch)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    p.store
+        .import_reviews(
+            &crate::store::reviews::ReviewImport {
+                file_name: &file_name,
+                sha256: &sha,
+                size: bytes.len(),
+                imported_by: by,
+            },
+            &decisions,
+            now,
         )
-        .bind(import_id)
-        .bind(d.row as i64)
-        .bind(&d.branch)
-        .bind(&d.level)
-        .bind(d.amount_yuan)
-        .bind(d.funded)
-        .bind(db_time(now))
-        .execute(&mut *tx)
         .await?;
-    }
-    tx.commit().await?;
     Ok(ImportOutcome::Imported {
         decisions,
         ungraded,
@@ -198,30 +159,24 @@ pub struct NotifyPlan {
 /// and gets no mail is listed in [`NotifyPlan::not_notified`] with its reason; a branch nobody
 /// can be written to is also recorded once as a skip in the ledger, for staff to follow up.
 pub async fn plan_results(p: &App, now: DateTime<Utc>) -> anyhow::Result<NotifyPlan> {
-    let rows = sqlx::query(
-        "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = 1 ORDER BY id",
-    )
-    .fetch_all(&p.store.pool)
-    .await?;
+    let rows = p.store.current_reviews().await?;
     let latest = crate::export::latest(&p.store).await?;
     let mut out = Vec::new();
     let mut not_notified = Vec::new();
     let mut graded: HashSet<String> = HashSet::new();
     for r in rows {
-        let branch: String = r.get(0);
-        let level: String = r.get(1);
-        let amount: Option<f64> = r.get(2);
-        let funded: bool = r.get(3);
+        let crate::store::reviews::CurrentReview {
+            branch,
+            level,
+            amount_yuan: amount,
+            funded,
+        } = r;
         let key = format!(
             "result:{branch}:{level}:{}",
             amount.map(|a| a.to_string()).unwrap_or_default()
         );
         graded.insert(branch.clone());
-        let sent: Option<String> =
-            sqlx::query_scalar("SELECT created_at FROM ledger WHERE key = ?")
-                .bind(&key)
-                .fetch_optional(&p.store.pool)
-                .await?;
+        let sent = p.store.ledger_recorded_at(&key).await?;
         if let Some(at) = sent {
             let result = match amount {
                 Some(a) if funded => format!("{level}，{} 元", a as i64),
@@ -231,9 +186,7 @@ pub async fn plan_results(p: &App, now: DateTime<Utc>) -> anyhow::Result<NotifyP
                 branch,
                 reason: format!(
                     "已于 {} 通知过同一结果（{result}），不再重发",
-                    crate::clock::parse_db_time(&at)
-                        .map(crate::clock::beijing)
-                        .unwrap_or(at)
+                    crate::clock::beijing(at)
                 ),
             });
             continue;

@@ -5,6 +5,13 @@
 //! the watermark, all before anything else looks at the message. Processing happens after, in
 //! its own transaction, and is repeatable: a crash between the two leaves a `stored` message
 //! that the next start processes.
+//!
+//! This module is the only place that speaks SQL. It holds the [`Store`], opening and
+//! migrating the database, the write transaction [`Tx`] and [`StoreError`]; each table family
+//! has its file: [`messages`], [`mailbox`] (IMAP watermarks), [`outbox`], [`submissions`],
+//! [`attachments`], [`reviews`], [`ledger`], [`threads`] (conversations), [`corrections`],
+//! [`ops`] (heartbeats, template errors) and [`blobs`] (the blob directory and its table).
+//! What they return is plain Rust, so another database can stand behind the same functions.
 
 /// The SQL condition (on `messages`) of mail that waits for a person until staff resolve it:
 /// questions, replies, unrecognised branches, failures and mail too large to read. A macro, so
@@ -19,6 +26,7 @@ macro_rules! needs_staff {
 pub mod attachments;
 pub mod blobs;
 pub mod corrections;
+pub mod ledger;
 pub mod mailbox;
 pub mod messages;
 pub mod ops;

@@ -81,6 +81,18 @@ pub async fn insert_template_error(
     Ok(())
 }
 
+/// [`insert_template_error`] inside a [`super::Tx`]. (The bare-connection form stays while
+/// `pipeline/` holds its transaction as one.)
+pub async fn record_template_error(
+    tx: &mut super::Tx,
+    template: &str,
+    error: &str,
+    message: Option<i64>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    insert_template_error(tx.conn(), template, error, message, at).await
+}
+
 impl Store {
     /// Records a heartbeat of `component` (one row per component, overwritten).
     pub async fn beat(

@@ -1,7 +1,7 @@
 //! The `outbox` table: every mail we send, rendered and queued inside the transaction that
 //! decided to send it, then handed to SMTP, retried, confirmed or given up on (a dead letter).
 
-use super::{Result, Store, time_col};
+use super::{Result, Store, Tx, time_col};
 use crate::clock::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
@@ -465,4 +465,16 @@ pub async fn enqueue(
     .execute(&mut *conn)
     .await?
     .last_insert_rowid())
+}
+
+/// [`enqueue`] inside a [`Tx`]. (`enqueue` on a bare connection stays while `pipeline/` holds
+/// its transaction as one.)
+pub async fn queue(
+    tx: &mut Tx,
+    mail: &crate::notify::compose::Outgoing,
+    related_message: Option<i64>,
+    branch: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    enqueue(tx.conn(), mail, related_message, branch, now).await
 }

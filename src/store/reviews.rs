@@ -2,7 +2,7 @@
 //! reviewers' sheet (`review import`), each import recorded with its file, and for each branch
 //! one current decision that later imports supersede.
 
-use super::{Result, Store};
+use super::{Result, Store, Tx};
 use crate::attach::Role;
 use crate::campaign::review::Decision;
 use crate::clock::db_time;
@@ -126,4 +126,17 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The level and whether it is funded of `branch`'s current decision, inside a write
+/// transaction (the closure checklist of a mail being processed). The pipeline's own query
+/// today; it calls this once it holds a [`Tx`].
+pub async fn current_level(tx: &mut Tx, branch: &str) -> Result<Option<(String, bool)>> {
+    Ok(
+        sqlx::query("SELECT level, funded FROM reviews WHERE branch = ? AND is_current = 1")
+            .bind(branch)
+            .fetch_optional(tx.conn())
+            .await?
+            .map(|r| (r.get(0), r.get(1))),
+    )
 }

@@ -1,0 +1,133 @@
+//! The `ledger` table: every scheduled mail (reminder, digest, review result) recorded once
+//! under its key, sent or skipped with the reason, in the transaction that queues it, so a
+//! restart, a second daemon or a clock jump never sends it twice.
+
+use super::{Result, Store, Tx};
+use crate::clock::{db_time, parse_db_time};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// A reminder row of the ledger, as [`crate::schedule::remind::decide`] needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerRow {
+    pub key: String,
+    /// `None` for rows written before reminders went per branch (keyed by address).
+    pub branch: Option<String>,
+    pub recipient: String,
+    pub deadline: Option<DateTime<Utc>>,
+    pub offset_secs: Option<i64>,
+    /// The row records a skip (nothing was sent).
+    pub skipped: bool,
+}
+
+/// A ledger row to write: what was planned under `key`.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerEntry<'a> {
+    pub key: &'a str,
+    /// `reminder`, `digest`, `result` …
+    pub kind: &'a str,
+    pub rule: &'a str,
+    /// The address it goes to (empty for a skip).
+    pub recipient: &'a str,
+    pub branch: Option<&'a str>,
+    /// Digests: the end of the period it covers.
+    pub period_end: Option<DateTime<Utc>>,
+    /// Reminders: the deadline and the offset before it.
+    pub deadline: Option<DateTime<Utc>>,
+    pub offset_secs: Option<i64>,
+    /// Why nothing was sent, when nothing was.
+    pub skipped: Option<&'a str>,
+}
+
+impl Store {
+    /// Whether `key` is in the ledger.
+    pub async fn in_ledger(&self, key: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// When `key` was recorded, if it was.
+    pub async fn ledger_recorded_at(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<String> = sqlx::query_scalar("SELECT created_at FROM ledger WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(at.map(|t| parse_db_time(&t).unwrap_or_default()))
+    }
+
+    /// The reminder rows of `rule`.
+    pub async fn reminder_rows(&self, rule: &str) -> Result<Vec<LedgerRow>> {
+        Ok(sqlx::query(
+            "SELECT key, branch, recipient, deadline, offset_secs, skipped IS NOT NULL FROM ledger WHERE kind = 'reminder' AND rule = ?",
+        )
+        .bind(rule)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| LedgerRow {
+            key: r.get(0),
+            branch: r.get(1),
+            recipient: r.get(2),
+            deadline: r.get::<Option<String>, _>(3).as_deref().and_then(parse_db_time),
+            offset_secs: r.get(4),
+            skipped: r.get(5),
+        })
+        .collect())
+    }
+
+    /// The end of the last period a digest of `rule` covered.
+    pub async fn last_digest(&self, rule: &str) -> Result<Option<DateTime<Utc>>> {
+        let v: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(period_end) FROM ledger WHERE kind = 'digest' AND rule = ?",
+        )
+        .bind(rule)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(v.as_deref().and_then(parse_db_time))
+    }
+
+    /// How many mails to `branch` were recorded as skipped.
+    pub async fn skipped_for(&self, branch: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger WHERE branch = ? AND skipped IS NOT NULL",
+        )
+        .bind(branch)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+/// Records `entry` inside the caller's transaction; `false` when its key is in the ledger
+/// already (another daemon was quicker): nothing was written.
+pub async fn record(tx: &mut Tx, entry: &LedgerEntry<'_>, now: DateTime<Utc>) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT OR IGNORE INTO ledger (key, kind, rule, recipient, branch, period_end, deadline, offset_secs, skipped, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(entry.key)
+    .bind(entry.kind)
+    .bind(entry.rule)
+    .bind(entry.recipient)
+    .bind(entry.branch)
+    .bind(entry.period_end.map(db_time))
+    .bind(entry.deadline.map(db_time))
+    .bind(entry.offset_secs)
+    .bind(entry.skipped)
+    .bind(db_time(now))
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Names the outbox mail queued for `key`.
+pub async fn set_outbox(tx: &mut Tx, key: &str, outbox_id: i64) -> Result<()> {
+    sqlx::query("UPDATE ledger SET outbox_id = ? WHERE key = ?")
+        .bind(outbox_id)
+        .bind(key)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
