@@ -1,5 +1,7 @@
 //! The SQL of versions (the `submissions` table) as processing writes them: the next version
 //! number of a branch, and a new version that replaces the latest.
+//!
+//! Not pure: SQL.
 
 use super::{Result, Tx};
 use crate::clock::db_time;
