@@ -4,9 +4,9 @@
 //! a [`Decision`] — the disposition, the branch, the version, its problems, the closure
 //! checklist, the answer to send or why none goes out.
 //!
-//! Pure: no async runtime, no database, no file system, no clock (`now` is passed in). The pipeline reads
-//! the facts in its transaction ([`needs`] says which), calls [`decide`], and records the
-//! result (`pipeline::record`).
+//! Pure: no async runtime, no database, no file system, no clock (`now` is passed in). The
+//! pipeline reads the facts in its transaction ([`needs`] says which), calls [`decide`], and
+//! records the result (`pipeline::record`).
 
 use crate::attach::Role;
 use crate::campaign::conversation;

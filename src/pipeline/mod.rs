@@ -1,10 +1,16 @@
-//! From a stored message to a recorded decision: understand it (pure), decide what it is and
-//! what to answer (pure), then record everything — attachments, the submission with its
-//! version, the answer in the outbox, the message's disposition — in one transaction.
+//! From a stored message to a recorded decision, in three parts. This module orchestrates:
+//! it reads the stored mail and its attachments on blocking threads, several at a time, and
+//! records them in order, one `BEGIN IMMEDIATE` transaction per message or per group; a
+//! failure is transient (retried) or permanent (marked `failed`, see [`ProcessError`]).
+//! Inside each message's transaction the order is: read the facts the decision needs (store
+//! functions), decide ([`decide`], pure), record ([`record`]) — attachments, the submission
+//! with its version, the answer in the outbox, the message's disposition.
 //!
 //! Processing is idempotent per message: it only runs on messages in the `stored` state and
 //! ends by marking them `processed` in the same transaction that records the outcome, so a
 //! crash anywhere before the commit simply means the next start processes the message again.
+//!
+//! Not pure: tokio, the store and the blob directory.
 
 pub mod correct;
 pub mod decide;
@@ -78,10 +84,10 @@ impl std::ops::Deref for Pipeline {
 pub enum ProcessError {
     /// The database or the disk failed: the message stays `stored` and is processed again on
     /// the next round.
-    #[error("{0:#}")]
+    #[error(transparent)]
     Transient(anyhow::Error),
     /// A defect, or input we cannot handle: the message is marked `failed`, for staff.
-    #[error("{0:#}")]
+    #[error(transparent)]
     Permanent(anyhow::Error),
 }
 
@@ -89,6 +95,13 @@ impl ProcessError {
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, ProcessError::Transient(_))
+    }
+
+    /// What went wrong, every cause on one line (the log, and the reason staff read).
+    pub fn text(&self) -> String {
+        match self {
+            ProcessError::Transient(e) | ProcessError::Permanent(e) => format!("{e:#}"),
+        }
     }
 
     fn permanent(message: String) -> ProcessError {
@@ -172,12 +185,12 @@ impl Pipeline {
     /// cannot handle: the message is marked `failed` with the reason, for staff.
     pub async fn failed(&self, id: i64, e: &ProcessError) -> anyhow::Result<()> {
         if e.is_transient() {
-            tracing::warn!(message = id, error = %e, "处理被打断（数据库或磁盘暂时出错），稍后重试");
+            tracing::warn!(message = id, error = %e.text(), "处理被打断（数据库或磁盘暂时出错），稍后重试");
             return Ok(());
         }
-        tracing::error!(message = id, error = %e, "处理失败，已标为失败，留待工作人员处理");
+        tracing::error!(message = id, error = %e.text(), "处理失败，已标为失败，留待工作人员处理");
         self.store
-            .mark_failed(id, &e.to_string(), self.clock.now())
+            .mark_failed(id, &e.text(), self.clock.now())
             .await?;
         Ok(())
     }
@@ -495,4 +508,34 @@ pub async fn publish(staged: Vec<Staged>) -> Result<(), ProcessError> {
         .map_err(|e| ProcessError::Permanent(anyhow::Error::new(e).context("写入附件文件")))?
         .map_err(|e| ProcessError::Transient(anyhow::Error::new(e).context("写入附件文件")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_typed_and_keep_their_causes() {
+        let e = ProcessError::Transient(
+            anyhow::Error::new(std::io::Error::other("磁盘坏了")).context("读取存档的原始邮件"),
+        );
+        assert!(e.is_transient());
+        assert_eq!(e.text(), "读取存档的原始邮件: 磁盘坏了");
+        // At the command line's edge, the causes are still there (`cli::zh::describe`).
+        let edge = anyhow::Error::new(e);
+        let chain: Vec<String> = edge.chain().map(|c| c.to_string()).collect();
+        assert_eq!(chain, ["读取存档的原始邮件", "磁盘坏了"]);
+
+        let io: ProcessError = std::io::Error::other("x").into();
+        assert!(io.is_transient());
+        let compose: ProcessError = ComposeError::Address("x".into()).into();
+        assert!(!compose.is_transient());
+        let json: ProcessError =
+            record::RecordError::from(serde_json::from_str::<i64>("x").expect_err("not JSON"))
+                .into();
+        assert!(!json.is_transient());
+        let late = ProcessError::permanent("读取附件超过 120 秒仍未完成，已放弃".into());
+        assert!(!late.is_transient());
+        assert_eq!(late.text(), "读取附件超过 120 秒仍未完成，已放弃");
+    }
 }

@@ -4,6 +4,8 @@
 //!
 //! The SQL of a message's attachments (the `attachments` and `blobs` tables) as processing
 //! records them: every file, archive entries under their archive, and what could not be read.
+//!
+//! Not pure: SQL.
 
 use super::{Result, Store, Tx};
 use crate::attach::Role;

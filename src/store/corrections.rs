@@ -1,10 +1,10 @@
 //! The SQL of staff corrections (`reprocess`, `assign`, `resolve`, see `crate::pipeline::correct`): what
 //! a message was, forgetting what processing wrote, renumbering a branch's versions.
 
-use super::{Result, Store};
+use super::{Result, Store, Tx};
 use crate::clock::db_time;
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
 /// What one message is, as its rows say: disposition (or status), branch, its submission's
 /// version and problems and fields (JSON as stored), whether it waits for a person.
@@ -108,14 +108,14 @@ impl Store {
 }
 
 /// Message `id`'s state inside a transaction; `None` when there is no such message.
-pub async fn message_state(conn: &mut SqliteConnection, id: i64) -> Result<Option<MessageState>> {
+pub async fn message_state(tx: &mut Tx, id: i64) -> Result<Option<MessageState>> {
     let row = sqlx::query(
         "SELECT COALESCE(m.disposition, m.status), COALESCE(s.branch, m.branch), s.version, s.is_latest, s.problems, s.fields,
                 m.needs_staff
          FROM messages m LEFT JOIN submissions s ON s.message_id = m.id WHERE m.id = ?",
     )
     .bind(id)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(tx.conn())
     .await?;
     Ok(row.map(|r| MessageState {
         disposition: r.get(0),
@@ -129,14 +129,11 @@ pub async fn message_state(conn: &mut SqliteConnection, id: i64) -> Result<Optio
 }
 
 /// The (kind, branch_key) of the submission message `id` is, if any.
-pub async fn submission_keys(
-    conn: &mut SqliteConnection,
-    id: i64,
-) -> Result<Vec<(String, String)>> {
+pub async fn submission_keys(tx: &mut Tx, id: i64) -> Result<Vec<(String, String)>> {
     Ok(
         sqlx::query("SELECT kind, branch_key FROM submissions WHERE message_id = ?")
             .bind(id)
-            .fetch_all(&mut *conn)
+            .fetch_all(tx.conn())
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
@@ -146,18 +143,18 @@ pub async fn submission_keys(
 
 /// Forgets what processing wrote for message `id` (not the raw mail, not what was sent), so
 /// the pipeline takes it up again.
-pub async fn forget_processing(conn: &mut SqliteConnection, id: i64) -> Result<()> {
+pub async fn forget_processing(tx: &mut Tx, id: i64) -> Result<()> {
     sqlx::query("DELETE FROM submissions WHERE message_id = ?")
         .bind(id)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     sqlx::query("DELETE FROM attachments WHERE message_id = ? AND parent_id IS NOT NULL")
         .bind(id)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     sqlx::query("DELETE FROM attachments WHERE message_id = ?")
         .bind(id)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     sqlx::query(
         "UPDATE messages SET status = 'stored', disposition = NULL, reason = NULL, processed_at = NULL,
@@ -165,27 +162,27 @@ pub async fn forget_processing(conn: &mut SqliteConnection, id: i64) -> Result<(
          WHERE id = ?",
     )
     .bind(id)
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
 
 /// How many mails the outbox holds (to count what a replay queued).
-pub async fn outbox_count(conn: &mut SqliteConnection) -> Result<usize> {
+pub async fn outbox_count(tx: &mut Tx) -> Result<usize> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-        .fetch_one(&mut *conn)
+        .fetch_one(tx.conn())
         .await?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// Numbers a branch's submissions of one kind 1, 2, … by arrival and marks the last latest.
-pub async fn renumber_versions(conn: &mut SqliteConnection, kind: &str, key: &str) -> Result<()> {
+pub async fn renumber_versions(tx: &mut Tx, kind: &str, key: &str) -> Result<()> {
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM submissions WHERE kind = ? AND branch_key = ? ORDER BY received_at, message_id",
     )
     .bind(kind)
     .bind(key)
-    .fetch_all(&mut *conn)
+    .fetch_all(tx.conn())
     .await?;
     // Negative first: UNIQUE (kind, branch_key, version) holds at every step.
     sqlx::query(
@@ -193,7 +190,7 @@ pub async fn renumber_versions(conn: &mut SqliteConnection, kind: &str, key: &st
     )
     .bind(kind)
     .bind(key)
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     let last = ids.len();
     for (i, id) in ids.iter().enumerate() {
@@ -201,7 +198,7 @@ pub async fn renumber_versions(conn: &mut SqliteConnection, kind: &str, key: &st
             .bind(i as i64 + 1)
             .bind(i + 1 == last)
             .bind(id)
-            .execute(&mut *conn)
+            .execute(tx.conn())
             .await?;
     }
     Ok(())

@@ -1,6 +1,8 @@
 //! The SQL of a message's processing (see `crate::pipeline`): whether it still waits to be
 //! processed, the disposition recorded for it, a failure, and the review a closure mail is
 //! checked against.
+//!
+//! Not pure: SQL.
 
 use super::{Result, Store, Tx};
 use crate::clock::db_time;

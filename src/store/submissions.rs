@@ -4,6 +4,8 @@
 //!
 //! The SQL of versions (the `submissions` table) as processing writes them: the next version
 //! number of a branch, and a new version that replaces the latest.
+//!
+//! Not pure: SQL.
 
 use super::{Result, Store, Tx, time_col};
 use crate::clock::db_time;

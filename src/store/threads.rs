@@ -2,10 +2,10 @@
 //! pipeline): which of our mails a reply answers, a branch's earlier senders and latest
 //! version, how often identical content was acknowledged.
 
-use super::Result;
+use super::{Result, Tx};
 use crate::clock::db_time;
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
 /// A mail of ours, as the outbox remembers it.
 #[derive(Debug, Clone)]
@@ -20,14 +20,14 @@ pub struct OurMail {
 }
 
 /// The mail we sent with this Message-ID (without <>), if it is ours.
-pub async fn our_mail(conn: &mut SqliteConnection, message_id: &str) -> Result<Option<OurMail>> {
+pub async fn our_mail(tx: &mut Tx, message_id: &str) -> Result<Option<OurMail>> {
     let row = sqlx::query(
         "SELECT o.kind, COALESCE(o.branch, s.branch), s.kind, o.subject FROM outbox o
          LEFT JOIN submissions s ON s.message_id = o.related_message
          WHERE o.message_id = ?",
     )
     .bind(message_id)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(tx.conn())
     .await?;
     Ok(row.map(|r| OurMail {
         kind: r.get(0),
@@ -38,17 +38,13 @@ pub async fn our_mail(conn: &mut SqliteConnection, message_id: &str) -> Result<O
 }
 
 /// The addresses that sent `branch`'s earlier versions (message `except` left out).
-pub async fn earlier_senders(
-    conn: &mut SqliteConnection,
-    branch: &str,
-    except: i64,
-) -> Result<Vec<String>> {
+pub async fn earlier_senders(tx: &mut Tx, branch: &str, except: i64) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT DISTINCT sender FROM submissions WHERE branch = ? AND message_id != ?",
     )
     .bind(branch)
     .bind(except)
-    .fetch_all(&mut *conn)
+    .fetch_all(tx.conn())
     .await?)
 }
 
@@ -65,7 +61,7 @@ pub struct IdenticalContent<'a> {
 /// of the same branch and kind with exactly this content (`message` itself excluded): a loop
 /// re-sends one mail from one address; different people sending the same files are not one.
 pub async fn identical_acks(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     c: IdenticalContent<'_>,
     message: i64,
     since: DateTime<Utc>,
@@ -81,21 +77,17 @@ pub async fn identical_acks(
     .bind(message)
     .bind(c.to)
     .bind(db_time(since))
-    .fetch_one(&mut *tx)
+    .fetch_one(tx.conn())
     .await?)
 }
 
 /// The latest version number of a branch's submissions of `kind`, if any.
-pub async fn latest_version(
-    tx: &mut SqliteConnection,
-    kind: &str,
-    branch: &str,
-) -> Result<Option<i64>> {
+pub async fn latest_version(tx: &mut Tx, kind: &str, branch: &str) -> Result<Option<i64>> {
     Ok(
         sqlx::query_scalar("SELECT MAX(version) FROM submissions WHERE kind = ? AND branch = ?")
             .bind(kind)
             .bind(branch)
-            .fetch_one(&mut *tx)
+            .fetch_one(tx.conn())
             .await?,
     )
 }
@@ -103,7 +95,7 @@ pub async fn latest_version(
 /// How many automatic mails of `kind_like` (an SQL `LIKE` pattern: `subject_help`,
 /// `no_materials`) went to `to` since `since`: the cap on notes to one address.
 pub async fn recent_answers(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     to: &str,
     kind_like: &str,
     since: DateTime<Utc>,
@@ -114,6 +106,6 @@ pub async fn recent_answers(
     .bind(to)
     .bind(kind_like)
     .bind(db_time(since))
-    .fetch_one(&mut *conn)
+    .fetch_one(tx.conn())
     .await?)
 }
