@@ -12,6 +12,7 @@
 //! Each scenario has its own intake mailbox (intake13 … intake17) and Message-ID domain.
 //! Run: `cargo test --test faults -- --nocapture` (`FAULTS_SEED=n` changes the kill points).
 
+#[path = "e2e/common.rs"]
 mod common;
 
 use common::*;

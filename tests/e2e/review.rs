@@ -4,9 +4,7 @@
 //! a clean one; `review notify` then mails each branch its result once, threaded to its
 //! application, read back over IMAP.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use shenbao::clock::Clock;
 use shenbao::extract::model::Value;
 use std::sync::Arc;

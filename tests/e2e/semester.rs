@@ -4,21 +4,12 @@
 //! would; at the end every party's mailbox is read over IMAP and must hold exactly the mails it
 //! should: acknowledgements, reminders, results and digests, no more, no fewer.
 
-mod common;
-
-use chrono::{DateTime, Utc};
-use common::*;
+use crate::common::*;
 use shenbao::clock::Clock;
 use shenbao::config::Config;
 use shenbao::extract::model::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .expect("time")
-}
 
 enum Event {
     Apply(usize),
@@ -144,13 +135,13 @@ async fn a_whole_semester() {
         wake,
     )
     .expect("sender");
-    let mut now = t("2025-09-15T07:00:00+08:00");
-    let end = t("2025-12-16T12:00:00+08:00");
+    let mut now = utc("2025-09-15T07:00:00+08:00");
+    let end = utc("2025-12-16T12:00:00+08:00");
     let mut next = 0;
     let mut closure_n = 0;
     while now < end {
-        while next < plan.len() && t(plan[next].0) <= now {
-            let at = t(plan[next].0);
+        while next < plan.len() && utc(plan[next].0) <= now {
+            let at = utc(plan[next].0);
             match &plan[next].1 {
                 Event::Apply(i) => {
                     let id = store
@@ -217,7 +208,7 @@ async fn a_whole_semester() {
             cfg.campaign.timezone,
             now,
         );
-        now = [plan.get(next).map(|e| t(e.0)), due, Some(end)]
+        now = [plan.get(next).map(|e| utc(e.0)), due, Some(end)]
             .into_iter()
             .flatten()
             .min()

@@ -262,6 +262,19 @@ max_per_sender = {max}
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `shenbao health` for this env: its exit code (0 ok, 1 warning, 2 critical) and text.
+    pub fn health(&self) -> (i32, String) {
+        let out = self.output(&["health"]);
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     pub fn start_daemon(&self) -> Daemon {
         self.start_daemon_with(&[])
     }
@@ -372,6 +385,21 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One number from the database; -1 when the query fails (e.g. before the table exists).
+pub async fn scalar(pool: &sqlx::SqlitePool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(pool)
+        .await
+        .unwrap_or(-1)
+}
+
+/// An RFC 3339 time, in UTC (the set clocks of the simulated campaigns).
+pub fn utc(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .expect("time")
 }
 
 /// Polls `cond` every 250 ms until it holds; panics after `timeout`.
