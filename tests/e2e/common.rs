@@ -595,6 +595,43 @@ pub fn sample_roster() -> String {
         .expect("utf-8 roster")
 }
 
+/// The exported sheet with the reviewers' two columns filled from `grades` (branch → level,
+/// amount); `extra` rows are appended as they are.
+pub fn graded_export(export: &[u8], grades: &[(&str, &str, &str)], extra: &[[&str; 3]]) -> Vec<u8> {
+    let wb =
+        shenbao::extract::sheet::read_workbook(export, &Default::default()).expect("export reads");
+    let rows = &wb.sheets[0].rows;
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let ws = book.add_worksheet();
+    let mut r_out = 0u32;
+    for row in rows {
+        let texts: Vec<String> = row
+            .iter()
+            .map(shenbao::extract::model::Value::to_text)
+            .collect();
+        let is_header = texts.iter().any(|t| t == "支部名称");
+        let branch = texts.get(2).cloned().unwrap_or_default();
+        for (c, t) in texts.iter().enumerate() {
+            ws.write_string(r_out, c as u16, t).expect("write");
+        }
+        if is_header {
+            ws.write_string(r_out, 13, "评审等级").expect("write");
+            ws.write_string(r_out, 14, "资助金额").expect("write");
+        } else if let Some((_, level, amount)) = grades.iter().find(|(b, _, _)| *b == branch) {
+            ws.write_string(r_out, 13, *level).expect("write");
+            ws.write_string(r_out, 14, *amount).expect("write");
+        }
+        r_out += 1;
+    }
+    for [branch, level, amount] in extra {
+        ws.write_string(r_out, 2, *branch).expect("write");
+        ws.write_string(r_out, 13, *level).expect("write");
+        ws.write_string(r_out, 14, *amount).expect("write");
+        r_out += 1;
+    }
+    book.save_to_buffer().expect("xlsx")
+}
+
 /// Replaces the (possibly folded) Subject header of a raw message.
 pub fn with_subject(raw: &str, subject: &str) -> String {
     let mut out = String::new();
