@@ -53,11 +53,24 @@ pub fn use_private_stack(s: Stack) {
     );
 }
 
+/// `bash scripts/mailstack.sh`, with every file descriptor above stderr closed first. The
+/// servers it starts outlive the test process and would keep open whatever they inherit from
+/// it: above all the lock of `flock /tmp/shenbao-e2e.lock cargo test …`, which a Dovecot
+/// started by a test (tests/faults.rs restarts its own) then held until it was stopped, and
+/// every other test run waited for.
+fn mailstack_script() -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec bash "$0" "$@""#)
+        .arg(root().join("scripts/mailstack.sh"));
+    cmd
+}
+
 /// `scripts/mailstack.sh ARG` for this binary's stack; panics (with its output) on failure.
 pub fn mailstack_cmd(arg: &str) {
     let st = stack();
-    let mut cmd = Command::new("bash");
-    cmd.arg(root().join("scripts/mailstack.sh")).arg(arg);
+    let mut cmd = mailstack_script();
+    cmd.arg(arg);
     if let Some(dir) = st.dir {
         cmd.env("MAILSTACK_DIR", dir)
             .env("MAILSTACK_IMAP_PORT", st.imap.to_string())
@@ -96,17 +109,14 @@ pub fn mailstack() {
             mailstack_cmd("start");
             return;
         }
-        let script = root().join("scripts/mailstack.sh");
-        let ok = Command::new("bash")
-            .arg(&script)
+        let ok = mailstack_script()
             .arg("status")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            let out = Command::new("bash")
-                .arg(&script)
+            let out = mailstack_script()
                 .arg("start")
                 .env("MAILSTACK_KEEP", "1")
                 .stdout(Stdio::null())
