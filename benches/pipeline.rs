@@ -23,7 +23,7 @@
 //!    and `../shared/samples` through `understand` + `extract` (Office files wrapped as the
 //!    attachment of a mail), MiB/s over the raw bytes.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/e2e/common.rs"]
 mod common;
 
 use common::{EnvOptions, TestEnv, imap, ncr};

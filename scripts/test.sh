@@ -11,7 +11,7 @@ log() { printf '[test] %s\n' "$*" >&2; }
 
 command -v cargo >/dev/null || { log "cargo not found: install the Rust toolchain (1.95) first"; exit 1; }
 
-# The try-out's smoke test needs curl and python3; tests/install.rs checks the unit with
+# The try-out's smoke test needs curl and python3; tests/e2e/install.rs checks the unit with
 # systemd-analyze (package systemd). Installed once, like the mail servers.
 pkgs=()
 command -v curl >/dev/null || pkgs+=(curl)

@@ -5,6 +5,9 @@
 //!
 //! Every scenario counts what matters — mails lost, records doubled, acknowledgements doubled
 //! in the recipients' mailboxes — prints the counts in one `faults:` line and asserts them.
+//! The scenarios are one table ([`SCENARIOS`]: what is broken and when, how many mails must
+//! come through exactly once, how long they may take) run by one driver ([`drive`]); each
+//! row is a test of its own name.
 //!
 //! The scenarios stop and restart mail servers, so they run on a private mail stack of their
 //! own (its own directory and ports, started fresh by this binary) and one at a time (a global
@@ -12,6 +15,7 @@
 //! Each scenario has its own intake mailbox (intake13 … intake17) and Message-ID domain.
 //! Run: `cargo test --test faults -- --nocapture` (`FAULTS_SEED=n` changes the kill points).
 
+#[path = "e2e/common.rs"]
 mod common;
 
 use common::*;
@@ -115,32 +119,6 @@ async fn fault_env(name: &str, user: &str, smtp_extra: &str) -> TestEnv {
     )
     .expect("config");
     env
-}
-
-/// `shenbao health` for this scenario: its exit code (0 ok, 1 warning, 2 critical) and text.
-fn health(env: &TestEnv) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shenbao"))
-        .arg("--config")
-        .arg(&env.config)
-        .arg("health")
-        .env("SHENBAO_LOG", "warn")
-        .output()
-        .expect("run shenbao health");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-async fn scalar(pool: &sqlx::SqlitePool, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(pool)
-        .await
-        .unwrap_or(-1)
 }
 
 /// Opens the scenario's database once the daemon has created it.
@@ -424,35 +402,280 @@ async fn stop_daemon(d: Daemon) -> String {
 }
 
 // ------------------------------------------------------------------------------------------
+// The scenarios: one table (what is broken, when, how many mails must come through exactly
+// once), one driver that sets each up the same way and checks what every scenario checks.
 
-/// a. kill -9 at random points while 1,000 mails come in, 20 times over.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kill_9_twenty_times_during_a_thousand_mails() {
-    const N: usize = 1000;
-    const KILLS: usize = 20;
+/// What a scenario breaks, and when.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// `kill -9` of the daemon `kills` times, each at a random point `after_ms` after it
+    /// started, while it works through `mails` mails put in before the first start; the last
+    /// start finishes the batch.
+    Kill9 {
+        mails: usize,
+        kills: usize,
+        after_ms: (u64, u64),
+    },
+    /// Postfix stopped: `doomed` mails fail until they are given up (dead letters), `late`
+    /// mails fail once or twice and go out when Postfix is back; the dead letters are then
+    /// resent with `shenbao outbox retry`.
+    PostfixDown { doomed: usize, late: usize },
+    /// Dovecot restarted while the daemon is in IDLE (then `idle_mails` come in), and
+    /// `while_fetching` times while it fetches a batch of `batch` mails (one of them 5 MB):
+    /// first a quarter into the batch, then as soon as the daemon is back and fetching.
+    DovecotRestarts {
+        idle_mails: usize,
+        batch: usize,
+        while_fetching: usize,
+    },
+    /// The intake folder deleted and recreated (a new UIDVALIDITY) once a quarter of `old`
+    /// mails are processed; the `old` mails are restored into it, followed by `new` ones.
+    FolderRecreated { old: usize, new: usize },
+    /// A Sieve vacation auto-responder (mailbox vacation1) applies, and a person writes to it:
+    /// its auto-reply reaches the intake.
+    VacationResponder,
+}
+
+impl Fault {
+    /// How many mails must be stored and answered exactly once (the tally), if counted.
+    fn exactly_once(self) -> Option<usize> {
+        match self {
+            Fault::Kill9 { mails, .. } => Some(mails),
+            Fault::PostfixDown { doomed, late } => Some(doomed + late),
+            Fault::DovecotRestarts {
+                idle_mails, batch, ..
+            } => Some(idle_mails + batch),
+            Fault::FolderRecreated { old, new } => Some(old + new),
+            Fault::VacationResponder => None,
+        }
+    }
+}
+
+/// One row of [`SCENARIOS`].
+struct Scenario {
+    /// The test env's name (its data directory and Message-ID domain).
+    env: &'static str,
+    /// Its own intake mailbox on the private stack.
+    intake: &'static str,
+    /// `[smtp]` keys in place of the test config's `confirm_grace = "5s"`.
+    smtp: &'static str,
+    fault: Fault,
+    /// Seconds everything may take to be processed and answered once the faults are over.
+    settle_secs: u64,
+    /// What the tally's assertion names.
+    what: &'static str,
+}
+
+const FAST_RETRY: &str = "confirm_grace = \"2s\"\nretry_initial = \"1s\"";
+
+/// The table, and one test of the same name per row (each run by [`drive`]).
+macro_rules! scenarios {
+    ($($(#[doc = $doc:expr])* $test:ident => $row:expr,)*) => {
+        const SCENARIOS: &[(&str, Scenario)] = &[$((stringify!($test), $row)),*];
+        $(
+            $(#[doc = $doc])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                drive(stringify!($test)).await;
+            }
+        )*
+    };
+}
+
+scenarios! {
+    /// a. kill -9 at random points while 1,000 mails come in, 20 times over.
+    a_kill_9_twenty_times_during_a_thousand_mails => Scenario {
+        env: "faults-kill",
+        intake: "intake13",
+        smtp: FAST_RETRY,
+        fault: Fault::Kill9 { mails: 1000, kills: 20, after_ms: (50, 600) },
+        settle_secs: 240,
+        what: "kill -9",
+    },
+    /// b. Postfix down: retries with backoff, some acks go out once it is back, the rest become
+    /// dead letters that `status` shows and `shenbao outbox retry` delivers exactly once.
+    b_smtp_down_then_dead_letters_and_retry => Scenario {
+        env: "faults-smtp",
+        intake: "intake14",
+        smtp: "confirm_grace = \"2s\"\nretry_initial = \"1s\"\nmax_attempts = 4",
+        fault: Fault::PostfixDown { doomed: 2, late: 4 },
+        settle_secs: 30,
+        what: "postfix down",
+    },
+    /// c. Dovecot restarted while the daemon is in IDLE, and twice while it fetches a batch of
+    /// 400 mails with a 5 MB attachment among them.
+    c_dovecot_restarts_during_idle_and_fetch => Scenario {
+        env: "faults-imap",
+        intake: "intake15",
+        smtp: FAST_RETRY,
+        fault: Fault::DovecotRestarts { idle_mails: 5, batch: 400, while_fetching: 2 },
+        settle_secs: 180,
+        what: "dovecot restarts",
+    },
+    /// d. The intake folder is deleted and recreated (new UIDVALIDITY) while the daemon works
+    /// through a batch; the old mail comes back (a restore) next to new mail.
+    d_folder_recreated_with_a_new_uidvalidity => Scenario {
+        env: "faults-uidv",
+        intake: "intake16",
+        smtp: FAST_RETRY,
+        fault: Fault::FolderRecreated { old: 300, new: 50 },
+        settle_secs: 30,
+        what: "new UIDVALIDITY",
+    },
+    /// e. A Sieve vacation auto-responder: it gets exactly one ack and does not answer it; its
+    /// genuine vacation reply to the intake is recorded as automatic and not answered: no loop.
+    e_sieve_vacation_does_not_loop => Scenario {
+        env: "faults-vacation",
+        intake: "intake17",
+        smtp: FAST_RETRY,
+        fault: Fault::VacationResponder,
+        // Nothing to settle: no tally.
+        settle_secs: 0,
+        what: "sieve vacation",
+    },
+}
+
+/// A scenario under way: its row, its env, and what every fault needs.
+struct Run {
+    sc: &'static Scenario,
+    env: TestEnv,
+    branches: Vec<String>,
+    /// The intake address.
+    to: String,
+}
+
+impl Run {
+    /// [`settle`] with the row's timeout, acks read from the catch-all.
+    async fn settle(&self, pool: &sqlx::SqlitePool, daemon: &mut Daemon, mids: &[String]) {
+        settle(
+            pool,
+            &self.env,
+            daemon,
+            "catchall",
+            mids,
+            Duration::from_secs(self.sc.settle_secs),
+        )
+        .await;
+    }
+}
+
+/// One assertion of a scenario, checked after its `faults:` line is printed.
+struct Check {
+    holds: bool,
+    message: String,
+}
+
+fn check(holds: bool, message: impl Into<String>) -> Check {
+    Check {
+        holds,
+        message: message.into(),
+    }
+}
+
+/// `assert_eq!` as a [`Check`].
+fn check_eq<T: PartialEq + std::fmt::Debug>(left: T, right: T, message: &str) -> Check {
+    Check {
+        holds: left == right,
+        message: format!("{message}\n  left: {left:?}\n right: {right:?}"),
+    }
+}
+
+/// What a fault leaves for the driver: the daemon (still running), the database, the
+/// Message-IDs that must each be stored and answered once, the scenario's own counts around
+/// the tally in its `faults:` line (`head`, tally, `tail`), and its own assertions.
+struct Report {
+    daemon: Daemon,
+    pool: sqlx::SqlitePool,
+    mids: Vec<String>,
+    head: String,
+    tail: String,
+    checks: Vec<Check>,
+}
+
+/// Runs the row `test` of [`SCENARIOS`]: one at a time, on a fresh env with the row's intake
+/// and smtp keys; the fault; then the tally (every mail stored and answered exactly once), one
+/// `faults:` line, the scenario's own checks, and a clean stop of the daemon.
+async fn drive(test: &str) {
+    let sc = &SCENARIOS
+        .iter()
+        .find(|(name, _)| *name == test)
+        .unwrap_or_else(|| panic!("no scenario {test}"))
+        .1;
     let _serial = serial().await;
     let t0 = Instant::now();
-    let env = fault_env(
-        "faults-kill",
-        "intake13",
-        "confirm_grace = \"2s\"\nretry_initial = \"1s\"",
-    )
-    .await;
+    let env = fault_env(sc.env, sc.intake, sc.smtp).await;
     let _logs = LogsOnFailure(env.dir.clone());
+    let to = format!("{}@example.test", env.user);
+    let run = Run {
+        sc,
+        env,
+        branches: roster_branches(),
+        to,
+    };
+    let report = match sc.fault {
+        Fault::Kill9 {
+            mails,
+            kills,
+            after_ms,
+        } => kill_9(&run, mails, kills, after_ms).await,
+        Fault::PostfixDown { doomed, late } => postfix_down(&run, doomed, late).await,
+        Fault::DovecotRestarts {
+            idle_mails,
+            batch,
+            while_fetching,
+        } => dovecot_restarts(&run, idle_mails, batch, while_fetching).await,
+        Fault::FolderRecreated { old, new } => folder_recreated(&run, old, new).await,
+        Fault::VacationResponder => vacation_responder(&run).await,
+    };
+    let tally = match sc.fault.exactly_once() {
+        Some(expected) => Some((
+            tally(&report.pool, &run.env, "catchall", &report.mids).await,
+            expected,
+        )),
+        None => None,
+    };
+    eprintln!(
+        "faults: {}{}{}, {:.1} s",
+        report.head,
+        tally
+            .as_ref()
+            .map(|(t, expected)| t.summary(*expected))
+            .unwrap_or_default(),
+        report.tail,
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some((t, expected)) = &tally {
+        assert_tally(sc.what, t, *expected);
+    }
+    for c in &report.checks {
+        assert!(c.holds, "{}", c.message);
+    }
+    stop_daemon(report.daemon).await;
+}
+
+/// "once", "twice", "3 times".
+fn times(n: usize) -> String {
+    match n {
+        1 => "once".to_string(),
+        2 => "twice".to_string(),
+        n => format!("{n} times"),
+    }
+}
+
+async fn kill_9(run: &Run, n: usize, kills: usize, after_ms: (u64, u64)) -> Report {
+    let env = &run.env;
     let seed = std::env::var("FAULTS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20250920u64);
     let mut rng = Rng::new(seed);
-    let branches = roster_branches();
-    let to = format!("{}@example.test", env.user);
-    let mails: Vec<_> = (0..N)
-        .map(|i| application("kill", i, &branches, &to))
+    let mails: Vec<_> = (0..n)
+        .map(|i| application("kill", i, &run.branches, &run.to))
         .collect();
     let mids: Vec<String> = mails.iter().map(|(m, _)| m.clone()).collect();
     append_all(&env.user, &env.folder, &mails).await;
     let appended = count(&env.user, &env.folder).await as usize;
-    assert_eq!(appended, N, "all {N} appended");
+    assert_eq!(appended, n, "all {n} appended");
     // Everything already in the folder is the batch: backfill from yesterday (server dates).
     let since = (chrono::Utc::now() - chrono::Duration::days(1))
         .format("%Y-%m-%d")
@@ -461,12 +684,12 @@ async fn a_kill_9_twenty_times_during_a_thousand_mails() {
 
     let mut stored_at_kill = Vec::new();
     let mut pool = None;
-    for _ in 0..KILLS {
+    for _ in 0..kills {
         let daemon = env.start_daemon_with(&args);
         // Kill anywhere from "still starting up" to "well into the work": storing, processing,
         // sending, moving. 20 short lives cover most of the batch; the last run finishes it.
         // (The window is short: the whole batch takes the daemon only a few seconds.)
-        tokio::time::sleep(rng.millis(50, 600)).await;
+        tokio::time::sleep(rng.millis(after_ms.0, after_ms.1)).await;
         kill_daemon(daemon).await;
         if pool.is_none() && env.dir.join("data/shenbao.db").exists() {
             pool = Some(env.db().await);
@@ -487,18 +710,9 @@ async fn a_kill_9_twenty_times_during_a_thousand_mails() {
     let mut daemon = env.start_daemon_with(&args);
     let pool = match pool {
         Some(p) => p,
-        None => db_when_ready(&env).await,
+        None => db_when_ready(env).await,
     };
-    settle(
-        &pool,
-        &env,
-        &mut daemon,
-        "catchall",
-        &mids,
-        Duration::from_secs(240),
-    )
-    .await;
-    let t = tally(&pool, &env, "catchall", &mids).await;
+    run.settle(&pool, &mut daemon, &mids).await;
     // The copies of the last acks (some sent again after the grace) may still be on their way
     // back through the intake folder.
     wait_for(
@@ -510,7 +724,7 @@ async fn a_kill_9_twenty_times_during_a_thousand_mails() {
                 "SELECT COUNT(*) FROM messages WHERE disposition = 'own_copy'",
             )
             .await
-                >= N as i64
+                >= n as i64
         },
     )
     .await;
@@ -525,53 +739,46 @@ async fn a_kill_9_twenty_times_during_a_thousand_mails() {
     let resent = log_text.matches("没有找到中断发送的副本").count();
     let mid_batch = stored_at_kill
         .iter()
-        .filter(|&&(stored, sent)| stored < N as i64 || sent < N as i64)
+        .filter(|&&(stored, sent)| stored < n as i64 || sent < n as i64)
         .count();
     let at_kill: Vec<String> = stored_at_kill
         .iter()
         .map(|(stored, sent)| format!("{stored}/{sent}"))
         .collect();
-    eprintln!(
-        "faults: kill -9 ×{KILLS} during {N} mails (seed {seed}; stored/sent at each kill: {}; {mid_batch} kills before the work was done): {}, own copies {own_copies}, interrupted sends confirmed by their copy {confirmed} / sent again {resent}, {:.1} s",
-        at_kill.join(" "),
-        t.summary(N),
-        t0.elapsed().as_secs_f64()
-    );
-    assert_tally("kill -9", &t, N);
-    assert!(
-        mid_batch >= KILLS / 2,
-        "most kills should land before the work is done: {at_kill:?}"
-    );
-    assert_eq!(own_copies, N as i64, "one copy of each ack came back");
     wait_for(
         "the intake folder to empty",
         Duration::from_secs(30),
         || async { count(&env.user, &env.folder).await == 0 },
     )
     .await;
-    stop_daemon(daemon).await;
+    Report {
+        head: format!(
+            "kill -9 ×{kills} during {n} mails (seed {seed}; stored/sent at each kill: {}; {mid_batch} kills before the work was done): ",
+            at_kill.join(" "),
+        ),
+        tail: format!(
+            ", own copies {own_copies}, interrupted sends confirmed by their copy {confirmed} / sent again {resent}"
+        ),
+        checks: vec![
+            check(
+                mid_batch >= kills / 2,
+                format!("most kills should land before the work is done: {at_kill:?}"),
+            ),
+            check_eq(own_copies, n as i64, "one copy of each ack came back"),
+        ],
+        daemon,
+        pool,
+        mids,
+    }
 }
 
-/// b. Postfix down: retries with backoff, some acks go out once it is back, the rest become
-/// dead letters that `status` shows and `shenbao outbox retry` delivers exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn b_smtp_down_then_dead_letters_and_retry() {
-    let _serial = serial().await;
-    let t0 = Instant::now();
-    let env = fault_env(
-        "faults-smtp",
-        "intake14",
-        "confirm_grace = \"2s\"\nretry_initial = \"1s\"\nmax_attempts = 4",
-    )
-    .await;
-    let _logs = LogsOnFailure(env.dir.clone());
-    let branches = roster_branches();
-    let to = format!("{}@example.test", env.user);
-    let doomed: Vec<_> = (0..2)
-        .map(|i| application("dead", i, &branches, &to))
+async fn postfix_down(run: &Run, doomed_n: usize, late_n: usize) -> Report {
+    let env = &run.env;
+    let doomed: Vec<_> = (0..doomed_n)
+        .map(|i| application("dead", i, &run.branches, &run.to))
         .collect();
-    let late: Vec<_> = (0..4)
-        .map(|i| application("late", i, &branches, &to))
+    let late: Vec<_> = (0..late_n)
+        .map(|i| application("late", i, &run.branches, &run.to))
         .collect();
     // `health` with short thresholds: a mail waiting 3 s is critical.
     let text = std::fs::read_to_string(&env.config).expect("config");
@@ -589,22 +796,29 @@ outbox_critical = \"3s\"
     let mut daemon = env.start_daemon();
     env.wait_watermark(&mut daemon).await;
     let pool = env.db().await;
-    let (code, out) = health(&env);
+    let (code, out) = env.health();
     assert_eq!(code, 0, "healthy before the outage:\n{out}");
 
     mailstack_cmd("stop-postfix");
     // 1. These fail 4 times (after 1 s, 2 s, 4 s) and are given up.
     append_all(&env.user, &env.folder, &doomed).await;
-    wait_for("the first two to become dead letters", Duration::from_secs(60), || {
-        daemon.assert_alive();
-        let pool = &pool;
-        async move { scalar(pool, "SELECT COUNT(*) FROM outbox WHERE status = 'dead'").await == 2 }
-    })
+    wait_for(
+        "the first ones to become dead letters",
+        Duration::from_secs(60),
+        || {
+            daemon.assert_alive();
+            let pool = &pool;
+            async move {
+                scalar(pool, "SELECT COUNT(*) FROM outbox WHERE status = 'dead'").await
+                    == doomed_n as i64
+            }
+        },
+    )
     .await;
     // 2. These fail once or twice, then Postfix comes back and they go out.
     append_all(&env.user, &env.folder, &late).await;
     wait_for(
-        "the next four to fail once",
+        "the next ones to fail once",
         Duration::from_secs(30),
         || async {
             scalar(
@@ -612,7 +826,7 @@ outbox_critical = \"3s\"
                 "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND attempts >= 1",
             )
             .await
-                == 4
+                == late_n as i64
         },
     )
     .await;
@@ -620,7 +834,7 @@ outbox_critical = \"3s\"
     // With Postfix down, mail waits in the outbox: `health` says so, critically.
     let mut last = (0, String::new());
     wait_for("health to turn critical", Duration::from_secs(15), || {
-        last = health(&env);
+        last = env.health();
         let critical = last.0 == 2;
         async move { critical }
     })
@@ -628,13 +842,21 @@ outbox_critical = \"3s\"
     assert!(last.1.contains("发件箱"), "{}", last.1);
     mailstack_cmd("start-postfix");
     let late_mids: Vec<String> = late.iter().map(|(m, _)| m.clone()).collect();
-    wait_for("the four to be sent", Duration::from_secs(30), || async {
-        scalar(&pool, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'").await == 4
-    })
+    wait_for(
+        "the late ones to be sent",
+        Duration::from_secs(30),
+        || async {
+            scalar(&pool, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'").await
+                == late_n as i64
+        },
+    )
     .await;
     let dead_after_return =
         scalar(&pool, "SELECT COUNT(*) FROM outbox WHERE status = 'dead'").await;
-    assert_eq!(dead_after_return, 2, "only the first two were given up");
+    assert_eq!(
+        dead_after_return, doomed_n as i64,
+        "only the first ones were given up"
+    );
 
     // 3. Staff see the dead letters with the command that resends them, and resend them.
     let dead: Vec<i64> =
@@ -650,7 +872,7 @@ outbox_critical = \"3s\"
         );
     }
     let listed = env.cli(&["outbox", "list", "--status", "dead"]);
-    assert!(listed.contains("共 2 封"), "{listed}");
+    assert!(listed.contains(&format!("共 {doomed_n} 封")), "{listed}");
     let (ok, out) = env.run(&["outbox", "retry", &dead[0].to_string()]);
     assert!(
         ok && out.contains(&format!("已重新排队：#{}", dead[0])),
@@ -665,15 +887,18 @@ outbox_critical = \"3s\"
     let retried_at = Instant::now();
     // The running daemon polls the outbox at least every 5 s.
     wait_for(
-        "the retried two to be sent",
+        "the retried ones to be sent",
         Duration::from_secs(45),
-        || async { scalar(&pool, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'").await == 6 },
+        || async {
+            scalar(&pool, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'").await
+                == (doomed_n + late_n) as i64
+        },
     )
     .await;
     let pickup = retried_at.elapsed();
     // Postfix back, the dead letters resent, nothing waiting: healthy again.
     wait_for("health to return to ok", Duration::from_secs(15), || {
-        last = health(&env);
+        last = env.health();
         let ok = last.0 == 0;
         async move { ok }
     })
@@ -688,47 +913,28 @@ outbox_critical = \"3s\"
 
     let mut mids: Vec<String> = doomed.iter().map(|(m, _)| m.clone()).collect();
     mids.extend(late_mids);
-    settle(
-        &pool,
-        &env,
-        &mut daemon,
-        "catchall",
-        &mids,
-        Duration::from_secs(30),
-    )
-    .await;
-    let t = tally(&pool, &env, "catchall", &mids).await;
+    run.settle(&pool, &mut daemon, &mids).await;
     let status = env.cli(&["status"]);
-    eprintln!(
-        "faults: postfix down during 6 mails: {failed_attempts} failed attempts, 4 sent after it returned, 2 dead letters → `outbox retry` → sent after {:.1} s; {}, {:.1} s",
-        pickup.as_secs_f64(),
-        t.summary(6),
-        t0.elapsed().as_secs_f64()
-    );
-    assert_tally("postfix down", &t, 6);
-    assert!(
-        !status.contains("shenbao outbox retry"),
-        "no dead letter left:\n{status}"
-    );
-    stop_daemon(daemon).await;
+    Report {
+        head: format!(
+            "postfix down during {} mails: {failed_attempts} failed attempts, {late_n} sent after it returned, {doomed_n} dead letters → `outbox retry` → sent after {:.1} s; ",
+            doomed_n + late_n,
+            pickup.as_secs_f64(),
+        ),
+        tail: String::new(),
+        checks: vec![check(
+            !status.contains("shenbao outbox retry"),
+            format!("no dead letter left:\n{status}"),
+        )],
+        daemon,
+        pool,
+        mids,
+    }
 }
 
-/// c. Dovecot restarted while the daemon is in IDLE, and twice while it fetches a batch of 200
-/// mails with a 5 MB attachment among them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c_dovecot_restarts_during_idle_and_fetch() {
-    const N: usize = 400;
-    let _serial = serial().await;
-    let t0 = Instant::now();
-    let env = fault_env(
-        "faults-imap",
-        "intake15",
-        "confirm_grace = \"2s\"\nretry_initial = \"1s\"",
-    )
-    .await;
-    let _logs = LogsOnFailure(env.dir.clone());
-    let branches = roster_branches();
-    let to = format!("{}@example.test", env.user);
+async fn dovecot_restarts(run: &Run, idle_mails: usize, n: usize, while_fetching: usize) -> Report {
+    let env = &run.env;
+    let (branches, to) = (&run.branches, &run.to);
     let mut daemon = env.start_daemon();
     env.wait_watermark(&mut daemon).await;
     let pool = env.db().await;
@@ -736,14 +942,14 @@ async fn c_dovecot_restarts_during_idle_and_fetch() {
     // 1. In IDLE.
     tokio::time::sleep(Duration::from_secs(2)).await;
     mailstack_cmd("restart-dovecot");
-    let idle: Vec<_> = (0..5)
-        .map(|i| application("idle", i, &branches, &to))
+    let idle: Vec<_> = (0..idle_mails)
+        .map(|i| application("idle", i, branches, to))
         .collect();
     append_all(&env.user, &env.folder, &idle).await;
     let mut mids: Vec<String> = idle.iter().map(|(m, _)| m.clone()).collect();
     settle(
         &pool,
-        &env,
+        env,
         &mut daemon,
         "catchall",
         &mids,
@@ -756,30 +962,30 @@ async fn c_dovecot_restarts_during_idle_and_fetch() {
         .count();
 
     // 2. While fetching: the daemon is stopped while the batch is put in, so that it starts
-    // on a full folder; Dovecot is restarted twice along the way.
+    // on a full folder; Dovecot is restarted along the way.
     stop_daemon(daemon).await;
-    let mut batch: Vec<_> = (0..N)
-        .map(|i| application("fetch", i, &branches, &to))
+    let mut batch: Vec<_> = (0..n)
+        .map(|i| application("fetch", i, branches, to))
         .collect();
     let big = format!("fetch-big-{}@faults.example.edu.cn", std::process::id());
-    batch[N / 3] = (
+    batch[n / 3] = (
         big.clone(),
-        with_attachment(&big, &to, &branches[0], 5 * 1024 * 1024),
+        with_attachment(&big, to, &branches[0], 5 * 1024 * 1024),
     );
     append_all(&env.user, &env.folder, &batch).await;
     mids.extend(batch.iter().map(|(m, _)| m.clone()));
     let mut daemon = env.start_daemon();
     let stored_sql = "SELECT COUNT(*) FROM messages WHERE message_id LIKE 'fetch-%'";
     let mut restarts_at = Vec::new();
-    // The first restart a quarter into the batch, the second as soon as the daemon is back
-    // and fetching again.
-    wait_fast(&pool, stored_sql, (N / 4) as i64, Duration::from_secs(120)).await;
-    for round in 0..2 {
+    // The first restart a quarter into the batch, each next one as soon as the daemon is
+    // back and fetching again.
+    wait_fast(&pool, stored_sql, (n / 4) as i64, Duration::from_secs(120)).await;
+    for round in 0..while_fetching {
         let connected = connections(&daemon);
         let at = scalar(&pool, stored_sql).await;
         mailstack_cmd("restart-dovecot");
         restarts_at.push(format!("{at}–{}", scalar(&pool, stored_sql).await));
-        if round == 1 {
+        if round + 1 == while_fetching {
             break;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -791,16 +997,7 @@ async fn c_dovecot_restarts_during_idle_and_fetch() {
         let back = scalar(&pool, stored_sql).await;
         wait_fast(&pool, stored_sql, back + 3, Duration::from_secs(60)).await;
     }
-    settle(
-        &pool,
-        &env,
-        &mut daemon,
-        "catchall",
-        &mids,
-        Duration::from_secs(180),
-    )
-    .await;
-    let t = tally(&pool, &env, "catchall", &mids).await;
+    run.settle(&pool, &mut daemon, &mids).await;
     let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
     let reconnects_fetch = log.matches("正在重连").count();
     let last_restart_done: i64 = restarts_at
@@ -813,38 +1010,32 @@ async fn c_dovecot_restarts_during_idle_and_fetch() {
         "SELECT MAX(size) FROM messages WHERE message_id LIKE 'fetch-big-%'",
     )
     .await;
-    eprintln!(
-        "faults: dovecot restarted in IDLE (then 5 mails, {reconnects_idle} reconnects) and twice while fetching {N} mails (while {} of them were stored, {reconnects_fetch} reconnects; one of {:.1} MB): {}, {:.1} s",
-        restarts_at.join(" and "),
-        big_size as f64 / 1048576.0,
-        t.summary(N + 5),
-        t0.elapsed().as_secs_f64()
-    );
-    assert_tally("dovecot restarts", &t, N + 5);
-    assert!(reconnects_idle >= 1, "the IDLE session noticed the restart");
-    assert!(
-        reconnects_fetch >= 2 && last_restart_done < N as i64,
-        "both restarts came while the batch was being fetched: {restarts_at:?}, {reconnects_fetch} reconnects"
-    );
-    assert!(big_size > 5 * 1024 * 1024, "the 5 MB mail was stored whole");
-    stop_daemon(daemon).await;
+    Report {
+        head: format!(
+            "dovecot restarted in IDLE (then {idle_mails} mails, {reconnects_idle} reconnects) and {} while fetching {n} mails (while {} of them were stored, {reconnects_fetch} reconnects; one of {:.1} MB): ",
+            times(while_fetching),
+            restarts_at.join(" and "),
+            big_size as f64 / 1048576.0,
+        ),
+        tail: String::new(),
+        checks: vec![
+            check(reconnects_idle >= 1, "the IDLE session noticed the restart"),
+            check(
+                reconnects_fetch >= while_fetching && last_restart_done < n as i64,
+                format!(
+                    "every restart came while the batch was being fetched: {restarts_at:?}, {reconnects_fetch} reconnects"
+                ),
+            ),
+            check(big_size > 5 * 1024 * 1024, "the 5 MB mail was stored whole"),
+        ],
+        daemon,
+        pool,
+        mids,
+    }
 }
 
-/// d. The intake folder is deleted and recreated (new UIDVALIDITY) while the daemon works
-/// through a batch; the old mail comes back (a restore) next to new mail.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn d_folder_recreated_with_a_new_uidvalidity() {
-    const OLD: usize = 300;
-    const NEW: usize = 50;
-    let _serial = serial().await;
-    let t0 = Instant::now();
-    let env = fault_env(
-        "faults-uidv",
-        "intake16",
-        "confirm_grace = \"2s\"\nretry_initial = \"1s\"",
-    )
-    .await;
-    let _logs = LogsOnFailure(env.dir.clone());
+async fn folder_recreated(run: &Run, old_n: usize, new_n: usize) -> Report {
+    let env = &run.env;
     let folder = format!("申报-{}", chrono::Utc::now().timestamp_millis());
     let text = std::fs::read_to_string(&env.config).expect("config");
     std::fs::write(
@@ -857,13 +1048,11 @@ async fn d_folder_recreated_with_a_new_uidvalidity() {
         s.create(mutf7(&folder)).await.expect("CREATE");
         let _ = s.logout().await;
     }
-    let branches = roster_branches();
-    let to = format!("{}@example.test", env.user);
-    let old: Vec<_> = (0..OLD)
-        .map(|i| application("old", i, &branches, &to))
+    let old: Vec<_> = (0..old_n)
+        .map(|i| application("old", i, &run.branches, &run.to))
         .collect();
-    let new: Vec<_> = (0..NEW)
-        .map(|i| application("new", i, &branches, &to))
+    let new: Vec<_> = (0..new_n)
+        .map(|i| application("new", i, &run.branches, &run.to))
         .collect();
     let mut daemon = env.start_daemon();
     wait_for("the daemon to connect", Duration::from_secs(30), || {
@@ -885,7 +1074,7 @@ async fn d_folder_recreated_with_a_new_uidvalidity() {
     wait_fast(
         &pool,
         processed_sql,
-        (OLD / 4) as i64,
+        (old_n / 4) as i64,
         Duration::from_secs(60),
     )
     .await;
@@ -925,16 +1114,7 @@ async fn d_folder_recreated_with_a_new_uidvalidity() {
         || async { count(&env.user, &folder).await == 0 },
     )
     .await;
-    settle(
-        &pool,
-        &env,
-        &mut daemon,
-        "catchall",
-        &mids,
-        Duration::from_secs(30),
-    )
-    .await;
-    let t = tally(&pool, &env, "catchall", &mids).await;
+    run.settle(&pool, &mut daemon, &mids).await;
     let uidvalidities = scalar(
         &pool,
         "SELECT COUNT(DISTINCT uidvalidity) FROM messages WHERE uidvalidity IS NOT NULL",
@@ -944,47 +1124,39 @@ async fn d_folder_recreated_with_a_new_uidvalidity() {
         .unwrap_or_default()
         .matches("不再处理")
         .count();
-    eprintln!(
-        "faults: intake folder deleted and recreated while {processed_at_delete}–{processed_after_delete} of {OLD} were processed, all {OLD} restored + {NEW} new: {uidvalidities} UIDVALIDITIES, {skipped} recognised as already stored; {}, {:.1} s",
-        t.summary(OLD + NEW),
-        t0.elapsed().as_secs_f64()
-    );
-    assert_tally("new UIDVALIDITY", &t, OLD + NEW);
-    assert_eq!(uidvalidities, 2);
-    assert!(
-        processed_after_delete < OLD as i64,
-        "the folder was deleted mid-batch ({processed_after_delete}/{OLD} processed)"
-    );
-    assert_eq!(
-        scalar(&pool, "SELECT COUNT(*) FROM outbox").await,
-        (OLD + NEW) as i64,
-        "one ack queued per mail"
-    );
-    stop_daemon(daemon).await;
+    let queued = scalar(&pool, "SELECT COUNT(*) FROM outbox").await;
+    Report {
+        head: format!(
+            "intake folder deleted and recreated while {processed_at_delete}–{processed_after_delete} of {old_n} were processed, all {old_n} restored + {new_n} new: {uidvalidities} UIDVALIDITIES, {skipped} recognised as already stored; "
+        ),
+        tail: String::new(),
+        checks: vec![
+            check_eq(uidvalidities, 2, "two UIDVALIDITIES"),
+            check(
+                processed_after_delete < old_n as i64,
+                format!(
+                    "the folder was deleted mid-batch ({processed_after_delete}/{old_n} processed)"
+                ),
+            ),
+            check_eq(queued, (old_n + new_n) as i64, "one ack queued per mail"),
+        ],
+        daemon,
+        pool,
+        mids,
+    }
 }
 
-/// e. A Sieve vacation auto-responder: it gets exactly one ack and does not answer it; its
-/// genuine vacation reply to the intake is recorded as automatic and not answered: no loop.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn e_sieve_vacation_does_not_loop() {
-    let _serial = serial().await;
-    let t0 = Instant::now();
-    let env = fault_env(
-        "faults-vacation",
-        "intake17",
-        "confirm_grace = \"2s\"\nretry_initial = \"1s\"",
-    )
-    .await;
-    let _logs = LogsOnFailure(env.dir.clone());
+async fn vacation_responder(run: &Run) -> Report {
+    let env = &run.env;
     empty_inbox("vacation1").await;
-    let intake = format!("{}@example.test", env.user);
+    let intake = run.to.clone();
     let vacation = "vacation1@example.test";
     let mut daemon = env.start_daemon();
     env.wait_watermark(&mut daemon).await;
     let pool = env.db().await;
 
     // 1. vacation1 applies (through SMTP, as a person would); shenbao answers once.
-    let branch = roster_branches()[3].clone();
+    let branch = run.branches[3].clone();
     let app_mid = format!("vacation-app-{}@example.test", std::process::id());
     let application = format!(
         "From: <{vacation}>\r\nTo: <{intake}>\r\nSubject: =?UTF-8?B?{}?=\r\nMessage-ID: <{app_mid}>\r\nDate: Sat, 20 Sep 2025 21:46:32 +0800\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n老师好，附件随后补交。\r\n",
@@ -994,7 +1166,7 @@ async fn e_sieve_vacation_does_not_loop() {
     wait_for(
         "the ack to reach vacation1",
         Duration::from_secs(60),
-        || async { !our_acks(&env, "vacation1").await.is_empty() },
+        || async { !our_acks(env, "vacation1").await.is_empty() },
     )
     .await;
     // vacation1's Sieve sees Auto-Submitted on the ack and stays silent; wait to be sure.
@@ -1035,7 +1207,7 @@ async fn e_sieve_vacation_does_not_loop() {
         "SELECT COUNT(*) FROM outbox WHERE to_addr = 'vacation1@example.test'",
     )
     .await;
-    let acks_at_vacation1 = our_acks(&env, "vacation1").await;
+    let acks_at_vacation1 = our_acks(env, "vacation1").await;
     let vacation1_inbox = headers("vacation1", "INBOX").await;
     let intake_total = scalar(&pool, "SELECT COUNT(*) FROM messages").await;
     let dispositions: Vec<(String, i64)> = sqlx::query_as(
@@ -1045,45 +1217,62 @@ async fn e_sieve_vacation_does_not_loop() {
     .await
     .expect("dispositions");
     let sent_total = scalar(&pool, "SELECT COUNT(*) FROM outbox").await;
-    eprintln!(
-        "faults: sieve vacation: {} mails exchanged (intake received {intake_total}: {dispositions:?}; shenbao sent {sent_total}; vacation1 received {}); acks to vacation1 {}, vacation replies to the intake {} (dispositions {:?}), answers to them {}, {:.1} s",
-        intake_total as usize + vacation1_inbox.len(),
-        vacation1_inbox.len(),
-        acks_at_vacation1.len(),
-        vacation_replies.len(),
-        vacation_replies
-            .iter()
-            .map(|(_, d)| d.as_str())
-            .collect::<Vec<_>>(),
-        to_vacation - 1,
-        t0.elapsed().as_secs_f64()
-    );
-    assert_eq!(
-        acks_at_vacation1.len(),
-        1,
-        "exactly one ack: {acks_at_vacation1:?}"
-    );
-    assert_eq!(acks_at_vacation1[0].in_reply_to, app_mid);
-    assert_eq!(
-        to_vacation, 1,
-        "nothing but the one ack was queued for vacation1"
-    );
-    assert_eq!(
-        vacation_replies.len(),
-        1,
-        "one vacation reply (to the person's mail, none to the ack): {vacation_replies:?}"
-    );
-    assert_eq!(vacation_replies[0].1, "auto", "{vacation_replies:?}");
-    assert!(
-        vacation1_inbox.iter().any(|h| h.message_id == hello_mid),
-        "the person's mail reached vacation1"
-    );
-    assert_eq!(vacation1_inbox.len(), 2, "{vacation1_inbox:?}");
-    assert!(
-        vacation1_inbox.iter().all(|h| !h.subject.contains("休假")),
-        "no vacation reply came back to vacation1"
-    );
-    stop_daemon(daemon).await;
+    Report {
+        head: format!(
+            "sieve vacation: {} mails exchanged (intake received {intake_total}: {dispositions:?}; shenbao sent {sent_total}; vacation1 received {}); acks to vacation1 {}, vacation replies to the intake {} (dispositions {:?}), answers to them {}",
+            intake_total as usize + vacation1_inbox.len(),
+            vacation1_inbox.len(),
+            acks_at_vacation1.len(),
+            vacation_replies.len(),
+            vacation_replies
+                .iter()
+                .map(|(_, d)| d.as_str())
+                .collect::<Vec<_>>(),
+            to_vacation - 1,
+        ),
+        tail: String::new(),
+        checks: vec![
+            check_eq(
+                acks_at_vacation1.len(),
+                1,
+                &format!("exactly one ack: {acks_at_vacation1:?}"),
+            ),
+            check_eq(
+                acks_at_vacation1.first().map(|a| a.in_reply_to.clone()),
+                Some(app_mid),
+                "the ack answers the application",
+            ),
+            check_eq(
+                to_vacation,
+                1,
+                "nothing but the one ack was queued for vacation1",
+            ),
+            check_eq(
+                vacation_replies.len(),
+                1,
+                &format!(
+                    "one vacation reply (to the person's mail, none to the ack): {vacation_replies:?}"
+                ),
+            ),
+            check_eq(
+                vacation_replies.first().map(|r| r.1.clone()),
+                Some("auto".to_string()),
+                &format!("{vacation_replies:?}"),
+            ),
+            check(
+                vacation1_inbox.iter().any(|h| h.message_id == hello_mid),
+                "the person's mail reached vacation1",
+            ),
+            check_eq(vacation1_inbox.len(), 2, &format!("{vacation1_inbox:?}")),
+            check(
+                vacation1_inbox.iter().all(|h| !h.subject.contains("休假")),
+                "no vacation reply came back to vacation1",
+            ),
+        ],
+        daemon,
+        pool,
+        mids: Vec::new(),
+    }
 }
 
 /// Sends raw bytes through the stack's Postfix with the given envelope.

@@ -1,4 +1,4 @@
-//! Shared by the fuzz targets and tests/fuzz_regressions.rs (which runs the kept inputs through
+//! Shared by the fuzz targets and tests/e2e/fuzz_regressions.rs (which runs the kept inputs through
 //! the same functions): the campaign configuration the daemon would run with (the example
 //! config's subject patterns, sections and the sample roster), each target's entry point, and
 //! the panic policy.

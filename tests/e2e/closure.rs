@@ -4,9 +4,7 @@
 //! `结项总结.docx` — made from the application form's template — is taken for its closure
 //! report, never for a 申请表. The export then carries level, amount and closure status.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use shenbao::clock::Clock;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,8 +3,6 @@
 //! read. No panic, a bounded time each, and the outcome the MANIFEST states where it states
 //! one. Runs where `../shared` exists (CI has it); skips otherwise.
 
-mod common;
-
 use shenbao::attach::{Format, sniff_named};
 use shenbao::extract::{read_word, sheet};
 use std::path::PathBuf;
@@ -50,7 +48,7 @@ fn every_office_file_reads_or_fails_cleanly() {
             .to_string()
     };
     let mut all = Vec::new();
-    common::files_under(&corpus.join("office"), &mut all);
+    crate::common::files_under(&corpus.join("office"), &mut all);
     all.retain(|p| {
         let ext = p
             .extension()

@@ -4,9 +4,7 @@
 //! it had never seen and nobody twice, and a server without IDLE (a proxy in front of Dovecot
 //! hides it) is polled instead of reconnected to.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 /// Both tests watch `intake28`: one at a time.

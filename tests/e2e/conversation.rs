@@ -3,9 +3,7 @@
 //! branches, a burst of versions, a stranger, a form copied from another branch, and staff's
 //! corrections (assign, reprocess, resolve). Every answer is read back over IMAP.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mail_parser::{HeaderValue, Message};
 use std::time::Duration;
 

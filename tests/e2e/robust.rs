@@ -1,9 +1,7 @@
 //! The daemon under stress and odd mail, through the real servers: a kill -9 in the middle of
 //! a batch, IDLE latency, and mail that must not be answered (or answered only once).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 /// c001 rewritten into `n` distinct applications from distinct senders.
@@ -28,10 +26,6 @@ fn batch(n: usize) -> Vec<(String, Vec<u8>)> {
             (mid, raw.into_bytes())
         })
         .collect()
-}
-
-async fn scalar(pool: &sqlx::SqlitePool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap_or(-1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,50 +4,16 @@
 //! would; at the end every party's mailbox is read over IMAP and must hold exactly the mails it
 //! should: acknowledgements, reminders, results and digests, no more, no fewer.
 
-mod common;
-
-use chrono::{DateTime, Utc};
-use common::*;
+use crate::common::*;
 use shenbao::clock::Clock;
 use shenbao::config::Config;
-use shenbao::extract::model::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .expect("time")
-}
 
 enum Event {
     Apply(usize),
     Review,
     Closure(usize, &'static [&'static str]),
-}
-
-/// The exported sheet with the reviewers' columns filled in.
-fn graded(export: &[u8], grades: &[(String, &str, &str)]) -> Vec<u8> {
-    let wb =
-        shenbao::extract::sheet::read_workbook(export, &Default::default()).expect("export reads");
-    let mut book = rust_xlsxwriter::Workbook::new();
-    let ws = book.add_worksheet();
-    for (r, row) in wb.sheets[0].rows.iter().enumerate() {
-        let texts: Vec<String> = row.iter().map(Value::to_text).collect();
-        for (c, text) in texts.iter().enumerate() {
-            ws.write_string(r as u32, c as u16, text).expect("write");
-        }
-        if texts.iter().any(|x| x == "支部名称") {
-            ws.write_string(r as u32, 13, "评审等级").expect("write");
-            ws.write_string(r as u32, 14, "资助金额").expect("write");
-        } else if let Some((_, level, amount)) =
-            grades.iter().find(|(b, _, _)| texts.get(2) == Some(b))
-        {
-            ws.write_string(r as u32, 13, *level).expect("write");
-            ws.write_string(r as u32, 14, *amount).expect("write");
-        }
-    }
-    book.save_to_buffer().expect("xlsx")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,13 +110,13 @@ async fn a_whole_semester() {
         wake,
     )
     .expect("sender");
-    let mut now = t("2025-09-15T07:00:00+08:00");
-    let end = t("2025-12-16T12:00:00+08:00");
+    let mut now = utc("2025-09-15T07:00:00+08:00");
+    let end = utc("2025-12-16T12:00:00+08:00");
     let mut next = 0;
     let mut closure_n = 0;
     while now < end {
-        while next < plan.len() && t(plan[next].0) <= now {
-            let at = t(plan[next].0);
+        while next < plan.len() && utc(plan[next].0) <= now {
+            let at = utc(plan[next].0);
             match &plan[next].1 {
                 Event::Apply(i) => {
                     let id = store
@@ -172,13 +138,15 @@ async fn a_whole_semester() {
                 Event::Review => {
                     let subs = shenbao::export::latest(&store).await.expect("latest");
                     let export = shenbao::export::to_xlsx("汇总表", &subs).expect("xlsx");
-                    let sheet = graded(
+                    let (b0, b1, b2) = (branch(0), branch(1), branch(2));
+                    let sheet = graded_export(
                         &export,
                         &[
-                            (branch(0), "重点", "5000"),
-                            (branch(1), "一般", "800"),
-                            (branch(2), "不立项", ""),
+                            (&b0, "重点", "5000"),
+                            (&b1, "一般", "800"),
+                            (&b2, "不立项", ""),
                         ],
+                        &[],
                     );
                     let path = env.dir.join("评审结果.xlsx");
                     std::fs::write(&path, sheet).expect("write");
@@ -217,7 +185,7 @@ async fn a_whole_semester() {
             cfg.campaign.timezone,
             now,
         );
-        now = [plan.get(next).map(|e| t(e.0)), due, Some(end)]
+        now = [plan.get(next).map(|e| utc(e.0)), due, Some(end)]
             .into_iter()
             .flatten()
             .min()

@@ -6,37 +6,15 @@
 //! the line and the unknown name; the reminder still reaches the branch, written with the
 //! built-in template; `status` and `health` show the error until the template is fixed.
 
-mod common;
-
-use common::*;
-use std::process::Command;
+use crate::common::*;
 use std::time::Duration;
-
-/// Runs `shenbao health`; returns (exit code, output).
-fn health(env: &TestEnv) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shenbao"))
-        .arg("--config")
-        .arg(&env.config)
-        .arg("health")
-        .env("SHENBAO_LOG", "warn")
-        .output()
-        .expect("run health");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 async fn wait_health(env: &TestEnv, daemon: &mut Daemon, want: i32, what: &str) -> String {
     let mut last = String::new();
     let t0 = std::time::Instant::now();
     while t0.elapsed() < Duration::from_secs(90) {
         daemon.assert_alive();
-        let (code, text) = health(env);
+        let (code, text) = env.health();
         if code == want {
             return text;
         }
@@ -226,14 +204,14 @@ async fn health_and_a_broken_template_through_the_mail_servers() {
         )),
         "{digest}"
     );
-    let (code, warn) = health(&env);
+    let (code, warn) = env.health();
     assert_eq!(code, 1, "{warn}");
     assert!(warn.contains("[注意] 模板：近 7 天出错"), "{warn}");
 
     // 5. The template fixed: no longer counted.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     std::fs::write(&template, &builtin).expect("fix template");
-    let (code, fixed) = health(&env);
+    let (code, fixed) = env.health();
     assert_eq!(code, 0, "{fixed}");
     assert!(!env.cli(&["status"]).contains("模板出错"));
     let log = daemon.stop();

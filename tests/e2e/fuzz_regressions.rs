@@ -15,7 +15,7 @@ use shenbao::attach::Format;
 use shenbao::extract::sheet;
 
 /// The targets' own entry points and configuration.
-#[path = "../fuzz/fuzz_targets/common.rs"]
+#[path = "../../fuzz/fuzz_targets/common.rs"]
 mod targets;
 
 const TIME_BOUND: Duration = Duration::from_secs(30);

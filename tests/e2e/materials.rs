@@ -5,9 +5,7 @@
 //! database recorded for each attachment. A third branch applied with nothing a reviewer can
 //! use (a PDF note): it has no folder, but its row is in the 汇总表.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -6,20 +6,11 @@
 //! got exactly the reminders its state called for, the reviewer exactly one digest per period
 //! with something new, and what `--dry-run` planned is what was sent.
 
-mod common;
-
-use chrono::{DateTime, Utc};
-use common::*;
+use crate::common::*;
 use shenbao::clock::Clock;
 use shenbao::config::Config;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .expect("time")
-}
 
 struct Apply {
     at: &'static str,
@@ -109,18 +100,18 @@ async fn a_simulated_campaign() {
     let (mut store, mut pipeline, mut wake) = shenbao::daemon::open(cfg.clone(), Clock::System)
         .await
         .expect("open");
-    let mut now = t("2025-09-15T07:00:00+08:00");
-    let end = t("2025-09-30T12:00:00+08:00");
+    let mut now = utc("2025-09-15T07:00:00+08:00");
+    let end = utc("2025-09-30T12:00:00+08:00");
     let mut applied = 0;
     let mut steps = 0;
     let mut planned_to: BTreeMap<String, usize> = BTreeMap::new();
     let mut planned_digests: Vec<(String, String)> = Vec::new();
     while now < end {
         // Mail that arrived up to this instant.
-        while applied < plan.len() && t(plan[applied].at) <= now {
+        while applied < plan.len() && utc(plan[applied].at) <= now {
             let a = &plan[applied];
             let id = store
-                .insert_file_message(&mail(a, applied), Some(t(a.at)), t(a.at))
+                .insert_file_message(&mail(a, applied), Some(utc(a.at)), utc(a.at))
                 .await
                 .expect("store")
                 .id();
@@ -165,8 +156,8 @@ async fn a_simulated_campaign() {
                 .expect("reopen");
             (store, pipeline, wake) = (s2, p2, w2);
         }
-        if now >= t("2025-09-20T09:00:00+08:00")
-            && cfg.campaign.deadline == t("2025-09-27T23:59:59+08:00")
+        if now >= utc("2025-09-20T09:00:00+08:00")
+            && cfg.campaign.deadline == utc("2025-09-27T23:59:59+08:00")
             && steps > 8
         {
             // The office extends the deadline by a day after the 7-day reminder went out.
@@ -181,7 +172,7 @@ async fn a_simulated_campaign() {
                 .expect("reopen");
             (store, pipeline, wake) = (s2, p2, w2);
         }
-        let next_event = plan.get(applied).map(|a| t(a.at));
+        let next_event = plan.get(applied).map(|a| utc(a.at));
         let next_due = shenbao::schedule::next_wakeup(
             &cfg.reminders,
             &cfg.digests,

@@ -4,9 +4,7 @@
 //! `check-config` and `status` and recorded as skipped by the planner; a reminder recorded
 //! under the old per-address ledger key before the upgrade is not sent again.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use shenbao::clock::Clock;
 use std::sync::Arc;
 use std::time::Duration;

@@ -53,11 +53,24 @@ pub fn use_private_stack(s: Stack) {
     );
 }
 
+/// `bash scripts/mailstack.sh`, with every file descriptor above stderr closed first. The
+/// servers it starts outlive the test process and would keep open whatever they inherit from
+/// it: above all the lock of `flock /tmp/shenbao-e2e.lock cargo test …`, which a Dovecot
+/// started by a test (tests/faults.rs restarts its own) then held until it was stopped, and
+/// every other test run waited for.
+fn mailstack_script() -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec bash "$0" "$@""#)
+        .arg(root().join("scripts/mailstack.sh"));
+    cmd
+}
+
 /// `scripts/mailstack.sh ARG` for this binary's stack; panics (with its output) on failure.
 pub fn mailstack_cmd(arg: &str) {
     let st = stack();
-    let mut cmd = Command::new("bash");
-    cmd.arg(root().join("scripts/mailstack.sh")).arg(arg);
+    let mut cmd = mailstack_script();
+    cmd.arg(arg);
     if let Some(dir) = st.dir {
         cmd.env("MAILSTACK_DIR", dir)
             .env("MAILSTACK_IMAP_PORT", st.imap.to_string())
@@ -96,17 +109,14 @@ pub fn mailstack() {
             mailstack_cmd("start");
             return;
         }
-        let script = root().join("scripts/mailstack.sh");
-        let ok = Command::new("bash")
-            .arg(&script)
+        let ok = mailstack_script()
             .arg("status")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            let out = Command::new("bash")
-                .arg(&script)
+            let out = mailstack_script()
                 .arg("start")
                 .env("MAILSTACK_KEEP", "1")
                 .stdout(Stdio::null())
@@ -262,6 +272,19 @@ max_per_sender = {max}
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `shenbao health` for this env: its exit code (0 ok, 1 warning, 2 critical) and text.
+    pub fn health(&self) -> (i32, String) {
+        let out = self.output(&["health"]);
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     pub fn start_daemon(&self) -> Daemon {
         self.start_daemon_with(&[])
     }
@@ -372,6 +395,21 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One number from the database; -1 when the query fails (e.g. before the table exists).
+pub async fn scalar(pool: &sqlx::SqlitePool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(pool)
+        .await
+        .unwrap_or(-1)
+}
+
+/// An RFC 3339 time, in UTC (the set clocks of the simulated campaigns).
+pub fn utc(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .expect("time")
 }
 
 /// Polls `cond` every 250 ms until it holds; panics after `timeout`.
@@ -565,6 +603,43 @@ pub fn read(p: &Path) -> Vec<u8> {
 pub fn sample_roster() -> String {
     String::from_utf8(read(&root().join("tests/fixtures/samples/roster.csv")))
         .expect("utf-8 roster")
+}
+
+/// The exported sheet with the reviewers' two columns filled from `grades` (branch → level,
+/// amount); `extra` rows are appended as they are.
+pub fn graded_export(export: &[u8], grades: &[(&str, &str, &str)], extra: &[[&str; 3]]) -> Vec<u8> {
+    let wb =
+        shenbao::extract::sheet::read_workbook(export, &Default::default()).expect("export reads");
+    let rows = &wb.sheets[0].rows;
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let ws = book.add_worksheet();
+    let mut r_out = 0u32;
+    for row in rows {
+        let texts: Vec<String> = row
+            .iter()
+            .map(shenbao::extract::model::Value::to_text)
+            .collect();
+        let is_header = texts.iter().any(|t| t == "支部名称");
+        let branch = texts.get(2).cloned().unwrap_or_default();
+        for (c, t) in texts.iter().enumerate() {
+            ws.write_string(r_out, c as u16, t).expect("write");
+        }
+        if is_header {
+            ws.write_string(r_out, 13, "评审等级").expect("write");
+            ws.write_string(r_out, 14, "资助金额").expect("write");
+        } else if let Some((_, level, amount)) = grades.iter().find(|(b, _, _)| *b == branch) {
+            ws.write_string(r_out, 13, *level).expect("write");
+            ws.write_string(r_out, 14, *amount).expect("write");
+        }
+        r_out += 1;
+    }
+    for [branch, level, amount] in extra {
+        ws.write_string(r_out, 2, *branch).expect("write");
+        ws.write_string(r_out, 13, *level).expect("write");
+        ws.write_string(r_out, 14, *amount).expect("write");
+        r_out += 1;
+    }
+    book.save_to_buffer().expect("xlsx")
 }
 
 /// Replaces the (possibly folded) Subject header of a raw message.

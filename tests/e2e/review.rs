@@ -4,47 +4,10 @@
 //! a clean one; `review notify` then mails each branch its result once, threaded to its
 //! application, read back over IMAP.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use shenbao::clock::Clock;
-use shenbao::extract::model::Value;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The exported sheet with the reviewers' two columns filled from `grades` (branch → level,
-/// amount); `extra` rows are appended as they are.
-fn review_sheet(export: &[u8], grades: &[(&str, &str, &str)], extra: &[[&str; 3]]) -> Vec<u8> {
-    let wb =
-        shenbao::extract::sheet::read_workbook(export, &Default::default()).expect("export reads");
-    let rows = &wb.sheets[0].rows;
-    let mut book = rust_xlsxwriter::Workbook::new();
-    let ws = book.add_worksheet();
-    let mut r_out = 0u32;
-    for row in rows {
-        let texts: Vec<String> = row.iter().map(Value::to_text).collect();
-        let is_header = texts.iter().any(|t| t == "支部名称");
-        let branch = texts.get(2).cloned().unwrap_or_default();
-        for (c, t) in texts.iter().enumerate() {
-            ws.write_string(r_out, c as u16, t).expect("write");
-        }
-        if is_header {
-            ws.write_string(r_out, 13, "评审等级").expect("write");
-            ws.write_string(r_out, 14, "资助金额").expect("write");
-        } else if let Some((_, level, amount)) = grades.iter().find(|(b, _, _)| *b == branch) {
-            ws.write_string(r_out, 13, *level).expect("write");
-            ws.write_string(r_out, 14, *amount).expect("write");
-        }
-        r_out += 1;
-    }
-    for [branch, level, amount] in extra {
-        ws.write_string(r_out, 2, *branch).expect("write");
-        ws.write_string(r_out, 13, *level).expect("write");
-        ws.write_string(r_out, 14, *amount).expect("write");
-        r_out += 1;
-    }
-    book.save_to_buffer().expect("xlsx")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_import_and_result_mails() {
@@ -94,7 +57,7 @@ async fn review_import_and_result_mails() {
     let d = "海洋与地球科学学院2022级本科生党支部";
 
     // Every kind of error at once: nothing is imported, each is named by row and column.
-    let bad = review_sheet(
+    let bad = graded_export(
         &export,
         &[
             (a, "重点", "6000"),
@@ -131,7 +94,7 @@ async fn review_import_and_result_mails() {
     assert_eq!(n, 0, "nothing half-imported");
 
     // A clean sheet: all four levels.
-    let good = review_sheet(
+    let good = graded_export(
         &export,
         &[
             (a, "重点", "5000"),

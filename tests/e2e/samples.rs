@@ -6,9 +6,7 @@
 //! `samples_from_fixtures` uses the five cases copied into `tests/fixtures/samples` and always
 //! runs; `samples_from_shared` sweeps all of `../shared/samples` where that directory exists.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

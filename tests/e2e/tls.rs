@@ -1,9 +1,7 @@
 //! TLS, for real: IMAPS (implicit TLS) and SMTP STARTTLS against the mail stack's private CA,
 //! through `check-config --probe` and through a whole application → acknowledgement round.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 use std::time::Duration;
 

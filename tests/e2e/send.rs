@@ -2,9 +2,7 @@
 //! sessions at once (`smtp.connections`), and a recipient the server refuses for good
 //! (550 at RCPT) costs that one mail, not the others in its chunk nor its lane.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use shenbao::clock::Clock;
 use shenbao::config::Config;
 use std::sync::Arc;

@@ -3,9 +3,7 @@
 //! intake mailbox; the daemon must record exactly the expected codes and explain each one in
 //! the acknowledgement it sends back.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use std::time::Duration;
