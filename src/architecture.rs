@@ -102,7 +102,35 @@ fn pure_folders_do_no_io() {
         }
     }
     assert!(checked >= 20, "only {checked} pure files found");
-    assert!(found.is_empty(), "pure modules doing I/O:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "pure modules doing I/O:\n{}",
+        found.join("\n")
+    );
+}
+
+/// `store/` is the only place that speaks SQL: no other module names sqlx or reaches the
+/// store's connection pool (the wiring in `main` has none of its own).
+#[test]
+fn only_the_store_speaks_sql() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let store = src().join("store");
+    let mut found = Vec::new();
+    for f in files.iter().filter(|f| !f.starts_with(&store)) {
+        let code = code(f);
+        for word in ["sqlx", ".pool", "SqliteConnection"] {
+            if code.contains(word) && !f.ends_with("architecture.rs") {
+                found.push(format!("{}: {word}", f.display()));
+            }
+        }
+    }
+    assert!(files.len() >= 60, "only {} files", files.len());
+    assert!(
+        found.is_empty(),
+        "SQL outside store/:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -141,7 +169,11 @@ fn module_imports_form_no_cycle() {
             }
         }
     }
-    assert!(edges.len() >= 20, "only {} modules import others", edges.len());
+    assert!(
+        edges.len() >= 20,
+        "only {} modules import others",
+        edges.len()
+    );
     // Depth-first search for a back edge; report the loop it closes.
     fn visit<'a>(
         m: &'a str,
@@ -174,5 +206,9 @@ fn module_imports_form_no_cycle() {
             visit(m, &edges, &mut state, &mut Vec::new(), &mut loops);
         }
     }
-    assert!(loops.is_empty(), "modules importing each other:\n{}", loops.join("\n"));
+    assert!(
+        loops.is_empty(),
+        "modules importing each other:\n{}",
+        loops.join("\n")
+    );
 }

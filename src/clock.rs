@@ -51,19 +51,6 @@ impl Clock {
     }
 }
 
-/// Formats an instant the way the database stores it: RFC 3339 UTC with a `Z`, which sorts
-/// lexically in time order.
-pub fn db_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// Parses what [`db_time`] wrote.
-pub fn parse_db_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// Beijing time for people: `2025年9月22日 09:41:42`.
 pub fn beijing(t: DateTime<Utc>) -> String {
     t.with_timezone(&chrono_tz::Asia::Shanghai)
@@ -93,9 +80,10 @@ mod tests {
 
     #[test]
     fn beijing_formatting() {
-        let t = parse_db_time("2025-09-22T01:41:42Z").expect("valid");
+        let t = "2025-09-22T01:41:42Z"
+            .parse::<DateTime<Utc>>()
+            .expect("valid");
         assert_eq!(beijing(t), "2025年9月22日 09:41:42");
         assert_eq!(beijing_rfc3339(t), "2025-09-22T09:41:42+08:00");
-        assert_eq!(db_time(t), "2025-09-22T01:41:42Z");
     }
 }

@@ -1429,7 +1429,7 @@ roster = "roster.csv"
             );
         }
         assert_eq!(
-            crate::clock::db_time(cfg.campaign.deadline),
+            crate::store::db_time(cfg.campaign.deadline),
             "2025-09-27T15:59:59Z"
         );
         assert!(cfg.database_url.starts_with("sqlite://"));

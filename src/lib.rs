@@ -58,3 +58,6 @@ pub mod daemon;
 
 /// The command line, one function per command.
 pub mod cli;
+
+#[cfg(test)]
+mod architecture;

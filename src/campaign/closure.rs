@@ -11,14 +11,14 @@
 //! because it is a Word file. A branch may send its materials in several mails: what counts is
 //! everything it has sent for closure so far.
 //!
-//! Pure: the store reads the facts (current decisions, the roles a branch has sent, see
-//! [`crate::store::reviews`]) and this module decides what they mean.
+//! Pure: the store reads the facts (current decisions, the roles a branch has sent) and this
+//! module decides what they mean.
 
 use crate::attach::Role;
+use crate::campaign::review::CurrentReview;
 use crate::config::LevelConfig;
 use crate::extract::model::{Block, Document};
 use crate::message::{Attachment, Understood};
-use crate::store::reviews::CurrentReview;
 
 /// The attachment role that satisfies a configured material ([`Role::Other`] when the name
 /// names no closure material; `check-config` refuses such a name).
@@ -180,7 +180,7 @@ pub struct Reviewed {
 
 /// Every branch with a current review decision, funded or not, with its closure status:
 /// `facts` holds each current decision with the roles of the files its branch has sent for
-/// closure ([`crate::store::Store::current_reviews_with_closure_roles`]).
+/// closure (read by the store).
 pub fn reviewed(levels: &[LevelConfig], facts: Vec<(CurrentReview, Vec<Role>)>) -> Vec<Reviewed> {
     facts
         .into_iter()

@@ -28,6 +28,15 @@ use crate::extract::amount::parse_amount;
 use crate::extract::model::{Amount, Sheet, Value, Workbook};
 use crate::textnorm::{normalize, trim_invisible};
 
+/// A branch's current review decision, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentReview {
+    pub branch: String,
+    pub level: String,
+    pub amount_yuan: Option<f64>,
+    pub funded: bool,
+}
+
 /// One review level and what it allows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Level {

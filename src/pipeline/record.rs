@@ -71,7 +71,7 @@ pub async fn record(
     }
     for e in &d.template_errors {
         tracing::error!(template = e.template, message = m.id, error = %e.error, "模板出错，已改用内置模板");
-        store::ops::insert_template_error(tx, e.template, &e.error, Some(m.id), now).await?;
+        store::ops::record_template_error(tx, e.template, &e.error, Some(m.id), now).await?;
     }
     if let Some(l) = &d.limited {
         tracing::warn!(to = %l.to, recent = l.recent, kind = %l.kind, "已达到对同一地址的自动提示上限，本次不回复");

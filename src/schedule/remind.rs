@@ -33,11 +33,12 @@
 
 use crate::app::App;
 use crate::campaign::rules::Problem;
-use crate::clock::{beijing, db_time};
+use crate::clock::beijing;
 use crate::export::ExportSubmission;
 use crate::notify::compose::{self, MailSpec, Outgoing, RichParts};
 use crate::notify::{self, DigestView, ReminderView};
 use crate::schedule::{self, Audience, DeadlineKind, DigestRule, Occasion};
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -774,8 +775,8 @@ pub async fn commit_ids(
         }
         if inserted && let Some(mail) = &item.mail {
             // A reply to a reminder or a result is about this branch (see pipeline's threads).
-            let id = crate::store::outbox::queue(&mut tx, mail, None, item.branch.as_deref(), now)
-                .await?;
+            let id =
+                crate::store::enqueue(&mut tx, mail, None, item.branch.as_deref(), now).await?;
             crate::store::ledger::set_outbox(&mut tx, &item.key, id).await?;
             queued.push(id);
         }

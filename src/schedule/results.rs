@@ -165,7 +165,7 @@ pub async fn plan_results(p: &App, now: DateTime<Utc>) -> anyhow::Result<NotifyP
     let mut not_notified = Vec::new();
     let mut graded: HashSet<String> = HashSet::new();
     for r in rows {
-        let crate::store::reviews::CurrentReview {
+        let crate::campaign::review::CurrentReview {
             branch,
             level,
             amount_yuan: amount,

@@ -11,8 +11,8 @@ use super::{Result, Store, Tx};
 use crate::attach::Role;
 use sqlx::{Row, SqliteConnection};
 
-use crate::clock::db_time;
 use crate::message::Attachment;
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
 
 /// One stored attachment (a zip entry names its zip in `parent`).

@@ -262,7 +262,7 @@ impl super::Store {
     }
 
     /// Records a blob written by [`super::Store::write_blob`] (the row may already exist).
-    pub async fn record_blob(
+    pub(super) async fn record_blob(
         &self,
         conn: &mut sqlx::SqliteConnection,
         sha: &str,
@@ -272,7 +272,7 @@ impl super::Store {
         sqlx::query("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)")
             .bind(sha)
             .bind(size as i64)
-            .bind(crate::clock::db_time(now))
+            .bind(crate::store::db_time(now))
             .execute(&mut *conn)
             .await?;
         Ok(())

@@ -2,7 +2,7 @@
 //! a message was, forgetting what processing wrote, renumbering a branch's versions.
 
 use super::{Result, Store, Tx};
-use crate::clock::db_time;
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 

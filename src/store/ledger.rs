@@ -3,7 +3,7 @@
 //! restart, a second daemon or a clock jump never sends it twice.
 
 use super::{Result, Store, Tx};
-use crate::clock::{db_time, parse_db_time};
+use super::{db_time, parse_db_time};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 

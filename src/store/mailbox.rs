@@ -2,7 +2,7 @@
 //! UID committed), which only moves forward unless staff ask for a backfill.
 
 use super::{ImapKey, Result, Store};
-use crate::clock::db_time;
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 

@@ -5,7 +5,7 @@
 
 use super::mailbox::set_watermark;
 use super::{Result, Store, blobs, time_col};
-use crate::clock::db_time;
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
@@ -123,7 +123,7 @@ impl Store {
     ) -> Result<Inserted> {
         let mut tx = self.begin_write().await?;
         let inserted = self
-            .insert_imap_row(&mut tx, key, blob, internal_date, now)
+            .insert_imap_row(tx.conn(), key, blob, internal_date, now)
             .await?;
         tx.commit().await?;
         Ok(inserted)
@@ -163,7 +163,7 @@ impl Store {
         let mut out = Vec::with_capacity(messages.len());
         for ((key, _, internal_date), blob) in messages.iter().zip(&written) {
             out.push(
-                self.insert_imap_row(&mut tx, key, blob, *internal_date, now)
+                self.insert_imap_row(tx.conn(), key, blob, *internal_date, now)
                     .await?,
             );
         }
@@ -241,7 +241,7 @@ impl Store {
         );
         let sha = self.write_blob(placeholder.as_bytes()).await?;
         let mut tx = self.begin_write().await?;
-        self.record_blob(&mut tx, &sha, placeholder.len(), now)
+        self.record_blob(tx.conn(), &sha, placeholder.len(), now)
             .await?;
         sqlx::query(
             "INSERT OR IGNORE INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
@@ -257,9 +257,9 @@ impl Store {
         .bind(db_time(now))
         .bind(format!("邮件大小 {size} 字节，超过 imap.max_message_size，未下载，留在原文件夹由人工处理"))
         .bind(db_time(now))
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
-        set_watermark(&mut tx, key, now).await?;
+        set_watermark(tx.conn(), key, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -273,9 +273,9 @@ impl Store {
     ) -> Result<Inserted> {
         let sha = self.write_blob(raw).await?;
         let mut tx = self.begin_write().await?;
-        self.record_blob(&mut tx, &sha, raw.len(), now).await?;
+        self.record_blob(tx.conn(), &sha, raw.len(), now).await?;
         let mid = raw_message_id(raw);
-        if let Some(existing) = find_duplicate(&mut tx, mid.as_deref(), &sha).await? {
+        if let Some(existing) = find_duplicate(tx.conn(), mid.as_deref(), &sha).await? {
             tx.commit().await?;
             return Ok(Inserted::Duplicate(existing));
         }
@@ -287,7 +287,7 @@ impl Store {
         .bind(raw.len() as i64)
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?
         .last_insert_rowid();
         tx.commit().await?;
@@ -315,8 +315,8 @@ impl Store {
             internal_date: r
                 .get::<Option<String>, _>(2)
                 .as_deref()
-                .and_then(crate::clock::parse_db_time),
-            stored_at: crate::clock::parse_db_time(&r.get::<String, _>(3)).unwrap_or_default(),
+                .and_then(crate::store::parse_db_time),
+            stored_at: crate::store::parse_db_time(&r.get::<String, _>(3)).unwrap_or_default(),
             uid: r
                 .get::<Option<i64>, _>(4)
                 .and_then(|u| u32::try_from(u).ok()),

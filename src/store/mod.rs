@@ -273,7 +273,7 @@ pub struct Store {
 }
 
 fn time_col(r: &sqlx::sqlite::SqliteRow, i: usize) -> DateTime<Utc> {
-    crate::clock::parse_db_time(&r.get::<String, _>(i)).unwrap_or_default()
+    crate::store::parse_db_time(&r.get::<String, _>(i)).unwrap_or_default()
 }
 
 /// The file of a `sqlite:` URL (`None` for an in-memory database).
@@ -283,6 +283,19 @@ fn sqlite_file(database_url: &str) -> Option<PathBuf> {
         .or_else(|| database_url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next().unwrap_or(path);
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Formats an instant the way the database stores it (also the time part of ledger keys): RFC 3339 UTC with a `Z`, which sorts
+/// lexically in time order.
+pub fn db_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Parses what [`db_time`] wrote.
+pub fn parse_db_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A write transaction, opened by [`Store::begin_write`]. Everything that must be written
@@ -302,21 +315,6 @@ impl Tx {
 
     /// The connection, for the store's own statements.
     pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.0
-    }
-}
-
-// Transitional, while the last statements outside `store/` move in: lets `&mut *tx` still
-// reach the connection. Removed when `grep -rn sqlx src` finds nothing outside `store/`.
-impl std::ops::Deref for Tx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
         &mut self.0
     }
 }

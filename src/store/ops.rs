@@ -3,7 +3,7 @@
 //! `status --json` read in one place.
 
 use super::{Result, Store};
-use crate::clock::{db_time, parse_db_time};
+use super::{db_time, parse_db_time};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -64,7 +64,7 @@ pub const TEMPLATE_ERRORS_WINDOW: chrono::Duration = chrono::Duration::days(7);
 
 /// Records a template that failed at run time, inside the caller's transaction (the one that
 /// queues the mail written with the built-in template instead): `render_or_builtin`'s error.
-pub async fn insert_template_error(
+async fn insert_template_error(
     conn: &mut sqlx::SqliteConnection,
     template: &str,
     error: &str,

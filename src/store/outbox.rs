@@ -2,9 +2,9 @@
 //! decided to send it, then handed to SMTP, retried, confirmed or given up on (a dead letter).
 
 use super::{Result, Store, Tx, time_col};
-use crate::clock::db_time;
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -156,7 +156,7 @@ impl Store {
                     r.get(0),
                     r.get(1),
                     1 + u32::from(r.get::<bool, _>(2)),
-                    deadline.as_deref().and_then(crate::clock::parse_db_time),
+                    deadline.as_deref().and_then(crate::store::parse_db_time),
                 )
             })
             .collect())
@@ -196,7 +196,7 @@ impl Store {
         Ok(row
             .get::<Option<String>, _>(0)
             .as_deref()
-            .and_then(crate::clock::parse_db_time))
+            .and_then(crate::store::parse_db_time))
     }
 
     /// Marks mails as being handed to SMTP (one transaction), so a crash during the hand-over
@@ -249,7 +249,7 @@ impl Store {
                 Some(v) => q.bind(v.clone()),
                 None => q,
             };
-            q.bind(id).execute(&mut *tx).await?;
+            q.bind(id).execute(tx.conn()).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -330,7 +330,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(outbox_entry_sql!("WHERE id = ?"))
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await?;
         let Some(before) = row.as_ref().map(outbox_entry) else {
             tx.commit().await?;
@@ -347,7 +347,7 @@ impl Store {
                     )
                     .bind(db_time(now))
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(tx.conn())
                     .await?;
                     Retry::Requeued(before)
                 }
@@ -363,13 +363,13 @@ impl Store {
     pub async fn outbox_retry_dead(&self, now: DateTime<Utc>) -> Result<Vec<OutboxEntry>> {
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"))
-            .fetch_all(&mut *tx)
+            .fetch_all(tx.conn())
             .await?;
         sqlx::query(
             "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ? WHERE status = 'dead'",
         )
         .bind(db_time(now))
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         tx.commit().await?;
         Ok(rows.iter().map(outbox_entry).collect())
@@ -422,7 +422,7 @@ fn outbox_entry(r: &sqlx::sqlite::SqliteRow) -> OutboxEntry {
     let time = |i: usize| {
         r.get::<Option<String>, _>(i)
             .as_deref()
-            .and_then(crate::clock::parse_db_time)
+            .and_then(crate::store::parse_db_time)
     };
     OutboxEntry {
         id: r.get(0),
@@ -443,7 +443,7 @@ fn outbox_entry(r: &sqlx::sqlite::SqliteRow) -> OutboxEntry {
 /// branch it is about. The one way anything enters the outbox; a second enqueue of the same
 /// Message-ID is ignored. Returns the row id (`last_insert_rowid`).
 pub async fn enqueue(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     mail: &crate::notify::compose::Outgoing,
     related_message: Option<i64>,
     branch: Option<&str>,
@@ -462,19 +462,7 @@ pub async fn enqueue(
     .bind(db_time(now))
     .bind(&mail.cc)
     .bind(branch)
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?
     .last_insert_rowid())
-}
-
-/// [`enqueue`] inside a [`Tx`]. (`enqueue` on a bare connection stays while `pipeline/` holds
-/// its transaction as one.)
-pub async fn queue(
-    tx: &mut Tx,
-    mail: &crate::notify::compose::Outgoing,
-    related_message: Option<i64>,
-    branch: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<i64> {
-    enqueue(tx.conn(), mail, related_message, branch, now).await
 }

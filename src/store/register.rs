@@ -5,7 +5,7 @@
 //! Not pure: SQL.
 
 use super::{Result, Store, Tx};
-use crate::clock::db_time;
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 

@@ -4,19 +4,10 @@
 
 use super::{Result, Store, Tx};
 use crate::attach::Role;
-use crate::campaign::review::Decision;
-use crate::clock::db_time;
+use crate::campaign::review::{CurrentReview, Decision};
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-
-/// A branch's current review decision.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CurrentReview {
-    pub branch: String,
-    pub level: String,
-    pub amount_yuan: Option<f64>,
-    pub funded: bool,
-}
 
 /// A reviewers' sheet being imported: its file (already in the blob directory) and who
 /// imported it.

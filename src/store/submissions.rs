@@ -8,7 +8,7 @@
 //! Not pure: SQL.
 
 use super::{Result, Store, Tx, time_col};
-use crate::clock::db_time;
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -195,7 +195,7 @@ impl Store {
                 college: r.get(2),
                 branch_text: r.get(3),
                 message: r.get(4),
-                received_at: crate::clock::parse_db_time(&r.get::<String, _>(5)),
+                received_at: crate::store::parse_db_time(&r.get::<String, _>(5)),
             })
             .collect())
     }

@@ -3,7 +3,7 @@
 //! version, how often identical content was acknowledged.
 
 use super::{Result, Tx};
-use crate::clock::db_time;
+use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 

@@ -68,9 +68,9 @@ async fn reminders_go_to_every_branch_sharing_an_address() {
     .bind(seven.key_for("branch3@example.test"))
     .bind(&seven.rule)
     .bind("branch3@example.test")
-    .bind(shenbao::clock::db_time(seven.deadline))
+    .bind(shenbao::store::db_time(seven.deadline))
     .bind(seven.offset.num_seconds())
-    .bind(shenbao::clock::db_time(chrono::Utc::now()))
+    .bind(shenbao::store::db_time(chrono::Utc::now()))
     .execute(&store.pool)
     .await
     .expect("old ledger row");

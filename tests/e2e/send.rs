@@ -47,7 +47,7 @@ async fn a_chunk_goes_out_over_two_sessions_and_a_refused_recipient_costs_only_i
         "branch2@example.test",
         "branch3@example.test",
     ];
-    let now = shenbao::clock::db_time(chrono::Utc::now());
+    let now = shenbao::store::db_time(chrono::Utc::now());
     let mut ids = Vec::new();
     for (i, to) in recipients.iter().enumerate() {
         let mid = format!("lanes.{i}.{}@{}", std::process::id(), env.domain);
@@ -187,7 +187,7 @@ async fn a_reminder_run_is_paced_by_max_per_minute() {
             .expect("sent times");
     let t: Vec<chrono::DateTime<chrono::Utc>> = times
         .iter()
-        .map(|s| shenbao::clock::parse_db_time(s).expect("time"))
+        .map(|s| shenbao::store::parse_db_time(s).expect("time"))
         .collect();
     let gap = |a: usize, b: usize| (t[b] - t[a]).num_milliseconds() as f64 / 1000.0;
     eprintln!(
