@@ -49,6 +49,17 @@ pub enum MatchKind {
     Unknown,
 }
 
+impl MatchKind {
+    /// The name stored in the database and exports (`exact`, `fuzzy`, `unknown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchKind::Exact => "exact",
+            MatchKind::Fuzzy => "fuzzy",
+            MatchKind::Unknown => "unknown",
+        }
+    }
+}
+
 /// The result of [`Roster::match_branch`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct BranchMatch {

@@ -56,6 +56,16 @@ pub enum Disposition {
 }
 
 impl Disposition {
+    pub const ALL: [Disposition; 7] = [
+        Disposition::Application,
+        Disposition::Closure,
+        Disposition::Auto,
+        Disposition::SubjectHelp,
+        Disposition::Question,
+        Disposition::OwnCopy,
+        Disposition::Reply,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Disposition::Application => "application",
@@ -82,20 +92,20 @@ impl Disposition {
     }
 }
 
+impl std::str::FromStr for Disposition {
+    type Err = crate::attach::UnknownName;
+    fn from_str(s: &str) -> Result<Disposition, Self::Err> {
+        (Disposition::ALL.into_iter())
+            .find(|d| d.as_str() == s.trim())
+            .ok_or_else(|| crate::attach::UnknownName(s.to_string()))
+    }
+}
+
 /// The Chinese label of a stored disposition or status (`application` → 申报).
 pub fn disposition_label(s: &str) -> &'static str {
-    const ALL: [Disposition; 7] = [
-        Disposition::Application,
-        Disposition::Closure,
-        Disposition::Auto,
-        Disposition::SubjectHelp,
-        Disposition::Question,
-        Disposition::OwnCopy,
-        Disposition::Reply,
-    ];
-    match ALL.into_iter().find(|d| d.as_str() == s) {
-        Some(d) => d.label(),
-        None => match s {
+    match s.parse::<Disposition>() {
+        Ok(d) => d.label(),
+        Err(_) => match s {
             "failed" => "处理失败",
             "too_large" => "超过大小上限",
             "duplicate" => "重复",
@@ -1144,14 +1154,6 @@ fn unknown_match() -> BranchMatch {
         score: 0.0,
         reason: "主题中没有支部名称".to_string(),
         candidates: Vec::new(),
-    }
-}
-
-pub fn match_kind_str(k: MatchKind) -> &'static str {
-    match k {
-        MatchKind::Exact => "exact",
-        MatchKind::Fuzzy => "fuzzy",
-        MatchKind::Unknown => "unknown",
     }
 }
 

@@ -16,7 +16,7 @@ pub mod correct;
 pub mod decide;
 pub mod record;
 
-pub use decide::{Disposition, NotifyMode, Outcome, Quiet, disposition_label, match_kind_str};
+pub use decide::{Disposition, NotifyMode, Outcome, Quiet, disposition_label};
 
 use crate::app::App;
 use crate::campaign::conversation;

@@ -37,7 +37,7 @@ pub async fn record(
             branch: v.matched.branch.as_ref().map(|b| b.name.clone()),
             college: v.matched.branch.as_ref().map(|b| b.college.clone()),
             branch_text: v.branch_text.clone(),
-            match_kind: super::match_kind_str(v.matched.kind),
+            match_kind: v.matched.kind.as_str(),
             match_score: v.matched.score,
             match_reason: v.matched.reason.clone(),
             version: v.number,
