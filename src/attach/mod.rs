@@ -10,6 +10,9 @@
 //!
 //! Zip files are listed one level deep ([`list_zip`]) under hard limits, because
 //! a zip is attacker-controlled input that can expand a thousandfold.
+//!
+//! Pure: no runtime, no database, no files, no network, no clock; bytes in, values out.
+//! `src/architecture.rs` checks it.
 
 use std::io::{Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -4,6 +4,9 @@
 //! is still read). Each reader is pure, bounded (limits on sizes, entries, cells) and returns an
 //! error with a Chinese reason instead of panicking; this module picks the files to read, runs
 //! the readers and says which source the fields come from.
+//!
+//! Pure: no runtime, no database, no files, no network, no clock; bytes in, values out.
+//! `src/architecture.rs` checks it.
 
 pub mod amount;
 pub mod doc;

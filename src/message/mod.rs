@@ -11,6 +11,9 @@
 //! mail-parser provides the MIME structure and body decoding; the headers
 //! people read are decoded from the raw bytes in the `headers` module (see there for
 //! why), and attachment bytes are checked by content in [`crate::attach`].
+//!
+//! Pure: no runtime, no database, no files, no network, no clock; bytes in, values out.
+//! `src/architecture.rs` checks it.
 
 mod auto;
 mod body;
