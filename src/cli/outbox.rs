@@ -119,14 +119,8 @@ pub(super) async fn outbox_action(
 
 /// What an outbox `kind` is, in the words staff use.
 pub(super) fn kind_label(kind: &str) -> &str {
-    match kind {
-        "ack" => "回执",
-        "subject_help" => "主题格式说明",
-        "reminder" => "截止提醒",
-        "digest" => "评审摘要",
-        "result" => "评审结果",
-        other => other,
-    }
+    kind.parse::<crate::notify::compose::OutboxKind>()
+        .map_or(kind, |k| k.label())
 }
 
 /// An outbox row's state, in words.

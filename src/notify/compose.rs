@@ -288,10 +288,71 @@ pub fn describe_error(origin: &str, err: &minijinja::Error) -> String {
     }
 }
 
+/// What an outgoing mail is: stored in `outbox.kind`, shown to staff by its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxKind {
+    /// The acknowledgement of a version.
+    Ack,
+    /// The one note to a branch's mail without materials.
+    NoMaterials,
+    /// The exact subject, for a mail that looks like an application under a wrong one.
+    SubjectHelp,
+    /// A reminder before a deadline (application or closure).
+    Reminder,
+    /// A reviewer's digest.
+    Digest,
+    /// A branch's review result.
+    Result,
+}
+
+impl OutboxKind {
+    pub const ALL: [OutboxKind; 6] = [
+        OutboxKind::Ack,
+        OutboxKind::NoMaterials,
+        OutboxKind::SubjectHelp,
+        OutboxKind::Reminder,
+        OutboxKind::Digest,
+        OutboxKind::Result,
+    ];
+
+    /// The name in `outbox.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Ack => "ack",
+            OutboxKind::NoMaterials => "no_materials",
+            OutboxKind::SubjectHelp => "subject_help",
+            OutboxKind::Reminder => "reminder",
+            OutboxKind::Digest => "digest",
+            OutboxKind::Result => "result",
+        }
+    }
+
+    /// In the words staff use.
+    pub fn label(self) -> &'static str {
+        match self {
+            OutboxKind::Ack => "回执",
+            OutboxKind::NoMaterials => "未附材料说明",
+            OutboxKind::SubjectHelp => "主题格式说明",
+            OutboxKind::Reminder => "截止提醒",
+            OutboxKind::Digest => "评审摘要",
+            OutboxKind::Result => "评审结果",
+        }
+    }
+}
+
+impl std::str::FromStr for OutboxKind {
+    type Err = crate::attach::UnknownName;
+    fn from_str(s: &str) -> Result<OutboxKind, Self::Err> {
+        (OutboxKind::ALL.into_iter())
+            .find(|k| k.as_str() == s.trim())
+            .ok_or_else(|| crate::attach::UnknownName(s.to_string()))
+    }
+}
+
 /// A mail ready for the outbox.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    pub kind: String,
+    pub kind: OutboxKind,
     /// Without <>.
     pub message_id: String,
     pub to: String,
@@ -303,7 +364,7 @@ pub struct Outgoing {
 
 /// Everything needed to write one automatic mail.
 pub struct MailSpec<'a> {
-    pub kind: &'a str,
+    pub kind: OutboxKind,
     pub from_name: &'a str,
     pub from_addr: &'a str,
     pub to_name: Option<&'a str>,
@@ -376,7 +437,7 @@ fn headers(spec: &MailSpec<'_>) -> Result<MessageBuilder, ComposeError> {
 
 fn outgoing(spec: &MailSpec<'_>, msg: &Message) -> Outgoing {
     Outgoing {
-        kind: spec.kind.to_string(),
+        kind: spec.kind,
         message_id: spec.message_id.clone(),
         to: spec.to_addr.to_string(),
         subject: spec.subject.to_string(),
@@ -652,9 +713,19 @@ mod tests {
     use super::*;
     use mail_parser::MimeHeaders;
 
+    #[test]
+    fn outbox_kinds_round_trip_and_have_labels() {
+        for k in OutboxKind::ALL {
+            assert_eq!(k.as_str().parse::<OutboxKind>(), Ok(k));
+            assert!(!k.label().is_empty() && k.label() != k.as_str());
+        }
+        assert!("remind".parse::<OutboxKind>().is_err());
+        assert_eq!(OutboxKind::NoMaterials.label(), "未附材料说明");
+    }
+
     fn spec<'a>(refs: &'a [String]) -> MailSpec<'a> {
         MailSpec {
-            kind: "ack",
+            kind: OutboxKind::Ack,
             from_name: "申报系统",
             from_addr: "intake@example.test",
             to_name: Some("余晨"),
@@ -723,7 +794,7 @@ mod tests {
 
     fn digest_spec<'a>(refs: &'a [String]) -> MailSpec<'a> {
         MailSpec {
-            kind: "digest",
+            kind: OutboxKind::Digest,
             to_name: Some("评审组"),
             to_addr: "reviewer@example.test",
             subject: "【申报日报】9月22日：新收到 3 份，共 12/24 个支部已申报",

@@ -21,7 +21,7 @@ use crate::notify::ack::{
     AckContext, AckView, ChecklistItem, ClosureView, HelpView, NoMaterialsView, ack_subject,
     greeting, sender_note,
 };
-use crate::notify::compose::{self, ComposeError, MailSpec, Outgoing, Templates};
+use crate::notify::compose::{self, ComposeError, MailSpec, OutboxKind, Outgoing, Templates};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -274,8 +274,8 @@ pub fn thread(
     if let Some((our_id, ours)) = found {
         // About closure: a closure acknowledgement, a result mail, a closure reminder.
         let closure = ours.submission_kind.as_deref() == Some("closure")
-            || ours.kind == "result"
-            || (ours.kind == "reminder" && ours.subject.contains("结项"));
+            || ours.kind == OutboxKind::Result.as_str()
+            || (ours.kind == OutboxKind::Reminder.as_str() && ours.subject.contains("结项"));
         return Some(Thread {
             our_id,
             branch: ours.branch,
@@ -414,7 +414,7 @@ pub struct Answer {
 pub struct Limited {
     pub to: String,
     pub recent: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
 }
 
 /// The window of `ack.max_per_sender` and `ack.max_identical`.
@@ -528,7 +528,7 @@ pub fn decide(
                         ctx,
                         u,
                         to,
-                        "subject_help",
+                        OutboxKind::SubjectHelp,
                         &answer_key(m.id, m.raw_sha256, ctx.notify),
                         &subject_line,
                         &text,
@@ -629,7 +629,7 @@ fn register(
                 ctx,
                 u,
                 to,
-                "no_materials",
+                OutboxKind::NoMaterials,
                 &answer_key(m.id, m.raw_sha256, ctx.notify),
                 &format!("Re: {}（未附材料，未登记新版本）", u.subject),
                 &text,
@@ -791,7 +791,7 @@ fn register(
                 ctx,
                 u,
                 to,
-                "ack",
+                OutboxKind::Ack,
                 &answer_key(m.id, m.raw_sha256, ctx.notify),
                 &subject_line,
                 &text,
@@ -882,7 +882,7 @@ fn compose_answer(
     ctx: &Context<'_>,
     u: &Understood,
     to: &str,
-    kind: &str,
+    kind: OutboxKind,
     key: &str,
     subject: &str,
     text: &str,
@@ -897,7 +897,7 @@ fn compose_answer(
         to_addr: to,
         subject,
         text,
-        message_id: compose::message_id(kind, key, &ctx.cfg.ack.message_id_domain),
+        message_id: compose::message_id(kind.as_str(), key, &ctx.cfg.ack.message_id_domain),
         in_reply_to: u.message_id.as_deref(),
         references: &u.references,
         loop_value: &ctx.cfg.campaign.intake_address,

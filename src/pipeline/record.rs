@@ -74,7 +74,7 @@ pub async fn record(
         store::ops::record_template_error(tx, e.template, &e.error, Some(m.id), now).await?;
     }
     if let Some(l) = &d.limited {
-        tracing::warn!(to = %l.to, recent = l.recent, kind = %l.kind, "已达到对同一地址的自动提示上限，本次不回复");
+        tracing::warn!(to = %l.to, recent = l.recent, kind = l.kind.label(), "已达到对同一地址的自动提示上限，本次不回复");
     }
     if let Some(a) = &d.answer {
         store::enqueue(tx, &a.mail, Some(m.id), a.branch.as_deref(), now).await?;

@@ -340,7 +340,7 @@ fn reminder(
     // Threaded to the branch's last exchange, where there is one.
     let refs: Vec<String> = sub.and_then(|s| s.message_id.clone()).into_iter().collect();
     let mail = compose::build(&MailSpec {
-        kind: "reminder",
+        kind: compose::OutboxKind::Reminder,
         from_name: &p.cfg.smtp.from_name,
         from_addr: &p.cfg.smtp.from_address,
         to_name: Some(&branch.secretary),
@@ -688,7 +688,7 @@ pub async fn plan_digests(
             } else {
                 Some(compose::build_rich(
                     &MailSpec {
-                        kind: "digest",
+                        kind: compose::OutboxKind::Digest,
                         from_name: &p.cfg.smtp.from_name,
                         from_addr: &p.cfg.smtp.from_address,
                         to_name: None,

@@ -275,7 +275,7 @@ pub async fn plan_results(p: &App, now: DateTime<Utc>) -> anyhow::Result<NotifyP
             .collect();
         let id = crate::store::blobs::sha256_hex(key.as_bytes());
         let mail = compose::build(&MailSpec {
-            kind: "result",
+            kind: compose::OutboxKind::Result,
             from_name: &p.cfg.smtp.from_name,
             from_addr: &p.cfg.smtp.from_address,
             to_name: None,

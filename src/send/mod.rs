@@ -205,7 +205,9 @@ pub async fn forecast(
         .iter()
         .zip(&times)
         .filter_map(|((id, kind, _, deadline), at)| match deadline {
-            Some(d) if kind == "reminder" && at > d => Some((*id, *d)),
+            Some(d) if kind == crate::notify::compose::OutboxKind::Reminder.as_str() && at > d => {
+                Some((*id, *d))
+            }
             _ => None,
         })
         .collect();

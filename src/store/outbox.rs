@@ -452,7 +452,7 @@ pub async fn enqueue(
     Ok(sqlx::query(
         "INSERT OR IGNORE INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(&mail.kind)
+    .bind(mail.kind.as_str())
     .bind(&mail.message_id)
     .bind(related_message)
     .bind(&mail.to)

@@ -303,7 +303,7 @@ fn a_first_version_is_acknowledged() {
     assert!(!d.needs_staff);
     assert_eq!(d.no_answer, None);
     let a = d.answer.as_ref().expect("an acknowledgement");
-    assert_eq!(a.mail.kind, "ack");
+    assert_eq!(a.mail.kind, OutboxKind::Ack);
     assert_eq!(a.mail.to, CIVIL_EMAIL);
     assert_eq!(a.branch.as_deref(), Some(CIVIL));
     assert!(
@@ -424,7 +424,7 @@ fn without_materials_after_a_version_it_is_conversation() {
         d.outcome.reason
     );
     let a = d.answer.expect("the no-materials note");
-    assert_eq!(a.mail.kind, "no_materials");
+    assert_eq!(a.mail.kind, OutboxKind::NoMaterials);
     assert!(a.mail.subject.ends_with("（未附材料，未登记新版本）"));
 
     // Enough such notes to this address: none, and the log hears of it.
@@ -474,7 +474,7 @@ fn subject_help_once_per_window() {
     assert_eq!(d.outcome.disposition, Disposition::SubjectHelp);
     assert!(!d.needs_staff);
     let a = d.answer.expect("help");
-    assert_eq!(a.mail.kind, "subject_help");
+    assert_eq!(a.mail.kind, OutboxKind::SubjectHelp);
     assert!(a.mail.subject.ends_with("（主题格式有误，未登记）"));
     assert!(d.version.is_none());
 
