@@ -297,8 +297,10 @@ pub enum OutboxKind {
     NoMaterials,
     /// The exact subject, for a mail that looks like an application under a wrong one.
     SubjectHelp,
-    /// A reminder before a deadline (application or closure).
+    /// A reminder before the application deadline.
     Reminder,
+    /// A reminder before the closure deadline (what a funded project still owes).
+    ClosureReminder,
     /// A reviewer's digest.
     Digest,
     /// A branch's review result.
@@ -306,11 +308,17 @@ pub enum OutboxKind {
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 6] = [
+    /// A reminder of either deadline: pointless once its deadline has passed.
+    pub fn is_reminder(self) -> bool {
+        matches!(self, OutboxKind::Reminder | OutboxKind::ClosureReminder)
+    }
+
+    pub const ALL: [OutboxKind; 7] = [
         OutboxKind::Ack,
         OutboxKind::NoMaterials,
         OutboxKind::SubjectHelp,
         OutboxKind::Reminder,
+        OutboxKind::ClosureReminder,
         OutboxKind::Digest,
         OutboxKind::Result,
     ];
@@ -322,6 +330,7 @@ impl OutboxKind {
             OutboxKind::NoMaterials => "no_materials",
             OutboxKind::SubjectHelp => "subject_help",
             OutboxKind::Reminder => "reminder",
+            OutboxKind::ClosureReminder => "closure_reminder",
             OutboxKind::Digest => "digest",
             OutboxKind::Result => "result",
         }
@@ -334,6 +343,7 @@ impl OutboxKind {
             OutboxKind::NoMaterials => "未附材料说明",
             OutboxKind::SubjectHelp => "主题格式说明",
             OutboxKind::Reminder => "截止提醒",
+            OutboxKind::ClosureReminder => "结项提醒",
             OutboxKind::Digest => "评审摘要",
             OutboxKind::Result => "评审结果",
         }

@@ -272,10 +272,12 @@ pub fn thread(
     found: Option<(String, Ours)>,
 ) -> Option<Thread> {
     if let Some((our_id, ours)) = found {
-        // About closure: a closure acknowledgement, a result mail, a closure reminder.
+        // About closure: a closure acknowledgement, a result mail, a closure reminder (before
+        // the kind existed, closure reminders were `reminder`s with 结项 in the subject).
+        let kind = ours.kind.parse::<OutboxKind>().ok();
         let closure = ours.submission_kind.as_deref() == Some("closure")
-            || ours.kind == OutboxKind::Result.as_str()
-            || (ours.kind == OutboxKind::Reminder.as_str() && ours.subject.contains("结项"));
+            || matches!(kind, Some(OutboxKind::Result | OutboxKind::ClosureReminder))
+            || (kind == Some(OutboxKind::Reminder) && ours.subject.contains("结项"));
         return Some(Thread {
             our_id,
             branch: ours.branch,

@@ -340,7 +340,11 @@ fn reminder(
     // Threaded to the branch's last exchange, where there is one.
     let refs: Vec<String> = sub.and_then(|s| s.message_id.clone()).into_iter().collect();
     let mail = compose::build(&MailSpec {
-        kind: compose::OutboxKind::Reminder,
+        kind: if closure {
+            compose::OutboxKind::ClosureReminder
+        } else {
+            compose::OutboxKind::Reminder
+        },
         from_name: &p.cfg.smtp.from_name,
         from_addr: &p.cfg.smtp.from_address,
         to_name: Some(&branch.secretary),

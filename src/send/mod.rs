@@ -205,7 +205,12 @@ pub async fn forecast(
         .iter()
         .zip(&times)
         .filter_map(|((id, kind, _, deadline), at)| match deadline {
-            Some(d) if kind == crate::notify::compose::OutboxKind::Reminder.as_str() && at > d => {
+            Some(d)
+                if kind
+                    .parse::<crate::notify::compose::OutboxKind>()
+                    .is_ok_and(|k| k.is_reminder())
+                    && at > d =>
+            {
                 Some((*id, *d))
             }
             _ => None,

@@ -681,6 +681,12 @@ fn threads_found_and_guessed() {
         (ours("result", "评审结果", None), true),
         (ours("reminder", "结项材料提醒", None), true),
         (ours("reminder", "申报提醒", None), false),
+        (
+            ours("closure_reminder", "【提醒】结项材料将于12月1日截止", None),
+            true,
+        ),
+        (ours("closure_reminder", "任意主题", None), true),
+        (ours("digest", "结项摘要", None), false),
     ];
     for (o, closure) in cases {
         let t = thread(&ctx, vec!["x@y".into()], Some(("x@y".into(), o))).expect("found");
