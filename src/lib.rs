@@ -56,6 +56,9 @@ pub mod export;
 /// The daemon and its health.
 pub mod daemon;
 
+/// The board (看板): the campaign in a browser.
+pub mod web;
+
 /// The command line, one function per command.
 pub mod cli;
 

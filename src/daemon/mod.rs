@@ -109,6 +109,7 @@ pub async fn run(
     let (backlog, backlog_rx) = watch::channel(0);
     let sender = sender(&cfg, store.clone(), clock, wake)?.with_backlog(backlog_rx);
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
+    let web_task = crate::web::start(app.clone(), false, stop_rx.clone()).await?;
     let scheduler_task = tokio::spawn(crate::schedule::remind::run(app, stop_rx.clone()));
     let intake = Intake {
         store,
@@ -133,6 +134,9 @@ pub async fn run(
         let _ = intake_task.await;
         let _ = scheduler_task.await;
         let _ = sender_task.await;
+        if let Some(t) = web_task {
+            let _ = t.await;
+        }
     };
     if tokio::time::timeout(Duration::from_secs(30), both)
         .await
@@ -144,7 +148,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
