@@ -54,12 +54,14 @@ impl State {
 }
 
 /// The state of a branch whose latest application is `latest`: problems first (the branch
-/// must act), then late, then a changed sender (staff should look), else complete.
+/// must act), then late, then a changed sender (staff should look), else complete. Lateness
+/// is itself a problem code (`late`); alone, it makes the branch 迟交, not 有问题.
 pub fn state_of(latest: Option<&ExportSubmission>) -> State {
+    let late = crate::campaign::rules::Problem::Late.code();
     match latest {
         None => State::NotApplied,
-        Some(s) if !s.problems.is_empty() => State::Problems,
-        Some(s) if s.late => State::Late,
+        Some(s) if s.problems.iter().any(|p| p != late) => State::Problems,
+        Some(s) if s.late || !s.problems.is_empty() => State::Late,
         Some(s) if s.sender_changed => State::SenderChanged,
         Some(_) => State::Complete,
     }
@@ -95,13 +97,20 @@ pub fn branch_rows(roster: &[Branch], latest: &[ExportSubmission]) -> Vec<Branch
                 state,
                 state_label: state.label(),
                 version: s.map(|s| s.version),
-                received_at: s.map(|s| s.received_at.clone()),
+                received_at: s.map(|s| short_time(&s.received_at)),
                 problems: s
                     .map(|s| s.problems.iter().map(|c| problem_title(c)).collect())
                     .unwrap_or_default(),
             }
         })
         .collect()
+}
+
+/// `2025-09-26T08:40:43+08:00` (the export's Beijing time) as `2025-09-26 08:40`.
+pub fn short_time(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
 }
 
 /// A problem code in words (the code itself when it is not one shenbao knows).
@@ -285,10 +294,22 @@ mod tests {
             (Some(sub("a", &[], true, false)), State::Late),
             (Some(sub("a", &[], true, true)), State::Late),
             (Some(sub("a", &[], false, true)), State::SenderChanged),
+            (Some(sub("a", &["late"], true, false)), State::Late),
+            (Some(sub("a", &["late"], false, false)), State::Late),
+            (
+                Some(sub("a", &["late", "form_missing"], true, true)),
+                State::Problems,
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(state_of(s.as_ref()), want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn times_are_shortened() {
+        assert_eq!(short_time("2025-09-26T08:40:43+08:00"), "2025-09-26 08:40");
+        assert_eq!(short_time("garbled"), "garbled");
     }
 
     #[test]

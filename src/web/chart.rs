@@ -20,11 +20,12 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// Row height and the widths of the label and bar areas, in SVG units.
-const ROW: u32 = 28;
-const LABEL: u32 = 230;
-const BAR: u32 = 420;
-const COUNT: u32 = 110;
+/// Each college takes two lines: its name, then its bar with the counts. Stacked this way
+/// the chart is narrow enough to stay legible on a phone (the SVG scales to the width).
+const ROW: u32 = 46;
+const BAR: u32 = 400;
+const COUNT: u32 = 80;
+const WIDTH: u32 = BAR + COUNT;
 
 /// A horizontal stacked bar per college: applied (dark) then not applied (light), scaled to
 /// the largest college, with the counts written out so the chart reads without colour.
@@ -38,27 +39,25 @@ pub fn college_bars(rows: &[CollegeCount]) -> String {
         .max()
         .unwrap_or(0)
         .max(1);
-    let width = LABEL + BAR + COUNT;
-    let height = ROW * rows.len() as u32 + 8;
+    let height = ROW * rows.len() as u32 + 4;
     let mut s = format!(
-        r#"<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" aria-labelledby="chart-title" xmlns="http://www.w3.org/2000/svg"><title id="chart-title">各学院已申报与未申报的支部数</title>"#
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-labelledby="chart-title" xmlns="http://www.w3.org/2000/svg"><title id="chart-title">各学院已申报与未申报的支部数</title>"#
     );
     for (i, r) in rows.iter().enumerate() {
-        let y = i as u32 * ROW + 4;
+        let y = i as u32 * ROW;
+        let bar_y = y + 22;
         let applied_w = r.applied * BAR / max;
         let not_w = r.not_applied * BAR / max;
-        let name = esc(&shorten(&r.college, 14));
+        let name = esc(&shorten(&r.college, 28));
         let full = esc(&r.college);
         s.push_str(&format!(
-            r#"<g><title>{full}：已申报 {a}，未申报 {n}</title><text x="{lx}" y="{ty}" text-anchor="end" class="label">{name}</text><rect x="{LABEL}" y="{y}" width="{applied_w}" height="{h}" class="applied"/><rect x="{nx}" y="{y}" width="{not_w}" height="{h}" class="not-applied"/><text x="{cx}" y="{ty}" class="count">{a} / {t}</text></g>"#,
+            r#"<g><title>{full}：已申报 {a}，未申报 {n}</title><text x="0" y="{ty}" class="label">{name}</text><rect x="0" y="{bar_y}" width="{applied_w}" height="16" class="applied"/><rect x="{applied_w}" y="{bar_y}" width="{not_w}" height="16" class="not-applied"/><text x="{cx}" y="{cy}" class="count">{a} / {t}</text></g>"#,
             a = r.applied,
             n = r.not_applied,
             t = r.applied + r.not_applied,
-            lx = LABEL - 8,
-            ty = y + 15,
-            h = ROW - 8,
-            nx = LABEL + applied_w,
-            cx = LABEL + applied_w + not_w + 6,
+            ty = y + 16,
+            cx = applied_w + not_w + 6,
+            cy = bar_y + 13,
         ));
     }
     s.push_str("</svg>");
@@ -107,25 +106,21 @@ mod tests {
         let svg = college_bars(&[c("甲学院", 3, 1), c("乙学院", 0, 2), c("丙学院", 0, 0)]);
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.ends_with("</svg>"));
-        // 甲: 4 branches = the full 420; 3 applied = 315.
-        assert!(
-            svg.contains(r#"width="315" height="20" class="applied""#),
-            "{svg}"
-        );
-        assert!(svg.contains(r#"x="545" y="4" width="105""#), "{svg}");
-        // 乙: 2 not applied = 210, no applied bar.
-        assert!(
-            svg.contains(r#"y="32" width="0" height="20" class="applied""#),
-            "{svg}"
-        );
-        assert!(
-            svg.contains(r#"width="210" height="20" class="not-applied""#),
-            "{svg}"
-        );
-        // 丙 has no branches: no division by zero, zero-width bars.
-        assert!(svg.contains(">0 / 0<"), "{svg}");
-        assert!(svg.contains(">3 / 4<") && svg.contains(">0 / 2<"));
-        assert!(svg.contains(r#"viewBox="0 0 760 92""#), "{svg}");
+        // 甲: 4 branches = the full 400; 3 applied = 300, then 100 not applied.
+        for part in [
+            r#"<rect x="0" y="22" width="300" height="16" class="applied"/>"#,
+            r#"<rect x="300" y="22" width="100" height="16" class="not-applied"/>"#,
+            r#"<text x="406" y="35" class="count">3 / 4</text>"#,
+            // 乙: 2 not applied = 200, no applied bar; its name on the line above.
+            r#"<text x="0" y="62" class="label">乙学院</text>"#,
+            r#"<rect x="0" y="68" width="0" height="16" class="applied"/>"#,
+            r#"<rect x="0" y="68" width="200" height="16" class="not-applied"/>"#,
+            // 丙 has no branches: no division by zero, zero-width bars.
+            r#"<text x="6" y="127" class="count">0 / 0</text>"#,
+            r#"viewBox="0 0 480 142""#,
+        ] {
+            assert!(svg.contains(part), "{part} in {svg}");
+        }
         assert_eq!(svg.matches("<g>").count(), 3);
     }
 
@@ -141,9 +136,12 @@ mod tests {
         assert!(!svg.contains("<script>"), "{svg}");
         assert!(!svg.contains(r#""onmouseover"#), "{svg}");
         assert!(svg.contains("&lt;script&gt;"));
-        let long = "一二三四五六七八九十一二三四五六七八";
+        let long = "一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十";
         let svg = college_bars(&[c(long, 1, 1)]);
-        assert!(svg.contains(">一二三四五六七八九十一二三…<"), "{svg}");
+        assert!(
+            svg.contains(">一二三四五六七八九十一二三四五六七八九十一二三四五六七…<"),
+            "{svg}"
+        );
         // The full name stays in the tooltip.
         assert!(svg.contains(&format!("<title>{long}：已申报 1，未申报 1</title>")));
     }
@@ -155,6 +153,6 @@ mod tests {
             .collect();
         let svg = college_bars(&rows);
         assert_eq!(svg.matches("<g>").count(), 100);
-        assert!(svg.contains(r#"viewBox="0 0 760 2808""#));
+        assert!(svg.contains(r#"viewBox="0 0 480 4604""#));
     }
 }
