@@ -276,7 +276,12 @@ async fn the_board_over_http_and_in_a_browser() {
     )
     .expect("config");
     let check = env.cli(&["check-config"]);
-    assert!(!check.contains("web."), "{check}");
+    assert!(
+        check.contains(&format!(
+            "看板：监听 http://127.0.0.1:{port}/，2 个账号（工作人员 1 个，评审专家 1 个）"
+        )),
+        "{check}"
+    );
 
     let mut daemon = env.start_daemon();
     env.wait_watermark(&mut daemon).await;
