@@ -496,5 +496,58 @@ async fn the_board_over_http_and_in_a_browser() {
 
     let log = daemon.stop();
     assert!(log.contains("看板已启动"), "{log}");
+
+    // `shenbao web`: the board alone, read-only, on the same database (a fresh process: the
+    // login limit starts over).
+    let mut alone = std::process::Command::new(env!("CARGO_BIN_EXE_shenbao"))
+        .arg("--config")
+        .arg(&env.config)
+        .arg("web")
+        .env("SHENBAO_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("shenbao web");
+    wait_for("shenbao web to listen", Duration::from_secs(30), || {
+        let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        async move { up }
+    })
+    .await;
+    let page = http(port, ip1, "GET", "/login", "", None).await;
+    let t = page.cookie("shenbao_login").expect("login cookie");
+    let r = http(
+        port,
+        ip1,
+        "POST",
+        "/login",
+        &format!("shenbao_login={t}"),
+        Some(&format!("csrf={t}&{good_staff}")),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let session = format!(
+        "shenbao_session={}",
+        r.cookie("shenbao_session").expect("session")
+    );
+    let page = http(port, ip1, "GET", "/", &session, None).await;
+    assert!(
+        page.body.contains("王老师（工作人员，只读）"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(&format!("1<span class=\"of\"> / {roster_size}"))
+    );
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(alone.id().to_string())
+        .status();
+    let status = alone.wait().expect("wait");
+    assert!(
+        status.success(),
+        "shenbao web stops cleanly on SIGTERM: {status}"
+    );
     let _ = std::fs::remove_dir_all(&env.dir);
 }
