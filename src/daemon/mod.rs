@@ -108,8 +108,9 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (backlog, backlog_rx) = watch::channel(0);
     let sender = sender(&cfg, store.clone(), clock, wake)?.with_backlog(backlog_rx);
-    let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
+    // The board first: a busy port stops the start before anything else runs.
     let web_task = crate::web::start(app.clone(), false, stop_rx.clone()).await?;
+    let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
     let scheduler_task = tokio::spawn(crate::schedule::remind::run(app, stop_rx.clone()));
     let intake = Intake {
         store,

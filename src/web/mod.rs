@@ -199,16 +199,18 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// A `Set-Cookie` value: the whole site, never readable by script, never sent from another
+/// site, and only over TLS when `secure`.
+fn cookie_line(name: &str, value: &str, secure: bool) -> String {
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
 impl Board {
     fn set_cookie(&self, name: &str, value: &str) -> String {
-        format!(
-            "{name}={value}; Path=/; HttpOnly; SameSite=Strict{}",
-            if self.web.secure_cookies {
-                "; Secure"
-            } else {
-                ""
-            }
-        )
+        cookie_line(name, value, self.web.secure_cookies)
     }
 
     fn clear_cookie(&self, name: &str) -> String {
@@ -623,6 +625,33 @@ mod tests {
             "{out}"
         );
         assert!(out.contains(r#"name="csrf" value="tok""#));
+    }
+
+    #[test]
+    fn cookies_are_http_only_strict_and_secure_behind_tls() {
+        assert_eq!(
+            cookie_line("shenbao_session", "t", false),
+            "shenbao_session=t; Path=/; HttpOnly; SameSite=Strict"
+        );
+        assert_eq!(
+            cookie_line("shenbao_session", "t", true),
+            "shenbao_session=t; Path=/; HttpOnly; SameSite=Strict; Secure"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_busy_port_names_the_key() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let web = WebConfig {
+            listen: taken.local_addr().expect("addr"),
+            users: vec![],
+            session_idle: std::time::Duration::from_secs(60),
+            secure_cookies: false,
+        };
+        let e = bind(&web).await.expect_err("busy");
+        let text = e.to_string();
+        assert!(text.contains("看板无法监听 127.0.0.1:"), "{text}");
+        assert!(text.contains("web.listen"), "{text}");
     }
 
     #[test]

@@ -462,6 +462,11 @@ async fn the_board_over_http_and_in_a_browser() {
     assert!(!none.body.contains(BRANCH), "{}", none.body);
 
     // Screenshots of what the browser renders (the style sheet is in the page).
+    let login_html = http(port, ip2, "GET", "/login", "", None).await.body;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&login_html, "login", 1366, 768).display()
+    );
     let overview_html = http(port, ip2, "GET", "/", &session, None).await.body;
     let branches_html = http(port, ip2, "GET", "/branches", &session, None)
         .await
