@@ -167,6 +167,9 @@ pub struct WebConfig {
     pub session_idle: Duration,
     /// Mark the cookies `Secure` (the board is behind TLS, e.g. nginx).
     pub secure_cookies: bool,
+    /// The board is behind a reverse proxy on this machine: a request from a loopback
+    /// address names its client in `X-Real-IP` (for the per-address login limit).
+    pub behind_proxy: bool,
 }
 
 /// One `[[web.user]]`.
@@ -801,6 +804,7 @@ impl Reader<'_> {
         };
         let session_idle = self.duration("web.session_idle", "30m");
         let secure_cookies = self.boolean("web.secure_cookies", false);
+        let behind_proxy = self.boolean("web.behind_proxy", false);
         self.seen.insert("web.user".to_string());
         let mut root = toml::Table::new();
         if let Some(u) = table.get("user") {
@@ -841,6 +845,7 @@ impl Reader<'_> {
             users,
             session_idle: session_idle?,
             secure_cookies: secure_cookies?,
+            behind_proxy: behind_proxy?,
         }))
     }
 
@@ -1882,11 +1887,12 @@ roster = "missing.csv"
         assert_eq!(web.listen, "127.0.0.1:8640".parse().expect("addr"));
         assert_eq!(web.session_idle, Duration::from_secs(30 * 60));
         assert!(!web.secure_cookies);
+        assert!(!web.behind_proxy);
         assert_eq!(web.users.len(), 2);
         assert_eq!(web.users[1].role, WebRole::Reviewer);
         assert!(web.users[0].role.may_act() && !web.users[1].role.may_act());
         let set = format!(
-            "{}[web]\nlisten = \"0.0.0.0:9000\"\nsession_idle = \"10m\"\nsecure_cookies = true\n{}",
+            "{}[web]\nlisten = \"0.0.0.0:9000\"\nsession_idle = \"10m\"\nsecure_cookies = true\nbehind_proxy = true\n{}",
             good(&dir),
             user("王老师", "staff")
         );
@@ -1894,6 +1900,7 @@ roster = "missing.csv"
         assert_eq!(web.listen.port(), 9000);
         assert_eq!(web.session_idle, Duration::from_secs(600));
         assert!(web.secure_cookies);
+        assert!(web.behind_proxy);
         for (text, key) in [
             ("[web]\n".to_string(), "web.user"),
             (

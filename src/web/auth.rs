@@ -122,6 +122,23 @@ impl Refusal {
     }
 }
 
+/// The client a login limit counts against: the peer, or — behind a reverse proxy on this
+/// machine (`web.behind_proxy`) — the address the proxy puts in `X-Real-IP`. The header is
+/// believed only from a loopback peer, so a client cannot choose its own address.
+pub fn client_addr(
+    peer: std::net::IpAddr,
+    real_ip: Option<&str>,
+    behind_proxy: bool,
+) -> std::net::IpAddr {
+    if behind_proxy
+        && peer.is_loopback()
+        && let Some(ip) = real_ip.and_then(|v| v.trim().parse().ok())
+    {
+        return ip;
+    }
+    peer
+}
+
 /// Failures allowed before a key has to wait.
 pub const FREE_FAILURES: u32 = 5;
 /// The first wait; each further failure doubles it, up to [`MAX_WAIT`].
@@ -332,6 +349,28 @@ mod tests {
         l.succeed("k");
         l.fail("k", t(5));
         assert_eq!(l.check("k", t(5)), Ok(()));
+    }
+
+    #[test]
+    fn the_client_behind_a_proxy() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let cases = [
+            ("127.0.0.1", Some("203.0.113.7"), true, "203.0.113.7"),
+            ("::1", Some(" 2001:db8::1 "), true, "2001:db8::1"),
+            // Not behind a proxy: the header is ignored.
+            ("127.0.0.1", Some("203.0.113.7"), false, "127.0.0.1"),
+            // From elsewhere the header is a client's claim: ignored.
+            ("198.51.100.2", Some("203.0.113.7"), true, "198.51.100.2"),
+            ("127.0.0.1", Some("garbage"), true, "127.0.0.1"),
+            ("127.0.0.1", None, true, "127.0.0.1"),
+        ];
+        for (peer, header, proxy, want) in cases {
+            assert_eq!(
+                client_addr(ip(peer), header, proxy),
+                ip(want),
+                "{peer} {header:?} {proxy}"
+            );
+        }
     }
 
     #[test]

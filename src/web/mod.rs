@@ -347,12 +347,17 @@ async fn login(
         );
     }
     let now = board.now();
-    let keys = [format!("user:{name}"), format!("addr:{}", peer.ip())];
+    let client = auth::client_addr(
+        peer.ip(),
+        headers.get("x-real-ip").and_then(|v| v.to_str().ok()),
+        board.web.behind_proxy,
+    );
+    let keys = [format!("user:{name}"), format!("addr:{client}")];
     {
         let mut limiter = board.limiter.lock().unwrap_or_else(|e| e.into_inner());
         for k in &keys {
             if let Err(secs) = limiter.check(k, now) {
-                tracing::warn!(user = %name, addr = %peer.ip(), "看板登录失败次数过多，暂不受理");
+                tracing::warn!(user = %name, addr = %client, "看板登录失败次数过多，暂不受理");
                 drop(limiter);
                 return login_form(
                     &board,
@@ -383,7 +388,7 @@ async fn login(
                 limiter.fail(k, now);
             }
             drop(limiter);
-            tracing::warn!(user = %name, addr = %peer.ip(), "看板登录失败：账号或密码不对");
+            tracing::warn!(user = %name, addr = %client, "看板登录失败：账号或密码不对");
             return login_form(&board, StatusCode::UNAUTHORIZED, "账号或密码不对。", &name);
         }
     };
@@ -399,7 +404,7 @@ async fn login(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .start(session.clone(), &user.name, user.role, csrf, now);
-    tracing::info!(user = %user.name, role = user.role.label(), addr = %peer.ip(), "看板登录");
+    tracing::info!(user = %user.name, role = user.role.label(), addr = %client, "看板登录");
     Ok(redirect(
         "/",
         &[
@@ -647,6 +652,7 @@ mod tests {
             users: vec![],
             session_idle: std::time::Duration::from_secs(60),
             secure_cookies: false,
+            behind_proxy: false,
         };
         let e = bind(&web).await.expect_err("busy");
         let text = e.to_string();
