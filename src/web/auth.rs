@@ -126,10 +126,10 @@ impl Refusal {
 /// machine (`web.behind_proxy`) — the address the proxy puts in `X-Real-IP`. The header is
 /// believed only from a loopback peer, so a client cannot choose its own address.
 pub fn client_addr(
-    peer: std::net::IpAddr,
+    peer: core::net::IpAddr,
     real_ip: Option<&str>,
     behind_proxy: bool,
-) -> std::net::IpAddr {
+) -> core::net::IpAddr {
     if behind_proxy
         && peer.is_loopback()
         && let Some(ip) = real_ip.and_then(|v| v.trim().parse().ok())
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn the_client_behind_a_proxy() {
-        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let ip = |s: &str| s.parse::<core::net::IpAddr>().expect("ip");
         let cases = [
             ("127.0.0.1", Some("203.0.113.7"), true, "203.0.113.7"),
             ("::1", Some(" 2001:db8::1 "), true, "2001:db8::1"),
