@@ -1,4 +1,6 @@
-//! `shenbao web` (the board alone, read-only, without the daemon) and `shenbao web passwd`.
+//! `shenbao web` (the board alone, read-only, without the daemon: a reviewer's laptop with a
+//! copy of the database) and `shenbao web passwd` (accounts live in the config as argon2
+//! hashes, so the password itself is never written anywhere). Not pure: terminal and network.
 
 use super::*;
 use std::io::{BufRead as _, IsTerminal as _};
