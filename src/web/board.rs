@@ -205,6 +205,33 @@ pub fn problems_by_code(latest: &[ExportSubmission]) -> Vec<(String, String, usi
     v
 }
 
+/// Arrivals per day (in the campaign's zone) for the `days` days ending with `now`'s day,
+/// oldest first; days without arrivals count 0.
+pub fn arrivals_per_day(
+    times: &[DateTime<Utc>],
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+    days: u32,
+) -> Vec<(chrono::NaiveDate, u32)> {
+    let today = now.with_timezone(&tz).date_naive();
+    let first = today - chrono::Duration::days(i64::from(days.max(1)) - 1);
+    let mut out: Vec<(chrono::NaiveDate, u32)> = first
+        .iter_days()
+        .take_while(|d| *d <= today)
+        .map(|d| (d, 0))
+        .collect();
+    for t in times {
+        let d = t.with_timezone(&tz).date_naive();
+        if let Some(i) = usize::try_from((d - first).num_days())
+            .ok()
+            .filter(|i| *i < out.len())
+        {
+            out[i].1 += 1;
+        }
+    }
+    out
+}
+
 /// “距申报截止还有 3 天 4 小时” for the next deadline after `now`, or that all have passed.
 pub fn next_deadline(deadlines: &[(&str, DateTime<Utc>)], now: DateTime<Utc>) -> String {
     let next = deadlines
@@ -430,6 +457,40 @@ mod tests {
         assert_eq!(p.len(), 3);
         assert!(p.iter().any(|x| x.1 == "no_such_code"));
         assert!(problems_by_code(&[]).is_empty());
+    }
+
+    #[test]
+    fn arrivals_are_counted_per_day_in_the_campaigns_zone() {
+        let d = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let tz = chrono_tz::Asia::Shanghai;
+        let now = d("2025-09-27T10:00:00+08:00");
+        let times = [
+            // 23:30 UTC on the 25th is the 26th in Beijing.
+            d("2025-09-25T23:30:00Z"),
+            d("2025-09-26T08:00:00+08:00"),
+            d("2025-09-27T09:00:00+08:00"),
+            // Outside the window: too old, and in the future.
+            d("2025-09-20T09:00:00+08:00"),
+            d("2025-09-28T09:00:00+08:00"),
+        ];
+        let got: Vec<(String, u32)> = arrivals_per_day(&times, tz, now, 3)
+            .into_iter()
+            .map(|(day, n)| (day.to_string(), n))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2025-09-25".to_string(), 0),
+                ("2025-09-26".to_string(), 2),
+                ("2025-09-27".to_string(), 1)
+            ]
+        );
+        assert_eq!(arrivals_per_day(&[], tz, now, 14).len(), 14);
+        assert_eq!(arrivals_per_day(&[], tz, now, 0).len(), 1);
     }
 
     #[test]

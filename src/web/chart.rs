@@ -64,6 +64,71 @@ pub fn college_bars(rows: &[CollegeCount]) -> String {
     s
 }
 
+/// Arrivals per day as a line with a dot and the count at each day, and every few days' date
+/// under the axis. `days` are (label such as `9/26`, count), oldest first.
+pub fn daily_line(days: &[(String, u32)]) -> String {
+    const W: u32 = 480;
+    const H: u32 = 150;
+    const TOP: u32 = 22;
+    const BOTTOM: u32 = 120;
+    const LEFT: u32 = 16;
+    const RIGHT: u32 = 16;
+    if days.is_empty() {
+        return String::new();
+    }
+    let max = days.iter().map(|d| d.1).max().unwrap_or(0).max(1);
+    let n = days.len() as u32;
+    let x = |i: u32| {
+        if n == 1 {
+            W / 2
+        } else {
+            LEFT + i * (W - LEFT - RIGHT) / (n - 1)
+        }
+    };
+    let y = |v: u32| BOTTOM - v * (BOTTOM - TOP) / max;
+    let total: u32 = days.iter().map(|d| d.1).sum();
+    let mut s = format!(
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" width="100%" role="img" aria-labelledby="line-title" xmlns="http://www.w3.org/2000/svg"><title id="line-title">近 {n} 天每天收到的申报（共 {total} 份）</title><line x1="{LEFT}" y1="{BOTTOM}" x2="{x2}" y2="{BOTTOM}" class="axis"/>"#,
+        x2 = W - RIGHT
+    );
+    let points: Vec<String> = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("{},{}", x(i as u32), y(d.1)))
+        .collect();
+    s.push_str(&format!(
+        r#"<polyline points="{}" class="line"/>"#,
+        points.join(" ")
+    ));
+    // A date label every few days counted back from today, so that 30 labels do not overlap
+    // on a phone and today always has one.
+    let every = n.div_ceil(7).max(1);
+    for (i, (label, v)) in days.iter().enumerate() {
+        let i = i as u32;
+        let (cx, cy) = (x(i), y(*v));
+        s.push_str(&format!(
+            r#"<g><title>{label}：{v} 份</title><circle cx="{cx}" cy="{cy}" r="3.5" class="dot"/>"#,
+            label = esc(label)
+        ));
+        if *v > 0 {
+            s.push_str(&format!(
+                r#"<text x="{cx}" y="{ty}" text-anchor="middle" class="count">{v}</text>"#,
+                ty = cy - 7
+            ));
+        }
+        if (n - 1 - i).is_multiple_of(every) {
+            s.push_str(&format!(
+                r#"<text x="{cx}" y="{ly}" text-anchor="middle" class="label small">{label}</text>"#,
+                ly = BOTTOM + 20,
+                label = esc(label)
+            ));
+        }
+        s.push_str("</g>");
+    }
+    s.push_str("</svg>");
+    s
+}
+
 /// At most `n` characters, with an ellipsis when cut.
 fn shorten(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
@@ -144,6 +209,42 @@ mod tests {
         );
         // The full name stays in the tooltip.
         assert!(svg.contains(&format!("<title>{long}：已申报 1，未申报 1</title>")));
+    }
+
+    #[test]
+    fn a_line_of_daily_arrivals() {
+        assert_eq!(daily_line(&[]), "");
+        let days: Vec<(String, u32)> = [0, 2, 4, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("9/{}", 24 + i), *n))
+            .collect();
+        let svg = daily_line(&days);
+        // x from 16 to 464 in three steps; y from 120 (0) up to 22 (the maximum, 4).
+        assert!(
+            svg.contains(r#"<polyline points="16,120 165,71 314,22 464,96" class="line"/>"#),
+            "{svg}"
+        );
+        assert!(svg.contains("近 4 天每天收到的申报（共 7 份）"), "{svg}");
+        assert!(svg.contains("<title>9/26：4 份</title>"), "{svg}");
+        // Counts only where something arrived.
+        assert!(!svg.contains(r#"class="count">0<"#), "{svg}");
+        assert!(
+            svg.contains(r#"y="15" text-anchor="middle" class="count">4<"#),
+            "{svg}"
+        );
+        // One day alone sits in the middle; nothing divides by zero.
+        let one = daily_line(&[("9/24".to_string(), 0)]);
+        assert!(one.contains(r#"points="240,120""#), "{one}");
+    }
+
+    #[test]
+    fn thirty_days_label_every_fifth() {
+        let days: Vec<(String, u32)> = (0..30).map(|i| (format!("d{i}"), i)).collect();
+        let svg = daily_line(&days);
+        assert_eq!(svg.matches("class=\"label small\"").count(), 6, "{svg}");
+        assert!(svg.contains(">d29<") && svg.contains(">d4<") && !svg.contains(">d0<"));
+        assert_eq!(svg.matches("<circle").count(), 30);
     }
 
     #[test]

@@ -475,6 +475,17 @@ async fn overview(
     let rows = board::branch_rows(app.roster.branches(), &latest);
     let chart = chart::college_bars(&board::college_counts(&rows));
     let problems = board::problems_by_code(&latest);
+    let arrivals = app
+        .store
+        .application_arrivals()
+        .await
+        .map_err(anyhow::Error::from)?;
+    let daily: Vec<(String, u32)> =
+        board::arrivals_per_day(&arrivals, app.cfg.campaign.timezone, now, 14)
+            .into_iter()
+            .map(|(d, n)| (d.format("%-m/%-d").to_string(), n))
+            .collect();
+    let daily = chart::daily_line(&daily);
     let mut deadlines = vec![("申报截止", app.cfg.campaign.deadline)];
     if let Some(d) = app.cfg.campaign.closure_deadline {
         deadlines.push(("结项截止", d));
@@ -509,6 +520,7 @@ async fn overview(
             needs_staff_rows => staff,
             dead_letters => status.dead_letters.len(),
             chart => chart,
+            daily => daily,
             problems => problems,
             now => crate::clock::beijing(now),
         },

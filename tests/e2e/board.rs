@@ -385,6 +385,8 @@ async fn the_board_over_http_and_in_a_browser() {
     assert!(body.contains("<h1>总览</h1>"), "{body}");
     assert!(body.contains("李老师（评审专家）"), "{body}");
     assert!(body.contains("<svg class=\"chart\""), "{body}");
+    // The arrivals line: the one version, today.
+    assert!(body.contains("近 14 天每天收到的申报（共 1 份）"), "{body}");
     assert!(
         body.contains("<title>海洋与地球科学学院：已申报 1，"),
         "{body}"
