@@ -74,6 +74,8 @@ pub struct BranchRow {
     pub name: String,
     pub state: State,
     pub state_label: &'static str,
+    /// 申报板块 as the latest application's form (or summary) gives it.
+    pub section: Option<String>,
     pub version: Option<i64>,
     pub received_at: Option<String>,
     pub problems: Vec<String>,
@@ -96,6 +98,9 @@ pub fn branch_rows(roster: &[Branch], latest: &[ExportSubmission]) -> Vec<Branch
                 name: b.name.clone(),
                 state,
                 state_label: state.label(),
+                section: s
+                    .and_then(|s| s.fields.as_ref()?.get("section")?.as_str())
+                    .map(str::to_string),
                 version: s.map(|s| s.version),
                 received_at: s.map(|s| short_time(&s.received_at)),
                 problems: s
@@ -125,6 +130,8 @@ pub fn problem_title(code: &str) -> String {
 pub struct Filter {
     pub college: Option<String>,
     pub state: Option<State>,
+    /// A 板块 (or part of its name).
+    pub section: Option<String>,
     /// Part of the branch's or the college's name.
     pub search: Option<String>,
 }
@@ -136,7 +143,20 @@ pub fn filter_rows(rows: Vec<BranchRow>, f: &Filter) -> Vec<BranchRow> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(crate::textnorm::normalize);
+    let section = f
+        .section
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(crate::textnorm::normalize);
     rows.into_iter()
+        .filter(|r| {
+            section.as_deref().is_none_or(|x| {
+                r.section
+                    .as_deref()
+                    .is_some_and(|s| crate::textnorm::normalize(s).contains(x))
+            })
+        })
         .filter(|r| {
             f.college
                 .as_deref()
@@ -361,10 +381,12 @@ mod tests {
         ];
         let mut closure = sub("土木二支部", &[], false, false);
         closure.kind = "closure".into();
+        let mut ocean = sub("海洋支部", &[], false, false);
+        ocean.fields = Some(serde_json::json!({ "section": "学思践悟·固本强基" }));
         let latest = [
             sub("土木一支部", &["advisor_missing"], false, false),
             closure,
-            sub("海洋支部", &[], false, false),
+            ocean,
             sub("不在名册", &[], false, false),
         ];
         branch_rows(&roster, &latest)
@@ -384,6 +406,8 @@ mod tests {
             ]
         );
         assert_eq!(r[0].problems, ["未填写指导老师"]);
+        assert_eq!(r[2].section.as_deref(), Some("学思践悟·固本强基"));
+        assert_eq!(r[0].section, None);
         assert_eq!(r[0].version, Some(2));
         assert_eq!(r[1].version, None);
     }
@@ -414,6 +438,7 @@ mod tests {
                 &Filter {
                     college: college.map(String::from),
                     state,
+                    section: None,
                     search: search.map(String::from),
                 },
             )
@@ -443,6 +468,24 @@ mod tests {
         );
         assert!(f(None, Some(State::Late), None).is_empty());
         assert!(f(None, None, Some("<script>")).is_empty());
+        let by_section = |section: &str| {
+            filter_rows(
+                rows(),
+                &Filter {
+                    section: Some(section.to_string()),
+                    ..Filter::default()
+                },
+            )
+            .into_iter()
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(by_section("学思践悟·固本强基"), ["海洋支部"]);
+        // Part of the name, and a full-width space or middle dot written differently.
+        assert_eq!(by_section("学思践悟"), ["海洋支部"]);
+        assert_eq!(by_section(" "), by_section(""));
+        assert_eq!(by_section("").len(), 4);
+        assert!(by_section("党建+").is_empty());
     }
 
     #[test]

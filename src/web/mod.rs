@@ -531,6 +531,7 @@ async fn overview(
 #[derive(serde::Deserialize, Default)]
 struct BranchQuery {
     college: Option<String>,
+    section: Option<String>,
     state: Option<String>,
     q: Option<String>,
 }
@@ -557,6 +558,7 @@ async fn branches(
     let filter = board::Filter {
         college: q.college.clone().filter(|c| !c.is_empty()),
         state: q.state.as_deref().and_then(board::State::from_code),
+        section: q.section.clone(),
         search: q.q.clone(),
     };
     let rows = board::filter_rows(rows, &filter);
@@ -574,6 +576,8 @@ async fn branches(
             total => total,
             colleges => colleges,
             college => q.college.unwrap_or_default(),
+            sections => &app.cfg.campaign.sections,
+            section => q.section.unwrap_or_default(),
             states => states,
             state => q.state.unwrap_or_default(),
             q => q.q.unwrap_or_default(),
@@ -620,6 +624,7 @@ mod tests {
             name: evil.into(),
             state: board::State::Problems,
             state_label: "有问题",
+            section: Some(evil.into()),
             version: Some(1),
             received_at: None,
             problems: vec![evil.into()],
@@ -631,6 +636,7 @@ mod tests {
                     title => "支部", css => "", campaign => evil, user => evil, role => "工作人员",
                     csrf => "tok", page => "branches", rows => rows, total => 1,
                     colleges => vec![evil], college => evil, states => Vec::<(String, String)>::new(),
+                    sections => vec![evil], section => evil,
                     state => "", q => evil,
                 })
             })

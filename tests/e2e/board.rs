@@ -426,6 +426,27 @@ async fn the_board_over_http_and_in_a_browser() {
     assert!(row.contains("第1版"), "{row}");
     // The test's deadline (2025) has passed: late, and only late.
     assert!(row.contains("迟交"), "{row}");
+    // Its 板块, as the export reads it, shows in the row and filters.
+    let export: serde_json::Value =
+        serde_json::from_str(&env.cli(&["export", "--format", "json"])).expect("json");
+    let section = export["submissions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["branch"] == BRANCH))
+        .and_then(|s| s["fields"]["section"].as_str())
+        .expect("the sample names its 板块")
+        .to_string();
+    assert!(row.contains(&section), "{row}");
+    let page = http(
+        port,
+        ip2,
+        "GET",
+        &format!("/branches?section={}", enc(&section)),
+        &session,
+        None,
+    )
+    .await;
+    assert!(page.body.contains("共 1 个支部"), "{}", page.body);
+    assert!(page.body.contains(BRANCH));
     assert!(!row.contains("未申报"), "{row}");
 
     // Escaping: the roster's <script> branch and "onmouseover= college, and a search for them.
