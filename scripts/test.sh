@@ -12,11 +12,15 @@ log() { printf '[test] %s\n' "$*" >&2; }
 command -v cargo >/dev/null || { log "cargo not found: install the Rust toolchain (1.95) first"; exit 1; }
 
 # The try-out's smoke test needs curl and python3; tests/e2e/install.rs checks the unit with
-# systemd-analyze (package systemd). Installed once, like the mail servers.
+# systemd-analyze (package systemd); tests/e2e/board.rs screenshots the board with a headless
+# chromium. Installed once, like the mail servers.
 pkgs=()
 command -v curl >/dev/null || pkgs+=(curl)
 command -v python3 >/dev/null || pkgs+=(python3)
 command -v systemd-analyze >/dev/null || pkgs+=(systemd)
+command -v chromium >/dev/null || pkgs+=(chromium)
+# Chinese glyphs for those screenshots (without them every character is a box).
+[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || pkgs+=(fonts-noto-cjk)
 if [ ${#pkgs[@]} -gt 0 ]; then
   log "installing ${pkgs[*]}"
   apt_install() {

@@ -154,6 +154,52 @@ pub struct Config {
     pub levels: Vec<LevelConfig>,
     /// `[health]`: when `shenbao health` warns and when it reports a critical state.
     pub health: HealthConfig,
+    /// `[web]`: the board (看板); `None` when the file has no `[web]` table.
+    pub web: Option<WebConfig>,
+}
+
+/// `[web]`: where the board listens, who may log in, and how long a session lasts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    pub listen: std::net::SocketAddr,
+    pub users: Vec<WebUser>,
+    /// A session not used for this long ends.
+    pub session_idle: Duration,
+    /// Mark the cookies `Secure` (the board is behind TLS, e.g. nginx).
+    pub secure_cookies: bool,
+    /// The board is behind a reverse proxy on this machine: a request from a loopback
+    /// address names its client in `X-Real-IP` (for the per-address login limit).
+    pub behind_proxy: bool,
+}
+
+/// One `[[web.user]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebUser {
+    pub name: String,
+    /// The argon2 hash in PHC form (`$argon2id$v=19$…`), as `shenbao web passwd` prints it.
+    pub password_hash: String,
+    pub role: WebRole,
+}
+
+/// What a board account may do: reviewers read, staff also act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebRole {
+    Staff,
+    Reviewer,
+}
+
+impl WebRole {
+    pub fn label(self) -> &'static str {
+        match self {
+            WebRole::Staff => "工作人员",
+            WebRole::Reviewer => "评审专家",
+        }
+    }
+
+    /// Whether this role may change anything (every POST but login and logout).
+    pub fn may_act(self) -> bool {
+        self == WebRole::Staff
+    }
 }
 
 /// `[health]`: thresholds of `shenbao health` (see `health`); each pair is warning, critical.
@@ -683,7 +729,7 @@ impl Reader<'_> {
 
     fn config(&mut self, path: &Path) -> Option<Config> {
         for section in [
-            "imap", "smtp", "database", "storage", "campaign", "ack", "health",
+            "imap", "smtp", "database", "storage", "campaign", "ack", "health", "web",
         ] {
             self.seen.insert(section.to_string());
             match self.root.get(section) {
@@ -711,6 +757,7 @@ impl Reader<'_> {
         let campaign = self.campaign();
         let ack = self.ack(campaign.as_ref());
         let health = self.health();
+        let web = self.web();
         let reminders = self.array("reminder", |r| r.reminder());
         let digests = self.array("digest", |r| r.digest());
         let levels = match self.array("level", |r| r.level()) {
@@ -735,6 +782,100 @@ impl Reader<'_> {
             campaign: campaign?,
             ack: ack?,
             health: health?,
+            web: web?,
+        })
+    }
+
+    /// `[web]` and its `[[web.user]]` entries; `Some(None)` when there is no `[web]`.
+    fn web(&mut self) -> Option<Option<WebConfig>> {
+        let Some(Value::Table(table)) = self.root.get("web").cloned() else {
+            return Some(None);
+        };
+        let listen_text = self.string("web.listen", Some("127.0.0.1:8640"))?;
+        let listen = match listen_text.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.bad(
+                    "web.listen",
+                    format!("“{listen_text}”不是“地址:端口”，请写成 127.0.0.1:8640 这样的形式"),
+                );
+                None
+            }
+        };
+        let session_idle = self.duration("web.session_idle", "30m");
+        let secure_cookies = self.boolean("web.secure_cookies", false);
+        let behind_proxy = self.boolean("web.behind_proxy", false);
+        self.seen.insert("web.user".to_string());
+        let mut root = toml::Table::new();
+        if let Some(u) = table.get("user") {
+            root.insert("user".to_string(), u.clone());
+        }
+        let mut sub = Reader {
+            root: &root,
+            base: self.base.clone(),
+            problems: Vec::new(),
+            seen: BTreeSet::new(),
+            env: self.env,
+        };
+        let users = sub.array("user", |r| r.web_user());
+        for p in sub.problems {
+            self.problems.push(Problem {
+                key: format!("web.{}", p.key),
+                reason: p.reason,
+            });
+        }
+        let users = users?;
+        let mut names = BTreeSet::new();
+        for (i, u) in users.iter().enumerate() {
+            if !names.insert(u.name.clone()) {
+                self.bad(
+                    &format!("web.user[{}].name", i + 1),
+                    format!("账号“{}”写了两次，请删掉一个", u.name),
+                );
+            }
+        }
+        if users.is_empty() {
+            self.bad(
+                "web.user",
+                "看板没有任何账号：请用 `shenbao web passwd 姓名` 生成 [[web.user]] 并写入配置",
+            );
+        }
+        Some(Some(WebConfig {
+            listen: listen?,
+            users,
+            session_idle: session_idle?,
+            secure_cookies: secure_cookies?,
+            behind_proxy: behind_proxy?,
+        }))
+    }
+
+    fn web_user(&mut self) -> Option<WebUser> {
+        let name = self.string("user.name", None);
+        let hash = self.string("user.password_hash", None);
+        if let Some(h) = &hash
+            && !(h.starts_with("$argon2") && argon2::PasswordHash::new(h).is_ok())
+        {
+            self.bad(
+                "user.password_hash",
+                "不是 argon2 密码散列：请用 `shenbao web passwd 姓名` 生成后整行复制过来",
+            );
+            return None;
+        }
+        let role = match self.string("user.role", None)?.as_str() {
+            "staff" => Some(WebRole::Staff),
+            "reviewer" => Some(WebRole::Reviewer),
+            other => {
+                self.bad(
+                    "user.role",
+                    format!("“{other}”不是角色：工作人员写 \"staff\"，评审专家（只能查看）写 \"reviewer\""),
+                );
+                None
+            }
+        };
+        Some(WebUser {
+            name: name?,
+            password_hash: hash?,
+            role: role?,
         })
     }
 
@@ -1710,6 +1851,94 @@ roster = "missing.csv"
             ("[health]\nimap_warnnig = \"1h\"\n", "health.imap_warnnig"),
         ] {
             match Config::parse(&format!("{}{text}", good(&dir)), &dir.join("shenbao.toml")) {
+                Err(ConfigError::Invalid { problems, .. }) => {
+                    assert!(problems.iter().any(|p| p.key == key), "{key}: {problems:?}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_board_section() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg-web-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        let path = dir.join("shenbao.toml");
+        let cfg = Config::parse(&good(&dir), &path).expect("loads");
+        assert_eq!(cfg.web, None);
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$7mJ0Pq0fOdXqkN1hVtB5V8fO5YxD0bb9n6wQbm3Jb1g";
+        let user = |name: &str, role: &str| {
+            format!(
+                "[[web.user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nrole = \"{role}\"\n"
+            )
+        };
+        let text = format!(
+            "{}[web]\n{}{}",
+            good(&dir),
+            user("王老师", "staff"),
+            user("李老师", "reviewer")
+        );
+        let web = Config::parse(&text, &path)
+            .expect("loads")
+            .web
+            .expect("web");
+        assert_eq!(web.listen, "127.0.0.1:8640".parse().expect("addr"));
+        assert_eq!(web.session_idle, Duration::from_secs(30 * 60));
+        assert!(!web.secure_cookies);
+        assert!(!web.behind_proxy);
+        assert_eq!(web.users.len(), 2);
+        assert_eq!(web.users[1].role, WebRole::Reviewer);
+        assert!(web.users[0].role.may_act() && !web.users[1].role.may_act());
+        let set = format!(
+            "{}[web]\nlisten = \"0.0.0.0:9000\"\nsession_idle = \"10m\"\nsecure_cookies = true\nbehind_proxy = true\n{}",
+            good(&dir),
+            user("王老师", "staff")
+        );
+        let web = Config::parse(&set, &path).expect("loads").web.expect("web");
+        assert_eq!(web.listen.port(), 9000);
+        assert_eq!(web.session_idle, Duration::from_secs(600));
+        assert!(web.secure_cookies);
+        assert!(web.behind_proxy);
+        for (text, key) in [
+            ("[web]\n".to_string(), "web.user"),
+            (
+                format!("[web]\nlisten = \"localhost\"\n{}", user("a", "staff")),
+                "web.listen",
+            ),
+            (
+                format!("[web]\nsession_idle = \"soon\"\n{}", user("a", "staff")),
+                "web.session_idle",
+            ),
+            (
+                format!("[web]\nsecure_cookies = \"yes\"\n{}", user("a", "staff")),
+                "web.secure_cookies",
+            ),
+            (
+                format!("[web]\nlisen = \"x\"\n{}", user("a", "staff")),
+                "web.lisen",
+            ),
+            (format!("[web]\n{}", user("a", "admin")), "web.user[1].role"),
+            (
+                format!("[web]\n{}{}", user("a", "staff"), user("a", "reviewer")),
+                "web.user[2].name",
+            ),
+            (
+                "[web]\n[[web.user]]\nname = \"a\"\npassword_hash = \"secret\"\nrole = \"staff\"\n"
+                    .to_string(),
+                "web.user[1].password_hash",
+            ),
+            (
+                "[web]\n[[web.user]]\npassword_hash = \"x\"\nrole = \"staff\"\n".to_string(),
+                "web.user[1].name",
+            ),
+            (
+                format!("[web]\n{}pasword = \"x\"\n", user("a", "staff")),
+                "web.user[1].pasword",
+            ),
+        ] {
+            match Config::parse(&format!("{}{text}", good(&dir)), &path) {
                 Err(ConfigError::Invalid { problems, .. }) => {
                     assert!(problems.iter().any(|p| p.key == key), "{key}: {problems:?}")
                 }

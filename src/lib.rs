@@ -2,7 +2,8 @@
 //!
 //! The folders follow a mail's path; see the README's 代码结构 section. Pure folders (no
 //! tokio, no sqlx, no file system) are [`message`], [`attach`], [`extract`], [`campaign`] and
-//! [`notify`], plus [`schedule::plan`], [`send::limit`] and [`pipeline::decide`];
+//! [`notify`], plus [`schedule::plan`], [`send::limit`], [`pipeline::decide`] and the board's
+//! [`web::auth`], [`web::board`] and [`web::chart`];
 //! `src/architecture.rs` checks it.
 
 // Shared by every stage: the application context, the one clock, configuration, file modes,
@@ -55,6 +56,9 @@ pub mod export;
 // Running it.
 /// The daemon and its health.
 pub mod daemon;
+
+/// The board (看板): the campaign in a browser.
+pub mod web;
 
 /// The command line, one function per command.
 pub mod cli;

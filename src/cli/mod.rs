@@ -33,6 +33,7 @@ mod review;
 mod schedule;
 mod setup;
 mod status;
+mod web;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -211,11 +212,26 @@ pub enum Command {
         #[arg(value_name = "说明", long)]
         note: Option<String>,
     },
+    /// 看板：不运行守护进程，单独以只读方式提供看板（配置中要有 [web]）；`web passwd 姓名` 生成账号
+    Web {
+        #[command(subcommand)]
+        action: Option<WebAction>,
+    },
     /// 检查配置文件，逐项指出问题
     CheckConfig {
         /// 同时实际登录 IMAP 和 SMTP 服务器
         #[arg(long)]
         probe: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebAction {
+    /// 读入两遍密码（终端中不显示；不是终端时从标准输入读），打印带 argon2 密码散列的 [[web.user]]，复制到配置中
+    Passwd {
+        /// 账号名（登录时输入）
+        #[arg(value_name = "姓名")]
+        name: String,
     },
 }
 
@@ -446,6 +462,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
         } => correct::assign(&cli.config, id, branch, dry_run).await,
         Command::Resolve { id, note } => correct::resolve(&cli.config, id, note).await,
+        Command::Web { action: None } => web::serve(&cli.config).await,
+        Command::Web {
+            action: Some(WebAction::Passwd { name }),
+        } => web::passwd(&name),
         Command::Show { branch } => status::show(&cli.config, branch).await,
         Command::Remind { dry_run, at } => schedule::remind(&cli.config, dry_run, at).await,
         Command::Digest {

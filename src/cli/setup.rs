@@ -93,6 +93,24 @@ pub(super) async fn check_config(path: &Path, probe: bool) -> anyhow::Result<Exi
             return Ok(ExitCode::FAILURE);
         }
     }
+    if let Some(web) = &cfg.web {
+        let staff = web
+            .users
+            .iter()
+            .filter(|u| u.role == crate::config::WebRole::Staff)
+            .count();
+        say!(
+            "看板：监听 http://{}/，{} 个账号（工作人员 {staff} 个，评审专家 {} 个）{}",
+            web.listen,
+            web.users.len(),
+            web.users.len() - staff,
+            if web.secure_cookies {
+                ""
+            } else {
+                "；经 HTTPS 对外时请设 web.secure_cookies = true"
+            }
+        );
+    }
     match crate::config::load_templates(cfg.ack.templates_dir.as_deref()) {
         Err(e) => {
             eprintln!("ack.templates_dir：{e}");

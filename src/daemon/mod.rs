@@ -108,6 +108,8 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (backlog, backlog_rx) = watch::channel(0);
     let sender = sender(&cfg, store.clone(), clock, wake)?.with_backlog(backlog_rx);
+    // The board first: a busy port stops the start before anything else runs.
+    let web_task = crate::web::start(app.clone(), false, stop_rx.clone()).await?;
     let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
     let scheduler_task = tokio::spawn(crate::schedule::remind::run(app, stop_rx.clone()));
     let intake = Intake {
@@ -133,6 +135,9 @@ pub async fn run(
         let _ = intake_task.await;
         let _ = scheduler_task.await;
         let _ = sender_task.await;
+        if let Some(t) = web_task {
+            let _ = t.await;
+        }
     };
     if tokio::time::timeout(Duration::from_secs(30), both)
         .await
@@ -144,7 +149,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

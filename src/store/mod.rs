@@ -25,6 +25,7 @@ macro_rules! needs_staff {
 
 pub mod attachments;
 pub mod blobs;
+pub mod board;
 pub mod corrections;
 pub mod ledger;
 pub mod mailbox;

@@ -9,7 +9,7 @@
 //! What is here:
 //! - the end-to-end tests through the real Dovecot + Postfix of `scripts/mailstack.sh`
 //!   (`samples`, `problems`, `conversation`, …); each test has its own intake mailbox
-//!   (`intake1` … `intake30`) and Message-ID domain, so they run in parallel in this process
+//!   (`intake1` … `intake31`) and Message-ID domain, so they run in parallel in this process
 //!   as they did in separate ones; the tests of `secure` share `intake28` and take turns;
 //! - the tests that drive the binary or the scripts without mail servers (`cli`, `install`);
 //! - the pure and fast ones (`extraction_table`, `office_corpus`, `fuzz_regressions`): they
@@ -30,6 +30,7 @@
 
 mod common;
 
+mod board;
 mod cli;
 mod closure;
 mod conversation;

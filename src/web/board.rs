@@ -1,0 +1,561 @@
+//! What the board shows, computed from what the store returned: each roster branch's state,
+//! the per-college counts, problems by code, the time to the next deadline. Pure: plain data
+//! in, plain data out (the handlers in `web/mod.rs` read the store and render).
+
+use crate::campaign::roster::Branch;
+use crate::export::ExportSubmission;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// A roster branch's state on the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum State {
+    NotApplied,
+    Problems,
+    Late,
+    SenderChanged,
+    Complete,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [
+        State::NotApplied,
+        State::Problems,
+        State::Complete,
+        State::Late,
+        State::SenderChanged,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            State::NotApplied => "未申报",
+            State::Problems => "有问题",
+            State::Late => "迟交",
+            State::SenderChanged => "发件人变更",
+            State::Complete => "材料齐全",
+        }
+    }
+
+    /// The query value (`?state=…`).
+    pub fn code(self) -> &'static str {
+        match self {
+            State::NotApplied => "none",
+            State::Problems => "problems",
+            State::Late => "late",
+            State::SenderChanged => "sender",
+            State::Complete => "complete",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<State> {
+        State::ALL.into_iter().find(|s| s.code() == code)
+    }
+}
+
+/// The state of a branch whose latest application is `latest`: problems first (the branch
+/// must act), then late, then a changed sender (staff should look), else complete. Lateness
+/// is itself a problem code (`late`); alone, it makes the branch 迟交, not 有问题.
+pub fn state_of(latest: Option<&ExportSubmission>) -> State {
+    let late = crate::campaign::rules::Problem::Late.code();
+    match latest {
+        None => State::NotApplied,
+        Some(s) if s.problems.iter().any(|p| p != late) => State::Problems,
+        Some(s) if s.late || !s.problems.is_empty() => State::Late,
+        Some(s) if s.sender_changed => State::SenderChanged,
+        Some(_) => State::Complete,
+    }
+}
+
+/// One row of the 支部 page.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BranchRow {
+    pub college: String,
+    pub name: String,
+    pub state: State,
+    pub state_label: &'static str,
+    /// 申报板块 as the latest application's form (or summary) gives it.
+    pub section: Option<String>,
+    pub version: Option<i64>,
+    pub received_at: Option<String>,
+    pub problems: Vec<String>,
+}
+
+/// Every roster branch with its state, in roster order, from the latest submissions.
+pub fn branch_rows(roster: &[Branch], latest: &[ExportSubmission]) -> Vec<BranchRow> {
+    let by_branch: HashMap<&str, &ExportSubmission> = latest
+        .iter()
+        .filter(|s| s.kind == "application")
+        .filter_map(|s| Some((s.branch.as_deref()?, s)))
+        .collect();
+    roster
+        .iter()
+        .map(|b| {
+            let s = by_branch.get(b.name.as_str()).copied();
+            let state = state_of(s);
+            BranchRow {
+                college: b.college.clone(),
+                name: b.name.clone(),
+                state,
+                state_label: state.label(),
+                section: s
+                    .and_then(|s| s.fields.as_ref()?.get("section")?.as_str())
+                    .map(str::to_string),
+                version: s.map(|s| s.version),
+                received_at: s.map(|s| short_time(&s.received_at)),
+                problems: s
+                    .map(|s| s.problems.iter().map(|c| problem_title(c)).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// `2025-09-26T08:40:43+08:00` (the export's Beijing time) as `2025-09-26 08:40`.
+pub fn short_time(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+/// A problem code in words (the code itself when it is not one shenbao knows).
+pub fn problem_title(code: &str) -> String {
+    crate::campaign::rules::Problem::from_code(code)
+        .map(|p| p.title_zh().to_string())
+        .unwrap_or_else(|| code.to_string())
+}
+
+/// The filters of the 支部 page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub college: Option<String>,
+    pub state: Option<State>,
+    /// A 板块 (or part of its name).
+    pub section: Option<String>,
+    /// Part of the branch's or the college's name.
+    pub search: Option<String>,
+}
+
+pub fn filter_rows(rows: Vec<BranchRow>, f: &Filter) -> Vec<BranchRow> {
+    let needle = f
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(crate::textnorm::normalize);
+    let section = f
+        .section
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(crate::textnorm::normalize);
+    rows.into_iter()
+        .filter(|r| {
+            section.as_deref().is_none_or(|x| {
+                r.section
+                    .as_deref()
+                    .is_some_and(|s| crate::textnorm::normalize(s).contains(x))
+            })
+        })
+        .filter(|r| {
+            f.college
+                .as_deref()
+                .is_none_or(|c| c.is_empty() || r.college == c)
+        })
+        .filter(|r| f.state.is_none_or(|s| r.state == s))
+        .filter(|r| {
+            needle.as_deref().is_none_or(|n| {
+                crate::textnorm::normalize(&r.name).contains(n)
+                    || crate::textnorm::normalize(&r.college).contains(n)
+            })
+        })
+        .collect()
+}
+
+/// Applied and not applied in one college.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CollegeCount {
+    pub college: String,
+    pub applied: u32,
+    pub not_applied: u32,
+}
+
+/// Per college, in the order colleges first appear in the roster.
+pub fn college_counts(rows: &[BranchRow]) -> Vec<CollegeCount> {
+    let mut out: Vec<CollegeCount> = Vec::new();
+    for r in rows {
+        let college = if r.college.is_empty() {
+            "（未写学院）".to_string()
+        } else {
+            r.college.clone()
+        };
+        let i = match out.iter().position(|c| c.college == college) {
+            Some(i) => i,
+            None => {
+                out.push(CollegeCount {
+                    college,
+                    applied: 0,
+                    not_applied: 0,
+                });
+                out.len() - 1
+            }
+        };
+        if r.state == State::NotApplied {
+            out[i].not_applied += 1;
+        } else {
+            out[i].applied += 1;
+        }
+    }
+    out
+}
+
+/// How many of the latest applications (recognised or not) have each problem, most first.
+pub fn problems_by_code(latest: &[ExportSubmission]) -> Vec<(String, String, usize)> {
+    let mut n: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in latest.iter().filter(|s| s.kind == "application") {
+        for p in &s.problems {
+            *n.entry(p.as_str()).or_default() += 1;
+        }
+    }
+    let mut v: Vec<(String, String, usize)> = n
+        .into_iter()
+        .map(|(code, k)| (code.to_string(), problem_title(code), k))
+        .collect();
+    v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    v
+}
+
+/// Arrivals per day (in the campaign's zone) for the `days` days ending with `now`'s day,
+/// oldest first; days without arrivals count 0.
+pub fn arrivals_per_day(
+    times: &[DateTime<Utc>],
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+    days: u32,
+) -> Vec<(chrono::NaiveDate, u32)> {
+    let today = now.with_timezone(&tz).date_naive();
+    let first = today - chrono::Duration::days(i64::from(days.max(1)) - 1);
+    let mut out: Vec<(chrono::NaiveDate, u32)> = first
+        .iter_days()
+        .take_while(|d| *d <= today)
+        .map(|d| (d, 0))
+        .collect();
+    for t in times {
+        let d = t.with_timezone(&tz).date_naive();
+        if let Some(i) = usize::try_from((d - first).num_days())
+            .ok()
+            .filter(|i| *i < out.len())
+        {
+            out[i].1 += 1;
+        }
+    }
+    out
+}
+
+/// “距申报截止还有 3 天 4 小时” for the next deadline after `now`, or that all have passed.
+pub fn next_deadline(deadlines: &[(&str, DateTime<Utc>)], now: DateTime<Utc>) -> String {
+    let next = deadlines
+        .iter()
+        .filter(|(_, d)| *d > now)
+        .min_by_key(|(_, d)| *d);
+    match next {
+        Some((name, d)) => {
+            let left = *d - now;
+            let (days, hours, minutes) = (
+                left.num_days(),
+                left.num_hours() % 24,
+                left.num_minutes() % 60,
+            );
+            let span = if days > 0 {
+                format!("{days} 天 {hours} 小时")
+            } else if hours > 0 {
+                format!("{hours} 小时 {minutes} 分钟")
+            } else {
+                format!("{} 分钟", minutes.max(1))
+            };
+            format!("距{name}还有 {span}（{}）", crate::clock::beijing(*d))
+        }
+        None => match deadlines.iter().max_by_key(|(_, d)| *d) {
+            Some((name, d)) => format!("{name}已过（{}）", crate::clock::beijing(*d)),
+            None => "没有设定截止时间".to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(branch: &str, problems: &[&str], late: bool, changed: bool) -> ExportSubmission {
+        ExportSubmission {
+            kind: "application".into(),
+            branch: Some(branch.into()),
+            college: None,
+            branch_in_subject: None,
+            branch_match: "exact".into(),
+            match_score: 1.0,
+            match_reason: String::new(),
+            version: 2,
+            versions: 2,
+            received_at: "2025-09-26T08:40:43+08:00".into(),
+            late,
+            sender: "a@b".into(),
+            subject: None,
+            message_id: None,
+            attachments: vec![],
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+            fields: None,
+            fields_source: None,
+            problem_details: vec![],
+            sender_changed: changed,
+            suggested_branch: None,
+            level: None,
+            amount_yuan: None,
+            closure_status: None,
+            closure_missing: vec![],
+        }
+    }
+
+    fn branch(college: &str, name: &str) -> Branch {
+        Branch {
+            college: college.into(),
+            name: name.into(),
+            secretary: String::new(),
+            email: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_state_of_a_branch() {
+        let cases = [
+            (None, State::NotApplied),
+            (Some(sub("a", &[], false, false)), State::Complete),
+            (
+                Some(sub("a", &["advisor_missing"], false, false)),
+                State::Problems,
+            ),
+            (
+                Some(sub("a", &["advisor_missing"], true, true)),
+                State::Problems,
+            ),
+            (Some(sub("a", &[], true, false)), State::Late),
+            (Some(sub("a", &[], true, true)), State::Late),
+            (Some(sub("a", &[], false, true)), State::SenderChanged),
+            (Some(sub("a", &["late"], true, false)), State::Late),
+            (Some(sub("a", &["late"], false, false)), State::Late),
+            (
+                Some(sub("a", &["late", "form_missing"], true, true)),
+                State::Problems,
+            ),
+        ];
+        for (s, want) in cases {
+            assert_eq!(state_of(s.as_ref()), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn times_are_shortened() {
+        assert_eq!(short_time("2025-09-26T08:40:43+08:00"), "2025-09-26 08:40");
+        assert_eq!(short_time("garbled"), "garbled");
+    }
+
+    #[test]
+    fn state_codes_round_trip_and_labels_are_the_issues() {
+        for s in State::ALL {
+            assert_eq!(State::from_code(s.code()), Some(s));
+        }
+        assert_eq!(State::from_code("x"), None);
+        let labels: Vec<_> = State::ALL.iter().map(|s| s.label()).collect();
+        assert_eq!(
+            labels,
+            ["未申报", "有问题", "材料齐全", "迟交", "发件人变更"]
+        );
+    }
+
+    fn rows() -> Vec<BranchRow> {
+        let roster = [
+            branch("土木工程学院", "土木一支部"),
+            branch("土木工程学院", "土木二支部"),
+            branch("海洋学院", "海洋支部"),
+            branch("", "无学院支部"),
+        ];
+        let mut closure = sub("土木二支部", &[], false, false);
+        closure.kind = "closure".into();
+        let mut ocean = sub("海洋支部", &[], false, false);
+        ocean.fields = Some(serde_json::json!({ "section": "学思践悟·固本强基" }));
+        let latest = [
+            sub("土木一支部", &["advisor_missing"], false, false),
+            closure,
+            ocean,
+            sub("不在名册", &[], false, false),
+        ];
+        branch_rows(&roster, &latest)
+    }
+
+    #[test]
+    fn rows_follow_the_roster_and_only_applications_count() {
+        let r = rows();
+        let got: Vec<_> = r.iter().map(|r| (r.name.as_str(), r.state)).collect();
+        assert_eq!(
+            got,
+            [
+                ("土木一支部", State::Problems),
+                ("土木二支部", State::NotApplied),
+                ("海洋支部", State::Complete),
+                ("无学院支部", State::NotApplied),
+            ]
+        );
+        assert_eq!(r[0].problems, ["未填写指导老师"]);
+        assert_eq!(r[2].section.as_deref(), Some("学思践悟·固本强基"));
+        assert_eq!(r[0].section, None);
+        assert_eq!(r[0].version, Some(2));
+        assert_eq!(r[1].version, None);
+    }
+
+    #[test]
+    fn counts_per_college_in_roster_order() {
+        let c = college_counts(&rows());
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| (c.college.as_str(), c.applied, c.not_applied))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("土木工程学院", 1, 1),
+                ("海洋学院", 1, 0),
+                ("（未写学院）", 0, 1)
+            ]
+        );
+        assert!(college_counts(&[]).is_empty());
+    }
+
+    #[test]
+    fn filters_combine() {
+        let f = |college: Option<&str>, state: Option<State>, search: Option<&str>| {
+            filter_rows(
+                rows(),
+                &Filter {
+                    college: college.map(String::from),
+                    state,
+                    section: None,
+                    search: search.map(String::from),
+                },
+            )
+            .into_iter()
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(f(None, None, None).len(), 4);
+        assert_eq!(f(Some(""), None, Some("  ")).len(), 4);
+        assert_eq!(
+            f(Some("土木工程学院"), None, None),
+            ["土木一支部", "土木二支部"]
+        );
+        assert_eq!(
+            f(None, Some(State::NotApplied), None),
+            ["土木二支部", "无学院支部"]
+        );
+        assert_eq!(
+            f(Some("土木工程学院"), Some(State::NotApplied), None),
+            ["土木二支部"]
+        );
+        assert_eq!(f(None, None, Some("海洋")), ["海洋支部"]);
+        // The college's name matches too.
+        assert_eq!(
+            f(None, None, Some("土木工程")),
+            ["土木一支部", "土木二支部"]
+        );
+        assert!(f(None, Some(State::Late), None).is_empty());
+        assert!(f(None, None, Some("<script>")).is_empty());
+        let by_section = |section: &str| {
+            filter_rows(
+                rows(),
+                &Filter {
+                    section: Some(section.to_string()),
+                    ..Filter::default()
+                },
+            )
+            .into_iter()
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(by_section("学思践悟·固本强基"), ["海洋支部"]);
+        // Part of the name, and a full-width space or middle dot written differently.
+        assert_eq!(by_section("学思践悟"), ["海洋支部"]);
+        assert_eq!(by_section(" "), by_section(""));
+        assert_eq!(by_section("").len(), 4);
+        assert!(by_section("党建+").is_empty());
+    }
+
+    #[test]
+    fn problems_counted_by_code_most_first() {
+        let latest = [
+            sub("a", &["advisor_missing", "form_missing"], false, false),
+            sub("b", &["advisor_missing"], false, false),
+            sub("c", &["no_such_code"], false, false),
+        ];
+        let p = problems_by_code(&latest);
+        assert_eq!(p[0], ("advisor_missing".into(), "未填写指导老师".into(), 2));
+        assert_eq!(p.len(), 3);
+        assert!(p.iter().any(|x| x.1 == "no_such_code"));
+        assert!(problems_by_code(&[]).is_empty());
+    }
+
+    #[test]
+    fn arrivals_are_counted_per_day_in_the_campaigns_zone() {
+        let d = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let tz = chrono_tz::Asia::Shanghai;
+        let now = d("2025-09-27T10:00:00+08:00");
+        let times = [
+            // 23:30 UTC on the 25th is the 26th in Beijing.
+            d("2025-09-25T23:30:00Z"),
+            d("2025-09-26T08:00:00+08:00"),
+            d("2025-09-27T09:00:00+08:00"),
+            // Outside the window: too old, and in the future.
+            d("2025-09-20T09:00:00+08:00"),
+            d("2025-09-28T09:00:00+08:00"),
+        ];
+        let got: Vec<(String, u32)> = arrivals_per_day(&times, tz, now, 3)
+            .into_iter()
+            .map(|(day, n)| (day.to_string(), n))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2025-09-25".to_string(), 0),
+                ("2025-09-26".to_string(), 2),
+                ("2025-09-27".to_string(), 1)
+            ]
+        );
+        assert_eq!(arrivals_per_day(&[], tz, now, 14).len(), 14);
+        assert_eq!(arrivals_per_day(&[], tz, now, 0).len(), 1);
+    }
+
+    #[test]
+    fn time_to_the_next_deadline() {
+        let d = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let apply = d("2025-09-27T23:59:59+08:00");
+        let close = d("2026-06-30T23:59:59+08:00");
+        let both = [("申报截止", apply), ("结项截止", close)];
+        let t = next_deadline(&both, d("2025-09-24T20:59:59+08:00"));
+        assert!(t.starts_with("距申报截止还有 3 天 3 小时"), "{t}");
+        let t = next_deadline(&both, d("2025-09-27T21:29:59+08:00"));
+        assert!(t.starts_with("距申报截止还有 2 小时 30 分钟"), "{t}");
+        let t = next_deadline(&both, d("2025-09-27T23:59:30+08:00"));
+        assert!(t.starts_with("距申报截止还有 1 分钟"), "{t}");
+        let t = next_deadline(&both, d("2025-09-28T00:00:00+08:00"));
+        assert!(t.starts_with("距结项截止还有"), "{t}");
+        let t = next_deadline(&both, d("2026-07-01T00:00:00+08:00"));
+        assert!(t.starts_with("结项截止已过"), "{t}");
+        assert_eq!(next_deadline(&[], apply), "没有设定截止时间");
+    }
+}
