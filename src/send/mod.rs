@@ -81,6 +81,10 @@ pub struct Sender {
     /// The open SMTP sessions of the current burst of mails, up to `smtp.connections` (see
     /// [`crate::send::smtp`]).
     sessions: std::sync::Mutex<Vec<AsyncSmtpConnection>>,
+    /// Sessions carrying a mail right now, and the most there ever were at once (tests check
+    /// that the lanes really send side by side).
+    busy: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
     pub wake: Arc<Notify>,
     copy_to: Option<lettre::Address>,
     /// The intake mailbox, to look for the copy of an interrupted send ([`Sender::with_copy_check`]).
@@ -256,6 +260,8 @@ impl Sender {
             clock,
             cfg,
             sessions: std::sync::Mutex::new(Vec::new()),
+            busy: std::sync::atomic::AtomicUsize::new(0),
+            peak: std::sync::atomic::AtomicUsize::new(0),
             wake,
             copy_to,
             copy_check: None,
@@ -366,7 +372,12 @@ impl Sender {
             Some(conn) if !conn.has_broken() => conn,
             _ => crate::send::smtp::connect(&self.cfg).await?,
         };
-        match tokio::time::timeout(self.cfg.timeout, conn.send(&envelope, &row.raw)).await {
+        use std::sync::atomic::Ordering::Relaxed;
+        let busy = self.busy.fetch_add(1, Relaxed) + 1;
+        self.peak.fetch_max(busy, Relaxed);
+        let sent = tokio::time::timeout(self.cfg.timeout, conn.send(&envelope, &row.raw)).await;
+        self.busy.fetch_sub(1, Relaxed);
+        match sent {
             Ok(Ok(_)) => {
                 if let Ok(mut s) = self.sessions.lock() {
                     s.push(conn);
@@ -388,6 +399,11 @@ impl Sender {
     /// SMTP sessions open and idle between two mails of a burst.
     pub fn open_sessions(&self) -> usize {
         self.sessions.lock().map_or(0, |s| s.len())
+    }
+
+    /// The most SMTP sessions that carried a mail at the same time.
+    pub fn peak_sessions(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Ends the sessions of a burst (QUIT), once the outbox has nothing more due.

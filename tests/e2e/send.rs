@@ -74,7 +74,16 @@ async fn a_chunk_goes_out_over_two_sessions_and_a_refused_recipient_costs_only_i
     .expect("sender");
     let sent = sender.drain().await.expect("drain");
     assert_eq!(sent, 6, "every mail but the refused one");
-    assert_eq!(sender.open_sessions(), 2, "both lanes kept a session");
+    // Both lanes sent at once, each over a session of its own. The lane whose mail was
+    // refused drops that session and takes another for its next mail, so which sessions stay
+    // open for the rest of the burst depends on which lane finishes first: at least one, at
+    // most one per lane.
+    assert_eq!(sender.peak_sessions(), 2, "both lanes sent side by side");
+    assert!(
+        (1..=2).contains(&sender.open_sessions()),
+        "sessions kept for the burst: {}",
+        sender.open_sessions()
+    );
 
     let rows: Vec<(String, String, i64, Option<String>)> =
         sqlx::query_as("SELECT message_id, status, attempts, last_error FROM outbox ORDER BY id")
