@@ -81,8 +81,8 @@ pub struct Sender {
     /// The open SMTP sessions of the current burst of mails, up to `smtp.connections` (see
     /// [`crate::send::smtp`]).
     sessions: std::sync::Mutex<Vec<AsyncSmtpConnection>>,
-    /// Sessions carrying a mail right now, and the most there ever were at once (tests check
-    /// that the lanes really send side by side).
+    /// Lanes holding (or opening) a session right now, and the most there ever were at once
+    /// (tests check that the lanes really work side by side).
     busy: std::sync::atomic::AtomicUsize,
     peak: std::sync::atomic::AtomicUsize,
     pub wake: Arc<Notify>,
@@ -367,16 +367,14 @@ impl Sender {
         }
         let envelope =
             Envelope::new(Some(from), rcpt).map_err(|e| SendError::Address(e.to_string()))?;
+        // This lane holds a session (or is opening one) until the mail is through.
+        let _busy = Busy::enter(&self.busy, &self.peak);
         let idle = self.sessions.lock().ok().and_then(|mut s| s.pop());
         let mut conn = match idle {
             Some(conn) if !conn.has_broken() => conn,
             _ => crate::send::smtp::connect(&self.cfg).await?,
         };
-        use std::sync::atomic::Ordering::Relaxed;
-        let busy = self.busy.fetch_add(1, Relaxed) + 1;
-        self.peak.fetch_max(busy, Relaxed);
         let sent = tokio::time::timeout(self.cfg.timeout, conn.send(&envelope, &row.raw)).await;
-        self.busy.fetch_sub(1, Relaxed);
         match sent {
             Ok(Ok(_)) => {
                 if let Ok(mut s) = self.sessions.lock() {
@@ -401,7 +399,7 @@ impl Sender {
         self.sessions.lock().map_or(0, |s| s.len())
     }
 
-    /// The most SMTP sessions that carried a mail at the same time.
+    /// The most lanes that held (or were opening) an SMTP session at the same time.
     pub fn peak_sessions(&self) -> usize {
         self.peak.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -616,6 +614,27 @@ impl Sender {
                 return;
             }
         }
+    }
+}
+
+/// Counts a lane as busy while it lives, and records the peak.
+struct Busy<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn enter(
+        busy: &'a std::sync::atomic::AtomicUsize,
+        peak: &std::sync::atomic::AtomicUsize,
+    ) -> Busy<'a> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = busy.fetch_add(1, Relaxed) + 1;
+        peak.fetch_max(now, Relaxed);
+        Busy(busy)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
