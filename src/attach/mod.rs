@@ -136,21 +136,25 @@ impl Format {
 #[error("不认识的名称“{0}”")]
 pub struct UnknownName(pub String);
 
+/// The one of `all` whose `name` is `s` (surrounding spaces ignored): the `FromStr` of the
+/// crate's named enums (roles, formats, dispositions, outbox kinds).
+pub fn by_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str) -> Result<T, UnknownName> {
+    (all.iter().copied())
+        .find(|v| name(*v) == s.trim())
+        .ok_or_else(|| UnknownName(s.to_string()))
+}
+
 impl std::str::FromStr for Format {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Format, UnknownName> {
-        (Format::ALL.into_iter())
-            .find(|f| f.as_str() == s.trim())
-            .ok_or_else(|| UnknownName(s.to_string()))
+        by_name(&Format::ALL, Format::as_str, s)
     }
 }
 
 impl std::str::FromStr for Role {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Role, UnknownName> {
-        (Role::ALL.into_iter())
-            .find(|r| r.as_str() == s.trim())
-            .ok_or_else(|| UnknownName(s.to_string()))
+        by_name(&Role::ALL, Role::as_str, s)
     }
 }
 

@@ -55,7 +55,7 @@ pub(super) async fn correction_pipeline(
 ) -> anyhow::Result<crate::pipeline::Pipeline> {
     let cfg = load(config)?;
     let clock = clock()?;
-    let (_, app, _) = crate::daemon::open_app(cfg, clock).await?;
+    let app = crate::daemon::open_app(cfg, clock).await?;
     let mut p = crate::pipeline::Pipeline::new(app);
     p.notify_mode = crate::pipeline::correct::notify_mode(notify, clock.now());
     Ok(p)

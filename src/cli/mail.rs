@@ -28,7 +28,8 @@ pub(super) async fn ingest(
         None => None,
     };
     let limit = cfg.imap.max_message_bytes;
-    let (store, app, _) = crate::daemon::open_app(cfg.clone(), clock).await?;
+    let app = crate::daemon::open_app(cfg.clone(), clock).await?;
+    let store = app.store.clone();
     let mut pipeline = crate::pipeline::Pipeline::new(app);
     if no_reply {
         say!("补录（--no-reply）：只登记，不回复任何邮件。");

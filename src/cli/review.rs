@@ -5,7 +5,8 @@ use super::*;
 pub(super) async fn review(config: &Path, action: ReviewAction) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let clock = clock()?;
-    let (store, app, wake) = crate::daemon::open_app(cfg.clone(), clock).await?;
+    let app = crate::daemon::open_app(cfg.clone(), clock).await?;
+    let (store, wake) = (app.store.clone(), app.outbox.clone());
     match action {
         ReviewAction::Import { file, by, partial } => {
             let by = by

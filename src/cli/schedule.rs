@@ -10,7 +10,7 @@ pub(super) async fn remind(
     let cfg = load(config)?;
     let clock = clock()?;
     let now = at_or_now(at.as_deref(), clock)?;
-    let (_, app, _) = if dry_run {
+    let app = if dry_run {
         crate::daemon::open_existing_app(cfg.clone(), clock).await?
     } else {
         crate::daemon::open_app(cfg.clone(), clock).await?
@@ -80,11 +80,12 @@ pub(super) async fn digest(
         );
         return Ok(ExitCode::FAILURE);
     }
-    let (store, app, wake) = if dry_run {
+    let app = if dry_run {
         crate::daemon::open_existing_app(cfg.clone(), clock).await?
     } else {
         crate::daemon::open_app(cfg.clone(), clock).await?
     };
+    let (store, wake) = (app.store.clone(), app.outbox.clone());
     // A dry run shows the digest the schedule would send at that instant; when none is
     // due, the digest of everything since the last one.
     let mut planned = crate::schedule::remind::plan_digests(&app, now, send_now).await?;

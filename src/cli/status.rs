@@ -32,7 +32,10 @@ pub(super) async fn health(config: &Path) -> anyhow::Result<ExitCode> {
 pub(super) async fn status_json(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let clock = clock()?;
-    let (store, _, _) = crate::daemon::open_existing_app(cfg.clone(), clock).await?;
+    let store = crate::daemon::open_existing_app(cfg.clone(), clock)
+        .await?
+        .store
+        .clone();
     let now = clock.now();
     let mut figures = store.figures(now).await?;
     figures.template_errors = crate::daemon::health::still_current(
@@ -49,7 +52,8 @@ pub(super) async fn status_json(config: &Path) -> anyhow::Result<ExitCode> {
 
 pub(super) async fn status_text(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
-    let (store, app, _) = crate::daemon::open_existing_app(cfg, clock()?).await?;
+    let app = crate::daemon::open_existing_app(cfg, clock()?).await?;
+    let store = app.store.clone();
     let st = crate::export::status(&store, app.roster.len()).await?;
     say!(
         "当前阶段：{}",
@@ -66,7 +70,8 @@ pub(super) async fn status_text(config: &Path) -> anyhow::Result<ExitCode> {
 
 pub(super) async fn show(config: &Path, branch: String) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
-    let (store, app, _) = crate::daemon::open_existing_app(cfg, clock()?).await?;
+    let app = crate::daemon::open_existing_app(cfg, clock()?).await?;
+    let store = app.store.clone();
     let name = match app.roster.match_branch(&branch) {
         m if m.kind == crate::campaign::roster::MatchKind::Exact => {
             m.branch.map(|b| b.name).unwrap_or(branch.clone())
@@ -98,7 +103,10 @@ pub(super) async fn export(
     }
     let cfg = load(config)?;
     let clock = clock()?;
-    let (store, _, _) = crate::daemon::open_existing_app(cfg.clone(), clock).await?;
+    let store = crate::daemon::open_existing_app(cfg.clone(), clock)
+        .await?
+        .store
+        .clone();
     let subs = crate::export::latest_reviewed(&store, &cfg.levels).await?;
     let bytes = match format {
         ExportFormat::Json => {
@@ -143,7 +151,8 @@ pub(super) async fn export_materials(
     filter: crate::export::materials::Filter,
 ) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
-    let (store, app, _) = crate::daemon::open_existing_app(cfg.clone(), clock()?).await?;
+    let app = crate::daemon::open_existing_app(cfg.clone(), clock()?).await?;
+    let store = app.store.clone();
     let collected = crate::export::materials::collect(&app, &filter).await?;
     let layout = crate::export::materials::layout(&collected.branches);
     let sheet = crate::export::to_xlsx(

@@ -13,7 +13,7 @@ pub(super) async fn serve(config: &Path) -> anyhow::Result<ExitCode> {
             config.display()
         );
     }
-    let (_, app, _) = crate::daemon::open_existing_app(cfg, clock()?).await?;
+    let app = crate::daemon::open_existing_app(cfg, clock()?).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let Some(task) = crate::web::start(app, true, stop_rx).await? else {
         return Ok(ExitCode::FAILURE);

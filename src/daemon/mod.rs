@@ -19,10 +19,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 /// Opens the store and builds the application context: shared by `run` and the commands.
-pub async fn open_app(
-    cfg: Arc<Config>,
-    clock: Clock,
-) -> anyhow::Result<(Store, Arc<App>, Arc<Notify>)> {
+pub async fn open_app(cfg: Arc<Config>, clock: Clock) -> anyhow::Result<Arc<App>> {
     let store = Store::open(&cfg.database_url, &cfg.data_dir)
         .await
         .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
@@ -31,40 +28,25 @@ pub async fn open_app(
 
 /// [`open_app`] for the commands that only read: the database must exist with the current
 /// schema ([`Store::open_existing`]); nothing is created or migrated.
-pub async fn open_existing_app(
-    cfg: Arc<Config>,
-    clock: Clock,
-) -> anyhow::Result<(Store, Arc<App>, Arc<Notify>)> {
+pub async fn open_existing_app(cfg: Arc<Config>, clock: Clock) -> anyhow::Result<Arc<App>> {
     let store = Store::open_existing(&cfg.database_url, &cfg.data_dir).await?;
     with_app(store, cfg, clock)
 }
 
-/// [`open_app`] with the pipeline on top: shared by `run` and `ingest`.
+/// [`open_app`] with the pipeline on top, and the store and outbox wake-up it holds (the
+/// tests' setup takes them apart).
 pub async fn open(
     cfg: Arc<Config>,
     clock: Clock,
 ) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
-    let (store, app, wake) = open_app(cfg, clock).await?;
+    let app = open_app(cfg, clock).await?;
+    let (store, wake) = (app.store.clone(), app.outbox.clone());
     Ok((store, Arc::new(Pipeline::new(app)), wake))
 }
 
-/// [`open_existing_app`] with the pipeline on top.
-pub async fn open_existing(
-    cfg: Arc<Config>,
-    clock: Clock,
-) -> anyhow::Result<(Store, Arc<Pipeline>, Arc<Notify>)> {
-    let (store, app, wake) = open_existing_app(cfg, clock).await?;
-    Ok((store, Arc::new(Pipeline::new(app)), wake))
-}
-
-fn with_app(
-    store: Store,
-    cfg: Arc<Config>,
-    clock: Clock,
-) -> anyhow::Result<(Store, Arc<App>, Arc<Notify>)> {
+fn with_app(store: Store, cfg: Arc<Config>, clock: Clock) -> anyhow::Result<Arc<App>> {
     let wake = Arc::new(Notify::new());
-    let app = Arc::new(App::new(store.clone(), clock, cfg, wake.clone())?);
-    Ok((store, app, wake))
+    Ok(Arc::new(App::new(store, clock, cfg, wake)?))
 }
 
 /// The outbox sender of this configuration, able to look for the copies of interrupted
@@ -99,7 +81,8 @@ pub async fn run(
     if let Some(why) = cfg.smtp.missing_password() {
         anyhow::bail!("{why}");
     }
-    let (store, app, wake) = open_app(cfg.clone(), clock).await?;
+    let app = open_app(cfg.clone(), clock).await?;
+    let (store, wake) = (app.store.clone(), app.outbox.clone());
     let pipeline = Arc::new(Pipeline::new(app.clone()));
     let done = pipeline.process_pending().await?;
     if !done.is_empty() {

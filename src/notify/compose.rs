@@ -353,9 +353,7 @@ impl OutboxKind {
 impl std::str::FromStr for OutboxKind {
     type Err = crate::attach::UnknownName;
     fn from_str(s: &str) -> Result<OutboxKind, Self::Err> {
-        (OutboxKind::ALL.into_iter())
-            .find(|k| k.as_str() == s.trim())
-            .ok_or_else(|| crate::attach::UnknownName(s.to_string()))
+        crate::attach::by_name(&OutboxKind::ALL, OutboxKind::as_str, s)
     }
 }
 

@@ -95,9 +95,7 @@ impl Disposition {
 impl std::str::FromStr for Disposition {
     type Err = crate::attach::UnknownName;
     fn from_str(s: &str) -> Result<Disposition, Self::Err> {
-        (Disposition::ALL.into_iter())
-            .find(|d| d.as_str() == s.trim())
-            .ok_or_else(|| crate::attach::UnknownName(s.to_string()))
+        crate::attach::by_name(&Disposition::ALL, Disposition::as_str, s)
     }
 }
 

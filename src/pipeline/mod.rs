@@ -472,7 +472,7 @@ async fn read_history(
             }
             h.earlier_senders = threads::earlier_senders(tx, branch, id).await?;
             if r.closure {
-                h.review = register::current_review(tx, branch).await?;
+                h.review = crate::store::reviews::current_level(tx, branch).await?;
                 h.closure_roles = crate::store::attachments::closure_roles(tx, branch).await?;
             }
         }

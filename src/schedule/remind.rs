@@ -100,10 +100,6 @@ fn key_id(key: &str) -> String {
         .to_string()
 }
 
-pub(crate) async fn in_ledger(p: &App, key: &str) -> anyhow::Result<bool> {
-    Ok(p.store.in_ledger(key).await?)
-}
-
 /// A reminder row of the ledger, as [`decide`] needs it.
 pub use crate::store::ledger::LedgerRow;
 
@@ -684,7 +680,7 @@ pub async fn plan_digests(
         };
         for to in &rule.recipients {
             let key = format!("digest:{}:{}:{}", rule.name, key_end, to.to_lowercase());
-            if in_ledger(p, &key).await? {
+            if p.store.in_ledger(&key).await? {
                 continue;
             }
             let mail = if empty {

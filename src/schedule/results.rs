@@ -210,7 +210,7 @@ pub async fn plan_results(p: &App, now: DateTime<Utc>) -> anyhow::Result<NotifyP
                 .map(|u| format!("支部名册第 {} 行{}", u.line, u.why.label()))
                 .unwrap_or_else(|| "没有申报邮件，名册中也没有书记邮箱".to_string());
             let skip_key = format!("{key}:unreachable");
-            if !crate::schedule::remind::in_ledger(p, &skip_key).await? {
+            if !p.store.in_ledger(&skip_key).await? {
                 out.push(Planned {
                     kind: "result",
                     key: skip_key,

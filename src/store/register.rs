@@ -1,6 +1,6 @@
 //! The SQL of a message's processing (see `crate::pipeline`): whether it still waits to be
-//! processed, the disposition recorded for it, a failure, and the review a closure mail is
-//! checked against.
+//! processed, the disposition recorded for it, and a failure. (The review a closure mail is
+//! checked against is read by [`super::reviews::current_level`].)
 //!
 //! Not pure: SQL.
 
@@ -90,15 +90,4 @@ impl Store {
             .await?;
         Ok(())
     }
-}
-
-/// The current review of `branch`: its level and whether it is funded.
-pub async fn current_review(tx: &mut Tx, branch: &str) -> Result<Option<(String, bool)>> {
-    Ok(
-        sqlx::query("SELECT level, funded FROM reviews WHERE branch = ? AND is_current = 1")
-            .bind(branch)
-            .fetch_optional(tx.conn())
-            .await?
-            .map(|r| (r.get(0), r.get(1))),
-    )
 }

@@ -120,8 +120,7 @@ impl Store {
 }
 
 /// The level and whether it is funded of `branch`'s current decision, inside a write
-/// transaction (the closure checklist of a mail being processed). The pipeline's own query
-/// today; it calls this once it holds a [`Tx`].
+/// transaction (the closure checklist of a mail being processed).
 pub async fn current_level(tx: &mut Tx, branch: &str) -> Result<Option<(String, bool)>> {
     Ok(
         sqlx::query("SELECT level, funded FROM reviews WHERE branch = ? AND is_current = 1")
