@@ -109,6 +109,8 @@ pub fn may_post(session: &Session, sent: Option<&str>, acts: bool) -> Result<(),
 pub enum Refusal {
     Csrf,
     Role,
+    /// `shenbao web`: the board alone, without the daemon.
+    ReadOnly,
 }
 
 impl Refusal {
@@ -118,6 +120,9 @@ impl Refusal {
                 "表单已过期或不是从本看板提交的（缺少或不符的 CSRF 令牌）：请刷新页面后重试。"
             }
             Refusal::Role => "评审专家账号只能查看，不能操作：需要操作时请用工作人员账号登录。",
+            Refusal::ReadOnly => {
+                "这是只读看板（shenbao web），不能操作：请到运行守护进程（shenbao run）的看板上操作。"
+            }
         }
     }
 }

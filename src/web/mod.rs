@@ -10,17 +10,20 @@
 
 pub mod auth;
 pub mod board;
+mod branches;
 pub mod chart;
+mod login;
+mod overview;
+mod reply;
 
 use crate::app::App;
 use crate::config::{WebConfig, WebRole};
 use anyhow::Context as _;
 use auth::{Limiter, Sessions};
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Form, Router};
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use reply::{Failure, cookie, cookie_line, forbidden, redirect};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -56,6 +59,12 @@ pub struct Board {
     dummy_hash: String,
 }
 
+/// The templates every page shares.
+const TEMPLATES: &[(&str, &str)] = &[("base.html", include_str!("templates/base.html"))];
+
+/// Each page module's templates (one line per page module, beside its routes in [`router`]).
+const PAGES: &[&[(&str, &str)]] = &[login::TEMPLATES, overview::TEMPLATES, branches::TEMPLATES];
+
 fn templates() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|name| {
@@ -65,12 +74,7 @@ fn templates() -> minijinja::Environment<'static> {
             minijinja::AutoEscape::None
         }
     });
-    for (name, text) in [
-        ("base.html", include_str!("templates/base.html")),
-        ("login.html", include_str!("templates/login.html")),
-        ("overview.html", include_str!("templates/overview.html")),
-        ("branches.html", include_str!("templates/branches.html")),
-    ] {
+    for (name, text) in TEMPLATES.iter().chain(PAGES.iter().flat_map(|p| p.iter())) {
         if let Err(e) = env.add_template(name, text) {
             // Compiled in and tested: only a broken build gets here.
             tracing::error!(template = name, error = %e, "看板模板有误");
@@ -142,70 +146,14 @@ pub async fn serve(
     .map_err(WebError::Serve)
 }
 
+/// Every page module's routes (one line per page module, beside its templates in [`PAGES`]).
 fn router(board: Arc<Board>) -> Router {
     Router::new()
-        .route("/", get(overview))
-        .route("/branches", get(branches))
-        .route("/login", get(login_page).post(login))
-        .route("/logout", axum::routing::post(logout))
-        .fallback(not_found)
+        .merge(login::routes())
+        .merge(overview::routes())
+        .merge(branches::routes())
+        .fallback(reply::not_found)
         .with_state(board)
-}
-
-/// The headers every page carries: no caching, no framing, nothing loaded from elsewhere.
-fn secure(mut r: Response) -> Response {
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-fn html(status: StatusCode, body: String) -> Response {
-    secure((status, axum::response::Html(body)).into_response())
-}
-
-fn redirect(to: &'static str, cookies: &[String]) -> Response {
-    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(c) {
-            r.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    secure(r)
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-/// A `Set-Cookie` value: the whole site, never readable by script, never sent from another
-/// site, and only over TLS when `secure`.
-fn cookie_line(name: &str, value: &str, secure: bool) -> String {
-    format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{}",
-        if secure { "; Secure" } else { "" }
-    )
 }
 
 impl Board {
@@ -228,6 +176,27 @@ impl Board {
         sessions.sweep(self.now(), self.web.session_idle);
         let s = sessions.touch(&token, self.now(), self.web.session_idle)?;
         Some((token, s))
+    }
+
+    /// For a page: the session, or the redirect to the login page.
+    fn viewer(&self, headers: &HeaderMap) -> Result<auth::Session, Response> {
+        self.session(headers)
+            .map(|(_, s)| s)
+            .ok_or_else(|| redirect("/login", &[]))
+    }
+
+    /// For a POST that changes something: a session whose CSRF token is `csrf`, a staff
+    /// role, and a board that is not read-only (`shenbao web`). Otherwise the refusal page.
+    #[allow(dead_code)] // until the first staff action lands
+    fn actor(&self, headers: &HeaderMap, csrf: Option<&str>) -> Result<auth::Session, Response> {
+        let Some((_, session)) = self.session(headers) else {
+            return Err(redirect("/login", &[]));
+        };
+        auth::may_post(&session, csrf, true).map_err(forbidden)?;
+        if self.read_only {
+            return Err(forbidden(auth::Refusal::ReadOnly));
+        }
+        Ok(session)
     }
 
     fn render(
@@ -255,335 +224,9 @@ impl Board {
     }
 }
 
-/// A failure while serving a page: logged, and shown in Chinese.
-struct Failure(anyhow::Error);
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure(e)
-    }
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        tracing::error!(error = %format!("{:#}", self.0), "看板页面出错");
-        html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "<!doctype html><meta charset=\"utf-8\"><title>出错了</title><p>看板读取数据时出错：{}。请查看 shenbao 的日志（journalctl -u shenbao），稍后刷新重试。</p>",
-                chart::esc(&format!("{:#}", self.0))
-            ),
-        )
-    }
-}
-
-async fn not_found() -> Response {
-    html(
-        StatusCode::NOT_FOUND,
-        "<!doctype html><meta charset=\"utf-8\"><title>没有这个页面</title><p>没有这个页面。<a href=\"/\">回到总览</a></p>".to_string(),
-    )
-}
-
-#[derive(serde::Deserialize, Default)]
-struct LoginForm {
-    csrf: Option<String>,
-    name: Option<String>,
-    password: Option<String>,
-}
-
-#[derive(serde::Deserialize, Default)]
-struct CsrfForm {
-    csrf: Option<String>,
-}
-
-/// The login page with a fresh login token (also set as a cookie: the form must send the
-/// same one back).
-fn login_form(
-    board: &Board,
-    status: StatusCode,
-    message: &str,
-    name: &str,
-) -> Result<Response, Failure> {
-    let t = token()?;
-    let body = board.render(
-        "login.html",
-        None,
-        "login",
-        minijinja::context! { title => "登录", login_csrf => &t, message => message, name => name },
-    )?;
-    let mut r = html(status, body);
-    if let Ok(v) = HeaderValue::from_str(&board.set_cookie(LOGIN_COOKIE, &t)) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    Ok(r)
-}
-
-async fn login_page(
-    State(board): State<Arc<Board>>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
-    if board.session(&headers).is_some() {
-        return Ok(redirect("/", &[]));
-    }
-    login_form(&board, StatusCode::OK, "", "")
-}
-
-async fn login(
-    State(board): State<Arc<Board>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
-) -> Result<Response, Failure> {
-    let Form(form) = form.unwrap_or_default();
-    let name = form.name.unwrap_or_default().trim().to_string();
-    let sent = form.csrf.unwrap_or_default();
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if !auth::same_token(&sent, &expected) {
-        return login_form(
-            &board,
-            StatusCode::FORBIDDEN,
-            "登录表单已过期或不是从本看板提交的：请在这一页重新输入账号和密码。",
-            &name,
-        );
-    }
-    let now = board.now();
-    let client = auth::client_addr(
-        peer.ip(),
-        headers.get("x-real-ip").and_then(|v| v.to_str().ok()),
-        board.web.behind_proxy,
-    );
-    let keys = [format!("user:{name}"), format!("addr:{client}")];
-    {
-        let mut limiter = board.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        for k in &keys {
-            if let Err(secs) = limiter.check(k, now) {
-                tracing::warn!(user = %name, addr = %client, "看板登录失败次数过多，暂不受理");
-                drop(limiter);
-                return login_form(
-                    &board,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &format!(
-                        "登录失败次数过多，请 {} 后再试。忘记密码时请管理员用 shenbao web passwd 重新生成。",
-                        auth::wait_text(secs)
-                    ),
-                    &name,
-                );
-            }
-        }
-    }
-    let user = board.web.users.iter().find(|u| u.name == name).cloned();
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| board.dummy_hash.clone());
-    let password = form.password.unwrap_or_default();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => {
-            let mut limiter = board.limiter.lock().unwrap_or_else(|e| e.into_inner());
-            for k in &keys {
-                limiter.fail(k, now);
-            }
-            drop(limiter);
-            tracing::warn!(user = %name, addr = %client, "看板登录失败：账号或密码不对");
-            return login_form(&board, StatusCode::UNAUTHORIZED, "账号或密码不对。", &name);
-        }
-    };
-    {
-        let mut limiter = board.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        for k in &keys {
-            limiter.succeed(k);
-        }
-    }
-    let (session, csrf) = (token()?, token()?);
-    board
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .start(session.clone(), &user.name, user.role, csrf, now);
-    tracing::info!(user = %user.name, role = user.role.label(), addr = %client, "看板登录");
-    Ok(redirect(
-        "/",
-        &[
-            board.set_cookie(SESSION_COOKIE, &session),
-            board.clear_cookie(LOGIN_COOKIE),
-        ],
-    ))
-}
-
-async fn logout(
-    State(board): State<Arc<Board>>,
-    headers: HeaderMap,
-    form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let Some((token, session)) = board.session(&headers) else {
-        return redirect("/login", &[board.clear_cookie(SESSION_COOKIE)]);
-    };
-    let Form(form) = form.unwrap_or_default();
-    if let Err(refusal) = auth::may_post(&session, form.csrf.as_deref(), false) {
-        return forbidden(refusal);
-    }
-    board
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .end(&token);
-    redirect("/login", &[board.clear_cookie(SESSION_COOKIE)])
-}
-
-fn forbidden(refusal: auth::Refusal) -> Response {
-    html(
-        StatusCode::FORBIDDEN,
-        format!(
-            "<!doctype html><meta charset=\"utf-8\"><title>不能执行</title><p>{}</p><p><a href=\"/\">回到总览</a></p>",
-            refusal.text()
-        ),
-    )
-}
-
 /// Whether `role` may act on this board now (staff, and not under `shenbao web`).
 pub fn may_act(role: WebRole, read_only: bool) -> bool {
     role.may_act() && !read_only
-}
-
-/// A row of 需人工处理 for the page.
-#[derive(serde::Serialize)]
-struct StaffItem {
-    id: i64,
-    received_at: String,
-    branch: Option<String>,
-    from: String,
-    subject: String,
-    reason: String,
-}
-
-async fn overview(
-    State(board): State<Arc<Board>>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
-    let Some((_, session)) = board.session(&headers) else {
-        return Ok(redirect("/login", &[]));
-    };
-    let app = &board.app;
-    let now = board.now();
-    let status = crate::export::status(&app.store, app.roster.len()).await?;
-    let phase = crate::export::phase(&app.store, &app.cfg, now).await?;
-    let latest = crate::export::latest(&app.store).await?;
-    let rows = board::branch_rows(app.roster.branches(), &latest);
-    let chart = chart::college_bars(&board::college_counts(&rows));
-    let problems = board::problems_by_code(&latest);
-    let arrivals = app
-        .store
-        .application_arrivals()
-        .await
-        .map_err(anyhow::Error::from)?;
-    let daily: Vec<(String, u32)> =
-        board::arrivals_per_day(&arrivals, app.cfg.campaign.timezone, now, 14)
-            .into_iter()
-            .map(|(d, n)| (d.format("%-m/%-d").to_string(), n))
-            .collect();
-    let daily = chart::daily_line(&daily);
-    let mut deadlines = vec![("申报截止", app.cfg.campaign.deadline)];
-    if let Some(d) = app.cfg.campaign.closure_deadline {
-        deadlines.push(("结项截止", d));
-    }
-    let staff: Vec<StaffItem> = status
-        .needs_staff
-        .iter()
-        .map(|s| StaffItem {
-            id: s.id,
-            received_at: crate::clock::beijing(s.received_at),
-            branch: s.branch.clone(),
-            from: crate::attach::display_text(&s.from).to_string(),
-            subject: crate::attach::display_text(&s.subject).to_string(),
-            reason: s.reason.clone(),
-        })
-        .collect();
-    let applied = usize::try_from(status.applied).unwrap_or(0);
-    let body = board.render(
-        "overview.html",
-        Some(&session),
-        "overview",
-        minijinja::context! {
-            title => "总览",
-            phase => phase,
-            deadline => board::next_deadline(&deadlines, now),
-            applied => status.applied,
-            applied_clean => status.applied_clean,
-            unknown_branch => status.unknown_branch,
-            roster_size => status.roster_size,
-            not_applied => status.roster_size.saturating_sub(applied),
-            needs_staff => status.needs_staff.len(),
-            needs_staff_rows => staff,
-            dead_letters => status.dead_letters.len(),
-            chart => chart,
-            daily => daily,
-            problems => problems,
-            now => crate::clock::beijing(now),
-        },
-    )?;
-    Ok(html(StatusCode::OK, body))
-}
-
-#[derive(serde::Deserialize, Default)]
-struct BranchQuery {
-    college: Option<String>,
-    section: Option<String>,
-    state: Option<String>,
-    q: Option<String>,
-}
-
-async fn branches(
-    State(board): State<Arc<Board>>,
-    headers: HeaderMap,
-    query: Result<Query<BranchQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, Failure> {
-    let Some((_, session)) = board.session(&headers) else {
-        return Ok(redirect("/login", &[]));
-    };
-    let Query(q) = query.unwrap_or_default();
-    let app = &board.app;
-    let latest = crate::export::latest(&app.store).await?;
-    let rows = board::branch_rows(app.roster.branches(), &latest);
-    let total = rows.len();
-    let mut colleges: Vec<String> = Vec::new();
-    for b in app.roster.branches() {
-        if !b.college.is_empty() && !colleges.contains(&b.college) {
-            colleges.push(b.college.clone());
-        }
-    }
-    let filter = board::Filter {
-        college: q.college.clone().filter(|c| !c.is_empty()),
-        state: q.state.as_deref().and_then(board::State::from_code),
-        section: q.section.clone(),
-        search: q.q.clone(),
-    };
-    let rows = board::filter_rows(rows, &filter);
-    let states: Vec<(&str, &str)> = board::State::ALL
-        .iter()
-        .map(|s| (s.code(), s.label()))
-        .collect();
-    let body = board.render(
-        "branches.html",
-        Some(&session),
-        "branches",
-        minijinja::context! {
-            title => "支部",
-            rows => rows,
-            total => total,
-            colleges => colleges,
-            college => q.college.unwrap_or_default(),
-            sections => &app.cfg.campaign.sections,
-            section => q.section.unwrap_or_default(),
-            states => states,
-            state => q.state.unwrap_or_default(),
-            q => q.q.unwrap_or_default(),
-        },
-    )?;
-    Ok(html(StatusCode::OK, body))
 }
 
 /// Starts the board when the configuration has `[web]`: shared by `shenbao run` (with the
@@ -609,6 +252,7 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::{HeaderValue, header};
 
     #[test]
     fn templates_compile_and_escape_what_came_from_mail() {

@@ -1,0 +1,98 @@
+//! 总览: the phase and the next deadline, applied per college (bar chart), problems by code,
+//! arrivals per day (line chart), what needs staff and the dead letters.
+
+use super::reply::{Failure, html};
+use super::{Board, board, chart};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use std::sync::Arc;
+
+pub(super) const TEMPLATES: &[(&str, &str)] =
+    &[("overview.html", include_str!("templates/overview.html"))];
+
+pub(super) fn routes() -> Router<Arc<Board>> {
+    Router::new().route("/", get(overview))
+}
+
+/// A row of 需人工处理 for the page.
+#[derive(serde::Serialize)]
+struct StaffItem {
+    id: i64,
+    received_at: String,
+    branch: Option<String>,
+    from: String,
+    subject: String,
+    reason: String,
+}
+
+async fn overview(
+    State(board): State<Arc<Board>>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let session = match board.viewer(&headers) {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let app = &board.app;
+    let now = board.now();
+    let status = crate::export::status(&app.store, app.roster.len()).await?;
+    let phase = crate::export::phase(&app.store, &app.cfg, now).await?;
+    let latest = crate::export::latest(&app.store).await?;
+    let rows = board::branch_rows(app.roster.branches(), &latest);
+    let chart = chart::college_bars(&board::college_counts(&rows));
+    let problems = board::problems_by_code(&latest);
+    let arrivals = app
+        .store
+        .application_arrivals()
+        .await
+        .map_err(anyhow::Error::from)?;
+    let daily: Vec<(String, u32)> =
+        board::arrivals_per_day(&arrivals, app.cfg.campaign.timezone, now, 14)
+            .into_iter()
+            .map(|(d, n)| (d.format("%-m/%-d").to_string(), n))
+            .collect();
+    let daily = chart::daily_line(&daily);
+    let mut deadlines = vec![("申报截止", app.cfg.campaign.deadline)];
+    if let Some(d) = app.cfg.campaign.closure_deadline {
+        deadlines.push(("结项截止", d));
+    }
+    let staff: Vec<StaffItem> = status
+        .needs_staff
+        .iter()
+        .map(|s| StaffItem {
+            id: s.id,
+            received_at: crate::clock::beijing(s.received_at),
+            branch: s.branch.clone(),
+            from: crate::attach::display_text(&s.from).to_string(),
+            subject: crate::attach::display_text(&s.subject).to_string(),
+            reason: s.reason.clone(),
+        })
+        .collect();
+    let applied = usize::try_from(status.applied).unwrap_or(0);
+    let body = board.render(
+        "overview.html",
+        Some(&session),
+        "overview",
+        minijinja::context! {
+            title => "总览",
+            phase => phase,
+            deadline => board::next_deadline(&deadlines, now),
+            applied => status.applied,
+            applied_clean => status.applied_clean,
+            unknown_branch => status.unknown_branch,
+            roster_size => status.roster_size,
+            not_applied => status.roster_size.saturating_sub(applied),
+            needs_staff => status.needs_staff.len(),
+            needs_staff_rows => staff,
+            dead_letters => status.dead_letters.len(),
+            chart => chart,
+            daily => daily,
+            problems => problems,
+            now => crate::clock::beijing(now),
+        },
+    )?;
+    Ok(html(StatusCode::OK, body))
+}
