@@ -14,7 +14,7 @@
 #   (also on [::1] when the host has an IPv6 loopback)
 #
 #   Domain example.test, users (password = "<user>-pw"; IMAP login "branch1@example.test" or "branch1"):
-#     intake reviewer staff branch1 branch2 branch3 catchall, bench and benchreply (the benchmark), intake1..intake31 (one per e2e or
+#     intake reviewer staff branch1 branch2 branch3 catchall, bench and benchreply (the benchmark), intake1..intake40 (one per e2e or
 #     fault-injection test) and vacation1 (the Sieve vacation auto-responder)
 #   Any recipient outside example.test is rewritten to catchall@example.test; the default and relay
 #   transports are "error:", so even a mistake cannot send mail to the outside world.
@@ -57,7 +57,7 @@ SMTP_PORT=${MAILSTACK_SMTP_PORT:-2525}
 DELIVERY=${MAILSTACK_DELIVERY:-virtual}
 SIZE_LIMIT=${MAILSTACK_MESSAGE_SIZE_LIMIT:-104857600}
 START_TIMEOUT=${MAILSTACK_START_TIMEOUT:-30}
-USER_NAMES=(intake reviewer staff branch1 branch2 branch3 catchall bench benchreply intake1 intake2 intake3 intake4 intake5 intake6 intake7 intake8 intake9 intake10 intake11 intake12 intake13 intake14 intake15 intake16 intake17 intake18 intake19 intake20 intake21 intake22 intake23 intake24 intake25 intake26 intake27 intake28 intake29 intake30 intake31 vacation1)
+USER_NAMES=(intake reviewer staff branch1 branch2 branch3 catchall bench benchreply intake1 intake2 intake3 intake4 intake5 intake6 intake7 intake8 intake9 intake10 intake11 intake12 intake13 intake14 intake15 intake16 intake17 intake18 intake19 intake20 intake21 intake22 intake23 intake24 intake25 intake26 intake27 intake28 intake29 intake30 intake31 intake32 intake33 intake34 intake35 intake36 intake37 intake38 intake39 intake40 vacation1)
 # delivered through Dovecot LMTP with the Sieve plugin (everyone else: Postfix virtual(8))
 SIEVE_USERS=(vacation1)
 VMAIL=vmail

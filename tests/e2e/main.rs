@@ -9,7 +9,7 @@
 //! What is here:
 //! - the end-to-end tests through the real Dovecot + Postfix of `scripts/mailstack.sh`
 //!   (`samples`, `problems`, `conversation`, …); each test has its own intake mailbox
-//!   (`intake1` … `intake31`) and Message-ID domain, so they run in parallel in this process
+//!   (`intake1` … `intake40`) and Message-ID domain, so they run in parallel in this process
 //!   as they did in separate ones; the tests of `secure` share `intake28` and take turns;
 //! - the tests that drive the binary or the scripts without mail servers (`cli`, `install`);
 //! - the pure and fast ones (`extraction_table`, `office_corpus`, `fuzz_regressions`): they
@@ -50,3 +50,4 @@ mod secure;
 mod semester;
 mod send;
 mod tls;
+mod web;

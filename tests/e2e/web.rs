@@ -1,0 +1,313 @@
+//! What the board's end-to-end tests share: a small HTTP/1.1 client that can choose its
+//! local address (the login limit counts per address), form encoding, the CSRF field of a
+//! page, sending a raw mail through Postfix, `shenbao web passwd`, Chromium screenshots, and
+//! [`BoardEnv`]: a daemon serving the board with a staff and a reviewer account.
+
+// The page tests of issue 14 land one by one and use what they need.
+#![allow(dead_code)]
+
+use crate::common::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value a `Set-Cookie` gives `name`.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .find_map(|(_, v)| {
+                let first = v.split(';').next()?;
+                let (k, val) = first.split_once('=')?;
+                (k == name).then(|| val.to_string())
+            })
+    }
+
+    pub fn set_cookie_line(&self, name: &str) -> String {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.clone())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .unwrap_or_default()
+    }
+}
+
+/// One HTTP/1.1 request from the local address `from` (127.0.0.1, 127.0.0.2 …).
+pub async fn http(
+    port: u16,
+    from: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    form: Option<&str>,
+) -> Reply {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(format!("{from}:0").parse().expect("addr"))
+        .expect("bind");
+    let mut s = sock
+        .connect(format!("127.0.0.1:{port}").parse().expect("addr"))
+        .await
+        .expect("connect to the board");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if !cookie.is_empty() {
+        req.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    let body = form.unwrap_or("");
+    if form.is_some() {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
+        .await
+        .expect("the board answers in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The hidden `csrf` field's value in a page.
+pub fn csrf_in(body: &str) -> String {
+    let at = body
+        .find(r#"name="csrf" value=""#)
+        .unwrap_or_else(|| panic!("no csrf field in {body}"));
+    body[at + 19..]
+        .split('"')
+        .next()
+        .expect("value")
+        .to_string()
+}
+
+/// Sends `raw` through Postfix's SMTP to `to`.
+pub async fn smtp_send(from: &str, to: &str, raw: &[u8]) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", stack().smtp))
+        .await
+        .expect("connect smtp");
+    let mut buf = vec![0u8; 4096];
+    let mut expect = async |s: &mut tokio::net::TcpStream, code: &str| {
+        let mut got = String::new();
+        loop {
+            let n = s.read(&mut buf).await.expect("smtp read");
+            assert!(n > 0, "smtp closed: {got}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+            // The last line of a reply has a space after the code.
+            if got
+                .lines()
+                .last()
+                .is_some_and(|l| l.len() >= 4 && &l[3..4] == " ")
+                && got.ends_with("\r\n")
+            {
+                break;
+            }
+        }
+        assert!(got.starts_with(code), "smtp: wanted {code}, got {got}");
+    };
+    expect(&mut s, "220").await;
+    for (cmd, code) in [
+        ("EHLO board.test\r\n".to_string(), "250"),
+        (format!("MAIL FROM:<{from}>\r\n"), "250"),
+        (format!("RCPT TO:<{to}>\r\n"), "250"),
+        ("DATA\r\n".to_string(), "354"),
+    ] {
+        s.write_all(cmd.as_bytes()).await.expect("smtp write");
+        expect(&mut s, code).await;
+    }
+    let text = String::from_utf8_lossy(raw).replace("\r\n", "\n");
+    let mut data = String::new();
+    for line in text.split('\n') {
+        if line.starts_with('.') {
+            data.push('.');
+        }
+        data.push_str(line);
+        data.push_str("\r\n");
+    }
+    data.push_str(".\r\n");
+    s.write_all(data.as_bytes()).await.expect("smtp data");
+    expect(&mut s, "250").await;
+    s.write_all(b"QUIT\r\n").await.expect("quit");
+}
+
+/// `shenbao web passwd NAME` with the password on stdin: the `[[web.user]]` block.
+pub fn passwd(name: &str, password: &str, role: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shenbao"))
+        .args(["web", "passwd", name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("shenbao web passwd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n{password}\n").as_bytes())
+        .expect("write password");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("password_hash = \"$argon2id$"), "{text}");
+    assert!(
+        !text.contains(password),
+        "the password itself is not printed: {text}"
+    );
+    text.replace("role = \"staff\"", &format!("role = \"{role}\""))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Screenshots `html` with headless Chromium at `w`×`h`; returns the PNG's path.
+pub fn screenshot(html: &str, name: &str, w: u32, h: u32) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("shenbao-board-screenshots");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let page = dir.join(format!("{name}.html"));
+    std::fs::write(&page, html).expect("write page");
+    let png = dir.join(format!("{name}-{w}x{h}.png"));
+    let _ = std::fs::remove_file(&png);
+    let profile = dir.join(format!("profile-{name}-{w}"));
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.display()),
+            &format!("--window-size={w},{h}"),
+            &format!("--screenshot={}", png.display()),
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium not found: install Debian's chromium (scripts/test.sh does)");
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "screenshot {} is {size} bytes: {}",
+        png.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    png
+}
+
+/// A daemon serving the board on a free port, with the staff account 王老师
+/// (`staff-password-1`) and the reviewer account 李老师 (`reviewer-password-1`).
+pub struct BoardEnv {
+    pub env: TestEnv,
+    pub daemon: Daemon,
+    pub port: u16,
+}
+
+pub const STAFF: (&str, &str) = ("王老师", "staff-password-1");
+pub const REVIEWER: (&str, &str) = ("李老师", "reviewer-password-1");
+
+impl BoardEnv {
+    /// `name` and `intake` as for [`TestEnv::new`]; the daemon is started and has seen its
+    /// mailbox once when this returns.
+    pub async fn start(name: &str, intake: &str, options: EnvOptions<'_>) -> BoardEnv {
+        let env = TestEnv::new(name, intake, options).await;
+        let port = free_port();
+        let text = std::fs::read_to_string(&env.config).expect("config");
+        std::fs::write(
+            &env.config,
+            format!(
+                "{text}[web]\nlisten = \"127.0.0.1:{port}\"\n{}{}",
+                passwd(STAFF.0, STAFF.1, "staff"),
+                passwd(REVIEWER.0, REVIEWER.1, "reviewer"),
+            ),
+        )
+        .expect("config");
+        let mut daemon = env.start_daemon();
+        env.wait_watermark(&mut daemon).await;
+        BoardEnv { env, daemon, port }
+    }
+
+    /// Logs `who` in from `from` (127.0.0.1 …); returns the `Cookie:` value of the session.
+    pub async fn login(&self, from: &str, who: (&str, &str)) -> String {
+        let page = http(self.port, from, "GET", "/login", "", None).await;
+        let t = page.cookie("shenbao_login").expect("login cookie");
+        let r = http(
+            self.port,
+            from,
+            "POST",
+            "/login",
+            &format!("shenbao_login={t}"),
+            Some(&format!(
+                "csrf={t}&name={}&password={}",
+                enc(who.0),
+                enc(who.1)
+            )),
+        )
+        .await;
+        assert_eq!(r.status, 303, "login of {}: {}", who.0, r.body);
+        format!(
+            "shenbao_session={}",
+            r.cookie("shenbao_session").expect("session cookie")
+        )
+    }
+
+    /// GET `path` with the session `cookie`.
+    pub async fn get(&self, cookie: &str, path: &str) -> Reply {
+        http(self.port, "127.0.0.1", "GET", path, cookie, None).await
+    }
+
+    /// POST the url-encoded `form` to `path` with the session `cookie`.
+    pub async fn post(&self, cookie: &str, path: &str, form: &str) -> Reply {
+        http(self.port, "127.0.0.1", "POST", path, cookie, Some(form)).await
+    }
+}
