@@ -101,8 +101,13 @@ pub struct Export {
 
 /// Attachments of a message, zip entries nested under their zip.
 pub async fn attachments_of(store: &Store, message: i64) -> anyhow::Result<Vec<ExportAttachment>> {
+    Ok(nest(store.attachments(message).await?))
+}
+
+/// Stored attachment rows as exported: zip entries nested under their zip.
+fn nest(rows: Vec<crate::store::attachments::AttachmentRow>) -> Vec<ExportAttachment> {
     let mut top: Vec<(i64, ExportAttachment)> = Vec::new();
-    for r in store.attachments(message).await? {
+    for r in rows {
         let a = ExportAttachment {
             // Rows stored before names were cleaned at intake are cleaned here.
             filename: crate::attach::display_name(&r.filename),
@@ -123,7 +128,7 @@ pub async fn attachments_of(store: &Store, message: i64) -> anyhow::Result<Vec<E
             }
         }
     }
-    Ok(top.into_iter().map(|(_, a)| a).collect())
+    top.into_iter().map(|(_, a)| a).collect()
 }
 
 /// Every branch's latest submission of each kind, in order of arrival.
@@ -142,10 +147,12 @@ async fn rows_to_export(
     store: &Store,
     rows: Vec<crate::store::submissions::SubmissionRow>,
 ) -> anyhow::Result<Vec<ExportSubmission>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.message).collect();
+    let mut files = store.attachments_of_many(&ids).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         out.push(ExportSubmission {
-            attachments: attachments_of(store, r.message).await?,
+            attachments: nest(files.remove(&r.message).unwrap_or_default()),
             kind: r.kind,
             branch: r.branch,
             college: r.college,

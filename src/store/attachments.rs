@@ -15,6 +15,20 @@ use crate::message::Attachment;
 use crate::store::db_time;
 use chrono::{DateTime, Utc};
 
+fn attachment_row(r: &sqlx::sqlite::SqliteRow) -> AttachmentRow {
+    AttachmentRow {
+        id: r.get(0),
+        parent: r.get(1),
+        filename: r.get(2),
+        role: r.get(3),
+        format: r.get(4),
+        declared_format: r.get(5),
+        size: r.get(6),
+        sha256: r.get(7),
+        error: r.get(8),
+    }
+}
+
 /// One stored attachment (a zip entry names its zip in `parent`).
 #[derive(Debug, Clone)]
 pub struct AttachmentRow {
@@ -39,20 +53,34 @@ impl Store {
         .bind(message)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AttachmentRow {
-                id: r.get(0),
-                parent: r.get(1),
-                filename: r.get(2),
-                role: r.get(3),
-                format: r.get(4),
-                declared_format: r.get(5),
-                size: r.get(6),
-                sha256: r.get(7),
-                error: r.get(8),
-            })
-            .collect())
+        Ok(rows.iter().map(attachment_row).collect())
+    }
+
+    /// [`Store::attachments`] of many messages in a few queries (by chunks of ids) instead of
+    /// one per message: `export` and the board read the files of every branch's latest
+    /// version at once. Messages without attachments are absent from the map.
+    pub async fn attachments_of_many(
+        &self,
+        messages: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Vec<AttachmentRow>>> {
+        let mut out: std::collections::HashMap<i64, Vec<AttachmentRow>> =
+            std::collections::HashMap::new();
+        // SQLite's default limit of bound parameters is far above this.
+        for chunk in messages.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error, message_id FROM attachments WHERE message_id IN ({marks}) ORDER BY message_id, parent_id IS NOT NULL, ordinal, id"
+            );
+            // Only "?" marks are formatted in; the ids are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.entry(r.get(9)).or_default().push(attachment_row(&r));
+            }
+        }
+        Ok(out)
     }
 
     /// Roles of every file a branch has sent for closure so far (zip entries included).

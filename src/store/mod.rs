@@ -109,6 +109,38 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 #[cfg(test)]
 mod tests {
+    /// `data_version` stays while nothing is committed and moves with every commit, by this
+    /// store's own connections and by another process's (here: another `Store`).
+    #[tokio::test]
+    async fn the_data_version_moves_with_every_commit() {
+        let root =
+            std::env::temp_dir().join(format!("shenbao-data-version-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let url = format!("sqlite://{}", root.join("shenbao.db").display());
+        let store = super::Store::open(&url, &root).await.expect("open");
+        let other = super::Store::open(&url, &root).await.expect("open again");
+        let v0 = store.data_version().await.expect("version");
+        assert_eq!(store.data_version().await.expect("version"), v0);
+        let now = chrono::Utc::now();
+        store
+            .insert_file_message(b"Subject: a\r\n\r\nx", None, now)
+            .await
+            .expect("insert");
+        let v1 = store.data_version().await.expect("version");
+        assert_ne!(v1, v0, "a commit through the store's own pool");
+        assert_eq!(store.data_version().await.expect("version"), v1);
+        other
+            .insert_file_message(b"Subject: b\r\n\r\ny", None, now)
+            .await
+            .expect("insert");
+        assert_ne!(
+            store.data_version().await.expect("version"),
+            v1,
+            "a commit by another store on the same file"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
     /// The database with its WAL and SHM, the blob directories and the blobs (written whole or
     /// in parts) are private to the service user, whatever the umask.
     #[cfg(unix)]
@@ -271,6 +303,9 @@ fn migrator() -> Migrator {
 pub struct Store {
     pub pool: SqlitePool,
     pub blobs: BlobDir,
+    /// The connection [`Store::data_version`] asks; opened on first use, never writes.
+    probe: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>,
+    probe_options: SqliteConnectOptions,
 }
 
 fn time_col(r: &sqlx::sqlite::SqliteRow, i: usize) -> DateTime<Utc> {
@@ -344,7 +379,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
         let have: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = 1",
@@ -363,6 +398,8 @@ impl Store {
         Ok(Store {
             pool,
             blobs: BlobDir::new(data_dir.join("blobs")),
+            probe: Default::default(),
+            probe_options: opts,
         })
     }
 
@@ -398,13 +435,35 @@ impl Store {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
         migrator().run(&pool).await?;
         Ok(Store {
             pool,
             blobs: BlobDir::new(data_dir.join("blobs")),
+            probe: Default::default(),
+            probe_options: opts.read_only(true),
         })
+    }
+
+    /// A number that changes whenever anyone — this process or another one (the daemon
+    /// under `shenbao web`, a command run beside the daemon) — has committed a change since
+    /// the last call; equal numbers mean nothing changed. The board recomputes its pages'
+    /// figures only then.
+    ///
+    /// SQLite's `PRAGMA data_version` on a connection of its own that never writes: the
+    /// pragma changes when a connection other than the one asking commits. (A server
+    /// backend would keep a counter that every write transaction bumps.)
+    pub async fn data_version(&self) -> Result<i64> {
+        use sqlx::Connection as _;
+        let mut probe = self.probe.lock().await;
+        let conn = match &mut *probe {
+            Some(c) => c,
+            empty => empty.insert(sqlx::SqliteConnection::connect_with(&self.probe_options).await?),
+        };
+        Ok(sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut *conn)
+            .await?)
     }
 
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred

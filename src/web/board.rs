@@ -79,6 +79,9 @@ pub struct BranchRow {
     pub version: Option<i64>,
     pub received_at: Option<String>,
     pub problems: Vec<String>,
+    /// The branch's and the college's names normalised, as the search compares them.
+    #[serde(skip)]
+    pub search_key: String,
 }
 
 /// Every roster branch with its state, in roster order, from the latest submissions.
@@ -94,6 +97,11 @@ pub fn branch_rows(roster: &[Branch], latest: &[ExportSubmission]) -> Vec<Branch
             let s = by_branch.get(b.name.as_str()).copied();
             let state = state_of(s);
             BranchRow {
+                search_key: format!(
+                    "{}\n{}",
+                    crate::textnorm::normalize(&b.name),
+                    crate::textnorm::normalize(&b.college)
+                ),
                 college: b.college.clone(),
                 name: b.name.clone(),
                 state,
@@ -136,7 +144,7 @@ pub struct Filter {
     pub search: Option<String>,
 }
 
-pub fn filter_rows(rows: Vec<BranchRow>, f: &Filter) -> Vec<BranchRow> {
+pub fn filter_rows<'a>(rows: &'a [BranchRow], f: &Filter) -> Vec<&'a BranchRow> {
     let needle = f
         .search
         .as_deref()
@@ -149,7 +157,7 @@ pub fn filter_rows(rows: Vec<BranchRow>, f: &Filter) -> Vec<BranchRow> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(crate::textnorm::normalize);
-    rows.into_iter()
+    rows.iter()
         .filter(|r| {
             section.as_deref().is_none_or(|x| {
                 r.section
@@ -163,13 +171,37 @@ pub fn filter_rows(rows: Vec<BranchRow>, f: &Filter) -> Vec<BranchRow> {
                 .is_none_or(|c| c.is_empty() || r.college == c)
         })
         .filter(|r| f.state.is_none_or(|s| r.state == s))
-        .filter(|r| {
-            needle.as_deref().is_none_or(|n| {
-                crate::textnorm::normalize(&r.name).contains(n)
-                    || crate::textnorm::normalize(&r.college).contains(n)
-            })
-        })
+        .filter(|r| needle.as_deref().is_none_or(|n| r.search_key.contains(n)))
         .collect()
+}
+
+/// One page of a long list: which rows it shows and how many pages there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Pager {
+    /// 1-based, within `1..=pages`.
+    pub page: usize,
+    /// At least 1, even for an empty list.
+    pub pages: usize,
+    /// The rows shown: `start..end`.
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Pager {
+    /// Page `asked` (1-based; out of range or missing gives the nearest page) of `total`
+    /// rows, `per` rows a page.
+    pub fn new(total: usize, asked: Option<usize>, per: usize) -> Pager {
+        let per = per.max(1);
+        let pages = total.div_ceil(per).max(1);
+        let page = asked.unwrap_or(1).clamp(1, pages);
+        let start = (page - 1) * per;
+        Pager {
+            page,
+            pages,
+            start: start.min(total),
+            end: (start + per).min(total),
+        }
+    }
 }
 
 /// Applied and not applied in one college.
@@ -434,7 +466,7 @@ mod tests {
     fn filters_combine() {
         let f = |college: Option<&str>, state: Option<State>, search: Option<&str>| {
             filter_rows(
-                rows(),
+                &rows(),
                 &Filter {
                     college: college.map(String::from),
                     state,
@@ -443,7 +475,7 @@ mod tests {
                 },
             )
             .into_iter()
-            .map(|r| r.name)
+            .map(|r| r.name.clone())
             .collect::<Vec<_>>()
         };
         assert_eq!(f(None, None, None).len(), 4);
@@ -470,14 +502,14 @@ mod tests {
         assert!(f(None, None, Some("<script>")).is_empty());
         let by_section = |section: &str| {
             filter_rows(
-                rows(),
+                &rows(),
                 &Filter {
                     section: Some(section.to_string()),
                     ..Filter::default()
                 },
             )
             .into_iter()
-            .map(|r| r.name)
+            .map(|r| r.name.clone())
             .collect::<Vec<_>>()
         };
         assert_eq!(by_section("学思践悟·固本强基"), ["海洋支部"]);
@@ -486,6 +518,56 @@ mod tests {
         assert_eq!(by_section(" "), by_section(""));
         assert_eq!(by_section("").len(), 4);
         assert!(by_section("党建+").is_empty());
+    }
+
+    #[test]
+    fn pages_cover_every_row_once() {
+        assert_eq!(
+            Pager::new(0, None, 200),
+            Pager {
+                page: 1,
+                pages: 1,
+                start: 0,
+                end: 0
+            }
+        );
+        assert_eq!(
+            Pager::new(200, Some(1), 200),
+            Pager {
+                page: 1,
+                pages: 1,
+                start: 0,
+                end: 200
+            }
+        );
+        assert_eq!(
+            Pager::new(201, Some(2), 200),
+            Pager {
+                page: 2,
+                pages: 2,
+                start: 200,
+                end: 201
+            }
+        );
+        // Out of range: the nearest page.
+        assert_eq!(Pager::new(201, Some(9), 200).page, 2);
+        assert_eq!(Pager::new(201, Some(0), 200).page, 1);
+        assert_eq!(
+            Pager::new(5, Some(3), 0).pages,
+            5,
+            "at least one row a page"
+        );
+        for total in [0, 1, 199, 200, 201, 10_000, 10_001] {
+            let first = Pager::new(total, None, 200);
+            let mut seen = 0;
+            for p in 1..=first.pages {
+                let pg = Pager::new(total, Some(p), 200);
+                assert_eq!(pg.start, seen, "{total} page {p}");
+                assert!(pg.end - pg.start <= 200);
+                seen = pg.end;
+            }
+            assert_eq!(seen, total);
+        }
     }
 
     #[test]

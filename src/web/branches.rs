@@ -23,7 +23,11 @@ struct BranchQuery {
     section: Option<String>,
     state: Option<String>,
     q: Option<String>,
+    page: Option<usize>,
 }
+
+/// Rows a page: a whole college fits, and a page of the largest campaigns stays small.
+const PER_PAGE: usize = 200;
 
 async fn branches(
     State(board): State<Arc<Board>>,
@@ -36,22 +40,25 @@ async fn branches(
     };
     let Query(q) = query.unwrap_or_default();
     let app = &board.app;
-    let latest = crate::export::latest(&app.store).await?;
-    let rows = board::branch_rows(app.roster.branches(), &latest);
-    let total = rows.len();
-    let mut colleges: Vec<String> = Vec::new();
-    for b in app.roster.branches() {
-        if !b.college.is_empty() && !colleges.contains(&b.college) {
-            colleges.push(b.college.clone());
-        }
-    }
+    let snap = board.snapshot.get(app).await?;
+    let total = snap.rows.len();
     let filter = board::Filter {
         college: q.college.clone().filter(|c| !c.is_empty()),
         state: q.state.as_deref().and_then(board::State::from_code),
         section: q.section.clone(),
         search: q.q.clone(),
     };
-    let rows = board::filter_rows(rows, &filter);
+    let rows = board::filter_rows(&snap.rows, &filter);
+    let found = rows.len();
+    let pager = board::Pager::new(found, q.page, PER_PAGE);
+    let rows = &rows[pager.start..pager.end];
+    // The filters again, for the links to the other pages.
+    let keep = minijinja::context! {
+        college => q.college.clone().unwrap_or_default(),
+        section => q.section.clone().unwrap_or_default(),
+        state => q.state.clone().unwrap_or_default(),
+        q => q.q.clone().unwrap_or_default(),
+    };
     let states: Vec<(&str, &str)> = board::State::ALL
         .iter()
         .map(|s| (s.code(), s.label()))
@@ -63,8 +70,11 @@ async fn branches(
         minijinja::context! {
             title => "支部",
             rows => rows,
+            found => found,
             total => total,
-            colleges => colleges,
+            pager => pager,
+            keep => keep,
+            colleges => &snap.colleges,
             college => q.college.unwrap_or_default(),
             sections => &app.cfg.campaign.sections,
             section => q.section.unwrap_or_default(),

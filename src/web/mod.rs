@@ -15,6 +15,7 @@ pub mod chart;
 mod login;
 mod overview;
 mod reply;
+mod snapshot;
 
 use crate::app::App;
 use crate::config::{WebConfig, WebRole};
@@ -54,6 +55,8 @@ pub struct Board {
     sessions: Mutex<Sessions>,
     limiter: Mutex<Limiter>,
     templates: minijinja::Environment<'static>,
+    /// What 总览 and 支部 show, read again only after the database changed.
+    snapshot: snapshot::Cache,
     /// Checked against when the account does not exist, so that an unknown name takes as
     /// long as a wrong password.
     dummy_hash: String,
@@ -132,6 +135,7 @@ pub async fn serve(
         sessions: Mutex::new(Sessions::default()),
         limiter: Mutex::new(Limiter::default()),
         templates: templates(),
+        snapshot: snapshot::Cache::default(),
         dummy_hash: hash_password("shenbao-dummy").unwrap_or_default(),
     });
     let router = router(board);
@@ -272,13 +276,16 @@ mod tests {
             version: Some(1),
             received_at: None,
             problems: vec![evil.into()],
+            search_key: String::new(),
         }];
         let out = env
             .get_template("branches.html")
             .and_then(|t| {
                 t.render(minijinja::context! {
                     title => "支部", css => "", campaign => evil, user => evil, role => "工作人员",
-                    csrf => "tok", page => "branches", rows => rows, total => 1,
+                    csrf => "tok", page => "branches", rows => rows, total => 1, found => 401,
+                    pager => board::Pager::new(401, Some(2), 200),
+                    keep => minijinja::context! { college => evil, section => "", state => "", q => evil },
                     colleges => vec![evil], college => evil, states => Vec::<(String, String)>::new(),
                     sections => vec![evil], section => evil,
                     state => "", q => evil,
@@ -292,6 +299,12 @@ mod tests {
             "{out}"
         );
         assert!(out.contains(r#"name="csrf" value="tok""#));
+        // The page links carry the filters percent-encoded.
+        assert!(
+            out.contains("/branches?college=%3Cscript%3Ealert%281%29%3C&#x2f;script%3E%22onmouseover%3D&amp;section="),
+            "{out}"
+        );
+        assert!(out.contains("第 2 / 3 页"), "{out}");
     }
 
     #[test]

@@ -38,19 +38,14 @@ async fn overview(
     };
     let app = &board.app;
     let now = board.now();
-    let status = crate::export::status(&app.store, app.roster.len()).await?;
-    let phase = crate::export::phase(&app.store, &app.cfg, now).await?;
-    let latest = crate::export::latest(&app.store).await?;
-    let rows = board::branch_rows(app.roster.branches(), &latest);
-    let chart = chart::college_bars(&board::college_counts(&rows));
-    let problems = board::problems_by_code(&latest);
-    let arrivals = app
-        .store
-        .application_arrivals()
-        .await
-        .map_err(anyhow::Error::from)?;
+    let snap = board.snapshot.get(app).await?;
+    let status = &snap.status;
+    let phase = crate::campaign::closure::phase(&app.cfg.campaign, now, snap.reviews, &snap.funded);
+    let chart = chart::college_bars(&board::college_counts(&snap.rows));
+    let problems = &snap.problems;
+    let arrivals = &snap.arrivals;
     let daily: Vec<(String, u32)> =
-        board::arrivals_per_day(&arrivals, app.cfg.campaign.timezone, now, 14)
+        board::arrivals_per_day(arrivals, app.cfg.campaign.timezone, now, 14)
             .into_iter()
             .map(|(d, n)| (d.format("%-m/%-d").to_string(), n))
             .collect();

@@ -1,0 +1,87 @@
+//! The figures 总览 and 支部 show, read once per change of the database and shared by every
+//! request until the next change.
+//!
+//! Why: at 10,000 branches and 30,000 versions, reading every branch's latest version with
+//! its fields and files takes the better part of a second, and on deadline night many staff
+//! keep the board open while nothing changes between two mails. The key is the store's
+//! [`data_version`](crate::store::Store::data_version), which moves with every commit by the
+//! daemon, by a command run beside it or — under `shenbao web` — by another process, so a
+//! page never shows figures older than the last commit. What depends on the time (the phase,
+//! the time left, the arrivals of the last 14 days) is computed per request from the cached
+//! data.
+
+use crate::app::App;
+use crate::campaign::closure::ClosureState;
+use crate::export::{ExportSubmission, Status};
+use crate::web::board::{self, BranchRow};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// What the store said at one data version.
+pub(super) struct Snapshot {
+    pub status: Status,
+    /// Every roster branch with its state, in roster order.
+    pub rows: Vec<BranchRow>,
+    /// Problems of the latest applications: code, title, count.
+    pub problems: Vec<(String, String, usize)>,
+    /// Arrival time of every application version.
+    pub arrivals: Vec<DateTime<Utc>>,
+    /// How many branches have a current review result.
+    pub reviews: i64,
+    pub funded: Vec<ClosureState>,
+    /// The colleges of the roster, in roster order.
+    pub colleges: Vec<String>,
+}
+
+impl Snapshot {
+    async fn read(app: &App) -> anyhow::Result<Snapshot> {
+        let status = crate::export::status(&app.store, app.roster.len()).await?;
+        let latest: Vec<ExportSubmission> = crate::export::latest(&app.store).await?;
+        let rows = board::branch_rows(app.roster.branches(), &latest);
+        let problems = board::problems_by_code(&latest);
+        let arrivals = app.store.application_arrivals().await?;
+        let reviews = app.store.current_review_count().await?;
+        let funded = crate::export::funded_projects(&app.store, &app.cfg.levels).await?;
+        let mut colleges: Vec<String> = Vec::new();
+        for b in app.roster.branches() {
+            if !b.college.is_empty() && !colleges.contains(&b.college) {
+                colleges.push(b.college.clone());
+            }
+        }
+        Ok(Snapshot {
+            status,
+            rows,
+            problems,
+            arrivals,
+            reviews,
+            funded,
+            colleges,
+        })
+    }
+}
+
+/// The last snapshot and the data version it was read at.
+#[derive(Default)]
+pub(super) struct Cache {
+    last: tokio::sync::Mutex<Option<(i64, Arc<Snapshot>)>>,
+}
+
+impl Cache {
+    /// The snapshot of the database as it is now: the cached one when nothing was committed
+    /// since it was read. Requests arriving while it is read wait for it instead of reading
+    /// the same again.
+    pub async fn get(&self, app: &App) -> anyhow::Result<Arc<Snapshot>> {
+        let mut last = self.last.lock().await;
+        // Asked before reading: a commit made while reading moves the version again, so the
+        // next request reads anew.
+        let version = app.store.data_version().await?;
+        if let Some((v, s)) = &*last
+            && *v == version
+        {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Snapshot::read(app).await?);
+        *last = Some((version, s.clone()));
+        Ok(s)
+    }
+}
