@@ -57,13 +57,22 @@ impl State {
 /// must act), then late, then a changed sender (staff should look), else complete. Lateness
 /// is itself a problem code (`late`); alone, it makes the branch 迟交, not 有问题.
 pub fn state_of(latest: Option<&ExportSubmission>) -> State {
-    let late = crate::campaign::rules::Problem::Late.code();
-    match latest {
-        None => State::NotApplied,
-        Some(s) if s.problems.iter().any(|p| p != late) => State::Problems,
-        Some(s) if s.late || !s.problems.is_empty() => State::Late,
-        Some(s) if s.sender_changed => State::SenderChanged,
-        Some(_) => State::Complete,
+    latest.map_or(State::NotApplied, |s| {
+        state_from(&s.problems, s.late, s.sender_changed)
+    })
+}
+
+/// [`state_of`] for an application with these problem codes and flags.
+pub fn state_from(problems: &[String], late: bool, sender_changed: bool) -> State {
+    let late_code = crate::campaign::rules::Problem::Late.code();
+    if problems.iter().any(|p| p != late_code) {
+        State::Problems
+    } else if late || !problems.is_empty() {
+        State::Late
+    } else if sender_changed {
+        State::SenderChanged
+    } else {
+        State::Complete
     }
 }
 
@@ -84,18 +93,32 @@ pub struct BranchRow {
     pub search_key: String,
 }
 
-/// Every roster branch with its state, in roster order, from the latest submissions.
-pub fn branch_rows(roster: &[Branch], latest: &[ExportSubmission]) -> Vec<BranchRow> {
-    let by_branch: HashMap<&str, &ExportSubmission> = latest
-        .iter()
-        .filter(|s| s.kind == "application")
-        .filter_map(|s| Some((s.branch.as_deref()?, s)))
-        .collect();
+/// A branch's latest application, in the few columns 总览 and 支部 show (the store's
+/// `board_latest`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    /// The roster name.
+    pub branch: String,
+    pub version: i64,
+    pub received_at: DateTime<Utc>,
+    pub late: bool,
+    pub sender_changed: bool,
+    /// The problem codes.
+    pub problems: Vec<String>,
+    /// 申报板块 as the form (or summary) gives it.
+    pub section: Option<String>,
+}
+
+/// Every roster branch with its state, in roster order, from the latest applications.
+pub fn branch_rows(roster: &[Branch], latest: &[Latest], tz: chrono_tz::Tz) -> Vec<BranchRow> {
+    let by_branch: HashMap<&str, &Latest> = latest.iter().map(|s| (s.branch.as_str(), s)).collect();
     roster
         .iter()
         .map(|b| {
             let s = by_branch.get(b.name.as_str()).copied();
-            let state = state_of(s);
+            let state = s.map_or(State::NotApplied, |s| {
+                state_from(&s.problems, s.late, s.sender_changed)
+            });
             BranchRow {
                 search_key: format!(
                     "{}\n{}",
@@ -106,11 +129,14 @@ pub fn branch_rows(roster: &[Branch], latest: &[ExportSubmission]) -> Vec<Branch
                 name: b.name.clone(),
                 state,
                 state_label: state.label(),
-                section: s
-                    .and_then(|s| s.fields.as_ref()?.get("section")?.as_str())
-                    .map(str::to_string),
+                section: s.and_then(|s| s.section.clone()),
                 version: s.map(|s| s.version),
-                received_at: s.map(|s| short_time(&s.received_at)),
+                received_at: s.map(|s| {
+                    s.received_at
+                        .with_timezone(&tz)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                }),
                 problems: s
                     .map(|s| s.problems.iter().map(|c| problem_title(c)).collect())
                     .unwrap_or_default(),
@@ -242,9 +268,9 @@ pub fn college_counts(rows: &[BranchRow]) -> Vec<CollegeCount> {
 }
 
 /// How many of the latest applications (recognised or not) have each problem, most first.
-pub fn problems_by_code(latest: &[ExportSubmission]) -> Vec<(String, String, usize)> {
+pub fn problems_by_code(latest: &[Latest]) -> Vec<(String, String, usize)> {
     let mut n: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in latest.iter().filter(|s| s.kind == "application") {
+    for s in latest {
         for p in &s.problems {
             *n.entry(p.as_str()).or_default() += 1;
         }
@@ -348,6 +374,20 @@ mod tests {
         }
     }
 
+    fn lat(branch: &str, problems: &[&str], section: Option<&str>) -> Latest {
+        Latest {
+            branch: branch.into(),
+            version: 2,
+            received_at: DateTime::parse_from_rfc3339("2025-09-26T00:40:43Z")
+                .expect("time")
+                .with_timezone(&Utc),
+            late: false,
+            sender_changed: false,
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+            section: section.map(str::to_string),
+        }
+    }
+
     fn branch(college: &str, name: &str) -> Branch {
         Branch {
             college: college.into(),
@@ -411,21 +451,16 @@ mod tests {
             branch("海洋学院", "海洋支部"),
             branch("", "无学院支部"),
         ];
-        let mut closure = sub("土木二支部", &[], false, false);
-        closure.kind = "closure".into();
-        let mut ocean = sub("海洋支部", &[], false, false);
-        ocean.fields = Some(serde_json::json!({ "section": "学思践悟·固本强基" }));
         let latest = [
-            sub("土木一支部", &["advisor_missing"], false, false),
-            closure,
-            ocean,
-            sub("不在名册", &[], false, false),
+            lat("土木一支部", &["advisor_missing"], None),
+            lat("海洋支部", &[], Some("学思践悟·固本强基")),
+            lat("不在名册", &[], None),
         ];
-        branch_rows(&roster, &latest)
+        branch_rows(&roster, &latest, chrono_tz::Asia::Shanghai)
     }
 
     #[test]
-    fn rows_follow_the_roster_and_only_applications_count() {
+    fn rows_follow_the_roster_in_the_campaigns_time() {
         let r = rows();
         let got: Vec<_> = r.iter().map(|r| (r.name.as_str(), r.state)).collect();
         assert_eq!(
@@ -442,6 +477,9 @@ mod tests {
         assert_eq!(r[0].section, None);
         assert_eq!(r[0].version, Some(2));
         assert_eq!(r[1].version, None);
+        // 00:40 UTC is 08:40 in Beijing.
+        assert_eq!(r[0].received_at.as_deref(), Some("2025-09-26 08:40"));
+        assert_eq!(r[1].received_at, None);
     }
 
     #[test]
@@ -573,9 +611,9 @@ mod tests {
     #[test]
     fn problems_counted_by_code_most_first() {
         let latest = [
-            sub("a", &["advisor_missing", "form_missing"], false, false),
-            sub("b", &["advisor_missing"], false, false),
-            sub("c", &["no_such_code"], false, false),
+            lat("a", &["advisor_missing", "form_missing"], None),
+            lat("b", &["advisor_missing"], None),
+            lat("c", &["no_such_code"], None),
         ];
         let p = problems_by_code(&latest);
         assert_eq!(p[0], ("advisor_missing".into(), "未填写指导老师".into(), 2));

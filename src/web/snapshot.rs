@@ -12,7 +12,7 @@
 
 use crate::app::App;
 use crate::campaign::closure::ClosureState;
-use crate::export::{ExportSubmission, Status};
+use crate::export::Status;
 use crate::web::board::{self, BranchRow};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -36,8 +36,22 @@ pub(super) struct Snapshot {
 impl Snapshot {
     async fn read(app: &App) -> anyhow::Result<Snapshot> {
         let status = crate::export::status(&app.store, app.roster.len()).await?;
-        let latest: Vec<ExportSubmission> = crate::export::latest(&app.store).await?;
-        let rows = board::branch_rows(app.roster.branches(), &latest);
+        let latest: Vec<board::Latest> = app
+            .store
+            .board_latest()
+            .await?
+            .into_iter()
+            .map(|l| board::Latest {
+                branch: l.branch,
+                version: l.version,
+                received_at: l.received_at,
+                late: l.late,
+                sender_changed: l.sender_changed,
+                problems: l.problems,
+                section: l.section,
+            })
+            .collect();
+        let rows = board::branch_rows(app.roster.branches(), &latest, app.cfg.campaign.timezone);
         let problems = board::problems_by_code(&latest);
         let arrivals = app.store.application_arrivals().await?;
         let reviews = app.store.current_review_count().await?;
