@@ -662,6 +662,20 @@ mod tests {
                 .expect("none")
                 .is_empty()
         );
+        // By index: the outbox's rows carry whole rendered mails, too many to read through.
+        let plan: Vec<String> = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE branch = ?1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = ?1)",
+        )
+        .bind(a)
+        .fetch_all(&store.pool)
+        .await
+        .expect("plan")
+        .iter()
+        .map(|r| r.get::<String, _>(3))
+        .collect();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("SCAN outbox"), "{plan}");
+        assert!(plan.contains("outbox_by_branch"), "{plan}");
         drop(store);
         let _ = std::fs::remove_dir_all(&root);
     }
