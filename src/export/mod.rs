@@ -147,40 +147,85 @@ async fn rows_to_export(
     store: &Store,
     rows: Vec<crate::store::submissions::SubmissionRow>,
 ) -> anyhow::Result<Vec<ExportSubmission>> {
+    Ok(with_files(store, rows)
+        .await?
+        .into_iter()
+        .map(|(r, files)| to_export(r, nest(files)))
+        .collect())
+}
+
+/// Each row with its message's stored attachment rows, read in one batch.
+async fn with_files(
+    store: &Store,
+    rows: Vec<crate::store::submissions::SubmissionRow>,
+) -> anyhow::Result<
+    Vec<(
+        crate::store::submissions::SubmissionRow,
+        Vec<crate::store::attachments::AttachmentRow>,
+    )>,
+> {
     let ids: Vec<i64> = rows.iter().map(|r| r.message).collect();
     let mut files = store.attachments_of_many(&ids).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(ExportSubmission {
-            attachments: nest(files.remove(&r.message).unwrap_or_default()),
-            kind: r.kind,
-            branch: r.branch,
-            college: r.college,
-            branch_in_subject: r.branch_text.map(|b| display_text(&b)),
-            branch_match: r.match_kind,
-            match_score: r.match_score,
-            match_reason: r.match_reason,
-            version: r.version,
-            versions: r.versions,
-            received_at: beijing_rfc3339(r.received_at),
-            late: r.late,
-            // Text from the mail, shown and exported clean like attachment names.
-            sender: display_text(&r.sender),
-            subject: r.subject.map(|t| display_text(&t)),
-            message_id: r.message_id,
-            problems: r.problems,
-            fields: r.fields.map(export_fields),
-            fields_source: r.fields_source,
-            problem_details: r.problem_details,
-            sender_changed: r.sender_changed,
-            suggested_branch: r.suggested_branch,
-            level: None,
-            amount_yuan: None,
-            closure_status: None,
-            closure_missing: Vec::new(),
-        });
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let f = files.remove(&r.message).unwrap_or_default();
+            (r, f)
+        })
+        .collect())
+}
+
+/// [`history`] with each version's stored attachment rows beside it (their ids, for the
+/// board's downloads by id; zip entries after their zip, naming it in `parent`).
+pub async fn history_with_files(
+    store: &Store,
+    branch: &str,
+) -> anyhow::Result<
+    Vec<(
+        ExportSubmission,
+        Vec<crate::store::attachments::AttachmentRow>,
+    )>,
+> {
+    let rows = store.submission_history(branch).await?;
+    Ok(with_files(store, rows)
+        .await?
+        .into_iter()
+        .map(|(r, files)| (to_export(r, nest(files.clone())), files))
+        .collect())
+}
+
+fn to_export(
+    r: crate::store::submissions::SubmissionRow,
+    attachments: Vec<ExportAttachment>,
+) -> ExportSubmission {
+    ExportSubmission {
+        attachments,
+        kind: r.kind,
+        branch: r.branch,
+        college: r.college,
+        branch_in_subject: r.branch_text.map(|b| display_text(&b)),
+        branch_match: r.match_kind,
+        match_score: r.match_score,
+        match_reason: r.match_reason,
+        version: r.version,
+        versions: r.versions,
+        received_at: beijing_rfc3339(r.received_at),
+        late: r.late,
+        // Text from the mail, shown and exported clean like attachment names.
+        sender: display_text(&r.sender),
+        subject: r.subject.map(|t| display_text(&t)),
+        message_id: r.message_id,
+        problems: r.problems,
+        fields: r.fields.map(export_fields),
+        fields_source: r.fields_source,
+        problem_details: r.problem_details,
+        sender_changed: r.sender_changed,
+        suggested_branch: r.suggested_branch,
+        level: None,
+        amount_yuan: None,
+        closure_status: None,
+        closure_missing: Vec::new(),
     }
-    Ok(out)
 }
 
 /// [`latest`] with each branch's current review decision and closure status filled in (the

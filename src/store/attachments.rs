@@ -83,6 +83,17 @@ impl Store {
         Ok(out)
     }
 
+    /// One stored attachment by its id (the board's downloads go by id, never by path).
+    pub async fn attachment(&self, id: i64) -> Result<Option<AttachmentRow>> {
+        let row = sqlx::query(
+            "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(attachment_row))
+    }
+
     /// Roles of every file a branch has sent for closure so far (zip entries included).
     pub async fn closure_roles(&self, branch: &str) -> Result<Vec<Role>> {
         closure_roles_on(&mut *self.pool.acquire().await?, branch).await
@@ -174,4 +185,69 @@ pub async fn set_read_errors(tx: &mut Tx, message: i64, errors: &[(String, Strin
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, bytes: &[u8], entries: Vec<Attachment>) -> Attachment {
+        let mut a = crate::message::attachment(
+            name.to_string(),
+            "application/octet-stream".to_string(),
+            bytes.to_vec(),
+        );
+        a.entries = entries;
+        a
+    }
+
+    /// An attachment is found by its id, a zip entry names its zip, and an unknown id is
+    /// nothing.
+    #[tokio::test]
+    async fn one_attachment_by_id() {
+        let root = std::env::temp_dir().join(format!("shenbao-attachment-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Store::open(
+            &format!("sqlite://{}", root.join("shenbao.db").display()),
+            &root,
+        )
+        .await
+        .expect("open");
+        let now = Utc::now();
+        let id = store
+            .insert_file_message(b"Message-ID: <a@x>\r\n\r\nhi", None, now)
+            .await
+            .expect("message")
+            .id();
+        let zip = file(
+            "材料.zip",
+            b"zip bytes",
+            vec![file("申请表.docx", b"docx bytes", vec![])],
+        );
+        let mut tx = store.begin_write().await.expect("tx");
+        record_attachments(&mut tx, id, &[zip], now)
+            .await
+            .expect("record");
+        tx.commit().await.expect("commit");
+        let rows = store.attachments(id).await.expect("rows");
+        assert_eq!(rows.len(), 2);
+        let entry = store
+            .attachment(rows[1].id)
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!(entry.filename, "申请表.docx");
+        assert_eq!(entry.parent, Some(rows[0].id));
+        assert_eq!(entry.sha256, crate::store::blobs::sha256_hex(b"docx bytes"));
+        assert_eq!(entry.size, 10);
+        assert!(
+            store
+                .attachment(rows[1].id + 100)
+                .await
+                .expect("read")
+                .is_none()
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

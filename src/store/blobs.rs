@@ -102,6 +102,17 @@ impl BlobDir {
         }
     }
 
+    /// The blob's file opened for reading (where this or an earlier version put it), to
+    /// stream it without holding it in memory (the board's downloads).
+    pub fn open(&self, sha: &str) -> std::io::Result<std::fs::File> {
+        match std::fs::File::open(self.path_of(sha)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::File::open(self.old_path_of(sha)).map_err(|_| e)
+            }
+            r => r,
+        }
+    }
+
     /// Starts a blob whose bytes arrive piece by piece (a large mail fetched in parts): it is
     /// hashed as it is written, so the whole never has to be in memory at once.
     pub fn writer(&self) -> std::io::Result<BlobWriter> {
@@ -300,6 +311,16 @@ mod tests {
         std::fs::create_dir_all(old.parent().expect("parent")).expect("mkdir");
         std::fs::write(&old, b"old").expect("write");
         assert_eq!(b.get(&sha256_hex(b"old")).expect("old get"), b"old");
+        // Opened for streaming, in either place; a blob never written is not found.
+        let read = |sha: &str| {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut b.open(sha).expect("open"), &mut v).expect("read");
+            v
+        };
+        assert_eq!(read(&sha), b"hello");
+        assert_eq!(read(&sha256_hex(b"old")), b"old");
+        let missing = b.open(&sha256_hex(b"never")).expect_err("missing");
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
         let _ = std::fs::remove_dir_all(root);
     }
 

@@ -105,6 +105,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0007_branch_ledger_and_summary_role.sql"),
     ),
     (10, "ops", include_str!("../../migrations/0010_ops.sql")),
+    (
+        11,
+        "board_indexes",
+        include_str!("../../migrations/0011_board_indexes.sql"),
+    ),
 ];
 
 #[cfg(test)]

@@ -313,6 +313,20 @@ impl Store {
         Ok(rows.iter().map(outbox_entry).collect())
     }
 
+    /// Every mail about `branch` (a roster name), newest first: those queued for it
+    /// (acknowledgements, reminders, results) and those answering one of its versions (a
+    /// version assigned to it later by staff). For the board's 支部详情.
+    pub async fn outbox_for_branch(&self, branch: &str) -> Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query(outbox_entry_sql!(
+            "WHERE branch = ?1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = ?1)
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(branch)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(outbox_entry).collect())
+    }
+
     /// One outbox row, for messages about it.
     pub async fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>> {
         let row = sqlx::query(outbox_entry_sql!("WHERE id = ?"))
@@ -465,4 +479,204 @@ pub async fn enqueue(
     .execute(tx.conn())
     .await?
     .last_insert_rowid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::compose::{OutboxKind, Outgoing};
+    use crate::store::submissions::{NewVersion, insert_version};
+
+    fn mail(kind: OutboxKind, id: &str, subject: &str) -> Outgoing {
+        Outgoing {
+            kind,
+            message_id: id.to_string(),
+            to: "a@example.test".to_string(),
+            subject: subject.to_string(),
+            raw: b"raw".to_vec(),
+            cc: None,
+        }
+    }
+
+    fn version(branch: Option<&str>, message: i64, now: DateTime<Utc>) -> NewVersion {
+        NewVersion {
+            kind: "application",
+            branch_key: branch.map_or("?某支部".to_string(), str::to_string),
+            branch: branch.map(str::to_string),
+            college: None,
+            branch_text: None,
+            match_kind: "exact",
+            match_score: 1.0,
+            match_reason: String::new(),
+            version: 1,
+            message_id: message,
+            sender: "a@example.test".to_string(),
+            received_at: now,
+            late: false,
+            problems: "[]".to_string(),
+            created_at: now,
+            fields: None,
+            fields_source: None,
+            form_fields: None,
+            summary_fields: None,
+            problem_details: "[]".to_string(),
+            sender_changed: false,
+            suggested_branch: None,
+            content_key: String::new(),
+        }
+    }
+
+    /// A branch's mails: queued for it, or answering one of its versions; newest first,
+    /// with their delivery state; another branch's and the reviewers' digests left out.
+    #[tokio::test]
+    async fn the_mails_about_one_branch() {
+        let root =
+            std::env::temp_dir().join(format!("shenbao-outbox-branch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Store::open(
+            &format!("sqlite://{}", root.join("shenbao.db").display()),
+            &root,
+        )
+        .await
+        .expect("open");
+        let t0 = DateTime::parse_from_rfc3339("2025-09-26T08:00:00+08:00")
+            .expect("time")
+            .with_timezone(&Utc);
+        let at = |m: i64| t0 + chrono::Duration::minutes(m);
+        let mut ids = Vec::new();
+        for (i, raw) in [
+            &b"Message-ID: <m1@x>\r\n\r\none"[..],
+            &b"Message-ID: <m2@x>\r\n\r\ntwo"[..],
+        ]
+        .iter()
+        .enumerate()
+        {
+            match store
+                .insert_file_message(raw, None, at(i as i64))
+                .await
+                .expect("message")
+            {
+                crate::store::Inserted::New(id) => ids.push(id),
+                other => panic!("{other:?}"),
+            }
+        }
+        let a = "海洋支部";
+        let mut tx = store.begin_write().await.expect("tx");
+        insert_version(&mut tx, &version(Some(a), ids[0], at(0)))
+            .await
+            .expect("v1");
+        // The second mail's branch was not recognised at first; staff assigned it to `a`.
+        insert_version(&mut tx, &version(None, ids[1], at(1)))
+            .await
+            .expect("unknown");
+        let ack = enqueue(
+            &mut tx,
+            &mail(OutboxKind::Ack, "ack1", "回执一"),
+            Some(ids[0]),
+            Some(a),
+            at(2),
+        )
+        .await
+        .expect("ack");
+        let unknown_ack = enqueue(
+            &mut tx,
+            &mail(OutboxKind::Ack, "ack2", "回执二"),
+            Some(ids[1]),
+            None,
+            at(3),
+        )
+        .await
+        .expect("ack2");
+        enqueue(
+            &mut tx,
+            &mail(OutboxKind::Reminder, "rem-b", "别的支部"),
+            None,
+            Some("别的支部"),
+            at(4),
+        )
+        .await
+        .expect("other");
+        enqueue(
+            &mut tx,
+            &mail(OutboxKind::Digest, "digest", "摘要"),
+            None,
+            None,
+            at(5),
+        )
+        .await
+        .expect("digest");
+        let result = enqueue(
+            &mut tx,
+            &mail(OutboxKind::Result, "result", "评审结果"),
+            None,
+            Some(a),
+            at(6),
+        )
+        .await
+        .expect("result");
+        tx.commit().await.expect("commit");
+        assert!(
+            store
+                .outbox_for_branch(a)
+                .await
+                .expect("before")
+                .iter()
+                .all(|e| e.id != unknown_ack)
+        );
+        sqlx::query("UPDATE submissions SET branch = ? WHERE message_id = ?")
+            .bind(a)
+            .bind(ids[1])
+            .execute(&store.pool)
+            .await
+            .expect("assign");
+        store.outbox_sent_many(&[ack], at(7)).await.expect("sent");
+        store
+            .outbox_failed(result, "550 mailbox unavailable", None)
+            .await
+            .expect("dead");
+
+        let got = store.outbox_for_branch(a).await.expect("list");
+        let summary: Vec<(i64, &str, &str)> = got
+            .iter()
+            .map(|e| (e.id, e.kind.as_str(), e.status.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (result, "result", "dead"),
+                (unknown_ack, "ack", "queued"),
+                (ack, "ack", "sent"),
+            ]
+        );
+        assert_eq!(
+            got[0].last_error.as_deref(),
+            Some("550 mailbox unavailable")
+        );
+        assert_eq!(got[2].sent_at, Some(at(7)));
+        assert_eq!(got[2].created_at, Some(at(2)));
+        assert_eq!(got[2].subject, "回执一");
+        assert!(
+            store
+                .outbox_for_branch("没有的支部")
+                .await
+                .expect("none")
+                .is_empty()
+        );
+        // By index: the outbox's rows carry whole rendered mails, too many to read through.
+        let plan: Vec<String> = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE branch = ?1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = ?1)",
+        )
+        .bind(a)
+        .fetch_all(&store.pool)
+        .await
+        .expect("plan")
+        .iter()
+        .map(|r| r.get::<String, _>(3))
+        .collect();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("SCAN outbox"), "{plan}");
+        assert!(plan.contains("outbox_by_branch"), "{plan}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -340,6 +340,86 @@ pub fn next_deadline(deadlines: &[(&str, DateTime<Utc>)], now: DateTime<Utc>) ->
     }
 }
 
+// 支部详情 (one branch's page).
+
+/// The latest application among one branch's versions (`branch`'s own, not those still
+/// filed under the name as written): what its state on 支部 is computed from.
+pub fn latest_application<'a>(
+    versions: impl IntoIterator<Item = &'a ExportSubmission>,
+    branch: &str,
+) -> Option<&'a ExportSubmission> {
+    versions
+        .into_iter()
+        .filter(|s| s.kind == "application" && s.branch.as_deref() == Some(branch))
+        .max_by_key(|s| s.version)
+}
+
+/// A version's fields as 支部详情 shows them: (label, value) in the order of the notice's
+/// 汇总表, with the labels of the field catalogue; fields not found are left out. A 板块 or
+/// an amount that was not understood shows as written.
+pub fn field_rows(fields: Option<&serde_json::Value>) -> Vec<(&'static str, String)> {
+    use crate::extract::field::Field;
+    let Some(f) = fields else {
+        return Vec::new();
+    };
+    let text = |key: &str| match f.get(key) {
+        Some(serde_json::Value::String(t)) => t.trim().to_string(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    Field::ALL
+        .into_iter()
+        .filter_map(|field| {
+            let value = match field {
+                Field::Branch => text("branch_in_form"),
+                Field::Section => match text("section") {
+                    s if s.is_empty() => text("section_as_written"),
+                    s => s,
+                },
+                Field::Budget => match text("budget_yuan") {
+                    y if y.is_empty() => text("budget_as_written"),
+                    y => format!("{y} 元"),
+                },
+                other => text(other.key()),
+            };
+            (!value.is_empty()).then_some((field.label(), value))
+        })
+        .collect()
+}
+
+/// A version's problems in words: the title, and what exactly was found when the check
+/// said (`problem_details`, in the same order as the codes).
+pub fn problem_lines(codes: &[String], details: &[serde_json::Value]) -> Vec<String> {
+    codes
+        .iter()
+        .map(|code| {
+            let detail = details
+                .iter()
+                .find(|d| d.get("code").and_then(|c| c.as_str()) == Some(code.as_str()))
+                .and_then(|d| d.get("detail")?.as_str())
+                .map(str::trim)
+                .filter(|d| !d.is_empty());
+            match detail {
+                Some(d) => format!("{}（{d}）", problem_title(code)),
+                None => problem_title(code),
+            }
+        })
+        .collect()
+}
+
+/// An outbox mail's delivery state: a code for the style sheet and the words staff read.
+pub fn delivery(status: &str, attempts: i64) -> (&'static str, &'static str) {
+    match status {
+        "sent" => ("sent", "已发出"),
+        "dead" => ("dead", "发送失败，已放弃"),
+        "queued" if attempts > 0 => ("retrying", "发送失败，等待重试"),
+        "queued" => ("queued", "排队待发"),
+        "sending" => ("queued", "正在发送"),
+        "unconfirmed" => ("retrying", "发送中断，正在确认"),
+        _ => ("queued", "状态未知"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,5 +757,103 @@ mod tests {
         let t = next_deadline(&both, d("2026-07-01T00:00:00+08:00"));
         assert!(t.starts_with("结项截止已过"), "{t}");
         assert_eq!(next_deadline(&[], apply), "没有设定截止时间");
+    }
+
+    #[test]
+    fn the_latest_application_of_the_branch_itself() {
+        let mut v1 = sub("海洋支部", &[], false, false);
+        v1.version = 1;
+        let mut v3 = sub("海洋支部", &["late"], true, false);
+        v3.version = 3;
+        let mut closure = sub("海洋支部", &[], false, false);
+        closure.kind = "closure".into();
+        closure.version = 9;
+        let mut unknown = sub("海洋支部", &[], false, false);
+        unknown.branch = None;
+        unknown.version = 7;
+        let versions = [v3.clone(), v1, closure, unknown];
+        assert_eq!(
+            latest_application(&versions, "海洋支部").map(|s| s.version),
+            Some(3)
+        );
+        assert_eq!(
+            state_of(latest_application(&versions, "海洋支部")),
+            State::Late
+        );
+        assert!(latest_application(&versions, "别的支部").is_none());
+        assert!(latest_application(&[][..], "海洋支部").is_none());
+    }
+
+    #[test]
+    fn fields_in_the_summary_sheets_order_with_its_labels() {
+        let f = serde_json::json!({
+            "college": "海洋学院",
+            "branch_in_form": "海洋支部",
+            "project_name": "“育苗”工程",
+            "section": null,
+            "section_as_written": "育苗成长",
+            "leader": " 朱语嫣 ",
+            "leader_role": "",
+            "phone": "18224039607",
+            "email": null,
+            "advisor": "吴睿婷",
+            "budget_yuan": 4000,
+            "budget_as_written": "4000",
+        });
+        let rows = field_rows(Some(&f));
+        let got: Vec<(&str, &str)> = rows.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("学院", "海洋学院"),
+                ("支部名称", "海洋支部"),
+                ("项目名称", "“育苗”工程"),
+                ("申报板块", "育苗成长"),
+                ("项目负责人", "朱语嫣"),
+                ("联系方式", "18224039607"),
+                ("指导老师", "吴睿婷"),
+                ("申请经费", "4000 元"),
+            ]
+        );
+        let unclear = serde_json::json!({ "budget_yuan": null, "budget_as_written": "四千元左右", "section": "学思践悟" });
+        let got = field_rows(Some(&unclear));
+        assert_eq!(
+            got,
+            [
+                ("申报板块", "学思践悟".to_string()),
+                ("申请经费", "四千元左右".to_string())
+            ]
+        );
+        assert!(field_rows(None).is_empty());
+    }
+
+    #[test]
+    fn problems_in_words_with_what_was_found() {
+        let codes = vec![
+            "budget_over_cap".to_string(),
+            "late".to_string(),
+            "x".to_string(),
+        ];
+        let details = vec![
+            serde_json::json!({ "code": "budget_over_cap", "detail": "申请经费 6000 元" }),
+            serde_json::json!({ "code": "late", "detail": null }),
+        ];
+        let lines = problem_lines(&codes, &details);
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].ends_with("（申请经费 6000 元）"), "{lines:?}");
+        assert_eq!(lines[1], "邮件在截止时间之后到达");
+        assert_eq!(lines[2], "x");
+        assert!(problem_lines(&[], &details).is_empty());
+    }
+
+    #[test]
+    fn delivery_states_in_words() {
+        assert_eq!(delivery("sent", 1), ("sent", "已发出"));
+        assert_eq!(delivery("queued", 0), ("queued", "排队待发"));
+        assert_eq!(delivery("queued", 2).0, "retrying");
+        assert_eq!(delivery("dead", 5).0, "dead");
+        assert_eq!(delivery("unconfirmed", 1).0, "retrying");
+        assert_eq!(delivery("sending", 1).0, "queued");
+        assert_eq!(delivery("??", 0).1, "状态未知");
     }
 }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod board;
 mod branches;
 pub mod chart;
+mod detail;
 mod login;
 mod overview;
 mod reply;
@@ -66,7 +67,12 @@ pub struct Board {
 const TEMPLATES: &[(&str, &str)] = &[("base.html", include_str!("templates/base.html"))];
 
 /// Each page module's templates (one line per page module, beside its routes in [`router`]).
-const PAGES: &[&[(&str, &str)]] = &[login::TEMPLATES, overview::TEMPLATES, branches::TEMPLATES];
+const PAGES: &[&[(&str, &str)]] = &[
+    login::TEMPLATES,
+    overview::TEMPLATES,
+    branches::TEMPLATES,
+    detail::TEMPLATES,
+];
 
 fn templates() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
@@ -156,6 +162,7 @@ fn router(board: Arc<Board>) -> Router {
         .merge(login::routes())
         .merge(overview::routes())
         .merge(branches::routes())
+        .merge(detail::routes())
         .fallback(reply::not_found)
         .with_state(board)
 }

@@ -99,3 +99,135 @@ pub(super) fn forbidden(refusal: auth::Refusal) -> Response {
         ),
     )
 }
+
+/// The `Content-Disposition` of a download named `filename` (a name that came from a mail):
+/// `attachment`, an ASCII `filename="…"` for old clients and the name itself as RFC 5987's
+/// `filename*=UTF-8''…`, percent-encoded. Control characters (CR, LF, NUL …) are dropped
+/// and path separators become `_` in both, so nothing in the name can end the header, add
+/// another, or name a directory; the fallback keeps letters, digits and `-_.()+ ` and puts
+/// one `_` for each run of anything else.
+pub(super) fn content_disposition(filename: &str) -> String {
+    let name: String = filename
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
+        .collect();
+    let name = name.trim();
+    let mut fallback = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || "-_.()+ ".contains(c) {
+            fallback.push(c);
+        } else if !fallback.ends_with('_') {
+            fallback.push('_');
+        }
+    }
+    let fallback = fallback.trim_matches(|c: char| c == ' ' || c == '.');
+    let (stem, ext) = match fallback.rsplit_once('.') {
+        Some((stem, ext)) if !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            (stem, Some(ext))
+        }
+        _ => (fallback, None),
+    };
+    let stem = if stem.chars().any(|c| c.is_ascii_alphanumeric()) {
+        stem
+    } else {
+        "attachment"
+    };
+    let fallback = match ext {
+        Some(ext) => format!("{stem}.{ext}"),
+        None => stem.to_string(),
+    };
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        // RFC 5987 attr-char: sent as it is; every other byte percent-encoded.
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if encoded.is_empty() {
+        encoded = fallback.clone();
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid_header(v: &str) {
+        assert!(HeaderValue::from_str(v).is_ok(), "{v}");
+        assert!(v.is_ascii(), "{v}");
+        assert!(!v.contains(['\r', '\n', '\0']), "{v}");
+        // Exactly the two quotes around the fallback.
+        assert_eq!(v.matches('"').count(), 2, "{v}");
+    }
+
+    #[test]
+    fn chinese_names_are_percent_encoded_with_an_ascii_fallback() {
+        let v = content_disposition("海洋支部2022级-项目申请表.docx");
+        valid_header(&v);
+        assert_eq!(
+            v,
+            "attachment; filename=\"_2022_-_.docx\"; filename*=UTF-8''%E6%B5%B7%E6%B4%8B%E6%94%AF%E9%83%A82022%E7%BA%A7-%E9%A1%B9%E7%9B%AE%E7%94%B3%E8%AF%B7%E8%A1%A8.docx"
+        );
+        let v = content_disposition("申请表.docx");
+        assert!(
+            v.starts_with("attachment; filename=\"attachment.docx\"; "),
+            "{v}"
+        );
+        assert_eq!(
+            content_disposition("plan v2 (final).xlsx"),
+            "attachment; filename=\"plan v2 (final).xlsx\"; filename*=UTF-8''plan%20v2%20%28final%29.xlsx"
+        );
+    }
+
+    #[test]
+    fn quotes_line_breaks_nul_and_slashes_cannot_escape() {
+        for evil in [
+            "a\".docx",
+            "a\"; filename=\"evil.exe",
+            "a.docx\r\nSet-Cookie: x=1",
+            "a\nb.docx",
+            "a\0b.docx",
+            "../../etc/passwd",
+            "..\\..\\boot.ini",
+            "%2e%2e%2fx.docx",
+            "\"",
+            "",
+            "   ",
+            "；,;\\",
+        ] {
+            let v = content_disposition(evil);
+            valid_header(&v);
+            let (fallback, encoded) = v.split_once("; filename*=UTF-8''").expect("both parts");
+            assert!(
+                !fallback["attachment; filename=\"".len()..]
+                    .trim_end_matches('"')
+                    .contains(['/', '\\', '"', ';']),
+                "{v}"
+            );
+            assert!(!encoded.contains(['/', '\\', '"', ';', ' ']), "{v}");
+            assert!(
+                !encoded.contains("%0D") && !encoded.contains("%0A") && !encoded.contains("%00"),
+                "{v}"
+            );
+            assert!(!encoded.contains("%2F") && !encoded.contains("%5C"), "{v}");
+        }
+        assert_eq!(
+            content_disposition("a.docx\r\nSet-Cookie: x=1"),
+            "attachment; filename=\"a.docxSet-Cookie_ x_1\"; filename*=UTF-8''a.docxSet-Cookie%3A%20x%3D1"
+        );
+        assert!(
+            content_disposition("../../etc/passwd")
+                .starts_with("attachment; filename=\"_.._etc_passwd\"")
+        );
+        assert!(
+            content_disposition("")
+                .starts_with("attachment; filename=\"attachment\"; filename*=UTF-8''attachment")
+        );
+        // A literal percent is encoded, so the name does not decode to something else.
+        assert!(content_disposition("%2e%2e%2fx.docx").ends_with("''%252e%252e%252fx.docx"));
+    }
+}

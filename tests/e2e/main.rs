@@ -34,6 +34,7 @@ mod board;
 mod cli;
 mod closure;
 mod conversation;
+mod detail;
 mod extraction_table;
 mod fuzz_regressions;
 mod install;
