@@ -382,7 +382,8 @@ fn main() {
         .arg(&config)
         .arg("web")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        // The board's log (with SHENBAO_LOG=shenbao=debug, how long each re-read took).
+        .stderr(std::fs::File::create(dir.join("web.log")).expect("web.log"))
         .spawn()
         .expect("shenbao web");
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -35,7 +35,9 @@ pub(super) struct Snapshot {
 
 impl Snapshot {
     async fn read(app: &App) -> anyhow::Result<Snapshot> {
+        let started = std::time::Instant::now();
         let status = crate::export::status(&app.store, app.roster.len()).await?;
+        let t_status = started.elapsed();
         let latest: Vec<board::Latest> = app
             .store
             .board_latest()
@@ -51,11 +53,22 @@ impl Snapshot {
                 section: l.section,
             })
             .collect();
+        let t_latest = started.elapsed();
         let rows = board::branch_rows(app.roster.branches(), &latest, app.cfg.campaign.timezone);
         let problems = board::problems_by_code(&latest);
+        let t_rows = started.elapsed();
         let arrivals = app.store.application_arrivals().await?;
+        let t_arrivals = started.elapsed();
         let reviews = app.store.current_review_count().await?;
         let funded = crate::export::funded_projects(&app.store, &app.cfg.levels).await?;
+        tracing::debug!(
+            status_ms = t_status.as_millis(),
+            latest_ms = (t_latest - t_status).as_millis(),
+            rows_ms = (t_rows - t_latest).as_millis(),
+            arrivals_ms = (t_arrivals - t_rows).as_millis(),
+            reviews_ms = (started.elapsed() - t_arrivals).as_millis(),
+            "看板数据已重新读取"
+        );
         let mut colleges: Vec<String> = Vec::new();
         for b in app.roster.branches() {
             if !b.college.is_empty() && !colleges.contains(&b.college) {
