@@ -12,10 +12,13 @@ pub mod auth;
 pub mod board;
 mod branches;
 pub mod chart;
+pub mod desk;
 mod login;
+mod outbox;
 mod overview;
 mod reply;
 mod snapshot;
+mod staff;
 
 use crate::app::App;
 use crate::config::{WebConfig, WebRole};
@@ -66,7 +69,13 @@ pub struct Board {
 const TEMPLATES: &[(&str, &str)] = &[("base.html", include_str!("templates/base.html"))];
 
 /// Each page module's templates (one line per page module, beside its routes in [`router`]).
-const PAGES: &[&[(&str, &str)]] = &[login::TEMPLATES, overview::TEMPLATES, branches::TEMPLATES];
+const PAGES: &[&[(&str, &str)]] = &[
+    login::TEMPLATES,
+    overview::TEMPLATES,
+    branches::TEMPLATES,
+    staff::TEMPLATES,
+    outbox::TEMPLATES,
+];
 
 fn templates() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
@@ -156,6 +165,8 @@ fn router(board: Arc<Board>) -> Router {
         .merge(login::routes())
         .merge(overview::routes())
         .merge(branches::routes())
+        .merge(staff::routes())
+        .merge(outbox::routes())
         .fallback(reply::not_found)
         .with_state(board)
 }
@@ -191,7 +202,6 @@ impl Board {
 
     /// For a POST that changes something: a session whose CSRF token is `csrf`, a staff
     /// role, and a board that is not read-only (`shenbao web`). Otherwise the refusal page.
-    #[allow(dead_code)] // until the first staff action lands
     fn actor(&self, headers: &HeaderMap, csrf: Option<&str>) -> Result<auth::Session, Response> {
         let Some((_, session)) = self.session(headers) else {
             return Err(redirect("/login", &[]));
@@ -261,7 +271,15 @@ mod tests {
     #[test]
     fn templates_compile_and_escape_what_came_from_mail() {
         let env = templates();
-        for name in ["base.html", "login.html", "overview.html", "branches.html"] {
+        for name in [
+            "base.html",
+            "login.html",
+            "overview.html",
+            "branches.html",
+            "staff.html",
+            "message.html",
+            "outbox.html",
+        ] {
             if let Err(e) = env.get_template(name) {
                 panic!("{name}: {e:#}");
             }
