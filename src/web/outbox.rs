@@ -121,7 +121,7 @@ async fn outbox(
     if view.needs_sent() {
         entries.extend(store.outbox_list(OutboxFilter::Sent).await.map_err(db)?);
         // The latest first: what was sent just now is what staff look for.
-        entries.sort_by(|a, b| b.id.cmp(&a.id));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.id));
     } else {
         entries.sort_by_key(|e| e.id);
     }

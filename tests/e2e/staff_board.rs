@@ -355,7 +355,7 @@ async fn staff_handle_mail_and_retry_dead_letters_on_the_board() {
         body.contains("<span class=\"ostate Dead\">已放弃</span>"),
         "{body}"
     );
-    assert!(body.contains("<td>回执</td>"), "{body}");
+    assert!(body.contains("<td class=\"kind\">回执</td>"), "{body}");
     assert!(body.contains("550"), "the server's answer: {body}");
     assert!(body.contains("有 2 封邮件发送失败、已放弃"), "{body}");
     assert!(
@@ -428,7 +428,7 @@ async fn staff_handle_mail_and_retry_dead_letters_on_the_board() {
     // Screenshots.
     for (name, html) in [
         ("staff", &staff_html),
-        ("message", &message_html),
+        ("staff-message", &message_html),
         ("outbox", &outbox_html),
     ] {
         for (w, h) in [(1366, 768), (390, 844)] {
