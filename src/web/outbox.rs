@@ -243,3 +243,52 @@ async fn retry_dead(
     };
     Ok(back(form.state.as_deref(), outcome, n))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(can_act: bool) -> String {
+        let evil = "<script>alert(1)</script>\"onmouseover=";
+        let rows = vec![Row {
+            id: 7,
+            kind: "回执".into(),
+            to: evil.into(),
+            subject: evil.into(),
+            state: OutboxState::Dead,
+            state_label: OutboxState::Dead.label(),
+            attempts: 8,
+            next_try: None,
+            last_error: Some(evil.into()),
+            created_at: Some("2025年9月26日 08:40:43".into()),
+            sent_at: None,
+            retryable: true,
+        }];
+        super::super::templates()
+            .get_template("outbox.html")
+            .and_then(|t| {
+                t.render(minijinja::context! {
+                    title => "发件箱", css => "", campaign => "c", user => "u", role => "工作人员",
+                    csrf => "tok", page => "outbox", rows => rows, found => 1,
+                    pager => board::Pager::new(1, None, PER_PAGE), view => "unsent",
+                    view_label => "未发出", counts => vec![("unsent", "未发出", 1)], dead => 1,
+                    flash => desk::retry_flash(RetryOutcome::Requeued, 7), notice => None::<&str>,
+                    can_act => can_act,
+                })
+            })
+            .expect("render")
+    }
+
+    #[test]
+    fn mail_data_stays_escaped_and_forms_only_for_those_who_act() {
+        let out = render(true);
+        assert!(!out.contains("<script>"), "{out}");
+        assert!(!out.contains("\"onmouseover="), "{out}");
+        assert!(out.contains("&lt;script&gt;"), "{out}");
+        assert!(out.contains("action=\"/outbox/7/retry\""), "{out}");
+        assert!(out.contains("action=\"/outbox/retry-dead\""), "{out}");
+        assert!(out.contains("#7 已重新排队"), "{out}");
+        let out = render(false);
+        assert!(!out.contains("action=\"/outbox/"), "{out}");
+    }
+}
