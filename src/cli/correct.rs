@@ -54,9 +54,6 @@ pub(super) async fn correction_pipeline(
     notify: bool,
 ) -> anyhow::Result<crate::pipeline::Pipeline> {
     let cfg = load(config)?;
-    let clock = clock()?;
-    let app = crate::daemon::open_app(cfg, clock).await?;
-    let mut p = crate::pipeline::Pipeline::new(app);
-    p.notify_mode = crate::pipeline::correct::notify_mode(notify, clock.now());
-    Ok(p)
+    let app = crate::daemon::open_app(cfg, clock()?).await?;
+    Ok(crate::pipeline::correct::correction_pipeline(app, notify))
 }

@@ -117,11 +117,7 @@ pub(super) async fn outbox_action(
     }
 }
 
-/// What an outbox `kind` is, in the words staff use.
-pub(super) fn kind_label(kind: &str) -> &str {
-    kind.parse::<crate::notify::compose::OutboxKind>()
-        .map_or(kind, |k| k.label())
-}
+pub(super) use crate::notify::compose::kind_label;
 
 /// An outbox row's state, in words.
 pub(super) fn outbox_state(e: &crate::store::OutboxEntry) -> String {

@@ -357,6 +357,12 @@ impl std::str::FromStr for OutboxKind {
     }
 }
 
+/// What an `outbox.kind` is, in the words staff use (the kind itself when unknown): for
+/// `shenbao outbox list` and the board's 发件箱.
+pub fn kind_label(kind: &str) -> &str {
+    kind.parse::<OutboxKind>().map_or(kind, |k| k.label())
+}
+
 /// A mail ready for the outbox.
 #[derive(Debug, Clone)]
 pub struct Outgoing {

@@ -359,6 +359,15 @@ fn show(v: &serde_json::Value) -> String {
     }
 }
 
+/// The pipeline of a correction (`assign`, `resolve`, `reprocess`, from the command line or
+/// the board): answers only when `notify`, under new Message-IDs.
+pub fn correction_pipeline(app: std::sync::Arc<App>, notify: bool) -> Pipeline {
+    let now = app.clock.now();
+    let mut p = Pipeline::new(app);
+    p.notify_mode = notify_mode(notify, now);
+    p
+}
+
 /// The [`NotifyMode`] of a replay: silent unless `notify`; answers of a replay get their own
 /// Message-IDs (numbered by the time of the replay).
 pub fn notify_mode(notify: bool, now: chrono::DateTime<chrono::Utc>) -> NotifyMode {

@@ -62,6 +62,46 @@ pub struct StaffRow {
     pub thread_subject: Option<String>,
 }
 
+/// One message as the board's message page shows it: what processing decided, whether it
+/// still waits for a person, and when and how it was handled.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MessageRecord {
+    pub id: i64,
+    pub raw_sha256: String,
+    pub size: i64,
+    pub from: String,
+    pub subject: String,
+    /// stored | processed | failed
+    pub status: String,
+    /// The disposition, or the status when there is none (`failed`, `stored`).
+    pub disposition: String,
+    pub reason: String,
+    pub branch: Option<String>,
+    /// Arrival (INTERNALDATE, else our clock), UTC.
+    pub received_at: DateTime<Utc>,
+    /// It is in the list of [`Store::needs_staff`] now.
+    pub waits_for_staff: bool,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_note: Option<String>,
+    pub suggested_branch: Option<String>,
+    pub thread_subject: Option<String>,
+    pub no_answer: Option<String>,
+}
+
+/// A mail that waited for a person and was marked handled (`resolve`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResolvedRow {
+    pub id: i64,
+    pub from: String,
+    pub subject: String,
+    pub disposition: String,
+    pub reason: String,
+    pub branch: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub resolved_at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
 /// A mail a person may have expected an answer to and did not get one, with the reason.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UnansweredRow {
@@ -410,6 +450,71 @@ impl Store {
             .collect())
     }
 
+    /// Message `id` with what was decided about it, for the board's message page.
+    pub async fn message_record(&self, id: i64) -> Result<Option<MessageRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT m.id, m.raw_sha256, m.size, COALESCE(m.from_addr, ''), COALESCE(m.subject, ''), m.status,
+                    COALESCE(m.disposition, m.status), COALESCE(m.reason, ''), m.branch,
+                    COALESCE(m.internal_date, m.stored_at), CASE WHEN ",
+            needs_staff!(),
+            " THEN 1 ELSE 0 END, m.resolved_at, m.resolved_note,
+                    (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id),
+                    (SELECT o.subject FROM outbox o WHERE o.message_id = m.thread_of),
+                    m.no_answer
+             FROM messages m WHERE m.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| MessageRecord {
+            id: r.get(0),
+            raw_sha256: r.get(1),
+            size: r.get(2),
+            from: r.get(3),
+            subject: r.get(4),
+            status: r.get(5),
+            disposition: r.get(6),
+            reason: r.get(7),
+            branch: r.get(8),
+            received_at: time_col(&r, 9),
+            waits_for_staff: r.get::<i64, _>(10) == 1,
+            resolved_at: r
+                .get::<Option<String>, _>(11)
+                .as_deref()
+                .and_then(crate::store::parse_db_time),
+            resolved_note: r.get(12),
+            suggested_branch: r.get(13),
+            thread_subject: r.get(14),
+            no_answer: r.get(15),
+        }))
+    }
+
+    /// The `limit` mails marked handled last, the latest first.
+    pub async fn resolved_messages(&self, limit: i64) -> Result<Vec<ResolvedRow>> {
+        let rows = sqlx::query(
+            "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), COALESCE(disposition, status), COALESCE(reason, ''),
+                    branch, COALESCE(internal_date, stored_at), resolved_at, resolved_note
+             FROM messages WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC, id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ResolvedRow {
+                id: r.get(0),
+                from: r.get(1),
+                subject: r.get(2),
+                disposition: r.get(3),
+                reason: r.get(4),
+                branch: r.get(5),
+                received_at: time_col(r, 6),
+                resolved_at: time_col(r, 7),
+                note: r.get(8),
+            })
+            .collect())
+    }
+
     /// Mail from people that got no answer, with the recorded reason, in `(since, until]`.
     pub async fn unanswered(
         &self,
@@ -487,4 +592,99 @@ async fn find_duplicate(
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+    use chrono::{Duration, Utc};
+
+    async fn store(name: &str) -> (Store, std::path::PathBuf) {
+        let root =
+            std::env::temp_dir().join(format!("shenbao-messages-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let url = format!("sqlite://{}", root.join("shenbao.db").display());
+        (Store::open(&url, &root).await.expect("open"), root)
+    }
+
+    /// A message as processing leaves it: from, subject, disposition, whether it waits.
+    async fn processed(store: &Store, subject: &str, disposition: &str, staff: bool) -> i64 {
+        let raw = format!("Subject: {subject}\r\nMessage-ID: <{subject}@t>\r\n\r\nx");
+        let now = Utc::now();
+        let id = store
+            .insert_file_message(raw.as_bytes(), None, now)
+            .await
+            .expect("insert")
+            .id();
+        sqlx::query(
+            "UPDATE messages SET status = 'processed', disposition = ?, needs_staff = ?, reason = '原因', from_addr = 'a@b.test', subject = ? WHERE id = ?",
+        )
+        .bind(disposition)
+        .bind(staff)
+        .bind(subject)
+        .bind(id)
+        .execute(&store.pool)
+        .await
+        .expect("update");
+        id
+    }
+
+    #[tokio::test]
+    async fn a_message_record_says_whether_it_waits_and_how_it_was_handled() {
+        let (store, root) = store("record").await;
+        let q = processed(&store, "请问", "question", true).await;
+        let a = processed(&store, "申报", "application", false).await;
+        assert!(store.message_record(9999).await.expect("read").is_none());
+        let r = store.message_record(q).await.expect("read").expect("there");
+        assert_eq!(
+            (r.disposition.as_str(), r.waits_for_staff, r.from.as_str()),
+            ("question", true, "a@b.test")
+        );
+        assert_eq!(r.subject, "请问");
+        assert!(r.resolved_at.is_none() && r.size > 0);
+        let r = store.message_record(a).await.expect("read").expect("there");
+        assert!(!r.waits_for_staff);
+
+        let now = Utc::now();
+        assert!(
+            store
+                .resolve(q, Some("已电话答复"), now)
+                .await
+                .expect("resolve")
+        );
+        let r = store.message_record(q).await.expect("read").expect("there");
+        assert!(!r.waits_for_staff);
+        assert_eq!(r.resolved_note.as_deref(), Some("已电话答复"));
+        assert!(r.resolved_at.is_some());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[tokio::test]
+    async fn resolved_messages_latest_first_and_limited() {
+        let (store, root) = store("resolved").await;
+        let now = Utc::now();
+        let mut ids = Vec::new();
+        for (i, s) in ["一", "二", "三"].iter().enumerate() {
+            let id = processed(&store, s, "question", true).await;
+            assert!(
+                store
+                    .resolve(id, None, now + Duration::seconds(i as i64))
+                    .await
+                    .expect("resolve")
+            );
+            ids.push(id);
+        }
+        processed(&store, "四", "question", true).await;
+        let got: Vec<i64> = store
+            .resolved_messages(2)
+            .await
+            .expect("list")
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(got, [ids[2], ids[1]]);
+        assert_eq!(store.resolved_messages(10).await.expect("list").len(), 3);
+        assert_eq!(store.needs_staff(None, None).await.expect("list").len(), 1);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -13,10 +13,13 @@ pub mod board;
 mod branches;
 pub mod chart;
 mod detail;
+pub mod desk;
 mod login;
+mod outbox;
 mod overview;
 mod reply;
 mod snapshot;
+mod staff;
 
 use crate::app::App;
 use crate::config::{WebConfig, WebRole};
@@ -72,6 +75,8 @@ const PAGES: &[&[(&str, &str)]] = &[
     overview::TEMPLATES,
     branches::TEMPLATES,
     detail::TEMPLATES,
+    staff::TEMPLATES,
+    outbox::TEMPLATES,
 ];
 
 fn templates() -> minijinja::Environment<'static> {
@@ -163,6 +168,8 @@ fn router(board: Arc<Board>) -> Router {
         .merge(overview::routes())
         .merge(branches::routes())
         .merge(detail::routes())
+        .merge(staff::routes())
+        .merge(outbox::routes())
         .fallback(reply::not_found)
         .with_state(board)
 }
@@ -198,7 +205,6 @@ impl Board {
 
     /// For a POST that changes something: a session whose CSRF token is `csrf`, a staff
     /// role, and a board that is not read-only (`shenbao web`). Otherwise the refusal page.
-    #[allow(dead_code)] // until the first staff action lands
     fn actor(&self, headers: &HeaderMap, csrf: Option<&str>) -> Result<auth::Session, Response> {
         let Some((_, session)) = self.session(headers) else {
             return Err(redirect("/login", &[]));
@@ -268,7 +274,15 @@ mod tests {
     #[test]
     fn templates_compile_and_escape_what_came_from_mail() {
         let env = templates();
-        for name in ["base.html", "login.html", "overview.html", "branches.html"] {
+        for name in [
+            "base.html",
+            "login.html",
+            "overview.html",
+            "branches.html",
+            "staff.html",
+            "message.html",
+            "outbox.html",
+        ] {
             if let Err(e) = env.get_template(name) {
                 panic!("{name}: {e:#}");
             }

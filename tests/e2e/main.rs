@@ -50,5 +50,6 @@ mod schedule;
 mod secure;
 mod semester;
 mod send;
+mod staff_board;
 mod tls;
 mod web;
