@@ -12,7 +12,9 @@ pub mod auth;
 pub mod board;
 mod branches;
 pub mod chart;
+mod closure;
 mod login;
+mod materials;
 mod overview;
 mod reply;
 mod snapshot;
@@ -66,7 +68,13 @@ pub struct Board {
 const TEMPLATES: &[(&str, &str)] = &[("base.html", include_str!("templates/base.html"))];
 
 /// Each page module's templates (one line per page module, beside its routes in [`router`]).
-const PAGES: &[&[(&str, &str)]] = &[login::TEMPLATES, overview::TEMPLATES, branches::TEMPLATES];
+const PAGES: &[&[(&str, &str)]] = &[
+    login::TEMPLATES,
+    overview::TEMPLATES,
+    branches::TEMPLATES,
+    materials::TEMPLATES,
+    closure::TEMPLATES,
+];
 
 fn templates() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
@@ -156,6 +164,8 @@ fn router(board: Arc<Board>) -> Router {
         .merge(login::routes())
         .merge(overview::routes())
         .merge(branches::routes())
+        .merge(materials::routes())
+        .merge(closure::routes())
         .fallback(reply::not_found)
         .with_state(board)
 }
@@ -261,7 +271,14 @@ mod tests {
     #[test]
     fn templates_compile_and_escape_what_came_from_mail() {
         let env = templates();
-        for name in ["base.html", "login.html", "overview.html", "branches.html"] {
+        for name in [
+            "base.html",
+            "login.html",
+            "overview.html",
+            "branches.html",
+            "materials.html",
+            "closure.html",
+        ] {
             if let Err(e) = env.get_template(name) {
                 panic!("{name}: {e:#}");
             }
