@@ -38,6 +38,7 @@ mod extraction_table;
 mod fuzz_regressions;
 mod install;
 mod materials;
+mod materials_board;
 mod office_corpus;
 mod ops;
 mod problems;
