@@ -200,7 +200,7 @@ async fn closure(
     let phase = crate::campaign::closure::phase(&app.cfg.campaign, now, snap.reviews, &snap.funded);
     let deadline = match app.cfg.campaign.closure_deadline {
         Some(d) => board::next_deadline(&[("结项截止", d)], now),
-        None => "结项截止时间尚未设置（在配置的 campaign.closure_deadline 中设置）".to_string(),
+        None => "结项截止时间在配置的 campaign.closure_deadline 中设置".to_string(),
     };
     let mails: Vec<(String, Option<DateTime<Utc>>)> = app
         .store

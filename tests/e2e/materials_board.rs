@@ -194,6 +194,7 @@ async fn materials_and_closure_on_the_board() {
     assert!(body.contains("暂无材料"), "{body}");
     assert!(body.contains("href=\"/materials.zip?section="), "{body}");
     screenshot(&page.body, "materials", 1366, 768);
+    screenshot(&page.body, "materials", 390, 844);
 
     // Every branch.
     let (status, headers, zip) = get_bytes(port, &staff, "/materials.zip").await;
@@ -409,6 +410,7 @@ async fn materials_and_closure_on_the_board() {
     );
     assert!(body.contains("其中还没有发来任何结项材料 1 个"), "{body}");
     screenshot(body, "closure", 1366, 768);
+    screenshot(body, "closure", 390, 844);
     // The filter.
     let r = board.get(&reviewer, "/closure?state=complete").await;
     assert!(
