@@ -289,6 +289,32 @@ async fn materials_and_closure_on_the_board() {
             assert_eq!(Some(bytes), files.get(name), "{name}");
         }
     }
+    // The CLI writes the same zip.
+    let out = env.dir.join("cli-college.zip");
+    let (ok, said) = env.run(&[
+        "export",
+        "--materials",
+        out.to_str().unwrap_or_default(),
+        "--college",
+        CAR_COLLEGE,
+    ]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains(&format!("1 个支部（只含学院「{CAR_COLLEGE}」），2 个文件")),
+        "{said}"
+    );
+    let cli = unzip(&read(&out));
+    assert_eq!(
+        cli.keys().collect::<Vec<_>>(),
+        one.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &one {
+        if name != "汇总表.xlsx" {
+            assert_eq!(Some(bytes), cli.get(name), "{name}");
+        }
+    }
+    assert_eq!(sheet_text(&cli["汇总表.xlsx"]), sheet);
+
     // One section: the section ECON's form names.
     let (status, _, zip) = get_bytes(
         port,
