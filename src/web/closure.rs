@@ -267,6 +267,37 @@ mod tests {
     }
 
     #[test]
+    fn the_page_escapes_names_and_encodes_the_branch_link() {
+        let evil = "<script>x</script>\"&支部";
+        let levels = crate::config::default_levels();
+        let funded = vec![state(evil, "一般", &["活动总结"])];
+        let cols = columns(&levels, &funded);
+        let r = rows(&levels, &funded, &cols, |_| Some(evil.to_string()), &[]);
+        let out = super::super::templates()
+            .get_template("closure.html")
+            .and_then(|t| {
+                t.render(minijinja::context! {
+                    title => "结项", css => "", campaign => "c", user => "u", role => "r",
+                    csrf => "t", page => "closure", phase => "p", deadline => "d",
+                    reviews => 1, funded => 1, complete => 0, incomplete => 1, nothing => 1,
+                    columns => cols, rows => r, states => Vec::<(String, String)>::new(),
+                    state => "",
+                })
+            })
+            .expect("render");
+        assert!(!out.contains("<script>"), "{out}");
+        assert!(
+            out.contains(">&lt;script&gt;x&lt;&#x2f;script&gt;&quot;&amp;支部</a>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("/branch?name=%3Cscript%3Ex%3C&#x2f;script%3E%22%26"),
+            "{out}"
+        );
+        assert!(out.contains("材料未齐（缺活动总结）"), "{out}");
+    }
+
+    #[test]
     fn each_project_shows_what_its_level_asks_for() {
         let levels = crate::config::default_levels();
         let funded = vec![

@@ -30,6 +30,9 @@ pub(super) fn routes() -> Router<Arc<Board>> {
         .route("/materials.zip", get(download))
 }
 
+/// How many zips are made at once; further downloads wait their turn.
+static GENERATING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 #[derive(serde::Deserialize, Default)]
 struct Choice {
     college: Option<String>,
@@ -87,6 +90,11 @@ async fn download(
             return listing(&board, &session, StatusCode::NOT_FOUND, Some(refusal(&e))).await;
         }
     };
+    // A few at a time: each one reads every file it packs and writes a copy.
+    let _turn = GENERATING
+        .acquire()
+        .await
+        .map_err(|e| anyhow::anyhow!("等待生成压缩包时出错：{e}"))?;
     let dir = PrivateDir::new(&board.app.cfg.data_dir)?;
     let out = dir.0.join("materials.zip");
     let done = materials::export(&board.app, &filter, &out).await?;
@@ -283,6 +291,37 @@ mod tests {
         assert_eq!(
             attachment("", "").to_str().expect("ascii"),
             "attachment; filename=\"download\"; filename*=UTF-8''download"
+        );
+    }
+
+    #[test]
+    fn the_page_escapes_names_and_encodes_links() {
+        let evil = "<script>x</script>\"&学院";
+        let out = super::super::templates()
+            .get_template("materials.html")
+            .and_then(|t| {
+                t.render(minijinja::context! {
+                    title => "材料", css => "", campaign => "c", user => "u", role => "r",
+                    csrf => "t", page => "materials", summary => materials::SUMMARY_NAME,
+                    notice => format!("名册中没有学院「{evil}」"),
+                    tally => materials::Tally {
+                        all: 1,
+                        colleges: vec![(evil.to_string(), 1)],
+                        sections: vec![(evil.to_string(), 0)],
+                    },
+                })
+            })
+            .expect("render");
+        assert!(!out.contains("<script>"), "{out}");
+        assert!(
+            out.contains("&lt;script&gt;x&lt;&#x2f;script&gt;&quot;&amp;学院"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "/materials.zip?college=%3Cscript%3Ex%3C&#x2f;script%3E%22%26%E5%AD%A6%E9%99%A2"
+            ),
+            "{out}"
         );
     }
 
