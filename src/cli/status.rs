@@ -152,18 +152,12 @@ pub(super) async fn export_materials(
 ) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let app = crate::daemon::open_existing_app(cfg.clone(), clock()?).await?;
-    let store = app.store.clone();
-    let collected = crate::export::materials::collect(&app, &filter).await?;
-    let layout = crate::export::materials::layout(&collected.branches);
-    let sheet = crate::export::to_xlsx(
-        &format!("{}申报汇总表", cfg.campaign.name),
-        &collected.applications,
-    )?;
-    let (blobs, target) = (store.blobs.clone(), out.to_path_buf());
-    let (written, layout) = tokio::task::spawn_blocking(move || {
-        crate::export::materials::write(&target, &layout, &sheet, &blobs).map(|w| (w, layout))
-    })
-    .await??;
+    let crate::export::materials::Exported {
+        layout,
+        written,
+        applications,
+        described,
+    } = crate::export::materials::export(&app, &filter, out).await?;
     say!(
         "已写入评审材料{}：{}",
         if crate::export::materials::is_zip(out) {
@@ -176,16 +170,16 @@ pub(super) async fn export_materials(
     say!(
         "  {} 个支部{}，{} 个文件（申请表和汇总表 {} 个，结项材料 {} 个），按“学院/支部名称/原文件名”存放；另有{}（{} 份申报）",
         layout.branches,
-        if collected.described.is_empty() {
+        if described.is_empty() {
             String::new()
         } else {
-            format!("（只含{}）", collected.described)
+            format!("（只含{described}）")
         },
         written.files,
         written.application_files,
         written.closure_files,
         crate::export::materials::SUMMARY_NAME,
-        collected.applications.len()
+        applications
     );
     if layout.superseded > 0 {
         say!(

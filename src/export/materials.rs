@@ -374,6 +374,170 @@ fn field<'a>(s: &'a ExportSubmission, key: &str) -> Option<&'a str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Where an application falls for the filters: its branch key (as the pipeline forms it),
+/// its college (the roster's; the form's when the roster does not know the branch) and its
+/// section (the form's).
+struct Place {
+    key: String,
+    college: Option<String>,
+    section: Option<String>,
+}
+
+fn place(s: &ExportSubmission) -> Place {
+    Place {
+        key: match &s.branch {
+            Some(b) => b.clone(),
+            None => format!(
+                "?{}",
+                normalize(s.branch_in_subject.as_deref().unwrap_or(""))
+            ),
+        },
+        college: s
+            .college
+            .clone()
+            .or_else(|| field(s, "college").map(str::to_string)),
+        section: field(s, "section").map(str::to_string),
+    }
+}
+
+/// How many branches each choice of [`Filter`] puts in the output (the board's 材料 page).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct Tally {
+    /// Without a filter.
+    pub all: usize,
+    /// Per roster college, in roster order.
+    pub colleges: Vec<(String, usize)>,
+    /// Per configured section, in the configuration's order.
+    pub sections: Vec<(String, usize)>,
+}
+
+/// [`Tally`] from the latest applications and the closure mails (branch key, roster college),
+/// by the rules of [`collect`]: an application counts for its college and its section; a
+/// branch that sent closure mail but no application counts for its roster college only.
+pub fn tally_of(
+    colleges: &[String],
+    sections: &[String],
+    latest: &[ExportSubmission],
+    closure: &[(String, Option<String>)],
+) -> Tally {
+    let mut college_n: HashMap<&str, usize> = HashMap::new();
+    let mut section_n: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut all = 0;
+    let mut places = Vec::new();
+    for s in latest.iter().filter(|s| s.kind == "application") {
+        let p = place(s);
+        if seen.insert(p.key.clone()) {
+            places.push(p);
+        }
+    }
+    for (key, college) in closure {
+        if seen.insert(key.clone()) {
+            places.push(Place {
+                key: key.clone(),
+                college: college.clone(),
+                section: None,
+            });
+        }
+    }
+    for p in &places {
+        all += 1;
+        if let Some(c) = colleges.iter().find(|c| Some(*c) == p.college.as_ref()) {
+            *college_n.entry(c).or_default() += 1;
+        }
+        if let Some(s) = sections.iter().find(|s| Some(*s) == p.section.as_ref()) {
+            *section_n.entry(s).or_default() += 1;
+        }
+    }
+    Tally {
+        all,
+        colleges: colleges
+            .iter()
+            .map(|c| (c.clone(), college_n.get(c.as_str()).copied().unwrap_or(0)))
+            .collect(),
+        sections: sections
+            .iter()
+            .map(|s| (s.clone(), section_n.get(s.as_str()).copied().unwrap_or(0)))
+            .collect(),
+    }
+}
+
+/// The roster's colleges, in roster order.
+fn roster_colleges(p: &App) -> Vec<String> {
+    let mut colleges: Vec<String> = Vec::new();
+    for b in p.roster.branches() {
+        if !b.college.is_empty() && !colleges.contains(&b.college) {
+            colleges.push(b.college.clone());
+        }
+    }
+    colleges
+}
+
+/// [`tally_of`] the database as it is now.
+pub async fn tally(p: &App) -> anyhow::Result<Tally> {
+    let latest = crate::export::latest(&p.store).await?;
+    let closure: Vec<(String, Option<String>)> = p
+        .store
+        .closure_submissions()
+        .await?
+        .into_iter()
+        .map(|r| (r.branch_key, r.college))
+        .collect();
+    Ok(tally_of(
+        &roster_colleges(p),
+        &p.cfg.campaign.sections,
+        &latest,
+        &closure,
+    ))
+}
+
+/// The filter's college or section resolved as [`collect`] resolves it (a unique part of a
+/// name is enough): the error says what to choose.
+pub fn resolve(p: &App, filter: &Filter) -> Result<Filter, MaterialsError> {
+    Ok(Filter {
+        section: match &filter.section {
+            Some(s) => Some(pick("section", s, &p.cfg.campaign.sections)?.to_string()),
+            None => None,
+        },
+        college: match &filter.college {
+            Some(c) => Some(pick("college", c, &roster_colleges(p))?.to_string()),
+            None => None,
+        },
+    })
+}
+
+/// What [`export`] wrote.
+pub struct Exported {
+    pub layout: Layout,
+    pub written: Written,
+    /// Applications in the 汇总表.
+    pub applications: usize,
+    /// The filter as resolved (`板块「…」、学院「…」`), empty without one.
+    pub described: String,
+}
+
+/// `export --materials OUT` and the board's download: the selection read, laid out, its
+/// 汇总表 made and everything written to `out` (a zip when it ends in `.zip`).
+pub async fn export(p: &App, filter: &Filter, out: &Path) -> anyhow::Result<Exported> {
+    let collected = collect(p, filter).await?;
+    let layout = layout(&collected.branches);
+    let sheet = crate::export::to_xlsx(
+        &format!("{}申报汇总表", p.cfg.campaign.name),
+        &collected.applications,
+    )?;
+    let (blobs, target) = (p.store.blobs.clone(), out.to_path_buf());
+    let (written, layout) = tokio::task::spawn_blocking(move || {
+        write(&target, &layout, &sheet, &blobs).map(|w| (w, layout))
+    })
+    .await??;
+    Ok(Exported {
+        layout,
+        written,
+        applications: collected.applications.len(),
+        described: collected.described,
+    })
+}
+
 fn wanted(files: &[ExportAttachment], roles: &[&str], out: &mut Vec<(String, String, i64)>) {
     for a in files {
         if roles.contains(&a.role.as_str()) {
@@ -387,20 +551,7 @@ fn wanted(files: &[ExportAttachment], roles: &[&str], out: &mut Vec<(String, Str
 /// mail, filtered by section (the application's) and college (the roster's; the form's for an
 /// application whose branch is unknown).
 pub async fn collect(p: &App, filter: &Filter) -> anyhow::Result<Collected> {
-    let section = match &filter.section {
-        Some(s) => Some(pick("section", s, &p.cfg.campaign.sections)?.to_string()),
-        None => None,
-    };
-    let mut colleges: Vec<String> = Vec::new();
-    for b in p.roster.branches() {
-        if !b.college.is_empty() && !colleges.contains(&b.college) {
-            colleges.push(b.college.clone());
-        }
-    }
-    let college = match &filter.college {
-        Some(c) => Some(pick("college", c, &colleges)?.to_string()),
-        None => None,
-    };
+    let Filter { section, college } = resolve(p, filter)?;
     let described = [
         section.as_ref().map(|s| format!("板块「{s}」")),
         college.as_ref().map(|c| format!("学院「{c}」")),
@@ -417,18 +568,11 @@ pub async fn collect(p: &App, filter: &Filter) -> anyhow::Result<Collected> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut applications = Vec::new();
     for s in latest.iter().filter(|s| s.kind == "application") {
-        let key = match &s.branch {
-            Some(b) => b.clone(),
-            None => format!(
-                "?{}",
-                normalize(s.branch_in_subject.as_deref().unwrap_or(""))
-            ),
-        };
-        let sub_college = s
-            .college
-            .clone()
-            .or_else(|| field(s, "college").map(str::to_string));
-        let sub_section = field(s, "section").map(str::to_string);
+        let Place {
+            key,
+            college: sub_college,
+            section: sub_section,
+        } = place(s);
         applied.insert(key.clone(), sub_section.clone());
         if section
             .as_ref()
@@ -907,6 +1051,84 @@ mod tests {
         }
         let mut seen = HashSet::new();
         assert!(l.entries.iter().all(|e| seen.insert(name_key(&e.path))));
+    }
+
+    fn application(
+        branch: Option<&str>,
+        college: Option<&str>,
+        fields: serde_json::Value,
+    ) -> ExportSubmission {
+        ExportSubmission {
+            kind: "application".into(),
+            branch: branch.map(str::to_string),
+            college: college.map(str::to_string),
+            branch_in_subject: Some("某支部".into()),
+            branch_match: "exact".into(),
+            match_score: 1.0,
+            match_reason: String::new(),
+            version: 1,
+            versions: 1,
+            received_at: "2025-09-26T08:40:43+08:00".into(),
+            late: false,
+            sender: "a@b".into(),
+            subject: None,
+            message_id: None,
+            attachments: vec![],
+            problems: vec![],
+            fields: Some(fields),
+            fields_source: None,
+            problem_details: vec![],
+            sender_changed: false,
+            suggested_branch: None,
+            level: None,
+            amount_yuan: None,
+            closure_status: None,
+            closure_missing: vec![],
+        }
+    }
+
+    #[test]
+    fn tally_counts_branches_as_the_filters_select_them() {
+        let colleges = vec!["土木工程学院".to_string(), "经济学院".to_string()];
+        let sections = vec!["学思践悟".to_string(), "师生结对·双向赋能".to_string()];
+        let latest = vec![
+            application(
+                Some("土木一支部"),
+                Some("土木工程学院"),
+                serde_json::json!({"section": "学思践悟"}),
+            ),
+            application(
+                Some("土木二支部"),
+                Some("土木工程学院"),
+                serde_json::json!({"section": "师生结对·双向赋能"}),
+            ),
+            // Not in the roster: the form's college counts; a section nobody configured does not.
+            application(
+                None,
+                None,
+                serde_json::json!({"college": "经济学院", "section": "别的板块"}),
+            ),
+        ];
+        let closure = vec![
+            // Applied too: counted once.
+            ("土木一支部".to_string(), Some("土木工程学院".to_string())),
+            // Closure mail only: its roster college, no section.
+            ("经济一支部".to_string(), Some("经济学院".to_string())),
+            ("经济一支部".to_string(), Some("经济学院".to_string())),
+        ];
+        let t = tally_of(&colleges, &sections, &latest, &closure);
+        assert_eq!(t.all, 4);
+        assert_eq!(
+            t.colleges,
+            [("土木工程学院".to_string(), 2), ("经济学院".to_string(), 2)]
+        );
+        assert_eq!(
+            t.sections,
+            [
+                ("学思践悟".to_string(), 1),
+                ("师生结对·双向赋能".to_string(), 1)
+            ]
+        );
     }
 
     #[test]

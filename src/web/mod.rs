@@ -16,6 +16,8 @@ mod detail;
 pub mod desk;
 mod login;
 mod outbox;
+mod closure;
+mod materials;
 mod overview;
 mod reply;
 mod snapshot;
@@ -77,6 +79,8 @@ const PAGES: &[&[(&str, &str)]] = &[
     detail::TEMPLATES,
     staff::TEMPLATES,
     outbox::TEMPLATES,
+    materials::TEMPLATES,
+    closure::TEMPLATES,
 ];
 
 fn templates() -> minijinja::Environment<'static> {
@@ -170,6 +174,8 @@ fn router(board: Arc<Board>) -> Router {
         .merge(detail::routes())
         .merge(staff::routes())
         .merge(outbox::routes())
+        .merge(materials::routes())
+        .merge(closure::routes())
         .fallback(reply::not_found)
         .with_state(board)
 }
@@ -282,6 +288,8 @@ mod tests {
             "staff.html",
             "message.html",
             "outbox.html",
+            "materials.html",
+            "closure.html",
         ] {
             if let Err(e) = env.get_template(name) {
                 panic!("{name}: {e:#}");

@@ -39,6 +39,7 @@ mod extraction_table;
 mod fuzz_regressions;
 mod install;
 mod materials;
+mod materials_board;
 mod office_corpus;
 mod ops;
 mod problems;
