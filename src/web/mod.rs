@@ -6,12 +6,14 @@
 //!
 //! Everything is server-rendered HTML from templates compiled into the binary, with HTML
 //! auto-escaping (names and subjects come from mail) and one embedded style sheet: no
-//! script, no CDN, no external font.
+//! CDN, no external font, and one small embedded script ([`live`]) that keeps the open page
+//! up to date; every page works without it.
 
 pub mod auth;
 pub mod board;
 mod branches;
 pub mod chart;
+mod live;
 mod login;
 mod overview;
 mod reply;
@@ -57,6 +59,8 @@ pub struct Board {
     templates: minijinja::Environment<'static>,
     /// What 总览 and 支部 show, read again only after the database changed.
     snapshot: snapshot::Cache,
+    /// Moves whenever the database changed while a page listens ([`live`]).
+    live: watch::Receiver<i64>,
     /// Checked against when the account does not exist, so that an unknown name takes as
     /// long as a wrong password.
     dummy_hash: String,
@@ -66,7 +70,12 @@ pub struct Board {
 const TEMPLATES: &[(&str, &str)] = &[("base.html", include_str!("templates/base.html"))];
 
 /// Each page module's templates (one line per page module, beside its routes in [`router`]).
-const PAGES: &[&[(&str, &str)]] = &[login::TEMPLATES, overview::TEMPLATES, branches::TEMPLATES];
+const PAGES: &[&[(&str, &str)]] = &[
+    login::TEMPLATES,
+    overview::TEMPLATES,
+    branches::TEMPLATES,
+    live::TEMPLATES,
+];
 
 fn templates() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
@@ -128,6 +137,7 @@ pub async fn serve(
     read_only: bool,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), WebError> {
+    let live = live::watch_versions(app.clone(), stop.clone());
     let board = Arc::new(Board {
         app,
         web,
@@ -136,6 +146,7 @@ pub async fn serve(
         limiter: Mutex::new(Limiter::default()),
         templates: templates(),
         snapshot: snapshot::Cache::default(),
+        live,
         dummy_hash: hash_password("shenbao-dummy").unwrap_or_default(),
     });
     let router = router(board);
@@ -156,6 +167,7 @@ fn router(board: Arc<Board>) -> Router {
         .merge(login::routes())
         .merge(overview::routes())
         .merge(branches::routes())
+        .merge(live::routes())
         .fallback(reply::not_found)
         .with_state(board)
 }

@@ -31,6 +31,7 @@
 mod common;
 
 mod board;
+mod browser;
 mod cli;
 mod closure;
 mod conversation;
@@ -51,3 +52,4 @@ mod semester;
 mod send;
 mod tls;
 mod web;
+mod webdriver;
