@@ -194,7 +194,39 @@ impl Browser {
         let v = request(port, "POST", "/session", Some(&caps))
             .unwrap_or_else(|e| panic!("new WebDriver session: {e}"));
         browser.session = v["sessionId"].as_str().expect("a session id").to_string();
+        browser.set_viewport(w, h);
         browser
+    }
+
+    /// Sizes the window so that the page itself (the viewport, what a screenshot shows) is
+    /// `w`×`h`: `--window-size` counts the window's own frame too.
+    pub fn set_viewport(&self, w: u32, h: u32) {
+        let inner = |b: &Browser| {
+            let v = b.execute("return [window.innerWidth, window.innerHeight];", json!([]));
+            (v[0].as_i64().unwrap_or(0), v[1].as_i64().unwrap_or(0))
+        };
+        for _ in 0..3 {
+            let (iw, ih) = inner(self);
+            if (iw, ih) == (i64::from(w), i64::from(h)) {
+                return;
+            }
+            let rect = self
+                .cmd("GET", "/window/rect", None)
+                .unwrap_or_else(|e| panic!("window rect: {e}"));
+            let (ow, oh) = (
+                rect["width"].as_i64().unwrap_or(0),
+                rect["height"].as_i64().unwrap_or(0),
+            );
+            self.cmd(
+                "POST",
+                "/window/rect",
+                Some(json!({
+                    "width": ow + i64::from(w) - iw,
+                    "height": oh + i64::from(h) - ih,
+                })),
+            )
+            .unwrap_or_else(|e| panic!("resize the window: {e}"));
+        }
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
