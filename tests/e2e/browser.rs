@@ -2,7 +2,10 @@
 //! browser opens `/`, is sent to the login page, logs in as staff by typing into the form and
 //! clicking, and sees 总览; then two applications arrive through Postfix and the open page's
 //! figures change without the page being reloaded (server-sent events and
-//! `/static/live.js`). 总览 is screenshot at 1366×768.
+//! `/static/live.js`). On 支部 a third one appears in the open list; a fourth, arriving while
+//! the search box has the focus, only brings a notice to refresh, which reloads the list.
+//! The daemon then stops cleanly with the page still listening. 总览 and 支部 are
+//! screenshot at 1366×768.
 //!
 //! The steps are helpers ([`log_in`], [`figure`], [`mark_page`], [`still_same_page`],
 //! [`send_sample`], [`shot`]) so that later steps — download a file, upload a sheet, click a
@@ -18,6 +21,11 @@ const INTAKE: &str = "intake36";
 const SAMPLES: [(&str, &str); 2] = [
     ("c001", "汽车工程学院本科生第二党支部"),
     ("c010", "海洋与地球科学学院2022级本科生党支部"),
+];
+/// Two more, for 支部.
+const MORE: [(&str, &str); 2] = [
+    ("c002", "设计创意学院2024级博士生党支部"),
+    ("c007", "经济与管理学院2023级博士生党支部"),
 ];
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -57,6 +65,19 @@ pub fn mark_page(b: &Browser) {
 /// Whether the page marked by [`mark_page`] is still the one open (never reloaded).
 pub fn still_same_page(b: &Browser) -> bool {
     b.execute("return window.__marker === 1;", serde_json::json!([])) == serde_json::json!(true)
+}
+
+/// The text of 支部's row of `branch` ("" when it is not on the page).
+pub fn row(b: &Browser, branch: &str) -> String {
+    b.execute(
+        "for (const r of document.querySelectorAll('table.branches tbody tr')) { \
+           if (r.textContent.includes(arguments[0])) { return r.textContent; } } \
+         return '';",
+        serde_json::json!([branch]),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
 }
 
 /// Sends the sample `case`'s mail through Postfix to the intake mailbox.
@@ -147,8 +168,55 @@ async fn the_open_overview_follows_arriving_applications() {
     );
     shot(&b, "overview-live");
 
-    drop(b);
+    // 支部: the list is fetched again and swapped in, without a reload …
+    b.goto("/branches");
+    wait_live(&b);
+    mark_page(&b);
+    let (case, branch) = MORE[0];
+    assert!(!row(&b, branch).contains("第1版"), "{}", row(&b, branch));
+    send_sample(case).await;
+    b.wait_until("the new application in the open list", WAIT, |b| {
+        daemon.assert_alive();
+        row(b, branch).contains("第1版")
+    });
+    assert!(still_same_page(&b), "the page was reloaded");
+    // … but not while someone types in the search box: a notice offers to refresh.
+    let (case, branch) = MORE[1];
+    b.find("#q").click();
+    send_sample(case).await;
+    b.wait_until("the notice of new data", WAIT, |b| {
+        daemon.assert_alive();
+        b.text_of(".live-notice").contains("有新数据，刷新")
+    });
+    assert!(!row(&b, branch).contains("第1版"), "{}", row(&b, branch));
+    assert!(still_same_page(&b), "the page was reloaded");
+    shot(&b, "branches-live");
+    b.find(".live-notice a").click();
+    b.wait_until("the refreshed list", WAIT, |b| {
+        !still_same_page(b) && row(b, branch).contains("第1版")
+    });
+
+    // The script, the stream's guard and the policy that lets the script run.
+    let js = http(port, "127.0.0.1", "GET", "/static/live.js", "", None).await;
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(js.body.contains("new EventSource('/events')"));
+    let events = http(port, "127.0.0.1", "GET", "/events", "", None).await;
+    assert_eq!(events.status, 303);
+    assert_eq!(events.header("location"), Some("/login"));
+    let csp = events.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'none'; script-src 'self'; connect-src 'self';"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline'; script") && !csp.contains("script-src 'unsafe"));
+
+    // The daemon stops cleanly while the page still listens (the stream ends with it).
     let log = daemon.stop();
+    drop(b);
     assert!(log.contains("看板已启动"), "{log}");
     let _ = std::fs::remove_dir_all(&env.dir);
 }

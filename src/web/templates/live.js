@@ -32,7 +32,6 @@
       var a = document.createElement('a');
       a.href = location.href;
       a.textContent = link;
-      notice.appendChild(document.createTextNode(' '));
       notice.appendChild(a);
     }
   }
@@ -59,7 +58,7 @@
       return;
     }
     if (typing()) {
-      say('有新数据。', '刷新');
+      say('有新数据，', '刷新');
       return;
     }
     if (fetching) {
@@ -84,9 +83,13 @@
             olds[i].replaceWith(document.importNode(fresh, true));
           }
         }
+        if (notice) {
+          notice.remove();
+          notice = null;
+        }
       })
       .catch(function () {
-        say('有新数据。', '刷新');
+        say('有新数据，', '刷新');
       })
       .then(function () {
         fetching = false;
@@ -118,7 +121,7 @@
   es.addEventListener('error', function () {
     if (es.readyState === EventSource.CLOSED) {
       root.setAttribute('data-live-state', 'closed');
-      say('实时更新已停止（可能已退出登录或看板已重启）。', '刷新页面');
+      say('实时更新已停止（可能已退出登录或看板已重启），请', '刷新页面');
     }
   });
 })();
