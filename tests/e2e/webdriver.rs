@@ -121,6 +121,8 @@ pub struct Browser {
     port: u16,
     session: String,
     profile: PathBuf,
+    /// Where the browser saves downloads (see [`Browser::wait_download`]).
+    pub downloads: PathBuf,
     /// Where a relative [`Browser::goto`] goes: `http://127.0.0.1:PORT`.
     pub base: String,
 }
@@ -174,7 +176,15 @@ impl Browser {
             format!("--user-data-dir={}", profile.display()),
             format!("--window-size={w},{h}"),
         ];
-        let mut options = json!({ "args": args });
+        let downloads = profile.join("downloads");
+        std::fs::create_dir_all(&downloads).expect("downloads dir");
+        let mut options = json!({
+            "args": args,
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+            },
+        });
         if Path::new("/usr/bin/chromium").exists() {
             options["binary"] = json!("/usr/bin/chromium");
         }
@@ -189,6 +199,7 @@ impl Browser {
             port,
             session: String::new(),
             profile,
+            downloads,
             base: base.trim_end_matches('/').to_string(),
         };
         let v = request(port, "POST", "/session", Some(&caps))
@@ -361,6 +372,22 @@ impl Browser {
         self.find(css)
     }
 
+    /// Waits for a finished download whose name ends with `suffix` (Chromium writes
+    /// `*.crdownload` until it is complete); returns its path.
+    pub fn wait_download(&self, suffix: &str, timeout: Duration) -> PathBuf {
+        let mut found = None;
+        self.wait_until(&format!("a download *{suffix}"), timeout, |b| {
+            found = std::fs::read_dir(&b.downloads)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(suffix));
+            found.is_some()
+        });
+        found.expect("found")
+    }
+
     /// A PNG of the viewport, written to `path`.
     pub fn screenshot(&self, path: &Path) -> PathBuf {
         let v = self
@@ -403,6 +430,12 @@ impl Element<'_> {
             )
             .unwrap_or_else(|e| panic!("type into {}: {e}", self.css));
         self
+    }
+
+    /// Chooses `file` in an `<input type="file">`.
+    pub fn upload(&self, file: &Path) -> &Self {
+        let abs = std::fs::canonicalize(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        self.send_keys(&abs.display().to_string())
     }
 
     /// Empties an input.
@@ -455,4 +488,44 @@ fn base64_decodes_padding_and_all_letters() {
     assert_eq!(base64_decode("aGVsbG8h"), b"hello!");
     assert_eq!(base64_decode("aGk="), b"hi");
     assert_eq!(base64_decode("+/8="), [0xfb, 0xff]);
+}
+
+/// The browser itself, without the board: type, click, read, run a script, upload and
+/// download (what the board's page tests build on).
+#[test]
+fn the_client_drives_a_headless_chromium() {
+    let dir = std::env::temp_dir().join(format!("shenbao-webdriver-self-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let upload = dir.join("表.txt");
+    std::fs::write(&upload, "hello").expect("write");
+    std::fs::write(
+        dir.join("page.html"),
+        "<!doctype html><meta charset=utf-8><input id=t><input id=f type=file>\
+         <button id=b onclick=\"document.getElementById('o').textContent = 'clicked ' + \
+         document.getElementById('t').value + ' ' + document.getElementById('f').files[0].name\">go</button>\
+         <p id=o title=out></p><a id=d download=saved.txt href=\"data:text/plain,saved\">d</a>",
+    )
+    .expect("page");
+    let b = Browser::start("http://127.0.0.1:1", 800, 600);
+    assert_eq!(
+        b.execute("return [innerWidth, innerHeight];", json!([])),
+        json!([800, 600])
+    );
+    b.goto(&format!("file://{}", dir.join("page.html").display()));
+    b.find("#t").send_keys("申报");
+    b.find("#f").upload(&upload);
+    b.find("#b").click();
+    b.wait_until("the click", Duration::from_secs(10), |b| {
+        b.text_of("#o") == "clicked 申报 表.txt"
+    });
+    assert_eq!(b.find("#o").attribute("title").as_deref(), Some("out"));
+    assert_eq!(b.execute("return 1 + arguments[0];", json!([2])), json!(3));
+    assert!(b.try_find("#nothing").is_none());
+    b.find("#d").click();
+    let saved = b.wait_download("saved.txt", Duration::from_secs(20));
+    assert_eq!(std::fs::read_to_string(saved).expect("read"), "saved");
+    let png = b.screenshot(&dir.join("shot.png"));
+    assert!(std::fs::metadata(png).map(|m| m.len()).unwrap_or(0) > 1000);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
 }
