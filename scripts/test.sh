@@ -19,6 +19,8 @@ command -v curl >/dev/null || pkgs+=(curl)
 command -v python3 >/dev/null || pkgs+=(python3)
 command -v systemd-analyze >/dev/null || pkgs+=(systemd)
 command -v chromium >/dev/null || pkgs+=(chromium)
+# tests/e2e/browser.rs drives that chromium through WebDriver.
+command -v chromedriver >/dev/null || pkgs+=(chromium-driver)
 # Chinese glyphs for those screenshots (without them every character is a box).
 [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || pkgs+=(fonts-noto-cjk)
 if [ ${#pkgs[@]} -gt 0 ]; then
@@ -51,9 +53,11 @@ cargo clippy --locked --all-targets -- -D warnings
 # other tests; the answer must say 材料齐全 for the branch the mail came from.
 log "try.sh smoke test (start, send, read)"
 try_smoke() {
-  local dir pid out rc=0
+  local dir pid out web rc=0
   dir=$(mktemp -d /tmp/shenbao-try-smoke.XXXXXX)
-  export SHENBAO_TRY_DIR=$dir SHENBAO_TRY_INTAKE=intake27
+  # The board on a free port, so that a try-out of yours on 8640 does not stop this one.
+  web=127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  export SHENBAO_TRY_DIR=$dir SHENBAO_TRY_INTAKE=intake27 SHENBAO_TRY_WEB=$web
   scripts/try.sh >"$dir/daemon.log" 2>&1 &
   pid=$!
   for _ in $(seq 300); do
@@ -68,10 +72,15 @@ try_smoke() {
   else
     log "try.sh send/read failed; daemon log:"; tail -n 30 "$dir/daemon.log" >&2; rc=1
   fi
+  # The board that try.sh announced answers with its login page.
+  if ! grep -q "看板：http://$web/" "$dir/daemon.log" \
+     || [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$web/login")" != 200 ]; then
+    log "try.sh: the board at http://$web/ was not announced or does not answer:"; tail -n 30 "$dir/daemon.log" >&2; rc=1
+  fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   rm -rf "$dir"
-  unset SHENBAO_TRY_DIR SHENBAO_TRY_INTAKE
+  unset SHENBAO_TRY_DIR SHENBAO_TRY_INTAKE SHENBAO_TRY_WEB
   return $rc
 }
 try_smoke

@@ -11,9 +11,14 @@
 #                             up to SHENBAO_TRY_WAIT seconds, default 30); without one, the newest
 #                             mail in ADDR's inbox
 #
+# The board (看板) runs with the daemon: `shenbao init` turns it on at 127.0.0.1:8640 with the
+# account staff, whose password is in $DIR/secrets/web.password; `run` prints both.
+#
 # Env: SHENBAO_TRY_DIR     the config and data directory (default shenbao-local)
 #      SHENBAO_TRY_INTAKE  the test server's intake mailbox (default intake; scripts/test.sh's
 #                          smoke test uses its own, so it never meets a daemon you are trying)
+#      SHENBAO_TRY_WEB     the board's address when the directory is first made (default
+#                          127.0.0.1:8640; the smoke test takes a free port)
 # Needs curl, and python3 (3.9 or later) for send and read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +50,15 @@ case "${1:-run}" in
         sed -i -e "s/intake@example\.test/$INTAKE@example.test/g" "$DIR/shenbao.toml"
         printf '%s-pw\n' "$INTAKE" > "$DIR/secrets/imap.password"
       fi
+      if [ -n "${SHENBAO_TRY_WEB:-}" ]; then
+        sed -i -e "s/^listen = \"127\.0\.0\.1:8640\"/listen = \"$SHENBAO_TRY_WEB\"/" "$DIR/shenbao.toml"
+      fi
+    fi
+    web=$(sed -n 's/^listen = "\(.*\)"$/\1/p' "$DIR/shenbao.toml" | head -n 1)
+    if [ -n "$web" ] && [ -f "$DIR/secrets/web.password" ]; then
+      say "看板：http://$web/ （账号 staff，密码 $(cat "$DIR/secrets/web.password")，保存在 $DIR/secrets/web.password）"
+    else
+      say "$DIR/shenbao.toml 中没有看板（[web]）；删除 $DIR 后重新运行 scripts/try.sh 即可开启"
     fi
     args=()
     # First start: also take mail that arrived today before the daemon was watching (a `send`

@@ -33,7 +33,16 @@ pub(super) fn init_dir(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .format("%Y-%m-%dT23:59:59")
         .to_string();
-    crate::fsmode::write(&cfg_path, local_config(EXAMPLE_CONFIG, &deadline))?;
+    // The board, on for the try-out, with one staff account whose password is made here,
+    // kept in a private file and shown once.
+    let password = try_password()?;
+    let config = format!(
+        "{}{}",
+        local_config(EXAMPLE_CONFIG, &deadline),
+        web_block(&crate::web::hash_password(&password)?)
+    );
+    crate::fsmode::write(&cfg_path, config)?;
+    let web_secret = dir.join(WEB_PASSWORD_FILE);
     let roster = dir.join("roster.csv");
     if !roster.exists() || force {
         crate::fsmode::write(&roster, EXAMPLE_ROSTER)?;
@@ -46,6 +55,12 @@ pub(super) fn init_dir(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<
         &secret,
         std::os::unix::fs::PermissionsExt::from_mode(crate::fsmode::FILE_MODE),
     )?;
+    crate::fsmode::write(&web_secret, format!("{password}\n"))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        &web_secret,
+        std::os::unix::fs::PermissionsExt::from_mode(crate::fsmode::FILE_MODE),
+    )?;
     for (name, text) in crate::notify::compose::builtin_templates() {
         let p = dir.join("templates").join(name);
         if !p.exists() || force {
@@ -55,6 +70,10 @@ pub(super) fn init_dir(dir: &Path, force: bool, clock: Clock) -> anyhow::Result<
     say!(
         "已生成 {}（本地试用，连接 scripts/mailstack.sh 的测试服务器）。",
         cfg_path.display()
+    );
+    say!(
+        "看板：守护进程运行时打开 http://{TRY_LISTEN}/ ，账号 {TRY_USER}，密码 {password}（保存在 {}，只有你能读）。",
+        web_secret.display()
     );
     say!("下一步：");
     say!("  scripts/mailstack.sh start                          # 启动本机测试邮件服务器");
@@ -193,6 +212,29 @@ pub(super) async fn check_config(path: &Path, probe: bool) -> anyhow::Result<Exi
     })
 }
 
+/// Where `init` keeps the try-out's board password, beside the IMAP one.
+const WEB_PASSWORD_FILE: &str = "secrets/web.password";
+/// The try-out board's address and account.
+const TRY_LISTEN: &str = "127.0.0.1:8640";
+const TRY_USER: &str = "staff";
+
+/// A fresh password for the try-out's board account: 16 random hex digits.
+fn try_password() -> anyhow::Result<String> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("取随机数失败：{e}"))?;
+    Ok(hex::encode(b))
+}
+
+/// The `[web]` block `init` appends: the board on this machine only, one staff account.
+pub fn web_block(password_hash: &str) -> String {
+    let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+    format!(
+        "\n# 看板：由 shenbao init 为本地试用开启，只听本机。账号 {TRY_USER} 的密码在 {WEB_PASSWORD_FILE} 中；\n# 另加账号用 shenbao web passwd 姓名。\n[web]\nlisten = \"{TRY_LISTEN}\"\n\n[[web.user]]\nname = {}\npassword_hash = {}\nrole = \"staff\"\n",
+        quoted(TRY_USER),
+        quoted(password_hash),
+    )
+}
+
 /// The example config, rewritten for the local test mail servers of `scripts/mailstack.sh`.
 pub fn local_config(example: &str, deadline: &str) -> String {
     let mut section = String::new();
@@ -246,3 +288,31 @@ pub fn local_config(example: &str, deadline: &str) -> String {
 pub(super) const EXAMPLE_CONFIG: &str = include_str!("../../config/shenbao.example.toml");
 
 pub(super) const EXAMPLE_ROSTER: &str = include_str!("../../config/roster.example.csv");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_turns_the_board_on_for_this_machine_only() {
+        let text = format!(
+            "{}{}",
+            local_config(EXAMPLE_CONFIG, "2025-09-27T23:59:59"),
+            web_block("$argon2id$v=19$m=19456,t=2,p=1$abc$def")
+        );
+        let v: toml::Value = toml::from_str(&text).expect("the config is TOML");
+        assert_eq!(v["web"]["listen"].as_str(), Some("127.0.0.1:8640"));
+        let users = v["web"]["user"].as_array().expect("accounts");
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0]["name"].as_str(), Some("staff"));
+        assert_eq!(users[0]["role"].as_str(), Some("staff"));
+        assert!(
+            users[0]["password_hash"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("$argon2id$"))
+        );
+        let p = try_password().expect("password");
+        assert_eq!(p.len(), 16);
+        assert_ne!(p, try_password().expect("password"));
+    }
+}

@@ -62,6 +62,21 @@ impl Sessions {
         Some(s.clone())
     }
 
+    /// The session of `token` if it has been used within `idle`, without renewing it: for
+    /// what runs on its own, like the live updates of an open page, which must not keep an
+    /// unattended screen logged in.
+    pub fn peek(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        idle: std::time::Duration,
+    ) -> Option<&Session> {
+        let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::MAX);
+        self.by_token
+            .get(token)
+            .filter(|s| now.signed_duration_since(s.last_seen) <= idle)
+    }
+
     pub fn end(&mut self, token: &str) {
         self.by_token.remove(token);
     }
@@ -237,6 +252,22 @@ mod tests {
         assert!(s.touch("tok", t(88 * 60 + 1), IDLE).is_none());
         assert!(s.is_empty());
         assert!(s.touch("other", t(0), IDLE).is_none());
+    }
+
+    #[test]
+    fn peeking_does_not_renew_a_session() {
+        let mut s = Sessions::default();
+        s.start("tok".into(), "王老师", WebRole::Staff, "c".into(), t(0));
+        assert_eq!(
+            s.peek("tok", t(20 * 60), IDLE).map(|x| x.last_seen),
+            Some(t(0))
+        );
+        assert!(s.peek("tok", t(30 * 60), IDLE).is_some());
+        // Peeked at 20 min, yet gone at 30 min + 1 s: only use renews.
+        assert!(s.peek("tok", t(30 * 60 + 1), IDLE).is_none());
+        assert!(s.peek("other", t(0), IDLE).is_none());
+        s.end("tok");
+        assert!(s.peek("tok", t(0), IDLE).is_none());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! Everything is server-rendered HTML from templates compiled into the binary, with HTML
 //! auto-escaping (names and subjects come from mail) and one embedded style sheet: no
-//! script, no CDN, no external font.
+//! CDN, no external font, and one small embedded script ([`live`]) that keeps the open page
+//! up to date; every page works without it.
 
 pub mod auth;
 pub mod board;
@@ -14,6 +15,7 @@ mod branches;
 pub mod chart;
 mod detail;
 pub mod desk;
+mod live;
 mod login;
 mod outbox;
 mod closure;
@@ -63,6 +65,8 @@ pub struct Board {
     templates: minijinja::Environment<'static>,
     /// What 总览 and 支部 show, read again only after the database changed.
     snapshot: snapshot::Cache,
+    /// Moves whenever the database changed while a page listens ([`live`]).
+    live: watch::Receiver<i64>,
     /// Checked against when the account does not exist, so that an unknown name takes as
     /// long as a wrong password.
     dummy_hash: String,
@@ -81,6 +85,7 @@ const PAGES: &[&[(&str, &str)]] = &[
     outbox::TEMPLATES,
     materials::TEMPLATES,
     closure::TEMPLATES,
+    live::TEMPLATES,
 ];
 
 fn templates() -> minijinja::Environment<'static> {
@@ -143,6 +148,7 @@ pub async fn serve(
     read_only: bool,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), WebError> {
+    let live = live::watch_versions(app.clone(), stop.clone());
     let board = Arc::new(Board {
         app,
         web,
@@ -151,6 +157,7 @@ pub async fn serve(
         limiter: Mutex::new(Limiter::default()),
         templates: templates(),
         snapshot: snapshot::Cache::default(),
+        live,
         dummy_hash: hash_password("shenbao-dummy").unwrap_or_default(),
     });
     let router = router(board);
@@ -176,6 +183,7 @@ fn router(board: Arc<Board>) -> Router {
         .merge(outbox::routes())
         .merge(materials::routes())
         .merge(closure::routes())
+        .merge(live::routes())
         .fallback(reply::not_found)
         .with_state(board)
 }

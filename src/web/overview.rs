@@ -87,6 +87,7 @@ async fn overview(
             daily => daily,
             problems => problems,
             now => crate::clock::beijing(now),
+            last_arrival => arrivals.iter().max().map(|t| crate::clock::beijing(*t)),
         },
     )?;
     Ok(html(StatusCode::OK, body))

@@ -5,13 +5,14 @@ use super::{auth, chart};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// The headers every page carries: no caching, no framing, nothing loaded from elsewhere.
+/// The headers every page carries: no caching, no framing, nothing loaded from elsewhere
+/// (scripts only from this origin, no inline script; the live updates connect back here).
 pub(super) fn secure(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(

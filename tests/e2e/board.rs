@@ -164,7 +164,7 @@ async fn the_board_over_http_and_in_a_browser() {
     );
     assert!(
         body.contains(&format!(
-            "<div class=\"v\">1<span class=\"of\"> / {roster_size}</span>"
+            "<div class=\"v\"><span data-live=\"applied\">1</span><span class=\"of\"> / {roster_size}</span>"
         )),
         "{body}"
     );
@@ -331,7 +331,7 @@ async fn the_board_over_http_and_in_a_browser() {
     );
     assert!(
         page.body
-            .contains(&format!("1<span class=\"of\"> / {roster_size}"))
+            .contains(&format!("1</span><span class=\"of\"> / {roster_size}"))
     );
     let _ = std::process::Command::new("kill")
         .arg("-TERM")

@@ -40,6 +40,34 @@ fn init_then_ingest_status_and_export() {
     let dir = tmp("ingest");
     let o = shenbao(&dir, &["init", "--dir", "local"]);
     assert!(o.status.success(), "{}", text(&o));
+    // The board is on for the try-out: one staff account, its password shown once and kept
+    // in a private file, only its hash in the config.
+    let password = std::fs::read_to_string(dir.join("local/secrets/web.password"))
+        .expect("the board's password file");
+    let password = password.trim();
+    assert_eq!(password.len(), 16, "{password}");
+    assert!(
+        text(&o).contains(&format!(
+            "看板：守护进程运行时打开 http://127.0.0.1:8640/ ，账号 staff，密码 {password}"
+        )),
+        "{}",
+        text(&o)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("local/secrets/web.password"))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let config = std::fs::read_to_string(dir.join("local/shenbao.toml")).expect("config");
+    assert!(!config.contains(password), "{config}");
+    assert!(
+        config.contains("[web]\nlisten = \"127.0.0.1:8640\""),
+        "{config}"
+    );
     // Use the sample roster so the fixtures' branches are known.
     std::fs::copy(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/roster.csv"),
@@ -50,6 +78,13 @@ fn init_then_ingest_status_and_export() {
     let o = shenbao(&dir, &["--config", cfg, "check-config"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("24 个支部"), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "看板：监听 http://127.0.0.1:8640/，1 个账号（工作人员 1 个，评审专家 0 个）"
+        ),
+        "{}",
+        text(&o)
+    );
 
     let c001 = fixture("c001");
     let c009 = fixture("c009");

@@ -31,6 +31,7 @@
 mod common;
 
 mod board;
+mod browser;
 mod cli;
 mod closure;
 mod conversation;
@@ -54,3 +55,4 @@ mod send;
 mod staff_board;
 mod tls;
 mod web;
+mod webdriver;

@@ -212,9 +212,14 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Where the board's screenshots go: `$TMPDIR/shenbao-board-screenshots/`.
+pub fn screenshot_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("shenbao-board-screenshots")
+}
+
 /// Screenshots `html` with headless Chromium at `w`×`h`; returns the PNG's path.
 pub fn screenshot(html: &str, name: &str, w: u32, h: u32) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join("shenbao-board-screenshots");
+    let dir = screenshot_dir();
     std::fs::create_dir_all(&dir).expect("mkdir");
     let page = dir.join(format!("{name}.html"));
     std::fs::write(&page, html).expect("write page");
