@@ -15,6 +15,7 @@ pub mod chart;
 mod login;
 mod overview;
 mod reply;
+mod review;
 mod snapshot;
 
 use crate::app::App;
@@ -60,13 +61,20 @@ pub struct Board {
     /// Checked against when the account does not exist, so that an unknown name takes as
     /// long as a wrong password.
     dummy_hash: String,
+    /// 评审: uploaded sheets waiting for their confirmation.
+    review_uploads: review::Uploads,
 }
 
 /// The templates every page shares.
 const TEMPLATES: &[(&str, &str)] = &[("base.html", include_str!("templates/base.html"))];
 
 /// Each page module's templates (one line per page module, beside its routes in [`router`]).
-const PAGES: &[&[(&str, &str)]] = &[login::TEMPLATES, overview::TEMPLATES, branches::TEMPLATES];
+const PAGES: &[&[(&str, &str)]] = &[
+    login::TEMPLATES,
+    overview::TEMPLATES,
+    branches::TEMPLATES,
+    review::TEMPLATES,
+];
 
 fn templates() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
@@ -137,6 +145,7 @@ pub async fn serve(
         templates: templates(),
         snapshot: snapshot::Cache::default(),
         dummy_hash: hash_password("shenbao-dummy").unwrap_or_default(),
+        review_uploads: review::Uploads::default(),
     });
     let router = router(board);
     axum::serve(
@@ -156,6 +165,7 @@ fn router(board: Arc<Board>) -> Router {
         .merge(login::routes())
         .merge(overview::routes())
         .merge(branches::routes())
+        .merge(review::routes())
         .fallback(reply::not_found)
         .with_state(board)
 }
@@ -191,7 +201,6 @@ impl Board {
 
     /// For a POST that changes something: a session whose CSRF token is `csrf`, a staff
     /// role, and a board that is not read-only (`shenbao web`). Otherwise the refusal page.
-    #[allow(dead_code)] // until the first staff action lands
     fn actor(&self, headers: &HeaderMap, csrf: Option<&str>) -> Result<auth::Session, Response> {
         let Some((_, session)) = self.session(headers) else {
             return Err(redirect("/login", &[]));
