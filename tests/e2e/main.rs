@@ -43,6 +43,7 @@ mod ops;
 mod problems;
 mod remind;
 mod review;
+mod review_board;
 mod robust;
 mod samples;
 mod schedule;
