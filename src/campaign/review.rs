@@ -118,6 +118,9 @@ pub struct Reviewed {
     /// Rows left blank whose branch the roster does not know: the export lists applications
     /// whose branch was not recognised, marked as not to be graded; skipped.
     pub unrecognised: Vec<BlankRow>,
+    /// Roster branches graded in a row that has an error: that error names them, so
+    /// [`ungraded`] does not list them again as missing from the sheet.
+    pub erred: Vec<String>,
 }
 
 /// An applying branch that has no decision: neither in the sheet nor from an earlier import.
@@ -149,6 +152,7 @@ pub fn ungraded(
     let mut out: Vec<Ungraded> = Vec::new();
     for a in applicants {
         if reviewed.decisions.iter().any(|d| d.branch == *a)
+            || reviewed.erred.contains(a)
             || already_decided(a)
             || out.iter().any(|u| u.branch == *a)
         {
@@ -434,12 +438,13 @@ pub fn check(input: &ImportInput) -> (Reviewed, Vec<ImportError>) {
                 }
             },
         };
+        let mut decided = false;
         if let (Some(level), Some(amount)) = (level, amount) {
             if let Some(message) = check_amount(level, amount, cols.amount_in_wan) {
                 row_ok = false;
                 err(row_no, COL_AMOUNT, message);
             }
-            if row_ok && let Some(branch) = branch {
+            if row_ok && let Some(branch) = branch.clone() {
                 reviewed.decisions.push(Decision {
                     row: row_no,
                     branch,
@@ -447,7 +452,14 @@ pub fn check(input: &ImportInput) -> (Reviewed, Vec<ImportError>) {
                     amount_yuan: amount.filter(|_| level.funded),
                     funded: level.funded,
                 });
+                decided = true;
             }
+        }
+        if !decided
+            && let Some(branch) = branch
+            && !reviewed.erred.contains(&branch)
+        {
+            reviewed.erred.push(branch);
         }
     }
 
@@ -1719,6 +1731,30 @@ mod tests {
         assert_eq!(
             got[1].to_string(),
             format!("{}（第 4 行未填写评审等级）", ROSTER[1])
+        );
+        // A branch whose graded row has an error is named by that error, not as missing.
+        let wb = review(&[
+            reviewed(0, ROSTER[0], T("优秀"), N(5000.0)),
+            reviewed(1, ROSTER[1], E, E),
+        ]);
+        let (with_error, errors) = check(&ImportInput {
+            workbook: &wb,
+            levels: &default_levels(),
+            is_known_branch: &roster,
+        });
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(with_error.erred, [ROSTER[0].to_string()]);
+        let none = |_: &str| false;
+        assert_eq!(
+            ungraded(
+                &[ROSTER[0].to_string(), ROSTER[1].to_string()],
+                &none,
+                &with_error
+            ),
+            [Ungraded {
+                branch: ROSTER[1].into(),
+                row: Some(4)
+            }]
         );
         // Everyone graded (here or before): nothing to report.
         let all = |_: &str| true;

@@ -182,6 +182,11 @@ async fn the_review_page_imports_a_sheet_and_sends_the_results() {
         body.contains(&format!("{D}（第 {} 行未填写评审等级）", row_of(D))),
         "{body}"
     );
+    // A's row has an error: named by it, not listed again as missing from the sheet.
+    assert!(
+        !body.contains(&format!("{A}（表中没有这一支部的行）")),
+        "{body}"
+    );
     assert!(body.contains("本次没有导入任何结果"), "{body}");
     eprintln!(
         "screenshot: {}",
