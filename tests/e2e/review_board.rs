@@ -211,6 +211,10 @@ async fn the_review_page_imports_a_sheet_and_sends_the_results() {
         .await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("没有选择文件"), "{}", r.body);
+    // More than 10 MB: refused with a Chinese answer before the body is read.
+    let (status, text) = oversized_upload(b.port, &staff, &csrf).await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("上传的文件超过 10 MB"), "{text}");
     let pool = env.db().await;
     let reviews = async || -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM reviews")
@@ -396,4 +400,32 @@ async fn the_review_page_imports_a_sheet_and_sends_the_results() {
     let log = b.daemon.stop();
     assert!(log.contains("看板：导入评审结果"), "{log}");
     let _ = std::fs::remove_dir_all(&b.env.dir);
+}
+
+/// An upload that declares 11 MB and sends only its first part (the CSRF field): the board
+/// answers at once from the declared length.
+async fn oversized_upload(port: u16, cookie: &str, csrf: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (ctype, body) = multipart(&[Part::Field("csrf", csrf)]);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /review/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nCookie: {cookie}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+        11 << 20
+    );
+    s.write_all(head.as_bytes()).await.expect("send");
+    s.write_all(&body).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
+        .await
+        .expect("the board answers before the body")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
 }
