@@ -118,6 +118,9 @@ pub struct Reviewed {
     /// Rows left blank whose branch the roster does not know: the export lists applications
     /// whose branch was not recognised, marked as not to be graded; skipped.
     pub unrecognised: Vec<BlankRow>,
+    /// Roster branches graded in a row that has an error: that error names them, so
+    /// [`ungraded`] does not list them again as missing from the sheet.
+    pub erred: Vec<String>,
 }
 
 /// An applying branch that has no decision: neither in the sheet nor from an earlier import.
@@ -149,6 +152,7 @@ pub fn ungraded(
     let mut out: Vec<Ungraded> = Vec::new();
     for a in applicants {
         if reviewed.decisions.iter().any(|d| d.branch == *a)
+            || reviewed.erred.contains(a)
             || already_decided(a)
             || out.iter().any(|u| u.branch == *a)
         {
@@ -434,12 +438,13 @@ pub fn check(input: &ImportInput) -> (Reviewed, Vec<ImportError>) {
                 }
             },
         };
+        let mut decided = false;
         if let (Some(level), Some(amount)) = (level, amount) {
             if let Some(message) = check_amount(level, amount, cols.amount_in_wan) {
                 row_ok = false;
                 err(row_no, COL_AMOUNT, message);
             }
-            if row_ok && let Some(branch) = branch {
+            if row_ok && let Some(branch) = branch.clone() {
                 reviewed.decisions.push(Decision {
                     row: row_no,
                     branch,
@@ -447,7 +452,14 @@ pub fn check(input: &ImportInput) -> (Reviewed, Vec<ImportError>) {
                     amount_yuan: amount.filter(|_| level.funded),
                     funded: level.funded,
                 });
+                decided = true;
             }
+        }
+        if !decided
+            && let Some(branch) = branch
+            && !reviewed.erred.contains(&branch)
+        {
+            reviewed.erred.push(branch);
         }
     }
 
@@ -732,6 +744,98 @@ fn yuan_text(y: f64) -> String {
             .trim_end_matches('.')
             .to_string()
     }
+}
+
+/// A result as staff and branches read it: `重点，5000 元`, or the level alone for a level that
+/// funds nothing (`不立项`).
+pub fn result_text(level: &str, amount_yuan: Option<f64>, funded: bool) -> String {
+    match amount_yuan {
+        Some(a) if funded => format!("{level}，{} 元", yuan_text(a)),
+        _ => level.to_string(),
+    }
+}
+
+/// What importing a decision changes for its branch, against the current decisions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// The branch has no result yet.
+    New,
+    /// The same level and amount as now: nothing changes, and no new result mail goes out.
+    Same,
+    /// Another result than now (`from`, as [`result_text`] writes it): a new result mail.
+    Changed { from: String },
+}
+
+/// What `decision` changes against `current` (the store's current decisions).
+pub fn change(decision: &Decision, current: &[CurrentReview]) -> Change {
+    let Some(now) = current.iter().find(|c| c.branch == decision.branch) else {
+        return Change::New;
+    };
+    let same_amount = match (now.amount_yuan, decision.amount_yuan) {
+        (None, None) => true,
+        (Some(a), Some(b)) => (a - b).abs() < CENT_SLACK,
+        _ => false,
+    };
+    if now.level == decision.level && now.funded == decision.funded && same_amount {
+        Change::Same
+    } else {
+        Change::Changed {
+            from: result_text(&now.level, now.amount_yuan, now.funded),
+        }
+    }
+}
+
+/// One level in the summary of the current results: how many branches have it and what they
+/// were granted, beside the level's cap per project.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LevelCount {
+    pub name: String,
+    pub funded: bool,
+    /// `≤ 5000 元`, or `—` for a level without a cap.
+    pub cap: String,
+    pub branches: usize,
+    /// The amounts granted, in yuan (`12000`); empty for a level that funds nothing.
+    pub total: String,
+}
+
+/// Every level of `levels` (in their order, also those nobody has) with its count among the
+/// `current` decisions; a level that is no longer configured but still decided comes last, so
+/// every decision is counted once.
+pub fn level_counts(levels: &[Level], current: &[CurrentReview]) -> Vec<LevelCount> {
+    let mut names: Vec<(&str, bool, Option<f64>)> = levels
+        .iter()
+        .map(|l| (l.name.as_str(), l.funded, l.cap_yuan))
+        .collect();
+    for c in current {
+        if !names.iter().any(|(n, _, _)| *n == c.level) {
+            names.push((c.level.as_str(), c.funded, None));
+        }
+    }
+    names
+        .into_iter()
+        .map(|(name, funded, cap)| {
+            let of_level = current.iter().filter(|c| c.level == name);
+            let total: f64 = of_level
+                .clone()
+                .filter(|c| c.funded)
+                .filter_map(|c| c.amount_yuan)
+                .sum();
+            LevelCount {
+                name: name.to_string(),
+                funded,
+                cap: cap
+                    .map(|c| format!("≤ {} 元", yuan_text(c)))
+                    .unwrap_or_else(|| "—".to_string()),
+                branches: of_level.count(),
+                total: if funded {
+                    format!("{} 元", yuan_text(total))
+                } else {
+                    String::new()
+                },
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1628,6 +1732,30 @@ mod tests {
             got[1].to_string(),
             format!("{}（第 4 行未填写评审等级）", ROSTER[1])
         );
+        // A branch whose graded row has an error is named by that error, not as missing.
+        let wb = review(&[
+            reviewed(0, ROSTER[0], T("优秀"), N(5000.0)),
+            reviewed(1, ROSTER[1], E, E),
+        ]);
+        let (with_error, errors) = check(&ImportInput {
+            workbook: &wb,
+            levels: &default_levels(),
+            is_known_branch: &roster,
+        });
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(with_error.erred, [ROSTER[0].to_string()]);
+        let none = |_: &str| false;
+        assert_eq!(
+            ungraded(
+                &[ROSTER[0].to_string(), ROSTER[1].to_string()],
+                &none,
+                &with_error
+            ),
+            [Ungraded {
+                branch: ROSTER[1].into(),
+                row: Some(4)
+            }]
+        );
         // Everyone graded (here or before): nothing to report.
         let all = |_: &str| true;
         assert!(ungraded(&applicants, &all, &r).is_empty());
@@ -1678,5 +1806,89 @@ mod tests {
         assert_eq!(yuan_text(2800.5), "2800.5");
         assert_eq!(yuan_text(2800.25), "2800.25");
         assert_eq!(yuan_text(0.01), "0.01");
+    }
+
+    fn current(branch: &str, level: &str, amount: Option<f64>, funded: bool) -> CurrentReview {
+        CurrentReview {
+            branch: branch.into(),
+            level: level.into(),
+            amount_yuan: amount,
+            funded,
+        }
+    }
+
+    #[test]
+    fn results_read_as_staff_write_them() {
+        assert_eq!(result_text("重点", Some(5000.0), true), "重点，5000 元");
+        assert_eq!(result_text("一般", Some(800.5), true), "一般，800.5 元");
+        assert_eq!(result_text("不立项", None, false), "不立项");
+        assert_eq!(result_text("不立项", Some(0.0), false), "不立项");
+    }
+
+    #[test]
+    fn a_decision_is_new_the_same_or_a_change() {
+        let now = vec![
+            current(ROSTER[0], "重点", Some(5000.0), true),
+            current(ROSTER[1], "不立项", None, false),
+        ];
+        let d = |b: &str, l: &str, a: Option<f64>| Decision {
+            row: 3,
+            branch: b.into(),
+            level: l.into(),
+            amount_yuan: a,
+            funded: a.is_some(),
+        };
+        assert_eq!(
+            change(&d(ROSTER[2], "一般", Some(800.0)), &now),
+            Change::New
+        );
+        assert_eq!(
+            change(&d(ROSTER[0], "重点", Some(5000.0)), &now),
+            Change::Same
+        );
+        assert_eq!(change(&d(ROSTER[1], "不立项", None), &now), Change::Same);
+        assert_eq!(
+            change(&d(ROSTER[0], "重点", Some(4000.0)), &now),
+            Change::Changed {
+                from: "重点，5000 元".into()
+            }
+        );
+        assert_eq!(
+            change(&d(ROSTER[1], "特色", Some(3000.0)), &now),
+            Change::Changed {
+                from: "不立项".into()
+            }
+        );
+        let v = serde_json::to_value(Change::Changed { from: "x".into() }).unwrap();
+        assert_eq!(v["kind"], "changed");
+        assert_eq!(v["from"], "x");
+    }
+
+    #[test]
+    fn levels_are_counted_against_their_caps() {
+        let now = vec![
+            current(ROSTER[0], "重点", Some(5000.0), true),
+            current(ROSTER[1], "重点", Some(4500.5), true),
+            current(ROSTER[2], "不立项", None, false),
+            current(ROSTER[3], "旧等级", Some(100.0), true),
+        ];
+        let counts = level_counts(&default_levels(), &now);
+        let line = |i: usize| {
+            let c = &counts[i];
+            (
+                c.name.as_str(),
+                c.cap.as_str(),
+                c.branches,
+                c.total.as_str(),
+            )
+        };
+        assert_eq!(counts.len(), 5);
+        assert_eq!(line(0), ("重点", "≤ 5000 元", 2, "9500.5 元"));
+        assert_eq!(line(1), ("特色", "≤ 3000 元", 0, "0 元"));
+        assert_eq!(line(2), ("一般", "≤ 1000 元", 0, "0 元"));
+        assert_eq!(line(3), ("不立项", "—", 1, ""));
+        // A level no longer configured is still counted.
+        assert_eq!(line(4), ("旧等级", "—", 1, "100 元"));
+        assert_eq!(counts.iter().map(|c| c.branches).sum::<usize>(), now.len());
     }
 }

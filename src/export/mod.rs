@@ -375,6 +375,14 @@ pub fn to_xlsx(title: &str, subs: &[ExportSubmission]) -> anyhow::Result<Vec<u8>
     crate::export::xlsx::write_summary_xlsx(title, &rows).map_err(anyhow::Error::msg)
 }
 
+/// The 汇总表 as `shenbao export --format xlsx` writes it — every branch's latest application
+/// with its current review decision — named after the campaign: the sheet reviewers fill in
+/// (评审等级, 资助金额) for `review import`, downloaded from the board's 评审 page.
+pub async fn summary_xlsx(store: &Store, cfg: &crate::config::Config) -> anyhow::Result<Vec<u8>> {
+    let subs = latest_reviewed(store, &cfg.levels).await?;
+    to_xlsx(&format!("{}申报汇总表", cfg.campaign.name), &subs)
+}
+
 /// What the 汇总表 says an application is missing, one per line. An application whose branch
 /// the roster does not know cannot be graded (`review import` needs a roster branch), so its
 /// first line says so and what staff do about it: reviewers leave the row as it is.

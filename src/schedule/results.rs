@@ -15,7 +15,8 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::path::Path;
 
-fn levels(p: &App) -> Vec<Level> {
+/// The configured review levels, as [`crate::campaign::review`] checks them.
+pub fn levels(p: &App) -> Vec<Level> {
     p.cfg
         .levels
         .iter()
@@ -27,10 +28,20 @@ fn levels(p: &App) -> Vec<Level> {
         .collect()
 }
 
-/// What `review import` did.
+/// The file given to `review import` is not a workbook that can be read (the board tells
+/// this apart from a failure of its own).
+#[derive(Debug, thiserror::Error)]
+#[error("{file_name}：{reason}")]
+pub struct UnreadableSheet {
+    pub file_name: String,
+    pub reason: crate::extract::sheet::SheetError,
+}
+
+/// What `review import` did (or, from [`check_import`], would do).
 #[derive(Debug)]
 pub enum ImportOutcome {
-    /// Stored. `ungraded` is empty unless the import was partial.
+    /// Stored (from [`check_import`]: ready to store). `ungraded` is empty unless the import
+    /// was partial.
     Imported {
         decisions: Vec<Decision>,
         ungraded: Vec<Ungraded>,
@@ -63,8 +74,59 @@ pub async fn import(
 ) -> anyhow::Result<ImportOutcome> {
     let bytes =
         std::fs::read(file).map_err(|e| anyhow::anyhow!("读不了 {}：{e}", file.display()))?;
-    let workbook = crate::extract::sheet::read_workbook(&bytes, &Default::default())
-        .map_err(|e| anyhow::anyhow!("{}：{e}", file.display()))?;
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    import_bytes(p, &bytes, &file_name, by, now, partial).await
+}
+
+/// [`import`] of a sheet already read (`file_name` is recorded with the import and names the
+/// file in messages): the board's upload takes this way.
+pub async fn import_bytes(
+    p: &App,
+    bytes: &[u8],
+    file_name: &str,
+    by: &str,
+    now: DateTime<Utc>,
+    partial: bool,
+) -> anyhow::Result<ImportOutcome> {
+    let outcome = check_import(p, bytes, file_name, partial).await?;
+    let ImportOutcome::Imported { decisions, .. } = &outcome else {
+        return Ok(outcome);
+    };
+    let sha = p.store.write_blob(bytes).await?;
+    p.store
+        .import_reviews(
+            &crate::store::reviews::ReviewImport {
+                file_name,
+                sha256: &sha,
+                size: bytes.len(),
+                imported_by: by,
+            },
+            decisions,
+            now,
+        )
+        .await?;
+    Ok(outcome)
+}
+
+/// What [`import`] would do with the sheet `bytes`, storing nothing: with
+/// [`ImportOutcome::Imported`], the decisions it would store (the board's preview before the
+/// import is confirmed).
+pub async fn check_import(
+    p: &App,
+    bytes: &[u8],
+    file_name: &str,
+    partial: bool,
+) -> anyhow::Result<ImportOutcome> {
+    let workbook =
+        crate::extract::sheet::read_workbook(bytes, &Default::default()).map_err(|reason| {
+            UnreadableSheet {
+                file_name: file_name.to_string(),
+                reason,
+            }
+        })?;
     let known = |name: &str| {
         let m = p.roster.match_branch(name);
         match m.kind {
@@ -96,26 +158,8 @@ pub async fn import(
             ungraded,
         });
     }
-    let decisions = reviewed.decisions;
-    let sha = p.store.write_blob(&bytes).await?;
-    let file_name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    p.store
-        .import_reviews(
-            &crate::store::reviews::ReviewImport {
-                file_name: &file_name,
-                sha256: &sha,
-                size: bytes.len(),
-                imported_by: by,
-            },
-            &decisions,
-            now,
-        )
-        .await?;
     Ok(ImportOutcome::Imported {
-        decisions,
+        decisions: reviewed.decisions,
         ungraded,
         unrecognised: reviewed.unrecognised,
     })
@@ -178,10 +222,7 @@ pub async fn plan_results(p: &App, now: DateTime<Utc>) -> anyhow::Result<NotifyP
         graded.insert(branch.clone());
         let sent = p.store.ledger_recorded_at(&key).await?;
         if let Some(at) = sent {
-            let result = match amount {
-                Some(a) if funded => format!("{level}，{} 元", a as i64),
-                _ => level.clone(),
-            };
+            let result = crate::campaign::review::result_text(&level, amount, funded);
             not_notified.push(NotNotified {
                 branch,
                 reason: format!(

@@ -22,6 +22,7 @@ mod closure;
 mod materials;
 mod overview;
 mod reply;
+mod review;
 mod snapshot;
 mod staff;
 
@@ -70,6 +71,8 @@ pub struct Board {
     /// Checked against when the account does not exist, so that an unknown name takes as
     /// long as a wrong password.
     dummy_hash: String,
+    /// 评审: uploaded sheets waiting for their confirmation.
+    review_uploads: review::Uploads,
 }
 
 /// The templates every page shares.
@@ -86,6 +89,7 @@ const PAGES: &[&[(&str, &str)]] = &[
     materials::TEMPLATES,
     closure::TEMPLATES,
     live::TEMPLATES,
+    review::TEMPLATES,
 ];
 
 fn templates() -> minijinja::Environment<'static> {
@@ -159,6 +163,7 @@ pub async fn serve(
         snapshot: snapshot::Cache::default(),
         live,
         dummy_hash: hash_password("shenbao-dummy").unwrap_or_default(),
+        review_uploads: review::Uploads::default(),
     });
     let router = router(board);
     axum::serve(
@@ -184,6 +189,7 @@ fn router(board: Arc<Board>) -> Router {
         .merge(materials::routes())
         .merge(closure::routes())
         .merge(live::routes())
+        .merge(review::routes())
         .fallback(reply::not_found)
         .with_state(board)
 }

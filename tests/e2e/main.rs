@@ -46,6 +46,7 @@ mod ops;
 mod problems;
 mod remind;
 mod review;
+mod review_board;
 mod robust;
 mod samples;
 mod schedule;

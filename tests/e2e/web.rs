@@ -316,3 +316,170 @@ impl BoardEnv {
         http(self.port, "127.0.0.1", "POST", path, cookie, Some(form)).await
     }
 }
+
+/// A reply whose body is kept as bytes (a download).
+pub struct RawReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text, as [`http`] gives it.
+    pub fn text(self) -> Reply {
+        Reply {
+            status: self.status,
+            headers: self.headers,
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+}
+
+/// One HTTP/1.1 request from `from` with an optional body of any bytes (`(content type,
+/// bytes)`); the reply's body stays bytes.
+pub async fn http_raw(
+    port: u16,
+    from: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: Option<(&str, &[u8])>,
+) -> RawReply {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(format!("{from}:0").parse().expect("addr"))
+        .expect("bind");
+    let mut s = sock
+        .connect(format!("127.0.0.1:{port}").parse().expect("addr"))
+        .await
+        .expect("connect to the board");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if !cookie.is_empty() {
+        req.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    if let Some((ctype, bytes)) = body {
+        req.push_str(&format!(
+            "Content-Type: {ctype}\r\nContent-Length: {}\r\n",
+            bytes.len()
+        ));
+    }
+    req.push_str("\r\n");
+    let mut raw_req = req.into_bytes();
+    if let Some((_, bytes)) = body {
+        raw_req.extend_from_slice(bytes);
+    }
+    s.write_all(&raw_req).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut raw))
+        .await
+        .expect("the board answers in time")
+        .expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
+    RawReply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A chunked body's data.
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&b[..eol])
+            .ok()
+            .and_then(|t| usize::from_str_radix(t.split(';').next().unwrap_or("").trim(), 16).ok())
+            .expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+    out
+}
+
+/// A part of a `multipart/form-data` body: a field, or a file with its name and bytes.
+pub enum Part<'a> {
+    Field(&'a str, &'a str),
+    File(&'a str, &'a str, &'a [u8]),
+}
+
+/// The `multipart/form-data` body of `parts`, in order, and its content type.
+pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+    let boundary = "----shenbao-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match p {
+            Part::Field(name, value) => {
+                body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            Part::File(name, file_name, bytes) => {
+                body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(bytes);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl BoardEnv {
+    /// GET `path` with the session `cookie`, the body kept as bytes (a download).
+    pub async fn get_bytes(&self, cookie: &str, path: &str) -> RawReply {
+        http_raw(self.port, "127.0.0.1", "GET", path, cookie, None).await
+    }
+
+    /// POST `parts` as `multipart/form-data` to `path` with the session `cookie`.
+    pub async fn post_multipart(&self, cookie: &str, path: &str, parts: &[Part<'_>]) -> Reply {
+        let (ctype, body) = multipart(parts);
+        http_raw(
+            self.port,
+            "127.0.0.1",
+            "POST",
+            path,
+            cookie,
+            Some((&ctype, &body)),
+        )
+        .await
+        .text()
+    }
+}
