@@ -347,7 +347,7 @@ async fn attachment(
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     let name = crate::attach::display_name(&row.filename);
-    if let Ok(v) = HeaderValue::from_str(&content_disposition(&name)) {
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(&name, "attachment")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     tracing::info!(attachment = id, user = %session.user, "看板下载附件");

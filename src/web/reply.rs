@@ -106,8 +106,13 @@ pub(super) fn forbidden(refusal: auth::Refusal) -> Response {
 /// `filename*=UTF-8''…`, percent-encoded. Control characters (CR, LF, NUL …) are dropped
 /// and path separators become `_` in both, so nothing in the name can end the header, add
 /// another, or name a directory; the fallback keeps letters, digits and `-_.()+ ` and puts
-/// one `_` for each run of anything else.
-pub(super) fn content_disposition(filename: &str) -> String {
+/// one `_` for each run of anything else. When no ASCII letter or digit is left of the
+/// name's stem, `stand_in` takes its place (with the name's extension, unless `stand_in`
+/// has one).
+///
+/// The one place downloads are named: attachments, raw mail, the review sheet and the
+/// materials zips all go through it.
+pub(super) fn content_disposition(filename: &str, stand_in: &str) -> String {
     let name: String = filename
         .chars()
         .filter(|c| !c.is_control())
@@ -129,14 +134,26 @@ pub(super) fn content_disposition(filename: &str) -> String {
         }
         _ => (fallback, None),
     };
-    let stem = if stem.chars().any(|c| c.is_ascii_alphanumeric()) {
-        stem
+    let fallback = if stem.chars().any(|c| c.is_ascii_alphanumeric()) {
+        match ext {
+            Some(ext) => format!("{stem}.{ext}"),
+            None => stem.to_string(),
+        }
     } else {
-        "attachment"
-    };
-    let fallback = match ext {
-        Some(ext) => format!("{stem}.{ext}"),
-        None => stem.to_string(),
+        // Ours, but kept to the same characters all the same.
+        let own: String = stand_in
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        let own = if own.trim_matches(['.', '_', '-']).is_empty() {
+            "download".to_string()
+        } else {
+            own
+        };
+        match ext {
+            Some(ext) if !own.contains('.') => format!("{own}.{ext}"),
+            _ => own,
+        }
     };
     let mut encoded = String::new();
     for b in name.bytes() {
@@ -167,19 +184,19 @@ mod tests {
 
     #[test]
     fn chinese_names_are_percent_encoded_with_an_ascii_fallback() {
-        let v = content_disposition("海洋支部2022级-项目申请表.docx");
+        let v = content_disposition("海洋支部2022级-项目申请表.docx", "attachment");
         valid_header(&v);
         assert_eq!(
             v,
             "attachment; filename=\"_2022_-_.docx\"; filename*=UTF-8''%E6%B5%B7%E6%B4%8B%E6%94%AF%E9%83%A82022%E7%BA%A7-%E9%A1%B9%E7%9B%AE%E7%94%B3%E8%AF%B7%E8%A1%A8.docx"
         );
-        let v = content_disposition("申请表.docx");
+        let v = content_disposition("申请表.docx", "attachment");
         assert!(
             v.starts_with("attachment; filename=\"attachment.docx\"; "),
             "{v}"
         );
         assert_eq!(
-            content_disposition("plan v2 (final).xlsx"),
+            content_disposition("plan v2 (final).xlsx", "attachment"),
             "attachment; filename=\"plan v2 (final).xlsx\"; filename*=UTF-8''plan%20v2%20%28final%29.xlsx"
         );
     }
@@ -200,7 +217,7 @@ mod tests {
             "   ",
             "；,;\\",
         ] {
-            let v = content_disposition(evil);
+            let v = content_disposition(evil, "attachment");
             valid_header(&v);
             let (fallback, encoded) = v.split_once("; filename*=UTF-8''").expect("both parts");
             assert!(
@@ -217,18 +234,21 @@ mod tests {
             assert!(!encoded.contains("%2F") && !encoded.contains("%5C"), "{v}");
         }
         assert_eq!(
-            content_disposition("a.docx\r\nSet-Cookie: x=1"),
+            content_disposition("a.docx\r\nSet-Cookie: x=1", "attachment"),
             "attachment; filename=\"a.docxSet-Cookie_ x_1\"; filename*=UTF-8''a.docxSet-Cookie%3A%20x%3D1"
         );
         assert!(
-            content_disposition("../../etc/passwd")
+            content_disposition("../../etc/passwd", "attachment")
                 .starts_with("attachment; filename=\"_.._etc_passwd\"")
         );
         assert!(
-            content_disposition("")
+            content_disposition("", "attachment")
                 .starts_with("attachment; filename=\"attachment\"; filename*=UTF-8''attachment")
         );
         // A literal percent is encoded, so the name does not decode to something else.
-        assert!(content_disposition("%2e%2e%2fx.docx").ends_with("''%252e%252e%252fx.docx"));
+        assert!(
+            content_disposition("%2e%2e%2fx.docx", "attachment")
+                .ends_with("''%252e%252e%252fx.docx")
+        );
     }
 }

@@ -302,40 +302,13 @@ async fn sheet(State(board): State<Arc<Board>>, headers: HeaderMap) -> Result<Re
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         ),
     );
-    if let Ok(v) = HeaderValue::from_str(&attachment(&name, "review-sheet.xlsx")) {
+    if let Ok(v) = HeaderValue::from_str(&super::reply::content_disposition(
+        &name,
+        "review-sheet.xlsx",
+    )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(secure(r))
-}
-
-/// A `Content-Disposition` for a download named `name`: RFC 5987 UTF-8, and an ASCII name
-/// for old clients (`fallback` when nothing of the name is ASCII).
-fn attachment(name: &str, fallback: &str) -> String {
-    let mut encoded = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            encoded.push(b as char);
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-._".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let stem = ascii.rsplit_once('.').map_or(ascii.as_str(), |(s, _)| s);
-    let ascii = if stem.chars().any(|c| c.is_ascii_alphanumeric()) {
-        ascii.clone()
-    } else {
-        fallback.to_string()
-    };
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 /// The file name a browser sent, without any folders, kept short.
@@ -705,16 +678,17 @@ mod tests {
 
     #[test]
     fn downloads_are_named_safely() {
-        let h = attachment("2025年\"评审\"表.xlsx", "review-sheet.xlsx");
+        let h =
+            super::super::reply::content_disposition("2025年\"评审\"表.xlsx", "review-sheet.xlsx");
         assert!(h.starts_with("attachment; filename=\"2025_"), "{h}");
         assert!(h.contains("filename*=UTF-8''2025%E5%B9%B4%22"), "{h}");
         assert!(!h.contains("\"评审\""), "{h}");
-        let h = attachment("评审表.xlsx", "review-sheet.xlsx");
+        let h = super::super::reply::content_disposition("评审表.xlsx", "review-sheet.xlsx");
         assert!(
             h.starts_with("attachment; filename=\"review-sheet.xlsx\";"),
             "{h}"
         );
-        let h = attachment("a\r\nSet-Cookie: x.xlsx", "f.xlsx");
+        let h = super::super::reply::content_disposition("a\r\nSet-Cookie: x.xlsx", "f.xlsx");
         assert!(!h.contains('\r') && !h.contains('\n'), "{h}");
     }
 

@@ -392,7 +392,10 @@ async fn raw(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    if let Ok(v) = HeaderValue::from_str(&desk::content_disposition(&format!("message-{id}.eml"))) {
+    if let Ok(v) = HeaderValue::from_str(&super::reply::content_disposition(
+        &format!("message-{id}.eml"),
+        "message.eml",
+    )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(secure(r))
