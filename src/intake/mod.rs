@@ -336,7 +336,7 @@ impl Intake {
                 .await
                 .map_err(|_| IntakeError::Timeout("DONE"))??;
             match woke {
-                Some(Ok(r)) => tracing::debug!(?r, "IDLE woke"),
+                Some(Ok(r)) => tracing::debug!(?r, "IDLE 结束：邮箱有变化"),
                 Some(Err(e)) => return Err(e.into()),
                 None => {
                     let _ = self.timed("LOGOUT", s.logout()).await;
