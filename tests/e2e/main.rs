@@ -31,6 +31,7 @@
 mod common;
 
 mod board;
+mod board_guard;
 mod browser;
 mod cli;
 mod closure;
