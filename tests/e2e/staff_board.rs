@@ -23,7 +23,7 @@ async fn message_id(pool: &sqlx::SqlitePool, mid: &str) -> i64 {
 }
 
 /// The lines of `shenbao status` under its needs-staff heading.
-fn staff_section(status: &str) -> String {
+pub fn staff_section(status: &str) -> String {
     let mut out = String::new();
     let mut inside = false;
     for l in status.lines() {
@@ -146,8 +146,14 @@ async fn staff_handle_mail_and_retry_dead_letters_on_the_board() {
         body.contains("请问截止时间是什么时候？&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
         "{body}"
     );
-    assert!(body.contains("<span class=\"kind-tag\">咨询</span>"), "{body}");
-    assert!(body.contains("<span class=\"kind-tag\">申报</span>"), "{body}");
+    assert!(
+        body.contains("<span class=\"kind-tag\">咨询</span>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<span class=\"kind-tag\">申报</span>"),
+        "{body}"
+    );
     assert!(body.contains("留待工作人员处理"), "{body}");
     assert!(
         body.contains(&format!("申请表中填写的支部：{SAMPLE_BRANCH}")),
