@@ -248,6 +248,10 @@ async fn a_staff_member_works_the_campaign_in_the_browser() {
     let (a, d) = (SAMPLES[0].1, SAMPLES[1].1);
     let started = std::time::Instant::now();
     let roster = sample_roster();
+    // Mid-campaign: the deadline ten days ahead, so the applications are on time.
+    let deadline = (chrono::Local::now() + chrono::Duration::days(10))
+        .format("%Y-%m-%dT23:59:59")
+        .to_string();
     let BoardEnv {
         env,
         mut daemon,
@@ -257,6 +261,7 @@ async fn a_staff_member_works_the_campaign_in_the_browser() {
         JOURNEY,
         EnvOptions {
             roster: &roster,
+            deadline: &deadline,
             poll_interval: "2s",
             ..Default::default()
         },
