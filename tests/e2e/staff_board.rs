@@ -23,7 +23,7 @@ async fn message_id(pool: &sqlx::SqlitePool, mid: &str) -> i64 {
 }
 
 /// The lines of `shenbao status` under its needs-staff heading.
-fn staff_section(status: &str) -> String {
+pub fn staff_section(status: &str) -> String {
     let mut out = String::new();
     let mut inside = false;
     for l in status.lines() {

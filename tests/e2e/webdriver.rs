@@ -7,7 +7,7 @@
 //! an async test only holds that test's thread.
 //!
 //! What is here: [`Browser::start`], [`Browser::goto`], [`Browser::find`] (CSS selector),
-//! [`Element::send_keys`], [`Element::click`], [`Element::text`], [`Element::attribute`],
+//! [`Browser::find_link`], [`Browser::press`] (keyboard only), [`Element::send_keys`], [`Element::click`], [`Element::text`], [`Element::attribute`],
 //! [`Browser::execute`], [`Browser::screenshot`] (PNG file), [`Browser::wait_until`], and
 //! the session ends and chromedriver is killed when the [`Browser`] is dropped.
 
@@ -114,6 +114,11 @@ fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// The Tab key, for [`Browser::press`].
+pub const TAB: &str = "\u{E004}";
+/// The Enter key, for [`Browser::press`].
+pub const ENTER: &str = "\u{E007}";
 
 /// A headless Chromium driven through its own chromedriver.
 pub struct Browser {
@@ -302,6 +307,55 @@ impl Browser {
     pub fn find(&self, css: &str) -> Element<'_> {
         self.try_find(css)
             .unwrap_or_else(|| panic!("no {css} on {}:\n{}", self.url(), self.source()))
+    }
+
+    /// The first link whose whole text is `text` (WebDriver's "link text" strategy).
+    pub fn find_link(&self, text: &str) -> Element<'_> {
+        let v = self
+            .cmd(
+                "POST",
+                "/element",
+                Some(json!({ "using": "link text", "value": text })),
+            )
+            .unwrap_or_else(|e| panic!("no link {text:?} on {}: {e}", self.url()));
+        Element {
+            browser: self,
+            id: v[ELEMENT_KEY]
+                .as_str()
+                .unwrap_or_else(|| panic!("no link {text:?}"))
+                .to_string(),
+            css: format!("link {text:?}"),
+        }
+    }
+
+    /// Presses `keys` one after another on whatever has the focus, as a keyboard would
+    /// (WebDriver actions; [`TAB`], [`ENTER`] …), without pointing at any element.
+    pub fn press(&self, keys: &[&str]) {
+        let mut actions = Vec::new();
+        for k in keys {
+            actions.push(json!({ "type": "keyDown", "value": k }));
+            actions.push(json!({ "type": "keyUp", "value": k }));
+        }
+        self.cmd(
+            "POST",
+            "/actions",
+            Some(json!({ "actions": [
+                { "type": "key", "id": "keyboard", "actions": actions }
+            ] })),
+        )
+        .unwrap_or_else(|e| panic!("press {keys:?}: {e}"));
+    }
+
+    /// The focused element's tag, `href` (if any) and text, e.g. `A /branches 支部`.
+    pub fn focused(&self) -> String {
+        self.execute(
+            "const e = document.activeElement; \
+             return e ? e.tagName + ' ' + (e.getAttribute('href') || '') + ' ' + e.textContent.trim() : '';",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
     }
 
     /// Every element matching `css`.
