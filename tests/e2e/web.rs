@@ -217,9 +217,11 @@ pub fn screenshot_dir() -> std::path::PathBuf {
     std::env::temp_dir().join("shenbao-board-screenshots")
 }
 
-/// Screenshots `html` with headless Chromium at `w`×`h`; returns the PNG's path.
+/// Screenshots `html` (a page as an HTTP client got it) with headless Chromium at `w`×`h`,
+/// into `pages/` below [`screenshot_dir`] (the browser journey's own screenshots, of the live
+/// pages, are in the directory itself); returns the PNG's path.
 pub fn screenshot(html: &str, name: &str, w: u32, h: u32) -> std::path::PathBuf {
-    let dir = screenshot_dir();
+    let dir = screenshot_dir().join("pages");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let page = dir.join(format!("{name}.html"));
     std::fs::write(&page, html).expect("write page");
