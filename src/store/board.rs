@@ -26,14 +26,22 @@ pub struct BoardLatest {
     pub section: Option<String>,
 }
 
+/// [`Store::application_arrivals`]' read: the `submissions_arrivals` index alone.
+const ARRIVALS: &str =
+    "SELECT received_at FROM submissions WHERE kind = 'application' ORDER BY received_at";
+
+/// [`Store::board_latest`]' read: walks the `submissions_board` index, in its order (the 板块
+/// is the index's expression, word for word).
+const LATEST: &str = "SELECT branch, version, received_at, late, sender_changed, problems,
+        CASE WHEN json_valid(fields) THEN json_extract(fields, '$.section') END
+    FROM submissions
+    WHERE kind = 'application' AND is_latest = 1 AND branch IS NOT NULL
+    ORDER BY received_at, id";
+
 impl Store {
     /// The arrival time of every application version (not only the latest), oldest first.
     pub async fn application_arrivals(&self) -> Result<Vec<DateTime<Utc>>> {
-        let rows = sqlx::query(
-            "SELECT received_at FROM submissions WHERE kind = 'application' ORDER BY received_at",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(ARRIVALS).fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .filter_map(|r| parse_db_time(&r.get::<String, _>(0)))
@@ -42,15 +50,7 @@ impl Store {
 
     /// The latest application of every recognised branch, in order of arrival.
     pub async fn board_latest(&self) -> Result<Vec<BoardLatest>> {
-        let rows = sqlx::query(
-            "SELECT branch, version, received_at, late, sender_changed, problems,
-                    CASE WHEN json_valid(fields) THEN json_extract(fields, '$.section') END
-             FROM submissions
-             WHERE kind = 'application' AND is_latest = 1 AND branch IS NOT NULL
-             ORDER BY received_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(LATEST).fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(|r| BoardLatest {
@@ -155,6 +155,42 @@ mod tests {
         assert_eq!(latest[1].branch, b);
         assert_eq!(latest[1].problems, vec!["missing_form".to_string()]);
         assert_eq!(latest[1].section, None);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// The reads the board repeats after every change walk their indexes (migration 12) in
+    /// the order asked for: no table scan, no sort.
+    #[tokio::test]
+    async fn the_boards_reads_walk_indexes_not_tables() {
+        use sqlx::Row as _;
+        let root = std::env::temp_dir().join(format!("shenbao-board-plans-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let url = format!("sqlite://{}", root.join("shenbao.db").display());
+        let store = Store::open(&url, &root).await.expect("open");
+        for (sql, index, covering) in [
+            (super::ARRIVALS, "submissions_arrivals", true),
+            (super::LATEST, "submissions_board", false),
+            (
+                super::super::messages::MESSAGE_COUNTS,
+                "messages_counts",
+                true,
+            ),
+        ] {
+            let plan: Vec<String> =
+                sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .fetch_all(&store.pool)
+                    .await
+                    .expect("plan")
+                    .iter()
+                    .map(|r| r.get::<String, _>(3))
+                    .collect();
+            let text = plan.join("; ");
+            assert!(text.contains(index), "{sql}: {text}");
+            assert!(!text.contains("TEMP B-TREE"), "{sql}: {text}");
+            if covering {
+                assert!(text.contains("COVERING INDEX"), "{sql}: {text}");
+            }
+        }
         let _ = std::fs::remove_dir_all(&root);
     }
 }
