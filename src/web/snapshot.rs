@@ -88,7 +88,7 @@ impl Snapshot {
             latest_ms = t_latest.as_millis(),
             rows_ms = t_rows.as_millis(),
             arrivals_ms = t_arrivals.as_millis(),
-            reviews_ms = (t_reviews + t_funded).as_millis(),
+            reviews_ms = t_reviews.max(t_funded).as_millis(),
             total_ms = started.elapsed().as_millis(),
             "看板数据已重新读取"
         );
