@@ -563,14 +563,26 @@ pub struct Status {
 }
 
 pub async fn status(store: &Store, roster_size: usize) -> anyhow::Result<Status> {
-    let messages = store.message_counts().await?;
-    let applications = store.application_counts().await?;
-    let outbox = store.outbox_counts().await?;
-    let dead_letters = store.dead_letters().await?;
-    let watermarks = store.watermarks().await?;
-    let needs_staff = store.needs_staff(None, None).await?;
-    let unanswered = store.unanswered(None, None).await?;
-    let sender_changes = store.sender_changes(None, None).await?;
+    // Independent reads, at the same time on the pool's connections.
+    let (
+        messages,
+        applications,
+        outbox,
+        dead_letters,
+        watermarks,
+        needs_staff,
+        unanswered,
+        sender_changes,
+    ) = tokio::try_join!(
+        store.message_counts(),
+        store.application_counts(),
+        store.outbox_counts(),
+        store.dead_letters(),
+        store.watermarks(),
+        store.needs_staff(None, None),
+        store.unanswered(None, None),
+        store.sender_changes(None, None),
+    )?;
     Ok(Status {
         messages,
         roster_size,

@@ -7,9 +7,8 @@
 //! better part of a second; the board needs the version, the time, the flags, the problem
 //! codes and the 板块, which SQLite hands over (`json_extract`) in a few milliseconds.
 
-use super::{Result, Store, parse_db_time, time_col};
+use super::{Result, Store, parse_db_time};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 /// A branch's latest application as 总览 and 支部 show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,43 +25,74 @@ pub struct BoardLatest {
     pub section: Option<String>,
 }
 
+// Each read answers in ONE row (the values joined in SQL) and is split here: handing
+// 27,000 rows one by one from SQLite's thread to ours cost 40–90 ms per re-read at 10,000
+// branches, against 5–10 ms for the same values in one row.
+
+/// [`Store::application_arrivals`]' read: the `submissions_arrivals` index alone, the
+/// times joined by commas (RFC 3339 has none).
+const ARRIVALS: &str = "SELECT COALESCE(group_concat(received_at, ','), '')
+    FROM submissions WHERE kind = 'application'";
+
+/// [`Store::board_latest`]' read: walks the `submissions_board` index (the 板块 is the
+/// index's expression, word for word); one JSON array of
+/// `[branch, version, received_at, late, sender_changed, problems, 板块, id]`.
+const LATEST: &str = "SELECT json_group_array(json_array(branch, version, received_at, late,
+        sender_changed, problems,
+        CASE WHEN json_valid(fields) THEN json_extract(fields, '$.section') END, id))
+    FROM submissions
+    WHERE kind = 'application' AND is_latest = 1 AND branch IS NOT NULL";
+
+/// One element of [`LATEST`]'s array.
+type LatestTuple = (
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    serde_json::Value,
+    i64,
+);
+
 impl Store {
     /// The arrival time of every application version (not only the latest), oldest first.
     pub async fn application_arrivals(&self) -> Result<Vec<DateTime<Utc>>> {
-        let rows = sqlx::query(
-            "SELECT received_at FROM submissions WHERE kind = 'application' ORDER BY received_at",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| parse_db_time(&r.get::<String, _>(0)))
-            .collect())
+        let joined: String = sqlx::query_scalar(ARRIVALS).fetch_one(&self.pool).await?;
+        let mut times: Vec<DateTime<Utc>> = joined.split(',').filter_map(parse_db_time).collect();
+        times.sort_unstable();
+        Ok(times)
     }
 
     /// The latest application of every recognised branch, in order of arrival.
     pub async fn board_latest(&self) -> Result<Vec<BoardLatest>> {
-        let rows = sqlx::query(
-            "SELECT branch, version, received_at, late, sender_changed, problems,
-                    CASE WHEN json_valid(fields) THEN json_extract(fields, '$.section') END
-             FROM submissions
-             WHERE kind = 'application' AND is_latest = 1 AND branch IS NOT NULL
-             ORDER BY received_at, id",
+        let json: String = sqlx::query_scalar(LATEST).fetch_one(&self.pool).await?;
+        let mut rows: Vec<(DateTime<Utc>, i64, BoardLatest)> = serde_json::from_str::<
+            Vec<LatestTuple>,
+        >(&json)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
+        .into_iter()
+        .map(
+            |(branch, version, received_at, late, sender_changed, problems, section, id)| {
+                let received_at = parse_db_time(&received_at).unwrap_or_default();
+                (
+                    received_at,
+                    id,
+                    BoardLatest {
+                        branch,
+                        version,
+                        received_at,
+                        late: late != 0,
+                        sender_changed: sender_changed != 0,
+                        problems: serde_json::from_str(&problems).unwrap_or_default(),
+                        section: section.as_str().map(str::to_string),
+                    },
+                )
+            },
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| BoardLatest {
-                branch: r.get(0),
-                version: r.get(1),
-                received_at: time_col(r, 2),
-                late: r.get(3),
-                sender_changed: r.get(4),
-                problems: serde_json::from_str(&r.get::<String, _>(5)).unwrap_or_default(),
-                section: r.try_get::<Option<String>, _>(6).ok().flatten(),
-            })
-            .collect())
+        .collect();
+        rows.sort_unstable_by_key(|(at, id, _)| (*at, *id));
+        Ok(rows.into_iter().map(|(_, _, l)| l).collect())
     }
 }
 
@@ -122,6 +152,14 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+        assert!(store.board_latest().await.expect("empty").is_empty());
+        assert!(
+            store
+                .application_arrivals()
+                .await
+                .expect("empty")
+                .is_empty()
+        );
         let mut tx = store.begin_write().await.expect("tx");
         let a = "土木工程学院本科生第一党支部";
         let b = "土木工程学院本科生第二党支部";
@@ -155,6 +193,51 @@ mod tests {
         assert_eq!(latest[1].branch, b);
         assert_eq!(latest[1].problems, vec!["missing_form".to_string()]);
         assert_eq!(latest[1].section, None);
+        // Every version, the unrecognised one too, oldest first.
+        let arrivals = store.application_arrivals().await.expect("arrivals");
+        let want: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap() + chrono::Duration::minutes(*id)
+            })
+            .collect();
+        assert_eq!(arrivals, want);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// The reads the board repeats after every change walk their indexes (migration 12) in
+    /// the order asked for: no table scan, no sort.
+    #[tokio::test]
+    async fn the_boards_reads_walk_indexes_not_tables() {
+        use sqlx::Row as _;
+        let root = std::env::temp_dir().join(format!("shenbao-board-plans-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let url = format!("sqlite://{}", root.join("shenbao.db").display());
+        let store = Store::open(&url, &root).await.expect("open");
+        for (sql, index, covering) in [
+            (super::ARRIVALS, "submissions_arrivals", true),
+            (super::LATEST, "submissions_board", true),
+            (
+                super::super::messages::MESSAGE_COUNTS,
+                "messages_counts",
+                true,
+            ),
+        ] {
+            let plan: Vec<String> =
+                sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .fetch_all(&store.pool)
+                    .await
+                    .expect("plan")
+                    .iter()
+                    .map(|r| r.get::<String, _>(3))
+                    .collect();
+            let text = plan.join("; ");
+            assert!(text.contains(index), "{sql}: {text}");
+            assert!(!text.contains("TEMP B-TREE"), "{sql}: {text}");
+            if covering {
+                assert!(text.contains("COVERING INDEX"), "{sql}: {text}");
+            }
+        }
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -110,6 +110,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "board_indexes",
         include_str!("../../migrations/0011_board_indexes.sql"),
     ),
+    (
+        12,
+        "board_read_indexes",
+        include_str!("../../migrations/0012_board_read_indexes.sql"),
+    ),
 ];
 
 #[cfg(test)]

@@ -33,15 +33,36 @@ pub(super) struct Snapshot {
     pub colleges: Vec<String>,
 }
 
+/// `fut`'s output and how long it took.
+async fn timed<T>(fut: impl std::future::Future<Output = T>) -> (T, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let out = fut.await;
+    (out, started.elapsed())
+}
+
 impl Snapshot {
-    async fn read(app: &App) -> anyhow::Result<Snapshot> {
+    /// Reads the parts at the same time on the pool's connections (each read is short and
+    /// independent; together they used to queue one after another). `keys` are the roster's
+    /// search keys, computed once.
+    async fn read(app: &App, keys: &[String]) -> anyhow::Result<Snapshot> {
         let started = std::time::Instant::now();
-        let status = crate::export::status(&app.store, app.roster.len()).await?;
-        let t_status = started.elapsed();
-        let latest: Vec<board::Latest> = app
-            .store
-            .board_latest()
-            .await?
+        let (
+            (status, t_status),
+            (latest, t_latest),
+            (arrivals, t_arrivals),
+            (reviews, t_reviews),
+            (funded, t_funded),
+        ) = tokio::join!(
+            timed(crate::export::status(&app.store, app.roster.len())),
+            timed(app.store.board_latest()),
+            timed(app.store.application_arrivals()),
+            timed(app.store.current_review_count()),
+            timed(crate::export::funded_projects(&app.store, &app.cfg.levels)),
+        );
+        let (status, latest, arrivals, reviews, funded) =
+            (status?, latest?, arrivals?, reviews?, funded?);
+        let t_rows = std::time::Instant::now();
+        let latest: Vec<board::Latest> = latest
             .into_iter()
             .map(|l| board::Latest {
                 branch: l.branch,
@@ -53,20 +74,22 @@ impl Snapshot {
                 section: l.section,
             })
             .collect();
-        let t_latest = started.elapsed();
-        let rows = board::branch_rows(app.roster.branches(), &latest, app.cfg.campaign.timezone);
+        let rows = board::branch_rows(
+            app.roster.branches(),
+            keys,
+            &latest,
+            app.cfg.campaign.timezone,
+        );
         let problems = board::problems_by_code(&latest);
-        let t_rows = started.elapsed();
-        let arrivals = app.store.application_arrivals().await?;
-        let t_arrivals = started.elapsed();
-        let reviews = app.store.current_review_count().await?;
-        let funded = crate::export::funded_projects(&app.store, &app.cfg.levels).await?;
+        let t_rows = t_rows.elapsed();
+        // Each read's own time (they overlap), then the whole re-read.
         tracing::debug!(
             status_ms = t_status.as_millis(),
-            latest_ms = (t_latest - t_status).as_millis(),
-            rows_ms = (t_rows - t_latest).as_millis(),
-            arrivals_ms = (t_arrivals - t_rows).as_millis(),
-            reviews_ms = (started.elapsed() - t_arrivals).as_millis(),
+            latest_ms = t_latest.as_millis(),
+            rows_ms = t_rows.as_millis(),
+            arrivals_ms = t_arrivals.as_millis(),
+            reviews_ms = t_reviews.max(t_funded).as_millis(),
+            total_ms = started.elapsed().as_millis(),
             "看板数据已重新读取"
         );
         let mut colleges: Vec<String> = Vec::new();
@@ -91,6 +114,9 @@ impl Snapshot {
 #[derive(Default)]
 pub(super) struct Cache {
     last: tokio::sync::Mutex<Option<(i64, Arc<Snapshot>)>>,
+    /// The roster's search keys ([`board::search_keys`]): the roster does not change while
+    /// the board runs.
+    keys: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Cache {
@@ -107,7 +133,10 @@ impl Cache {
         {
             return Ok(s.clone());
         }
-        let s = Arc::new(Snapshot::read(app).await?);
+        let keys = self
+            .keys
+            .get_or_init(|| board::search_keys(app.roster.branches()));
+        let s = Arc::new(Snapshot::read(app, keys).await?);
         *last = Some((version, s.clone()));
         Ok(s)
     }
