@@ -19,7 +19,7 @@
 #[macro_export]
 macro_rules! needs_staff {
     () => {
-        "((needs_staff = 1 OR status = 'failed' OR disposition = 'too_large') AND resolved_at IS NULL)"
+        "((needs_staff = TRUE OR status = 'failed' OR disposition = 'too_large') AND resolved_at IS NULL)"
     };
 }
 
@@ -387,7 +387,7 @@ impl Store {
             .connect_with(opts.clone())
             .await?;
         let have: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = 1",
+            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = TRUE",
         )
         .fetch_one(&pool)
         .await
@@ -466,6 +466,7 @@ impl Store {
             Some(c) => c,
             empty => empty.insert(sqlx::SqliteConnection::connect_with(&self.probe_options).await?),
         };
+        // SQLite only: PostgreSQL will keep a counter row that every write transaction bumps.
         Ok(sqlx::query_scalar("PRAGMA data_version")
             .fetch_one(&mut *conn)
             .await?)
@@ -475,6 +476,7 @@ impl Store {
     /// transaction that reads first and writes later cannot be upgraded while another
     /// connection writes (SQLITE_BUSY / BUSY_SNAPSHOT, which the busy timeout does not cover).
     pub async fn begin_write(&self) -> Result<Tx> {
+        // SQLite only: PostgreSQL will use a plain BEGIN (its writers lock rows, not the file).
         Ok(Tx(self.pool.begin_with("BEGIN IMMEDIATE").await?))
     }
 }
