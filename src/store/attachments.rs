@@ -152,11 +152,11 @@ async fn insert_attachment(
     sqlx::query(
         "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
-        .bind(sha)
-        .bind(a.bytes.len() as i64)
-        .bind(db_time(now))
-        .execute(tx.conn())
-        .await?;
+    .bind(sha)
+    .bind(a.bytes.len() as i64)
+    .bind(db_time(now))
+    .execute(tx.conn())
+    .await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",

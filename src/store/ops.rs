@@ -71,13 +71,15 @@ async fn insert_template_error(
     message: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO template_errors (at, template, error, message) VALUES ($1, $2, $3, $4)")
-        .bind(db_time(at))
-        .bind(template)
-        .bind(error)
-        .bind(message)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO template_errors (at, template, error, message) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(db_time(at))
+    .bind(template)
+    .bind(error)
+    .bind(message)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
