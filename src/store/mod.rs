@@ -12,6 +12,14 @@
 //! [`attachments`], [`reviews`], [`ledger`], [`threads`] (conversations), [`corrections`],
 //! [`ops`] (heartbeats, template errors) and [`blobs`] (the blob directory and its table).
 //! What they return is plain Rust, so another database can stand behind the same functions.
+//!
+//! PostgreSQL is to be that database (issue 15), so every statement here is written in what
+//! SQLite and PostgreSQL both accept: `$1`-numbered parameters (sqlx-sqlite reads them too),
+//! `ON CONFLICT` instead of `INSERT OR …`, `RETURNING id` instead of `last_insert_rowid()`,
+//! flags compared and set as `TRUE`/`FALSE` (SQLite stores 1/0, PostgreSQL a BOOLEAN) and
+//! decoded as `bool`. The few that cannot be common carry a `// SQLite only:` comment saying
+//! what PostgreSQL will use. `tests/postgres_statements.rs` finds every statement in these
+//! sources and prepares it on a real PostgreSQL against `migrations/postgres/`.
 
 /// The SQL condition (on `messages`) of mail that waits for a person until staff resolve it:
 /// questions, replies, unrecognised branches, failures and mail too large to read. A macro, so
