@@ -671,7 +671,10 @@ async fn fresh(what: &str) -> Option<Fresh> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let name = format!("shenbao_stmts_{}_{nanos}", std::process::id());
+    // Unique per test of this process too (they run in parallel).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("shenbao_stmts_{}_{nanos}_{n}", std::process::id());
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .expect("connect to SHENBAO_TEST_POSTGRES");
