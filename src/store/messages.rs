@@ -657,6 +657,38 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
     }
 
+    /// The same bytes are the same message: with the same Message-ID, or both without one
+    /// (`IS NOT DISTINCT FROM`); other bytes are a new message.
+    #[tokio::test]
+    async fn the_same_mail_stored_twice_is_a_duplicate() {
+        use super::super::Inserted;
+        let (store, root) = store("duplicate").await;
+        let now = Utc::now();
+        let mut insert = async |raw: &[u8]| {
+            store
+                .insert_file_message(raw, None, now)
+                .await
+                .expect("insert")
+        };
+        let bare = insert(b"Subject: x\r\n\r\nno id").await;
+        assert!(matches!(bare, Inserted::New(_)));
+        assert_eq!(
+            insert(b"Subject: x\r\n\r\nno id").await,
+            Inserted::Duplicate(bare.id())
+        );
+        let with_id = insert(b"Message-ID: <d@t>\r\n\r\nbody").await;
+        assert!(matches!(with_id, Inserted::New(_)));
+        assert_eq!(
+            insert(b"Message-ID: <d@t>\r\n\r\nbody").await,
+            Inserted::Duplicate(with_id.id())
+        );
+        assert!(matches!(
+            insert(b"Subject: y\r\n\r\nno id").await,
+            Inserted::New(_)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
     #[tokio::test]
     async fn resolved_messages_latest_first_and_limited() {
         let (store, root) = store("resolved").await;

@@ -548,6 +548,63 @@ mod tests {
         }
     }
 
+    /// A second enqueue of the same Message-ID queues nothing and names the row already
+    /// queued (`ON CONFLICT DO NOTHING RETURNING id` returns no row then).
+    #[tokio::test]
+    async fn enqueuing_a_message_id_twice_names_the_first_row() {
+        let root =
+            std::env::temp_dir().join(format!("shenbao-outbox-twice-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Store::open(
+            &format!("sqlite://{}", root.join("shenbao.db").display()),
+            &root,
+        )
+        .await
+        .expect("open");
+        let now = Utc::now();
+        let mut tx = store.begin_write().await.expect("tx");
+        let first = enqueue(
+            &mut tx,
+            &mail(OutboxKind::Ack, "same", "一"),
+            None,
+            None,
+            now,
+        )
+        .await
+        .expect("first");
+        let other = enqueue(
+            &mut tx,
+            &mail(OutboxKind::Ack, "other", "二"),
+            None,
+            None,
+            now,
+        )
+        .await
+        .expect("other");
+        let again = enqueue(
+            &mut tx,
+            &mail(OutboxKind::Ack, "same", "三"),
+            None,
+            None,
+            now,
+        )
+        .await
+        .expect("again");
+        tx.commit().await.expect("commit");
+        assert_ne!(first, other);
+        assert_eq!(again, first);
+        let subjects: Vec<String> = store
+            .outbox_list(OutboxFilter::All)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|e| e.subject)
+            .collect();
+        assert_eq!(subjects, ["一", "二"]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
     /// A branch's mails: queued for it, or answering one of its versions; newest first,
     /// with their delivery state; another branch's and the reviewers' digests left out.
     #[tokio::test]
