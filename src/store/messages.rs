@@ -664,7 +664,7 @@ mod tests {
         use super::super::Inserted;
         let (store, root) = store("duplicate").await;
         let now = Utc::now();
-        let mut insert = async |raw: &[u8]| {
+        let insert = async |raw: &[u8]| {
             store
                 .insert_file_message(raw, None, now)
                 .await
