@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test suite, on a fresh machine too:
-#   installs and starts the local mail servers (Dovecot + Postfix, loopback only),
+#   installs and starts the local mail servers (Dovecot + Postfix, loopback only) and a
+#   private PostgreSQL (scripts/pgstack.sh, loopback only),
 #   checks formatting and lints, then runs every test (unit, integration, end-to-end).
 # Usage: scripts/test.sh [extra cargo test args]
-# Env:   SHENBAO_KEEP_MAILSTACK=1  leave the mail servers running afterwards
+# Env:   SHENBAO_KEEP_MAILSTACK=1  leave the mail servers and PostgreSQL running afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,8 +42,13 @@ faults_stack() {
     MAILSTACK_SMTP_PORT=2526 scripts/mailstack.sh "$@"
 }
 if [ "${SHENBAO_KEEP_MAILSTACK:-0}" != 1 ]; then
-  trap 'scripts/mailstack.sh stop >/dev/null 2>&1 || true; faults_stack stop >/dev/null 2>&1 || true' EXIT
+  trap 'scripts/mailstack.sh stop >/dev/null 2>&1 || true; faults_stack stop >/dev/null 2>&1 || true; scripts/pgstack.sh stop >/dev/null 2>&1 || true' EXIT
 fi
+# tests/postgres_statements.rs prepares every statement of src/store on it (a database of its
+# own per test); SHENBAO_TEST_POSTGRES tells the tests where it is.
+log "starting the local PostgreSQL (installs Debian's postgresql on first use)"
+eval "$(scripts/pgstack.sh start)"
+export SHENBAO_TEST_POSTGRES
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -48,7 +48,7 @@ impl Store {
     /// the order they came.
     pub async fn attachments(&self, message: i64) -> Result<Vec<AttachmentRow>> {
         let rows = sqlx::query(
-            "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE message_id = ? ORDER BY parent_id IS NOT NULL, ordinal, id",
+            "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE message_id = $1 ORDER BY parent_id IS NOT NULL, ordinal, id",
         )
         .bind(message)
         .fetch_all(&self.pool)
@@ -65,13 +65,16 @@ impl Store {
     ) -> Result<std::collections::HashMap<i64, Vec<AttachmentRow>>> {
         let mut out: std::collections::HashMap<i64, Vec<AttachmentRow>> =
             std::collections::HashMap::new();
-        // SQLite's default limit of bound parameters is far above this.
+        // SQLite's and PostgreSQL's limits of bound parameters are far above this.
         for chunk in messages.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(",");
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(",");
             let sql = format!(
                 "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error, message_id FROM attachments WHERE message_id IN ({marks}) ORDER BY message_id, parent_id IS NOT NULL, ordinal, id"
             );
-            // Only "?" marks are formatted in; the ids are bound.
+            // Only "$1,$2,…" marks are formatted in; the ids are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(id);
@@ -86,7 +89,7 @@ impl Store {
     /// One stored attachment by its id (the board's downloads go by id, never by path).
     pub async fn attachment(&self, id: i64) -> Result<Option<AttachmentRow>> {
         let row = sqlx::query(
-            "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE id = ?",
+            "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -109,7 +112,7 @@ pub async fn closure_roles(tx: &mut Tx, branch: &str) -> Result<Vec<Role>> {
 async fn closure_roles_on(conn: &mut SqliteConnection, branch: &str) -> Result<Vec<Role>> {
     let rows = sqlx::query(
         "SELECT DISTINCT a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
-         WHERE s.kind = 'closure' AND s.branch_key = ?",
+         WHERE s.kind = 'closure' AND s.branch_key = $1",
     )
     .bind(branch)
     .fetch_all(&mut *conn)
@@ -146,15 +149,17 @@ async fn insert_attachment(
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let sha = &a.sha256;
-    sqlx::query("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)")
-        .bind(sha)
-        .bind(a.bytes.len() as i64)
-        .bind(db_time(now))
-        .execute(tx.conn())
-        .await?;
-    let id = sqlx::query(
+    sqlx::query(
+        "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(sha)
+    .bind(a.bytes.len() as i64)
+    .bind(db_time(now))
+    .execute(tx.conn())
+    .await?;
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(message)
     .bind(parent)
@@ -168,16 +173,15 @@ async fn insert_attachment(
     .bind(a.size as i64)
     .bind(sha)
     .bind(&a.error)
-    .execute(tx.conn())
-    .await?
-    .last_insert_rowid();
+    .fetch_one(tx.conn())
+    .await?;
     Ok(id)
 }
 
 /// Records why attachments of `message` could not be read: `(sha256, error)`.
 pub async fn set_read_errors(tx: &mut Tx, message: i64, errors: &[(String, String)]) -> Result<()> {
     for (sha, error) in errors {
-        sqlx::query("UPDATE attachments SET read_error = ? WHERE message_id = ? AND sha256 = ?")
+        sqlx::query("UPDATE attachments SET read_error = $1 WHERE message_id = $2 AND sha256 = $3")
             .bind(error)
             .bind(message)
             .bind(sha)

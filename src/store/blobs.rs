@@ -280,7 +280,9 @@ impl super::Store {
         size: usize,
         now: chrono::DateTime<chrono::Utc>,
     ) -> super::Result<()> {
-        sqlx::query("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
             .bind(sha)
             .bind(size as i64)
             .bind(crate::store::db_time(now))

@@ -36,7 +36,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT m.status, m.disposition, COALESCE(m.internal_date, m.stored_at),
                     (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id)
-             FROM messages m WHERE m.id = ?",
+             FROM messages m WHERE m.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -74,14 +74,14 @@ impl Store {
     pub async fn set_assigned(&self, id: i64, branch: Option<&str>, was: &str) -> Result<()> {
         match branch {
             Some(b) => {
-                sqlx::query("UPDATE messages SET assigned_branch = ? WHERE id = ?")
+                sqlx::query("UPDATE messages SET assigned_branch = $1 WHERE id = $2")
                     .bind(b)
                     .bind(id)
                     .execute(&self.pool)
                     .await?
             }
             None => sqlx::query(
-                "UPDATE messages SET assigned_branch = NULL WHERE id = ? AND assigned_branch = ?",
+                "UPDATE messages SET assigned_branch = NULL WHERE id = $1 AND assigned_branch = $2",
             )
             .bind(id)
             .bind(was)
@@ -94,7 +94,7 @@ impl Store {
     /// Marks message `id` handled when it waits for a person; `false` when it does not.
     pub async fn resolve(&self, id: i64, note: Option<&str>, now: DateTime<Utc>) -> Result<bool> {
         let done = sqlx::query(concat!(
-            "UPDATE messages SET resolved_at = ?, resolved_note = ? WHERE id = ? AND ",
+            "UPDATE messages SET resolved_at = $1, resolved_note = $2 WHERE id = $3 AND ",
             crate::needs_staff!()
         ))
         .bind(db_time(now))
@@ -112,7 +112,7 @@ pub async fn message_state(tx: &mut Tx, id: i64) -> Result<Option<MessageState>>
     let row = sqlx::query(
         "SELECT COALESCE(m.disposition, m.status), COALESCE(s.branch, m.branch), s.version, s.is_latest, s.problems, s.fields,
                 m.needs_staff
-         FROM messages m LEFT JOIN submissions s ON s.message_id = m.id WHERE m.id = ?",
+         FROM messages m LEFT JOIN submissions s ON s.message_id = m.id WHERE m.id = $1",
     )
     .bind(id)
     .fetch_optional(tx.conn())
@@ -131,7 +131,7 @@ pub async fn message_state(tx: &mut Tx, id: i64) -> Result<Option<MessageState>>
 /// The (kind, branch_key) of the submission message `id` is, if any.
 pub async fn submission_keys(tx: &mut Tx, id: i64) -> Result<Vec<(String, String)>> {
     Ok(
-        sqlx::query("SELECT kind, branch_key FROM submissions WHERE message_id = ?")
+        sqlx::query("SELECT kind, branch_key FROM submissions WHERE message_id = $1")
             .bind(id)
             .fetch_all(tx.conn())
             .await?
@@ -144,22 +144,22 @@ pub async fn submission_keys(tx: &mut Tx, id: i64) -> Result<Vec<(String, String
 /// Forgets what processing wrote for message `id` (not the raw mail, not what was sent), so
 /// the pipeline takes it up again.
 pub async fn forget_processing(tx: &mut Tx, id: i64) -> Result<()> {
-    sqlx::query("DELETE FROM submissions WHERE message_id = ?")
+    sqlx::query("DELETE FROM submissions WHERE message_id = $1")
         .bind(id)
         .execute(tx.conn())
         .await?;
-    sqlx::query("DELETE FROM attachments WHERE message_id = ? AND parent_id IS NOT NULL")
+    sqlx::query("DELETE FROM attachments WHERE message_id = $1 AND parent_id IS NOT NULL")
         .bind(id)
         .execute(tx.conn())
         .await?;
-    sqlx::query("DELETE FROM attachments WHERE message_id = ?")
+    sqlx::query("DELETE FROM attachments WHERE message_id = $1")
         .bind(id)
         .execute(tx.conn())
         .await?;
     sqlx::query(
         "UPDATE messages SET status = 'stored', disposition = NULL, reason = NULL, processed_at = NULL,
-                branch = NULL, thread_of = NULL, needs_staff = 0, no_answer = NULL, auto_hints = NULL
-         WHERE id = ?",
+                branch = NULL, thread_of = NULL, needs_staff = FALSE, no_answer = NULL, auto_hints = NULL
+         WHERE id = $1",
     )
     .bind(id)
     .execute(tx.conn())
@@ -178,7 +178,7 @@ pub async fn outbox_count(tx: &mut Tx) -> Result<usize> {
 /// Numbers a branch's submissions of one kind 1, 2, … by arrival and marks the last latest.
 pub async fn renumber_versions(tx: &mut Tx, kind: &str, key: &str) -> Result<()> {
     let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM submissions WHERE kind = ? AND branch_key = ? ORDER BY received_at, message_id",
+        "SELECT id FROM submissions WHERE kind = $1 AND branch_key = $2 ORDER BY received_at, message_id",
     )
     .bind(kind)
     .bind(key)
@@ -186,7 +186,7 @@ pub async fn renumber_versions(tx: &mut Tx, kind: &str, key: &str) -> Result<()>
     .await?;
     // Negative first: UNIQUE (kind, branch_key, version) holds at every step.
     sqlx::query(
-        "UPDATE submissions SET version = -version, is_latest = 0 WHERE kind = ? AND branch_key = ?",
+        "UPDATE submissions SET version = -version, is_latest = FALSE WHERE kind = $1 AND branch_key = $2",
     )
     .bind(kind)
     .bind(key)
@@ -194,7 +194,7 @@ pub async fn renumber_versions(tx: &mut Tx, kind: &str, key: &str) -> Result<()>
     .await?;
     let last = ids.len();
     for (i, id) in ids.iter().enumerate() {
-        sqlx::query("UPDATE submissions SET version = ?, is_latest = ? WHERE id = ?")
+        sqlx::query("UPDATE submissions SET version = $1, is_latest = $2 WHERE id = $3")
             .bind(i as i64 + 1)
             .bind(i + 1 == last)
             .bind(id)

@@ -42,7 +42,7 @@ pub struct LedgerEntry<'a> {
 impl Store {
     /// Whether `key` is in the ledger.
     pub async fn in_ledger(&self, key: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE key = ?")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)
             .await?;
@@ -51,7 +51,7 @@ impl Store {
 
     /// When `key` was recorded, if it was.
     pub async fn ledger_recorded_at(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<String> = sqlx::query_scalar("SELECT created_at FROM ledger WHERE key = ?")
+        let at: Option<String> = sqlx::query_scalar("SELECT created_at FROM ledger WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
@@ -61,7 +61,7 @@ impl Store {
     /// The reminder rows of `rule`.
     pub async fn reminder_rows(&self, rule: &str) -> Result<Vec<LedgerRow>> {
         Ok(sqlx::query(
-            "SELECT key, branch, recipient, deadline, offset_secs, skipped IS NOT NULL FROM ledger WHERE kind = 'reminder' AND rule = ?",
+            "SELECT key, branch, recipient, deadline, offset_secs, skipped IS NOT NULL FROM ledger WHERE kind = 'reminder' AND rule = $1",
         )
         .bind(rule)
         .fetch_all(&self.pool)
@@ -81,7 +81,7 @@ impl Store {
     /// The end of the last period a digest of `rule` covered.
     pub async fn last_digest(&self, rule: &str) -> Result<Option<DateTime<Utc>>> {
         let v: Option<String> = sqlx::query_scalar(
-            "SELECT MAX(period_end) FROM ledger WHERE kind = 'digest' AND rule = ?",
+            "SELECT MAX(period_end) FROM ledger WHERE kind = 'digest' AND rule = $1",
         )
         .bind(rule)
         .fetch_one(&self.pool)
@@ -92,7 +92,7 @@ impl Store {
     /// How many mails to `branch` were recorded as skipped.
     pub async fn skipped_for(&self, branch: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ledger WHERE branch = ? AND skipped IS NOT NULL",
+            "SELECT COUNT(*) FROM ledger WHERE branch = $1 AND skipped IS NOT NULL",
         )
         .bind(branch)
         .fetch_one(&self.pool)
@@ -104,7 +104,8 @@ impl Store {
 /// already (another daemon was quicker): nothing was written.
 pub async fn record(tx: &mut Tx, entry: &LedgerEntry<'_>, now: DateTime<Utc>) -> Result<bool> {
     let inserted = sqlx::query(
-        "INSERT OR IGNORE INTO ledger (key, kind, rule, recipient, branch, period_end, deadline, offset_secs, skipped, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ledger (key, kind, rule, recipient, branch, period_end, deadline, offset_secs, skipped, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT DO NOTHING",
     )
     .bind(entry.key)
     .bind(entry.kind)
@@ -124,7 +125,7 @@ pub async fn record(tx: &mut Tx, entry: &LedgerEntry<'_>, now: DateTime<Utc>) ->
 
 /// Names the outbox mail queued for `key`.
 pub async fn set_outbox(tx: &mut Tx, key: &str, outbox_id: i64) -> Result<()> {
-    sqlx::query("UPDATE ledger SET outbox_id = ? WHERE key = ?")
+    sqlx::query("UPDATE ledger SET outbox_id = $1 WHERE key = $2")
         .bind(outbox_id)
         .bind(key)
         .execute(tx.conn())

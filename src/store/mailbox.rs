@@ -10,7 +10,7 @@ impl Store {
     /// The watermark of a folder: (UIDVALIDITY, last committed UID).
     pub async fn mailbox_state(&self, account: &str, folder: &str) -> Result<Option<(u32, u32)>> {
         let row = sqlx::query(
-            "SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = ? AND folder = ?",
+            "SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = $1 AND folder = $2",
         )
         .bind(account)
         .bind(folder)
@@ -53,7 +53,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE mailbox_state SET last_uid = ?, updated_at = ? WHERE account = ? AND folder = ? AND uidvalidity = ? AND last_uid > ?",
+            "UPDATE mailbox_state SET last_uid = $1, updated_at = $2 WHERE account = $3 AND folder = $4 AND uidvalidity = $5 AND last_uid > $6",
         )
         .bind(i64::from(last_uid))
         .bind(db_time(now))
@@ -86,7 +86,7 @@ pub(super) async fn set_watermark(
     now: DateTime<Utc>,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO mailbox_state (account, folder, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO mailbox_state (account, folder, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (account, folder) DO UPDATE SET
            last_uid = CASE WHEN mailbox_state.uidvalidity = excluded.uidvalidity AND mailbox_state.last_uid > excluded.last_uid
                            THEN mailbox_state.last_uid ELSE excluded.last_uid END,

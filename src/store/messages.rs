@@ -224,7 +224,7 @@ impl Store {
         let sha = &blob.sha256;
         let size = i64::try_from(blob.size).unwrap_or(i64::MAX);
         if let Some(row) = sqlx::query(
-            "SELECT id FROM messages WHERE account = ? AND folder = ? AND uidvalidity = ? AND uid = ?",
+            "SELECT id FROM messages WHERE account = $1 AND folder = $2 AND uidvalidity = $3 AND uid = $4",
         )
         .bind(&key.account)
         .bind(&key.folder)
@@ -247,9 +247,9 @@ impl Store {
             set_watermark(&mut *tx, key, now).await?;
             return Ok(Inserted::Duplicate(existing));
         }
-        let id = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (source, account, folder, uidvalidity, uid, message_id, raw_sha256, size, internal_date, stored_at)
-             VALUES ('imap', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(&key.account)
         .bind(&key.folder)
@@ -260,9 +260,8 @@ impl Store {
         .bind(size)
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut *tx)
+        .await?;
         set_watermark(&mut *tx, key, now).await?;
         Ok(Inserted::New(id))
     }
@@ -284,8 +283,9 @@ impl Store {
         self.record_blob(tx.conn(), &sha, placeholder.len(), now)
             .await?;
         sqlx::query(
-            "INSERT OR IGNORE INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
-             VALUES ('imap', ?, ?, ?, ?, ?, ?, ?, ?, 'processed', 'too_large', ?, ?)",
+            "INSERT INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
+             VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, 'processed', 'too_large', $9, $8)
+             ON CONFLICT DO NOTHING",
         )
         .bind(&key.account)
         .bind(&key.folder)
@@ -296,7 +296,6 @@ impl Store {
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
         .bind(format!("邮件大小 {size} 字节，超过 imap.max_message_size，未下载，留在原文件夹由人工处理"))
-        .bind(db_time(now))
         .execute(tx.conn())
         .await?;
         set_watermark(tx.conn(), key, now).await?;
@@ -319,17 +318,16 @@ impl Store {
             tx.commit().await?;
             return Ok(Inserted::Duplicate(existing));
         }
-        let id = sqlx::query(
-            "INSERT INTO messages (source, message_id, raw_sha256, size, internal_date, stored_at) VALUES ('file', ?, ?, ?, ?, ?)",
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (source, message_id, raw_sha256, size, internal_date, stored_at) VALUES ('file', $1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(mid)
         .bind(&sha)
         .bind(raw.len() as i64)
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
-        .execute(tx.conn())
-        .await?
-        .last_insert_rowid();
+        .fetch_one(tx.conn())
+        .await?;
         tx.commit().await?;
         Ok(Inserted::New(id))
     }
@@ -344,7 +342,7 @@ impl Store {
 
     pub async fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
         let row = sqlx::query(
-            "SELECT id, raw_sha256, internal_date, stored_at, uid FROM messages WHERE id = ?",
+            "SELECT id, raw_sha256, internal_date, stored_at, uid FROM messages WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -371,7 +369,7 @@ impl Store {
         uidvalidity: u32,
     ) -> Result<Vec<(i64, u32)>> {
         let rows = sqlx::query(
-            "SELECT id, uid FROM messages WHERE account = ? AND folder = ? AND uidvalidity = ? AND status = 'processed' AND moved = 0 AND disposition != 'too_large' ORDER BY uid",
+            "SELECT id, uid FROM messages WHERE account = $1 AND folder = $2 AND uidvalidity = $3 AND status = 'processed' AND moved = FALSE AND disposition != 'too_large' ORDER BY uid",
         )
         .bind(account)
         .bind(folder)
@@ -397,7 +395,7 @@ impl Store {
             return Ok(std::collections::HashSet::new());
         };
         let rows = sqlx::query(concat!(
-            "SELECT uid FROM messages WHERE account = ? AND folder = ? AND uidvalidity = ? AND uid BETWEEN ? AND ? AND ",
+            "SELECT uid FROM messages WHERE account = $1 AND folder = $2 AND uidvalidity = $3 AND uid BETWEEN $4 AND $5 AND ",
             needs_staff!()
         ))
         .bind(account)
@@ -426,7 +424,7 @@ impl Store {
                     COALESCE(m.internal_date, m.stored_at), m.branch, COALESCE(m.disposition, m.status),
                     (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id),
                     (SELECT o.subject FROM outbox o WHERE o.message_id = m.thread_of)
-             FROM messages m WHERE m.stored_at > ? AND m.stored_at <= ? AND ",
+             FROM messages m WHERE m.stored_at > $1 AND m.stored_at <= $2 AND ",
             needs_staff!(),
             " ORDER BY m.id"
         ))
@@ -457,11 +455,11 @@ impl Store {
                     COALESCE(m.disposition, m.status), COALESCE(m.reason, ''), m.branch,
                     COALESCE(m.internal_date, m.stored_at), CASE WHEN ",
             needs_staff!(),
-            " THEN 1 ELSE 0 END, m.resolved_at, m.resolved_note,
+            " THEN TRUE ELSE FALSE END, m.resolved_at, m.resolved_note,
                     (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id),
                     (SELECT o.subject FROM outbox o WHERE o.message_id = m.thread_of),
                     m.no_answer
-             FROM messages m WHERE m.id = ?"
+             FROM messages m WHERE m.id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -477,7 +475,7 @@ impl Store {
             reason: r.get(7),
             branch: r.get(8),
             received_at: time_col(&r, 9),
-            waits_for_staff: r.get::<i64, _>(10) == 1,
+            waits_for_staff: r.get(10),
             resolved_at: r
                 .get::<Option<String>, _>(11)
                 .as_deref()
@@ -494,7 +492,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), COALESCE(disposition, status), COALESCE(reason, ''),
                     branch, COALESCE(internal_date, stored_at), resolved_at, resolved_note
-             FROM messages WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC, id DESC LIMIT ?",
+             FROM messages WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -523,7 +521,7 @@ impl Store {
     ) -> Result<Vec<UnansweredRow>> {
         let rows = sqlx::query(
             "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), branch, no_answer, COALESCE(internal_date, stored_at)
-             FROM messages WHERE no_answer IS NOT NULL AND stored_at > ? AND stored_at <= ? ORDER BY id",
+             FROM messages WHERE no_answer IS NOT NULL AND stored_at > $1 AND stored_at <= $2 ORDER BY id",
         )
         .bind(since.map(db_time).unwrap_or_default())
         .bind(until.map_or_else(|| "9999".to_string(), db_time))
@@ -544,14 +542,14 @@ impl Store {
 
     /// Records that these messages were moved to the processed folder (one transaction).
     pub async fn mark_moved_many(&self, ids: &[i64]) -> Result<()> {
-        self.update_each("UPDATE messages SET moved = 1 WHERE id = ?", ids, None)
+        self.update_each("UPDATE messages SET moved = TRUE WHERE id = $1", ids, None)
             .await
     }
 
     /// Why `message` got no automatic answer, when it got none.
     pub async fn no_answer(&self, message: i64) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar::<_, Option<String>>("SELECT no_answer FROM messages WHERE id = ?")
+            sqlx::query_scalar::<_, Option<String>>("SELECT no_answer FROM messages WHERE id = $1")
                 .bind(message)
                 .fetch_optional(&self.pool)
                 .await?
@@ -561,7 +559,7 @@ impl Store {
 
     /// Whether a message with this Message-ID reached our intake mailbox (our own copy).
     pub async fn has_message_id(&self, message_id: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE message_id = ?")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE message_id = $1")
             .bind(message_id)
             .fetch_one(&self.pool)
             .await?;
@@ -597,9 +595,9 @@ async fn find_duplicate(
     message_id: Option<&str>,
     sha: &str,
 ) -> Result<Option<i64>> {
-    let row = sqlx::query("SELECT id FROM messages WHERE raw_sha256 = ? AND (message_id IS ? OR message_id = ?) ORDER BY id LIMIT 1")
+    // IS NOT DISTINCT FROM: equal, or both without a Message-ID (SQLite reads it as `IS`).
+    let row = sqlx::query("SELECT id FROM messages WHERE raw_sha256 = $1 AND message_id IS NOT DISTINCT FROM $2 ORDER BY id LIMIT 1")
         .bind(sha)
-        .bind(message_id)
         .bind(message_id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -668,6 +666,38 @@ mod tests {
         assert!(!r.waits_for_staff);
         assert_eq!(r.resolved_note.as_deref(), Some("已电话答复"));
         assert!(r.resolved_at.is_some());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// The same bytes are the same message: with the same Message-ID, or both without one
+    /// (`IS NOT DISTINCT FROM`); other bytes are a new message.
+    #[tokio::test]
+    async fn the_same_mail_stored_twice_is_a_duplicate() {
+        use super::super::Inserted;
+        let (store, root) = store("duplicate").await;
+        let now = Utc::now();
+        let insert = async |raw: &[u8]| {
+            store
+                .insert_file_message(raw, None, now)
+                .await
+                .expect("insert")
+        };
+        let bare = insert(b"Subject: x\r\n\r\nno id").await;
+        assert!(matches!(bare, Inserted::New(_)));
+        assert_eq!(
+            insert(b"Subject: x\r\n\r\nno id").await,
+            Inserted::Duplicate(bare.id())
+        );
+        let with_id = insert(b"Message-ID: <d@t>\r\n\r\nbody").await;
+        assert!(matches!(with_id, Inserted::New(_)));
+        assert_eq!(
+            insert(b"Message-ID: <d@t>\r\n\r\nbody").await,
+            Inserted::Duplicate(with_id.id())
+        );
+        assert!(matches!(
+            insert(b"Subject: y\r\n\r\nno id").await,
+            Inserted::New(_)
+        ));
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -12,6 +12,14 @@
 //! [`attachments`], [`reviews`], [`ledger`], [`threads`] (conversations), [`corrections`],
 //! [`ops`] (heartbeats, template errors) and [`blobs`] (the blob directory and its table).
 //! What they return is plain Rust, so another database can stand behind the same functions.
+//!
+//! PostgreSQL is to be that database (issue 15), so every statement here is written in what
+//! SQLite and PostgreSQL both accept: `$1`-numbered parameters (sqlx-sqlite reads them too),
+//! `ON CONFLICT` instead of `INSERT OR …`, `RETURNING id` instead of `last_insert_rowid()`,
+//! flags compared and set as `TRUE`/`FALSE` (SQLite stores 1/0, PostgreSQL a BOOLEAN) and
+//! decoded as `bool`. The few that cannot be common carry a `// SQLite only:` comment saying
+//! what PostgreSQL will use. `tests/postgres_statements.rs` finds every statement in these
+//! sources and prepares it on a real PostgreSQL against `migrations/postgres/`.
 
 /// The SQL condition (on `messages`) of mail that waits for a person until staff resolve it:
 /// questions, replies, unrecognised branches, failures and mail too large to read. A macro, so
@@ -19,7 +27,7 @@
 #[macro_export]
 macro_rules! needs_staff {
     () => {
-        "((needs_staff = 1 OR status = 'failed' OR disposition = 'too_large') AND resolved_at IS NULL)"
+        "((needs_staff = TRUE OR status = 'failed' OR disposition = 'too_large') AND resolved_at IS NULL)"
     };
 }
 
@@ -392,7 +400,7 @@ impl Store {
             .connect_with(opts.clone())
             .await?;
         let have: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = 1",
+            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = TRUE",
         )
         .fetch_one(&pool)
         .await
@@ -471,6 +479,7 @@ impl Store {
             Some(c) => c,
             empty => empty.insert(sqlx::SqliteConnection::connect_with(&self.probe_options).await?),
         };
+        // SQLite only: PostgreSQL will keep a counter row that every write transaction bumps.
         Ok(sqlx::query_scalar("PRAGMA data_version")
             .fetch_one(&mut *conn)
             .await?)
@@ -480,6 +489,7 @@ impl Store {
     /// transaction that reads first and writes later cannot be upgraded while another
     /// connection writes (SQLITE_BUSY / BUSY_SNAPSHOT, which the busy timeout does not cover).
     pub async fn begin_write(&self) -> Result<Tx> {
+        // SQLite only: PostgreSQL will use a plain BEGIN (its writers lock rows, not the file).
         Ok(Tx(self.pool.begin_with("BEGIN IMMEDIATE").await?))
     }
 }

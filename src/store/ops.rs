@@ -71,13 +71,15 @@ async fn insert_template_error(
     message: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO template_errors (at, template, error, message) VALUES (?, ?, ?, ?)")
-        .bind(db_time(at))
-        .bind(template)
-        .bind(error)
-        .bind(message)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO template_errors (at, template, error, message) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(db_time(at))
+    .bind(template)
+    .bind(error)
+    .bind(message)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -102,7 +104,7 @@ impl Store {
         error: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO daemon_state (component, at, ok, detail) VALUES (?, ?, ?, ?)
+            "INSERT INTO daemon_state (component, at, ok, detail) VALUES ($1, $2, $3, $4)
              ON CONFLICT (component) DO UPDATE SET at = excluded.at, ok = excluded.ok,
              detail = excluded.detail",
         )
@@ -118,7 +120,7 @@ impl Store {
     /// Template failures since `since`, newest first (at most 20).
     pub async fn template_errors_since(&self, since: DateTime<Utc>) -> Result<Vec<TemplateError>> {
         let rows = sqlx::query(
-            "SELECT at, template, error, message FROM template_errors WHERE at >= ?
+            "SELECT at, template, error, message FROM template_errors WHERE at >= $1
              ORDER BY at DESC, id DESC LIMIT 20",
         )
         .bind(db_time(since))
@@ -136,7 +138,7 @@ impl Store {
     }
 
     async fn beat_of(&self, component: Component) -> Result<Option<Beat>> {
-        let row = sqlx::query("SELECT at, ok, detail FROM daemon_state WHERE component = ?")
+        let row = sqlx::query("SELECT at, ok, detail FROM daemon_state WHERE component = $1")
             .bind(component.key())
             .fetch_optional(&self.pool)
             .await?;

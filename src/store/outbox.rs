@@ -99,15 +99,29 @@ impl Store {
         limit: i64,
         only: Option<&[i64]>,
     ) -> Result<Vec<OutboxRow>> {
-        let only = only.map(|ids| serde_json::Value::from(ids.to_vec()).to_string());
-        let rows = sqlx::query(
-            "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= ? AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3))) ORDER BY id LIMIT ?2",
-        )
-        .bind(db_time(now))
-        .bind(limit)
-        .bind(only)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = match only {
+            None => {
+                sqlx::query(
+                    "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+                )
+                .bind(db_time(now))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(ids) => {
+                let ids = serde_json::Value::from(ids.to_vec()).to_string();
+                // SQLite only: PostgreSQL will bind the ids as one BIGINT[] and ask `id = ANY($3)`.
+                sqlx::query(
+                    "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id IN (SELECT value FROM json_each($3)) ORDER BY id LIMIT $2",
+                )
+                .bind(db_time(now))
+                .bind(limit)
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         Ok(rows
             .iter()
             .map(|r| OutboxRow {
@@ -127,7 +141,7 @@ impl Store {
     /// account's sending caps ([`crate::send::limit`]).
     pub async fn sent_since(&self, since: DateTime<Utc>) -> Result<Vec<(DateTime<Utc>, u32)>> {
         let rows = sqlx::query(
-            "SELECT sent_at, cc_addr IS NOT NULL FROM outbox WHERE status = 'sent' AND sent_at > ?",
+            "SELECT sent_at, cc_addr IS NOT NULL FROM outbox WHERE status = 'sent' AND sent_at > $1",
         )
         .bind(db_time(since))
         .fetch_all(&self.pool)
@@ -166,9 +180,8 @@ impl Store {
     /// attempt.
     pub async fn outbox_postpone_due(&self, at: DateTime<Utc>) -> Result<u64> {
         Ok(sqlx::query(
-            "UPDATE outbox SET next_attempt_at = ? WHERE status = 'queued' AND next_attempt_at < ?",
+            "UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued' AND next_attempt_at < $1",
         )
-        .bind(db_time(at))
         .bind(db_time(at))
         .execute(&self.pool)
         .await?
@@ -178,7 +191,7 @@ impl Store {
     /// Answers to `message` waiting in the outbox (not yet handed to SMTP).
     pub async fn queued_answers(&self, message: i64) -> Result<usize> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE related_message = ? AND status = 'queued'",
+            "SELECT COUNT(*) FROM outbox WHERE related_message = $1 AND status = 'queued'",
         )
         .bind(message)
         .fetch_one(&self.pool)
@@ -203,7 +216,7 @@ impl Store {
     /// is known. Each counts as an attempt.
     pub async fn outbox_sending_many(&self, ids: &[i64]) -> Result<()> {
         self.update_each(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?",
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = $1",
             ids,
             None,
         )
@@ -214,7 +227,7 @@ impl Store {
     /// turn): queued again, the attempt not counted.
     pub async fn outbox_not_tried(&self, ids: &[i64]) -> Result<()> {
         self.update_each(
-            "UPDATE outbox SET status = 'queued', attempts = MAX(attempts - 1, 0) WHERE id = ? AND status = 'sending'",
+            "UPDATE outbox SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = $1 AND status = 'sending'",
             ids,
             None,
         )
@@ -224,15 +237,15 @@ impl Store {
     /// Mails the server accepted (one transaction).
     pub async fn outbox_sent_many(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
         self.update_each(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+            "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2",
             ids,
             Some(db_time(now)),
         )
         .await
     }
 
-    /// Runs `sql` (`… WHERE id = ?`, after an optional first parameter) for each id, in one
-    /// transaction.
+    /// Runs `sql` (`… WHERE id = $1`, or `$2` after an optional first parameter `$1`) for each
+    /// id, in one transaction.
     pub(super) async fn update_each(
         &self,
         sql: &'static str,
@@ -259,7 +272,7 @@ impl Store {
     /// for the copy we sent ourselves to arrive, if the send went through).
     pub async fn outbox_recover(&self, now: DateTime<Utc>, grace: Duration) -> Result<u64> {
         let due = now + chrono::Duration::from_std(grace).unwrap_or_default();
-        Ok(sqlx::query("UPDATE outbox SET status = 'unconfirmed', next_attempt_at = ? WHERE status = 'sending'")
+        Ok(sqlx::query("UPDATE outbox SET status = 'unconfirmed', next_attempt_at = $1 WHERE status = 'sending'")
             .bind(db_time(due))
             .execute(&self.pool)
             .await?
@@ -269,7 +282,7 @@ impl Store {
     /// An unconfirmed send whose copy could not be looked for now: look again at `at`.
     pub async fn outbox_postpone(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'unconfirmed'",
+            "UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'unconfirmed'",
         )
         .bind(db_time(at))
         .bind(id)
@@ -286,11 +299,11 @@ impl Store {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
         match retry_at {
-            Some(t) => sqlx::query("UPDATE outbox SET status = 'queued', last_error = ?, next_attempt_at = ? WHERE id = ?")
+            Some(t) => sqlx::query("UPDATE outbox SET status = 'queued', last_error = $1, next_attempt_at = $2 WHERE id = $3")
                 .bind(error)
                 .bind(db_time(t))
                 .bind(id),
-            None => sqlx::query("UPDATE outbox SET last_error = ?, status = 'dead' WHERE id = ?")
+            None => sqlx::query("UPDATE outbox SET last_error = $1, status = 'dead' WHERE id = $2")
                 .bind(error)
                 .bind(id),
         }
@@ -318,7 +331,7 @@ impl Store {
     /// version assigned to it later by staff). For the board's 支部详情.
     pub async fn outbox_for_branch(&self, branch: &str) -> Result<Vec<OutboxEntry>> {
         let rows = sqlx::query(outbox_entry_sql!(
-            "WHERE branch = ?1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = ?1)
+            "WHERE branch = $1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = $1)
              ORDER BY created_at DESC, id DESC"
         ))
         .bind(branch)
@@ -329,7 +342,7 @@ impl Store {
 
     /// One outbox row, for messages about it.
     pub async fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>> {
-        let row = sqlx::query(outbox_entry_sql!("WHERE id = ?"))
+        let row = sqlx::query(outbox_entry_sql!("WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -342,7 +355,7 @@ impl Store {
     /// sending it again could deliver it twice.
     pub async fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> Result<Retry> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(outbox_entry_sql!("WHERE id = ?"))
+        let row = sqlx::query(outbox_entry_sql!("WHERE id = $1"))
             .bind(id)
             .fetch_optional(tx.conn())
             .await?;
@@ -357,7 +370,7 @@ impl Store {
                     Retry::AlreadyQueued(before)
                 } else {
                     sqlx::query(
-                        "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ? WHERE id = ? AND status IN ('dead', 'queued')",
+                        "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE id = $2 AND status IN ('dead', 'queued')",
                     )
                     .bind(db_time(now))
                     .bind(id)
@@ -380,7 +393,7 @@ impl Store {
             .fetch_all(tx.conn())
             .await?;
         sqlx::query(
-            "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ? WHERE status = 'dead'",
+            "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE status = 'dead'",
         )
         .bind(db_time(now))
         .execute(tx.conn())
@@ -455,7 +468,8 @@ fn outbox_entry(r: &sqlx::sqlite::SqliteRow) -> OutboxEntry {
 /// Puts a rendered mail into the durable outbox inside the caller's transaction (the one that
 /// records the decision to send it), with its copy recipient, the message it answers and the
 /// branch it is about. The one way anything enters the outbox; a second enqueue of the same
-/// Message-ID is ignored. Returns the row id (`last_insert_rowid`).
+/// Message-ID is ignored. Returns the row id: the new row's, or the one already queued under
+/// that Message-ID.
 pub async fn enqueue(
     tx: &mut Tx,
     mail: &crate::notify::compose::Outgoing,
@@ -463,8 +477,9 @@ pub async fn enqueue(
     branch: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    Ok(sqlx::query(
-        "INSERT OR IGNORE INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    let new: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
+         ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(mail.kind.as_str())
     .bind(&mail.message_id)
@@ -473,12 +488,19 @@ pub async fn enqueue(
     .bind(&mail.subject)
     .bind(&mail.raw)
     .bind(db_time(now))
-    .bind(db_time(now))
     .bind(&mail.cc)
     .bind(branch)
-    .execute(tx.conn())
-    .await?
-    .last_insert_rowid())
+    .fetch_optional(tx.conn())
+    .await?;
+    match new {
+        Some(id) => Ok(id),
+        None => Ok(
+            sqlx::query_scalar("SELECT id FROM outbox WHERE message_id = $1")
+                .bind(&mail.message_id)
+                .fetch_one(tx.conn())
+                .await?,
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -524,6 +546,63 @@ mod tests {
             suggested_branch: None,
             content_key: String::new(),
         }
+    }
+
+    /// A second enqueue of the same Message-ID queues nothing and names the row already
+    /// queued (`ON CONFLICT DO NOTHING RETURNING id` returns no row then).
+    #[tokio::test]
+    async fn enqueuing_a_message_id_twice_names_the_first_row() {
+        let root =
+            std::env::temp_dir().join(format!("shenbao-outbox-twice-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Store::open(
+            &format!("sqlite://{}", root.join("shenbao.db").display()),
+            &root,
+        )
+        .await
+        .expect("open");
+        let now = Utc::now();
+        let mut tx = store.begin_write().await.expect("tx");
+        let first = enqueue(
+            &mut tx,
+            &mail(OutboxKind::Ack, "same", "一"),
+            None,
+            None,
+            now,
+        )
+        .await
+        .expect("first");
+        let other = enqueue(
+            &mut tx,
+            &mail(OutboxKind::Ack, "other", "二"),
+            None,
+            None,
+            now,
+        )
+        .await
+        .expect("other");
+        let again = enqueue(
+            &mut tx,
+            &mail(OutboxKind::Ack, "same", "三"),
+            None,
+            None,
+            now,
+        )
+        .await
+        .expect("again");
+        tx.commit().await.expect("commit");
+        assert_ne!(first, other);
+        assert_eq!(again, first);
+        let subjects: Vec<String> = store
+            .outbox_list(OutboxFilter::All)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|e| e.subject)
+            .collect();
+        assert_eq!(subjects, ["一", "二"]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     /// A branch's mails: queued for it, or answering one of its versions; newest first,

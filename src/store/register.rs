@@ -19,7 +19,7 @@ pub struct Pending {
 /// Message `id` if it is still `stored` (not yet processed); `None` when it is unknown or
 /// already processed.
 pub async fn pending(tx: &mut Tx, id: i64) -> Result<Option<Pending>> {
-    let row = sqlx::query("SELECT status, assigned_branch FROM messages WHERE id = ?")
+    let row = sqlx::query("SELECT status, assigned_branch FROM messages WHERE id = $1")
         .bind(id)
         .fetch_optional(tx.conn())
         .await?;
@@ -57,9 +57,9 @@ pub struct Processed {
 /// Marks a message `processed` with its disposition.
 pub async fn record_processed(tx: &mut Tx, p: &Processed) -> Result<()> {
     sqlx::query(
-        "UPDATE messages SET status = 'processed', disposition = ?, reason = ?, subject = ?, from_addr = ?, from_name = ?, message_id = COALESCE(message_id, ?), processed_at = ?,
-                             branch = ?, thread_of = ?, needs_staff = ?, no_answer = ?, auto_hints = ?
-         WHERE id = ?",
+        "UPDATE messages SET status = 'processed', disposition = $1, reason = $2, subject = $3, from_addr = $4, from_name = $5, message_id = COALESCE(message_id, $6), processed_at = $7,
+                             branch = $8, thread_of = $9, needs_staff = $10, no_answer = $11, auto_hints = $12
+         WHERE id = $13",
     )
     .bind(p.disposition)
     .bind(&p.reason)
@@ -82,7 +82,7 @@ pub async fn record_processed(tx: &mut Tx, p: &Processed) -> Result<()> {
 impl Store {
     /// Marks a message that is still `stored` as `failed`, with the reason for staff.
     pub async fn mark_failed(&self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE messages SET status = 'failed', reason = ?, processed_at = ? WHERE id = ? AND status = 'stored'")
+        sqlx::query("UPDATE messages SET status = 'failed', reason = $1, processed_at = $2 WHERE id = $3 AND status = 'stored'")
             .bind(format!("处理失败：{error}"))
             .bind(db_time(now))
             .bind(id)

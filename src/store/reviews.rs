@@ -23,7 +23,7 @@ impl Store {
     /// Every current review decision, in the order they were imported.
     pub async fn current_reviews(&self) -> Result<Vec<CurrentReview>> {
         let rows = sqlx::query(
-            "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = 1 ORDER BY id",
+            "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = TRUE ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -59,7 +59,7 @@ impl Store {
     /// How many branches have a current review decision.
     pub async fn current_review_count(&self) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = 1")
+            sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = TRUE")
                 .fetch_one(&self.pool)
                 .await?,
         )
@@ -68,7 +68,7 @@ impl Store {
     /// Branches with a current decision from an earlier import.
     pub async fn decided_branches(&self) -> Result<Vec<String>> {
         Ok(
-            sqlx::query_scalar("SELECT DISTINCT branch FROM reviews WHERE is_current = 1")
+            sqlx::query_scalar("SELECT DISTINCT branch FROM reviews WHERE is_current = TRUE")
                 .fetch_all(&self.pool)
                 .await?,
         )
@@ -85,24 +85,23 @@ impl Store {
         let mut tx = self.begin_write().await?;
         self.record_blob(tx.conn(), file.sha256, file.size, now)
             .await?;
-        let import_id = sqlx::query(
-            "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions) VALUES (?, ?, ?, ?, ?)",
+        let import_id: i64 = sqlx::query_scalar(
+            "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(file.file_name)
         .bind(file.sha256)
         .bind(file.imported_by)
         .bind(db_time(now))
         .bind(decisions.len() as i64)
-        .execute(tx.conn())
-        .await?
-        .last_insert_rowid();
+        .fetch_one(tx.conn())
+        .await?;
         for d in decisions {
-            sqlx::query("UPDATE reviews SET is_current = 0 WHERE branch = ?")
+            sqlx::query("UPDATE reviews SET is_current = FALSE WHERE branch = $1")
                 .bind(&d.branch)
                 .execute(tx.conn())
                 .await?;
             sqlx::query(
-                "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+                "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
             )
             .bind(import_id)
             .bind(d.row as i64)
@@ -123,7 +122,7 @@ impl Store {
 /// transaction (the closure checklist of a mail being processed).
 pub async fn current_level(tx: &mut Tx, branch: &str) -> Result<Option<(String, bool)>> {
     Ok(
-        sqlx::query("SELECT level, funded FROM reviews WHERE branch = ? AND is_current = 1")
+        sqlx::query("SELECT level, funded FROM reviews WHERE branch = $1 AND is_current = TRUE")
             .bind(branch)
             .fetch_optional(tx.conn())
             .await?

@@ -32,7 +32,7 @@ impl Store {
     ) -> Result<Vec<SenderChange>> {
         let rows = sqlx::query(
             "SELECT message_id, kind, branch, version, sender, received_at FROM submissions
-             WHERE sender_changed = 1 AND branch IS NOT NULL AND created_at > ? AND created_at <= ? ORDER BY id",
+             WHERE sender_changed = TRUE AND branch IS NOT NULL AND created_at > $1 AND created_at <= $2 ORDER BY id",
         )
         .bind(since.map(db_time).unwrap_or_default())
         .bind(until.map_or_else(|| "9999".to_string(), db_time))
@@ -157,7 +157,7 @@ impl Store {
     /// Every branch's latest submission of each kind, in order of arrival.
     pub async fn latest_submissions(&self) -> Result<Vec<SubmissionRow>> {
         let rows = sqlx::query(submissions_where!(
-            "s.is_latest = 1 ORDER BY s.received_at, s.id"
+            "s.is_latest = TRUE ORDER BY s.received_at, s.id"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -169,9 +169,8 @@ impl Store {
     pub async fn submission_history(&self, branch: &str) -> Result<Vec<SubmissionRow>> {
         let key = crate::textnorm::normalize(branch);
         let rows = sqlx::query(submissions_where!(
-            "s.branch = ? OR s.branch_key = ? OR s.branch_key = ? ORDER BY s.kind, s.version"
+            "s.branch = $1 OR s.branch_key = $1 OR s.branch_key = $2 ORDER BY s.kind, s.version"
         ))
-        .bind(branch)
         .bind(branch)
         .bind(format!("?{key}"))
         .fetch_all(&self.pool)
@@ -204,7 +203,7 @@ impl Store {
     pub async fn application_counts(&self) -> Result<ApplicationCounts> {
         let row = sqlx::query(
             "SELECT COUNT(*) FILTER (WHERE branch IS NOT NULL), COUNT(*) FILTER (WHERE branch IS NOT NULL AND problems = '[]'), COUNT(*) FILTER (WHERE branch IS NULL)
-         FROM submissions WHERE is_latest = 1 AND kind = 'application'",
+         FROM submissions WHERE is_latest = TRUE AND kind = 'application'",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -218,7 +217,7 @@ impl Store {
     /// Branches (roster names) whose latest application is in, in order of arrival.
     pub async fn applicants(&self) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = 1 AND branch IS NOT NULL
+            "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL
          ORDER BY received_at, id",
         )
         .fetch_all(&self.pool)
@@ -229,7 +228,7 @@ impl Store {
 /// The next version number of `branch_key`'s submissions of `kind` (1 for the first).
 pub async fn next_version(tx: &mut Tx, kind: &str, branch_key: &str) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM submissions WHERE kind = ? AND branch_key = ?",
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM submissions WHERE kind = $1 AND branch_key = $2",
     )
     .bind(kind)
     .bind(branch_key)
@@ -272,7 +271,7 @@ pub struct NewVersion {
 
 /// Writes `v` as the latest version of its branch (the previous latest no longer is).
 pub async fn insert_version(tx: &mut Tx, v: &NewVersion) -> Result<()> {
-    sqlx::query("UPDATE submissions SET is_latest = 0 WHERE kind = ? AND branch_key = ?")
+    sqlx::query("UPDATE submissions SET is_latest = FALSE WHERE kind = $1 AND branch_key = $2")
         .bind(v.kind)
         .bind(&v.branch_key)
         .execute(tx.conn())
@@ -280,7 +279,7 @@ pub async fn insert_version(tx: &mut Tx, v: &NewVersion) -> Result<()> {
     sqlx::query(
         "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
                                   fields, fields_source, form_fields, summary_fields, problem_details, sender_changed, suggested_branch, content_key)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
     )
     .bind(v.kind)
     .bind(&v.branch_key)

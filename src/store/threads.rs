@@ -24,7 +24,7 @@ pub async fn our_mail(tx: &mut Tx, message_id: &str) -> Result<Option<OurMail>> 
     let row = sqlx::query(
         "SELECT o.kind, COALESCE(o.branch, s.branch), s.kind, o.subject FROM outbox o
          LEFT JOIN submissions s ON s.message_id = o.related_message
-         WHERE o.message_id = ?",
+         WHERE o.message_id = $1",
     )
     .bind(message_id)
     .fetch_optional(tx.conn())
@@ -40,7 +40,7 @@ pub async fn our_mail(tx: &mut Tx, message_id: &str) -> Result<Option<OurMail>> 
 /// The addresses that sent `branch`'s earlier versions (message `except` left out).
 pub async fn earlier_senders(tx: &mut Tx, branch: &str, except: i64) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT DISTINCT sender FROM submissions WHERE branch = ? AND message_id != ?",
+        "SELECT DISTINCT sender FROM submissions WHERE branch = $1 AND message_id != $2",
     )
     .bind(branch)
     .bind(except)
@@ -68,8 +68,8 @@ pub async fn identical_acks(
 ) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "SELECT COUNT(*) FROM outbox o JOIN submissions s ON s.message_id = o.related_message
-         WHERE s.kind = ? AND s.branch_key = ? AND s.content_key = ? AND s.message_id != ?
-           AND o.kind = 'ack' AND o.to_addr = ? AND o.created_at >= ?",
+         WHERE s.kind = $1 AND s.branch_key = $2 AND s.content_key = $3 AND s.message_id != $4
+           AND o.kind = 'ack' AND o.to_addr = $5 AND o.created_at >= $6",
     )
     .bind(c.kind)
     .bind(c.branch_key)
@@ -84,7 +84,7 @@ pub async fn identical_acks(
 /// The latest version number of a branch's submissions of `kind`, if any.
 pub async fn latest_version(tx: &mut Tx, kind: &str, branch: &str) -> Result<Option<i64>> {
     Ok(
-        sqlx::query_scalar("SELECT MAX(version) FROM submissions WHERE kind = ? AND branch = ?")
+        sqlx::query_scalar("SELECT MAX(version) FROM submissions WHERE kind = $1 AND branch = $2")
             .bind(kind)
             .bind(branch)
             .fetch_one(tx.conn())
@@ -101,7 +101,7 @@ pub async fn recent_answers(
     since: DateTime<Utc>,
 ) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM outbox WHERE to_addr = ? AND kind LIKE ? AND created_at >= ?",
+        "SELECT COUNT(*) FROM outbox WHERE to_addr = $1 AND kind LIKE $2 AND created_at >= $3",
     )
     .bind(to)
     .bind(kind_like)
