@@ -14,6 +14,6 @@ CREATE INDEX messages_counts ON messages (status, disposition);
 -- The few mails waiting for a person, unanswered, or from an unfamiliar sender: partial
 -- indexes that hold only those rows (the conditions are the reads' own, word for word).
 CREATE INDEX messages_waiting ON messages (id)
-    WHERE ((needs_staff = 1 OR status = 'failed' OR disposition = 'too_large') AND resolved_at IS NULL);
+    WHERE ((needs_staff = TRUE OR status = 'failed' OR disposition = 'too_large') AND resolved_at IS NULL);
 CREATE INDEX messages_unanswered ON messages (id) WHERE no_answer IS NOT NULL;
-CREATE INDEX submissions_sender_changed ON submissions (id) WHERE sender_changed = 1;
+CREATE INDEX submissions_sender_changed ON submissions (id) WHERE sender_changed = TRUE;

@@ -324,11 +324,6 @@ fn holes_as_parameters(s: &str) -> String {
     out
 }
 
-/// Files whose statements are being rewritten on another branch (the board's reads, with
-/// `json_extract` and `is_latest = 1`): scanned and their problems printed, but not failed on.
-/// Empty this list when that branch is merged and its statements are portable or marked.
-const ELSEWHERE: &[&str] = &["src/store/board.rs"];
-
 /// The token a `// SQLite only: …` comment leaves: it marks the next statement.
 const SQLITE_ONLY: char = '\u{2}';
 
@@ -598,11 +593,7 @@ fn the_stores_statements_are_found_and_portable() {
     for f in &portable {
         for p in lint(&f.sql) {
             let text = format!("{}:{}: {p}\n    {}", f.file, f.line, f.sql);
-            if ELSEWHERE.contains(&f.file.as_str()) {
-                eprintln!("(not failed on, see ELSEWHERE) {text}");
-            } else {
-                problems.push(text);
-            }
+            problems.push(text);
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -745,11 +736,7 @@ async fn every_store_statement_prepares_on_postgresql() {
             }
             Err(e) => {
                 let text = format!("{}:{}: {e}\n    {}", f.file, f.line, f.sql);
-                if ELSEWHERE.contains(&f.file.as_str()) {
-                    eprintln!("(not failed on, see ELSEWHERE) {text}");
-                } else {
-                    failures.push(text);
-                }
+                failures.push(text);
             }
         }
     }

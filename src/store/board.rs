@@ -31,17 +31,19 @@ pub struct BoardLatest {
 
 /// [`Store::application_arrivals`]' read: the `submissions_arrivals` index alone, the
 /// times joined by commas (RFC 3339 has none).
+// SQLite only: PostgreSQL will use string_agg(received_at, ',').
 const ARRIVALS: &str = "SELECT COALESCE(group_concat(received_at, ','), '')
     FROM submissions WHERE kind = 'application'";
 
 /// [`Store::board_latest`]' read: walks the `submissions_board` index (the 板块 is the
 /// index's expression, word for word); one JSON array of
 /// `[branch, version, received_at, late, sender_changed, problems, 板块, id]`.
+// SQLite only: PostgreSQL will use json_agg(json_build_array(…)) and `fields::jsonb ->> 'section'`.
 const LATEST: &str = "SELECT json_group_array(json_array(branch, version, received_at, late,
         sender_changed, problems,
         CASE WHEN json_valid(fields) THEN json_extract(fields, '$.section') END, id))
     FROM submissions
-    WHERE kind = 'application' AND is_latest = 1 AND branch IS NOT NULL";
+    WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL";
 
 /// One element of [`LATEST`]'s array.
 type LatestTuple = (
