@@ -44,16 +44,34 @@ impl Store {
     pub async fn current_reviews_with_closure_roles(
         &self,
     ) -> Result<Vec<(CurrentReview, Vec<Role>)>> {
-        let mut out = Vec::new();
-        for r in self.current_reviews().await? {
-            let sent = if r.funded {
-                self.closure_roles(&r.branch).await?
-            } else {
-                Vec::new()
-            };
-            out.push((r, sent));
+        // One read for every branch's closure files, not one per funded branch: the board
+        // reads this again after every change in the closure phase.
+        let rows = sqlx::query(
+            "SELECT DISTINCT s.branch_key, a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
+             WHERE s.kind = 'closure'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut sent: std::collections::HashMap<String, Vec<Role>> =
+            std::collections::HashMap::new();
+        for r in &rows {
+            sent.entry(r.get(0))
+                .or_default()
+                .push(Role::parse(&r.get::<String, _>(1)));
         }
-        Ok(out)
+        Ok(self
+            .current_reviews()
+            .await?
+            .into_iter()
+            .map(|r| {
+                let roles = if r.funded {
+                    sent.remove(&r.branch).unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                (r, roles)
+            })
+            .collect())
     }
 
     /// How many branches have a current review decision.
