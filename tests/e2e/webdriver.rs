@@ -429,15 +429,25 @@ impl Browser {
     /// Waits for a finished download whose name ends with `suffix` (Chromium writes
     /// `*.crdownload` until it is complete); returns its path.
     pub fn wait_download(&self, suffix: &str, timeout: Duration) -> PathBuf {
+        // Chromium reserves the final name with an empty file at once and writes into
+        // `….crdownload`, renamed over it when done: the download is complete when no
+        // `.crdownload` is left and the file has its bytes.
         let mut found = None;
         self.wait_until(&format!("a download *{suffix}"), timeout, |b| {
-            found = std::fs::read_dir(&b.downloads)
+            let names: Vec<PathBuf> = std::fs::read_dir(&b.downloads)
                 .into_iter()
                 .flatten()
                 .flatten()
                 .map(|e| e.path())
-                .find(|p| p.to_string_lossy().ends_with(suffix));
-            found.is_some()
+                .collect();
+            let busy = names
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".crdownload"));
+            found = names
+                .into_iter()
+                .find(|p| p.to_string_lossy().ends_with(suffix))
+                .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+            !busy && found.is_some()
         });
         found.expect("found")
     }
