@@ -402,27 +402,8 @@ fn main() {
         ("支部 有问题", "/branches?state=problems"),
         ("支部 搜索", "/branches?q=%E7%AC%AC07%E5%AD%A6%E9%99%A2"),
     ] {
-        let mut times = Vec::with_capacity(a.requests);
-        let mut size = 0;
-        for i in 0..a.requests + 2 {
-            let t = Instant::now();
-            let (status, head, len) = request(port, "GET", path, &cookie, "");
-            let took = t.elapsed();
-            assert_eq!(status, 200, "{path}: {head}");
-            size = len;
-            if i >= 2 {
-                times.push(took);
-            }
-        }
-        times.sort();
-        println!(
-            "{:<28} {:>10} {:>10} {:>10} {:>7} KiB",
-            label,
-            ms(percentile(&times, 0.5)),
-            ms(percentile(&times, 0.95)),
-            ms(*times.last().expect("times")),
-            size / 1024
-        );
+        let (times, size) = time_page(port, path, &cookie, 2, a.requests, || {});
+        print_row(label, &times, size);
     }
     // After every change the first request reads the campaign again (web/snapshot.rs): one
     // commit before each request, as on deadline night with a mail a second.
@@ -434,33 +415,19 @@ fn main() {
         .await
         .expect("open the database")
     });
+    let few = (a.requests / 4).max(5);
     for (label, path) in [
         ("总览 / 数据刚变化", "/"),
         ("支部 / 数据刚变化", "/branches"),
     ] {
-        let mut times = Vec::new();
-        let mut size = 0;
-        for _ in 0..(a.requests / 4).max(5) {
+        let (times, size) = time_page(port, path, &cookie, 0, few, || {
             rt.block_on(
                 sqlx::query("UPDATE messages SET moved = 1 - moved WHERE id = 1")
                     .execute(&mut conn),
             )
             .expect("a commit");
-            let t = Instant::now();
-            let (status, head, len) = request(port, "GET", path, &cookie, "");
-            times.push(t.elapsed());
-            assert_eq!(status, 200, "{path}: {head}");
-            size = len;
-        }
-        times.sort();
-        println!(
-            "{:<28} {:>10} {:>10} {:>10} {:>7} KiB",
-            label,
-            ms(percentile(&times, 0.5)),
-            ms(percentile(&times, 0.95)),
-            ms(*times.last().expect("times")),
-            size / 1024
-        );
+        });
+        print_row(label, &times, size);
     }
     // The other pages, fewer times each (they read the store on every request).
     let one_branch = format!("/branch?name={}", pct(&branch(1)));
@@ -472,30 +439,50 @@ fn main() {
         ("材料 /materials", "/materials"),
         ("结项 /closure", "/closure"),
     ] {
-        let mut times = Vec::new();
-        let mut size = 0;
-        for i in 0..(a.requests / 4).max(5) + 1 {
-            let t = Instant::now();
-            let (status, head, len) = request(port, "GET", path, &cookie, "");
-            let took = t.elapsed();
-            assert_eq!(status, 200, "{path}: {head}");
-            size = len;
-            if i >= 1 {
-                times.push(took);
-            }
-        }
-        times.sort();
-        println!(
-            "{:<28} {:>10} {:>10} {:>10} {:>7} KiB",
-            label,
-            ms(percentile(&times, 0.5)),
-            ms(percentile(&times, 0.95)),
-            ms(*times.last().expect("times")),
-            size / 1024
-        );
+        let (times, size) = time_page(port, path, &cookie, 1, few, || {});
+        print_row(label, &times, size);
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// `path` fetched `warmup` times untimed, then `runs` times timed, `before` run ahead of each
+/// request (untimed); the sorted times and the last page's size.
+fn time_page(
+    port: u16,
+    path: &str,
+    cookie: &str,
+    warmup: usize,
+    runs: usize,
+    mut before: impl FnMut(),
+) -> (Vec<Duration>, usize) {
+    let mut times = Vec::with_capacity(runs);
+    let mut size = 0;
+    for i in 0..warmup + runs {
+        before();
+        let t = Instant::now();
+        let (status, head, len) = request(port, "GET", path, cookie, "");
+        let took = t.elapsed();
+        assert_eq!(status, 200, "{path}: {head}");
+        size = len;
+        if i >= warmup {
+            times.push(took);
+        }
+    }
+    times.sort();
+    (times, size)
+}
+
+/// One line of the table: p50, p95, max and size.
+fn print_row(label: &str, times: &[Duration], size: usize) {
+    println!(
+        "{:<28} {:>10} {:>10} {:>10} {:>7} KiB",
+        label,
+        ms(percentile(times, 0.5)),
+        ms(percentile(times, 0.95)),
+        ms(*times.last().expect("times")),
+        size / 1024
+    );
 }
 
 /// `s` percent-encoded for a query string (every byte but ASCII letters and digits).

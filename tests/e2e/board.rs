@@ -292,21 +292,7 @@ async fn the_board_over_http_and_in_a_browser() {
 
     // `shenbao web`: the board alone, read-only, on the same database (a fresh process: the
     // login limit starts over).
-    let mut alone = std::process::Command::new(env!("CARGO_BIN_EXE_shenbao"))
-        .arg("--config")
-        .arg(&env.config)
-        .arg("web")
-        .env("SHENBAO_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("shenbao web");
-    wait_for("shenbao web to listen", Duration::from_secs(30), || {
-        let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-        async move { up }
-    })
-    .await;
+    let mut alone = start_web_alone(&env.config, port).await;
     let page = http(port, ip1, "GET", "/login", "", None).await;
     let t = page.cookie("shenbao_login").expect("login cookie");
     let r = http(
@@ -333,11 +319,7 @@ async fn the_board_over_http_and_in_a_browser() {
         page.body
             .contains(&format!("1</span><span class=\"of\"> / {roster_size}"))
     );
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(alone.id().to_string())
-        .status();
-    let status = alone.wait().expect("wait");
+    let status = terminate(&mut alone);
     assert!(
         status.success(),
         "shenbao web stops cleanly on SIGTERM: {status}"

@@ -9,7 +9,6 @@
 use crate::common::*;
 use crate::web::*;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const BRANCH: &str = "海洋与地球科学学院2022级本科生党支部";
 const EVIL_BRANCH: &str = "<script>alert(1)</script>&\"支部";
@@ -18,34 +17,13 @@ const SUMMARY: &str = "对标争先建设项目申报汇总表_海洋与地球�
 
 /// A GET whose body is bytes (a download): status, headers, body.
 async fn get_bytes(port: u16, cookie: &str, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect to the board");
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
-        .await
-        .expect("the board answers in time")
-        .expect("read");
-    let at = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
-    let head = String::from_utf8_lossy(&raw[..at]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+    let r = download(port, cookie, path, Duration::from_secs(20)).await;
+    let headers = r
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    (status, headers, raw[at + 4..].to_vec())
+    (r.status, headers, r.body)
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -11,7 +11,6 @@ use crate::web::*;
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const CAR: &str = "汽车工程学院本科生第二党支部";
 const CAR_COLLEGE: &str = "汽车工程学院";
@@ -20,36 +19,13 @@ const ECON_COLLEGE: &str = "经济与管理学院";
 
 /// A GET whose body is kept as bytes: status, headers, body.
 async fn get_bytes(port: u16, cookie: &str, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect to the board");
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    if !cookie.is_empty() {
-        req.push_str(&format!("Cookie: {cookie}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut raw))
-        .await
-        .expect("the board answers in time")
-        .expect("read");
-    let at = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
-    let head = String::from_utf8_lossy(&raw[..at]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+    let r = download(port, cookie, path, Duration::from_secs(60)).await;
+    let headers = r
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    (status, headers, raw[at + 4..].to_vec())
+    (r.status, headers, r.body)
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {

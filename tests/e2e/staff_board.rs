@@ -446,21 +446,7 @@ async fn staff_handle_mail_and_retry_dead_letters_on_the_board() {
     assert!(log.contains("看板：邮件标为已处理"), "{log}");
 
     // `shenbao web`: the same lists, read-only, without a button.
-    let mut alone = std::process::Command::new(env!("CARGO_BIN_EXE_shenbao"))
-        .arg("--config")
-        .arg(&env.config)
-        .arg("web")
-        .env("SHENBAO_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("shenbao web");
-    wait_for("shenbao web to listen", Duration::from_secs(30), || {
-        let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-        async move { up }
-    })
-    .await;
+    let mut alone = start_web_alone(&env.config, port).await;
     let staff = b_login(port, "127.0.0.1", STAFF).await;
     for path in ["/staff", "/outbox?state=all", &format!("/message/{aid}")] {
         let page = get(&staff, path).await;
@@ -480,11 +466,7 @@ async fn staff_handle_mail_and_retry_dead_letters_on_the_board() {
     let csrf = csrf_in(&get(&staff, "/staff").await.body);
     let r = post(&staff, "/outbox/retry-dead", &format!("csrf={csrf}")).await;
     assert_eq!(r.status, 403, "{}", r.body);
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(alone.id().to_string())
-        .status();
-    let _ = alone.wait();
+    let _ = terminate(&mut alone);
     let _ = std::fs::remove_dir_all(&env.dir);
 }
 

@@ -55,50 +55,18 @@ pub async fn http(
     cookie: &str,
     form: Option<&str>,
 ) -> Reply {
-    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-    sock.bind(format!("{from}:0").parse().expect("addr"))
-        .expect("bind");
-    let mut s = sock
-        .connect(format!("127.0.0.1:{port}").parse().expect("addr"))
-        .await
-        .expect("connect to the board");
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    if !cookie.is_empty() {
-        req.push_str(&format!("Cookie: {cookie}\r\n"));
-    }
-    let body = form.unwrap_or("");
-    if form.is_some() {
-        req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
-        .await
-        .expect("the board answers in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    let body = form.map(|f| ("application/x-www-form-urlencoded", f.as_bytes()));
+    exchange(
+        port,
+        from,
+        method,
+        path,
+        cookie,
+        body,
+        Duration::from_secs(20),
+    )
+    .await
+    .text()
 }
 
 pub fn enc(s: &str) -> String {
@@ -203,6 +171,35 @@ pub fn passwd(name: &str, password: &str, role: &str) -> String {
         "the password itself is not printed: {text}"
     );
     text.replace("role = \"staff\"", &format!("role = \"{role}\""))
+}
+
+/// `shenbao web` on `config` (the board alone, read-only), once it listens on `port`.
+pub async fn start_web_alone(config: &std::path::Path, port: u16) -> std::process::Child {
+    let alone = std::process::Command::new(env!("CARGO_BIN_EXE_shenbao"))
+        .arg("--config")
+        .arg(config)
+        .arg("web")
+        .env("SHENBAO_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("shenbao web");
+    wait_for("shenbao web to listen", Duration::from_secs(30), || {
+        let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        async move { up }
+    })
+    .await;
+    alone
+}
+
+/// SIGTERM to `child` (a `shenbao web` or daemon); how it exited.
+pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    child.wait().expect("wait")
 }
 
 pub fn free_port() -> u16 {
@@ -354,6 +351,34 @@ pub async fn http_raw(
     cookie: &str,
     body: Option<(&str, &[u8])>,
 ) -> RawReply {
+    exchange(
+        port,
+        from,
+        method,
+        path,
+        cookie,
+        body,
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+/// A GET from 127.0.0.1 whose body stays bytes (a download), answered within `within`.
+pub async fn download(port: u16, cookie: &str, path: &str, within: Duration) -> RawReply {
+    exchange(port, "127.0.0.1", "GET", path, cookie, None, within).await
+}
+
+/// The one HTTP/1.1 exchange every helper here makes: a request from the local address
+/// `from`, the whole reply read within `within`, a chunked body put together.
+async fn exchange(
+    port: u16,
+    from: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: Option<(&str, &[u8])>,
+    within: Duration,
+) -> RawReply {
     let sock = tokio::net::TcpSocket::new_v4().expect("socket");
     sock.bind(format!("{from}:0").parse().expect("addr"))
         .expect("bind");
@@ -379,7 +404,7 @@ pub async fn http_raw(
     }
     s.write_all(&raw_req).await.expect("send");
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut raw))
+    tokio::time::timeout(within, s.read_to_end(&mut raw))
         .await
         .expect("the board answers in time")
         .expect("read");
