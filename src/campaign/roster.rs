@@ -536,6 +536,17 @@ impl Roster {
         &self.branches
     }
 
+    /// The colleges named in the roster, each once, in roster order.
+    pub fn colleges(&self) -> Vec<String> {
+        let mut colleges: Vec<String> = Vec::new();
+        for b in &self.branches {
+            if !b.college.is_empty() && !colleges.contains(&b.college) {
+                colleges.push(b.college.clone());
+            }
+        }
+        colleges
+    }
+
     /// Number of branches.
     pub fn len(&self) -> usize {
         self.branches.len()
@@ -1036,6 +1047,16 @@ fn similarity(t: &Canon, e: &Entry) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn colleges_each_once_in_roster_order() {
+        let roster = super::Roster::from_csv(
+            "学院,支部名称,书记,书记邮箱\n乙学院,乙一支部,甲,a@x.cn\n甲学院,甲一支部,乙,b@x.cn\n乙学院,乙二支部,丙,c@x.cn\n,无学院支部,丁,d@x.cn\n"
+                .as_bytes(),
+        )
+        .expect("roster");
+        assert_eq!(roster.colleges(), ["乙学院", "甲学院"]);
+    }
+
     use super::*;
 
     const ROSTER: &str = "学院,支部名称,书记,书记邮箱

@@ -462,17 +462,6 @@ pub fn tally_of(
     }
 }
 
-/// The roster's colleges, in roster order.
-fn roster_colleges(p: &App) -> Vec<String> {
-    let mut colleges: Vec<String> = Vec::new();
-    for b in p.roster.branches() {
-        if !b.college.is_empty() && !colleges.contains(&b.college) {
-            colleges.push(b.college.clone());
-        }
-    }
-    colleges
-}
-
 /// [`tally_of`] the database as it is now.
 pub async fn tally(p: &App) -> anyhow::Result<Tally> {
     let latest = crate::export::latest(&p.store).await?;
@@ -484,7 +473,7 @@ pub async fn tally(p: &App) -> anyhow::Result<Tally> {
         .map(|r| (r.branch_key, r.college))
         .collect();
     Ok(tally_of(
-        &roster_colleges(p),
+        &p.roster.colleges(),
         &p.cfg.campaign.sections,
         &latest,
         &closure,
@@ -500,7 +489,7 @@ pub fn resolve(p: &App, filter: &Filter) -> Result<Filter, MaterialsError> {
             None => None,
         },
         college: match &filter.college {
-            Some(c) => Some(pick("college", c, &roster_colleges(p))?.to_string()),
+            Some(c) => Some(pick("college", c, &p.roster.colleges())?.to_string()),
             None => None,
         },
     })

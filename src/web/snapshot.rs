@@ -92,12 +92,7 @@ impl Snapshot {
             total_ms = started.elapsed().as_millis(),
             "看板数据已重新读取"
         );
-        let mut colleges: Vec<String> = Vec::new();
-        for b in app.roster.branches() {
-            if !b.college.is_empty() && !colleges.contains(&b.college) {
-                colleges.push(b.college.clone());
-            }
-        }
+        let colleges = app.roster.colleges();
         Ok(Snapshot {
             status,
             rows,
