@@ -774,7 +774,7 @@ async fn the_sqlite_and_postgresql_schemas_match() {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != '_sqlx_migrations' ORDER BY name",
     )
-    .fetch_all(&store.pool)
+    .fetch_all(store.sqlite_pool())
     .await
     .expect("tables");
     let mut sqlite: Columns = BTreeMap::new();
@@ -783,7 +783,7 @@ async fn the_sqlite_and_postgresql_schemas_match() {
             "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid",
         )
         .bind(t)
-        .fetch_all(&store.pool)
+        .fetch_all(store.sqlite_pool())
         .await
         .expect("columns");
         let cols = rows
@@ -839,7 +839,7 @@ async fn the_sqlite_and_postgresql_schemas_match() {
     let index_names_sqlite: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
     )
-    .fetch_all(&store.pool)
+    .fetch_all(store.sqlite_pool())
     .await
     .expect("sqlite indexes");
     let index_names_pg: Vec<String> = sqlx::query_scalar(

@@ -51,7 +51,7 @@ impl Store {
             "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE message_id = $1 ORDER BY parent_id IS NOT NULL, ordinal, id",
         )
         .bind(message)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows.iter().map(attachment_row).collect())
     }
@@ -79,7 +79,7 @@ impl Store {
             for id in chunk {
                 q = q.bind(id);
             }
-            for r in q.fetch_all(&self.pool).await? {
+            for r in q.fetch_all(self.pool.sqlite()).await? {
                 out.entry(r.get(9)).or_default().push(attachment_row(&r));
             }
         }
@@ -92,20 +92,20 @@ impl Store {
             "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool.sqlite())
         .await?;
         Ok(row.as_ref().map(attachment_row))
     }
 
     /// Roles of every file a branch has sent for closure so far (zip entries included).
     pub async fn closure_roles(&self, branch: &str) -> Result<Vec<Role>> {
-        closure_roles_on(&mut *self.pool.acquire().await?, branch).await
+        closure_roles_on(&mut *self.pool.sqlite().acquire().await?, branch).await
     }
 }
 
 /// [`Store::closure_roles`] inside a write transaction.
 pub async fn closure_roles(tx: &mut Tx, branch: &str) -> Result<Vec<Role>> {
-    closure_roles_on(tx.conn(), branch).await
+    closure_roles_on(tx.sqlite(), branch).await
 }
 
 /// [`Store::closure_roles`] on a connection.
@@ -155,7 +155,7 @@ async fn insert_attachment(
     .bind(sha)
     .bind(a.bytes.len() as i64)
     .bind(db_time(now))
-    .execute(tx.conn())
+    .execute(tx.sqlite())
     .await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
@@ -173,7 +173,7 @@ async fn insert_attachment(
     .bind(a.size as i64)
     .bind(sha)
     .bind(&a.error)
-    .fetch_one(tx.conn())
+    .fetch_one(tx.sqlite())
     .await?;
     Ok(id)
 }
@@ -185,7 +185,7 @@ pub async fn set_read_errors(tx: &mut Tx, message: i64, errors: &[(String, Strin
             .bind(error)
             .bind(message)
             .bind(sha)
-            .execute(tx.conn())
+            .execute(tx.sqlite())
             .await?;
     }
     Ok(())

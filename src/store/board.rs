@@ -60,7 +60,9 @@ type LatestTuple = (
 impl Store {
     /// The arrival time of every application version (not only the latest), oldest first.
     pub async fn application_arrivals(&self) -> Result<Vec<DateTime<Utc>>> {
-        let joined: String = sqlx::query_scalar(ARRIVALS).fetch_one(&self.pool).await?;
+        let joined: String = sqlx::query_scalar(ARRIVALS)
+            .fetch_one(self.pool.sqlite())
+            .await?;
         let mut times: Vec<DateTime<Utc>> = joined.split(',').filter_map(parse_db_time).collect();
         times.sort_unstable();
         Ok(times)
@@ -68,7 +70,9 @@ impl Store {
 
     /// The latest application of every recognised branch, in order of arrival.
     pub async fn board_latest(&self) -> Result<Vec<BoardLatest>> {
-        let json: String = sqlx::query_scalar(LATEST).fetch_one(&self.pool).await?;
+        let json: String = sqlx::query_scalar(LATEST)
+            .fetch_one(self.pool.sqlite())
+            .await?;
         let mut rows: Vec<(DateTime<Utc>, i64, BoardLatest)> = serde_json::from_str::<
             Vec<LatestTuple>,
         >(&json)
@@ -227,7 +231,7 @@ mod tests {
         ] {
             let plan: Vec<String> =
                 sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                    .fetch_all(&store.pool)
+                    .fetch_all(store.pool.sqlite())
                     .await
                     .expect("plan")
                     .iter()

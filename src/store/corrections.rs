@@ -39,7 +39,7 @@ impl Store {
              FROM messages m WHERE m.id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool.sqlite())
         .await?;
         Ok(row.map(|r| Candidate {
             status: r.get(0),
@@ -56,7 +56,7 @@ impl Store {
             "SELECT id FROM messages WHERE status != 'stored' AND COALESCE(disposition, '') NOT IN ('own_copy', 'too_large')
              ORDER BY COALESCE(internal_date, stored_at), id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?)
     }
 
@@ -65,7 +65,7 @@ impl Store {
         Ok(sqlx::query_scalar(
             "SELECT id FROM messages WHERE status = 'failed' ORDER BY COALESCE(internal_date, stored_at), id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?)
     }
 
@@ -77,7 +77,7 @@ impl Store {
                 sqlx::query("UPDATE messages SET assigned_branch = $1 WHERE id = $2")
                     .bind(b)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.pool.sqlite())
                     .await?
             }
             None => sqlx::query(
@@ -85,7 +85,7 @@ impl Store {
             )
             .bind(id)
             .bind(was)
-            .execute(&self.pool)
+            .execute(self.pool.sqlite())
             .await?,
         };
         Ok(())
@@ -100,7 +100,7 @@ impl Store {
         .bind(db_time(now))
         .bind(note)
         .bind(id)
-        .execute(&self.pool)
+        .execute(self.pool.sqlite())
         .await?
         .rows_affected();
         Ok(done > 0)
@@ -115,7 +115,7 @@ pub async fn message_state(tx: &mut Tx, id: i64) -> Result<Option<MessageState>>
          FROM messages m LEFT JOIN submissions s ON s.message_id = m.id WHERE m.id = $1",
     )
     .bind(id)
-    .fetch_optional(tx.conn())
+    .fetch_optional(tx.sqlite())
     .await?;
     Ok(row.map(|r| MessageState {
         disposition: r.get(0),
@@ -133,7 +133,7 @@ pub async fn submission_keys(tx: &mut Tx, id: i64) -> Result<Vec<(String, String
     Ok(
         sqlx::query("SELECT kind, branch_key FROM submissions WHERE message_id = $1")
             .bind(id)
-            .fetch_all(tx.conn())
+            .fetch_all(tx.sqlite())
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
@@ -146,15 +146,15 @@ pub async fn submission_keys(tx: &mut Tx, id: i64) -> Result<Vec<(String, String
 pub async fn forget_processing(tx: &mut Tx, id: i64) -> Result<()> {
     sqlx::query("DELETE FROM submissions WHERE message_id = $1")
         .bind(id)
-        .execute(tx.conn())
+        .execute(tx.sqlite())
         .await?;
     sqlx::query("DELETE FROM attachments WHERE message_id = $1 AND parent_id IS NOT NULL")
         .bind(id)
-        .execute(tx.conn())
+        .execute(tx.sqlite())
         .await?;
     sqlx::query("DELETE FROM attachments WHERE message_id = $1")
         .bind(id)
-        .execute(tx.conn())
+        .execute(tx.sqlite())
         .await?;
     sqlx::query(
         "UPDATE messages SET status = 'stored', disposition = NULL, reason = NULL, processed_at = NULL,
@@ -162,7 +162,7 @@ pub async fn forget_processing(tx: &mut Tx, id: i64) -> Result<()> {
          WHERE id = $1",
     )
     .bind(id)
-    .execute(tx.conn())
+    .execute(tx.sqlite())
     .await?;
     Ok(())
 }
@@ -170,7 +170,7 @@ pub async fn forget_processing(tx: &mut Tx, id: i64) -> Result<()> {
 /// How many mails the outbox holds (to count what a replay queued).
 pub async fn outbox_count(tx: &mut Tx) -> Result<usize> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-        .fetch_one(tx.conn())
+        .fetch_one(tx.sqlite())
         .await?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
@@ -182,7 +182,7 @@ pub async fn renumber_versions(tx: &mut Tx, kind: &str, key: &str) -> Result<()>
     )
     .bind(kind)
     .bind(key)
-    .fetch_all(tx.conn())
+    .fetch_all(tx.sqlite())
     .await?;
     // Negative first: UNIQUE (kind, branch_key, version) holds at every step.
     sqlx::query(
@@ -190,7 +190,7 @@ pub async fn renumber_versions(tx: &mut Tx, kind: &str, key: &str) -> Result<()>
     )
     .bind(kind)
     .bind(key)
-    .execute(tx.conn())
+    .execute(tx.sqlite())
     .await?;
     let last = ids.len();
     for (i, id) in ids.iter().enumerate() {
@@ -198,7 +198,7 @@ pub async fn renumber_versions(tx: &mut Tx, kind: &str, key: &str) -> Result<()>
             .bind(i as i64 + 1)
             .bind(i + 1 == last)
             .bind(id)
-            .execute(tx.conn())
+            .execute(tx.sqlite())
             .await?;
     }
     Ok(())

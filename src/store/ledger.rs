@@ -42,29 +42,34 @@ pub struct LedgerEntry<'a> {
 impl Store {
     /// Whether `key` is in the ledger.
     pub async fn in_ledger(&self, key: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE key = $1")
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger WHERE key = $1"
+        )
+        .bind(key)
+        .fetch_one(p)
+        .await?);
         Ok(n > 0)
     }
 
     /// When `key` was recorded, if it was.
     pub async fn ledger_recorded_at(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<String> = sqlx::query_scalar("SELECT created_at FROM ledger WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let at: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT created_at FROM ledger WHERE key = $1"
+        )
+        .bind(key)
+        .fetch_optional(p)
+        .await?);
         Ok(at.map(|t| parse_db_time(&t).unwrap_or_default()))
     }
 
     /// The reminder rows of `rule`.
     pub async fn reminder_rows(&self, rule: &str) -> Result<Vec<LedgerRow>> {
-        Ok(sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "SELECT key, branch, recipient, deadline, offset_secs, skipped IS NOT NULL FROM ledger WHERE kind = 'reminder' AND rule = $1",
         )
         .bind(rule)
-        .fetch_all(&self.pool)
+        .fetch_all(p)
         .await?
         .iter()
         .map(|r| LedgerRow {
@@ -75,35 +80,37 @@ impl Store {
             offset_secs: r.get(4),
             skipped: r.get(5),
         })
-        .collect())
+        .collect()
+        }))
     }
 
     /// The end of the last period a digest of `rule` covered.
     pub async fn last_digest(&self, rule: &str) -> Result<Option<DateTime<Utc>>> {
-        let v: Option<String> = sqlx::query_scalar(
+        let v: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
             "SELECT MAX(period_end) FROM ledger WHERE kind = 'digest' AND rule = $1",
         )
         .bind(rule)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(p)
+        .await?);
         Ok(v.as_deref().and_then(parse_db_time))
     }
 
     /// How many mails to `branch` were recorded as skipped.
     pub async fn skipped_for(&self, branch: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
             "SELECT COUNT(*) FROM ledger WHERE branch = $1 AND skipped IS NOT NULL",
         )
         .bind(branch)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(p)
+        .await?))
     }
 }
 
 /// Records `entry` inside the caller's transaction; `false` when its key is in the ledger
 /// already (another daemon was quicker): nothing was written.
 pub async fn record(tx: &mut Tx, entry: &LedgerEntry<'_>, now: DateTime<Utc>) -> Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = on_conn!(tx.conn(), |c| {
+        sqlx::query(
         "INSERT INTO ledger (key, kind, rule, recipient, branch, period_end, deadline, offset_secs, skipped, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT DO NOTHING",
     )
@@ -117,18 +124,22 @@ pub async fn record(tx: &mut Tx, entry: &LedgerEntry<'_>, now: DateTime<Utc>) ->
     .bind(entry.offset_secs)
     .bind(entry.skipped)
     .bind(db_time(now))
-    .execute(tx.conn())
+    .execute(c)
     .await?
-    .rows_affected();
+    .rows_affected()
+    });
     Ok(inserted == 1)
 }
 
 /// Names the outbox mail queued for `key`.
 pub async fn set_outbox(tx: &mut Tx, key: &str, outbox_id: i64) -> Result<()> {
-    sqlx::query("UPDATE ledger SET outbox_id = $1 WHERE key = $2")
-        .bind(outbox_id)
-        .bind(key)
-        .execute(tx.conn())
-        .await?;
+    on_conn!(tx.conn(), |c| sqlx::query(
+        "UPDATE ledger SET outbox_id = $1 WHERE key = $2"
+    )
+    .bind(outbox_id)
+    .bind(key)
+    .execute(c)
+    .await?
+    .rows_affected());
     Ok(())
 }

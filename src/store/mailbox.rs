@@ -14,7 +14,7 @@ impl Store {
         )
         .bind(account)
         .bind(folder)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool.sqlite())
         .await?;
         Ok(row.map(|r| {
             (
@@ -38,7 +38,7 @@ impl Store {
             uidvalidity,
             uid: last_uid,
         };
-        set_watermark(&mut *self.pool.acquire().await?, &key, now).await
+        set_watermark(&mut *self.pool.sqlite().acquire().await?, &key, now).await
     }
 
     /// Lowers the watermark of a folder to `last_uid` (`--backfill-since` on a later start),
@@ -61,7 +61,7 @@ impl Store {
         .bind(folder)
         .bind(i64::from(uidvalidity))
         .bind(i64::from(last_uid))
-        .execute(&self.pool)
+        .execute(self.pool.sqlite())
         .await?;
         Ok(())
     }
@@ -71,7 +71,7 @@ impl Store {
         Ok(sqlx::query(
             "SELECT account, folder, uidvalidity, last_uid FROM mailbox_state ORDER BY 1, 2",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))

@@ -163,7 +163,7 @@ impl Store {
     ) -> Result<Inserted> {
         let mut tx = self.begin_write().await?;
         let inserted = self
-            .insert_imap_row(tx.conn(), key, blob, internal_date, now)
+            .insert_imap_row(tx.sqlite(), key, blob, internal_date, now)
             .await?;
         tx.commit().await?;
         Ok(inserted)
@@ -203,7 +203,7 @@ impl Store {
         let mut out = Vec::with_capacity(messages.len());
         for ((key, _, internal_date), blob) in messages.iter().zip(&written) {
             out.push(
-                self.insert_imap_row(tx.conn(), key, blob, *internal_date, now)
+                self.insert_imap_row(tx.sqlite(), key, blob, *internal_date, now)
                     .await?,
             );
         }
@@ -280,7 +280,7 @@ impl Store {
         );
         let sha = self.write_blob(placeholder.as_bytes()).await?;
         let mut tx = self.begin_write().await?;
-        self.record_blob(tx.conn(), &sha, placeholder.len(), now)
+        self.record_blob(tx.sqlite(), &sha, placeholder.len(), now)
             .await?;
         sqlx::query(
             "INSERT INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
@@ -296,9 +296,9 @@ impl Store {
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
         .bind(format!("邮件大小 {size} 字节，超过 imap.max_message_size，未下载，留在原文件夹由人工处理"))
-        .execute(tx.conn())
+        .execute(tx.sqlite())
         .await?;
-        set_watermark(tx.conn(), key, now).await?;
+        set_watermark(tx.sqlite(), key, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -312,9 +312,9 @@ impl Store {
     ) -> Result<Inserted> {
         let sha = self.write_blob(raw).await?;
         let mut tx = self.begin_write().await?;
-        self.record_blob(tx.conn(), &sha, raw.len(), now).await?;
+        self.record_blob(tx.sqlite(), &sha, raw.len(), now).await?;
         let mid = raw_message_id(raw);
-        if let Some(existing) = find_duplicate(tx.conn(), mid.as_deref(), &sha).await? {
+        if let Some(existing) = find_duplicate(tx.sqlite(), mid.as_deref(), &sha).await? {
             tx.commit().await?;
             return Ok(Inserted::Duplicate(existing));
         }
@@ -326,7 +326,7 @@ impl Store {
         .bind(raw.len() as i64)
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
-        .fetch_one(tx.conn())
+        .fetch_one(tx.sqlite())
         .await?;
         tx.commit().await?;
         Ok(Inserted::New(id))
@@ -335,7 +335,7 @@ impl Store {
     /// Messages stored but not yet processed (after a crash), oldest first.
     pub async fn pending(&self) -> Result<Vec<i64>> {
         let rows = sqlx::query("SELECT id FROM messages WHERE status = 'stored' ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool.sqlite())
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
@@ -345,7 +345,7 @@ impl Store {
             "SELECT id, raw_sha256, internal_date, stored_at, uid FROM messages WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool.sqlite())
         .await?;
         Ok(row.map(|r| StoredMessage {
             id: r.get(0),
@@ -374,7 +374,7 @@ impl Store {
         .bind(account)
         .bind(folder)
         .bind(i64::from(uidvalidity))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -403,7 +403,7 @@ impl Store {
         .bind(i64::from(uidvalidity))
         .bind(i64::from(lo))
         .bind(i64::from(hi))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         let out = rows
             .iter()
@@ -430,7 +430,7 @@ impl Store {
         ))
         .bind(since.map(db_time).unwrap_or_default())
         .bind(until.map_or_else(|| "9999".to_string(), db_time))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -462,7 +462,7 @@ impl Store {
              FROM messages m WHERE m.id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool.sqlite())
         .await?;
         Ok(row.map(|r| MessageRecord {
             id: r.get(0),
@@ -495,7 +495,7 @@ impl Store {
              FROM messages WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -525,7 +525,7 @@ impl Store {
         )
         .bind(since.map(db_time).unwrap_or_default())
         .bind(until.map_or_else(|| "9999".to_string(), db_time))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -551,7 +551,7 @@ impl Store {
         Ok(
             sqlx::query_scalar::<_, Option<String>>("SELECT no_answer FROM messages WHERE id = $1")
                 .bind(message)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool.sqlite())
                 .await?
                 .flatten(),
         )
@@ -561,7 +561,7 @@ impl Store {
     pub async fn has_message_id(&self, message_id: &str) -> Result<bool> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE message_id = $1")
             .bind(message_id)
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool.sqlite())
             .await?;
         Ok(n > 0)
     }
@@ -571,7 +571,7 @@ impl Store {
         // Grouped by the raw columns, in the order of the `messages_counts` index (no sort);
         // no disposition reads as `-`, which sorts first as NULL does.
         Ok(sqlx::query(MESSAGE_COUNTS)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool.sqlite())
             .await?
             .iter()
             .map(|r| {
@@ -633,7 +633,7 @@ mod tests {
         .bind(staff)
         .bind(subject)
         .bind(id)
-        .execute(&store.pool)
+        .execute(store.pool.sqlite())
         .await
         .expect("update");
         id

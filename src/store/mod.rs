@@ -31,6 +31,31 @@ macro_rules! needs_staff {
     };
 }
 
+/// `on_pool!(store, |p| …)` runs the body with `p` bound to the store's pool: written once,
+/// compiled for each backend (so the body's value must have one type on both: decode rows
+/// inside it, and end a statement whose result is not needed with `.rows_affected()`).
+#[macro_export]
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// `on_conn!(conn, |c| …)` runs the body with `c` bound to the connection of a [`Conn`] (`&mut`
+/// the driver's connection), as [`on_pool!`] does with the pool.
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Sqlite($c) => $body,
+            $crate::store::Conn::Postgres($c) => $body,
+        }
+    };
+}
+
 pub mod attachments;
 pub mod blobs;
 pub mod board;
@@ -84,46 +109,71 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// The migrations, embedded so the binary carries its schema wherever it is installed.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../../migrations/0001_init.sql")),
-    (
-        2,
-        "fields",
-        include_str!("../../migrations/0002_fields.sql"),
-    ),
-    (
-        3,
-        "ledger",
-        include_str!("../../migrations/0003_ledger.sql"),
-    ),
-    (
-        4,
-        "reviews",
-        include_str!("../../migrations/0004_reviews.sql"),
-    ),
-    (
-        5,
-        "conversations",
-        include_str!("../../migrations/0005_conversations.sql"),
-    ),
-    (
-        7,
-        "branch_ledger_and_summary_role",
-        include_str!("../../migrations/0007_branch_ledger_and_summary_role.sql"),
-    ),
-    (10, "ops", include_str!("../../migrations/0010_ops.sql")),
-    (
-        11,
-        "board_indexes",
-        include_str!("../../migrations/0011_board_indexes.sql"),
-    ),
-    (
-        12,
-        "board_read_indexes",
-        include_str!("../../migrations/0012_board_read_indexes.sql"),
-    ),
-];
+/// The migrations of both backends, embedded so the binary carries its schema wherever it is
+/// installed: `migrations/` for SQLite, `migrations/postgres/` for PostgreSQL, the same
+/// versions and names (a test holds them in step).
+macro_rules! migrations {
+    ($dir:literal) => {
+        &[
+            (
+                1,
+                "init",
+                include_str!(concat!("../../migrations/", $dir, "0001_init.sql")),
+            ),
+            (
+                2,
+                "fields",
+                include_str!(concat!("../../migrations/", $dir, "0002_fields.sql")),
+            ),
+            (
+                3,
+                "ledger",
+                include_str!(concat!("../../migrations/", $dir, "0003_ledger.sql")),
+            ),
+            (
+                4,
+                "reviews",
+                include_str!(concat!("../../migrations/", $dir, "0004_reviews.sql")),
+            ),
+            (
+                5,
+                "conversations",
+                include_str!(concat!("../../migrations/", $dir, "0005_conversations.sql")),
+            ),
+            (
+                7,
+                "branch_ledger_and_summary_role",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "0007_branch_ledger_and_summary_role.sql"
+                )),
+            ),
+            (
+                10,
+                "ops",
+                include_str!(concat!("../../migrations/", $dir, "0010_ops.sql")),
+            ),
+            (
+                11,
+                "board_indexes",
+                include_str!(concat!("../../migrations/", $dir, "0011_board_indexes.sql")),
+            ),
+            (
+                12,
+                "board_read_indexes",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "0012_board_read_indexes.sql"
+                )),
+            ),
+        ]
+    };
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] = migrations!("");
+const PG_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres/");
 
 #[cfg(test)]
 mod tests {
@@ -300,9 +350,9 @@ mod tests {
     }
 }
 
-fn migrator() -> Migrator {
+fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
-        MIGRATIONS
+        migrations
             .iter()
             .map(|(v, d, sql)| {
                 Migration::new(
@@ -317,17 +367,100 @@ fn migrator() -> Migrator {
     )
 }
 
+/// The database behind a [`Store`]: SQLite (the embedded default) or PostgreSQL (several
+/// daemons on one database). The store's functions hold each statement once and run it on
+/// either through [`on_pool!`] / [`on_conn!`], which expand the same code for both pools:
+/// each arm is compiled against its own driver, so rows are decoded natively (no `Any`
+/// driver, whose value conversion cannot read SQLite's 0/1 flags as `bool`).
 #[derive(Debug, Clone)]
-pub struct Store {
-    pub pool: SqlitePool,
-    pub blobs: BlobDir,
-    /// The connection [`Store::data_version`] asks; opened on first use, never writes.
-    probe: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>,
-    probe_options: SqliteConnectOptions,
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
-fn time_col(r: &sqlx::sqlite::SqliteRow, i: usize) -> DateTime<Utc> {
-    crate::store::parse_db_time(&r.get::<String, _>(i)).unwrap_or_default()
+impl Pool {
+    /// Transitional: the SQLite pool, for statements not yet written for both backends.
+    pub(crate) fn sqlite(&self) -> &SqlitePool {
+        match self {
+            Pool::Sqlite(p) => p,
+            Pool::Postgres(_) => panic!("statement not yet ported to PostgreSQL"),
+        }
+    }
+}
+
+/// A connection of either backend, borrowed from a pool or from an open [`Tx`].
+pub(crate) enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut sqlx::PgConnection),
+}
+
+impl Conn<'_> {
+    /// The same connection, borrowed again (to pass it on and use it after).
+    #[allow(dead_code)] // Transitional: used as the files are ported.
+    pub(crate) fn re(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Postgres(c) => Conn::Postgres(c),
+        }
+    }
+}
+
+/// A value both backends decode (`i64`, `String`, `bool`, `f64`, `Vec<u8>`, their `Option`).
+pub(crate) trait Value:
+    for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+    + sqlx::Type<sqlx::Sqlite>
+    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+    + sqlx::Type<sqlx::Postgres>
+{
+}
+
+impl<T> Value for T where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+{
+}
+
+/// A row of either backend, for the row readers shared by several statements
+/// (`attachment_row`, `outbox_entry` …); inside [`on_pool!`] rows are the driver's own.
+pub(crate) trait Cols {
+    /// Column `i`, decoded as `T`; a type that does not match the schema is a bug, and panics
+    /// as sqlx's `Row::get` does.
+    fn col<T: Value>(&self, i: usize) -> T;
+}
+
+impl Cols for sqlx::sqlite::SqliteRow {
+    fn col<T: Value>(&self, i: usize) -> T {
+        self.get(i)
+    }
+}
+
+impl Cols for sqlx::postgres::PgRow {
+    fn col<T: Value>(&self, i: usize) -> T {
+        self.get(i)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    pub blobs: BlobDir,
+    /// How [`Store::data_version`] asks (SQLite: a connection of its own that never writes).
+    probe: Probe,
+}
+
+#[derive(Debug, Clone)]
+enum Probe {
+    Sqlite {
+        conn: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>,
+        options: SqliteConnectOptions,
+    },
+    Postgres,
+}
+
+fn time_col(r: &impl Cols, i: usize) -> DateTime<Utc> {
+    crate::store::parse_db_time(&r.col::<String>(i)).unwrap_or_default()
 }
 
 /// The file of a `sqlite:` URL (`None` for an in-memory database).
@@ -354,22 +487,46 @@ pub fn parse_db_time(s: &str) -> Option<DateTime<Utc>> {
 
 /// A write transaction, opened by [`Store::begin_write`]. Everything that must be written
 /// together (a message's decision, a reminder and its ledger key) takes `&mut Tx`; nothing
-/// outside `store/` sees which database is underneath, so a second backend can stand behind
-/// the same type. Dropped without [`Tx::commit`], it rolls back.
-pub struct Tx(sqlx::Transaction<'static, sqlx::Sqlite>);
+/// outside `store/` sees which database is underneath. Dropped without [`Tx::commit`], it
+/// rolls back.
+pub struct Tx(TxInner);
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
 
 impl Tx {
     pub async fn commit(self) -> Result<()> {
-        Ok(self.0.commit().await?)
+        match self.0 {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<()> {
-        Ok(self.0.rollback().await?)
+        match self.0 {
+            TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
     }
 
     /// The connection, for the store's own statements.
-    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.0
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match &mut self.0 {
+            TxInner::Sqlite(t) => Conn::Sqlite(t),
+            TxInner::Postgres(t) => Conn::Postgres(t),
+        }
+    }
+
+    /// Transitional: the SQLite connection, for statements not yet written for both backends.
+    pub(crate) fn sqlite(&mut self) -> &mut SqliteConnection {
+        match &mut self.0 {
+            TxInner::Sqlite(t) => t,
+            TxInner::Postgres(_) => panic!("statement not yet ported to PostgreSQL"),
+        }
     }
 }
 
@@ -378,12 +535,50 @@ pub fn schema_version() -> i64 {
     MIGRATIONS.iter().map(|(v, _, _)| *v).max().unwrap_or(0)
 }
 
+/// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The key of the advisory lock every PostgreSQL write transaction takes (`SHENBAO\0`).
+const WRITE_LOCK: i64 = 0x5348_454E_4241_4F00;
+
+/// The schema version recorded in a database's `_sqlx_migrations` (0 when none is).
+const RECORDED_VERSION: &str =
+    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = TRUE";
+
 impl Store {
     /// Opens an existing database for the commands that only read (`status`, `export`,
     /// `show`, the dry runs, `outbox list`): read-only, nothing created, nothing migrated. A
     /// wrong `data_dir` then says so instead of showing an empty campaign, and an old schema
     /// asks for `shenbao run` (which migrates) instead of being changed behind staff's back.
     pub async fn open_existing(database_url: &str, data_dir: &Path) -> Result<Store> {
+        let want = schema_version();
+        if is_postgres_url(database_url) {
+            // Every transaction of these connections is read-only: the server refuses a write.
+            let opts = sqlx::postgres::PgConnectOptions::from_str(database_url)?
+                .options([("default_transaction_read_only", "on")]);
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await?;
+            let have: i64 = sqlx::query_scalar(RECORDED_VERSION)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0);
+            let path = PathBuf::from(redacted_url(database_url));
+            if have < want {
+                return Err(StoreError::Outdated { path, have, want });
+            }
+            if have > want {
+                return Err(StoreError::Newer { path, have, want });
+            }
+            return Ok(Store {
+                pool: Pool::Postgres(pool),
+                blobs: BlobDir::new(data_dir.join("blobs")),
+                probe: Probe::Postgres,
+            });
+        }
         let file = sqlite_file(database_url);
         if let Some(f) = &file
             && !f.is_file()
@@ -399,13 +594,10 @@ impl Store {
             .max_connections(4)
             .connect_with(opts.clone())
             .await?;
-        let have: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = TRUE",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap_or(0);
-        let want = schema_version();
+        let have: i64 = sqlx::query_scalar(RECORDED_VERSION)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0);
         let path = file.unwrap_or_else(|| PathBuf::from(database_url));
         if have < want {
             return Err(StoreError::Outdated { path, have, want });
@@ -414,28 +606,40 @@ impl Store {
             return Err(StoreError::Newer { path, have, want });
         }
         Ok(Store {
-            pool,
+            pool: Pool::Sqlite(pool),
             blobs: BlobDir::new(data_dir.join("blobs")),
-            probe: Default::default(),
-            probe_options: opts,
+            probe: Probe::Sqlite {
+                conn: Default::default(),
+                options: opts,
+            },
         })
     }
 
     /// Opens (creating when missing) the database and the data directory, and migrates.
     pub async fn open(database_url: &str, data_dir: &Path) -> Result<Store> {
         crate::fsmode::create_dir_all(data_dir)?;
-        if let Some(path) = database_url
-            .strip_prefix("sqlite://")
-            .or_else(|| database_url.strip_prefix("sqlite:"))
-            .map(|p| Path::new(p.split('?').next().unwrap_or(p)))
-            .filter(|p| !p.as_os_str().is_empty() && *p != Path::new(":memory:"))
-        {
+        if is_postgres_url(database_url) {
+            let opts = sqlx::postgres::PgConnectOptions::from_str(database_url)?;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(8)
+                .connect_with(opts)
+                .await?;
+            // sqlx's migrator holds an advisory lock while it runs: two daemons starting
+            // together migrate once.
+            migrator(PG_MIGRATIONS).run(&pool).await?;
+            return Ok(Store {
+                pool: Pool::Postgres(pool),
+                blobs: BlobDir::new(data_dir.join("blobs")),
+                probe: Probe::Postgres,
+            });
+        }
+        if let Some(path) = sqlite_file(database_url) {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 crate::fsmode::create_dir_all(parent)?;
             }
             // Created here 0600, before SQLite sees it: SQLite gives its `-wal` and `-shm`
             // files the database file's mode, so they are private too.
-            match crate::fsmode::create_new(path) {
+            match crate::fsmode::create_new(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
                 _ => {}
             }
@@ -455,42 +659,103 @@ impl Store {
             .max_connections(4)
             .connect_with(opts.clone())
             .await?;
-        migrator().run(&pool).await?;
+        migrator(MIGRATIONS).run(&pool).await?;
         Ok(Store {
-            pool,
+            pool: Pool::Sqlite(pool),
             blobs: BlobDir::new(data_dir.join("blobs")),
-            probe: Default::default(),
-            probe_options: opts.read_only(true),
+            probe: Probe::Sqlite {
+                conn: Default::default(),
+                options: opts.read_only(true),
+            },
         })
     }
 
-    /// A number that changes whenever anyone — this process or another one (the daemon
-    /// under `shenbao web`, a command run beside the daemon) — has committed a change since
-    /// the last call; equal numbers mean nothing changed. The board recomputes its pages'
-    /// figures only then.
-    ///
-    /// SQLite's `PRAGMA data_version` on a connection of its own that never writes: the
-    /// pragma changes when a connection other than the one asking commits. (A server
-    /// backend would keep a counter that every write transaction bumps.)
-    pub async fn data_version(&self) -> Result<i64> {
-        use sqlx::Connection as _;
-        let mut probe = self.probe.lock().await;
-        let conn = match &mut *probe {
-            Some(c) => c,
-            empty => empty.insert(sqlx::SqliteConnection::connect_with(&self.probe_options).await?),
-        };
-        // SQLite only: PostgreSQL will keep a counter row that every write transaction bumps.
-        Ok(sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(&mut *conn)
-            .await?)
+    /// Transitional (until the tests read through their own pools): the SQLite pool.
+    #[doc(hidden)]
+    pub fn sqlite_pool(&self) -> &SqlitePool {
+        self.pool.sqlite()
     }
 
-    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
-    /// transaction that reads first and writes later cannot be upgraded while another
-    /// connection writes (SQLITE_BUSY / BUSY_SNAPSHOT, which the busy timeout does not cover).
+    /// Which backend this store runs on, for messages: `SQLite` or `PostgreSQL`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "SQLite",
+            Pool::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// A number that changes whenever anyone — this process or another one (the daemon
+    /// under `shenbao web`, a command run beside the daemon, another daemon) — has committed
+    /// a change since the last call; equal numbers mean nothing changed. The board recomputes
+    /// its pages' figures only then.
+    ///
+    /// SQLite: `PRAGMA data_version` on a connection of its own that never writes (the pragma
+    /// changes when a connection other than the one asking commits). PostgreSQL: the
+    /// server's current snapshot (`xmin:xmax:running`), which moves when any transaction that
+    /// wrote starts or ends. It is cluster-wide, so unrelated writes also move it: the board
+    /// then recomputes for nothing, but never misses a commit, and no write pays for a
+    /// counter row every writer would queue on.
+    pub async fn data_version(&self) -> Result<i64> {
+        match (&self.probe, &self.pool) {
+            (Probe::Sqlite { conn, options }, _) => {
+                use sqlx::Connection as _;
+                let mut probe = conn.lock().await;
+                let conn = match &mut *probe {
+                    Some(c) => c,
+                    empty => empty.insert(sqlx::SqliteConnection::connect_with(options).await?),
+                };
+                // SQLite only: PostgreSQL asks for its snapshot (the arm below).
+                Ok(sqlx::query_scalar("PRAGMA data_version")
+                    .fetch_one(&mut *conn)
+                    .await?)
+            }
+            (Probe::Postgres, Pool::Postgres(pool)) => {
+                use std::hash::{Hash as _, Hasher as _};
+                let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+                    .fetch_one(pool)
+                    .await?;
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                snapshot.hash(&mut h);
+                Ok(h.finish() as i64)
+            }
+            (Probe::Postgres, Pool::Sqlite(_)) => unreachable!("a PostgreSQL probe on SQLite"),
+        }
+    }
+
+    /// A write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock up front (a
+    /// deferred transaction that reads first and writes later cannot be upgraded while
+    /// another connection writes: SQLITE_BUSY, which the busy timeout does not cover).
+    /// PostgreSQL: a transaction that first takes one advisory lock, held to its end. The
+    /// store's write transactions read and then write on what they read (the next version
+    /// of a branch, a ledger key, a thread), so they run one at a time, as on SQLite, also
+    /// across daemons; the lock is the same for all, so two of them never wait on each other
+    /// in a cycle.
     pub async fn begin_write(&self) -> Result<Tx> {
-        // SQLite only: PostgreSQL will use a plain BEGIN (its writers lock rows, not the file).
-        Ok(Tx(self.pool.begin_with("BEGIN IMMEDIATE").await?))
+        match &self.pool {
+            // SQLite only: PostgreSQL takes the advisory lock (the arm below).
+            Pool::Sqlite(pool) => Ok(Tx(TxInner::Sqlite(
+                pool.begin_with("BEGIN IMMEDIATE").await?,
+            ))),
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Tx(TxInner::Postgres(tx)))
+            }
+        }
+    }
+}
+
+/// A database URL with its password replaced by `***`, for messages and logs.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 

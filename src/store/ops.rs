@@ -92,7 +92,7 @@ pub async fn record_template_error(
     message: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    insert_template_error(tx.conn(), template, error, message, at).await
+    insert_template_error(tx.sqlite(), template, error, message, at).await
 }
 
 impl Store {
@@ -112,7 +112,7 @@ impl Store {
         .bind(db_time(at))
         .bind(error.is_none())
         .bind(error)
-        .execute(&self.pool)
+        .execute(self.pool.sqlite())
         .await?;
         Ok(())
     }
@@ -124,7 +124,7 @@ impl Store {
              ORDER BY at DESC, id DESC LIMIT 20",
         )
         .bind(db_time(since))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -140,7 +140,7 @@ impl Store {
     async fn beat_of(&self, component: Component) -> Result<Option<Beat>> {
         let row = sqlx::query("SELECT at, ok, detail FROM daemon_state WHERE component = $1")
             .bind(component.key())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool.sqlite())
             .await?;
         Ok(row.and_then(|r| {
             Some(Beat {
@@ -157,22 +157,22 @@ impl Store {
             "SELECT COUNT(*), MIN(created_at) FROM outbox
              WHERE status IN ('queued', 'sending', 'unconfirmed')",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool.sqlite())
         .await?;
         let oldest_error: Option<String> = sqlx::query_scalar(
             "SELECT last_error FROM outbox
              WHERE status IN ('queued', 'sending', 'unconfirmed') AND last_error IS NOT NULL
              ORDER BY created_at, id LIMIT 1",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool.sqlite())
         .await?
         .flatten();
         let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'dead'")
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool.sqlite())
             .await?;
         let failed: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'failed'")
-                .fetch_one(&self.pool)
+                .fetch_one(self.pool.sqlite())
                 .await?;
         Ok(Figures {
             imap: self.beat_of(Component::Imap).await?,

@@ -106,7 +106,7 @@ impl Store {
                 )
                 .bind(db_time(now))
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool.sqlite())
                 .await?
             }
             Some(ids) => {
@@ -118,7 +118,7 @@ impl Store {
                 .bind(db_time(now))
                 .bind(limit)
                 .bind(ids)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool.sqlite())
                 .await?
             }
         };
@@ -144,7 +144,7 @@ impl Store {
             "SELECT sent_at, cc_addr IS NOT NULL FROM outbox WHERE status = 'sent' AND sent_at > $1",
         )
         .bind(db_time(since))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -160,7 +160,7 @@ impl Store {
              LEFT JOIN ledger l ON l.outbox_id = o.id
              WHERE o.status IN ('queued', 'unconfirmed') ORDER BY o.next_attempt_at, o.id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -183,7 +183,7 @@ impl Store {
             "UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued' AND next_attempt_at < $1",
         )
         .bind(db_time(at))
-        .execute(&self.pool)
+        .execute(self.pool.sqlite())
         .await?
         .rows_affected())
     }
@@ -194,7 +194,7 @@ impl Store {
             "SELECT COUNT(*) FROM outbox WHERE related_message = $1 AND status = 'queued'",
         )
         .bind(message)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool.sqlite())
         .await?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
@@ -204,7 +204,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'unconfirmed')",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool.sqlite())
         .await?;
         Ok(row
             .get::<Option<String>, _>(0)
@@ -262,7 +262,7 @@ impl Store {
                 Some(v) => q.bind(v.clone()),
                 None => q,
             };
-            q.bind(id).execute(tx.conn()).await?;
+            q.bind(id).execute(tx.sqlite()).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -274,7 +274,7 @@ impl Store {
         let due = now + chrono::Duration::from_std(grace).unwrap_or_default();
         Ok(sqlx::query("UPDATE outbox SET status = 'unconfirmed', next_attempt_at = $1 WHERE status = 'sending'")
             .bind(db_time(due))
-            .execute(&self.pool)
+            .execute(self.pool.sqlite())
             .await?
             .rows_affected())
     }
@@ -286,7 +286,7 @@ impl Store {
         )
         .bind(db_time(at))
         .bind(id)
-        .execute(&self.pool)
+        .execute(self.pool.sqlite())
         .await?;
         Ok(())
     }
@@ -307,7 +307,7 @@ impl Store {
                 .bind(error)
                 .bind(id),
         }
-        .execute(&self.pool)
+        .execute(self.pool.sqlite())
         .await?;
         Ok(())
     }
@@ -322,7 +322,7 @@ impl Store {
             OutboxFilter::Sent => outbox_entry_sql!("WHERE status = 'sent' ORDER BY id"),
             OutboxFilter::All => outbox_entry_sql!("ORDER BY id"),
         };
-        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql).fetch_all(self.pool.sqlite()).await?;
         Ok(rows.iter().map(outbox_entry).collect())
     }
 
@@ -335,7 +335,7 @@ impl Store {
              ORDER BY created_at DESC, id DESC"
         ))
         .bind(branch)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows.iter().map(outbox_entry).collect())
     }
@@ -344,7 +344,7 @@ impl Store {
     pub async fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>> {
         let row = sqlx::query(outbox_entry_sql!("WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool.sqlite())
             .await?;
         Ok(row.as_ref().map(outbox_entry))
     }
@@ -357,7 +357,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(outbox_entry_sql!("WHERE id = $1"))
             .bind(id)
-            .fetch_optional(tx.conn())
+            .fetch_optional(tx.sqlite())
             .await?;
         let Some(before) = row.as_ref().map(outbox_entry) else {
             tx.commit().await?;
@@ -374,7 +374,7 @@ impl Store {
                     )
                     .bind(db_time(now))
                     .bind(id)
-                    .execute(tx.conn())
+                    .execute(tx.sqlite())
                     .await?;
                     Retry::Requeued(before)
                 }
@@ -390,13 +390,13 @@ impl Store {
     pub async fn outbox_retry_dead(&self, now: DateTime<Utc>) -> Result<Vec<OutboxEntry>> {
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"))
-            .fetch_all(tx.conn())
+            .fetch_all(tx.sqlite())
             .await?;
         sqlx::query(
             "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE status = 'dead'",
         )
         .bind(db_time(now))
-        .execute(tx.conn())
+        .execute(tx.sqlite())
         .await?;
         tx.commit().await?;
         Ok(rows.iter().map(outbox_entry).collect())
@@ -406,7 +406,7 @@ impl Store {
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
         Ok(
             sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY 1 ORDER BY 1")
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool.sqlite())
                 .await?
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
@@ -417,7 +417,7 @@ impl Store {
     /// The dead letters: (outbox id, recipient, subject, last error), oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<(i64, String, String, String)>> {
         Ok(sqlx::query("SELECT id, to_addr, subject, COALESCE(last_error, '') FROM outbox WHERE status = 'dead' ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool.sqlite())
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
@@ -431,7 +431,7 @@ impl Store {
             "SELECT id, to_addr, subject, COALESCE(last_error, ''), status FROM outbox
          WHERE status = 'dead' OR (status = 'queued' AND attempts > 0) ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?
         .iter()
         .map(|r| OutboxFailure {
@@ -490,14 +490,14 @@ pub async fn enqueue(
     .bind(db_time(now))
     .bind(&mail.cc)
     .bind(branch)
-    .fetch_optional(tx.conn())
+    .fetch_optional(tx.sqlite())
     .await?;
     match new {
         Some(id) => Ok(id),
         None => Ok(
             sqlx::query_scalar("SELECT id FROM outbox WHERE message_id = $1")
                 .bind(&mail.message_id)
-                .fetch_one(tx.conn())
+                .fetch_one(tx.sqlite())
                 .await?,
         ),
     }
@@ -705,7 +705,7 @@ mod tests {
         sqlx::query("UPDATE submissions SET branch = ? WHERE message_id = ?")
             .bind(a)
             .bind(ids[1])
-            .execute(&store.pool)
+            .execute(store.pool.sqlite())
             .await
             .expect("assign");
         store.outbox_sent_many(&[ack], at(7)).await.expect("sent");
@@ -746,7 +746,7 @@ mod tests {
             "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE branch = ?1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = ?1)",
         )
         .bind(a)
-        .fetch_all(&store.pool)
+        .fetch_all(store.pool.sqlite())
         .await
         .expect("plan")
         .iter()

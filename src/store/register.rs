@@ -21,7 +21,7 @@ pub struct Pending {
 pub async fn pending(tx: &mut Tx, id: i64) -> Result<Option<Pending>> {
     let row = sqlx::query("SELECT status, assigned_branch FROM messages WHERE id = $1")
         .bind(id)
-        .fetch_optional(tx.conn())
+        .fetch_optional(tx.sqlite())
         .await?;
     let Some(row) = row else { return Ok(None) };
     if row.get::<String, _>(0) != "stored" {
@@ -74,7 +74,7 @@ pub async fn record_processed(tx: &mut Tx, p: &Processed) -> Result<()> {
     .bind(&p.no_answer)
     .bind(&p.auto_hints)
     .bind(p.id)
-    .execute(tx.conn())
+    .execute(tx.sqlite())
     .await?;
     Ok(())
 }
@@ -86,7 +86,7 @@ impl Store {
             .bind(format!("处理失败：{error}"))
             .bind(db_time(now))
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.pool.sqlite())
             .await?;
         Ok(())
     }

@@ -25,7 +25,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = TRUE ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -50,7 +50,7 @@ impl Store {
             "SELECT DISTINCT s.branch_key, a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
              WHERE s.kind = 'closure'",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         let mut sent: std::collections::HashMap<String, Vec<Role>> =
             std::collections::HashMap::new();
@@ -78,7 +78,7 @@ impl Store {
     pub async fn current_review_count(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = TRUE")
-                .fetch_one(&self.pool)
+                .fetch_one(self.pool.sqlite())
                 .await?,
         )
     }
@@ -87,7 +87,7 @@ impl Store {
     pub async fn decided_branches(&self) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT DISTINCT branch FROM reviews WHERE is_current = TRUE")
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool.sqlite())
                 .await?,
         )
     }
@@ -101,7 +101,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        self.record_blob(tx.conn(), file.sha256, file.size, now)
+        self.record_blob(tx.sqlite(), file.sha256, file.size, now)
             .await?;
         let import_id: i64 = sqlx::query_scalar(
             "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -111,12 +111,12 @@ impl Store {
         .bind(file.imported_by)
         .bind(db_time(now))
         .bind(decisions.len() as i64)
-        .fetch_one(tx.conn())
+        .fetch_one(tx.sqlite())
         .await?;
         for d in decisions {
             sqlx::query("UPDATE reviews SET is_current = FALSE WHERE branch = $1")
                 .bind(&d.branch)
-                .execute(tx.conn())
+                .execute(tx.sqlite())
                 .await?;
             sqlx::query(
                 "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
@@ -128,7 +128,7 @@ impl Store {
             .bind(d.amount_yuan)
             .bind(d.funded)
             .bind(db_time(now))
-            .execute(tx.conn())
+            .execute(tx.sqlite())
             .await?;
         }
         tx.commit().await?;
@@ -142,7 +142,7 @@ pub async fn current_level(tx: &mut Tx, branch: &str) -> Result<Option<(String, 
     Ok(
         sqlx::query("SELECT level, funded FROM reviews WHERE branch = $1 AND is_current = TRUE")
             .bind(branch)
-            .fetch_optional(tx.conn())
+            .fetch_optional(tx.sqlite())
             .await?
             .map(|r| (r.get(0), r.get(1))),
     )

@@ -36,7 +36,7 @@ impl Store {
         )
         .bind(since.map(db_time).unwrap_or_default())
         .bind(until.map_or_else(|| "9999".to_string(), db_time))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -159,7 +159,7 @@ impl Store {
         let rows = sqlx::query(submissions_where!(
             "s.is_latest = TRUE ORDER BY s.received_at, s.id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows.iter().map(submission_row).collect())
     }
@@ -173,7 +173,7 @@ impl Store {
         ))
         .bind(branch)
         .bind(format!("?{key}"))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows.iter().map(submission_row).collect())
     }
@@ -184,7 +184,7 @@ impl Store {
             "SELECT branch_key, branch, college, branch_text, message_id, received_at FROM submissions
          WHERE kind = 'closure' ORDER BY received_at DESC, id DESC",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -205,7 +205,7 @@ impl Store {
             "SELECT COUNT(*) FILTER (WHERE branch IS NOT NULL), COUNT(*) FILTER (WHERE branch IS NOT NULL AND problems = '[]'), COUNT(*) FILTER (WHERE branch IS NULL)
          FROM submissions WHERE is_latest = TRUE AND kind = 'application'",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool.sqlite())
         .await?;
         Ok(ApplicationCounts {
             applied: row.get(0),
@@ -220,7 +220,7 @@ impl Store {
             "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL
          ORDER BY received_at, id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool.sqlite())
         .await?)
     }
 }
@@ -232,7 +232,7 @@ pub async fn next_version(tx: &mut Tx, kind: &str, branch_key: &str) -> Result<i
     )
     .bind(kind)
     .bind(branch_key)
-    .fetch_one(tx.conn())
+    .fetch_one(tx.sqlite())
     .await?)
 }
 
@@ -274,7 +274,7 @@ pub async fn insert_version(tx: &mut Tx, v: &NewVersion) -> Result<()> {
     sqlx::query("UPDATE submissions SET is_latest = FALSE WHERE kind = $1 AND branch_key = $2")
         .bind(v.kind)
         .bind(&v.branch_key)
-        .execute(tx.conn())
+        .execute(tx.sqlite())
         .await?;
     sqlx::query(
         "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
@@ -304,7 +304,7 @@ pub async fn insert_version(tx: &mut Tx, v: &NewVersion) -> Result<()> {
     .bind(v.sender_changed)
     .bind(&v.suggested_branch)
     .bind(&v.content_key)
-    .execute(tx.conn())
+    .execute(tx.sqlite())
     .await?;
     Ok(())
 }

@@ -27,7 +27,7 @@ pub async fn our_mail(tx: &mut Tx, message_id: &str) -> Result<Option<OurMail>> 
          WHERE o.message_id = $1",
     )
     .bind(message_id)
-    .fetch_optional(tx.conn())
+    .fetch_optional(tx.sqlite())
     .await?;
     Ok(row.map(|r| OurMail {
         kind: r.get(0),
@@ -44,7 +44,7 @@ pub async fn earlier_senders(tx: &mut Tx, branch: &str, except: i64) -> Result<V
     )
     .bind(branch)
     .bind(except)
-    .fetch_all(tx.conn())
+    .fetch_all(tx.sqlite())
     .await?)
 }
 
@@ -77,7 +77,7 @@ pub async fn identical_acks(
     .bind(message)
     .bind(c.to)
     .bind(db_time(since))
-    .fetch_one(tx.conn())
+    .fetch_one(tx.sqlite())
     .await?)
 }
 
@@ -87,7 +87,7 @@ pub async fn latest_version(tx: &mut Tx, kind: &str, branch: &str) -> Result<Opt
         sqlx::query_scalar("SELECT MAX(version) FROM submissions WHERE kind = $1 AND branch = $2")
             .bind(kind)
             .bind(branch)
-            .fetch_one(tx.conn())
+            .fetch_one(tx.sqlite())
             .await?,
     )
 }
@@ -106,6 +106,6 @@ pub async fn recent_answers(
     .bind(to)
     .bind(kind_like)
     .bind(db_time(since))
-    .fetch_one(tx.conn())
+    .fetch_one(tx.sqlite())
     .await?)
 }

@@ -340,16 +340,16 @@ fn sql(dir: &Path, statements: &[&str]) -> Vec<(i64, String, i64, String)> {
                 .expect("open store");
         for s in statements {
             sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
-                .execute(&store.pool)
+                .execute(store.sqlite_pool())
                 .await
                 .unwrap_or_else(|e| panic!("{s}: {e}"));
         }
         let rows: Vec<(i64, String, i64, String)> =
             sqlx::query_as("SELECT id, status, attempts, next_attempt_at FROM outbox ORDER BY id")
-                .fetch_all(&store.pool)
+                .fetch_all(store.sqlite_pool())
                 .await
                 .expect("outbox");
-        store.pool.close().await;
+        store.sqlite_pool().close().await;
         rows
     })
 }
@@ -656,10 +656,10 @@ fn review_import_coverage_partial_and_unrecognised_rows() {
                     .await
                     .expect("open store");
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = 1")
-                .fetch_one(&store.pool)
+                .fetch_one(store.sqlite_pool())
                 .await
                 .expect("count");
-            store.pool.close().await;
+            store.sqlite_pool().close().await;
             n
         })
     };
@@ -966,7 +966,7 @@ fn csv_and_names_from_a_hostile_mail_are_neutralised() {
         .await
         .expect("open store");
         sqlx::query_scalar("SELECT raw FROM outbox WHERE kind = 'ack'")
-            .fetch_all(&store.pool)
+            .fetch_all(store.sqlite_pool())
             .await
             .expect("outbox")
     });
@@ -1039,7 +1039,7 @@ fn ingest_no_reply_queues_nothing() {
             .await
             .expect("open store");
             sqlx::query_scalar("SELECT no_answer FROM messages ORDER BY id")
-                .fetch_all(&store.pool)
+                .fetch_all(store.sqlite_pool())
                 .await
                 .expect("messages")
         });
@@ -1109,10 +1109,10 @@ fn read_only_commands_never_create_a_database() {
             .await
             .expect("open store");
             sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
-                .execute(&store.pool)
+                .execute(store.sqlite_pool())
                 .await
                 .expect("age the schema");
-            store.pool.close().await;
+            store.sqlite_pool().close().await;
         });
     let o = shenbao(&dir, &["--config", cfg_arg, "status"]);
     let t = text(&o);

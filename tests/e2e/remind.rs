@@ -71,7 +71,7 @@ async fn reminders_go_to_every_branch_sharing_an_address() {
     .bind(shenbao::store::db_time(seven.deadline))
     .bind(seven.offset.num_seconds())
     .bind(shenbao::store::db_time(chrono::Utc::now()))
-    .execute(&store.pool)
+    .execute(store.sqlite_pool())
     .await
     .expect("old ledger row");
 

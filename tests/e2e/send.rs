@@ -59,7 +59,7 @@ async fn a_chunk_goes_out_over_two_sessions_and_a_refused_recipient_costs_only_i
         .bind(mail(to, &mid))
         .bind(&now)
         .bind(&now)
-        .execute(&store.pool)
+        .execute(store.sqlite_pool())
         .await
         .expect("queue");
         ids.push(mid);
@@ -87,7 +87,7 @@ async fn a_chunk_goes_out_over_two_sessions_and_a_refused_recipient_costs_only_i
 
     let rows: Vec<(String, String, i64, Option<String>)> =
         sqlx::query_as("SELECT message_id, status, attempts, last_error FROM outbox ORDER BY id")
-            .fetch_all(&store.pool)
+            .fetch_all(store.sqlite_pool())
             .await
             .expect("outbox");
     for (i, (mid, status, attempts, error)) in rows.iter().enumerate() {
