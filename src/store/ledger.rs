@@ -143,3 +143,76 @@ pub async fn set_outbox(tx: &mut Tx, key: &str, outbox_id: i64) -> Result<()> {
     .rows_affected());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{LedgerEntry, record};
+    use chrono::{TimeZone as _, Utc};
+
+    /// A key is recorded once: the second daemon's `record` writes nothing; the reminder rows,
+    /// the last digest and the skips read back what was written. On both backends.
+    #[tokio::test]
+    async fn a_key_is_recorded_once_and_read_back() {
+        for store in super::super::test_stores("ledger").await {
+            let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
+            let deadline = Utc.with_ymd_and_hms(2025, 9, 27, 15, 59, 59).unwrap();
+            let entry = LedgerEntry {
+                key: "remind:r:x",
+                kind: "reminder",
+                rule: "r",
+                recipient: "a@example.test",
+                branch: Some("支部甲"),
+                period_end: None,
+                deadline: Some(deadline),
+                offset_secs: Some(86_400),
+                skipped: None,
+            };
+            let skip = LedgerEntry {
+                key: "remind:r:y",
+                recipient: "",
+                branch: Some("支部乙"),
+                skipped: Some("已申报"),
+                ..entry
+            };
+            let digest = LedgerEntry {
+                key: "digest:d:1",
+                kind: "digest",
+                rule: "d",
+                branch: None,
+                period_end: Some(now),
+                deadline: None,
+                offset_secs: None,
+                ..entry
+            };
+            let mut tx = store.begin_write().await.expect("begin");
+            assert!(record(&mut tx, &entry, now).await.expect("record"));
+            assert!(!record(&mut tx, &entry, now).await.expect("again"));
+            assert!(record(&mut tx, &skip, now).await.expect("skip"));
+            assert!(record(&mut tx, &digest, now).await.expect("digest"));
+            tx.commit().await.expect("commit");
+            let backend = store.backend();
+            assert!(
+                store.in_ledger("remind:r:x").await.expect("in"),
+                "{backend}"
+            );
+            assert!(
+                !store.in_ledger("remind:r:z").await.expect("in"),
+                "{backend}"
+            );
+            assert_eq!(
+                store.ledger_recorded_at("remind:r:x").await.expect("at"),
+                Some(now),
+                "{backend}"
+            );
+            let mut rows = store.reminder_rows("r").await.expect("rows");
+            rows.sort_by(|a, b| a.key.cmp(&b.key));
+            assert_eq!(rows.len(), 2, "{backend}");
+            assert_eq!(rows[0].deadline, Some(deadline), "{backend}");
+            assert_eq!(rows[0].offset_secs, Some(86_400), "{backend}");
+            assert!(!rows[0].skipped && rows[1].skipped, "{backend}");
+            assert_eq!(store.last_digest("d").await.expect("digest"), Some(now));
+            assert_eq!(store.skipped_for("支部乙").await.expect("skips"), 1);
+            assert_eq!(store.skipped_for("支部甲").await.expect("skips"), 0);
+        }
+    }
+}

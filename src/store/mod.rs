@@ -175,6 +175,50 @@ macro_rules! migrations {
 const MIGRATIONS: &[(i64, &str, &str)] = migrations!("");
 const PG_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres/");
 
+/// Stores for a unit test, one per backend: SQLite in a fresh directory always, and
+/// PostgreSQL in a fresh database when `SHENBAO_TEST_POSTGRES` names a server whose role may
+/// create databases (`scripts/pgstack.sh`; `scripts/test.sh` sets it). A test that loops over
+/// them proves its statements on both; without the variable it runs on SQLite alone.
+#[cfg(test)]
+pub(crate) async fn test_stores(name: &str) -> Vec<Store> {
+    use sqlx::Connection as _;
+    let tag = format!(
+        "{name}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    )
+    .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    .to_lowercase();
+    let root = std::env::temp_dir().join(format!("shenbao-store-test-{tag}"));
+    let _ = std::fs::remove_dir_all(&root);
+    let url = format!("sqlite://{}", root.join("shenbao.db").display());
+    let mut stores = vec![Store::open(&url, &root).await.expect("open SQLite")];
+    if let Some(admin) = std::env::var("SHENBAO_TEST_POSTGRES")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("SHENBAO_TEST_POSTGRES: connect");
+        let db = format!("t_{tag}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let mut url = url::Url::parse(&admin).expect("SHENBAO_TEST_POSTGRES: a URL");
+        url.set_path(&db);
+        stores.push(
+            Store::open(url.as_str(), &root.join("pg"))
+                .await
+                .expect("open PostgreSQL"),
+        );
+    }
+    stores
+}
+
 #[cfg(test)]
 mod tests {
     /// `data_version` stays while nothing is committed and moves with every commit, by this
