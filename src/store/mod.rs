@@ -498,7 +498,7 @@ pub struct Store {
 enum Probe {
     Sqlite {
         conn: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>,
-        options: SqliteConnectOptions,
+        options: Box<SqliteConnectOptions>,
     },
     Postgres,
 }
@@ -654,7 +654,7 @@ impl Store {
             blobs: BlobDir::new(data_dir.join("blobs")),
             probe: Probe::Sqlite {
                 conn: Default::default(),
-                options: opts,
+                options: Box::new(opts),
             },
         })
     }
@@ -709,7 +709,7 @@ impl Store {
             blobs: BlobDir::new(data_dir.join("blobs")),
             probe: Probe::Sqlite {
                 conn: Default::default(),
-                options: opts.read_only(true),
+                options: Box::new(opts.read_only(true)),
             },
         })
     }
