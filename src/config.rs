@@ -140,7 +140,12 @@ pub struct Config {
     pub path: PathBuf,
     pub imap: ImapConfig,
     pub smtp: SmtpConfig,
+    /// `[database] url`: `sqlite://…` (the default, in `data_dir`) or `postgres://…`, never
+    /// with a password in it (shown in messages as it is).
     pub database_url: String,
+    /// The PostgreSQL password (`[database] password_env / password_file /
+    /// password_credential`); `None` for SQLite or a server that needs none.
+    pub database_password: Option<Secret>,
     pub data_dir: PathBuf,
     pub campaign: CampaignConfig,
     pub ack: AckConfig,
@@ -337,6 +342,19 @@ impl SmtpConfig {
 }
 
 impl Config {
+    /// The URL the store connects with: `database_url`, with the PostgreSQL password from
+    /// its secret put in. Never shown or logged; messages use `database_url`.
+    pub fn database_connect_url(&self) -> String {
+        let password = self.database_password.as_ref().and_then(Secret::value);
+        match (password, url::Url::parse(&self.database_url)) {
+            (Some(pw), Ok(mut u)) if crate::store::is_postgres_url(&self.database_url) => {
+                let _ = u.set_password(Some(pw));
+                u.to_string()
+            }
+            _ => self.database_url.clone(),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -727,6 +745,53 @@ impl Reader<'_> {
         }
     }
 
+    /// `[database]`: SQLite, or PostgreSQL with its password from a secret (never in the URL)
+    /// and TLS to any server that is not this machine.
+    fn database(&mut self, url: &str) -> Option<Secret> {
+        if url.starts_with("sqlite:") {
+            return None;
+        }
+        if !crate::store::is_postgres_url(url) {
+            self.bad(
+                "database.url",
+                "应为 sqlite:///var/lib/shenbao/shenbao.db（默认，单机）或 postgres://用户@主机:5432/库名（多个守护进程共用一个数据库）",
+            );
+            return None;
+        }
+        let parsed = match url::Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => {
+                self.bad("database.url", format!("不是合法的地址（{e}），应形如 postgres://shenbao@db.example.edu.cn:5432/shenbao?sslmode=verify-full"));
+                return None;
+            }
+        };
+        if parsed.password().is_some() {
+            self.bad(
+                "database.url",
+                "密码不能写在 url 里：请删去“:密码”，改用 [database] password_credential、password_env 或 password_file",
+            );
+        }
+        let host = parsed.host_str().unwrap_or("");
+        let sslmode = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "sslmode")
+            .map(|(_, v)| v.to_string());
+        let encrypted = matches!(
+            sslmode.as_deref(),
+            Some("require" | "verify-ca" | "verify-full")
+        );
+        // A Unix socket (no host) and this machine need no TLS.
+        if !host.is_empty() && !is_loopback_host(host) && !encrypted {
+            self.bad(
+                "database.url",
+                format!(
+                    "连接 {host} 的 PostgreSQL 没有要求加密，密码和申报材料会以明文经过网络：请在 url 末尾加 ?sslmode=verify-full（学校自签证书再加 &sslrootcert=证书路径）"
+                ),
+            );
+        }
+        self.secret("database", false)
+    }
+
     fn config(&mut self, path: &Path) -> Option<Config> {
         for section in [
             "imap", "smtp", "database", "storage", "campaign", "ack", "health", "web",
@@ -748,12 +813,7 @@ impl Reader<'_> {
         let database_url = self
             .opt_string("database.url")
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("shenbao.db").display()));
-        if !database_url.starts_with("sqlite:") {
-            self.bad(
-                "database.url",
-                "目前只支持 SQLite，应形如 sqlite:///var/lib/shenbao/shenbao.db",
-            );
-        }
+        let database_password = self.database(&database_url);
         let campaign = self.campaign();
         let ack = self.ack(campaign.as_ref());
         let health = self.health();
@@ -778,6 +838,7 @@ impl Reader<'_> {
             imap: imap?,
             smtp: smtp?,
             database_url,
+            database_password,
             data_dir,
             campaign: campaign?,
             ack: ack?,
@@ -2046,6 +2107,83 @@ roster = "missing.csv"
             let text = good(&dir).replace("host = \"127.0.0.1\"", &format!("host = \"{host}\""));
             assert!(Config::parse(&text, &path).is_ok(), "{host}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `[database]`: PostgreSQL on this machine as it is, a remote one only with TLS, its
+    /// password only from a secret (never in the URL, never in `database_url`), and any
+    /// other scheme named.
+    #[test]
+    fn postgres_urls_need_tls_off_this_machine_and_a_secret_password() {
+        let dir = std::env::temp_dir().join(format!("shenbao-cfg-pg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        let path = dir.join("shenbao.toml");
+        let with = |db: &str| format!("{}\n[database]\n{db}\n", good(&dir));
+        let problems = |text: &str| match Config::parse(text, &path) {
+            Err(ConfigError::Invalid { problems, .. }) => problems
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.reason))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        // The default stays SQLite in data_dir.
+        let cfg = Config::parse(&good(&dir), &path).expect("loads");
+        assert!(cfg.database_url.starts_with("sqlite://"));
+        assert_eq!(cfg.database_connect_url(), cfg.database_url);
+        // This machine: no TLS needed, and no password either (peer or trust auth).
+        let cfg = Config::parse(
+            &with("url = \"postgres://shenbao@127.0.0.1:5433/shenbao\""),
+            &path,
+        )
+        .expect("loopback PostgreSQL");
+        assert_eq!(
+            cfg.database_connect_url(),
+            "postgres://shenbao@127.0.0.1:5433/shenbao"
+        );
+        // A password file: in the connect URL only.
+        std::fs::write(dir.join("db.pw"), "p@ss word\n").expect("pw");
+        let cfg = Config::parse(
+            &with("url = \"postgres://shenbao@localhost/shenbao\"\npassword_file = \"db.pw\""),
+            &path,
+        )
+        .expect("password file");
+        assert!(!cfg.database_url.contains("p%40ss"), "{}", cfg.database_url);
+        assert_eq!(
+            cfg.database_connect_url(),
+            "postgres://shenbao:p%40ss%20word@localhost/shenbao"
+        );
+        // A remote server without TLS is refused, naming the fix.
+        let why = problems(&with(
+            "url = \"postgres://shenbao@db.example.edu.cn/shenbao\"",
+        ));
+        assert!(
+            why.contains("database.url") && why.contains("sslmode=verify-full"),
+            "{why}"
+        );
+        for mode in ["disable", "prefer", "allow"] {
+            let why = problems(&with(&format!(
+                "url = \"postgres://shenbao@db.example.edu.cn/shenbao?sslmode={mode}\""
+            )));
+            assert!(why.contains("明文"), "{mode}: {why}");
+        }
+        assert_eq!(
+            problems(&with(
+                "url = \"postgresql://shenbao@db.example.edu.cn/shenbao?sslmode=verify-full\""
+            )),
+            ""
+        );
+        // A password in the URL is refused.
+        let why = problems(&with("url = \"postgres://shenbao:pw@127.0.0.1/shenbao\""));
+        assert!(why.contains("密码不能写在 url 里"), "{why}");
+        // Another scheme is named with both forms.
+        let why = problems(&with("url = \"mysql://root@127.0.0.1/shenbao\""));
+        assert!(
+            why.contains("sqlite://") && why.contains("postgres://"),
+            "{why}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

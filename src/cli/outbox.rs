@@ -6,11 +6,13 @@ pub(super) async fn outbox(config: &Path, action: OutboxAction) -> anyhow::Resul
     let cfg = load(config)?;
     let store = match action {
         OutboxAction::List { .. } => {
-            crate::store::Store::open_existing(&cfg.database_url, &cfg.data_dir).await?
+            crate::store::Store::open_existing(&cfg.database_connect_url(), &cfg.data_dir).await?
         }
-        OutboxAction::Retry { .. } => crate::store::Store::open(&cfg.database_url, &cfg.data_dir)
-            .await
-            .with_context(|| format!("打开数据库 {}", cfg.database_url))?,
+        OutboxAction::Retry { .. } => {
+            crate::store::Store::open(&cfg.database_connect_url(), &cfg.data_dir)
+                .await
+                .with_context(|| format!("打开数据库 {}", cfg.database_url))?
+        }
     };
     outbox_action(&store, action, clock()?).await
 }

@@ -6,7 +6,9 @@ pub(super) async fn health(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let clock = clock()?;
     // No database yet: the daemon never ran (or data_dir is wrong) — critical.
-    let store = match crate::store::Store::open_existing(&cfg.database_url, &cfg.data_dir).await {
+    let store = match crate::store::Store::open_existing(&cfg.database_connect_url(), &cfg.data_dir)
+        .await
+    {
         Ok(store) => store,
         Err(e @ crate::store::StoreError::Missing(_)) => {
             say!("shenbao 运行状态：严重");

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, watch};
 
 /// Opens the store and builds the application context: shared by `run` and the commands.
 pub async fn open_app(cfg: Arc<Config>, clock: Clock) -> anyhow::Result<Arc<App>> {
-    let store = Store::open(&cfg.database_url, &cfg.data_dir)
+    let store = Store::open(&cfg.database_connect_url(), &cfg.data_dir)
         .await
         .with_context(|| format!("打开数据库 {}", cfg.database_url))?;
     with_app(store, cfg, clock)
@@ -29,7 +29,7 @@ pub async fn open_app(cfg: Arc<Config>, clock: Clock) -> anyhow::Result<Arc<App>
 /// [`open_app`] for the commands that only read: the database must exist with the current
 /// schema ([`Store::open_existing`]); nothing is created or migrated.
 pub async fn open_existing_app(cfg: Arc<Config>, clock: Clock) -> anyhow::Result<Arc<App>> {
-    let store = Store::open_existing(&cfg.database_url, &cfg.data_dir).await?;
+    let store = Store::open_existing(&cfg.database_connect_url(), &cfg.data_dir).await?;
     with_app(store, cfg, clock)
 }
 
