@@ -27,6 +27,7 @@ macro_rules! say_raw {
 }
 
 mod correct;
+mod db;
 mod mail;
 mod outbox;
 mod review;
@@ -217,11 +218,26 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<WebAction>,
     },
+    /// 数据库：把本活动的数据库复制到另一个（如从 SQLite 迁到 PostgreSQL）
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
     /// 检查配置文件，逐项指出问题
     CheckConfig {
         /// 同时实际登录 IMAP 和 SMTP 服务器
         #[arg(long)]
         probe: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbAction {
+    /// 把配置中的数据库整个复制到一个新建的空库，并逐表核对行数和 sha256；原库不变
+    Copy {
+        /// 目标数据库，如 postgres://shenbao@127.0.0.1:5432/shenbao（密码用环境变量 PGPASSWORD 或 ~/.pgpass）
+        #[arg(value_name = "地址", long)]
+        to: String,
     },
 }
 
@@ -475,6 +491,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => schedule::digest(&cli.config, dry_run, send_now, at).await,
         Command::Review { action } => review::review(&cli.config, action).await,
         Command::Outbox { action } => outbox::outbox(&cli.config, action).await,
+        Command::Db {
+            action: DbAction::Copy { to },
+        } => db::copy(&cli.config, &to).await,
         Command::CheckConfig { probe } => setup::check_config(&cli.config, probe).await,
     }
 }

@@ -59,6 +59,7 @@ macro_rules! on_conn {
 pub mod attachments;
 pub mod blobs;
 pub mod board;
+pub mod copy;
 pub mod corrections;
 pub mod ledger;
 pub mod mailbox;
