@@ -331,6 +331,29 @@ async fn insert_row(
     Ok(())
 }
 
+impl Store {
+    /// The names of the database's tables (for the test that [`TABLES`] is complete).
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        Ok(match &self.pool {
+            // SQLite only: PostgreSQL reads information_schema (the arm below).
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                )
+                .fetch_all(p)
+                .await?
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_scalar(
+                    "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()",
+                )
+                .fetch_all(p)
+                .await?
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Kind, TABLES};
@@ -474,28 +497,5 @@ mod tests {
             assert_eq!(all, listed, "{}", store.backend());
             assert_eq!(found, listed);
         }
-    }
-}
-
-impl Store {
-    /// The names of the database's tables (for the test that [`TABLES`] is complete).
-    pub async fn table_names(&self) -> Result<Vec<String>> {
-        Ok(match &self.pool {
-            // SQLite only: PostgreSQL reads information_schema (the arm below).
-            Pool::Sqlite(p) => {
-                sqlx::query_scalar(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-                )
-                .fetch_all(p)
-                .await?
-            }
-            Pool::Postgres(p) => {
-                sqlx::query_scalar(
-                    "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()",
-                )
-                .fetch_all(p)
-                .await?
-            }
-        })
     }
 }
