@@ -33,6 +33,7 @@ pub const TABLES: &[(&str, &str, bool)] = &[
     ("reviews", "id", true),
     ("daemon_state", "component", false),
     ("template_errors", "id", true),
+    ("leases", "name", false),
 ];
 
 /// Rows read and written per statement: bounded memory whatever the outbox holds.

@@ -61,6 +61,7 @@ pub mod blobs;
 pub mod board;
 pub mod copy;
 pub mod corrections;
+pub mod leases;
 pub mod ledger;
 pub mod mailbox;
 pub mod messages;
@@ -168,6 +169,11 @@ macro_rules! migrations {
                     $dir,
                     "0012_board_read_indexes.sql"
                 )),
+            ),
+            (
+                13,
+                "leases",
+                include_str!(concat!("../../migrations/", $dir, "0013_leases.sql")),
             ),
         ]
     };
@@ -377,20 +383,25 @@ mod tests {
     /// not to MIGRATIONS would silently never run.
     #[test]
     fn every_migration_file_is_embedded() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .expect("migrations dir")
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|n| n.ends_with(".sql"))
-            .collect();
-        files.sort();
-        assert_eq!(files.len(), super::MIGRATIONS.len(), "{files:?}");
-        for (file, (version, _, _)) in files.iter().zip(super::MIGRATIONS) {
-            assert!(
-                file.starts_with(&format!("{version:04}_")),
-                "{file} vs version {version}"
-            );
+        for (dir, list) in [
+            ("migrations", super::MIGRATIONS),
+            ("migrations/postgres", super::PG_MIGRATIONS),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            let mut files: Vec<String> = std::fs::read_dir(dir)
+                .expect("migrations dir")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.ends_with(".sql"))
+                .collect();
+            files.sort();
+            assert_eq!(files.len(), list.len(), "{files:?}");
+            for (file, (version, _, _)) in files.iter().zip(list) {
+                assert!(
+                    file.starts_with(&format!("{version:04}_")),
+                    "{file} vs version {version}"
+                );
+            }
         }
     }
 }
