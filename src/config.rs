@@ -146,6 +146,9 @@ pub struct Config {
     /// The PostgreSQL password (`[database] password_env / password_file /
     /// password_credential`); `None` for SQLite or a server that needs none.
     pub database_password: Option<Secret>,
+    /// `[database] lease`: how long a daemon's hold on a job (the intake folder, the
+    /// scheduler) lasts unrenewed; after it, another daemon on the same database takes over.
+    pub lease: Duration,
     pub data_dir: PathBuf,
     pub campaign: CampaignConfig,
     pub ack: AckConfig,
@@ -814,6 +817,13 @@ impl Reader<'_> {
             .opt_string("database.url")
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("shenbao.db").display()));
         let database_password = self.database(&database_url);
+        let lease = self.duration("database.lease", "30s");
+        if lease.is_some_and(|d| d < Duration::from_secs(2)) {
+            self.bad(
+                "database.lease",
+                "租约太短，守护进程来不及续期：至少 2s，一般用默认的 30s",
+            );
+        }
         let campaign = self.campaign();
         let ack = self.ack(campaign.as_ref());
         let health = self.health();
@@ -839,6 +849,7 @@ impl Reader<'_> {
             smtp: smtp?,
             database_url,
             database_password,
+            lease: lease?,
             data_dir,
             campaign: campaign?,
             ack: ack?,

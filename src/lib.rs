@@ -7,10 +7,11 @@
 //! `src/architecture.rs` checks it.
 
 // Shared by every stage: the application context, the one clock, configuration, file modes,
-// the stop signal, text normalisation, TLS.
+// the jobs' leases among several daemons, the stop signal, text normalisation, TLS.
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod duty;
 pub mod fsmode;
 pub mod shutdown;
 pub mod textnorm;

@@ -93,8 +93,14 @@ pub async fn run(
     let sender = sender(&cfg, store.clone(), clock, wake)?.with_backlog(backlog_rx);
     // The board first: a busy port stops the start before anything else runs.
     let web_task = crate::web::start(app.clone(), false, stop_rx.clone()).await?;
-    let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
-    let scheduler_task = tokio::spawn(crate::schedule::remind::run(app, stop_rx.clone()));
+    let duties = crate::duty::Duties::new(store.clone(), cfg.lease);
+    let alive_task = tokio::spawn(duties.clone().stay_alive(stop_rx.clone()));
+    let sender_task = tokio::spawn(sender.with_duties(duties.clone()).run(stop_rx.clone()));
+    let scheduler_task = tokio::spawn(crate::schedule::remind::run(
+        app,
+        duties.clone(),
+        stop_rx.clone(),
+    ));
     let intake = Intake {
         store,
         clock,
@@ -103,12 +109,14 @@ pub async fn run(
         backfill_since,
         backfilled: Default::default(),
         backlog,
+        duties: duties.clone(),
     };
     let intake_task = tokio::spawn(intake.run(stop_rx));
     tracing::info!(
         imap = %format!("{}:{}", cfg.imap.host, cfg.imap.port),
         folder = %cfg.imap.folder,
         database = %cfg.database_url,
+        daemon = %duties.holder,
         "shenbao 已启动"
     );
     shutdown_signal().await;
@@ -118,6 +126,7 @@ pub async fn run(
         let _ = intake_task.await;
         let _ = scheduler_task.await;
         let _ = sender_task.await;
+        let _ = alive_task.await;
         if let Some(t) = web_task {
             let _ = t.await;
         }

@@ -70,6 +70,8 @@ pub struct Intake {
     /// How many messages (not counting our own copies) the current catch-up still has to
     /// process; the sender paces itself until it is zero ([`crate::send::Sender::with_backlog`]).
     pub backlog: watch::Sender<usize>,
+    /// The folder is read only while this daemon holds its lease ([`crate::duty`]).
+    pub duties: crate::duty::Duties,
 }
 
 /// Sets the backlog back to zero however a catch-up ends (done, error, dropped connection):
@@ -188,12 +190,33 @@ impl Intake {
             .map_err(IntakeError::from)
     }
 
-    /// Runs until shutdown; reconnects with backoff on any error.
+    /// Runs until shutdown: reads the folder while this daemon holds its lease, waits for the
+    /// lease while another daemon does, and takes over when that one stops or dies.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let job = crate::duty::intake_job(&self.account(), &self.cfg.imap.folder);
+        loop {
+            if !self.duties.wait_for(&job, &mut shutdown).await {
+                return;
+            }
+            let lost = tokio::select! {
+                _ = self.serve(&mut shutdown) => false,
+                _ = self.duties.keep(&job) => true,
+            };
+            if !lost {
+                self.duties.release(&job).await;
+                return;
+            }
+            // Another daemon reads the folder now; whatever this one was doing is either
+            // committed or will be redone by it (messages are recognised when stored again).
+        }
+    }
+
+    /// Reads the folder until shutdown; reconnects with backoff on any error.
+    async fn serve(&self, shutdown: &mut watch::Receiver<bool>) {
         let mut backoff = Duration::from_secs(1);
         loop {
             let started = std::time::Instant::now();
-            match self.session(&mut shutdown).await {
+            match self.session(shutdown).await {
                 Ok(()) => return,
                 Err(e) => {
                     if started.elapsed() > Duration::from_secs(60) {
@@ -204,7 +227,7 @@ impl Intake {
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = crate::shutdown::requested(&mut shutdown) => return,
+                _ = crate::shutdown::requested(shutdown) => return,
             }
             backoff = (backoff * 2).min(Duration::from_secs(60));
         }

@@ -801,8 +801,30 @@ pub async fn tick(p: &App, now: DateTime<Utc>) -> anyhow::Result<usize> {
 
 /// The scheduler task of the daemon: a tick whenever something falls due, at least every
 /// five minutes (the clock may jump, the database may have changed the audiences).
-pub async fn run(p: std::sync::Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    p: std::sync::Arc<App>,
+    duties: crate::duty::Duties,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut held = false;
     loop {
+        // One daemon runs the scheduler; the others check now and then whether it still does.
+        // (The ledger would stop a second daemon's reminders anyway; the lease saves the work.)
+        let holds = duties.take(crate::duty::SCHEDULER).await;
+        if holds != held {
+            if holds {
+                tracing::info!(holder = %duties.holder, "本进程负责排期（提醒、摘要）");
+            } else {
+                tracing::info!("排期由另一个守护进程负责，本进程待命");
+            }
+            held = holds;
+        }
+        if !holds {
+            tokio::select! {
+                _ = tokio::time::sleep(duties.every()) => continue,
+                _ = crate::shutdown::requested(&mut shutdown) => return,
+            }
+        }
         let now = p.clock.now();
         let error = tick(&p, now).await.err().map(|e| format!("{e:#}"));
         if let Some(e) = &error {
@@ -831,10 +853,15 @@ pub async fn run(p: std::sync::Arc<App>, mut shutdown: tokio::sync::watch::Recei
             .and_then(|t| (t - p.clock.now()).to_std().ok())
             .unwrap_or(std::time::Duration::from_secs(300))
             .min(std::time::Duration::from_secs(300))
-            .max(std::time::Duration::from_millis(200));
+            .max(std::time::Duration::from_millis(200))
+            // Renewed well within the lease.
+            .min(duties.every());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = crate::shutdown::requested(&mut shutdown) => return,
+            _ = crate::shutdown::requested(&mut shutdown) => {
+                duties.release(crate::duty::SCHEDULER).await;
+                return;
+            }
         }
     }
 }

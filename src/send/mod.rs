@@ -91,6 +91,9 @@ pub struct Sender {
     copy_check: Option<ImapConfig>,
     /// Slows sending while the intake has a backlog ([`Sender::with_backlog`]).
     pacer: Pacer,
+    /// The daemon's name in the leases, when several daemons may share the outbox
+    /// ([`Sender::with_duties`]).
+    duties: Option<crate::duty::Duties>,
 }
 
 /// What [`Sender::send_lanes`] did with a chunk of mails.
@@ -266,6 +269,7 @@ impl Sender {
             copy_to,
             copy_check: None,
             pacer: Pacer::default(),
+            duties: None,
         })
     }
 
@@ -285,6 +289,13 @@ impl Sender {
     /// go at full speed once the intake has caught up.
     pub fn with_backlog(mut self, backlog: watch::Receiver<usize>) -> Sender {
         self.pacer.backlog = Some(backlog);
+        self
+    }
+
+    /// Shares the outbox with other daemons: mails are claimed in this daemon's name, and
+    /// only the sends of daemons no longer alive are taken for interrupted.
+    pub fn with_duties(mut self, duties: crate::duty::Duties) -> Sender {
+        self.duties = Some(duties);
         self
     }
 

@@ -75,6 +75,33 @@ impl Store {
         Ok(())
     }
 
+    /// Takes `name` over from `from`, known dead (a crashed daemon of this machine),
+    /// without waiting for its lease to run out: `false` when `from` no longer holds it.
+    pub async fn take_lease_from(
+        &self,
+        name: &str,
+        from: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let expires = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+        let n = on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE leases SET holder = $3, acquired_at = $4, renewed_at = $4, expires_at = $5 WHERE name = $1 AND holder = $2",
+        )
+        .bind(name)
+        .bind(from)
+        .bind(holder)
+        .bind(db_time(now))
+        .bind(db_time(expires))
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// Every lease, by name (expired ones included: `status` says so).
     pub async fn leases(&self) -> Result<Vec<Lease>> {
         let time = |s: String| parse_db_time(&s).unwrap_or_default();
