@@ -189,6 +189,7 @@ impl Store {
         offset: i64,
     ) -> Result<Vec<Vec<Val>>> {
         let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+        // Built at run time: the table's columns; run on both backends by the tests below.
         let sql = format!(
             "SELECT {} FROM {table} ORDER BY {order} LIMIT $1 OFFSET $2",
             names.join(", ")
@@ -249,6 +250,7 @@ impl Store {
     /// Whether every table of this database is empty (a copy's target must be).
     pub async fn is_empty(&self) -> Result<bool> {
         for (table, _, _) in TABLES {
+            // Built at run time: one count per table of TABLES.
             let sql = format!("SELECT COUNT(*) FROM {table}");
             let n: i64 = on_pool!(self, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .fetch_one(p)
@@ -285,6 +287,7 @@ impl Store {
             let read: Vec<(String, Kind)> = cols.iter().map(|(n, k, _)| (n.clone(), *k)).collect();
             let names: Vec<&str> = cols.iter().map(|(n, _, _)| n.as_str()).collect();
             let marks: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
+            // Built at run time: the columns both databases have.
             let insert = format!(
                 "INSERT INTO {table} ({}) VALUES ({})",
                 names.join(", "),
@@ -304,6 +307,7 @@ impl Store {
                 offset += PAGE;
             }
             if *identity && let Conn::Postgres(c) = tx.conn() {
+                // Built at run time: PostgreSQL only, one per table with an identity.
                 let sql = format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}"
                 );
