@@ -5,8 +5,9 @@
 //! file cost more than the file (measured by the benchmark). Blobs written by earlier versions
 //! under `ab/cd/` are still found.
 //!
-//! Raw mail and attachments live as files rather than in SQLite so the database stays small
-//! and quick to back up, a 50 MB attachment never passes through a SQLite page cache, and the
+//! Raw mail and attachments live as files rather than in the database (SQLite or PostgreSQL)
+//! so it stays small and quick to back up, a 50 MB attachment never passes through a database
+//! page cache or a connection, and the
 //! same attachment sent twice is stored once. A blob is written to a temporary file, flushed to
 //! disk and renamed into place *before* the database row that names it commits: a crash in
 //! between leaves at worst an unreferenced file, never a row without its bytes.
