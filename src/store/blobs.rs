@@ -7,10 +7,10 @@
 //!
 //! Raw mail and attachments live as files rather than in the database (SQLite or PostgreSQL)
 //! so it stays small and quick to back up, a 50 MB attachment never passes through a database
-//! page cache or a connection, and the
-//! same attachment sent twice is stored once. A blob is written to a temporary file, flushed to
-//! disk and renamed into place *before* the database row that names it commits: a crash in
-//! between leaves at worst an unreferenced file, never a row without its bytes.
+//! page cache or a connection, and the same attachment sent twice is stored once. A blob is
+//! written to a temporary file, flushed to disk and renamed into place *before* the database
+//! row that names it commits: a crash in between leaves at worst an unreferenced file, never a
+//! row without its bytes.
 
 use sha2::{Digest, Sha256};
 use std::io::Write;
