@@ -5,11 +5,12 @@
 //! file cost more than the file (measured by the benchmark). Blobs written by earlier versions
 //! under `ab/cd/` are still found.
 //!
-//! Raw mail and attachments live as files rather than in SQLite so the database stays small
-//! and quick to back up, a 50 MB attachment never passes through a SQLite page cache, and the
-//! same attachment sent twice is stored once. A blob is written to a temporary file, flushed to
-//! disk and renamed into place *before* the database row that names it commits: a crash in
-//! between leaves at worst an unreferenced file, never a row without its bytes.
+//! Raw mail and attachments live as files rather than in the database (SQLite or PostgreSQL)
+//! so it stays small and quick to back up, a 50 MB attachment never passes through a database
+//! page cache or a connection, and the same attachment sent twice is stored once. A blob is
+//! written to a temporary file, flushed to disk and renamed into place *before* the database
+//! row that names it commits: a crash in between leaves at worst an unreferenced file, never a
+//! row without its bytes.
 
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -275,19 +276,22 @@ impl super::Store {
     /// Records a blob written by [`super::Store::write_blob`] (the row may already exist).
     pub(super) async fn record_blob(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: super::Conn<'_>,
         sha: &str,
         size: usize,
         now: chrono::DateTime<chrono::Utc>,
     ) -> super::Result<()> {
-        sqlx::query(
+        on_conn!(conn, |c| {
+            sqlx::query(
             "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
-            .bind(sha)
-            .bind(size as i64)
-            .bind(crate::store::db_time(now))
-            .execute(&mut *conn)
-            .await?;
+        .bind(sha)
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(crate::store::db_time(now))
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
         Ok(())
     }
 }
@@ -401,5 +405,33 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
         let _ = std::fs::remove_dir_all(root);
+    }
+
+    /// A blob's row is recorded once with its size, however often it is recorded (the same
+    /// attachment in two mails), on both backends.
+    #[tokio::test]
+    async fn a_blob_is_recorded_once_with_its_size() {
+        for store in crate::store::test_stores("blobs").await {
+            let backend = store.backend();
+            let now = chrono::Utc::now();
+            let sha = store.write_blob(b"attachment").await.expect("write");
+            assert_eq!(store.blobs.get(&sha).expect("get"), b"attachment");
+            let mut tx = store.begin_write().await.expect("begin");
+            store
+                .record_blob(tx.conn(), &sha, 10, now)
+                .await
+                .expect("record");
+            store
+                .record_blob(tx.conn(), &sha, 10, now)
+                .await
+                .expect("again");
+            tx.commit().await.expect("commit");
+            let rows: Vec<(String, i64)> =
+                on_pool!(store, |p| sqlx::query_as("SELECT sha256, size FROM blobs")
+                    .fetch_all(p)
+                    .await
+                    .expect("rows"));
+            assert_eq!(rows, [(sha, 10)], "{backend}");
+        }
     }
 }

@@ -4,10 +4,10 @@
 //! the same transaction.
 
 use super::mailbox::set_watermark;
-use super::{Result, Store, blobs, time_col};
+use super::{Conn, Result, Store, blobs, time_col};
 use crate::store::db_time;
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
 /// Where a stored message came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +163,7 @@ impl Store {
     ) -> Result<Inserted> {
         let mut tx = self.begin_write().await?;
         let inserted = self
-            .insert_imap_row(tx.sqlite(), key, blob, internal_date, now)
+            .insert_imap_row(tx.conn(), key, blob, internal_date, now)
             .await?;
         tx.commit().await?;
         Ok(inserted)
@@ -203,7 +203,7 @@ impl Store {
         let mut out = Vec::with_capacity(messages.len());
         for ((key, _, internal_date), blob) in messages.iter().zip(&written) {
             out.push(
-                self.insert_imap_row(tx.sqlite(), key, blob, *internal_date, now)
+                self.insert_imap_row(tx.conn(), key, blob, *internal_date, now)
                     .await?,
             );
         }
@@ -215,7 +215,7 @@ impl Store {
     /// transaction.
     async fn insert_imap_row(
         &self,
-        tx: &mut SqliteConnection,
+        mut conn: Conn<'_>,
         key: &ImapKey,
         blob: &StoredBlob,
         internal_date: Option<DateTime<Utc>>,
@@ -223,31 +223,34 @@ impl Store {
     ) -> Result<Inserted> {
         let sha = &blob.sha256;
         let size = i64::try_from(blob.size).unwrap_or(i64::MAX);
-        if let Some(row) = sqlx::query(
+        let stored: Option<i64> = on_conn!(conn.re(), |c| {
+            sqlx::query_scalar(
             "SELECT id FROM messages WHERE account = $1 AND folder = $2 AND uidvalidity = $3 AND uid = $4",
         )
         .bind(&key.account)
         .bind(&key.folder)
         .bind(i64::from(key.uidvalidity))
         .bind(i64::from(key.uid))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(c)
         .await?
-        {
-            return Ok(Inserted::Duplicate(row.get(0)));
+        });
+        if let Some(id) = stored {
+            return Ok(Inserted::Duplicate(id));
         }
         self.record_blob(
-            &mut *tx,
+            conn.re(),
             sha,
             usize::try_from(blob.size).unwrap_or(usize::MAX),
             now,
         )
         .await?;
         let mid = blob.message_id.as_deref();
-        if let Some(existing) = find_duplicate(&mut *tx, mid, sha).await? {
-            set_watermark(&mut *tx, key, now).await?;
+        if let Some(existing) = find_duplicate(conn.re(), mid, sha).await? {
+            set_watermark(conn, key, now).await?;
             return Ok(Inserted::Duplicate(existing));
         }
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on_conn!(conn.re(), |c| {
+            sqlx::query_scalar(
             "INSERT INTO messages (source, account, folder, uidvalidity, uid, message_id, raw_sha256, size, internal_date, stored_at)
              VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
@@ -260,9 +263,10 @@ impl Store {
         .bind(size)
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
-        .fetch_one(&mut *tx)
-        .await?;
-        set_watermark(&mut *tx, key, now).await?;
+        .fetch_one(c)
+        .await?
+        });
+        set_watermark(conn, key, now).await?;
         Ok(Inserted::New(id))
     }
 
@@ -280,9 +284,10 @@ impl Store {
         );
         let sha = self.write_blob(placeholder.as_bytes()).await?;
         let mut tx = self.begin_write().await?;
-        self.record_blob(tx.sqlite(), &sha, placeholder.len(), now)
+        self.record_blob(tx.conn(), &sha, placeholder.len(), now)
             .await?;
-        sqlx::query(
+        on_conn!(tx.conn(), |c| {
+            sqlx::query(
             "INSERT INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
              VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, 'processed', 'too_large', $9, $8)
              ON CONFLICT DO NOTHING",
@@ -296,9 +301,11 @@ impl Store {
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
         .bind(format!("邮件大小 {size} 字节，超过 imap.max_message_size，未下载，留在原文件夹由人工处理"))
-        .execute(tx.sqlite())
-        .await?;
-        set_watermark(tx.sqlite(), key, now).await?;
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        set_watermark(tx.conn(), key, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -312,53 +319,56 @@ impl Store {
     ) -> Result<Inserted> {
         let sha = self.write_blob(raw).await?;
         let mut tx = self.begin_write().await?;
-        self.record_blob(tx.sqlite(), &sha, raw.len(), now).await?;
+        self.record_blob(tx.conn(), &sha, raw.len(), now).await?;
         let mid = raw_message_id(raw);
-        if let Some(existing) = find_duplicate(tx.sqlite(), mid.as_deref(), &sha).await? {
+        if let Some(existing) = find_duplicate(tx.conn(), mid.as_deref(), &sha).await? {
             tx.commit().await?;
             return Ok(Inserted::Duplicate(existing));
         }
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on_conn!(tx.conn(), |c| {
+            sqlx::query_scalar(
             "INSERT INTO messages (source, message_id, raw_sha256, size, internal_date, stored_at) VALUES ('file', $1, $2, $3, $4, $5) RETURNING id",
         )
-        .bind(mid)
+        .bind(mid.as_deref())
         .bind(&sha)
-        .bind(raw.len() as i64)
+        .bind(i64::try_from(raw.len()).unwrap_or(i64::MAX))
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
-        .fetch_one(tx.sqlite())
-        .await?;
+        .fetch_one(c)
+        .await?
+        });
         tx.commit().await?;
         Ok(Inserted::New(id))
     }
 
     /// Messages stored but not yet processed (after a crash), oldest first.
     pub async fn pending(&self) -> Result<Vec<i64>> {
-        let rows = sqlx::query("SELECT id FROM messages WHERE status = 'stored' ORDER BY id")
-            .fetch_all(self.pool.sqlite())
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT id FROM messages WHERE status = 'stored' ORDER BY id"
+        )
+        .fetch_all(p)
+        .await?))
     }
 
     pub async fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
-        let row = sqlx::query(
+        Ok(on_pool!(self, |p| sqlx::query(
             "SELECT id, raw_sha256, internal_date, stored_at, uid FROM messages WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(self.pool.sqlite())
-        .await?;
-        Ok(row.map(|r| StoredMessage {
+        .fetch_optional(p)
+        .await?
+        .map(|r| StoredMessage {
             id: r.get(0),
             raw_sha256: r.get(1),
             internal_date: r
                 .get::<Option<String>, _>(2)
                 .as_deref()
                 .and_then(crate::store::parse_db_time),
-            stored_at: crate::store::parse_db_time(&r.get::<String, _>(3)).unwrap_or_default(),
+            stored_at: time_col(&r, 3),
             uid: r
                 .get::<Option<i64>, _>(4)
                 .and_then(|u| u32::try_from(u).ok()),
-        }))
+        })))
     }
 
     /// Processed messages of a folder that are still in it (a crash came before the move).
@@ -368,18 +378,19 @@ impl Store {
         folder: &str,
         uidvalidity: u32,
     ) -> Result<Vec<(i64, u32)>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "SELECT id, uid FROM messages WHERE account = $1 AND folder = $2 AND uidvalidity = $3 AND status = 'processed' AND moved = FALSE AND disposition != 'too_large' ORDER BY uid",
         )
         .bind(account)
         .bind(folder)
         .bind(i64::from(uidvalidity))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Some((r.get(0), u32::try_from(r.get::<i64, _>(1)).ok()?)))
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .filter_map(|r| Some((r.get(0), u32::try_from(r.get::<i64, _>(1)).ok()?)))
+        .collect()
+        }))
     }
 
     /// Which of `uids` (of one folder and UIDVALIDITY) wait for a person: questions, replies,
@@ -394,7 +405,8 @@ impl Store {
         let (Some(&lo), Some(&hi)) = (uids.iter().min(), uids.iter().max()) else {
             return Ok(std::collections::HashSet::new());
         };
-        let rows = sqlx::query(concat!(
+        let found: Vec<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar(concat!(
             "SELECT uid FROM messages WHERE account = $1 AND folder = $2 AND uidvalidity = $3 AND uid BETWEEN $4 AND $5 AND ",
             needs_staff!()
         ))
@@ -403,14 +415,14 @@ impl Store {
         .bind(i64::from(uidvalidity))
         .bind(i64::from(lo))
         .bind(i64::from(hi))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        let out = rows
-            .iter()
-            .filter_map(|r| u32::try_from(r.get::<i64, _>(0)).ok())
+        .fetch_all(p)
+        .await?
+        });
+        Ok(found
+            .into_iter()
+            .filter_map(|uid| u32::try_from(uid).ok())
             .filter(|uid| uids.contains(uid))
-            .collect();
-        Ok(out)
+            .collect())
     }
 
     /// Mail waiting for a person that arrived in `(since, until]` (our clock), oldest first.
@@ -419,7 +431,8 @@ impl Store {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<StaffRow>> {
-        let rows = sqlx::query(concat!(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(concat!(
             "SELECT m.id, COALESCE(m.from_addr, ''), COALESCE(m.subject, ''), COALESCE(m.reason, ''),
                     COALESCE(m.internal_date, m.stored_at), m.branch, COALESCE(m.disposition, m.status),
                     (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id),
@@ -430,27 +443,28 @@ impl Store {
         ))
         .bind(since.map(db_time).unwrap_or_default())
         .bind(until.map_or_else(|| "9999".to_string(), db_time))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StaffRow {
-                id: r.get(0),
-                from: r.get(1),
-                subject: r.get(2),
-                reason: r.get(3),
-                received_at: time_col(r, 4),
-                branch: r.get(5),
-                disposition: r.get(6),
-                suggested_branch: r.get(7),
-                thread_subject: r.get(8),
-            })
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| StaffRow {
+            id: r.get(0),
+            from: r.get(1),
+            subject: r.get(2),
+            reason: r.get(3),
+            received_at: time_col(r, 4),
+            branch: r.get(5),
+            disposition: r.get(6),
+            suggested_branch: r.get(7),
+            thread_subject: r.get(8),
+        })
+        .collect()
+        }))
     }
 
     /// Message `id` with what was decided about it, for the board's message page.
     pub async fn message_record(&self, id: i64) -> Result<Option<MessageRecord>> {
-        let row = sqlx::query(concat!(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(concat!(
             "SELECT m.id, m.raw_sha256, m.size, COALESCE(m.from_addr, ''), COALESCE(m.subject, ''), m.status,
                     COALESCE(m.disposition, m.status), COALESCE(m.reason, ''), m.branch,
                     COALESCE(m.internal_date, m.stored_at), CASE WHEN ",
@@ -462,9 +476,9 @@ impl Store {
              FROM messages m WHERE m.id = $1"
         ))
         .bind(id)
-        .fetch_optional(self.pool.sqlite())
-        .await?;
-        Ok(row.map(|r| MessageRecord {
+        .fetch_optional(p)
+        .await?
+        .map(|r| MessageRecord {
             id: r.get(0),
             raw_sha256: r.get(1),
             size: r.get(2),
@@ -484,33 +498,35 @@ impl Store {
             suggested_branch: r.get(13),
             thread_subject: r.get(14),
             no_answer: r.get(15),
+        })
         }))
     }
 
     /// The `limit` mails marked handled last, the latest first.
     pub async fn resolved_messages(&self, limit: i64) -> Result<Vec<ResolvedRow>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), COALESCE(disposition, status), COALESCE(reason, ''),
                     branch, COALESCE(internal_date, stored_at), resolved_at, resolved_note
              FROM messages WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ResolvedRow {
-                id: r.get(0),
-                from: r.get(1),
-                subject: r.get(2),
-                disposition: r.get(3),
-                reason: r.get(4),
-                branch: r.get(5),
-                received_at: time_col(r, 6),
-                resolved_at: time_col(r, 7),
-                note: r.get(8),
-            })
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| ResolvedRow {
+            id: r.get(0),
+            from: r.get(1),
+            subject: r.get(2),
+            disposition: r.get(3),
+            reason: r.get(4),
+            branch: r.get(5),
+            received_at: time_col(r, 6),
+            resolved_at: time_col(r, 7),
+            note: r.get(8),
+        })
+        .collect()
+        }))
     }
 
     /// Mail from people that got no answer, with the recorded reason, in `(since, until]`.
@@ -519,25 +535,26 @@ impl Store {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<UnansweredRow>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), branch, no_answer, COALESCE(internal_date, stored_at)
              FROM messages WHERE no_answer IS NOT NULL AND stored_at > $1 AND stored_at <= $2 ORDER BY id",
         )
         .bind(since.map(db_time).unwrap_or_default())
         .bind(until.map_or_else(|| "9999".to_string(), db_time))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| UnansweredRow {
-                id: r.get(0),
-                from: r.get(1),
-                subject: r.get(2),
-                branch: r.get(3),
-                why: r.get(4),
-                received_at: time_col(r, 5),
-            })
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| UnansweredRow {
+            id: r.get(0),
+            from: r.get(1),
+            subject: r.get(2),
+            branch: r.get(3),
+            why: r.get(4),
+            received_at: time_col(r, 5),
+        })
+        .collect()
+        }))
     }
 
     /// Records that these messages were moved to the processed folder (one transaction).
@@ -548,21 +565,23 @@ impl Store {
 
     /// Why `message` got no automatic answer, when it got none.
     pub async fn no_answer(&self, message: i64) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar::<_, Option<String>>("SELECT no_answer FROM messages WHERE id = $1")
-                .bind(message)
-                .fetch_optional(self.pool.sqlite())
-                .await?
-                .flatten(),
+        let why: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT no_answer FROM messages WHERE id = $1"
         )
+        .bind(message)
+        .fetch_optional(p)
+        .await?);
+        Ok(why.flatten())
     }
 
     /// Whether a message with this Message-ID reached our intake mailbox (our own copy).
     pub async fn has_message_id(&self, message_id: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE message_id = $1")
-            .bind(message_id)
-            .fetch_one(self.pool.sqlite())
-            .await?;
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE message_id = $1"
+        )
+        .bind(message_id)
+        .fetch_one(p)
+        .await?);
         Ok(n > 0)
     }
 
@@ -570,8 +589,8 @@ impl Store {
     pub async fn message_counts(&self) -> Result<Vec<(String, String, i64)>> {
         // Grouped by the raw columns, in the order of the `messages_counts` index (no sort);
         // no disposition reads as `-`, which sorts first as NULL does.
-        Ok(sqlx::query(MESSAGE_COUNTS)
-            .fetch_all(self.pool.sqlite())
+        Ok(on_pool!(self, |p| sqlx::query(MESSAGE_COUNTS)
+            .fetch_all(p)
             .await?
             .iter()
             .map(|r| {
@@ -582,7 +601,7 @@ impl Store {
                     r.get(2),
                 )
             })
-            .collect())
+            .collect()))
     }
 }
 
@@ -591,142 +610,521 @@ pub(crate) const MESSAGE_COUNTS: &str = "SELECT status, disposition, COUNT(*) FR
 
 /// The same message already stored: same sha256 and, when it has one, the same Message-ID.
 async fn find_duplicate(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     message_id: Option<&str>,
     sha: &str,
 ) -> Result<Option<i64>> {
     // IS NOT DISTINCT FROM: equal, or both without a Message-ID (SQLite reads it as `IS`).
-    let row = sqlx::query("SELECT id FROM messages WHERE raw_sha256 = $1 AND message_id IS NOT DISTINCT FROM $2 ORDER BY id LIMIT 1")
-        .bind(sha)
-        .bind(message_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.map(|r| r.get(0)))
+    Ok(on_conn!(conn, |c| {
+        sqlx::query_scalar(
+        "SELECT id FROM messages WHERE raw_sha256 = $1 AND message_id IS NOT DISTINCT FROM $2 ORDER BY id LIMIT 1"
+    )
+    .bind(sha)
+    .bind(message_id)
+    .fetch_optional(c)
+    .await?
+    }))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::Store;
-    use chrono::{Duration, Utc};
+    use super::super::{ImapKey, Inserted, Store, blobs::sha256_hex, test_stores};
+    use chrono::{DateTime, Duration, TimeZone as _, Utc};
 
-    async fn store(name: &str) -> (Store, std::path::PathBuf) {
-        let root =
-            std::env::temp_dir().join(format!("shenbao-messages-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let url = format!("sqlite://{}", root.join("shenbao.db").display());
-        (Store::open(&url, &root).await.expect("open"), root)
+    fn key(uidvalidity: u32, uid: u32) -> ImapKey {
+        ImapKey {
+            account: "intake".into(),
+            folder: "INBOX".into(),
+            uidvalidity,
+            uid,
+        }
+    }
+
+    /// Runs one test statement on either backend (`$n` parameters, all text or integers).
+    async fn exec(store: &Store, sql: &'static str, text: &[&str], id: i64) {
+        on_pool!(store, |p| {
+            let mut q = sqlx::query(sql);
+            for t in text {
+                q = q.bind(*t);
+            }
+            q.bind(id).execute(p).await.expect(sql).rows_affected()
+        });
     }
 
     /// A message as processing leaves it: from, subject, disposition, whether it waits.
-    async fn processed(store: &Store, subject: &str, disposition: &str, staff: bool) -> i64 {
+    async fn processed(
+        store: &Store,
+        subject: &str,
+        disposition: &str,
+        staff: bool,
+        now: DateTime<Utc>,
+    ) -> i64 {
         let raw = format!("Subject: {subject}\r\nMessage-ID: <{subject}@t>\r\n\r\nx");
-        let now = Utc::now();
         let id = store
             .insert_file_message(raw.as_bytes(), None, now)
             .await
             .expect("insert")
             .id();
-        sqlx::query(
-            "UPDATE messages SET status = 'processed', disposition = ?, needs_staff = ?, reason = '原因', from_addr = 'a@b.test', subject = ? WHERE id = ?",
+        on_pool!(store, |p| {
+            sqlx::query(
+            "UPDATE messages SET status = 'processed', disposition = $1, needs_staff = $2, reason = '原因', from_addr = 'a@b.test', subject = $3 WHERE id = $4",
         )
         .bind(disposition)
         .bind(staff)
         .bind(subject)
         .bind(id)
-        .execute(store.pool.sqlite())
+        .execute(p)
         .await
-        .expect("update");
+        .expect("update")
+        .rows_affected()
+        });
         id
+    }
+
+    /// Marks `id` handled as `Store::resolve` does (that statement lives in corrections.rs).
+    async fn mark_resolved(store: &Store, id: i64, note: Option<&str>, at: DateTime<Utc>) {
+        on_pool!(store, |p| sqlx::query(
+            "UPDATE messages SET resolved_at = $1, resolved_note = $2 WHERE id = $3"
+        )
+        .bind(super::db_time(at))
+        .bind(note)
+        .bind(id)
+        .execute(p)
+        .await
+        .expect("resolve")
+        .rows_affected());
+    }
+
+    /// A fetched message is stored once: the same UID again, or the same bytes under a new
+    /// UIDVALIDITY, give the first row back; every insert (single, batch, blob written in
+    /// parts) moves the watermark; the row reads back as it was stored. On both backends.
+    #[tokio::test]
+    async fn an_imap_message_is_stored_once_and_moves_the_watermark() {
+        for store in test_stores("msg_imap").await {
+            let backend = store.backend();
+            let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
+            let arrived = Utc.with_ymd_and_hms(2025, 9, 19, 23, 30, 0).unwrap();
+            let one: &[u8] = b"Message-ID: <one@t>\r\nSubject: a\r\n\r\nbody one";
+            let two: &[u8] = b"Message-ID: <two@t>\r\nSubject: b\r\n\r\nbody two";
+            let first = store
+                .insert_imap_message(&key(7, 5), one, Some(arrived), now)
+                .await
+                .expect("insert");
+            let Inserted::New(id1) = first else {
+                panic!("{backend}: {first:?}")
+            };
+            let m = store.message(id1).await.expect("read").expect("there");
+            assert_eq!(m.raw_sha256, sha256_hex(one), "{backend}");
+            assert_eq!(
+                (m.internal_date, m.stored_at, m.uid),
+                (Some(arrived), now, Some(5)),
+                "{backend}"
+            );
+            assert!(store.message(id1 + 1000).await.expect("read").is_none());
+            assert_eq!(
+                store.mailbox_state("intake", "INBOX").await.expect("state"),
+                Some((7, 5)),
+                "{backend}"
+            );
+            assert_eq!(
+                store
+                    .insert_imap_message(&key(7, 5), one, Some(arrived), now)
+                    .await
+                    .expect("again"),
+                Inserted::Duplicate(id1),
+                "{backend}: the same UID"
+            );
+            assert_eq!(
+                store
+                    .insert_imap_message(&key(8, 2), one, Some(arrived), now)
+                    .await
+                    .expect("new uidvalidity"),
+                Inserted::Duplicate(id1),
+                "{backend}: the same bytes and Message-ID after UIDVALIDITY changed"
+            );
+            assert_eq!(
+                store.mailbox_state("intake", "INBOX").await.expect("state"),
+                Some((8, 2)),
+                "{backend}: a duplicate still moves the watermark"
+            );
+            let batch = store
+                .insert_imap_batch(
+                    &[(key(8, 3), two, None), (key(8, 4), one, Some(arrived))],
+                    now,
+                )
+                .await
+                .expect("batch");
+            let Inserted::New(id2) = batch[0] else {
+                panic!("{backend}: {batch:?}")
+            };
+            assert_eq!(batch[1], Inserted::Duplicate(id1), "{backend}");
+            assert_eq!(
+                store.mailbox_state("intake", "INBOX").await.expect("state"),
+                Some((8, 4)),
+                "{backend}"
+            );
+            let mut w = store.blobs.writer().expect("writer");
+            w.write(b"Message-ID: <big@t>\r\n\r\n").expect("write");
+            w.write(b"a large body").expect("write");
+            let (sha, size) = w.finish().expect("finish");
+            let blob = super::StoredBlob {
+                sha256: sha.clone(),
+                size,
+                message_id: Some("big@t".into()),
+            };
+            let Inserted::New(id3) = store
+                .insert_imap_blob(&key(8, 9), &blob, None, now)
+                .await
+                .expect("blob")
+            else {
+                panic!("{backend}: not new")
+            };
+            assert_eq!(
+                store
+                    .message(id3)
+                    .await
+                    .expect("read")
+                    .expect("there")
+                    .raw_sha256,
+                sha
+            );
+            assert_eq!(
+                store.mailbox_state("intake", "INBOX").await.expect("state"),
+                Some((8, 9)),
+                "{backend}"
+            );
+            assert_eq!(
+                store.pending().await.expect("pending"),
+                [id1, id2, id3],
+                "{backend}"
+            );
+            assert!(
+                store.has_message_id("two@t").await.expect("has"),
+                "{backend}"
+            );
+            assert!(!store.has_message_id("three@t").await.expect("has"));
+            assert_eq!(
+                store.message_counts().await.expect("counts"),
+                [("stored".to_string(), "-".to_string(), 3)],
+                "{backend}"
+            );
+        }
+    }
+
+    /// Mail too large to fetch leaves a placeholder row that waits for staff, is never moved,
+    /// moves the watermark, and is recorded once. On both backends.
+    #[tokio::test]
+    async fn a_message_too_large_leaves_a_placeholder_for_staff() {
+        for store in test_stores("msg_large").await {
+            let backend = store.backend();
+            let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
+            for _ in 0..2 {
+                store
+                    .insert_too_large(&key(7, 12), 99_000_000, None, now)
+                    .await
+                    .expect("too large");
+            }
+            assert_eq!(
+                store.mailbox_state("intake", "INBOX").await.expect("state"),
+                Some((7, 12)),
+                "{backend}"
+            );
+            let staff = store.needs_staff(None, None).await.expect("staff");
+            assert_eq!(staff.len(), 1, "{backend}: recorded once");
+            assert_eq!(staff[0].disposition, "too_large", "{backend}");
+            assert!(staff[0].reason.contains("99000000"), "{}", staff[0].reason);
+            assert_eq!(staff[0].received_at, now, "{backend}");
+            let m = store
+                .message(staff[0].id)
+                .await
+                .expect("read")
+                .expect("row");
+            let placeholder = store.blobs.get(&m.raw_sha256).expect("blob");
+            assert!(placeholder.starts_with(b"X-Shenbao-Placeholder: message 12 in INBOX"));
+            assert_eq!(
+                store
+                    .staff_uids("intake", "INBOX", 7, &[11, 12, 13])
+                    .await
+                    .expect("uids"),
+                [12].into_iter().collect(),
+                "{backend}"
+            );
+            assert!(
+                store
+                    .staff_uids("intake", "INBOX", 8, &[12])
+                    .await
+                    .expect("uids")
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .staff_uids("intake", "INBOX", 7, &[])
+                    .await
+                    .expect("uids")
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .unmoved("intake", "INBOX", 7)
+                    .await
+                    .expect("unmoved")
+                    .is_empty()
+            );
+            assert!(
+                store.pending().await.expect("pending").is_empty(),
+                "{backend}"
+            );
+            assert_eq!(
+                store.message_counts().await.expect("counts"),
+                [("processed".to_string(), "too_large".to_string(), 1)],
+                "{backend}"
+            );
+        }
+    }
+
+    /// Processed messages still in their folder are listed until marked moved.
+    #[tokio::test]
+    async fn processed_messages_wait_to_be_moved() {
+        for store in test_stores("msg_unmoved").await {
+            let backend = store.backend();
+            let now = Utc::now();
+            let mut ids = Vec::new();
+            for uid in [3, 1, 2] {
+                let raw = format!("Message-ID: <{uid}@t>\r\n\r\nx");
+                ids.push(
+                    store
+                        .insert_imap_message(&key(7, uid), raw.as_bytes(), None, now)
+                        .await
+                        .expect("insert")
+                        .id(),
+                );
+            }
+            assert!(
+                store
+                    .unmoved("intake", "INBOX", 7)
+                    .await
+                    .expect("unmoved")
+                    .is_empty()
+            );
+            for &id in &ids {
+                exec(
+                    &store,
+                    "UPDATE messages SET status = 'processed', disposition = $1 WHERE id = $2",
+                    &["application"],
+                    id,
+                )
+                .await;
+            }
+            assert_eq!(
+                store.unmoved("intake", "INBOX", 7).await.expect("unmoved"),
+                [(ids[1], 1), (ids[2], 2), (ids[0], 3)],
+                "{backend}: in UID order"
+            );
+            assert!(
+                store
+                    .unmoved("intake", "INBOX", 8)
+                    .await
+                    .expect("unmoved")
+                    .is_empty()
+            );
+            exec(
+                &store,
+                "UPDATE messages SET moved = TRUE WHERE id = $1",
+                &[],
+                ids[1],
+            )
+            .await;
+            assert_eq!(
+                store.unmoved("intake", "INBOX", 7).await.expect("unmoved"),
+                [(ids[2], 2), (ids[0], 3)],
+                "{backend}"
+            );
+        }
     }
 
     #[tokio::test]
     async fn a_message_record_says_whether_it_waits_and_how_it_was_handled() {
-        let (store, root) = store("record").await;
-        let q = processed(&store, "请问", "question", true).await;
-        let a = processed(&store, "申报", "application", false).await;
-        assert!(store.message_record(9999).await.expect("read").is_none());
-        let r = store.message_record(q).await.expect("read").expect("there");
-        assert_eq!(
-            (r.disposition.as_str(), r.waits_for_staff, r.from.as_str()),
-            ("question", true, "a@b.test")
-        );
-        assert_eq!(r.subject, "请问");
-        assert!(r.resolved_at.is_none() && r.size > 0);
-        let r = store.message_record(a).await.expect("read").expect("there");
-        assert!(!r.waits_for_staff);
+        for store in test_stores("msg_record").await {
+            let backend = store.backend();
+            let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
+            let q = processed(&store, "请问", "question", true, now).await;
+            let a = processed(&store, "申报", "application", false, now).await;
+            assert!(store.message_record(9999).await.expect("read").is_none());
+            let r = store.message_record(q).await.expect("read").expect("there");
+            assert_eq!(
+                (r.disposition.as_str(), r.waits_for_staff, r.from.as_str()),
+                ("question", true, "a@b.test"),
+                "{backend}"
+            );
+            assert_eq!(
+                (r.subject.as_str(), r.status.as_str()),
+                ("请问", "processed")
+            );
+            assert_eq!(
+                (r.reason.as_str(), r.received_at),
+                ("原因", now),
+                "{backend}"
+            );
+            assert!(r.resolved_at.is_none() && r.size > 0, "{backend}");
+            assert!(r.thread_subject.is_none() && r.suggested_branch.is_none());
+            let r = store.message_record(a).await.expect("read").expect("there");
+            assert!(!r.waits_for_staff, "{backend}");
 
-        let now = Utc::now();
-        assert!(
-            store
-                .resolve(q, Some("已电话答复"), now)
-                .await
-                .expect("resolve")
-        );
-        let r = store.message_record(q).await.expect("read").expect("there");
-        assert!(!r.waits_for_staff);
-        assert_eq!(r.resolved_note.as_deref(), Some("已电话答复"));
-        assert!(r.resolved_at.is_some());
-        let _ = std::fs::remove_dir_all(&root);
+            let later = now + Duration::minutes(5);
+            mark_resolved(&store, q, Some("已电话答复"), later).await;
+            let r = store.message_record(q).await.expect("read").expect("there");
+            assert!(!r.waits_for_staff, "{backend}");
+            assert_eq!(r.resolved_note.as_deref(), Some("已电话答复"));
+            assert_eq!(r.resolved_at, Some(later), "{backend}");
+        }
     }
 
     /// The same bytes are the same message: with the same Message-ID, or both without one
     /// (`IS NOT DISTINCT FROM`); other bytes are a new message.
     #[tokio::test]
     async fn the_same_mail_stored_twice_is_a_duplicate() {
-        use super::super::Inserted;
-        let (store, root) = store("duplicate").await;
-        let now = Utc::now();
-        let insert = async |raw: &[u8]| {
-            store
-                .insert_file_message(raw, None, now)
+        for store in test_stores("msg_duplicate").await {
+            let backend = store.backend();
+            let now = Utc::now();
+            let insert = async |raw: &[u8]| {
+                store
+                    .insert_file_message(raw, None, now)
+                    .await
+                    .expect("insert")
+            };
+            let bare = insert(b"Subject: x\r\n\r\nno id").await;
+            assert!(matches!(bare, Inserted::New(_)), "{backend}");
+            assert_eq!(
+                insert(b"Subject: x\r\n\r\nno id").await,
+                Inserted::Duplicate(bare.id()),
+                "{backend}"
+            );
+            let with_id = insert(b"Message-ID: <d@t>\r\n\r\nbody").await;
+            assert!(matches!(with_id, Inserted::New(_)), "{backend}");
+            assert_eq!(
+                insert(b"Message-ID: <d@t>\r\n\r\nbody").await,
+                Inserted::Duplicate(with_id.id()),
+                "{backend}"
+            );
+            assert!(matches!(
+                insert(b"Subject: y\r\n\r\nno id").await,
+                Inserted::New(_)
+            ));
+            let m = store
+                .message(with_id.id())
                 .await
-                .expect("insert")
-        };
-        let bare = insert(b"Subject: x\r\n\r\nno id").await;
-        assert!(matches!(bare, Inserted::New(_)));
-        assert_eq!(
-            insert(b"Subject: x\r\n\r\nno id").await,
-            Inserted::Duplicate(bare.id())
-        );
-        let with_id = insert(b"Message-ID: <d@t>\r\n\r\nbody").await;
-        assert!(matches!(with_id, Inserted::New(_)));
-        assert_eq!(
-            insert(b"Message-ID: <d@t>\r\n\r\nbody").await,
-            Inserted::Duplicate(with_id.id())
-        );
-        assert!(matches!(
-            insert(b"Subject: y\r\n\r\nno id").await,
-            Inserted::New(_)
-        ));
-        let _ = std::fs::remove_dir_all(&root);
+                .expect("read")
+                .expect("row");
+            assert_eq!(m.uid, None, "{backend}: a file has no UID");
+            assert!(store.has_message_id("d@t").await.expect("has"));
+            assert_eq!(store.pending().await.expect("pending").len(), 3);
+        }
     }
 
     #[tokio::test]
     async fn resolved_messages_latest_first_and_limited() {
-        let (store, root) = store("resolved").await;
-        let now = Utc::now();
-        let mut ids = Vec::new();
-        for (i, s) in ["一", "二", "三"].iter().enumerate() {
-            let id = processed(&store, s, "question", true).await;
+        for store in test_stores("msg_resolved").await {
+            let backend = store.backend();
+            let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
+            let mut ids = Vec::new();
+            for (i, s) in ["一", "二", "三"].iter().enumerate() {
+                let id = processed(&store, s, "question", true, now).await;
+                mark_resolved(&store, id, Some(s), now + Duration::seconds(i as i64)).await;
+                ids.push(id);
+            }
+            let open = processed(&store, "四", "question", true, now).await;
+            let got = store.resolved_messages(2).await.expect("list");
+            assert_eq!(
+                got.iter().map(|r| r.id).collect::<Vec<_>>(),
+                [ids[2], ids[1]],
+                "{backend}"
+            );
+            assert_eq!(got[0].note.as_deref(), Some("三"), "{backend}");
+            assert_eq!(got[0].resolved_at, now + Duration::seconds(2));
+            assert_eq!(
+                (got[0].disposition.as_str(), got[0].subject.as_str()),
+                ("question", "三")
+            );
+            assert_eq!(store.resolved_messages(10).await.expect("list").len(), 3);
+            let staff = store.needs_staff(None, None).await.expect("list");
+            assert_eq!(
+                staff.iter().map(|r| r.id).collect::<Vec<_>>(),
+                [open],
+                "{backend}"
+            );
+            assert_eq!(
+                (staff[0].from.as_str(), staff[0].subject.as_str()),
+                ("a@b.test", "四")
+            );
+        }
+    }
+
+    /// `needs_staff` and `unanswered` read the window `(since, until]` of our clock, and
+    /// `no_answer` the reason recorded on one message.
+    #[tokio::test]
+    async fn staff_and_unanswered_mail_are_read_by_window() {
+        for store in test_stores("msg_window").await {
+            let backend = store.backend();
+            let t0 = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
+            let early = processed(&store, "早", "question", true, t0).await;
+            let late = processed(&store, "晚", "reply", true, t0 + Duration::hours(2)).await;
+            let quiet = processed(&store, "静", "application", false, t0).await;
+            exec(
+                &store,
+                "UPDATE messages SET no_answer = $1, branch = $2 WHERE id = $3",
+                &["发件人不在名单", "支部甲"],
+                quiet,
+            )
+            .await;
+            let ids = |rows: Vec<super::StaffRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+            assert_eq!(
+                ids(store.needs_staff(None, None).await.expect("all")),
+                [early, late],
+                "{backend}"
+            );
+            assert_eq!(
+                ids(store.needs_staff(Some(t0), None).await.expect("since")),
+                [late],
+                "{backend}: since is exclusive"
+            );
+            assert_eq!(
+                ids(store.needs_staff(None, Some(t0)).await.expect("until")),
+                [early],
+                "{backend}: until is inclusive"
+            );
+            let un = store.unanswered(None, None).await.expect("unanswered");
+            assert_eq!(un.len(), 1, "{backend}");
+            assert_eq!(
+                (un[0].id, un[0].why.as_str(), un[0].branch.as_deref()),
+                (quiet, "发件人不在名单", Some("支部甲")),
+                "{backend}"
+            );
+            assert_eq!(un[0].received_at, t0);
             assert!(
                 store
-                    .resolve(id, None, now + Duration::seconds(i as i64))
+                    .unanswered(Some(t0), None)
                     .await
-                    .expect("resolve")
+                    .expect("unanswered")
+                    .is_empty()
             );
-            ids.push(id);
+            assert_eq!(
+                store.no_answer(quiet).await.expect("why").as_deref(),
+                Some("发件人不在名单"),
+                "{backend}"
+            );
+            assert_eq!(store.no_answer(early).await.expect("why"), None);
+            assert_eq!(store.no_answer(9999).await.expect("why"), None);
+            let mut counts = store.message_counts().await.expect("counts");
+            counts.sort();
+            assert_eq!(
+                counts,
+                [
+                    ("processed".to_string(), "application".to_string(), 1),
+                    ("processed".to_string(), "question".to_string(), 1),
+                    ("processed".to_string(), "reply".to_string(), 1),
+                ],
+                "{backend}"
+            );
         }
-        processed(&store, "四", "question", true).await;
-        let got: Vec<i64> = store
-            .resolved_messages(2)
-            .await
-            .expect("list")
-            .iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(got, [ids[2], ids[1]]);
-        assert_eq!(store.resolved_messages(10).await.expect("list").len(), 3);
-        assert_eq!(store.needs_staff(None, None).await.expect("list").len(), 1);
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

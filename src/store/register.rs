@@ -19,17 +19,16 @@ pub struct Pending {
 /// Message `id` if it is still `stored` (not yet processed); `None` when it is unknown or
 /// already processed.
 pub async fn pending(tx: &mut Tx, id: i64) -> Result<Option<Pending>> {
-    let row = sqlx::query("SELECT status, assigned_branch FROM messages WHERE id = $1")
-        .bind(id)
-        .fetch_optional(tx.sqlite())
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    if row.get::<String, _>(0) != "stored" {
-        return Ok(None);
-    }
-    Ok(Some(Pending {
-        assigned: row.get(1),
-    }))
+    let row: Option<(String, Option<String>)> = on_conn!(tx.conn(), |c| sqlx::query(
+        "SELECT status, assigned_branch FROM messages WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await?
+    .map(|r| (r.get(0), r.get(1))));
+    Ok(row
+        .filter(|(status, _)| status == "stored")
+        .map(|(_, assigned)| Pending { assigned }))
 }
 
 /// What processing records on the message itself.
@@ -56,7 +55,8 @@ pub struct Processed {
 
 /// Marks a message `processed` with its disposition.
 pub async fn record_processed(tx: &mut Tx, p: &Processed) -> Result<()> {
-    sqlx::query(
+    on_conn!(tx.conn(), |c| {
+        sqlx::query(
         "UPDATE messages SET status = 'processed', disposition = $1, reason = $2, subject = $3, from_addr = $4, from_name = $5, message_id = COALESCE(message_id, $6), processed_at = $7,
                              branch = $8, thread_of = $9, needs_staff = $10, no_answer = $11, auto_hints = $12
          WHERE id = $13",
@@ -74,20 +74,145 @@ pub async fn record_processed(tx: &mut Tx, p: &Processed) -> Result<()> {
     .bind(&p.no_answer)
     .bind(&p.auto_hints)
     .bind(p.id)
-    .execute(tx.sqlite())
-    .await?;
+    .execute(c)
+    .await?
+    .rows_affected()
+    });
     Ok(())
 }
 
 impl Store {
     /// Marks a message that is still `stored` as `failed`, with the reason for staff.
     pub async fn mark_failed(&self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE messages SET status = 'failed', reason = $1, processed_at = $2 WHERE id = $3 AND status = 'stored'")
-            .bind(format!("处理失败：{error}"))
-            .bind(db_time(now))
-            .bind(id)
-            .execute(self.pool.sqlite())
-            .await?;
+        on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE messages SET status = 'failed', reason = $1, processed_at = $2 WHERE id = $3 AND status = 'stored'"
+        )
+        .bind(format!("处理失败：{error}"))
+        .bind(db_time(now))
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Processed, pending, record_processed};
+    use chrono::{Duration, TimeZone as _, Utc};
+
+    /// A stored message is pending (with the branch staff assigned) until its disposition is
+    /// recorded, which the message's record then shows; a failure is recorded only on a
+    /// message still `stored`. On both backends.
+    #[tokio::test]
+    async fn a_message_is_pending_until_processed_or_failed() {
+        for store in super::super::test_stores("register").await {
+            let backend = store.backend();
+            let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
+            let raw: &[u8] = b"Message-ID: <q@t>\r\nSubject: x\r\n\r\nbody";
+            let id = store
+                .insert_file_message(raw, None, now)
+                .await
+                .expect("insert")
+                .id();
+            let other = store
+                .insert_file_message(b"Subject: y\r\n\r\nother", None, now)
+                .await
+                .expect("insert")
+                .id();
+            on_pool!(store, |p| sqlx::query(
+                "UPDATE messages SET assigned_branch = $1 WHERE id = $2"
+            )
+            .bind("支部甲")
+            .bind(id)
+            .execute(p)
+            .await
+            .expect("assign")
+            .rows_affected());
+
+            let mut tx = store.begin_write().await.expect("begin");
+            let p = pending(&mut tx, id)
+                .await
+                .expect("pending")
+                .expect("stored");
+            assert_eq!(p.assigned.as_deref(), Some("支部甲"), "{backend}");
+            let p = pending(&mut tx, other)
+                .await
+                .expect("pending")
+                .expect("stored");
+            assert_eq!(p.assigned, None, "{backend}");
+            assert!(pending(&mut tx, 9999).await.expect("pending").is_none());
+            let later = now + Duration::minutes(1);
+            record_processed(
+                &mut tx,
+                &Processed {
+                    id,
+                    disposition: "question",
+                    reason: "正文是提问".into(),
+                    subject: "请问截止时间".into(),
+                    from_addr: Some("a@b.test".into()),
+                    from_name: Some("张三".into()),
+                    message_id: Some("other@t".into()),
+                    processed_at: later,
+                    branch: Some("支部甲".into()),
+                    thread_of: None,
+                    needs_staff: true,
+                    no_answer: Some("提问由人工答复".into()),
+                    auto_hints: None,
+                },
+            )
+            .await
+            .expect("record");
+            assert!(
+                pending(&mut tx, id).await.expect("pending").is_none(),
+                "{backend}: processed is no longer pending"
+            );
+            tx.commit().await.expect("commit");
+
+            let r = store.message_record(id).await.expect("read").expect("row");
+            assert_eq!(
+                (r.status.as_str(), r.disposition.as_str(), r.reason.as_str()),
+                ("processed", "question", "正文是提问"),
+                "{backend}"
+            );
+            assert_eq!(
+                (r.subject.as_str(), r.from.as_str(), r.branch.as_deref()),
+                ("请问截止时间", "a@b.test", Some("支部甲"))
+            );
+            assert!(r.waits_for_staff, "{backend}");
+            assert_eq!(r.no_answer.as_deref(), Some("提问由人工答复"));
+            // The Message-ID read at storing is kept.
+            assert!(store.has_message_id("q@t").await.expect("has"));
+            assert!(!store.has_message_id("other@t").await.expect("has"));
+
+            store
+                .mark_failed(id, "不会发生", later)
+                .await
+                .expect("failed");
+            let r = store.message_record(id).await.expect("read").expect("row");
+            assert_eq!(
+                r.status, "processed",
+                "{backend}: only a stored message fails"
+            );
+            store
+                .mark_failed(other, "附件损坏", later)
+                .await
+                .expect("failed");
+            let r = store
+                .message_record(other)
+                .await
+                .expect("read")
+                .expect("row");
+            assert_eq!(
+                (r.status.as_str(), r.disposition.as_str(), r.reason.as_str()),
+                ("failed", "failed", "处理失败：附件损坏"),
+                "{backend}"
+            );
+            assert!(r.waits_for_staff, "{backend}: a failure waits for staff");
+            assert!(store.pending().await.expect("pending").is_empty());
+        }
     }
 }

@@ -101,7 +101,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        self.record_blob(tx.sqlite(), file.sha256, file.size, now)
+        self.record_blob(tx.conn(), file.sha256, file.size, now)
             .await?;
         let import_id: i64 = sqlx::query_scalar(
             "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions) VALUES ($1, $2, $3, $4, $5) RETURNING id",
