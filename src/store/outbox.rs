@@ -1,10 +1,9 @@
 //! The `outbox` table: every mail we send, rendered and queued inside the transaction that
 //! decided to send it, then handed to SMTP, retried, confirmed or given up on (a dead letter).
 
-use super::{Result, Store, Tx, time_col};
+use super::{Cols, Pool, Result, Store, Tx, time_col};
 use crate::store::db_time;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -99,117 +98,124 @@ impl Store {
         limit: i64,
         only: Option<&[i64]>,
     ) -> Result<Vec<OutboxRow>> {
-        let rows = match only {
-            None => {
+        let Some(ids) = only else {
+            return Ok(on_pool!(self, |p| {
                 sqlx::query(
-                    "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
-                )
-                .bind(db_time(now))
-                .bind(limit)
-                .fetch_all(self.pool.sqlite())
-                .await?
-            }
-            Some(ids) => {
+                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+            )
+            .bind(db_time(now))
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(outbox_row)
+            .collect()
+            }));
+        };
+        // The id list is one parameter whatever its length: each backend reads it its own way.
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => {
                 let ids = serde_json::Value::from(ids.to_vec()).to_string();
-                // SQLite only: PostgreSQL will bind the ids as one BIGINT[] and ask `id = ANY($3)`.
+                // SQLite only: PostgreSQL binds the ids as one BIGINT[] and asks `id = ANY($3)` (the arm below).
                 sqlx::query(
                     "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id IN (SELECT value FROM json_each($3)) ORDER BY id LIMIT $2",
                 )
                 .bind(db_time(now))
                 .bind(limit)
                 .bind(ids)
-                .fetch_all(self.pool.sqlite())
+                .fetch_all(p)
                 .await?
+                .iter()
+                .map(outbox_row)
+                .collect()
             }
-        };
-        Ok(rows
+            Pool::Postgres(p) => sqlx::query(
+                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id = ANY($3) ORDER BY id LIMIT $2",
+            )
+            .bind(db_time(now))
+            .bind(limit)
+            .bind(ids.to_vec())
+            .fetch_all(p)
+            .await?
             .iter()
-            .map(|r| OutboxRow {
-                id: r.get(0),
-                kind: r.get(1),
-                message_id: r.get(2),
-                to_addr: r.get(3),
-                raw: r.get(4),
-                attempts: r.get(5),
-                unconfirmed: r.get::<String, _>(6) == "unconfirmed",
-                cc_addr: r.get(7),
-            })
-            .collect())
+            .map(outbox_row)
+            .collect(),
+        })
     }
 
     /// What was sent after `since`: (when, recipients besides the intake copy), for the
     /// account's sending caps ([`crate::send::limit`]).
     pub async fn sent_since(&self, since: DateTime<Utc>) -> Result<Vec<(DateTime<Utc>, u32)>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "SELECT sent_at, cc_addr IS NOT NULL FROM outbox WHERE status = 'sent' AND sent_at > $1",
         )
         .bind(db_time(since))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (time_col(r, 0), 1 + u32::from(r.get::<bool, _>(1))))
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| (time_col(r, 0), 1 + u32::from(r.col::<bool>(1))))
+        .collect()
+        }))
     }
 
     /// Mails waiting to be sent, in the order they will go: (outbox id, kind, recipients
     /// besides the intake copy, the deadline of a reminder).
     pub async fn waiting_outbox(&self) -> Result<Vec<(i64, String, u32, Option<DateTime<Utc>>)>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| sqlx::query(
             "SELECT o.id, o.kind, o.cc_addr IS NOT NULL, l.deadline FROM outbox o
              LEFT JOIN ledger l ON l.outbox_id = o.id
              WHERE o.status IN ('queued', 'unconfirmed') ORDER BY o.next_attempt_at, o.id",
         )
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let deadline: Option<String> = r.get(3);
-                (
-                    r.get(0),
-                    r.get(1),
-                    1 + u32::from(r.get::<bool, _>(2)),
-                    deadline.as_deref().and_then(crate::store::parse_db_time),
-                )
-            })
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| {
+            (
+                r.col(0),
+                r.col(1),
+                1 + u32::from(r.col::<bool>(2)),
+                r.col::<Option<String>>(3)
+                    .as_deref()
+                    .and_then(crate::store::parse_db_time),
+            )
+        })
+        .collect()))
     }
 
     /// Moves every queued mail due before `at` to `at` (the sending caps are reached); not an
     /// attempt.
     pub async fn outbox_postpone_due(&self, at: DateTime<Utc>) -> Result<u64> {
-        Ok(sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued' AND next_attempt_at < $1",
         )
         .bind(db_time(at))
-        .execute(self.pool.sqlite())
+        .execute(p)
         .await?
-        .rows_affected())
+        .rows_affected()
+        }))
     }
 
     /// Answers to `message` waiting in the outbox (not yet handed to SMTP).
     pub async fn queued_answers(&self, message: i64) -> Result<usize> {
-        let n: i64 = sqlx::query_scalar(
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
             "SELECT COUNT(*) FROM outbox WHERE related_message = $1 AND status = 'queued'",
         )
         .bind(message)
-        .fetch_one(self.pool.sqlite())
-        .await?;
+        .fetch_one(p)
+        .await?);
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// The earliest time a queued mail is due, to sleep until then.
     pub async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let row = sqlx::query(
+        let due: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'unconfirmed')",
         )
-        .fetch_one(self.pool.sqlite())
-        .await?;
-        Ok(row
-            .get::<Option<String>, _>(0)
-            .as_deref()
-            .and_then(crate::store::parse_db_time))
+        .fetch_one(p)
+        .await?);
+        Ok(due.as_deref().and_then(crate::store::parse_db_time))
     }
 
     /// Marks mails as being handed to SMTP (one transaction), so a crash during the hand-over
@@ -257,12 +263,14 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         for &id in ids {
-            let q = sqlx::query(sql);
-            let q = match &first {
-                Some(v) => q.bind(v.clone()),
-                None => q,
-            };
-            q.bind(id).execute(tx.sqlite()).await?;
+            on_conn!(tx.conn(), |c| {
+                let q = sqlx::query(sql);
+                let q = match &first {
+                    Some(v) => q.bind(v.clone()),
+                    None => q,
+                };
+                q.bind(id).execute(c).await?.rows_affected()
+            });
         }
         tx.commit().await?;
         Ok(())
@@ -272,22 +280,27 @@ impl Store {
     /// for the copy we sent ourselves to arrive, if the send went through).
     pub async fn outbox_recover(&self, now: DateTime<Utc>, grace: Duration) -> Result<u64> {
         let due = now + chrono::Duration::from_std(grace).unwrap_or_default();
-        Ok(sqlx::query("UPDATE outbox SET status = 'unconfirmed', next_attempt_at = $1 WHERE status = 'sending'")
-            .bind(db_time(due))
-            .execute(self.pool.sqlite())
-            .await?
-            .rows_affected())
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE outbox SET status = 'unconfirmed', next_attempt_at = $1 WHERE status = 'sending'"
+        )
+        .bind(db_time(due))
+        .execute(p)
+        .await?
+        .rows_affected()
+        }))
     }
 
     /// An unconfirmed send whose copy could not be looked for now: look again at `at`.
     pub async fn outbox_postpone(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        on_pool!(self, |p| sqlx::query(
             "UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'unconfirmed'",
         )
         .bind(db_time(at))
         .bind(id)
-        .execute(self.pool.sqlite())
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -298,17 +311,23 @@ impl Store {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        match retry_at {
+        on_pool!(self, |p| {
+            match retry_at {
             Some(t) => sqlx::query("UPDATE outbox SET status = 'queued', last_error = $1, next_attempt_at = $2 WHERE id = $3")
                 .bind(error)
                 .bind(db_time(t))
-                .bind(id),
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected(),
             None => sqlx::query("UPDATE outbox SET last_error = $1, status = 'dead' WHERE id = $2")
                 .bind(error)
-                .bind(id),
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected(),
         }
-        .execute(self.pool.sqlite())
-        .await?;
+        });
         Ok(())
     }
 
@@ -322,31 +341,42 @@ impl Store {
             OutboxFilter::Sent => outbox_entry_sql!("WHERE status = 'sent' ORDER BY id"),
             OutboxFilter::All => outbox_entry_sql!("ORDER BY id"),
         };
-        let rows = sqlx::query(sql).fetch_all(self.pool.sqlite()).await?;
-        Ok(rows.iter().map(outbox_entry).collect())
+        Ok(on_pool!(self, |p| sqlx::query(sql)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(outbox_entry)
+            .collect()))
     }
 
     /// Every mail about `branch` (a roster name), newest first: those queued for it
     /// (acknowledgements, reminders, results) and those answering one of its versions (a
     /// version assigned to it later by staff). For the board's 支部详情.
     pub async fn outbox_for_branch(&self, branch: &str) -> Result<Vec<OutboxEntry>> {
-        let rows = sqlx::query(outbox_entry_sql!(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(outbox_entry_sql!(
             "WHERE branch = $1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = $1)
              ORDER BY created_at DESC, id DESC"
         ))
         .bind(branch)
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows.iter().map(outbox_entry).collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(outbox_entry)
+        .collect()
+        }))
     }
 
     /// One outbox row, for messages about it.
     pub async fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>> {
-        let row = sqlx::query(outbox_entry_sql!("WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool.sqlite())
-            .await?;
-        Ok(row.as_ref().map(outbox_entry))
+        Ok(on_pool!(self, |p| sqlx::query(outbox_entry_sql!(
+            "WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(p)
+        .await?
+        .as_ref()
+        .map(outbox_entry)))
     }
 
     /// Puts a dead letter (or a mail waiting for its next retry) back in the queue: due now,
@@ -355,11 +385,15 @@ impl Store {
     /// sending it again could deliver it twice.
     pub async fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> Result<Retry> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(outbox_entry_sql!("WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(tx.sqlite())
-            .await?;
-        let Some(before) = row.as_ref().map(outbox_entry) else {
+        let before = on_conn!(tx.conn(), |c| sqlx::query(outbox_entry_sql!(
+            "WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(outbox_entry));
+        let Some(before) = before else {
             tx.commit().await?;
             return Ok(Retry::Unknown);
         };
@@ -369,13 +403,16 @@ impl Store {
                     // Never tried yet: it is due already (or scheduled on purpose); nothing to reset.
                     Retry::AlreadyQueued(before)
                 } else {
-                    sqlx::query(
+                    on_conn!(tx.conn(), |c| {
+                        sqlx::query(
                         "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE id = $2 AND status IN ('dead', 'queued')",
                     )
                     .bind(db_time(now))
                     .bind(id)
-                    .execute(tx.sqlite())
-                    .await?;
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                    });
                     Retry::Requeued(before)
                 }
             }
@@ -389,77 +426,101 @@ impl Store {
     /// [`Store::outbox_retry`] for every dead letter at once; returns them as they were.
     pub async fn outbox_retry_dead(&self, now: DateTime<Utc>) -> Result<Vec<OutboxEntry>> {
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"))
-            .fetch_all(tx.sqlite())
+        let dead = on_conn!(tx.conn(), |c| {
+            let dead = sqlx::query(outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"))
+                .fetch_all(&mut *c)
+                .await?
+                .iter()
+                .map(outbox_entry)
+                .collect();
+            sqlx::query(
+                "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE status = 'dead'",
+            )
+            .bind(db_time(now))
+            .execute(&mut *c)
             .await?;
-        sqlx::query(
-            "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE status = 'dead'",
-        )
-        .bind(db_time(now))
-        .execute(tx.sqlite())
-        .await?;
+            dead
+        });
         tx.commit().await?;
-        Ok(rows.iter().map(outbox_entry).collect())
+        Ok(dead)
     }
 
     /// How many outbox mails have each status, for `status`.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
-        Ok(
-            sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY 1 ORDER BY 1")
-                .fetch_all(self.pool.sqlite())
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect(),
+        Ok(on_pool!(self, |p| sqlx::query(
+            "SELECT status, COUNT(*) FROM outbox GROUP BY 1 ORDER BY 1"
         )
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| (r.col(0), r.col(1)))
+        .collect()))
     }
 
     /// The dead letters: (outbox id, recipient, subject, last error), oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<(i64, String, String, String)>> {
-        Ok(sqlx::query("SELECT id, to_addr, subject, COALESCE(last_error, '') FROM outbox WHERE status = 'dead' ORDER BY id")
-            .fetch_all(self.pool.sqlite())
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect())
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
+            "SELECT id, to_addr, subject, COALESCE(last_error, '') FROM outbox WHERE status = 'dead' ORDER BY id"
+        )
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| (r.col(0), r.col(1), r.col(2), r.col(3)))
+        .collect()
+        }))
     }
 
     /// Mails given up on or waiting for a retry after a failed attempt, oldest first, for
     /// the digest.
     pub async fn outbox_failures(&self) -> Result<Vec<OutboxFailure>> {
-        Ok(sqlx::query(
+        Ok(on_pool!(self, |p| sqlx::query(
             "SELECT id, to_addr, subject, COALESCE(last_error, ''), status FROM outbox
          WHERE status = 'dead' OR (status = 'queued' AND attempts > 0) ORDER BY id",
         )
-        .fetch_all(self.pool.sqlite())
+        .fetch_all(p)
         .await?
         .iter()
         .map(|r| OutboxFailure {
-            id: r.get(0),
-            to_addr: r.get(1),
-            subject: r.get(2),
-            last_error: r.get(3),
-            dead: r.get::<String, _>(4) == "dead",
+            id: r.col(0),
+            to_addr: r.col(1),
+            subject: r.col(2),
+            last_error: r.col(3),
+            dead: r.col::<String>(4) == "dead",
         })
-        .collect())
+        .collect()))
     }
 }
 
-fn outbox_entry(r: &sqlx::sqlite::SqliteRow) -> OutboxEntry {
+/// A row of the due-mail query (`id, kind, message_id, to_addr, raw, attempts, status, cc_addr`).
+fn outbox_row(r: &impl Cols) -> OutboxRow {
+    OutboxRow {
+        id: r.col(0),
+        kind: r.col(1),
+        message_id: r.col(2),
+        to_addr: r.col(3),
+        raw: r.col(4),
+        attempts: r.col(5),
+        unconfirmed: r.col::<String>(6) == "unconfirmed",
+        cc_addr: r.col(7),
+    }
+}
+
+fn outbox_entry(r: &impl Cols) -> OutboxEntry {
     let time = |i: usize| {
-        r.get::<Option<String>, _>(i)
+        r.col::<Option<String>>(i)
             .as_deref()
             .and_then(crate::store::parse_db_time)
     };
     OutboxEntry {
-        id: r.get(0),
-        kind: r.get(1),
-        to_addr: r.get(2),
-        subject: r.get(3),
-        status: r.get(4),
-        attempts: r.get(5),
+        id: r.col(0),
+        kind: r.col(1),
+        to_addr: r.col(2),
+        subject: r.col(3),
+        status: r.col(4),
+        attempts: r.col(5),
         next_attempt_at: time(6),
-        last_error: r.get(7),
+        last_error: r.col(7),
         created_at: time(8),
         sent_at: time(9),
     }
@@ -477,30 +538,32 @@ pub async fn enqueue(
     branch: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let new: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
-         ON CONFLICT DO NOTHING RETURNING id",
-    )
-    .bind(mail.kind.as_str())
-    .bind(&mail.message_id)
-    .bind(related_message)
-    .bind(&mail.to)
-    .bind(&mail.subject)
-    .bind(&mail.raw)
-    .bind(db_time(now))
-    .bind(&mail.cc)
-    .bind(branch)
-    .fetch_optional(tx.sqlite())
-    .await?;
-    match new {
-        Some(id) => Ok(id),
-        None => Ok(
-            sqlx::query_scalar("SELECT id FROM outbox WHERE message_id = $1")
-                .bind(&mail.message_id)
-                .fetch_one(tx.sqlite())
-                .await?,
-        ),
-    }
+    Ok(on_conn!(tx.conn(), |c| {
+        let new: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(mail.kind.as_str())
+        .bind(&mail.message_id)
+        .bind(related_message)
+        .bind(&mail.to)
+        .bind(&mail.subject)
+        .bind(&mail.raw)
+        .bind(db_time(now))
+        .bind(&mail.cc)
+        .bind(branch)
+        .fetch_optional(&mut *c)
+        .await?;
+        match new {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar::<_, i64>("SELECT id FROM outbox WHERE message_id = $1")
+                    .bind(&mail.message_id)
+                    .fetch_one(&mut *c)
+                    .await?
+            }
+        }
+    }))
 }
 
 #[cfg(test)]

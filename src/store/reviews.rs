@@ -2,12 +2,12 @@
 //! reviewers' sheet (`review import`), each import recorded with its file, and for each branch
 //! one current decision that later imports supersede.
 
+use super::Cols as _;
 use super::{Result, Store, Tx};
 use crate::attach::Role;
 use crate::campaign::review::{CurrentReview, Decision};
 use crate::store::db_time;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 /// A reviewers' sheet being imported: its file (already in the blob directory) and who
 /// imported it.
@@ -22,20 +22,21 @@ pub struct ReviewImport<'a> {
 impl Store {
     /// Every current review decision, in the order they were imported.
     pub async fn current_reviews(&self) -> Result<Vec<CurrentReview>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = TRUE ORDER BY id",
         )
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| CurrentReview {
-                branch: r.get(0),
-                level: r.get(1),
-                amount_yuan: r.get(2),
-                funded: r.get(3),
-            })
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| CurrentReview {
+            branch: r.col(0),
+            level: r.col(1),
+            amount_yuan: r.col(2),
+            funded: r.col(3),
+        })
+        .collect()
+        }))
     }
 
     /// [`Store::current_reviews`], each with the roles of the files its branch sent for
@@ -46,18 +47,18 @@ impl Store {
     ) -> Result<Vec<(CurrentReview, Vec<Role>)>> {
         // One read for every branch's closure files, not one per funded branch: the board
         // reads this again after every change in the closure phase.
-        let rows = sqlx::query(
+        let rows: Vec<(String, String)> = on_pool!(self, |p| {
+            sqlx::query_as(
             "SELECT DISTINCT s.branch_key, a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
              WHERE s.kind = 'closure'",
         )
-        .fetch_all(self.pool.sqlite())
-        .await?;
+        .fetch_all(p)
+        .await?
+        });
         let mut sent: std::collections::HashMap<String, Vec<Role>> =
             std::collections::HashMap::new();
-        for r in &rows {
-            sent.entry(r.get(0))
-                .or_default()
-                .push(Role::parse(&r.get::<String, _>(1)));
+        for (branch, role) in rows {
+            sent.entry(branch).or_default().push(Role::parse(&role));
         }
         Ok(self
             .current_reviews()
@@ -76,20 +77,20 @@ impl Store {
 
     /// How many branches have a current review decision.
     pub async fn current_review_count(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = TRUE")
-                .fetch_one(self.pool.sqlite())
-                .await?,
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM reviews WHERE is_current = TRUE"
         )
+        .fetch_one(p)
+        .await?))
     }
 
     /// Branches with a current decision from an earlier import.
     pub async fn decided_branches(&self) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT branch FROM reviews WHERE is_current = TRUE")
-                .fetch_all(self.pool.sqlite())
-                .await?,
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT DISTINCT branch FROM reviews WHERE is_current = TRUE"
         )
+        .fetch_all(p)
+        .await?))
     }
 
     /// Stores an import and its decisions in one transaction: each decision becomes its
@@ -103,34 +104,36 @@ impl Store {
         let mut tx = self.begin_write().await?;
         self.record_blob(tx.sqlite(), file.sha256, file.size, now)
             .await?;
-        let import_id: i64 = sqlx::query_scalar(
-            "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(file.file_name)
-        .bind(file.sha256)
-        .bind(file.imported_by)
-        .bind(db_time(now))
-        .bind(decisions.len() as i64)
-        .fetch_one(tx.sqlite())
-        .await?;
-        for d in decisions {
-            sqlx::query("UPDATE reviews SET is_current = FALSE WHERE branch = $1")
-                .bind(&d.branch)
-                .execute(tx.sqlite())
-                .await?;
-            sqlx::query(
-                "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+        on_conn!(tx.conn(), |c| {
+            let import_id: i64 = sqlx::query_scalar(
+                "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
-            .bind(import_id)
-            .bind(d.row as i64)
-            .bind(&d.branch)
-            .bind(&d.level)
-            .bind(d.amount_yuan)
-            .bind(d.funded)
+            .bind(file.file_name)
+            .bind(file.sha256)
+            .bind(file.imported_by)
             .bind(db_time(now))
-            .execute(tx.sqlite())
+            .bind(decisions.len() as i64)
+            .fetch_one(&mut *c)
             .await?;
-        }
+            for d in decisions {
+                sqlx::query("UPDATE reviews SET is_current = FALSE WHERE branch = $1")
+                    .bind(&d.branch)
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+                )
+                .bind(import_id)
+                .bind(d.row as i64)
+                .bind(&d.branch)
+                .bind(&d.level)
+                .bind(d.amount_yuan)
+                .bind(d.funded)
+                .bind(db_time(now))
+                .execute(&mut *c)
+                .await?;
+            }
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -139,11 +142,10 @@ impl Store {
 /// The level and whether it is funded of `branch`'s current decision, inside a write
 /// transaction (the closure checklist of a mail being processed).
 pub async fn current_level(tx: &mut Tx, branch: &str) -> Result<Option<(String, bool)>> {
-    Ok(
-        sqlx::query("SELECT level, funded FROM reviews WHERE branch = $1 AND is_current = TRUE")
-            .bind(branch)
-            .fetch_optional(tx.sqlite())
-            .await?
-            .map(|r| (r.get(0), r.get(1))),
+    Ok(on_conn!(tx.conn(), |c| sqlx::query_as(
+        "SELECT level, funded FROM reviews WHERE branch = $1 AND is_current = TRUE"
     )
+    .bind(branch)
+    .fetch_optional(c)
+    .await?))
 }
