@@ -275,19 +275,22 @@ impl super::Store {
     /// Records a blob written by [`super::Store::write_blob`] (the row may already exist).
     pub(super) async fn record_blob(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: super::Conn<'_>,
         sha: &str,
         size: usize,
         now: chrono::DateTime<chrono::Utc>,
     ) -> super::Result<()> {
-        sqlx::query(
+        on_conn!(conn, |c| {
+            sqlx::query(
             "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
-            .bind(sha)
-            .bind(size as i64)
-            .bind(crate::store::db_time(now))
-            .execute(&mut *conn)
-            .await?;
+        .bind(sha)
+        .bind(size as i64)
+        .bind(crate::store::db_time(now))
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
         Ok(())
     }
 }

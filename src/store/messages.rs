@@ -236,7 +236,7 @@ impl Store {
             return Ok(Inserted::Duplicate(row.get(0)));
         }
         self.record_blob(
-            &mut *tx,
+            super::Conn::Sqlite(&mut *tx),
             sha,
             usize::try_from(blob.size).unwrap_or(usize::MAX),
             now,
@@ -280,7 +280,7 @@ impl Store {
         );
         let sha = self.write_blob(placeholder.as_bytes()).await?;
         let mut tx = self.begin_write().await?;
-        self.record_blob(tx.sqlite(), &sha, placeholder.len(), now)
+        self.record_blob(tx.conn(), &sha, placeholder.len(), now)
             .await?;
         sqlx::query(
             "INSERT INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
@@ -312,7 +312,7 @@ impl Store {
     ) -> Result<Inserted> {
         let sha = self.write_blob(raw).await?;
         let mut tx = self.begin_write().await?;
-        self.record_blob(tx.sqlite(), &sha, raw.len(), now).await?;
+        self.record_blob(tx.conn(), &sha, raw.len(), now).await?;
         let mid = raw_message_id(raw);
         if let Some(existing) = find_duplicate(tx.sqlite(), mid.as_deref(), &sha).await? {
             tx.commit().await?;

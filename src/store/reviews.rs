@@ -102,7 +102,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        self.record_blob(tx.sqlite(), file.sha256, file.size, now)
+        self.record_blob(tx.conn(), file.sha256, file.size, now)
             .await?;
         on_conn!(tx.conn(), |c| {
             let import_id: i64 = sqlx::query_scalar(
