@@ -193,3 +193,167 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Beat, Component, TemplateError, record_template_error};
+    use crate::store::Store;
+    use chrono::{DateTime, Utc};
+
+    /// A message row (and the blob row it names) with `status`, written directly: storing
+    /// messages is `messages.rs`'s to test.
+    async fn message_row(store: &Store, n: u32, status: &str) -> i64 {
+        let sha = format!("{n:064x}");
+        on_pool!(store, |p| {
+            sqlx::query(
+                "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, 1, '2025-09-01T00:00:00Z')",
+            )
+            .bind(&sha)
+            .execute(p)
+            .await
+            .expect("blob");
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO messages (source, raw_sha256, size, stored_at, status) VALUES ('file', $1, 1, '2025-09-01T00:00:00Z', $2) RETURNING id",
+            )
+            .bind(&sha)
+            .bind(status)
+            .fetch_one(p)
+            .await
+            .expect("message")
+        })
+    }
+
+    /// Heartbeats overwrite their component's row; template errors are read back newest
+    /// first within the window; `figures` counts the waiting mails, dead letters and failed
+    /// messages. On both backends.
+    #[tokio::test]
+    async fn heartbeats_template_errors_and_figures_read_back() {
+        for store in crate::store::test_stores("ops").await {
+            let backend = store.backend();
+            let now = DateTime::parse_from_rfc3339("2025-09-26T08:00:00+08:00")
+                .expect("time")
+                .with_timezone(&Utc);
+            let at = |m: i64| now + chrono::Duration::minutes(m);
+
+            let empty = store.figures(now).await.expect("figures");
+            assert_eq!(empty, super::Figures::default(), "{backend}");
+
+            store
+                .beat(Component::Imap, at(-10), Some("连接被拒绝"))
+                .await
+                .expect("beat");
+            store
+                .beat(Component::Imap, at(-5), None)
+                .await
+                .expect("beat");
+            store
+                .beat(Component::Scheduler, at(-3), Some("模板错误"))
+                .await
+                .expect("beat");
+
+            let failed = message_row(&store, 1, "failed").await;
+            message_row(&store, 2, "processed").await;
+            let mut tx = store.begin_write().await.expect("tx");
+            record_template_error(&mut tx, "ack", "未知变量 x", Some(failed), at(-60))
+                .await
+                .expect("error");
+            record_template_error(&mut tx, "reminder", "语法错误", None, at(-30))
+                .await
+                .expect("error");
+            record_template_error(
+                &mut tx,
+                "digest",
+                "一周多以前",
+                None,
+                now - chrono::Duration::days(8),
+            )
+            .await
+            .expect("old error");
+            let queued = |id: &str| crate::notify::compose::Outgoing {
+                kind: crate::notify::compose::OutboxKind::Ack,
+                message_id: id.to_string(),
+                to: "a@example.test".to_string(),
+                subject: id.to_string(),
+                raw: b"raw".to_vec(),
+                cc: None,
+            };
+            crate::store::enqueue(&mut tx, &queued("w1"), None, None, at(-120))
+                .await
+                .expect("w1");
+            let second = crate::store::enqueue(&mut tx, &queued("w2"), None, None, at(-100))
+                .await
+                .expect("w2");
+            let dead = crate::store::enqueue(&mut tx, &queued("d"), None, None, at(-200))
+                .await
+                .expect("d");
+            tx.commit().await.expect("commit");
+            // The oldest waiting mail was never tried; the error is of the oldest one tried.
+            store
+                .outbox_failed(second, "421 稍后再试", Some(at(5)))
+                .await
+                .expect("retry later");
+            store
+                .outbox_failed(dead, "550 没有这个邮箱", None)
+                .await
+                .expect("dead");
+
+            let errors = store
+                .template_errors_since(now - super::TEMPLATE_ERRORS_WINDOW)
+                .await
+                .expect("errors");
+            assert_eq!(
+                errors,
+                [
+                    TemplateError {
+                        at: at(-30),
+                        template: "reminder".to_string(),
+                        error: "语法错误".to_string(),
+                        message: None,
+                    },
+                    TemplateError {
+                        at: at(-60),
+                        template: "ack".to_string(),
+                        error: "未知变量 x".to_string(),
+                        message: Some(failed),
+                    },
+                ],
+                "{backend}"
+            );
+            assert_eq!(
+                store
+                    .template_errors_since(now - chrono::Duration::days(9))
+                    .await
+                    .expect("errors")
+                    .len(),
+                3,
+                "{backend}"
+            );
+
+            let f = store.figures(now).await.expect("figures");
+            assert_eq!(
+                f.imap,
+                Some(Beat {
+                    at: at(-5),
+                    ok: true,
+                    detail: None
+                }),
+                "{backend}: the later beat overwrites"
+            );
+            assert_eq!(
+                f.scheduler,
+                Some(Beat {
+                    at: at(-3),
+                    ok: false,
+                    detail: Some("模板错误".to_string())
+                }),
+                "{backend}"
+            );
+            assert_eq!(f.outbox_waiting, 2, "{backend}");
+            assert_eq!(f.oldest_waiting_since, Some(at(-120)), "{backend}");
+            assert_eq!(f.oldest_waiting_error.as_deref(), Some("421 稍后再试"));
+            assert_eq!(f.dead_letters, 1, "{backend}");
+            assert_eq!(f.failed_messages, 1, "{backend}");
+            assert_eq!(f.template_errors, errors, "{backend}");
+        }
+    }
+}

@@ -612,60 +612,413 @@ mod tests {
     }
 
     /// A second enqueue of the same Message-ID queues nothing and names the row already
-    /// queued (`ON CONFLICT DO NOTHING RETURNING id` returns no row then).
+    /// queued (`ON CONFLICT DO NOTHING RETURNING id` returns no row then). On both backends.
     #[tokio::test]
     async fn enqueuing_a_message_id_twice_names_the_first_row() {
-        let root =
-            std::env::temp_dir().join(format!("shenbao-outbox-twice-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let store = Store::open(
-            &format!("sqlite://{}", root.join("shenbao.db").display()),
-            &root,
-        )
-        .await
-        .expect("open");
-        let now = Utc::now();
-        let mut tx = store.begin_write().await.expect("tx");
-        let first = enqueue(
-            &mut tx,
-            &mail(OutboxKind::Ack, "same", "一"),
-            None,
-            None,
-            now,
-        )
-        .await
-        .expect("first");
-        let other = enqueue(
-            &mut tx,
-            &mail(OutboxKind::Ack, "other", "二"),
-            None,
-            None,
-            now,
-        )
-        .await
-        .expect("other");
-        let again = enqueue(
-            &mut tx,
-            &mail(OutboxKind::Ack, "same", "三"),
-            None,
-            None,
-            now,
-        )
-        .await
-        .expect("again");
-        tx.commit().await.expect("commit");
-        assert_ne!(first, other);
-        assert_eq!(again, first);
-        let subjects: Vec<String> = store
-            .outbox_list(OutboxFilter::All)
+        for store in crate::store::test_stores("outbox_twice").await {
+            let backend = store.backend();
+            let now = Utc::now();
+            let mut tx = store.begin_write().await.expect("tx");
+            let first = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Ack, "same", "一"),
+                None,
+                None,
+                now,
+            )
             .await
-            .expect("list")
+            .expect("first");
+            let other = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Ack, "other", "二"),
+                None,
+                None,
+                now,
+            )
+            .await
+            .expect("other");
+            let again = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Ack, "same", "三"),
+                None,
+                None,
+                now,
+            )
+            .await
+            .expect("again");
+            tx.commit().await.expect("commit");
+            assert_ne!(first, other, "{backend}");
+            assert_eq!(again, first, "{backend}");
+            let subjects: Vec<String> = store
+                .outbox_list(OutboxFilter::All)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|e| e.subject)
+                .collect();
+            assert_eq!(subjects, ["一", "二"], "{backend}");
+        }
+    }
+
+    /// A message row (and the blob row it names) written directly, for outbox rows that
+    /// answer one: storing messages is `messages.rs`'s to test.
+    async fn message_row(store: &Store, n: u32) -> i64 {
+        let sha = format!("{n:064x}");
+        on_pool!(store, |p| {
+            sqlx::query(
+                "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, 1, '2025-09-01T00:00:00Z')",
+            )
+            .bind(&sha)
+            .execute(p)
+            .await
+            .expect("blob");
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO messages (source, raw_sha256, size, stored_at) VALUES ('file', $1, 1, '2025-09-01T00:00:00Z') RETURNING id",
+            )
+            .bind(&sha)
+            .fetch_one(p)
+            .await
+            .expect("message")
+        })
+    }
+
+    fn status_of(list: &[OutboxEntry], id: i64) -> (String, i64, Option<DateTime<Utc>>) {
+        let e = list.iter().find(|e| e.id == id).expect("row in the list");
+        (e.status.clone(), e.attempts, e.next_attempt_at)
+    }
+
+    /// A mail's way through the outbox on both backends: queued and due at its time (also
+    /// among given ids), in flight, not tried, sent (and counted for the caps), failed and
+    /// retried later, given up on, put back by `outbox retry` (one or all), interrupted by a
+    /// crash and postponed; each step read back through the functions staff and the sender
+    /// use.
+    #[tokio::test]
+    async fn a_mail_goes_through_the_queue() {
+        for store in crate::store::test_stores("outbox_queue").await {
+            let backend = store.backend();
+            let t0 = DateTime::parse_from_rfc3339("2025-09-26T08:00:00+08:00")
+                .expect("time")
+                .with_timezone(&Utc);
+            let at = |m: i64| t0 + chrono::Duration::minutes(m);
+            let answered = message_row(&store, 1).await;
+            let mut with_cc = mail(OutboxKind::Ack, "a", "回执");
+            with_cc.cc = Some("copy@example.test".to_string());
+            with_cc.raw = b"the whole mail".to_vec();
+            let mut tx = store.begin_write().await.expect("tx");
+            let a = enqueue(&mut tx, &with_cc, Some(answered), Some("海洋支部"), t0)
+                .await
+                .expect("a");
+            let b = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Reminder, "b", "提醒"),
+                None,
+                Some("海洋支部"),
+                t0,
+            )
+            .await
+            .expect("b");
+            let c = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Digest, "c", "摘要"),
+                None,
+                None,
+                t0,
+            )
+            .await
+            .expect("c");
+            let deadline = at(60 * 24);
+            let reminder = crate::store::ledger::LedgerEntry {
+                key: "remind:r:b",
+                kind: "reminder",
+                rule: "r",
+                recipient: "a@example.test",
+                branch: Some("海洋支部"),
+                period_end: None,
+                deadline: Some(deadline),
+                offset_secs: Some(86_400),
+                skipped: None,
+            };
+            crate::store::ledger::record(&mut tx, &reminder, t0)
+                .await
+                .expect("ledger");
+            crate::store::ledger::set_outbox(&mut tx, "remind:r:b", b)
+                .await
+                .expect("ledger outbox");
+            tx.commit().await.expect("commit");
+
+            // Queued: due from its time on, oldest first.
+            assert!(store.due_outbox(at(-1), 10).await.expect("due").is_empty());
+            let due = store.due_outbox(t0, 10).await.expect("due");
+            let ids: Vec<i64> = due.iter().map(|r| r.id).collect();
+            assert_eq!(ids, [a, b, c], "{backend}");
+            assert_eq!(due[0].kind, "ack");
+            assert_eq!(due[0].message_id, "a");
+            assert_eq!(due[0].to_addr, "a@example.test");
+            assert_eq!(due[0].cc_addr.as_deref(), Some("copy@example.test"));
+            assert_eq!(due[0].raw, b"the whole mail");
+            assert_eq!((due[0].attempts, due[0].unconfirmed), (0, false));
+            assert_eq!(due[1].cc_addr, None);
+            let first: Vec<i64> = store
+                .due_outbox(t0, 1)
+                .await
+                .expect("due")
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(first, [a], "{backend}: the limit");
+            let among: Vec<i64> = store
+                .due_outbox_among(t0, 10, Some(&[c, b, 999]))
+                .await
+                .expect("among")
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(among, [b, c], "{backend}: among ids");
+            assert!(
+                store
+                    .due_outbox_among(t0, 10, Some(&[]))
+                    .await
+                    .expect("among none")
+                    .is_empty(),
+                "{backend}"
+            );
+            assert!(
+                store
+                    .due_outbox_among(at(-1), 10, Some(&[a]))
+                    .await
+                    .expect("among, not due")
+                    .is_empty(),
+                "{backend}"
+            );
+            assert_eq!(store.next_outbox_due().await.expect("next"), Some(t0));
+            let waiting = store.waiting_outbox().await.expect("waiting");
+            assert_eq!(
+                waiting,
+                [
+                    (a, "ack".to_string(), 2, None),
+                    (b, "reminder".to_string(), 1, Some(deadline)),
+                    (c, "digest".to_string(), 1, None),
+                ],
+                "{backend}"
+            );
+            assert_eq!(store.queued_answers(answered).await.expect("answers"), 1);
+            assert_eq!(
+                store
+                    .outbox_entry(a)
+                    .await
+                    .expect("entry")
+                    .map(|e| e.subject),
+                Some("回执".to_string())
+            );
+            assert!(store.outbox_entry(999).await.expect("none").is_none());
+
+            // In flight: an attempt each, no longer due; one not tried after all.
+            store
+                .outbox_sending_many(&[a, b, c])
+                .await
+                .expect("sending");
+            assert!(store.due_outbox(t0, 10).await.expect("due").is_empty());
+            assert_eq!(store.next_outbox_due().await.expect("next"), None);
+            assert_eq!(store.queued_answers(answered).await.expect("answers"), 0);
+            store.outbox_not_tried(&[c]).await.expect("not tried");
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, a), ("sending".into(), 1, Some(t0)));
+            assert_eq!(status_of(&all, c), ("queued".into(), 0, Some(t0)));
+            // Not in flight: not tried is a no-op, and the count never goes below 0.
+            store.outbox_not_tried(&[c]).await.expect("again");
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, c), ("queued".into(), 0, Some(t0)));
+
+            // Sent: counted for the caps with its copy recipient.
+            store.outbox_sent_many(&[a], at(1)).await.expect("sent");
+            assert_eq!(store.sent_since(t0).await.expect("since"), [(at(1), 2)]);
+            assert!(store.sent_since(at(1)).await.expect("since").is_empty());
+            let sent = store.outbox_entry(a).await.expect("a").expect("row");
+            assert_eq!((sent.status.as_str(), sent.sent_at), ("sent", Some(at(1))));
+
+            // Failed: retried later, then given up on.
+            store
+                .outbox_failed(b, "421 稍后再试", Some(at(10)))
+                .await
+                .expect("failed");
+            let failures = store.outbox_failures().await.expect("failures");
+            assert_eq!(failures.len(), 1, "{backend}");
+            assert_eq!((failures[0].id, failures[0].dead), (b, false));
+            assert_eq!(failures[0].last_error, "421 稍后再试");
+            assert_eq!(failures[0].subject, "提醒");
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, b), ("queued".into(), 1, Some(at(10))));
+            store
+                .outbox_failed(b, "550 mailbox unavailable", None)
+                .await
+                .expect("dead");
+            assert_eq!(
+                store.dead_letters().await.expect("dead"),
+                [(
+                    b,
+                    "a@example.test".to_string(),
+                    "提醒".to_string(),
+                    "550 mailbox unavailable".to_string()
+                )]
+            );
+            let failures = store.outbox_failures().await.expect("failures");
+            assert_eq!(failures.len(), 1, "{backend}");
+            assert!(failures[0].dead);
+
+            // The lists `outbox list` shows, and the counts of `status`.
+            let ids_of = |l: Vec<OutboxEntry>| l.iter().map(|e| e.id).collect::<Vec<_>>();
+            assert_eq!(
+                ids_of(store.outbox_list(OutboxFilter::Dead).await.expect("l")),
+                [b]
+            );
+            assert_eq!(
+                ids_of(store.outbox_list(OutboxFilter::Queued).await.expect("l")),
+                [c]
+            );
+            assert_eq!(
+                ids_of(store.outbox_list(OutboxFilter::Sent).await.expect("l")),
+                [a]
+            );
+            assert_eq!(
+                ids_of(store.outbox_list(OutboxFilter::All).await.expect("l")),
+                [a, b, c]
+            );
+            assert_eq!(
+                store.outbox_counts().await.expect("counts"),
+                [
+                    ("dead".to_string(), 1),
+                    ("queued".to_string(), 1),
+                    ("sent".to_string(), 1)
+                ],
+                "{backend}"
+            );
+            let dead = store.outbox_entry(b).await.expect("b").expect("row");
+            assert_eq!(dead.last_error.as_deref(), Some("550 mailbox unavailable"));
+            assert_eq!(dead.created_at, Some(t0));
+            assert_eq!(dead.kind, "reminder");
+
+            // `outbox retry`: what is left alone, and a dead letter due again from scratch.
+            assert!(
+                matches!(store.outbox_retry(c, at(20)).await.expect("retry"), Retry::AlreadyQueued(e) if e.id == c)
+            );
+            assert!(
+                matches!(store.outbox_retry(a, at(20)).await.expect("retry"), Retry::AlreadySent(e) if e.id == a)
+            );
+            assert!(matches!(
+                store.outbox_retry(999, at(20)).await.expect("retry"),
+                Retry::Unknown
+            ));
+            match store.outbox_retry(b, at(20)).await.expect("retry") {
+                Retry::Requeued(before) => {
+                    assert_eq!((before.status.as_str(), before.attempts), ("dead", 1))
+                }
+                other => panic!("{backend}: {other:?}"),
+            }
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, b), ("queued".into(), 0, Some(at(20))));
+            // All dead letters at once.
+            store
+                .outbox_failed(b, "550 again", None)
+                .await
+                .expect("dead");
+            store.outbox_failed(c, "550 too", None).await.expect("dead");
+            assert_eq!(
+                ids_of(store.outbox_retry_dead(at(30)).await.expect("retry dead")),
+                [b, c]
+            );
+            assert!(store.dead_letters().await.expect("dead").is_empty());
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, b), ("queued".into(), 0, Some(at(30))));
+            assert_eq!(status_of(&all, c), ("queued".into(), 0, Some(at(30))));
+
+            // A crash during the hand-over: unconfirmed, due after the grace, not retried by hand.
+            store.outbox_sending_many(&[c]).await.expect("sending");
+            assert!(
+                matches!(store.outbox_retry(c, at(40)).await.expect("retry"), Retry::InFlight(e) if e.id == c)
+            );
+            assert_eq!(
+                store
+                    .outbox_recover(at(40), Duration::from_secs(600))
+                    .await
+                    .expect("recover"),
+                1
+            );
+            let due = store.due_outbox(at(50), 10).await.expect("due");
+            let due: Vec<(i64, bool)> = due.iter().map(|r| (r.id, r.unconfirmed)).collect();
+            assert_eq!(due, [(b, false), (c, true)], "{backend}");
+            // Postponed: only an unconfirmed send is.
+            store.outbox_postpone(c, at(70)).await.expect("postpone");
+            store
+                .outbox_postpone(b, at(70))
+                .await
+                .expect("postpone queued");
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, c), ("unconfirmed".into(), 1, Some(at(70))));
+            assert_eq!(status_of(&all, b), ("queued".into(), 0, Some(at(30))));
+            // The caps reached: queued mails due before then move, unconfirmed ones do not.
+            assert_eq!(
+                store
+                    .outbox_postpone_due(at(60))
+                    .await
+                    .expect("postpone due"),
+                1
+            );
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, b), ("queued".into(), 0, Some(at(60))));
+            assert_eq!(store.outbox_postpone_due(at(60)).await.expect("again"), 0);
+            assert_eq!(store.next_outbox_due().await.expect("next"), Some(at(60)));
+        }
+    }
+
+    /// The mails about one branch by its name, on both backends (the ones answering its
+    /// versions: the SQLite test below).
+    #[tokio::test]
+    async fn the_mails_queued_for_one_branch() {
+        for store in crate::store::test_stores("outbox_branch").await {
+            let backend = store.backend();
+            let t0 = DateTime::parse_from_rfc3339("2025-09-26T08:00:00+08:00")
+                .expect("time")
+                .with_timezone(&Utc);
+            let mut tx = store.begin_write().await.expect("tx");
+            let mut ids = Vec::new();
+            for (i, (id, branch)) in [
+                ("x1", Some("海洋支部")),
+                ("x2", Some("别的支部")),
+                ("x3", Some("海洋支部")),
+                ("x4", None),
+            ]
             .into_iter()
-            .map(|e| e.subject)
-            .collect();
-        assert_eq!(subjects, ["一", "二"]);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&root);
+            .enumerate()
+            {
+                ids.push(
+                    enqueue(
+                        &mut tx,
+                        &mail(OutboxKind::Ack, id, id),
+                        None,
+                        branch,
+                        t0 + chrono::Duration::minutes(i as i64),
+                    )
+                    .await
+                    .expect("enqueue"),
+                );
+            }
+            tx.commit().await.expect("commit");
+            let got: Vec<i64> = store
+                .outbox_for_branch("海洋支部")
+                .await
+                .expect("list")
+                .iter()
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(got, [ids[2], ids[0]], "{backend}: newest first");
+            assert!(
+                store
+                    .outbox_for_branch("没有的支部")
+                    .await
+                    .expect("none")
+                    .is_empty()
+            );
+        }
     }
 
     /// A branch's mails: queued for it, or answering one of its versions; newest first,
@@ -813,7 +1166,7 @@ mod tests {
         .await
         .expect("plan")
         .iter()
-        .map(|r| r.get::<String, _>(3))
+        .map(|r| sqlx::Row::get::<String, _>(r, 3))
         .collect();
         let plan = plan.join("\n");
         assert!(!plan.contains("SCAN outbox"), "{plan}");

@@ -149,3 +149,192 @@ pub async fn current_level(tx: &mut Tx, branch: &str) -> Result<Option<(String, 
     .fetch_optional(c)
     .await?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ReviewImport, current_level};
+    use crate::attach::Role;
+    use crate::campaign::review::{CurrentReview, Decision};
+    use crate::store::Store;
+    use chrono::{DateTime, Utc};
+
+    fn decision(row: usize, branch: &str, level: &str, amount: Option<f64>) -> Decision {
+        Decision {
+            row,
+            branch: branch.to_string(),
+            level: level.to_string(),
+            amount_yuan: amount,
+            funded: amount.is_some(),
+        }
+    }
+
+    /// A closure mail of `branch` with files of `roles`, written directly (message, version
+    /// and attachment rows): storing mail is the other files' to test.
+    async fn closure_files(store: &Store, n: u32, branch: &str, roles: &[&str]) {
+        let sha = format!("{n:064x}");
+        on_pool!(store, |p| {
+            sqlx::query(
+                "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, 1, '2025-09-01T00:00:00Z')",
+            )
+            .bind(&sha)
+            .execute(p)
+            .await
+            .expect("blob");
+            let message = sqlx::query_scalar::<_, i64>(
+                "INSERT INTO messages (source, raw_sha256, size, stored_at) VALUES ('file', $1, 1, '2025-09-01T00:00:00Z') RETURNING id",
+            )
+            .bind(&sha)
+            .fetch_one(p)
+            .await
+            .expect("message");
+            sqlx::query(
+                "INSERT INTO submissions (kind, branch_key, branch, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at)
+                 VALUES ('closure', $1, $1, 'exact', 1.0, '', $2, TRUE, $3, 'a@example.test', '2025-09-01T00:00:00Z', FALSE, '[]', '2025-09-01T00:00:00Z')",
+            )
+            .bind(branch)
+            .bind(i64::from(n))
+            .bind(message)
+            .execute(p)
+            .await
+            .expect("version");
+            for (i, role) in roles.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO attachments (message_id, ordinal, filename, safe_name, content_type, format, role, size, sha256)
+                     VALUES ($1, $2, 'f.docx', 'f.docx', 'application/octet-stream', 'docx', $3, 1, $4)",
+                )
+                .bind(message)
+                .bind(i as i64)
+                .bind(*role)
+                .bind(&sha)
+                .execute(p)
+                .await
+                .expect("attachment");
+            }
+        })
+    }
+
+    /// Imported decisions read back as the current ones, a later import superseding a
+    /// branch's decision (the earlier one kept as history, not current); funded branches
+    /// come with the roles of their closure files. On both backends.
+    #[tokio::test]
+    async fn review_decisions_round_trip() {
+        for store in crate::store::test_stores("reviews").await {
+            let backend = store.backend();
+            let now = DateTime::parse_from_rfc3339("2025-10-10T10:00:00+08:00")
+                .expect("time")
+                .with_timezone(&Utc);
+            assert!(store.current_reviews().await.expect("none").is_empty());
+            assert_eq!(store.current_review_count().await.expect("count"), 0);
+            let sheet = store.blobs.put(b"the reviewers' sheet").expect("blob");
+            let file = ReviewImport {
+                file_name: "评审结果.xlsx",
+                sha256: &sheet,
+                size: 20,
+                imported_by: "staff@example.test",
+            };
+            store
+                .import_reviews(
+                    &file,
+                    &[
+                        decision(2, "海洋支部", "重点", Some(5000.0)),
+                        decision(3, "化学支部", "一般", Some(2000.5)),
+                        decision(4, "物理支部", "不立项", None),
+                    ],
+                    now,
+                )
+                .await
+                .expect("first import");
+            store
+                .import_reviews(
+                    &file,
+                    &[decision(2, "化学支部", "不立项", None)],
+                    now + chrono::Duration::hours(1),
+                )
+                .await
+                .expect("second import");
+
+            let current = store.current_reviews().await.expect("current");
+            assert_eq!(
+                current,
+                [
+                    CurrentReview {
+                        branch: "海洋支部".to_string(),
+                        level: "重点".to_string(),
+                        amount_yuan: Some(5000.0),
+                        funded: true,
+                    },
+                    CurrentReview {
+                        branch: "物理支部".to_string(),
+                        level: "不立项".to_string(),
+                        amount_yuan: None,
+                        funded: false,
+                    },
+                    CurrentReview {
+                        branch: "化学支部".to_string(),
+                        level: "不立项".to_string(),
+                        amount_yuan: None,
+                        funded: false,
+                    },
+                ],
+                "{backend}"
+            );
+            assert_eq!(store.current_review_count().await.expect("count"), 3);
+            let mut decided = store.decided_branches().await.expect("decided");
+            decided.sort();
+            assert_eq!(decided, ["化学支部", "海洋支部", "物理支部"], "{backend}");
+            let history: i64 = on_pool!(store, |p| sqlx::query_scalar(
+                "SELECT COUNT(*) FROM reviews WHERE branch = '化学支部' AND is_current = FALSE"
+            )
+            .fetch_one(p)
+            .await
+            .expect("history"));
+            assert_eq!(history, 1, "{backend}: the superseded decision stays");
+
+            let mut tx = store.begin_write().await.expect("tx");
+            assert_eq!(
+                current_level(&mut tx, "海洋支部").await.expect("level"),
+                Some(("重点".to_string(), true)),
+                "{backend}"
+            );
+            assert_eq!(
+                current_level(&mut tx, "化学支部").await.expect("level"),
+                Some(("不立项".to_string(), false)),
+                "{backend}"
+            );
+            assert_eq!(
+                current_level(&mut tx, "没有的支部").await.expect("level"),
+                None
+            );
+            tx.rollback().await.expect("rollback");
+
+            // Closure files: a funded branch's roles (each once), none for one not funded.
+            closure_files(&store, 1, "海洋支部", &["closure_report", "reimbursement"]).await;
+            closure_files(&store, 2, "海洋支部", &["closure_report"]).await;
+            closure_files(&store, 3, "物理支部", &["closure_report"]).await;
+            let with_roles = store
+                .current_reviews_with_closure_roles()
+                .await
+                .expect("with roles");
+            let mut roles: Vec<(String, Vec<Role>)> = with_roles
+                .into_iter()
+                .map(|(r, mut roles)| {
+                    roles.sort_by_key(|r| r.as_str());
+                    (r.branch, roles)
+                })
+                .collect();
+            roles.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(
+                roles,
+                [
+                    ("化学支部".to_string(), vec![]),
+                    (
+                        "海洋支部".to_string(),
+                        vec![Role::ClosureReport, Role::Reimbursement]
+                    ),
+                    ("物理支部".to_string(), vec![]),
+                ],
+                "{backend}"
+            );
+        }
+    }
+}
