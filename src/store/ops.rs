@@ -2,10 +2,9 @@
 //! failed at run time (`template_errors`), and the figures of `shenbao health` and
 //! `status --json` read in one place.
 
-use super::{Result, Store};
+use super::{Cols as _, Conn, Result, Store, time_col};
 use super::{db_time, parse_db_time};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 /// A part of the running daemon that records when it last did its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,25 +64,26 @@ pub const TEMPLATE_ERRORS_WINDOW: chrono::Duration = chrono::Duration::days(7);
 /// Records a template that failed at run time, inside the caller's transaction (the one that
 /// queues the mail written with the built-in template instead): `render_or_builtin`'s error.
 async fn insert_template_error(
-    conn: &mut sqlx::SqliteConnection,
+    conn: Conn<'_>,
     template: &str,
     error: &str,
     message: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
+    on_conn!(conn, |c| sqlx::query(
         "INSERT INTO template_errors (at, template, error, message) VALUES ($1, $2, $3, $4)",
     )
     .bind(db_time(at))
     .bind(template)
     .bind(error)
     .bind(message)
-    .execute(conn)
-    .await?;
+    .execute(c)
+    .await?
+    .rows_affected());
     Ok(())
 }
 
-/// [`insert_template_error`] inside a [`super::Tx`]. (The bare-connection form stays while
+/// [`insert_template_error`] inside a [`super::Tx`]. (The connection form stays while
 /// `pipeline/` holds its transaction as one.)
 pub async fn record_template_error(
     tx: &mut super::Tx,
@@ -92,7 +92,7 @@ pub async fn record_template_error(
     message: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    insert_template_error(tx.sqlite(), template, error, message, at).await
+    insert_template_error(tx.conn(), template, error, message, at).await
 }
 
 impl Store {
@@ -103,7 +103,7 @@ impl Store {
         at: DateTime<Utc>,
         error: Option<&str>,
     ) -> Result<()> {
-        sqlx::query(
+        on_pool!(self, |p| sqlx::query(
             "INSERT INTO daemon_state (component, at, ok, detail) VALUES ($1, $2, $3, $4)
              ON CONFLICT (component) DO UPDATE SET at = excluded.at, ok = excluded.ok,
              detail = excluded.detail",
@@ -112,76 +112,78 @@ impl Store {
         .bind(db_time(at))
         .bind(error.is_none())
         .bind(error)
-        .execute(self.pool.sqlite())
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     /// Template failures since `since`, newest first (at most 20).
     pub async fn template_errors_since(&self, since: DateTime<Utc>) -> Result<Vec<TemplateError>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| sqlx::query(
             "SELECT at, template, error, message FROM template_errors WHERE at >= $1
              ORDER BY at DESC, id DESC LIMIT 20",
         )
         .bind(db_time(since))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| TemplateError {
-                at: parse_db_time(&r.get::<String, _>(0)).unwrap_or_default(),
-                template: r.get(1),
-                error: r.get(2),
-                message: r.get(3),
-            })
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| TemplateError {
+            at: time_col(r, 0),
+            template: r.col(1),
+            error: r.col(2),
+            message: r.col(3),
+        })
+        .collect()))
     }
 
     async fn beat_of(&self, component: Component) -> Result<Option<Beat>> {
-        let row = sqlx::query("SELECT at, ok, detail FROM daemon_state WHERE component = $1")
-            .bind(component.key())
-            .fetch_optional(self.pool.sqlite())
-            .await?;
-        Ok(row.and_then(|r| {
+        Ok(on_pool!(self, |p| sqlx::query(
+            "SELECT at, ok, detail FROM daemon_state WHERE component = $1"
+        )
+        .bind(component.key())
+        .fetch_optional(p)
+        .await?
+        .and_then(|r| {
             Some(Beat {
-                at: parse_db_time(&r.get::<String, _>(0))?,
-                ok: r.get(1),
-                detail: r.get(2),
+                at: parse_db_time(&r.col::<String>(0))?,
+                ok: r.col(1),
+                detail: r.col(2),
             })
-        }))
+        })))
     }
 
     /// Everything `health` judges, as of `now`.
     pub async fn figures(&self, now: DateTime<Utc>) -> Result<Figures> {
-        let waiting = sqlx::query(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox
-             WHERE status IN ('queued', 'sending', 'unconfirmed')",
-        )
-        .fetch_one(self.pool.sqlite())
-        .await?;
-        let oldest_error: Option<String> = sqlx::query_scalar(
-            "SELECT last_error FROM outbox
-             WHERE status IN ('queued', 'sending', 'unconfirmed') AND last_error IS NOT NULL
-             ORDER BY created_at, id LIMIT 1",
-        )
-        .fetch_optional(self.pool.sqlite())
-        .await?
-        .flatten();
-        let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'dead'")
-            .fetch_one(self.pool.sqlite())
+        let (waiting, oldest_since, oldest_error, dead, failed) = on_pool!(self, |p| {
+            let (waiting, oldest_since): (i64, Option<String>) = sqlx::query_as(
+                "SELECT COUNT(*), MIN(created_at) FROM outbox
+                 WHERE status IN ('queued', 'sending', 'unconfirmed')",
+            )
+            .fetch_one(p)
             .await?;
-        let failed: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'failed'")
-                .fetch_one(self.pool.sqlite())
+            let oldest_error: Option<String> = sqlx::query_scalar(
+                "SELECT last_error FROM outbox
+                 WHERE status IN ('queued', 'sending', 'unconfirmed') AND last_error IS NOT NULL
+                 ORDER BY created_at, id LIMIT 1",
+            )
+            .fetch_optional(p)
+            .await?
+            .flatten();
+            let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'dead'")
+                .fetch_one(p)
                 .await?;
+            let failed: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'failed'")
+                    .fetch_one(p)
+                    .await?;
+            (waiting, oldest_since, oldest_error, dead, failed)
+        });
         Ok(Figures {
             imap: self.beat_of(Component::Imap).await?,
             scheduler: self.beat_of(Component::Scheduler).await?,
-            outbox_waiting: waiting.get(0),
-            oldest_waiting_since: waiting
-                .get::<Option<String>, _>(1)
-                .as_deref()
-                .and_then(parse_db_time),
+            outbox_waiting: waiting,
+            oldest_waiting_since: oldest_since.as_deref().and_then(parse_db_time),
             oldest_waiting_error: oldest_error,
             dead_letters: dead,
             failed_messages: failed,
@@ -189,5 +191,169 @@ impl Store {
                 .template_errors_since(now - TEMPLATE_ERRORS_WINDOW)
                 .await?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Beat, Component, TemplateError, record_template_error};
+    use crate::store::Store;
+    use chrono::{DateTime, Utc};
+
+    /// A message row (and the blob row it names) with `status`, written directly: storing
+    /// messages is `messages.rs`'s to test.
+    async fn message_row(store: &Store, n: u32, status: &str) -> i64 {
+        let sha = format!("{n:064x}");
+        on_pool!(store, |p| {
+            sqlx::query(
+                "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, 1, '2025-09-01T00:00:00Z')",
+            )
+            .bind(&sha)
+            .execute(p)
+            .await
+            .expect("blob");
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO messages (source, raw_sha256, size, stored_at, status) VALUES ('file', $1, 1, '2025-09-01T00:00:00Z', $2) RETURNING id",
+            )
+            .bind(&sha)
+            .bind(status)
+            .fetch_one(p)
+            .await
+            .expect("message")
+        })
+    }
+
+    /// Heartbeats overwrite their component's row; template errors are read back newest
+    /// first within the window; `figures` counts the waiting mails, dead letters and failed
+    /// messages. On both backends.
+    #[tokio::test]
+    async fn heartbeats_template_errors_and_figures_read_back() {
+        for store in crate::store::test_stores("ops").await {
+            let backend = store.backend();
+            let now = DateTime::parse_from_rfc3339("2025-09-26T08:00:00+08:00")
+                .expect("time")
+                .with_timezone(&Utc);
+            let at = |m: i64| now + chrono::Duration::minutes(m);
+
+            let empty = store.figures(now).await.expect("figures");
+            assert_eq!(empty, super::Figures::default(), "{backend}");
+
+            store
+                .beat(Component::Imap, at(-10), Some("连接被拒绝"))
+                .await
+                .expect("beat");
+            store
+                .beat(Component::Imap, at(-5), None)
+                .await
+                .expect("beat");
+            store
+                .beat(Component::Scheduler, at(-3), Some("模板错误"))
+                .await
+                .expect("beat");
+
+            let failed = message_row(&store, 1, "failed").await;
+            message_row(&store, 2, "processed").await;
+            let mut tx = store.begin_write().await.expect("tx");
+            record_template_error(&mut tx, "ack", "未知变量 x", Some(failed), at(-60))
+                .await
+                .expect("error");
+            record_template_error(&mut tx, "reminder", "语法错误", None, at(-30))
+                .await
+                .expect("error");
+            record_template_error(
+                &mut tx,
+                "digest",
+                "一周多以前",
+                None,
+                now - chrono::Duration::days(8),
+            )
+            .await
+            .expect("old error");
+            let queued = |id: &str| crate::notify::compose::Outgoing {
+                kind: crate::notify::compose::OutboxKind::Ack,
+                message_id: id.to_string(),
+                to: "a@example.test".to_string(),
+                subject: id.to_string(),
+                raw: b"raw".to_vec(),
+                cc: None,
+            };
+            crate::store::enqueue(&mut tx, &queued("w1"), None, None, at(-120))
+                .await
+                .expect("w1");
+            let second = crate::store::enqueue(&mut tx, &queued("w2"), None, None, at(-100))
+                .await
+                .expect("w2");
+            let dead = crate::store::enqueue(&mut tx, &queued("d"), None, None, at(-200))
+                .await
+                .expect("d");
+            tx.commit().await.expect("commit");
+            // The oldest waiting mail was never tried; the error is of the oldest one tried.
+            store
+                .outbox_failed(second, "421 稍后再试", Some(at(5)))
+                .await
+                .expect("retry later");
+            store
+                .outbox_failed(dead, "550 没有这个邮箱", None)
+                .await
+                .expect("dead");
+
+            let errors = store
+                .template_errors_since(now - super::TEMPLATE_ERRORS_WINDOW)
+                .await
+                .expect("errors");
+            assert_eq!(
+                errors,
+                [
+                    TemplateError {
+                        at: at(-30),
+                        template: "reminder".to_string(),
+                        error: "语法错误".to_string(),
+                        message: None,
+                    },
+                    TemplateError {
+                        at: at(-60),
+                        template: "ack".to_string(),
+                        error: "未知变量 x".to_string(),
+                        message: Some(failed),
+                    },
+                ],
+                "{backend}"
+            );
+            assert_eq!(
+                store
+                    .template_errors_since(now - chrono::Duration::days(9))
+                    .await
+                    .expect("errors")
+                    .len(),
+                3,
+                "{backend}"
+            );
+
+            let f = store.figures(now).await.expect("figures");
+            assert_eq!(
+                f.imap,
+                Some(Beat {
+                    at: at(-5),
+                    ok: true,
+                    detail: None
+                }),
+                "{backend}: the later beat overwrites"
+            );
+            assert_eq!(
+                f.scheduler,
+                Some(Beat {
+                    at: at(-3),
+                    ok: false,
+                    detail: Some("模板错误".to_string())
+                }),
+                "{backend}"
+            );
+            assert_eq!(f.outbox_waiting, 2, "{backend}");
+            assert_eq!(f.oldest_waiting_since, Some(at(-120)), "{backend}");
+            assert_eq!(f.oldest_waiting_error.as_deref(), Some("421 稍后再试"));
+            assert_eq!(f.dead_letters, 1, "{backend}");
+            assert_eq!(f.failed_messages, 1, "{backend}");
+            assert_eq!(f.template_errors, errors, "{backend}");
+        }
     }
 }

@@ -1,10 +1,9 @@
 //! The `outbox` table: every mail we send, rendered and queued inside the transaction that
 //! decided to send it, then handed to SMTP, retried, confirmed or given up on (a dead letter).
 
-use super::{Result, Store, Tx, time_col};
+use super::{Cols, Pool, Result, Store, Tx, time_col};
 use crate::store::db_time;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -99,117 +98,124 @@ impl Store {
         limit: i64,
         only: Option<&[i64]>,
     ) -> Result<Vec<OutboxRow>> {
-        let rows = match only {
-            None => {
+        let Some(ids) = only else {
+            return Ok(on_pool!(self, |p| {
                 sqlx::query(
-                    "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
-                )
-                .bind(db_time(now))
-                .bind(limit)
-                .fetch_all(self.pool.sqlite())
-                .await?
-            }
-            Some(ids) => {
+                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+            )
+            .bind(db_time(now))
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(outbox_row)
+            .collect()
+            }));
+        };
+        // The id list is one parameter whatever its length: each backend reads it its own way.
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => {
                 let ids = serde_json::Value::from(ids.to_vec()).to_string();
-                // SQLite only: PostgreSQL will bind the ids as one BIGINT[] and ask `id = ANY($3)`.
+                // SQLite only: PostgreSQL binds the ids as one BIGINT[] and asks `id = ANY($3)` (the arm below).
                 sqlx::query(
                     "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id IN (SELECT value FROM json_each($3)) ORDER BY id LIMIT $2",
                 )
                 .bind(db_time(now))
                 .bind(limit)
                 .bind(ids)
-                .fetch_all(self.pool.sqlite())
+                .fetch_all(p)
                 .await?
+                .iter()
+                .map(outbox_row)
+                .collect()
             }
-        };
-        Ok(rows
+            Pool::Postgres(p) => sqlx::query(
+                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id = ANY($3) ORDER BY id LIMIT $2",
+            )
+            .bind(db_time(now))
+            .bind(limit)
+            .bind(ids.to_vec())
+            .fetch_all(p)
+            .await?
             .iter()
-            .map(|r| OutboxRow {
-                id: r.get(0),
-                kind: r.get(1),
-                message_id: r.get(2),
-                to_addr: r.get(3),
-                raw: r.get(4),
-                attempts: r.get(5),
-                unconfirmed: r.get::<String, _>(6) == "unconfirmed",
-                cc_addr: r.get(7),
-            })
-            .collect())
+            .map(outbox_row)
+            .collect(),
+        })
     }
 
     /// What was sent after `since`: (when, recipients besides the intake copy), for the
     /// account's sending caps ([`crate::send::limit`]).
     pub async fn sent_since(&self, since: DateTime<Utc>) -> Result<Vec<(DateTime<Utc>, u32)>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "SELECT sent_at, cc_addr IS NOT NULL FROM outbox WHERE status = 'sent' AND sent_at > $1",
         )
         .bind(db_time(since))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (time_col(r, 0), 1 + u32::from(r.get::<bool, _>(1))))
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| (time_col(r, 0), 1 + u32::from(r.col::<bool>(1))))
+        .collect()
+        }))
     }
 
     /// Mails waiting to be sent, in the order they will go: (outbox id, kind, recipients
     /// besides the intake copy, the deadline of a reminder).
     pub async fn waiting_outbox(&self) -> Result<Vec<(i64, String, u32, Option<DateTime<Utc>>)>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| sqlx::query(
             "SELECT o.id, o.kind, o.cc_addr IS NOT NULL, l.deadline FROM outbox o
              LEFT JOIN ledger l ON l.outbox_id = o.id
              WHERE o.status IN ('queued', 'unconfirmed') ORDER BY o.next_attempt_at, o.id",
         )
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let deadline: Option<String> = r.get(3);
-                (
-                    r.get(0),
-                    r.get(1),
-                    1 + u32::from(r.get::<bool, _>(2)),
-                    deadline.as_deref().and_then(crate::store::parse_db_time),
-                )
-            })
-            .collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| {
+            (
+                r.col(0),
+                r.col(1),
+                1 + u32::from(r.col::<bool>(2)),
+                r.col::<Option<String>>(3)
+                    .as_deref()
+                    .and_then(crate::store::parse_db_time),
+            )
+        })
+        .collect()))
     }
 
     /// Moves every queued mail due before `at` to `at` (the sending caps are reached); not an
     /// attempt.
     pub async fn outbox_postpone_due(&self, at: DateTime<Utc>) -> Result<u64> {
-        Ok(sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued' AND next_attempt_at < $1",
         )
         .bind(db_time(at))
-        .execute(self.pool.sqlite())
+        .execute(p)
         .await?
-        .rows_affected())
+        .rows_affected()
+        }))
     }
 
     /// Answers to `message` waiting in the outbox (not yet handed to SMTP).
     pub async fn queued_answers(&self, message: i64) -> Result<usize> {
-        let n: i64 = sqlx::query_scalar(
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
             "SELECT COUNT(*) FROM outbox WHERE related_message = $1 AND status = 'queued'",
         )
         .bind(message)
-        .fetch_one(self.pool.sqlite())
-        .await?;
+        .fetch_one(p)
+        .await?);
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// The earliest time a queued mail is due, to sleep until then.
     pub async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let row = sqlx::query(
+        let due: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'unconfirmed')",
         )
-        .fetch_one(self.pool.sqlite())
-        .await?;
-        Ok(row
-            .get::<Option<String>, _>(0)
-            .as_deref()
-            .and_then(crate::store::parse_db_time))
+        .fetch_one(p)
+        .await?);
+        Ok(due.as_deref().and_then(crate::store::parse_db_time))
     }
 
     /// Marks mails as being handed to SMTP (one transaction), so a crash during the hand-over
@@ -257,12 +263,14 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         for &id in ids {
-            let q = sqlx::query(sql);
-            let q = match &first {
-                Some(v) => q.bind(v.clone()),
-                None => q,
-            };
-            q.bind(id).execute(tx.sqlite()).await?;
+            on_conn!(tx.conn(), |c| {
+                let q = sqlx::query(sql);
+                let q = match &first {
+                    Some(v) => q.bind(v.clone()),
+                    None => q,
+                };
+                q.bind(id).execute(c).await?.rows_affected()
+            });
         }
         tx.commit().await?;
         Ok(())
@@ -272,22 +280,27 @@ impl Store {
     /// for the copy we sent ourselves to arrive, if the send went through).
     pub async fn outbox_recover(&self, now: DateTime<Utc>, grace: Duration) -> Result<u64> {
         let due = now + chrono::Duration::from_std(grace).unwrap_or_default();
-        Ok(sqlx::query("UPDATE outbox SET status = 'unconfirmed', next_attempt_at = $1 WHERE status = 'sending'")
-            .bind(db_time(due))
-            .execute(self.pool.sqlite())
-            .await?
-            .rows_affected())
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE outbox SET status = 'unconfirmed', next_attempt_at = $1 WHERE status = 'sending'"
+        )
+        .bind(db_time(due))
+        .execute(p)
+        .await?
+        .rows_affected()
+        }))
     }
 
     /// An unconfirmed send whose copy could not be looked for now: look again at `at`.
     pub async fn outbox_postpone(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        on_pool!(self, |p| sqlx::query(
             "UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'unconfirmed'",
         )
         .bind(db_time(at))
         .bind(id)
-        .execute(self.pool.sqlite())
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -298,17 +311,23 @@ impl Store {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        match retry_at {
+        on_pool!(self, |p| {
+            match retry_at {
             Some(t) => sqlx::query("UPDATE outbox SET status = 'queued', last_error = $1, next_attempt_at = $2 WHERE id = $3")
                 .bind(error)
                 .bind(db_time(t))
-                .bind(id),
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected(),
             None => sqlx::query("UPDATE outbox SET last_error = $1, status = 'dead' WHERE id = $2")
                 .bind(error)
-                .bind(id),
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected(),
         }
-        .execute(self.pool.sqlite())
-        .await?;
+        });
         Ok(())
     }
 
@@ -322,31 +341,42 @@ impl Store {
             OutboxFilter::Sent => outbox_entry_sql!("WHERE status = 'sent' ORDER BY id"),
             OutboxFilter::All => outbox_entry_sql!("ORDER BY id"),
         };
-        let rows = sqlx::query(sql).fetch_all(self.pool.sqlite()).await?;
-        Ok(rows.iter().map(outbox_entry).collect())
+        Ok(on_pool!(self, |p| sqlx::query(sql)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(outbox_entry)
+            .collect()))
     }
 
     /// Every mail about `branch` (a roster name), newest first: those queued for it
     /// (acknowledgements, reminders, results) and those answering one of its versions (a
     /// version assigned to it later by staff). For the board's 支部详情.
     pub async fn outbox_for_branch(&self, branch: &str) -> Result<Vec<OutboxEntry>> {
-        let rows = sqlx::query(outbox_entry_sql!(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(outbox_entry_sql!(
             "WHERE branch = $1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = $1)
              ORDER BY created_at DESC, id DESC"
         ))
         .bind(branch)
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows.iter().map(outbox_entry).collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(outbox_entry)
+        .collect()
+        }))
     }
 
     /// One outbox row, for messages about it.
     pub async fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>> {
-        let row = sqlx::query(outbox_entry_sql!("WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool.sqlite())
-            .await?;
-        Ok(row.as_ref().map(outbox_entry))
+        Ok(on_pool!(self, |p| sqlx::query(outbox_entry_sql!(
+            "WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(p)
+        .await?
+        .as_ref()
+        .map(outbox_entry)))
     }
 
     /// Puts a dead letter (or a mail waiting for its next retry) back in the queue: due now,
@@ -355,11 +385,15 @@ impl Store {
     /// sending it again could deliver it twice.
     pub async fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> Result<Retry> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(outbox_entry_sql!("WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(tx.sqlite())
-            .await?;
-        let Some(before) = row.as_ref().map(outbox_entry) else {
+        let before = on_conn!(tx.conn(), |c| sqlx::query(outbox_entry_sql!(
+            "WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(outbox_entry));
+        let Some(before) = before else {
             tx.commit().await?;
             return Ok(Retry::Unknown);
         };
@@ -369,13 +403,16 @@ impl Store {
                     // Never tried yet: it is due already (or scheduled on purpose); nothing to reset.
                     Retry::AlreadyQueued(before)
                 } else {
-                    sqlx::query(
+                    on_conn!(tx.conn(), |c| {
+                        sqlx::query(
                         "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE id = $2 AND status IN ('dead', 'queued')",
                     )
                     .bind(db_time(now))
                     .bind(id)
-                    .execute(tx.sqlite())
-                    .await?;
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                    });
                     Retry::Requeued(before)
                 }
             }
@@ -389,77 +426,101 @@ impl Store {
     /// [`Store::outbox_retry`] for every dead letter at once; returns them as they were.
     pub async fn outbox_retry_dead(&self, now: DateTime<Utc>) -> Result<Vec<OutboxEntry>> {
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"))
-            .fetch_all(tx.sqlite())
+        let dead = on_conn!(tx.conn(), |c| {
+            let dead = sqlx::query(outbox_entry_sql!("WHERE status = 'dead' ORDER BY id"))
+                .fetch_all(&mut *c)
+                .await?
+                .iter()
+                .map(outbox_entry)
+                .collect();
+            sqlx::query(
+                "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE status = 'dead'",
+            )
+            .bind(db_time(now))
+            .execute(&mut *c)
             .await?;
-        sqlx::query(
-            "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE status = 'dead'",
-        )
-        .bind(db_time(now))
-        .execute(tx.sqlite())
-        .await?;
+            dead
+        });
         tx.commit().await?;
-        Ok(rows.iter().map(outbox_entry).collect())
+        Ok(dead)
     }
 
     /// How many outbox mails have each status, for `status`.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
-        Ok(
-            sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY 1 ORDER BY 1")
-                .fetch_all(self.pool.sqlite())
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect(),
+        Ok(on_pool!(self, |p| sqlx::query(
+            "SELECT status, COUNT(*) FROM outbox GROUP BY 1 ORDER BY 1"
         )
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| (r.col(0), r.col(1)))
+        .collect()))
     }
 
     /// The dead letters: (outbox id, recipient, subject, last error), oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<(i64, String, String, String)>> {
-        Ok(sqlx::query("SELECT id, to_addr, subject, COALESCE(last_error, '') FROM outbox WHERE status = 'dead' ORDER BY id")
-            .fetch_all(self.pool.sqlite())
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect())
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
+            "SELECT id, to_addr, subject, COALESCE(last_error, '') FROM outbox WHERE status = 'dead' ORDER BY id"
+        )
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| (r.col(0), r.col(1), r.col(2), r.col(3)))
+        .collect()
+        }))
     }
 
     /// Mails given up on or waiting for a retry after a failed attempt, oldest first, for
     /// the digest.
     pub async fn outbox_failures(&self) -> Result<Vec<OutboxFailure>> {
-        Ok(sqlx::query(
+        Ok(on_pool!(self, |p| sqlx::query(
             "SELECT id, to_addr, subject, COALESCE(last_error, ''), status FROM outbox
          WHERE status = 'dead' OR (status = 'queued' AND attempts > 0) ORDER BY id",
         )
-        .fetch_all(self.pool.sqlite())
+        .fetch_all(p)
         .await?
         .iter()
         .map(|r| OutboxFailure {
-            id: r.get(0),
-            to_addr: r.get(1),
-            subject: r.get(2),
-            last_error: r.get(3),
-            dead: r.get::<String, _>(4) == "dead",
+            id: r.col(0),
+            to_addr: r.col(1),
+            subject: r.col(2),
+            last_error: r.col(3),
+            dead: r.col::<String>(4) == "dead",
         })
-        .collect())
+        .collect()))
     }
 }
 
-fn outbox_entry(r: &sqlx::sqlite::SqliteRow) -> OutboxEntry {
+/// A row of the due-mail query (`id, kind, message_id, to_addr, raw, attempts, status, cc_addr`).
+fn outbox_row(r: &impl Cols) -> OutboxRow {
+    OutboxRow {
+        id: r.col(0),
+        kind: r.col(1),
+        message_id: r.col(2),
+        to_addr: r.col(3),
+        raw: r.col(4),
+        attempts: r.col(5),
+        unconfirmed: r.col::<String>(6) == "unconfirmed",
+        cc_addr: r.col(7),
+    }
+}
+
+fn outbox_entry(r: &impl Cols) -> OutboxEntry {
     let time = |i: usize| {
-        r.get::<Option<String>, _>(i)
+        r.col::<Option<String>>(i)
             .as_deref()
             .and_then(crate::store::parse_db_time)
     };
     OutboxEntry {
-        id: r.get(0),
-        kind: r.get(1),
-        to_addr: r.get(2),
-        subject: r.get(3),
-        status: r.get(4),
-        attempts: r.get(5),
+        id: r.col(0),
+        kind: r.col(1),
+        to_addr: r.col(2),
+        subject: r.col(3),
+        status: r.col(4),
+        attempts: r.col(5),
         next_attempt_at: time(6),
-        last_error: r.get(7),
+        last_error: r.col(7),
         created_at: time(8),
         sent_at: time(9),
     }
@@ -477,30 +538,32 @@ pub async fn enqueue(
     branch: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let new: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
-         ON CONFLICT DO NOTHING RETURNING id",
-    )
-    .bind(mail.kind.as_str())
-    .bind(&mail.message_id)
-    .bind(related_message)
-    .bind(&mail.to)
-    .bind(&mail.subject)
-    .bind(&mail.raw)
-    .bind(db_time(now))
-    .bind(&mail.cc)
-    .bind(branch)
-    .fetch_optional(tx.sqlite())
-    .await?;
-    match new {
-        Some(id) => Ok(id),
-        None => Ok(
-            sqlx::query_scalar("SELECT id FROM outbox WHERE message_id = $1")
-                .bind(&mail.message_id)
-                .fetch_one(tx.sqlite())
-                .await?,
-        ),
-    }
+    Ok(on_conn!(tx.conn(), |c| {
+        let new: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(mail.kind.as_str())
+        .bind(&mail.message_id)
+        .bind(related_message)
+        .bind(&mail.to)
+        .bind(&mail.subject)
+        .bind(&mail.raw)
+        .bind(db_time(now))
+        .bind(&mail.cc)
+        .bind(branch)
+        .fetch_optional(&mut *c)
+        .await?;
+        match new {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar::<_, i64>("SELECT id FROM outbox WHERE message_id = $1")
+                    .bind(&mail.message_id)
+                    .fetch_one(&mut *c)
+                    .await?
+            }
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -549,60 +612,413 @@ mod tests {
     }
 
     /// A second enqueue of the same Message-ID queues nothing and names the row already
-    /// queued (`ON CONFLICT DO NOTHING RETURNING id` returns no row then).
+    /// queued (`ON CONFLICT DO NOTHING RETURNING id` returns no row then). On both backends.
     #[tokio::test]
     async fn enqueuing_a_message_id_twice_names_the_first_row() {
-        let root =
-            std::env::temp_dir().join(format!("shenbao-outbox-twice-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let store = Store::open(
-            &format!("sqlite://{}", root.join("shenbao.db").display()),
-            &root,
-        )
-        .await
-        .expect("open");
-        let now = Utc::now();
-        let mut tx = store.begin_write().await.expect("tx");
-        let first = enqueue(
-            &mut tx,
-            &mail(OutboxKind::Ack, "same", "一"),
-            None,
-            None,
-            now,
-        )
-        .await
-        .expect("first");
-        let other = enqueue(
-            &mut tx,
-            &mail(OutboxKind::Ack, "other", "二"),
-            None,
-            None,
-            now,
-        )
-        .await
-        .expect("other");
-        let again = enqueue(
-            &mut tx,
-            &mail(OutboxKind::Ack, "same", "三"),
-            None,
-            None,
-            now,
-        )
-        .await
-        .expect("again");
-        tx.commit().await.expect("commit");
-        assert_ne!(first, other);
-        assert_eq!(again, first);
-        let subjects: Vec<String> = store
-            .outbox_list(OutboxFilter::All)
+        for store in crate::store::test_stores("outbox_twice").await {
+            let backend = store.backend();
+            let now = Utc::now();
+            let mut tx = store.begin_write().await.expect("tx");
+            let first = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Ack, "same", "一"),
+                None,
+                None,
+                now,
+            )
             .await
-            .expect("list")
+            .expect("first");
+            let other = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Ack, "other", "二"),
+                None,
+                None,
+                now,
+            )
+            .await
+            .expect("other");
+            let again = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Ack, "same", "三"),
+                None,
+                None,
+                now,
+            )
+            .await
+            .expect("again");
+            tx.commit().await.expect("commit");
+            assert_ne!(first, other, "{backend}");
+            assert_eq!(again, first, "{backend}");
+            let subjects: Vec<String> = store
+                .outbox_list(OutboxFilter::All)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|e| e.subject)
+                .collect();
+            assert_eq!(subjects, ["一", "二"], "{backend}");
+        }
+    }
+
+    /// A message row (and the blob row it names) written directly, for outbox rows that
+    /// answer one: storing messages is `messages.rs`'s to test.
+    async fn message_row(store: &Store, n: u32) -> i64 {
+        let sha = format!("{n:064x}");
+        on_pool!(store, |p| {
+            sqlx::query(
+                "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, 1, '2025-09-01T00:00:00Z')",
+            )
+            .bind(&sha)
+            .execute(p)
+            .await
+            .expect("blob");
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO messages (source, raw_sha256, size, stored_at) VALUES ('file', $1, 1, '2025-09-01T00:00:00Z') RETURNING id",
+            )
+            .bind(&sha)
+            .fetch_one(p)
+            .await
+            .expect("message")
+        })
+    }
+
+    fn status_of(list: &[OutboxEntry], id: i64) -> (String, i64, Option<DateTime<Utc>>) {
+        let e = list.iter().find(|e| e.id == id).expect("row in the list");
+        (e.status.clone(), e.attempts, e.next_attempt_at)
+    }
+
+    /// A mail's way through the outbox on both backends: queued and due at its time (also
+    /// among given ids), in flight, not tried, sent (and counted for the caps), failed and
+    /// retried later, given up on, put back by `outbox retry` (one or all), interrupted by a
+    /// crash and postponed; each step read back through the functions staff and the sender
+    /// use.
+    #[tokio::test]
+    async fn a_mail_goes_through_the_queue() {
+        for store in crate::store::test_stores("outbox_queue").await {
+            let backend = store.backend();
+            let t0 = DateTime::parse_from_rfc3339("2025-09-26T08:00:00+08:00")
+                .expect("time")
+                .with_timezone(&Utc);
+            let at = |m: i64| t0 + chrono::Duration::minutes(m);
+            let answered = message_row(&store, 1).await;
+            let mut with_cc = mail(OutboxKind::Ack, "a", "回执");
+            with_cc.cc = Some("copy@example.test".to_string());
+            with_cc.raw = b"the whole mail".to_vec();
+            let mut tx = store.begin_write().await.expect("tx");
+            let a = enqueue(&mut tx, &with_cc, Some(answered), Some("海洋支部"), t0)
+                .await
+                .expect("a");
+            let b = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Reminder, "b", "提醒"),
+                None,
+                Some("海洋支部"),
+                t0,
+            )
+            .await
+            .expect("b");
+            let c = enqueue(
+                &mut tx,
+                &mail(OutboxKind::Digest, "c", "摘要"),
+                None,
+                None,
+                t0,
+            )
+            .await
+            .expect("c");
+            let deadline = at(60 * 24);
+            let reminder = crate::store::ledger::LedgerEntry {
+                key: "remind:r:b",
+                kind: "reminder",
+                rule: "r",
+                recipient: "a@example.test",
+                branch: Some("海洋支部"),
+                period_end: None,
+                deadline: Some(deadline),
+                offset_secs: Some(86_400),
+                skipped: None,
+            };
+            crate::store::ledger::record(&mut tx, &reminder, t0)
+                .await
+                .expect("ledger");
+            crate::store::ledger::set_outbox(&mut tx, "remind:r:b", b)
+                .await
+                .expect("ledger outbox");
+            tx.commit().await.expect("commit");
+
+            // Queued: due from its time on, oldest first.
+            assert!(store.due_outbox(at(-1), 10).await.expect("due").is_empty());
+            let due = store.due_outbox(t0, 10).await.expect("due");
+            let ids: Vec<i64> = due.iter().map(|r| r.id).collect();
+            assert_eq!(ids, [a, b, c], "{backend}");
+            assert_eq!(due[0].kind, "ack");
+            assert_eq!(due[0].message_id, "a");
+            assert_eq!(due[0].to_addr, "a@example.test");
+            assert_eq!(due[0].cc_addr.as_deref(), Some("copy@example.test"));
+            assert_eq!(due[0].raw, b"the whole mail");
+            assert_eq!((due[0].attempts, due[0].unconfirmed), (0, false));
+            assert_eq!(due[1].cc_addr, None);
+            let first: Vec<i64> = store
+                .due_outbox(t0, 1)
+                .await
+                .expect("due")
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(first, [a], "{backend}: the limit");
+            let among: Vec<i64> = store
+                .due_outbox_among(t0, 10, Some(&[c, b, 999]))
+                .await
+                .expect("among")
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(among, [b, c], "{backend}: among ids");
+            assert!(
+                store
+                    .due_outbox_among(t0, 10, Some(&[]))
+                    .await
+                    .expect("among none")
+                    .is_empty(),
+                "{backend}"
+            );
+            assert!(
+                store
+                    .due_outbox_among(at(-1), 10, Some(&[a]))
+                    .await
+                    .expect("among, not due")
+                    .is_empty(),
+                "{backend}"
+            );
+            assert_eq!(store.next_outbox_due().await.expect("next"), Some(t0));
+            let waiting = store.waiting_outbox().await.expect("waiting");
+            assert_eq!(
+                waiting,
+                [
+                    (a, "ack".to_string(), 2, None),
+                    (b, "reminder".to_string(), 1, Some(deadline)),
+                    (c, "digest".to_string(), 1, None),
+                ],
+                "{backend}"
+            );
+            assert_eq!(store.queued_answers(answered).await.expect("answers"), 1);
+            assert_eq!(
+                store
+                    .outbox_entry(a)
+                    .await
+                    .expect("entry")
+                    .map(|e| e.subject),
+                Some("回执".to_string())
+            );
+            assert!(store.outbox_entry(999).await.expect("none").is_none());
+
+            // In flight: an attempt each, no longer due; one not tried after all.
+            store
+                .outbox_sending_many(&[a, b, c])
+                .await
+                .expect("sending");
+            assert!(store.due_outbox(t0, 10).await.expect("due").is_empty());
+            assert_eq!(store.next_outbox_due().await.expect("next"), None);
+            assert_eq!(store.queued_answers(answered).await.expect("answers"), 0);
+            store.outbox_not_tried(&[c]).await.expect("not tried");
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, a), ("sending".into(), 1, Some(t0)));
+            assert_eq!(status_of(&all, c), ("queued".into(), 0, Some(t0)));
+            // Not in flight: not tried is a no-op, and the count never goes below 0.
+            store.outbox_not_tried(&[c]).await.expect("again");
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, c), ("queued".into(), 0, Some(t0)));
+
+            // Sent: counted for the caps with its copy recipient.
+            store.outbox_sent_many(&[a], at(1)).await.expect("sent");
+            assert_eq!(store.sent_since(t0).await.expect("since"), [(at(1), 2)]);
+            assert!(store.sent_since(at(1)).await.expect("since").is_empty());
+            let sent = store.outbox_entry(a).await.expect("a").expect("row");
+            assert_eq!((sent.status.as_str(), sent.sent_at), ("sent", Some(at(1))));
+
+            // Failed: retried later, then given up on.
+            store
+                .outbox_failed(b, "421 稍后再试", Some(at(10)))
+                .await
+                .expect("failed");
+            let failures = store.outbox_failures().await.expect("failures");
+            assert_eq!(failures.len(), 1, "{backend}");
+            assert_eq!((failures[0].id, failures[0].dead), (b, false));
+            assert_eq!(failures[0].last_error, "421 稍后再试");
+            assert_eq!(failures[0].subject, "提醒");
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, b), ("queued".into(), 1, Some(at(10))));
+            store
+                .outbox_failed(b, "550 mailbox unavailable", None)
+                .await
+                .expect("dead");
+            assert_eq!(
+                store.dead_letters().await.expect("dead"),
+                [(
+                    b,
+                    "a@example.test".to_string(),
+                    "提醒".to_string(),
+                    "550 mailbox unavailable".to_string()
+                )]
+            );
+            let failures = store.outbox_failures().await.expect("failures");
+            assert_eq!(failures.len(), 1, "{backend}");
+            assert!(failures[0].dead);
+
+            // The lists `outbox list` shows, and the counts of `status`.
+            let ids_of = |l: Vec<OutboxEntry>| l.iter().map(|e| e.id).collect::<Vec<_>>();
+            assert_eq!(
+                ids_of(store.outbox_list(OutboxFilter::Dead).await.expect("l")),
+                [b]
+            );
+            assert_eq!(
+                ids_of(store.outbox_list(OutboxFilter::Queued).await.expect("l")),
+                [c]
+            );
+            assert_eq!(
+                ids_of(store.outbox_list(OutboxFilter::Sent).await.expect("l")),
+                [a]
+            );
+            assert_eq!(
+                ids_of(store.outbox_list(OutboxFilter::All).await.expect("l")),
+                [a, b, c]
+            );
+            assert_eq!(
+                store.outbox_counts().await.expect("counts"),
+                [
+                    ("dead".to_string(), 1),
+                    ("queued".to_string(), 1),
+                    ("sent".to_string(), 1)
+                ],
+                "{backend}"
+            );
+            let dead = store.outbox_entry(b).await.expect("b").expect("row");
+            assert_eq!(dead.last_error.as_deref(), Some("550 mailbox unavailable"));
+            assert_eq!(dead.created_at, Some(t0));
+            assert_eq!(dead.kind, "reminder");
+
+            // `outbox retry`: what is left alone, and a dead letter due again from scratch.
+            assert!(
+                matches!(store.outbox_retry(c, at(20)).await.expect("retry"), Retry::AlreadyQueued(e) if e.id == c)
+            );
+            assert!(
+                matches!(store.outbox_retry(a, at(20)).await.expect("retry"), Retry::AlreadySent(e) if e.id == a)
+            );
+            assert!(matches!(
+                store.outbox_retry(999, at(20)).await.expect("retry"),
+                Retry::Unknown
+            ));
+            match store.outbox_retry(b, at(20)).await.expect("retry") {
+                Retry::Requeued(before) => {
+                    assert_eq!((before.status.as_str(), before.attempts), ("dead", 1))
+                }
+                other => panic!("{backend}: {other:?}"),
+            }
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, b), ("queued".into(), 0, Some(at(20))));
+            // All dead letters at once.
+            store
+                .outbox_failed(b, "550 again", None)
+                .await
+                .expect("dead");
+            store.outbox_failed(c, "550 too", None).await.expect("dead");
+            assert_eq!(
+                ids_of(store.outbox_retry_dead(at(30)).await.expect("retry dead")),
+                [b, c]
+            );
+            assert!(store.dead_letters().await.expect("dead").is_empty());
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, b), ("queued".into(), 0, Some(at(30))));
+            assert_eq!(status_of(&all, c), ("queued".into(), 0, Some(at(30))));
+
+            // A crash during the hand-over: unconfirmed, due after the grace, not retried by hand.
+            store.outbox_sending_many(&[c]).await.expect("sending");
+            assert!(
+                matches!(store.outbox_retry(c, at(40)).await.expect("retry"), Retry::InFlight(e) if e.id == c)
+            );
+            assert_eq!(
+                store
+                    .outbox_recover(at(40), Duration::from_secs(600))
+                    .await
+                    .expect("recover"),
+                1
+            );
+            let due = store.due_outbox(at(50), 10).await.expect("due");
+            let due: Vec<(i64, bool)> = due.iter().map(|r| (r.id, r.unconfirmed)).collect();
+            assert_eq!(due, [(b, false), (c, true)], "{backend}");
+            // Postponed: only an unconfirmed send is.
+            store.outbox_postpone(c, at(70)).await.expect("postpone");
+            store
+                .outbox_postpone(b, at(70))
+                .await
+                .expect("postpone queued");
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, c), ("unconfirmed".into(), 1, Some(at(70))));
+            assert_eq!(status_of(&all, b), ("queued".into(), 0, Some(at(30))));
+            // The caps reached: queued mails due before then move, unconfirmed ones do not.
+            assert_eq!(
+                store
+                    .outbox_postpone_due(at(60))
+                    .await
+                    .expect("postpone due"),
+                1
+            );
+            let all = store.outbox_list(OutboxFilter::All).await.expect("all");
+            assert_eq!(status_of(&all, b), ("queued".into(), 0, Some(at(60))));
+            assert_eq!(store.outbox_postpone_due(at(60)).await.expect("again"), 0);
+            assert_eq!(store.next_outbox_due().await.expect("next"), Some(at(60)));
+        }
+    }
+
+    /// The mails about one branch by its name, on both backends (the ones answering its
+    /// versions: the SQLite test below).
+    #[tokio::test]
+    async fn the_mails_queued_for_one_branch() {
+        for store in crate::store::test_stores("outbox_branch").await {
+            let backend = store.backend();
+            let t0 = DateTime::parse_from_rfc3339("2025-09-26T08:00:00+08:00")
+                .expect("time")
+                .with_timezone(&Utc);
+            let mut tx = store.begin_write().await.expect("tx");
+            let mut ids = Vec::new();
+            for (i, (id, branch)) in [
+                ("x1", Some("海洋支部")),
+                ("x2", Some("别的支部")),
+                ("x3", Some("海洋支部")),
+                ("x4", None),
+            ]
             .into_iter()
-            .map(|e| e.subject)
-            .collect();
-        assert_eq!(subjects, ["一", "二"]);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&root);
+            .enumerate()
+            {
+                ids.push(
+                    enqueue(
+                        &mut tx,
+                        &mail(OutboxKind::Ack, id, id),
+                        None,
+                        branch,
+                        t0 + chrono::Duration::minutes(i as i64),
+                    )
+                    .await
+                    .expect("enqueue"),
+                );
+            }
+            tx.commit().await.expect("commit");
+            let got: Vec<i64> = store
+                .outbox_for_branch("海洋支部")
+                .await
+                .expect("list")
+                .iter()
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(got, [ids[2], ids[0]], "{backend}: newest first");
+            assert!(
+                store
+                    .outbox_for_branch("没有的支部")
+                    .await
+                    .expect("none")
+                    .is_empty()
+            );
+        }
     }
 
     /// A branch's mails: queued for it, or answering one of its versions; newest first,
@@ -750,7 +1166,7 @@ mod tests {
         .await
         .expect("plan")
         .iter()
-        .map(|r| r.get::<String, _>(3))
+        .map(|r| sqlx::Row::get::<String, _>(r, 3))
         .collect();
         let plan = plan.join("\n");
         assert!(!plan.contains("SCAN outbox"), "{plan}");
