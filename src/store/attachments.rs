@@ -7,25 +7,25 @@
 //!
 //! Not pure: SQL.
 
-use super::{Result, Store, Tx};
+use super::{Cols, Conn, Result, Store, Tx};
 use crate::attach::Role;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
 use crate::message::Attachment;
 use crate::store::db_time;
 use chrono::{DateTime, Utc};
 
-fn attachment_row(r: &sqlx::sqlite::SqliteRow) -> AttachmentRow {
+fn attachment_row(r: &impl Cols) -> AttachmentRow {
     AttachmentRow {
-        id: r.get(0),
-        parent: r.get(1),
-        filename: r.get(2),
-        role: r.get(3),
-        format: r.get(4),
-        declared_format: r.get(5),
-        size: r.get(6),
-        sha256: r.get(7),
-        error: r.get(8),
+        id: r.col(0),
+        parent: r.col(1),
+        filename: r.col(2),
+        role: r.col(3),
+        format: r.col(4),
+        declared_format: r.col(5),
+        size: r.col(6),
+        sha256: r.col(7),
+        error: r.col(8),
     }
 }
 
@@ -47,13 +47,17 @@ impl Store {
     /// The attachments of a message: the mail's own files first, then zip entries, each in
     /// the order they came.
     pub async fn attachments(&self, message: i64) -> Result<Vec<AttachmentRow>> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE message_id = $1 ORDER BY parent_id IS NOT NULL, ordinal, id",
         )
         .bind(message)
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows.iter().map(attachment_row).collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(attachment_row)
+        .collect()
+        }))
     }
 
     /// [`Store::attachments`] of many messages in a few queries (by chunks of ids) instead of
@@ -75,12 +79,19 @@ impl Store {
                 "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error, message_id FROM attachments WHERE message_id IN ({marks}) ORDER BY message_id, parent_id IS NOT NULL, ordinal, id"
             );
             // Only "$1,$2,…" marks are formatted in; the ids are bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(id);
-            }
-            for r in q.fetch_all(self.pool.sqlite()).await? {
-                out.entry(r.get(9)).or_default().push(attachment_row(&r));
+            let rows: Vec<(i64, AttachmentRow)> = on_pool!(self, |p| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p)
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(9), attachment_row(r)))
+                    .collect()
+            });
+            for (message, row) in rows {
+                out.entry(message).or_default().push(row);
             }
         }
         Ok(out)
@@ -88,39 +99,48 @@ impl Store {
 
     /// One stored attachment by its id (the board's downloads go by id, never by path).
     pub async fn attachment(&self, id: i64) -> Result<Option<AttachmentRow>> {
-        let row = sqlx::query(
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
             "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(self.pool.sqlite())
-        .await?;
-        Ok(row.as_ref().map(attachment_row))
+        .fetch_optional(p)
+        .await?
+        .as_ref()
+        .map(attachment_row)
+        }))
     }
 
     /// Roles of every file a branch has sent for closure so far (zip entries included).
     pub async fn closure_roles(&self, branch: &str) -> Result<Vec<Role>> {
-        closure_roles_on(&mut *self.pool.sqlite().acquire().await?, branch).await
+        match &self.pool {
+            super::Pool::Sqlite(p) => {
+                closure_roles_on(Conn::Sqlite(&mut *p.acquire().await?), branch).await
+            }
+            super::Pool::Postgres(p) => {
+                closure_roles_on(Conn::Postgres(&mut *p.acquire().await?), branch).await
+            }
+        }
     }
 }
 
 /// [`Store::closure_roles`] inside a write transaction.
 pub async fn closure_roles(tx: &mut Tx, branch: &str) -> Result<Vec<Role>> {
-    closure_roles_on(tx.sqlite(), branch).await
+    closure_roles_on(tx.conn(), branch).await
 }
 
 /// [`Store::closure_roles`] on a connection.
-async fn closure_roles_on(conn: &mut SqliteConnection, branch: &str) -> Result<Vec<Role>> {
-    let rows = sqlx::query(
+async fn closure_roles_on(conn: Conn<'_>, branch: &str) -> Result<Vec<Role>> {
+    let roles: Vec<String> = on_conn!(conn, |c| {
+        sqlx::query_scalar(
         "SELECT DISTINCT a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
          WHERE s.kind = 'closure' AND s.branch_key = $1",
     )
     .bind(branch)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Role::parse(&r.get::<String, _>(0)))
-        .collect())
+    .fetch_all(c)
+    .await?
+    });
+    Ok(roles.iter().map(|r| Role::parse(r)).collect())
 }
 
 /// Records the attachments of `message` (their files already in the blob directory), archive
@@ -149,15 +169,16 @@ async fn insert_attachment(
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let sha = &a.sha256;
-    sqlx::query(
+    let id: i64 = on_conn!(tx.conn(), |c| {
+        sqlx::query(
         "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(sha)
     .bind(a.bytes.len() as i64)
     .bind(db_time(now))
-    .execute(tx.sqlite())
+    .execute(&mut *c)
     .await?;
-    let id: i64 = sqlx::query_scalar(
+        sqlx::query_scalar(
         "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
@@ -173,20 +194,24 @@ async fn insert_attachment(
     .bind(a.size as i64)
     .bind(sha)
     .bind(&a.error)
-    .fetch_one(tx.sqlite())
-    .await?;
+    .fetch_one(&mut *c)
+    .await?
+    });
     Ok(id)
 }
 
 /// Records why attachments of `message` could not be read: `(sha256, error)`.
 pub async fn set_read_errors(tx: &mut Tx, message: i64, errors: &[(String, String)]) -> Result<()> {
     for (sha, error) in errors {
-        sqlx::query("UPDATE attachments SET read_error = $1 WHERE message_id = $2 AND sha256 = $3")
-            .bind(error)
-            .bind(message)
-            .bind(sha)
-            .execute(tx.sqlite())
-            .await?;
+        on_conn!(tx.conn(), |c| sqlx::query(
+            "UPDATE attachments SET read_error = $1 WHERE message_id = $2 AND sha256 = $3"
+        )
+        .bind(error)
+        .bind(message)
+        .bind(sha)
+        .execute(c)
+        .await?
+        .rows_affected());
     }
     Ok(())
 }

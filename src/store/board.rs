@@ -6,8 +6,12 @@
 //! finding and every attachment of every latest version, which at 10,000 branches takes the
 //! better part of a second; the board needs the version, the time, the flags, the problem
 //! codes and the 板块, which SQLite hands over (`json_extract`) in a few milliseconds.
+//!
+//! Both reads are aggregates each backend writes its own way (SQLite's `group_concat` and
+//! `json_group_array`, PostgreSQL's `string_agg` and `json_agg`), so each has a statement per
+//! backend; they answer the same text, which one decoding reads.
 
-use super::{Result, Store, parse_db_time};
+use super::{Pool, Result, Store, parse_db_time};
 use chrono::{DateTime, Utc};
 
 /// A branch's latest application as 总览 and 支部 show it.
@@ -31,17 +35,39 @@ pub struct BoardLatest {
 
 /// [`Store::application_arrivals`]' read: the `submissions_arrivals` index alone, the
 /// times joined by commas (RFC 3339 has none).
-// SQLite only: PostgreSQL will use string_agg(received_at, ',').
+// SQLite only: PostgreSQL uses PG_ARRIVALS (string_agg).
 const ARRIVALS: &str = "SELECT COALESCE(group_concat(received_at, ','), '')
+    FROM submissions WHERE kind = 'application'";
+
+/// [`ARRIVALS`] in PostgreSQL.
+const PG_ARRIVALS: &str = "SELECT COALESCE(string_agg(received_at, ','), '')
     FROM submissions WHERE kind = 'application'";
 
 /// [`Store::board_latest`]' read: walks the `submissions_board` index (the 板块 is the
 /// index's expression, word for word); one JSON array of
 /// `[branch, version, received_at, late, sender_changed, problems, 板块, id]`.
-// SQLite only: PostgreSQL will use json_agg(json_build_array(…)) and `fields::jsonb ->> 'section'`.
+// SQLite only: PostgreSQL uses PG_LATEST (json_agg(json_build_array(…))).
 const LATEST: &str = "SELECT json_group_array(json_array(branch, version, received_at, late,
         sender_changed, problems,
         CASE WHEN json_valid(fields) THEN json_extract(fields, '$.section') END, id))
+    FROM submissions
+    WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL";
+
+/// [`LATEST`] in PostgreSQL: the same array, as text (`[]` when there is no row, as SQLite's
+/// `json_group_array` gives). PostgreSQL 15 has no `json_valid`, and one `fields` that does
+/// not parse would fail the whole read, so the 板块 is read only from a `fields` that looks
+/// like a JSON object: the only writer (`pipeline::record`) stores `serde_json::to_string` of
+/// the extracted fields (an object) or NULL, and anything else gives no 板块, as in SQLite.
+/// A `\u0000` escape (a NUL read out of a broken document) is valid JSON but fails `->` in
+/// PostgreSQL ("cannot be converted to text"): a `fields` holding one is read with each such
+/// escape (not an escaped backslash followed by `u0000`) made a space first.
+/// The flags come out as JSON `true`/`false` here (0/1 in SQLite); [`flag`] reads both.
+const PG_LATEST: &str = r"SELECT COALESCE(json_agg(json_build_array(branch, version, received_at,
+        late, sender_changed, problems,
+        CASE WHEN fields NOT LIKE '{%}' THEN NULL
+            WHEN strpos(fields, '\u0000') = 0 THEN fields::json -> 'section'
+            ELSE regexp_replace(fields, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\u0020', 'g')::json -> 'section'
+        END, id))::text, '[]')
     FROM submissions
     WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL";
 
@@ -50,19 +76,29 @@ type LatestTuple = (
     String,
     i64,
     String,
-    i64,
-    i64,
+    serde_json::Value,
+    serde_json::Value,
     String,
     serde_json::Value,
     i64,
 );
 
+/// A flag of [`LatestTuple`]: SQLite's 0/1 or PostgreSQL's `false`/`true`.
+fn flag(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
+        _ => false,
+    }
+}
+
 impl Store {
     /// The arrival time of every application version (not only the latest), oldest first.
     pub async fn application_arrivals(&self) -> Result<Vec<DateTime<Utc>>> {
-        let joined: String = sqlx::query_scalar(ARRIVALS)
-            .fetch_one(self.pool.sqlite())
-            .await?;
+        let joined: String = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query_scalar(ARRIVALS).fetch_one(p).await?,
+            Pool::Postgres(p) => sqlx::query_scalar(PG_ARRIVALS).fetch_one(p).await?,
+        };
         let mut times: Vec<DateTime<Utc>> = joined.split(',').filter_map(parse_db_time).collect();
         times.sort_unstable();
         Ok(times)
@@ -70,9 +106,10 @@ impl Store {
 
     /// The latest application of every recognised branch, in order of arrival.
     pub async fn board_latest(&self) -> Result<Vec<BoardLatest>> {
-        let json: String = sqlx::query_scalar(LATEST)
-            .fetch_one(self.pool.sqlite())
-            .await?;
+        let json: String = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query_scalar(LATEST).fetch_one(p).await?,
+            Pool::Postgres(p) => sqlx::query_scalar(PG_LATEST).fetch_one(p).await?,
+        };
         let mut rows: Vec<(DateTime<Utc>, i64, BoardLatest)> = serde_json::from_str::<
             Vec<LatestTuple>,
         >(&json)
@@ -88,8 +125,8 @@ impl Store {
                         branch,
                         version,
                         received_at,
-                        late: late != 0,
-                        sender_changed: sender_changed != 0,
+                        late: flag(&late),
+                        sender_changed: flag(&sender_changed),
                         problems: serde_json::from_str(&problems).unwrap_or_default(),
                         section: section.as_str().map(str::to_string),
                     },
