@@ -218,6 +218,8 @@ pub async fn set_read_errors(tx: &mut Tx, message: i64, errors: &[(String, Strin
 
 #[cfg(test)]
 mod tests {
+    use super::super::submissions::insert_version;
+    use super::super::submissions::testing::{message, version};
     use super::*;
 
     fn file(name: &str, bytes: &[u8], entries: Vec<Attachment>) -> Attachment {
@@ -231,52 +233,204 @@ mod tests {
     }
 
     /// An attachment is found by its id, a zip entry names its zip, and an unknown id is
-    /// nothing.
+    /// nothing; on both backends.
     #[tokio::test]
     async fn one_attachment_by_id() {
-        let root = std::env::temp_dir().join(format!("shenbao-attachment-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let store = Store::open(
-            &format!("sqlite://{}", root.join("shenbao.db").display()),
-            &root,
-        )
-        .await
-        .expect("open");
-        let now = Utc::now();
-        let id = store
-            .insert_file_message(b"Message-ID: <a@x>\r\n\r\nhi", None, now)
-            .await
-            .expect("message")
-            .id();
-        let zip = file(
-            "材料.zip",
-            b"zip bytes",
-            vec![file("申请表.docx", b"docx bytes", vec![])],
-        );
-        let mut tx = store.begin_write().await.expect("tx");
-        record_attachments(&mut tx, id, &[zip], now)
-            .await
-            .expect("record");
-        tx.commit().await.expect("commit");
-        let rows = store.attachments(id).await.expect("rows");
-        assert_eq!(rows.len(), 2);
-        let entry = store
-            .attachment(rows[1].id)
-            .await
-            .expect("read")
-            .expect("found");
-        assert_eq!(entry.filename, "申请表.docx");
-        assert_eq!(entry.parent, Some(rows[0].id));
-        assert_eq!(entry.sha256, crate::store::blobs::sha256_hex(b"docx bytes"));
-        assert_eq!(entry.size, 10);
-        assert!(
-            store
-                .attachment(rows[1].id + 100)
+        for store in crate::store::test_stores("attachment").await {
+            let backend = store.backend();
+            let now = Utc::now();
+            let id = message(&store, 1, "processed", None).await;
+            let zip = file(
+                "材料.zip",
+                b"zip bytes",
+                vec![file("申请表.docx", b"docx bytes", vec![])],
+            );
+            let mut tx = store.begin_write().await.expect("tx");
+            record_attachments(&mut tx, id, &[zip], now)
+                .await
+                .expect("record");
+            tx.commit().await.expect("commit");
+            let rows = store.attachments(id).await.expect("rows");
+            assert_eq!(rows.len(), 2, "{backend}");
+            assert_eq!(rows[0].filename, "材料.zip", "{backend}");
+            assert_eq!(rows[0].parent, None, "{backend}");
+            let entry = store
+                .attachment(rows[1].id)
                 .await
                 .expect("read")
-                .is_none()
-        );
-        drop(store);
-        let _ = std::fs::remove_dir_all(&root);
+                .expect("found");
+            assert_eq!(entry.filename, "申请表.docx", "{backend}");
+            assert_eq!(entry.parent, Some(rows[0].id), "{backend}");
+            assert_eq!(entry.sha256, crate::store::blobs::sha256_hex(b"docx bytes"));
+            assert_eq!(entry.size, 10, "{backend}");
+            assert!(
+                store
+                    .attachment(rows[1].id + 100)
+                    .await
+                    .expect("read")
+                    .is_none()
+            );
+        }
+    }
+
+    /// The files of many messages at once: each message's own files before its zip entries,
+    /// in the order they came, a message without files absent; the read errors recorded;
+    /// the same on both backends.
+    #[tokio::test]
+    async fn the_files_of_many_messages() {
+        for store in crate::store::test_stores("attachments_many").await {
+            let backend = store.backend();
+            let now = Utc::now();
+            let first = message(&store, 1, "processed", None).await;
+            let second = message(&store, 2, "processed", None).await;
+            let bare = message(&store, 3, "processed", None).await;
+            let mut tx = store.begin_write().await.expect("tx");
+            record_attachments(
+                &mut tx,
+                first,
+                &[
+                    file("材料.zip", b"zip", vec![file("a.docx", b"a", vec![])]),
+                    file("汇总表.xlsx", b"xlsx", vec![]),
+                ],
+                now,
+            )
+            .await
+            .expect("first");
+            // The same bytes in two messages: one blob row.
+            record_attachments(
+                &mut tx,
+                second,
+                &[file("汇总表.xlsx", b"xlsx", vec![])],
+                now,
+            )
+            .await
+            .expect("second");
+            set_read_errors(
+                &mut tx,
+                first,
+                &[(crate::store::blobs::sha256_hex(b"xlsx"), "表格损坏".into())],
+            )
+            .await
+            .expect("errors");
+            tx.commit().await.expect("commit");
+            let many = store
+                .attachments_of_many(&[first, second, bare])
+                .await
+                .expect("many");
+            assert_eq!(many.len(), 2, "{backend}");
+            assert!(!many.contains_key(&bare), "{backend}");
+            let names: Vec<&str> = many[&first].iter().map(|a| a.filename.as_str()).collect();
+            assert_eq!(names, ["材料.zip", "汇总表.xlsx", "a.docx"], "{backend}");
+            assert_eq!(many[&second].len(), 1, "{backend}");
+            for (id, rows) in &many {
+                let one: Vec<i64> = store
+                    .attachments(*id)
+                    .await
+                    .expect("one")
+                    .iter()
+                    .map(|a| a.id)
+                    .collect();
+                let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
+                assert_eq!(ids, one, "{backend}");
+            }
+            let errors: Vec<(i64, Option<String>)> = on_pool!(store, |p| {
+                sqlx::query(
+                "SELECT message_id, read_error FROM attachments WHERE sha256 = $1 ORDER BY message_id"
+            )
+            .bind(crate::store::blobs::sha256_hex(b"xlsx"))
+            .fetch_all(p)
+            .await
+            .expect("errors")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+            });
+            assert_eq!(
+                errors,
+                [(first, Some("表格损坏".to_string())), (second, None)],
+                "{backend}"
+            );
+            let blobs: i64 = on_pool!(store, |p| sqlx::query_scalar(
+                "SELECT COUNT(*) FROM blobs WHERE sha256 = $1"
+            )
+            .bind(crate::store::blobs::sha256_hex(b"xlsx"))
+            .fetch_one(p)
+            .await
+            .expect("blobs"));
+            assert_eq!(blobs, 1, "{backend}");
+        }
+    }
+
+    /// The roles of a branch's closure files (zip entries too, each role once), from the
+    /// pool and inside a write transaction; an application's files are not counted.
+    #[tokio::test]
+    async fn the_roles_of_a_branchs_closure_files() {
+        for store in crate::store::test_stores("closure_roles").await {
+            let backend = store.backend();
+            let a = "土木工程学院本科生第一党支部";
+            let now = Utc::now();
+            let applied = message(&store, 1, "processed", Some("application")).await;
+            let closed = message(&store, 2, "processed", Some("closure")).await;
+            let again = message(&store, 3, "processed", Some("closure")).await;
+            let with_role = |name: &str, role: Role, entries| {
+                let mut f = file(name, name.as_bytes(), entries);
+                f.role = role;
+                f
+            };
+            let mut tx = store.begin_write().await.expect("tx");
+            insert_version(&mut tx, &version(a, 1, applied, 1, None))
+                .await
+                .expect("application");
+            for (n, id) in [(1, closed), (2, again)] {
+                let mut v = version(a, n, id, n + 1, None);
+                v.kind = "closure";
+                insert_version(&mut tx, &v).await.expect("closure");
+            }
+            record_attachments(
+                &mut tx,
+                applied,
+                &[with_role("申请表.docx", Role::Form, vec![])],
+                now,
+            )
+            .await
+            .expect("form");
+            let zip = with_role(
+                "结题.zip",
+                Role::Other,
+                vec![with_role("结题报告.docx", Role::ClosureReport, vec![])],
+            );
+            record_attachments(&mut tx, closed, &[zip], now)
+                .await
+                .expect("closure files");
+            record_attachments(
+                &mut tx,
+                again,
+                &[
+                    with_role("报销单.pdf", Role::Reimbursement, vec![]),
+                    with_role("结题报告2.docx", Role::ClosureReport, vec![]),
+                ],
+                now,
+            )
+            .await
+            .expect("again");
+            let mut in_tx = closure_roles(&mut tx, a).await.expect("in tx");
+            tx.commit().await.expect("commit");
+            let mut from_pool = store.closure_roles(a).await.expect("pool");
+            in_tx.sort_by_key(|r| r.as_str());
+            from_pool.sort_by_key(|r| r.as_str());
+            assert_eq!(
+                from_pool,
+                [Role::ClosureReport, Role::Other, Role::Reimbursement],
+                "{backend}"
+            );
+            assert_eq!(in_tx, from_pool, "{backend}");
+            assert!(
+                store
+                    .closure_roles("别的支部")
+                    .await
+                    .expect("none")
+                    .is_empty()
+            );
+        }
     }
 }

@@ -141,59 +141,61 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::submissions::{NewVersion, insert_version};
-    use super::super::{Inserted, Store};
-    use chrono::{TimeZone as _, Utc};
+    use super::super::Store;
+    use super::super::submissions::insert_version;
+    use super::super::submissions::testing::{at, message, version};
+    use super::BoardLatest;
+    use chrono::{DateTime, Utc};
 
-    fn version(branch: &str, n: i64, message_id: i64, fields: Option<&str>) -> NewVersion {
-        NewVersion {
-            kind: "application",
-            branch_key: branch.to_string(),
-            branch: Some(branch.to_string()),
-            college: Some("土木工程学院".into()),
-            branch_text: Some(branch.to_string()),
-            match_kind: "exact",
-            match_score: 1.0,
-            match_reason: String::new(),
-            version: n,
-            message_id,
-            sender: "a@example.test".into(),
-            received_at: Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap()
-                + chrono::Duration::minutes(message_id),
-            late: n == 2,
-            problems: if n == 1 { r#"["missing_form"]"# } else { "[]" }.into(),
-            created_at: Utc::now(),
-            fields: fields.map(str::to_string),
-            fields_source: Some("form"),
-            form_fields: None,
-            summary_fields: None,
-            problem_details: "[]".into(),
-            sender_changed: false,
-            suggested_branch: None,
-            content_key: format!("k{message_id}"),
+    /// Only the latest application of each recognised branch, with its flags, problems and
+    /// 板块 (absent or unreadable fields give none), and every version's arrival: the same on
+    /// both backends.
+    #[tokio::test]
+    async fn the_board_reads_each_branchs_latest_application() {
+        let mut answers: Vec<(Vec<BoardLatest>, Vec<DateTime<Utc>>)> = Vec::new();
+        for store in crate::store::test_stores("board").await {
+            answers.push(read_board(&store).await);
+        }
+        let (latest, arrivals) = &answers[0];
+        let a = "土木工程学院本科生第一党支部";
+        let b = "土木工程学院本科生第二党支部";
+        let c = "土木工程学院本科生第三党支部";
+        let shape: Vec<(&str, i64, bool, bool, Option<&str>)> = latest
+            .iter()
+            .map(|l| {
+                (
+                    l.branch.as_str(),
+                    l.version,
+                    l.late,
+                    l.sender_changed,
+                    l.section.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (a, 2, true, true, Some("<b>党建</b>")),
+                (b, 1, false, false, None),
+                (c, 1, false, false, Some("团建")),
+            ],
+            "{latest:?}"
+        );
+        assert!(latest[0].problems.is_empty());
+        assert_eq!(latest[1].problems, ["missing_form"]);
+        assert_eq!(latest[0].received_at, at(2));
+        // Every version, the unrecognised one too, oldest first.
+        assert_eq!(*arrivals, [at(1), at(2), at(3), at(4), at(5)]);
+        for other in &answers[1..] {
+            assert_eq!(other, &answers[0], "PostgreSQL reads what SQLite reads");
         }
     }
 
-    /// Only the latest application of each recognised branch, with its flags, problems and
-    /// 板块 (absent or unreadable fields give none).
-    #[tokio::test]
-    async fn the_board_reads_each_branchs_latest_application() {
-        let root =
-            std::env::temp_dir().join(format!("shenbao-board-latest-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let url = format!("sqlite://{}", root.join("shenbao.db").display());
-        let store = Store::open(&url, &root).await.expect("open");
+    /// Writes the board's test data on `store` (checking both reads empty first) and reads.
+    async fn read_board(store: &Store) -> (Vec<BoardLatest>, Vec<DateTime<Utc>>) {
         let mut ids = Vec::new();
-        for i in 0..4 {
-            let raw = format!("Message-ID: <m{i}@x>\r\nSubject: {i}\r\n\r\nx");
-            match store
-                .insert_file_message(raw.as_bytes(), None, Utc::now())
-                .await
-                .expect("insert")
-            {
-                Inserted::New(id) => ids.push(id),
-                other => panic!("{other:?}"),
-            }
+        for n in 1..=5 {
+            ids.push(message(store, n, "processed", Some("application")).await);
         }
         assert!(store.board_latest().await.expect("empty").is_empty());
         assert!(
@@ -203,49 +205,41 @@ mod tests {
                 .expect("empty")
                 .is_empty()
         );
-        let mut tx = store.begin_write().await.expect("tx");
         let a = "土木工程学院本科生第一党支部";
         let b = "土木工程学院本科生第二党支部";
+        let c = "土木工程学院本科生第三党支部";
+        let mut tx = store.begin_write().await.expect("tx");
         insert_version(
             &mut tx,
-            &version(a, 1, ids[0], Some(r#"{"section":"旧板块"}"#)),
+            &version(a, 1, ids[0], 1, Some(r#"{"section":"旧板块"}"#)),
         )
         .await
         .expect("a1");
-        insert_version(
-            &mut tx,
-            &version(a, 2, ids[1], Some(r#"{"section":"<b>党建</b>"}"#)),
-        )
-        .await
-        .expect("a2");
-        insert_version(&mut tx, &version(b, 1, ids[2], Some("not json")))
+        let mut a2 = version(a, 2, ids[1], 2, Some(r#"{"section":"<b>党建</b>"}"#));
+        a2.sender_changed = true;
+        insert_version(&mut tx, &a2).await.expect("a2");
+        insert_version(&mut tx, &version(b, 1, ids[2], 3, Some("not json")))
             .await
             .expect("b1");
-        let mut unknown = version("?某支部", 1, ids[3], None);
+        // A NUL read out of a document, escaped by serde_json, next to an escaped backslash
+        // followed by the letters u0000: PostgreSQL's JSON reader must not stumble on them.
+        let mut c1 = version(
+            c,
+            1,
+            ids[3],
+            4,
+            Some(r#"{"project_name":"甲\u0000乙\\u0000","section":"团建"}"#),
+        );
+        c1.problems = "[]".into();
+        insert_version(&mut tx, &c1).await.expect("c1");
+        let mut unknown = version("?某支部", 1, ids[4], 5, None);
         unknown.branch = None;
         insert_version(&mut tx, &unknown).await.expect("unknown");
         tx.commit().await.expect("commit");
-
-        let latest = store.board_latest().await.expect("read");
-        assert_eq!(latest.len(), 2, "{latest:?}");
-        assert_eq!(latest[0].branch, a);
-        assert_eq!(latest[0].version, 2);
-        assert!(latest[0].late);
-        assert!(latest[0].problems.is_empty());
-        assert_eq!(latest[0].section.as_deref(), Some("<b>党建</b>"));
-        assert_eq!(latest[1].branch, b);
-        assert_eq!(latest[1].problems, vec!["missing_form".to_string()]);
-        assert_eq!(latest[1].section, None);
-        // Every version, the unrecognised one too, oldest first.
-        let arrivals = store.application_arrivals().await.expect("arrivals");
-        let want: Vec<_> = ids
-            .iter()
-            .map(|id| {
-                Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap() + chrono::Duration::minutes(*id)
-            })
-            .collect();
-        assert_eq!(arrivals, want);
-        let _ = std::fs::remove_dir_all(&root);
+        (
+            store.board_latest().await.expect("read"),
+            store.application_arrivals().await.expect("arrivals"),
+        )
     }
 
     /// The reads the board repeats after every change walk their indexes (migration 12) in

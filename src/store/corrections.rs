@@ -222,3 +222,251 @@ pub async fn renumber_versions(tx: &mut Tx, kind: &str, key: &str) -> Result<()>
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::attachments::{record_attachments, set_read_errors};
+    use super::super::submissions::insert_version;
+    use super::super::submissions::testing::{at, message, version};
+    use super::*;
+
+    /// A column of message `id`, read by SQL.
+    async fn column(store: &Store, sql: &'static str, id: i64) -> Option<String> {
+        on_pool!(store, |p| sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(p)
+            .await
+            .expect("column"))
+    }
+
+    /// What a correction reads of messages, and what `assign` and `resolve` write, on both
+    /// backends.
+    #[tokio::test]
+    async fn candidates_assignments_and_resolutions() {
+        for store in crate::store::test_stores("corrections").await {
+            let backend = store.backend();
+            // Arrival order: failed (1), application (2), own copy (3), stored (4).
+            let failed = message(&store, 1, "failed", None).await;
+            let applied = message(&store, 2, "processed", Some("application")).await;
+            let own = message(&store, 3, "processed", Some("own_copy")).await;
+            let stored = message(&store, 4, "stored", None).await;
+            let question = message(&store, 5, "processed", Some("question")).await;
+            let mut v = version("?某支部", 1, applied, 2, None);
+            v.branch = None;
+            v.suggested_branch = Some("第一党支部".into());
+            let mut tx = store.begin_write().await.expect("tx");
+            insert_version(&mut tx, &v).await.expect("version");
+            tx.commit().await.expect("commit");
+
+            let c = store
+                .candidate(applied)
+                .await
+                .expect("read")
+                .expect("found");
+            assert_eq!(c.status, "processed", "{backend}");
+            assert_eq!(c.disposition.as_deref(), Some("application"), "{backend}");
+            assert_eq!(c.arrival, crate::store::db_time(at(2)), "{backend}");
+            assert_eq!(
+                c.suggested_branch.as_deref(),
+                Some("第一党支部"),
+                "{backend}"
+            );
+            let c = store.candidate(stored).await.expect("read").expect("found");
+            assert_eq!((c.status.as_str(), c.disposition), ("stored", None));
+            assert_eq!(c.suggested_branch, None, "{backend}");
+            assert!(store.candidate(stored + 100).await.expect("read").is_none());
+
+            assert_eq!(
+                store.replayable_ids().await.expect("replayable"),
+                [failed, applied, question],
+                "{backend}"
+            );
+            assert_eq!(store.failed_ids().await.expect("failed"), [failed]);
+            let _ = own;
+
+            const ASSIGNED: &str = "SELECT assigned_branch FROM messages WHERE id = $1";
+            store
+                .set_assigned(applied, Some("第一党支部"), "")
+                .await
+                .expect("assign");
+            assert_eq!(
+                column(&store, ASSIGNED, applied).await.as_deref(),
+                Some("第一党支部"),
+                "{backend}"
+            );
+            // Taking back another assignment leaves this one.
+            store
+                .set_assigned(applied, None, "第二党支部")
+                .await
+                .expect("unassign other");
+            assert_eq!(
+                column(&store, ASSIGNED, applied).await.as_deref(),
+                Some("第一党支部"),
+                "{backend}"
+            );
+            store
+                .set_assigned(applied, None, "第一党支部")
+                .await
+                .expect("unassign");
+            assert_eq!(column(&store, ASSIGNED, applied).await, None, "{backend}");
+
+            // Only mail waiting for a person is resolved, once.
+            let now = at(2000);
+            assert!(
+                store
+                    .resolve(failed, Some("已电话联系"), now)
+                    .await
+                    .expect("r")
+            );
+            assert!(!store.resolve(failed, None, now).await.expect("again"));
+            assert!(store.resolve(question, None, now).await.expect("question"));
+            assert!(
+                !store
+                    .resolve(applied, None, now)
+                    .await
+                    .expect("not waiting")
+            );
+            assert_eq!(
+                column(
+                    &store,
+                    "SELECT resolved_at FROM messages WHERE id = $1",
+                    failed
+                )
+                .await,
+                Some(crate::store::db_time(now)),
+                "{backend}"
+            );
+            assert_eq!(
+                column(
+                    &store,
+                    "SELECT resolved_note FROM messages WHERE id = $1",
+                    failed
+                )
+                .await
+                .as_deref(),
+                Some("已电话联系"),
+                "{backend}"
+            );
+        }
+    }
+
+    /// `reprocess` inside one transaction: a message's state and keys, forgetting what
+    /// processing wrote (its version and its files, zip entries first), renumbering the
+    /// branch's remaining versions, and counting the outbox; on both backends.
+    #[tokio::test]
+    async fn forgetting_a_version_and_renumbering_the_rest() {
+        for store in crate::store::test_stores("corrections_forget").await {
+            let backend = store.backend();
+            let a = "土木工程学院本科生第一党支部";
+            let mut ids = Vec::new();
+            for n in 1..=3 {
+                ids.push(message(&store, n, "processed", Some("application")).await);
+            }
+            let mut tx = store.begin_write().await.expect("tx");
+            for (i, id) in ids.iter().enumerate() {
+                let n = i as i64 + 1;
+                let fields = (n == 2).then_some(r#"{"section":"党建"}"#);
+                insert_version(&mut tx, &version(a, n, *id, n, fields))
+                    .await
+                    .expect("version");
+            }
+            let mut zip = crate::message::attachment(
+                "材料.zip".into(),
+                "application/zip".into(),
+                b"zip".to_vec(),
+            );
+            zip.entries = vec![crate::message::attachment(
+                "申请表.docx".into(),
+                "application/octet-stream".into(),
+                b"docx".to_vec(),
+            )];
+            record_attachments(&mut tx, ids[1], &[zip], at(0))
+                .await
+                .expect("attachments");
+            set_read_errors(
+                &mut tx,
+                ids[1],
+                &[(crate::store::blobs::sha256_hex(b"docx"), "读不出".into())],
+            )
+            .await
+            .expect("read errors");
+            tx.commit().await.expect("commit");
+
+            let mut tx = store.begin_write().await.expect("tx");
+            let s = message_state(&mut tx, ids[1])
+                .await
+                .expect("state")
+                .expect("found");
+            assert_eq!(s.disposition, "application", "{backend}");
+            assert_eq!(s.branch.as_deref(), Some(a), "{backend}");
+            assert_eq!((s.version, s.latest), (Some(2), false), "{backend}");
+            assert_eq!(s.problems.as_deref(), Some("[]"), "{backend}");
+            assert_eq!(s.fields.as_deref(), Some(r#"{"section":"党建"}"#));
+            assert!(!s.needs_staff, "{backend}");
+            let last = message_state(&mut tx, ids[2])
+                .await
+                .expect("state")
+                .expect("found");
+            assert_eq!((last.version, last.latest), (Some(3), true), "{backend}");
+            assert!(
+                message_state(&mut tx, ids[2] + 100)
+                    .await
+                    .expect("state")
+                    .is_none()
+            );
+            assert_eq!(
+                submission_keys(&mut tx, ids[1]).await.expect("keys"),
+                [("application".to_string(), a.to_string())],
+                "{backend}"
+            );
+            assert_eq!(outbox_count(&mut tx).await.expect("outbox"), 0, "{backend}");
+            on_conn!(tx.conn(), |c| {
+                sqlx::query(
+                "INSERT INTO outbox (kind, message_id, to_addr, subject, raw, next_attempt_at, created_at)
+                 VALUES ('ack', '<o1@x>', 'a@example.test', '回执', $1, $2, $2)"
+            )
+            .bind(b"raw".to_vec())
+            .bind(crate::store::db_time(at(0)))
+            .execute(c)
+            .await
+            .expect("outbox")
+            .rows_affected()
+            });
+            assert_eq!(outbox_count(&mut tx).await.expect("outbox"), 1, "{backend}");
+
+            forget_processing(&mut tx, ids[1]).await.expect("forget");
+            let s = message_state(&mut tx, ids[1])
+                .await
+                .expect("state")
+                .expect("found");
+            assert_eq!(s.disposition, "stored", "{backend}");
+            assert_eq!((s.branch, s.version, s.latest), (None, None, false));
+            assert!(
+                submission_keys(&mut tx, ids[1])
+                    .await
+                    .expect("keys")
+                    .is_empty()
+            );
+            renumber_versions(&mut tx, "application", a)
+                .await
+                .expect("renumber");
+            let first = message_state(&mut tx, ids[0])
+                .await
+                .expect("state")
+                .expect("found");
+            let last = message_state(&mut tx, ids[2])
+                .await
+                .expect("state")
+                .expect("found");
+            assert_eq!((first.version, first.latest), (Some(1), false), "{backend}");
+            assert_eq!((last.version, last.latest), (Some(2), true), "{backend}");
+            tx.commit().await.expect("commit");
+            assert!(store.attachments(ids[1]).await.expect("files").is_empty());
+            assert_eq!(
+                store.latest_submissions().await.expect("latest")[0].version,
+                2,
+                "{backend}"
+            );
+        }
+    }
+}
