@@ -49,14 +49,14 @@ impl Store {
     pub async fn attachments(&self, message: i64) -> Result<Vec<AttachmentRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query(
-            "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE message_id = $1 ORDER BY parent_id IS NOT NULL, ordinal, id",
-        )
-        .bind(message)
-        .fetch_all(p)
-        .await?
-        .iter()
-        .map(attachment_row)
-        .collect()
+                "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE message_id = $1 ORDER BY parent_id IS NOT NULL, ordinal, id",
+            )
+            .bind(message)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(attachment_row)
+            .collect()
         }))
     }
 
@@ -101,13 +101,13 @@ impl Store {
     pub async fn attachment(&self, id: i64) -> Result<Option<AttachmentRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query(
-            "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(p)
-        .await?
-        .as_ref()
-        .map(attachment_row)
+                "SELECT id, parent_id, filename, role, format, declared_format, size, sha256, error FROM attachments WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+            .as_ref()
+            .map(attachment_row)
         }))
     }
 
@@ -133,12 +133,12 @@ pub async fn closure_roles(tx: &mut Tx, branch: &str) -> Result<Vec<Role>> {
 async fn closure_roles_on(conn: Conn<'_>, branch: &str) -> Result<Vec<Role>> {
     let roles: Vec<String> = on_conn!(conn, |c| {
         sqlx::query_scalar(
-        "SELECT DISTINCT a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
-         WHERE s.kind = 'closure' AND s.branch_key = $1",
-    )
-    .bind(branch)
-    .fetch_all(c)
-    .await?
+            "SELECT DISTINCT a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
+             WHERE s.kind = 'closure' AND s.branch_key = $1",
+        )
+        .bind(branch)
+        .fetch_all(c)
+        .await?
     });
     Ok(roles.iter().map(|r| Role::parse(r)).collect())
 }
@@ -171,31 +171,31 @@ async fn insert_attachment(
     let sha = &a.sha256;
     let id: i64 = on_conn!(tx.conn(), |c| {
         sqlx::query(
-        "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(sha)
-    .bind(a.bytes.len() as i64)
-    .bind(db_time(now))
-    .execute(&mut *c)
-    .await?;
+            "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(sha)
+        .bind(a.bytes.len() as i64)
+        .bind(db_time(now))
+        .execute(&mut *c)
+        .await?;
         sqlx::query_scalar(
-        "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-    )
-    .bind(message)
-    .bind(parent)
-    .bind(ordinal as i64)
-    .bind(&a.filename)
-    .bind(&a.safe_name)
-    .bind(&a.content_type)
-    .bind(a.format.as_str())
-    .bind(&a.declared_format)
-    .bind(a.role.as_str())
-    .bind(a.size as i64)
-    .bind(sha)
-    .bind(&a.error)
-    .fetch_one(&mut *c)
-    .await?
+            "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        )
+        .bind(message)
+        .bind(parent)
+        .bind(ordinal as i64)
+        .bind(&a.filename)
+        .bind(&a.safe_name)
+        .bind(&a.content_type)
+        .bind(a.format.as_str())
+        .bind(&a.declared_format)
+        .bind(a.role.as_str())
+        .bind(a.size as i64)
+        .bind(sha)
+        .bind(&a.error)
+        .fetch_one(&mut *c)
+        .await?
     });
     Ok(id)
 }
@@ -335,15 +335,15 @@ mod tests {
             }
             let errors: Vec<(i64, Option<String>)> = on_pool!(store, |p| {
                 sqlx::query(
-                "SELECT message_id, read_error FROM attachments WHERE sha256 = $1 ORDER BY message_id"
-            )
-            .bind(crate::store::blobs::sha256_hex(b"xlsx"))
-            .fetch_all(p)
-            .await
-            .expect("errors")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
+                    "SELECT message_id, read_error FROM attachments WHERE sha256 = $1 ORDER BY message_id"
+                )
+                .bind(crate::store::blobs::sha256_hex(b"xlsx"))
+                .fetch_all(p)
+                .await
+                .expect("errors")
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
             });
             assert_eq!(
                 errors,

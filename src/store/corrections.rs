@@ -54,11 +54,11 @@ impl Store {
     pub async fn replayable_ids(&self) -> Result<Vec<i64>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
-            "SELECT id FROM messages WHERE status != 'stored' AND COALESCE(disposition, '') NOT IN ('own_copy', 'too_large')
-             ORDER BY COALESCE(internal_date, stored_at), id",
-        )
-        .fetch_all(p)
-        .await?
+                "SELECT id FROM messages WHERE status != 'stored' AND COALESCE(disposition, '') NOT IN ('own_copy', 'too_large')
+                 ORDER BY COALESCE(internal_date, stored_at), id",
+            )
+            .fetch_all(p)
+            .await?
         }))
     }
 
@@ -66,10 +66,10 @@ impl Store {
     pub async fn failed_ids(&self) -> Result<Vec<i64>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
-            "SELECT id FROM messages WHERE status = 'failed' ORDER BY COALESCE(internal_date, stored_at), id",
-        )
-        .fetch_all(p)
-        .await?
+                "SELECT id FROM messages WHERE status = 'failed' ORDER BY COALESCE(internal_date, stored_at), id",
+            )
+            .fetch_all(p)
+            .await?
         }))
     }
 
@@ -88,13 +88,13 @@ impl Store {
             None => {
                 on_pool!(self, |p| {
                     sqlx::query(
-                "UPDATE messages SET assigned_branch = NULL WHERE id = $1 AND assigned_branch = $2",
-            )
-            .bind(id)
-            .bind(was)
-            .execute(p)
-            .await?
-            .rows_affected()
+                        "UPDATE messages SET assigned_branch = NULL WHERE id = $1 AND assigned_branch = $2",
+                    )
+                    .bind(id)
+                    .bind(was)
+                    .execute(p)
+                    .await?
+                    .rows_affected()
                 })
             }
         };
@@ -121,21 +121,21 @@ impl Store {
 pub async fn message_state(tx: &mut Tx, id: i64) -> Result<Option<MessageState>> {
     Ok(on_conn!(tx.conn(), |c| {
         sqlx::query(
-        "SELECT COALESCE(m.disposition, m.status), COALESCE(s.branch, m.branch), s.version, s.is_latest, s.problems, s.fields,
-                m.needs_staff
-         FROM messages m LEFT JOIN submissions s ON s.message_id = m.id WHERE m.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(c)
-    .await?
-    .map(|r| MessageState {
-        disposition: r.get(0),
-        branch: r.get(1),
-        version: r.get(2),
-        latest: r.get::<Option<bool>, _>(3).unwrap_or(false),
-        problems: r.get(4),
-        fields: r.get(5),
-        needs_staff: r.get(6),
+            "SELECT COALESCE(m.disposition, m.status), COALESCE(s.branch, m.branch), s.version, s.is_latest, s.problems, s.fields,
+                    m.needs_staff
+             FROM messages m LEFT JOIN submissions s ON s.message_id = m.id WHERE m.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .map(|r| MessageState {
+            disposition: r.get(0),
+            branch: r.get(1),
+            version: r.get(2),
+            latest: r.get::<Option<bool>, _>(3).unwrap_or(false),
+            problems: r.get(4),
+            fields: r.get(5),
+            needs_staff: r.get(6),
     })
     }))
 }
@@ -422,15 +422,15 @@ mod tests {
             assert_eq!(outbox_count(&mut tx).await.expect("outbox"), 0, "{backend}");
             on_conn!(tx.conn(), |c| {
                 sqlx::query(
-                "INSERT INTO outbox (kind, message_id, to_addr, subject, raw, next_attempt_at, created_at)
-                 VALUES ('ack', '<o1@x>', 'a@example.test', '回执', $1, $2, $2)"
-            )
-            .bind(b"raw".to_vec())
-            .bind(crate::store::db_time(at(0)))
-            .execute(c)
-            .await
-            .expect("outbox")
-            .rows_affected()
+                    "INSERT INTO outbox (kind, message_id, to_addr, subject, raw, next_attempt_at, created_at)
+                     VALUES ('ack', '<o1@x>', 'a@example.test', '回执', $1, $2, $2)"
+                )
+                .bind(b"raw".to_vec())
+                .bind(crate::store::db_time(at(0)))
+                .execute(c)
+                .await
+                .expect("outbox")
+                .rows_affected()
             });
             assert_eq!(outbox_count(&mut tx).await.expect("outbox"), 1, "{backend}");
 

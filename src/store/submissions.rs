@@ -32,21 +32,21 @@ impl Store {
     ) -> Result<Vec<SenderChange>> {
         Ok(on_pool!(self, |p| {
             sqlx::query(
-            "SELECT message_id, kind, branch, version, sender, received_at FROM submissions
-             WHERE sender_changed = TRUE AND branch IS NOT NULL AND created_at > $1 AND created_at <= $2 ORDER BY id",
-        )
-        .bind(since.map(db_time).unwrap_or_default())
-        .bind(until.map_or_else(|| "9999".to_string(), db_time))
-        .fetch_all(p)
-        .await?
-        .iter()
-        .map(|r| SenderChange {
-            message: r.get(0),
-            kind: r.get(1),
-            branch: r.get(2),
-            version: r.get(3),
-            sender: r.get(4),
-            received_at: time_col(r, 5),
+                "SELECT message_id, kind, branch, version, sender, received_at FROM submissions
+                 WHERE sender_changed = TRUE AND branch IS NOT NULL AND created_at > $1 AND created_at <= $2 ORDER BY id",
+            )
+            .bind(since.map(db_time).unwrap_or_default())
+            .bind(until.map_or_else(|| "9999".to_string(), db_time))
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(|r| SenderChange {
+                message: r.get(0),
+                kind: r.get(1),
+                branch: r.get(2),
+                version: r.get(3),
+                sender: r.get(4),
+                received_at: time_col(r, 5),
         })
         .collect()
         }))
@@ -187,19 +187,19 @@ impl Store {
     pub async fn closure_submissions(&self) -> Result<Vec<ClosureSubmission>> {
         Ok(on_pool!(self, |p| {
             sqlx::query(
-            "SELECT branch_key, branch, college, branch_text, message_id, received_at FROM submissions
-         WHERE kind = 'closure' ORDER BY received_at DESC, id DESC",
-        )
-        .fetch_all(p)
-        .await?
-        .iter()
-        .map(|r| ClosureSubmission {
-            branch_key: r.get(0),
-            branch: r.get(1),
-            college: r.get(2),
-            branch_text: r.get(3),
-            message: r.get(4),
-            received_at: crate::store::parse_db_time(&r.get::<String, _>(5)),
+                "SELECT branch_key, branch, college, branch_text, message_id, received_at FROM submissions
+             WHERE kind = 'closure' ORDER BY received_at DESC, id DESC",
+            )
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(|r| ClosureSubmission {
+                branch_key: r.get(0),
+                branch: r.get(1),
+                college: r.get(2),
+                branch_text: r.get(3),
+                message: r.get(4),
+                received_at: crate::store::parse_db_time(&r.get::<String, _>(5)),
         })
         .collect()
         }))
@@ -226,11 +226,11 @@ impl Store {
     pub async fn applicants(&self) -> Result<Vec<String>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
-            "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL
-         ORDER BY received_at, id",
-        )
-        .fetch_all(p)
-        .await?
+                "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL
+             ORDER BY received_at, id",
+            )
+            .fetch_all(p)
+            .await?
         }))
     }
 }
@@ -288,36 +288,36 @@ pub async fn insert_version(tx: &mut Tx, v: &NewVersion) -> Result<()> {
             .execute(&mut *c)
             .await?;
         sqlx::query(
-        "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
-                                  fields, fields_source, form_fields, summary_fields, problem_details, sender_changed, suggested_branch, content_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
-    )
-    .bind(v.kind)
-    .bind(&v.branch_key)
-    .bind(&v.branch)
-    .bind(&v.college)
-    .bind(&v.branch_text)
-    .bind(v.match_kind)
-    .bind(v.match_score)
-    .bind(&v.match_reason)
-    .bind(v.version)
-    .bind(v.message_id)
-    .bind(&v.sender)
-    .bind(db_time(v.received_at))
-    .bind(v.late)
-    .bind(&v.problems)
-    .bind(db_time(v.created_at))
-    .bind(&v.fields)
-    .bind(v.fields_source)
-    .bind(&v.form_fields)
-    .bind(&v.summary_fields)
-    .bind(&v.problem_details)
-    .bind(v.sender_changed)
-    .bind(&v.suggested_branch)
-    .bind(&v.content_key)
-    .execute(&mut *c)
-    .await?
-    .rows_affected()
+            "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
+                                      fields, fields_source, form_fields, summary_fields, problem_details, sender_changed, suggested_branch, content_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+        )
+        .bind(v.kind)
+        .bind(&v.branch_key)
+        .bind(&v.branch)
+        .bind(&v.college)
+        .bind(&v.branch_text)
+        .bind(v.match_kind)
+        .bind(v.match_score)
+        .bind(&v.match_reason)
+        .bind(v.version)
+        .bind(v.message_id)
+        .bind(&v.sender)
+        .bind(db_time(v.received_at))
+        .bind(v.late)
+        .bind(&v.problems)
+        .bind(db_time(v.created_at))
+        .bind(&v.fields)
+        .bind(v.fields_source)
+        .bind(&v.form_fields)
+        .bind(&v.summary_fields)
+        .bind(&v.problem_details)
+        .bind(v.sender_changed)
+        .bind(&v.suggested_branch)
+        .bind(&v.content_key)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()
     });
     Ok(())
 }
