@@ -6,8 +6,12 @@
 //! finding and every attachment of every latest version, which at 10,000 branches takes the
 //! better part of a second; the board needs the version, the time, the flags, the problem
 //! codes and the 板块, which SQLite hands over (`json_extract`) in a few milliseconds.
+//!
+//! Both reads are aggregates each backend writes its own way (SQLite's `group_concat` and
+//! `json_group_array`, PostgreSQL's `string_agg` and `json_agg`), so each has a statement per
+//! backend; they answer the same text, which one decoding reads.
 
-use super::{Result, Store, parse_db_time};
+use super::{Pool, Result, Store, parse_db_time};
 use chrono::{DateTime, Utc};
 
 /// A branch's latest application as 总览 and 支部 show it.
@@ -31,17 +35,39 @@ pub struct BoardLatest {
 
 /// [`Store::application_arrivals`]' read: the `submissions_arrivals` index alone, the
 /// times joined by commas (RFC 3339 has none).
-// SQLite only: PostgreSQL will use string_agg(received_at, ',').
+// SQLite only: PostgreSQL uses PG_ARRIVALS (string_agg).
 const ARRIVALS: &str = "SELECT COALESCE(group_concat(received_at, ','), '')
+    FROM submissions WHERE kind = 'application'";
+
+/// [`ARRIVALS`] in PostgreSQL.
+const PG_ARRIVALS: &str = "SELECT COALESCE(string_agg(received_at, ','), '')
     FROM submissions WHERE kind = 'application'";
 
 /// [`Store::board_latest`]' read: walks the `submissions_board` index (the 板块 is the
 /// index's expression, word for word); one JSON array of
 /// `[branch, version, received_at, late, sender_changed, problems, 板块, id]`.
-// SQLite only: PostgreSQL will use json_agg(json_build_array(…)) and `fields::jsonb ->> 'section'`.
+// SQLite only: PostgreSQL uses PG_LATEST (json_agg(json_build_array(…))).
 const LATEST: &str = "SELECT json_group_array(json_array(branch, version, received_at, late,
         sender_changed, problems,
         CASE WHEN json_valid(fields) THEN json_extract(fields, '$.section') END, id))
+    FROM submissions
+    WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL";
+
+/// [`LATEST`] in PostgreSQL: the same array, as text (`[]` when there is no row, as SQLite's
+/// `json_group_array` gives). PostgreSQL 15 has no `json_valid`, and one `fields` that does
+/// not parse would fail the whole read, so the 板块 is read only from a `fields` that looks
+/// like a JSON object: the only writer (`pipeline::record`) stores `serde_json::to_string` of
+/// the extracted fields (an object) or NULL, and anything else gives no 板块, as in SQLite.
+/// A `\u0000` escape (a NUL read out of a broken document) is valid JSON but fails `->` in
+/// PostgreSQL ("cannot be converted to text"): a `fields` holding one is read with each such
+/// escape (not an escaped backslash followed by `u0000`) made a space first.
+/// The flags come out as JSON `true`/`false` here (0/1 in SQLite); [`flag`] reads both.
+const PG_LATEST: &str = r"SELECT COALESCE(json_agg(json_build_array(branch, version, received_at,
+        late, sender_changed, problems,
+        CASE WHEN fields NOT LIKE '{%}' THEN NULL
+            WHEN strpos(fields, '\u0000') = 0 THEN fields::json -> 'section'
+            ELSE regexp_replace(fields, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\u0020', 'g')::json -> 'section'
+        END, id))::text, '[]')
     FROM submissions
     WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL";
 
@@ -50,19 +76,29 @@ type LatestTuple = (
     String,
     i64,
     String,
-    i64,
-    i64,
+    serde_json::Value,
+    serde_json::Value,
     String,
     serde_json::Value,
     i64,
 );
 
+/// A flag of [`LatestTuple`]: SQLite's 0/1 or PostgreSQL's `false`/`true`.
+fn flag(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
+        _ => false,
+    }
+}
+
 impl Store {
     /// The arrival time of every application version (not only the latest), oldest first.
     pub async fn application_arrivals(&self) -> Result<Vec<DateTime<Utc>>> {
-        let joined: String = sqlx::query_scalar(ARRIVALS)
-            .fetch_one(self.pool.sqlite())
-            .await?;
+        let joined: String = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query_scalar(ARRIVALS).fetch_one(p).await?,
+            Pool::Postgres(p) => sqlx::query_scalar(PG_ARRIVALS).fetch_one(p).await?,
+        };
         let mut times: Vec<DateTime<Utc>> = joined.split(',').filter_map(parse_db_time).collect();
         times.sort_unstable();
         Ok(times)
@@ -70,9 +106,10 @@ impl Store {
 
     /// The latest application of every recognised branch, in order of arrival.
     pub async fn board_latest(&self) -> Result<Vec<BoardLatest>> {
-        let json: String = sqlx::query_scalar(LATEST)
-            .fetch_one(self.pool.sqlite())
-            .await?;
+        let json: String = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query_scalar(LATEST).fetch_one(p).await?,
+            Pool::Postgres(p) => sqlx::query_scalar(PG_LATEST).fetch_one(p).await?,
+        };
         let mut rows: Vec<(DateTime<Utc>, i64, BoardLatest)> = serde_json::from_str::<
             Vec<LatestTuple>,
         >(&json)
@@ -88,8 +125,8 @@ impl Store {
                         branch,
                         version,
                         received_at,
-                        late: late != 0,
-                        sender_changed: sender_changed != 0,
+                        late: flag(&late),
+                        sender_changed: flag(&sender_changed),
                         problems: serde_json::from_str(&problems).unwrap_or_default(),
                         section: section.as_str().map(str::to_string),
                     },
@@ -104,59 +141,61 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::submissions::{NewVersion, insert_version};
-    use super::super::{Inserted, Store};
-    use chrono::{TimeZone as _, Utc};
+    use super::super::Store;
+    use super::super::submissions::insert_version;
+    use super::super::submissions::testing::{at, message, version};
+    use super::BoardLatest;
+    use chrono::{DateTime, Utc};
 
-    fn version(branch: &str, n: i64, message_id: i64, fields: Option<&str>) -> NewVersion {
-        NewVersion {
-            kind: "application",
-            branch_key: branch.to_string(),
-            branch: Some(branch.to_string()),
-            college: Some("土木工程学院".into()),
-            branch_text: Some(branch.to_string()),
-            match_kind: "exact",
-            match_score: 1.0,
-            match_reason: String::new(),
-            version: n,
-            message_id,
-            sender: "a@example.test".into(),
-            received_at: Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap()
-                + chrono::Duration::minutes(message_id),
-            late: n == 2,
-            problems: if n == 1 { r#"["missing_form"]"# } else { "[]" }.into(),
-            created_at: Utc::now(),
-            fields: fields.map(str::to_string),
-            fields_source: Some("form"),
-            form_fields: None,
-            summary_fields: None,
-            problem_details: "[]".into(),
-            sender_changed: false,
-            suggested_branch: None,
-            content_key: format!("k{message_id}"),
+    /// Only the latest application of each recognised branch, with its flags, problems and
+    /// 板块 (absent or unreadable fields give none), and every version's arrival: the same on
+    /// both backends.
+    #[tokio::test]
+    async fn the_board_reads_each_branchs_latest_application() {
+        let mut answers: Vec<(Vec<BoardLatest>, Vec<DateTime<Utc>>)> = Vec::new();
+        for store in crate::store::test_stores("board").await {
+            answers.push(read_board(&store).await);
+        }
+        let (latest, arrivals) = &answers[0];
+        let a = "土木工程学院本科生第一党支部";
+        let b = "土木工程学院本科生第二党支部";
+        let c = "土木工程学院本科生第三党支部";
+        let shape: Vec<(&str, i64, bool, bool, Option<&str>)> = latest
+            .iter()
+            .map(|l| {
+                (
+                    l.branch.as_str(),
+                    l.version,
+                    l.late,
+                    l.sender_changed,
+                    l.section.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (a, 2, true, true, Some("<b>党建</b>")),
+                (b, 1, false, false, None),
+                (c, 1, false, false, Some("团建")),
+            ],
+            "{latest:?}"
+        );
+        assert!(latest[0].problems.is_empty());
+        assert_eq!(latest[1].problems, ["missing_form"]);
+        assert_eq!(latest[0].received_at, at(2));
+        // Every version, the unrecognised one too, oldest first.
+        assert_eq!(*arrivals, [at(1), at(2), at(3), at(4), at(5)]);
+        for other in &answers[1..] {
+            assert_eq!(other, &answers[0], "PostgreSQL reads what SQLite reads");
         }
     }
 
-    /// Only the latest application of each recognised branch, with its flags, problems and
-    /// 板块 (absent or unreadable fields give none).
-    #[tokio::test]
-    async fn the_board_reads_each_branchs_latest_application() {
-        let root =
-            std::env::temp_dir().join(format!("shenbao-board-latest-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let url = format!("sqlite://{}", root.join("shenbao.db").display());
-        let store = Store::open(&url, &root).await.expect("open");
+    /// Writes the board's test data on `store` (checking both reads empty first) and reads.
+    async fn read_board(store: &Store) -> (Vec<BoardLatest>, Vec<DateTime<Utc>>) {
         let mut ids = Vec::new();
-        for i in 0..4 {
-            let raw = format!("Message-ID: <m{i}@x>\r\nSubject: {i}\r\n\r\nx");
-            match store
-                .insert_file_message(raw.as_bytes(), None, Utc::now())
-                .await
-                .expect("insert")
-            {
-                Inserted::New(id) => ids.push(id),
-                other => panic!("{other:?}"),
-            }
+        for n in 1..=5 {
+            ids.push(message(store, n, "processed", Some("application")).await);
         }
         assert!(store.board_latest().await.expect("empty").is_empty());
         assert!(
@@ -166,49 +205,41 @@ mod tests {
                 .expect("empty")
                 .is_empty()
         );
-        let mut tx = store.begin_write().await.expect("tx");
         let a = "土木工程学院本科生第一党支部";
         let b = "土木工程学院本科生第二党支部";
+        let c = "土木工程学院本科生第三党支部";
+        let mut tx = store.begin_write().await.expect("tx");
         insert_version(
             &mut tx,
-            &version(a, 1, ids[0], Some(r#"{"section":"旧板块"}"#)),
+            &version(a, 1, ids[0], 1, Some(r#"{"section":"旧板块"}"#)),
         )
         .await
         .expect("a1");
-        insert_version(
-            &mut tx,
-            &version(a, 2, ids[1], Some(r#"{"section":"<b>党建</b>"}"#)),
-        )
-        .await
-        .expect("a2");
-        insert_version(&mut tx, &version(b, 1, ids[2], Some("not json")))
+        let mut a2 = version(a, 2, ids[1], 2, Some(r#"{"section":"<b>党建</b>"}"#));
+        a2.sender_changed = true;
+        insert_version(&mut tx, &a2).await.expect("a2");
+        insert_version(&mut tx, &version(b, 1, ids[2], 3, Some("not json")))
             .await
             .expect("b1");
-        let mut unknown = version("?某支部", 1, ids[3], None);
+        // A NUL read out of a document, escaped by serde_json, next to an escaped backslash
+        // followed by the letters u0000: PostgreSQL's JSON reader must not stumble on them.
+        let mut c1 = version(
+            c,
+            1,
+            ids[3],
+            4,
+            Some(r#"{"project_name":"甲\u0000乙\\u0000","section":"团建"}"#),
+        );
+        c1.problems = "[]".into();
+        insert_version(&mut tx, &c1).await.expect("c1");
+        let mut unknown = version("?某支部", 1, ids[4], 5, None);
         unknown.branch = None;
         insert_version(&mut tx, &unknown).await.expect("unknown");
         tx.commit().await.expect("commit");
-
-        let latest = store.board_latest().await.expect("read");
-        assert_eq!(latest.len(), 2, "{latest:?}");
-        assert_eq!(latest[0].branch, a);
-        assert_eq!(latest[0].version, 2);
-        assert!(latest[0].late);
-        assert!(latest[0].problems.is_empty());
-        assert_eq!(latest[0].section.as_deref(), Some("<b>党建</b>"));
-        assert_eq!(latest[1].branch, b);
-        assert_eq!(latest[1].problems, vec!["missing_form".to_string()]);
-        assert_eq!(latest[1].section, None);
-        // Every version, the unrecognised one too, oldest first.
-        let arrivals = store.application_arrivals().await.expect("arrivals");
-        let want: Vec<_> = ids
-            .iter()
-            .map(|id| {
-                Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap() + chrono::Duration::minutes(*id)
-            })
-            .collect();
-        assert_eq!(arrivals, want);
-        let _ = std::fs::remove_dir_all(&root);
+        (
+            store.board_latest().await.expect("read"),
+            store.application_arrivals().await.expect("arrivals"),
+        )
     }
 
     /// The reads the board repeats after every change walk their indexes (migration 12) in

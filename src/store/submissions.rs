@@ -7,7 +7,7 @@
 //!
 //! Not pure: SQL.
 
-use super::{Result, Store, Tx, time_col};
+use super::{Cols, Result, Store, Tx, time_col};
 use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -30,15 +30,15 @@ impl Store {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<SenderChange>> {
-        let rows = sqlx::query(
-            "SELECT message_id, kind, branch, version, sender, received_at FROM submissions
-             WHERE sender_changed = TRUE AND branch IS NOT NULL AND created_at > $1 AND created_at <= $2 ORDER BY id",
-        )
-        .bind(since.map(db_time).unwrap_or_default())
-        .bind(until.map_or_else(|| "9999".to_string(), db_time))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
+                "SELECT message_id, kind, branch, version, sender, received_at FROM submissions
+                 WHERE sender_changed = TRUE AND branch IS NOT NULL AND created_at > $1 AND created_at <= $2 ORDER BY id",
+            )
+            .bind(since.map(db_time).unwrap_or_default())
+            .bind(until.map_or_else(|| "9999".to_string(), db_time))
+            .fetch_all(p)
+            .await?
             .iter()
             .map(|r| SenderChange {
                 message: r.get(0),
@@ -47,8 +47,9 @@ impl Store {
                 version: r.get(3),
                 sender: r.get(4),
                 received_at: time_col(r, 5),
-            })
-            .collect())
+        })
+        .collect()
+        }))
     }
 }
 
@@ -98,34 +99,34 @@ pub struct SubmissionRow {
     pub suggested_branch: Option<String>,
 }
 
-fn submission_row(r: &sqlx::sqlite::SqliteRow) -> SubmissionRow {
+fn submission_row(r: &impl Cols) -> SubmissionRow {
     SubmissionRow {
-        kind: r.get(0),
-        branch: r.get(1),
-        college: r.get(2),
-        branch_text: r.get(3),
-        match_kind: r.get(4),
-        match_score: r.get(5),
-        match_reason: r.get(6),
-        version: r.get(7),
-        versions: r.get(8),
+        kind: r.col(0),
+        branch: r.col(1),
+        college: r.col(2),
+        branch_text: r.col(3),
+        match_kind: r.col(4),
+        match_score: r.col(5),
+        match_reason: r.col(6),
+        version: r.col(7),
+        versions: r.col(8),
         received_at: time_col(r, 9),
-        late: r.get(10),
-        sender: r.get(11),
-        subject: r.get(12),
-        message_id: r.get(13),
-        problems: serde_json::from_str(&r.get::<String, _>(14)).unwrap_or_default(),
-        message: r.get(15),
+        late: r.col(10),
+        sender: r.col(11),
+        subject: r.col(12),
+        message_id: r.col(13),
+        problems: serde_json::from_str(&r.col::<String>(14)).unwrap_or_default(),
+        message: r.col(15),
         fields: r
-            .get::<Option<String>, _>(16)
+            .col::<Option<String>>(16)
             .and_then(|j| serde_json::from_str(&j).ok()),
-        fields_source: r.get(17),
+        fields_source: r.col(17),
         problem_details: r
-            .get::<Option<String>, _>(18)
+            .col::<Option<String>>(18)
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default(),
-        sender_changed: r.get(19),
-        suggested_branch: r.get(20),
+        sender_changed: r.col(19),
+        suggested_branch: r.col(20),
     }
 }
 
@@ -156,37 +157,41 @@ pub struct ApplicationCounts {
 impl Store {
     /// Every branch's latest submission of each kind, in order of arrival.
     pub async fn latest_submissions(&self) -> Result<Vec<SubmissionRow>> {
-        let rows = sqlx::query(submissions_where!(
+        Ok(on_pool!(self, |p| sqlx::query(submissions_where!(
             "s.is_latest = TRUE ORDER BY s.received_at, s.id"
         ))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows.iter().map(submission_row).collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(submission_row)
+        .collect()))
     }
 
     /// Every version of one branch's submissions (matched by roster name or as written),
     /// oldest first.
     pub async fn submission_history(&self, branch: &str) -> Result<Vec<SubmissionRow>> {
         let key = crate::textnorm::normalize(branch);
-        let rows = sqlx::query(submissions_where!(
+        Ok(on_pool!(self, |p| sqlx::query(submissions_where!(
             "s.branch = $1 OR s.branch_key = $1 OR s.branch_key = $2 ORDER BY s.kind, s.version"
         ))
         .bind(branch)
         .bind(format!("?{key}"))
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows.iter().map(submission_row).collect())
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(submission_row)
+        .collect()))
     }
 
     /// Every closure mail, newest first.
     pub async fn closure_submissions(&self) -> Result<Vec<ClosureSubmission>> {
-        let rows = sqlx::query(
-            "SELECT branch_key, branch, college, branch_text, message_id, received_at FROM submissions
-         WHERE kind = 'closure' ORDER BY received_at DESC, id DESC",
-        )
-        .fetch_all(self.pool.sqlite())
-        .await?;
-        Ok(rows
+        Ok(on_pool!(self, |p| {
+            sqlx::query(
+                "SELECT branch_key, branch, college, branch_text, message_id, received_at FROM submissions
+             WHERE kind = 'closure' ORDER BY received_at DESC, id DESC",
+            )
+            .fetch_all(p)
+            .await?
             .iter()
             .map(|r| ClosureSubmission {
                 branch_key: r.get(0),
@@ -195,45 +200,50 @@ impl Store {
                 branch_text: r.get(3),
                 message: r.get(4),
                 received_at: crate::store::parse_db_time(&r.get::<String, _>(5)),
-            })
-            .collect())
+        })
+        .collect()
+        }))
     }
 
     /// The latest applications counted for `status`.
     pub async fn application_counts(&self) -> Result<ApplicationCounts> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FILTER (WHERE branch IS NOT NULL), COUNT(*) FILTER (WHERE branch IS NOT NULL AND problems = '[]'), COUNT(*) FILTER (WHERE branch IS NULL)
-         FROM submissions WHERE is_latest = TRUE AND kind = 'application'",
-        )
-        .fetch_one(self.pool.sqlite())
-        .await?;
-        Ok(ApplicationCounts {
-            applied: row.get(0),
-            clean: row.get(1),
-            unknown_branch: row.get(2),
-        })
+        Ok(on_pool!(self, |p| {
+            let row = sqlx::query(
+                "SELECT COUNT(*) FILTER (WHERE branch IS NOT NULL), COUNT(*) FILTER (WHERE branch IS NOT NULL AND problems = '[]'), COUNT(*) FILTER (WHERE branch IS NULL)
+             FROM submissions WHERE is_latest = TRUE AND kind = 'application'",
+            )
+            .fetch_one(p)
+            .await?;
+            ApplicationCounts {
+                applied: row.get(0),
+                clean: row.get(1),
+                unknown_branch: row.get(2),
+            }
+        }))
     }
 
     /// Branches (roster names) whose latest application is in, in order of arrival.
     pub async fn applicants(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL
-         ORDER BY received_at, id",
-        )
-        .fetch_all(self.pool.sqlite())
-        .await?)
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL
+             ORDER BY received_at, id",
+            )
+            .fetch_all(p)
+            .await?
+        }))
     }
 }
 
 /// The next version number of `branch_key`'s submissions of `kind` (1 for the first).
 pub async fn next_version(tx: &mut Tx, kind: &str, branch_key: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(on_conn!(tx.conn(), |c| sqlx::query_scalar(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM submissions WHERE kind = $1 AND branch_key = $2",
     )
     .bind(kind)
     .bind(branch_key)
-    .fetch_one(tx.sqlite())
-    .await?)
+    .fetch_one(c)
+    .await?))
 }
 
 /// A version as it is written; JSON columns already serialised.
@@ -271,40 +281,301 @@ pub struct NewVersion {
 
 /// Writes `v` as the latest version of its branch (the previous latest no longer is).
 pub async fn insert_version(tx: &mut Tx, v: &NewVersion) -> Result<()> {
-    sqlx::query("UPDATE submissions SET is_latest = FALSE WHERE kind = $1 AND branch_key = $2")
+    on_conn!(tx.conn(), |c| {
+        sqlx::query("UPDATE submissions SET is_latest = FALSE WHERE kind = $1 AND branch_key = $2")
+            .bind(v.kind)
+            .bind(&v.branch_key)
+            .execute(&mut *c)
+            .await?;
+        sqlx::query(
+            "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
+                                      fields, fields_source, form_fields, summary_fields, problem_details, sender_changed, suggested_branch, content_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+        )
         .bind(v.kind)
         .bind(&v.branch_key)
-        .execute(tx.sqlite())
-        .await?;
-    sqlx::query(
-        "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
-                                  fields, fields_source, form_fields, summary_fields, problem_details, sender_changed, suggested_branch, content_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
-    )
-    .bind(v.kind)
-    .bind(&v.branch_key)
-    .bind(&v.branch)
-    .bind(&v.college)
-    .bind(&v.branch_text)
-    .bind(v.match_kind)
-    .bind(v.match_score)
-    .bind(&v.match_reason)
-    .bind(v.version)
-    .bind(v.message_id)
-    .bind(&v.sender)
-    .bind(db_time(v.received_at))
-    .bind(v.late)
-    .bind(&v.problems)
-    .bind(db_time(v.created_at))
-    .bind(&v.fields)
-    .bind(v.fields_source)
-    .bind(&v.form_fields)
-    .bind(&v.summary_fields)
-    .bind(&v.problem_details)
-    .bind(v.sender_changed)
-    .bind(&v.suggested_branch)
-    .bind(&v.content_key)
-    .execute(tx.sqlite())
-    .await?;
+        .bind(&v.branch)
+        .bind(&v.college)
+        .bind(&v.branch_text)
+        .bind(v.match_kind)
+        .bind(v.match_score)
+        .bind(&v.match_reason)
+        .bind(v.version)
+        .bind(v.message_id)
+        .bind(&v.sender)
+        .bind(db_time(v.received_at))
+        .bind(v.late)
+        .bind(&v.problems)
+        .bind(db_time(v.created_at))
+        .bind(&v.fields)
+        .bind(v.fields_source)
+        .bind(&v.form_fields)
+        .bind(&v.summary_fields)
+        .bind(&v.problem_details)
+        .bind(v.sender_changed)
+        .bind(&v.suggested_branch)
+        .bind(&v.content_key)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()
+    });
     Ok(())
+}
+
+/// What the store's tests of submissions, corrections, attachments and the board write:
+/// messages (written by SQL here, so these tests need no other file of the store) and
+/// versions.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::NewVersion;
+    use crate::store::{Store, db_time};
+    use chrono::{DateTime, TimeZone as _, Utc};
+
+    /// 2025-09-20 01:00 UTC plus `minutes`.
+    pub(crate) fn at(minutes: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap() + chrono::Duration::minutes(minutes)
+    }
+
+    /// A `messages` row numbered `n` (its Message-ID `<mN@x>`, subject `第N封`), arrived at
+    /// [`at`]`(n)`, with `status` and `disposition`; its id.
+    pub(crate) async fn message(
+        store: &Store,
+        n: i64,
+        status: &str,
+        disposition: Option<&str>,
+    ) -> i64 {
+        let sha = crate::store::blobs::sha256_hex(format!("mail {n}").as_bytes());
+        on_pool!(store, |p| {
+            sqlx::query(
+                "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, 1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&sha)
+            .bind(db_time(at(0)))
+            .execute(p)
+            .await
+            .expect("blob");
+            sqlx::query_scalar(
+                "INSERT INTO messages (source, message_id, raw_sha256, size, internal_date, stored_at, subject, status, disposition, needs_staff)
+                 VALUES ('file', $1, $2, 1, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .bind(format!("<m{n}@x>"))
+            .bind(&sha)
+            .bind(db_time(at(n)))
+            .bind(db_time(at(1000)))
+            .bind(format!("第{n}封"))
+            .bind(status)
+            .bind(disposition)
+            .bind(disposition == Some("question"))
+            .fetch_one(p)
+            .await
+            .expect("message")
+        })
+    }
+
+    /// Version `n` of `branch`'s application in message `message`, received at
+    /// [`at`]`(minutes)`; version 1 lacks its form, version 2 is late.
+    pub(crate) fn version(
+        branch: &str,
+        n: i64,
+        message: i64,
+        minutes: i64,
+        fields: Option<&str>,
+    ) -> NewVersion {
+        NewVersion {
+            kind: "application",
+            branch_key: branch.to_string(),
+            branch: Some(branch.to_string()),
+            college: Some("土木工程学院".into()),
+            branch_text: Some(branch.to_string()),
+            match_kind: "exact",
+            match_score: 1.0,
+            match_reason: String::new(),
+            version: n,
+            message_id: message,
+            sender: "a@example.test".into(),
+            received_at: at(minutes),
+            late: n == 2,
+            problems: if n == 1 { r#"["missing_form"]"# } else { "[]" }.into(),
+            created_at: at(minutes + 1),
+            fields: fields.map(str::to_string),
+            fields_source: Some("form"),
+            form_fields: None,
+            summary_fields: None,
+            problem_details: "[]".into(),
+            sender_changed: false,
+            suggested_branch: None,
+            content_key: format!("k{message}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{at, message, version};
+    use super::{ApplicationCounts, insert_version, next_version};
+
+    /// Versions written by processing read back on both backends: the latest of each branch
+    /// and kind, a branch's history, the closure mails, the counts for `status`, the
+    /// applicants and the versions from an unfamiliar sender.
+    #[tokio::test]
+    async fn versions_are_written_and_read_back() {
+        for store in crate::store::test_stores("submissions").await {
+            let backend = store.backend();
+            let a = "土木工程学院本科生第一党支部";
+            let m: Vec<i64> = processed_messages(&store, 5).await;
+            let unknown_key = format!("?{}", crate::textnorm::normalize("某支部"));
+            let mut tx = store.begin_write().await.expect("tx");
+            assert_eq!(next_version(&mut tx, "application", a).await.expect("n"), 1);
+            insert_version(
+                &mut tx,
+                &version(
+                    a,
+                    1,
+                    m[0],
+                    1,
+                    Some(r#"{"section":"党建","budget_yuan":3000}"#),
+                ),
+            )
+            .await
+            .expect("v1");
+            assert_eq!(next_version(&mut tx, "application", a).await.expect("n"), 2);
+            let mut v2 = version(a, 2, m[1], 2, None);
+            v2.sender = "new@example.test".into();
+            v2.sender_changed = true;
+            v2.problem_details = r#"[{"code":"late"}]"#.into();
+            insert_version(&mut tx, &v2).await.expect("v2");
+            let mut closure = version(a, 1, m[2], 3, None);
+            closure.kind = "closure";
+            insert_version(&mut tx, &closure).await.expect("closure");
+            let mut unknown = version(&unknown_key, 1, m[3], 4, None);
+            unknown.branch = None;
+            unknown.college = None;
+            unknown.branch_text = Some("某支部".into());
+            unknown.match_kind = "unknown";
+            unknown.match_score = 0.25;
+            unknown.suggested_branch = Some(a.into());
+            insert_version(&mut tx, &unknown).await.expect("unknown");
+            assert_eq!(next_version(&mut tx, "closure", a).await.expect("n"), 2);
+            tx.commit().await.expect("commit");
+
+            let latest = store.latest_submissions().await.expect("latest");
+            let shape: Vec<(&str, Option<&str>, i64, i64, i64)> = latest
+                .iter()
+                .map(|r| {
+                    (
+                        r.kind.as_str(),
+                        r.branch.as_deref(),
+                        r.version,
+                        r.versions,
+                        r.message,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                shape,
+                [
+                    ("application", Some(a), 2, 2, m[1]),
+                    ("closure", Some(a), 1, 1, m[2]),
+                    ("application", None, 1, 1, m[3]),
+                ],
+                "{backend}"
+            );
+            let v2 = &latest[0];
+            assert!(v2.late && v2.sender_changed, "{backend}");
+            assert_eq!(v2.sender, "new@example.test", "{backend}");
+            assert_eq!(v2.received_at, at(2), "{backend}");
+            assert_eq!(v2.subject.as_deref(), Some("第2封"), "{backend}");
+            assert_eq!(v2.message_id.as_deref(), Some("<m2@x>"), "{backend}");
+            assert!(v2.problems.is_empty(), "{backend}");
+            assert_eq!(
+                v2.problem_details,
+                [serde_json::json!({"code": "late"})],
+                "{backend}"
+            );
+            assert_eq!(v2.fields, None, "{backend}");
+            assert_eq!(v2.college.as_deref(), Some("土木工程学院"), "{backend}");
+            let u = &latest[2];
+            assert_eq!(u.match_kind, "unknown", "{backend}");
+            assert_eq!(u.match_score, 0.25, "{backend}");
+            assert_eq!(u.suggested_branch.as_deref(), Some(a), "{backend}");
+
+            let history = store.submission_history(a).await.expect("history");
+            let shape: Vec<(&str, i64)> = history
+                .iter()
+                .map(|r| (r.kind.as_str(), r.version))
+                .collect();
+            assert_eq!(
+                shape,
+                [("application", 1), ("application", 2), ("closure", 1)],
+                "{backend}"
+            );
+            let v1 = &history[0];
+            assert_eq!(v1.problems, ["missing_form"], "{backend}");
+            assert!(!v1.late && !v1.sender_changed, "{backend}");
+            assert_eq!(
+                v1.fields,
+                Some(serde_json::json!({"section": "党建", "budget_yuan": 3000})),
+                "{backend}"
+            );
+            assert_eq!(v1.fields_source.as_deref(), Some("form"), "{backend}");
+            let by_text = store.submission_history("某支部").await.expect("history");
+            assert_eq!(by_text.len(), 1, "{backend}");
+            assert_eq!(by_text[0].message, m[3], "{backend}");
+
+            let closures = store.closure_submissions().await.expect("closures");
+            assert_eq!(closures.len(), 1, "{backend}");
+            assert_eq!(closures[0].branch_key, a, "{backend}");
+            assert_eq!(closures[0].message, m[2], "{backend}");
+            assert_eq!(closures[0].received_at, Some(at(3)), "{backend}");
+
+            assert_eq!(
+                store.application_counts().await.expect("counts"),
+                ApplicationCounts {
+                    applied: 1,
+                    clean: 1,
+                    unknown_branch: 1
+                },
+                "{backend}"
+            );
+            assert_eq!(store.applicants().await.expect("applicants"), [a]);
+
+            let changes = store.sender_changes(None, None).await.expect("changes");
+            assert_eq!(changes.len(), 1, "{backend}");
+            let c = &changes[0];
+            assert_eq!(
+                (c.message, c.kind.as_str(), c.branch.as_str(), c.version),
+                (m[1], "application", a, 2),
+                "{backend}"
+            );
+            assert_eq!(c.sender, "new@example.test", "{backend}");
+            assert_eq!(c.received_at, at(2), "{backend}");
+            // Recorded at at(3): inside (at(2), at(3)], outside (at(3), …].
+            assert_eq!(
+                store
+                    .sender_changes(Some(at(2)), Some(at(3)))
+                    .await
+                    .expect("window")
+                    .len(),
+                1,
+                "{backend}"
+            );
+            assert!(
+                store
+                    .sender_changes(Some(at(3)), None)
+                    .await
+                    .expect("after")
+                    .is_empty(),
+                "{backend}"
+            );
+        }
+    }
+
+    /// `n` processed messages, numbered 1…n.
+    async fn processed_messages(store: &crate::store::Store, n: i64) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for i in 1..=n {
+            ids.push(message(store, i, "processed", Some("application")).await);
+        }
+        ids
+    }
 }
