@@ -173,7 +173,7 @@ async fn seed(db: &Path, branches: usize, versions: usize) {
     let now = "2026-12-01T00:00:00Z";
     let sha = |k: &str| format!("{:0>64}", k);
     for (k, size) in [("raw", 66_339), ("form", 38_764), ("summary", 5_742)] {
-        sqlx::query("INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3)")
             .bind(sha(k))
             .bind(size)
             .bind(now)
@@ -198,7 +198,7 @@ async fn seed(db: &Path, branches: usize, versions: usize) {
             let subject = format!("对标争先建设项目申报-{}", branch(i));
             sqlx::query(
                 "INSERT INTO messages (id, source, message_id, raw_sha256, size, internal_date, stored_at, subject, from_addr, status, disposition, reason, processed_at, branch)
-                 VALUES (?, 'file', ?, ?, 66339, ?, ?, ?, ?, 'processed', 'application', '申报', ?, ?)",
+                 VALUES ($1, 'file', $2, $3, 66339, $4, $5, $6, $7, 'processed', 'application', '申报', $8, $9)",
             )
             .bind(id)
             .bind(format!("m{id}@bench.example"))
@@ -231,7 +231,7 @@ async fn seed(db: &Path, branches: usize, versions: usize) {
             {
                 sqlx::query(
                     "INSERT INTO attachments (message_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256)
-                     VALUES (?, ?, ?, ?, 'application/octet-stream', ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, 'application/octet-stream', $5, $6, $7, $8, $9)",
                 )
                 .bind(id)
                 .bind(ordinal as i64)
@@ -260,7 +260,7 @@ async fn seed(db: &Path, branches: usize, versions: usize) {
             let f = fields(i);
             sqlx::query(
                 "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at, fields, fields_source, form_fields, summary_fields, problem_details, sender_changed, content_key)
-                 VALUES ('application', ?, ?, ?, ?, 'exact', 1.0, '与名册一致', ?, ?, ?, ?, ?, 0, ?, ?, ?, 'form', ?, ?, ?, 0, ?)",
+                 VALUES ('application', $1, $2, $3, $4, 'exact', 1.0, '与名册一致', $5, $6, $7, $8, $9, 0, $10, $11, $12, 'form', $13, $14, $15, 0, $16)",
             )
             .bind(branch(i))
             .bind(branch(i))
@@ -422,7 +422,7 @@ fn main() {
     ] {
         let (times, size) = time_page(port, path, &cookie, 0, few, || {
             rt.block_on(
-                sqlx::query("UPDATE messages SET moved = 1 - moved WHERE id = 1")
+                sqlx::query("UPDATE messages SET moved = NOT moved WHERE id = 1")
                     .execute(&mut conn),
             )
             .expect("a commit");

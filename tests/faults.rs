@@ -121,15 +121,31 @@ async fn fault_env(name: &str, user: &str, smtp_extra: &str) -> TestEnv {
     env
 }
 
+/// The scenario's database if the daemon has created it (its tables answer), else `None`.
+/// Asked of the database itself, not of a file: on PostgreSQL there is none.
+async fn db_if_ready(env: &TestEnv) -> Option<sqlx::AnyPool> {
+    let pool = any_pool(&env.db_url()).await.ok()?;
+    if scalar(&pool, "SELECT COUNT(*) FROM messages").await >= 0 {
+        Some(pool)
+    } else {
+        pool.close().await;
+        None
+    }
+}
+
 /// Opens the scenario's database once the daemon has created it.
-async fn db_when_ready(env: &TestEnv) -> sqlx::SqlitePool {
-    let path = env.dir.join("data/shenbao.db");
-    wait_for("the database to exist", Duration::from_secs(30), || {
-        let p = path.clone();
-        async move { p.exists() }
-    })
-    .await;
-    env.db().await
+async fn db_when_ready(env: &TestEnv) -> sqlx::AnyPool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pool) = db_if_ready(env).await {
+            return pool;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 30s waiting for the database to exist"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A small, valid application: the right subject for a roster branch, a distinct sender.
@@ -251,7 +267,7 @@ impl Tally {
 
 /// Counts, for the incoming `mids`: stored once, one submission each (and no submission
 /// version twice), one outbox row each, and one acknowledgement each in `ack_user`'s mailbox.
-async fn tally(pool: &sqlx::SqlitePool, env: &TestEnv, ack_user: &str, mids: &[String]) -> Tally {
+async fn tally(pool: &sqlx::AnyPool, env: &TestEnv, ack_user: &str, mids: &[String]) -> Tally {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT message_id, COUNT(*) FROM messages WHERE message_id IS NOT NULL AND COALESCE(disposition, '') != 'own_copy' GROUP BY message_id",
     )
@@ -268,12 +284,12 @@ async fn tally(pool: &sqlx::SqlitePool, env: &TestEnv, ack_user: &str, mids: &[S
     let subs: BTreeMap<String, i64> = subs.into_iter().collect();
     let repeated_versions = scalar(
         pool,
-        "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM submissions GROUP BY kind, branch_key, version)",
+        "SELECT CAST(COALESCE(SUM(n - 1), 0) AS BIGINT) FROM (SELECT COUNT(*) AS n FROM submissions GROUP BY kind, branch_key, version) AS v",
     )
     .await;
     let gaps = scalar(
         pool,
-        "SELECT COUNT(*) FROM (SELECT kind, branch_key FROM submissions GROUP BY kind, branch_key HAVING MAX(version) != COUNT(*))",
+        "SELECT COUNT(*) FROM (SELECT kind, branch_key FROM submissions GROUP BY kind, branch_key HAVING MAX(version) != COUNT(*)) AS g",
     )
     .await;
     let queued: Vec<(i64, i64)> = sqlx::query_as(
@@ -313,7 +329,7 @@ async fn tally(pool: &sqlx::SqlitePool, env: &TestEnv, ack_user: &str, mids: &[S
 /// Waits until every mail of `mids` is processed, answered in the outbox, and its ack is in
 /// `ack_user`'s mailbox; then a little longer, so a late duplicate would be seen too.
 async fn settle(
-    pool: &sqlx::SqlitePool,
+    pool: &sqlx::AnyPool,
     env: &TestEnv,
     daemon: &mut Daemon,
     ack_user: &str,
@@ -349,7 +365,7 @@ fn assert_tally(what: &str, t: &Tally, expected: usize) {
 }
 
 /// Polls `sql` every 10 ms until it reaches `target` (for faults that must land mid-batch).
-async fn wait_fast(pool: &sqlx::SqlitePool, sql: &str, target: i64, timeout: Duration) {
+async fn wait_fast(pool: &sqlx::AnyPool, sql: &str, target: i64, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while scalar(pool, sql).await < target {
         assert!(
@@ -546,7 +562,7 @@ struct Run {
 
 impl Run {
     /// [`settle`] with the row's timeout, acks read from the catch-all.
-    async fn settle(&self, pool: &sqlx::SqlitePool, daemon: &mut Daemon, mids: &[String]) {
+    async fn settle(&self, pool: &sqlx::AnyPool, daemon: &mut Daemon, mids: &[String]) {
         settle(
             pool,
             &self.env,
@@ -585,7 +601,7 @@ fn check_eq<T: PartialEq + std::fmt::Debug>(left: T, right: T, message: &str) ->
 /// the tally in its `faults:` line (`head`, tally, `tail`), and its own assertions.
 struct Report {
     daemon: Daemon,
-    pool: sqlx::SqlitePool,
+    pool: sqlx::AnyPool,
     mids: Vec<String>,
     head: String,
     tail: String,
@@ -691,8 +707,8 @@ async fn kill_9(run: &Run, n: usize, kills: usize, after_ms: (u64, u64)) -> Repo
         // (The window is short: the whole batch takes the daemon only a few seconds.)
         tokio::time::sleep(rng.millis(after_ms.0, after_ms.1)).await;
         kill_daemon(daemon).await;
-        if pool.is_none() && env.dir.join("data/shenbao.db").exists() {
-            pool = Some(env.db().await);
+        if pool.is_none() {
+            pool = db_if_ready(env).await;
         }
         let (stored, sent) = match &pool {
             Some(p) => (
@@ -1055,13 +1071,18 @@ async fn folder_recreated(run: &Run, old_n: usize, new_n: usize) -> Report {
         .map(|i| application("new", i, &run.branches, &run.to))
         .collect();
     let mut daemon = env.start_daemon();
-    wait_for("the daemon to connect", Duration::from_secs(30), || {
+    let connect_by = Instant::now() + Duration::from_secs(30);
+    let pool = loop {
         daemon.assert_alive();
-        let p = env.dir.join("data/shenbao.db");
-        async move { p.exists() }
-    })
-    .await;
-    let pool = env.db().await;
+        if let Some(pool) = db_if_ready(env).await {
+            break pool;
+        }
+        assert!(
+            Instant::now() < connect_by,
+            "timed out after 30s waiting for the daemon to connect"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     wait_for("the watermark", Duration::from_secs(30), || async {
         scalar(&pool, "SELECT COUNT(*) FROM mailbox_state").await == 1
     })

@@ -771,16 +771,21 @@ async fn the_sqlite_and_postgresql_schemas_match() {
     };
     let dir = std::env::temp_dir().join(format!("shenbao-pg-schema-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = shenbao::store::Store::open(
-        &format!("sqlite://{}", dir.join("shenbao.db").display()),
-        &dir,
-    )
-    .await
-    .expect("open a fresh SQLite store");
+    let url = format!("sqlite://{}", dir.join("shenbao.db").display());
+    // The store creates and migrates the database; its schema is read through a pool of the
+    // test's own (sqlite_master and pragma_table_info are SQLite's).
+    drop(
+        shenbao::store::Store::open(&url, &dir)
+            .await
+            .expect("open a fresh SQLite store"),
+    );
+    let sqlite_pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open the SQLite database");
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != '_sqlx_migrations' ORDER BY name",
     )
-    .fetch_all(store.sqlite_pool())
+    .fetch_all(&sqlite_pool)
     .await
     .expect("tables");
     let mut sqlite: Columns = BTreeMap::new();
@@ -789,7 +794,7 @@ async fn the_sqlite_and_postgresql_schemas_match() {
             "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid",
         )
         .bind(t)
-        .fetch_all(store.sqlite_pool())
+        .fetch_all(&sqlite_pool)
         .await
         .expect("columns");
         let cols = rows
@@ -845,7 +850,7 @@ async fn the_sqlite_and_postgresql_schemas_match() {
     let index_names_sqlite: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
     )
-    .fetch_all(store.sqlite_pool())
+    .fetch_all(&sqlite_pool)
     .await
     .expect("sqlite indexes");
     let index_names_pg: Vec<String> = sqlx::query_scalar(
@@ -855,7 +860,7 @@ async fn the_sqlite_and_postgresql_schemas_match() {
     .await
     .expect("postgres indexes");
     db.drop_db().await;
-    drop(store);
+    sqlite_pool.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 
     assert!(sqlite.len() >= 10, "{:?}", sqlite.keys());

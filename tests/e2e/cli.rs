@@ -327,6 +327,8 @@ fn check_config_names_every_bad_key() {
 }
 
 /// Runs SQL on the database of an `init`ed directory (what the daemon's sender would leave).
+/// A `$1` in a statement is the one-byte raw mail `00` (bound: a blob literal is not
+/// portable SQL).
 fn sql(dir: &Path, statements: &[&str]) -> Vec<(i64, String, i64, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -334,22 +336,31 @@ fn sql(dir: &Path, statements: &[&str]) -> Vec<(i64, String, i64, String)> {
         .expect("runtime");
     rt.block_on(async {
         let data = dir.join("local/data");
-        let store =
-            shenbao::store::Store::open(&shenbao::store::default_database_url(&data), &data)
+        let url = shenbao::store::default_database_url(&data);
+        // Opening the store creates and migrates the database; the SQL runs on a pool of its own.
+        drop(
+            shenbao::store::Store::open(&url, &data)
                 .await
-                .expect("open store");
+                .expect("open store"),
+        );
+        let pool = crate::common::any_pool(&url).await.expect("open db");
         for s in statements {
-            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
-                .execute(store.sqlite_pool())
+            let q = sqlx::query(sqlx::AssertSqlSafe(s.to_string()));
+            let q = if s.contains("$1") {
+                q.bind(vec![0u8])
+            } else {
+                q
+            };
+            q.execute(&pool)
                 .await
                 .unwrap_or_else(|e| panic!("{s}: {e}"));
         }
         let rows: Vec<(i64, String, i64, String)> =
             sqlx::query_as("SELECT id, status, attempts, next_attempt_at FROM outbox ORDER BY id")
-                .fetch_all(store.sqlite_pool())
+                .fetch_all(&pool)
                 .await
                 .expect("outbox");
-        store.sqlite_pool().close().await;
+        pool.close().await;
         rows
     })
 }
@@ -374,7 +385,7 @@ fn outbox_list_and_retry() {
     let insert = |id: i64, status: &str, attempts: i64, error: &str| {
         format!(
             "INSERT INTO outbox (id, kind, message_id, to_addr, subject, raw, status, attempts, next_attempt_at, last_error, created_at, sent_at)
-             VALUES ({id}, 'ack', 'shenbao.ack.{id}@test', 'branch{id}@example.test', 'Re: 对标争先建设项目申报-支部{id}', X'00', '{status}', {attempts},
+             VALUES ({id}, 'ack', 'shenbao.ack.{id}@test', 'branch{id}@example.test', 'Re: 对标争先建设项目申报-支部{id}', $1, '{status}', {attempts},
                      '2025-09-20T13:00:00Z', {error}, '2025-09-20T12:00:00Z', {sent})",
             error = if error.is_empty() { "NULL".to_string() } else { format!("'{error}'") },
             sent = if status == "sent" { "'2025-09-20T12:00:05Z'" } else { "NULL" },
@@ -651,15 +662,18 @@ fn review_import_coverage_partial_and_unrecognised_rows() {
             .expect("runtime");
         rt.block_on(async {
             let data = dir.join("local/data");
-            let store =
-                shenbao::store::Store::open(&shenbao::store::default_database_url(&data), &data)
+            let url = shenbao::store::default_database_url(&data);
+            drop(
+                shenbao::store::Store::open(&url, &data)
                     .await
-                    .expect("open store");
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = 1")
-                .fetch_one(store.sqlite_pool())
+                    .expect("open store"),
+            );
+            let pool = crate::common::any_pool(&url).await.expect("open db");
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reviews WHERE is_current = TRUE")
+                .fetch_one(&pool)
                 .await
                 .expect("count");
-            store.sqlite_pool().close().await;
+            pool.close().await;
             n
         })
     };
@@ -959,16 +973,15 @@ fn csv_and_names_from_a_hostile_mail_are_neutralised() {
         .expect("runtime");
     let raws: Vec<Vec<u8>> = rt.block_on(async {
         let data = dir.join("local/data");
-        let store = shenbao::store::Store::open_existing(
-            &shenbao::store::default_database_url(&data),
-            &data,
-        )
-        .await
-        .expect("open store");
-        sqlx::query_scalar("SELECT raw FROM outbox WHERE kind = 'ack'")
-            .fetch_all(store.sqlite_pool())
+        let pool = crate::common::any_pool(&shenbao::store::default_database_url(&data))
             .await
-            .expect("outbox")
+            .expect("open db");
+        let raws = sqlx::query_scalar("SELECT raw FROM outbox WHERE kind = 'ack'")
+            .fetch_all(&pool)
+            .await
+            .expect("outbox");
+        pool.close().await;
+        raws
     });
     assert!(!raws.is_empty(), "an ack was queued");
     let mut listed = false;
@@ -1032,16 +1045,15 @@ fn ingest_no_reply_queues_nothing() {
         .expect("runtime")
         .block_on(async {
             let data = dir.join("local/data");
-            let store = shenbao::store::Store::open_existing(
-                &shenbao::store::default_database_url(&data),
-                &data,
-            )
-            .await
-            .expect("open store");
-            sqlx::query_scalar("SELECT no_answer FROM messages ORDER BY id")
-                .fetch_all(store.sqlite_pool())
+            let pool = crate::common::any_pool(&shenbao::store::default_database_url(&data))
                 .await
-                .expect("messages")
+                .expect("open db");
+            let reasons = sqlx::query_scalar("SELECT no_answer FROM messages ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .expect("messages");
+            pool.close().await;
+            reasons
         });
     assert_eq!(reasons.len(), 2);
     // The application would have been answered: the reason is recorded. The other is a
@@ -1102,17 +1114,18 @@ fn read_only_commands_never_create_a_database() {
         .build()
         .expect("runtime")
         .block_on(async {
-            let store = shenbao::store::Store::open(
-                &shenbao::store::default_database_url(&data),
-                &data,
-            )
-            .await
-            .expect("open store");
+            let url = shenbao::store::default_database_url(&data);
+            drop(
+                shenbao::store::Store::open(&url, &data)
+                    .await
+                    .expect("open store"),
+            );
+            let pool = crate::common::any_pool(&url).await.expect("open db");
             sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
-                .execute(store.sqlite_pool())
+                .execute(&pool)
                 .await
                 .expect("age the schema");
-            store.sqlite_pool().close().await;
+            pool.close().await;
         });
     let o = shenbao(&dir, &["--config", cfg_arg, "status"]);
     let t = text(&o);
@@ -1275,11 +1288,11 @@ fn health_and_status_json_without_a_daemon() {
     assert!(t.starts_with("shenbao 运行状态：严重"), "{t}");
     assert!(t.contains("shenbao run"), "{t}");
     // A fresh heartbeat of both (what the daemon writes) and nothing waiting → ok.
-    let now = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+    let now = format!("'{}'", shenbao::store::db_time(chrono::Utc::now()));
     sql(
         &dir,
         &[&format!(
-            "INSERT INTO daemon_state (component, at, ok) VALUES ('imap', {now}, 1), ('scheduler', {now}, 1)"
+            "INSERT INTO daemon_state (component, at, ok) VALUES ('imap', {now}, TRUE), ('scheduler', {now}, TRUE)"
         )],
     );
     let o = shenbao(&dir, &["--config", "local/shenbao.toml", "health"]);
@@ -1288,7 +1301,7 @@ fn health_and_status_json_without_a_daemon() {
     sql(
         &dir,
         &[
-            "INSERT INTO outbox (kind, message_id, to_addr, subject, raw, status, attempts, next_attempt_at, created_at, last_error) VALUES ('ack', 'x@y', 'a@b.test', 's', x'00', 'dead', 8, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z', '550')",
+            "INSERT INTO outbox (kind, message_id, to_addr, subject, raw, status, attempts, next_attempt_at, created_at, last_error) VALUES ('ack', 'x@y', 'a@b.test', 's', $1, 'dead', 8, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z', '550')",
         ],
     );
     let o = shenbao(&dir, &["--config", "local/shenbao.toml", "health"]);

@@ -139,6 +139,81 @@ pub struct TestEnv {
     /// Where mail that needs a person goes (`imap.staff_folder`).
     pub staff_folder: String,
     pub domain: String,
+    /// The database this env's daemon and commands use: the SQLite file under `dir` by
+    /// default, a fresh PostgreSQL database with `SHENBAO_TEST_BACKEND=postgres`. Read it
+    /// through [`TestEnv::db_url`].
+    database_url: String,
+}
+
+/// The environment variable that picks the database backend of the e2e tests: `postgres`
+/// runs them on a fresh database of the server named by [`POSTGRES_VAR`], anything else (or
+/// nothing) on SQLite.
+pub const BACKEND_VAR: &str = "SHENBAO_TEST_BACKEND";
+/// The PostgreSQL server the tests create their databases on (a URL whose role may
+/// `CREATE DATABASE`).
+pub const POSTGRES_VAR: &str = "SHENBAO_TEST_POSTGRES";
+
+/// Whether this run's envs use PostgreSQL (`SHENBAO_TEST_BACKEND=postgres`).
+pub fn postgres_backend() -> bool {
+    std::env::var(BACKEND_VAR).is_ok_and(|v| v.trim().eq_ignore_ascii_case("postgres"))
+}
+
+/// A fresh, empty PostgreSQL database for env `name` on the server of `SHENBAO_TEST_POSTGRES`;
+/// returns its URL. The name is made of the env's name, the process id and a counter (several
+/// envs of one test binary run at once), in the characters PostgreSQL takes unquoted.
+async fn create_postgres_database(name: &str) -> String {
+    use sqlx::{Connection as _, Executor as _};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let server = std::env::var(POSTGRES_VAR).unwrap_or_else(|_| {
+        panic!("{BACKEND_VAR}=postgres needs {POSTGRES_VAR} (the URL of a PostgreSQL server)")
+    });
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    let db = format!(
+        "e2e_{stem}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut url = url::Url::parse(&server).expect("SHENBAO_TEST_POSTGRES is a URL");
+    let mut admin = sqlx::PgConnection::connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {POSTGRES_VAR}: {e}"));
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .await
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {db}: {e}"));
+    let _ = admin.close().await;
+    url.set_path(&db);
+    url.to_string()
+}
+
+/// An `AnyPool` on `url` (SQLite or PostgreSQL). A SQLite connection waits up to 20 s for the
+/// daemon's write lock instead of failing at once: the tests read while the daemon writes.
+pub async fn any_pool(url: &str) -> Result<sqlx::AnyPool, sqlx::Error> {
+    use sqlx::Executor as _;
+    static DRIVERS: OnceLock<()> = OnceLock::new();
+    DRIVERS.get_or_init(sqlx::any::install_default_drivers);
+    sqlx::any::AnyPoolOptions::new()
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                    conn.execute("PRAGMA busy_timeout = 20000").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
 }
 
 pub struct EnvOptions<'a> {
@@ -179,10 +254,18 @@ impl TestEnv {
         empty_inbox(user).await;
         let domain = format!("{}.shenbao.test", unique.replace('_', "-"));
         let config = dir.join("shenbao.toml");
+        let (database_url, database_section) = if postgres_backend() {
+            let url = create_postgres_database(name).await;
+            let section = format!("[database]\nurl = \"{url}\"\n");
+            (url, section)
+        } else {
+            let path = dir.join("data/shenbao.db");
+            (format!("sqlite://{}", path.display()), String::new())
+        };
         std::fs::write(
             &config,
             format!(
-                r#"
+                r#"{database_section}
 [imap]
 host = "127.0.0.1"
 port = {imap_port}
@@ -230,11 +313,14 @@ max_per_sender = {max}
             config,
             folder,
             domain,
+            database_url,
         }
     }
 
+    /// The URL of this env's database (the one its config names): the single place the
+    /// tests learn where the data is.
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("data/shenbao.db").display())
+        self.database_url.clone()
     }
 
     /// Runs `shenbao --config <this config> args…` to completion.
@@ -311,33 +397,29 @@ max_per_sender = {max}
         Daemon { child, log }
     }
 
-    pub async fn db(&self) -> sqlx::SqlitePool {
-        use std::str::FromStr;
-        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&self.db_url())
-            .expect("url")
-            .busy_timeout(Duration::from_secs(20));
-        sqlx::SqlitePool::connect_with(opts).await.expect("open db")
+    /// The env's database, for the tests to read and (rarely) set up what they need. On
+    /// either backend: statements use `$1` placeholders and portable SQL, flags are compared
+    /// in SQL or read as `CASE WHEN flag THEN 1 ELSE 0 END`, integers are read as i64.
+    pub async fn db(&self) -> sqlx::AnyPool {
+        any_pool(&self.db_url()).await.expect("open db")
     }
 
-    /// Waits until the daemon has connected and set its watermark on our folder.
+    /// Waits until the daemon has connected and set its watermark on our folder. Before the
+    /// daemon has created the database (or its tables) the connection or the query fails:
+    /// that is "not yet".
     pub async fn wait_watermark(&self, daemon: &mut Daemon) {
-        let db_path = self.dir.join("data/shenbao.db");
+        let url = self.db_url();
         let folder = self.folder.clone();
         wait_for("the daemon to connect", Duration::from_secs(30), || {
             daemon.assert_alive();
-            let db_path = db_path.clone();
+            let url = url.clone();
             let folder = folder.clone();
             async move {
-                if !db_path.exists() {
-                    return false;
-                }
-                let Ok(pool) =
-                    sqlx::SqlitePool::connect(&format!("sqlite://{}", db_path.display())).await
-                else {
+                let Ok(pool) = any_pool(&url).await else {
                     return false;
                 };
                 let n: Option<i64> =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM mailbox_state WHERE folder = ?")
+                    sqlx::query_scalar("SELECT COUNT(*) FROM mailbox_state WHERE folder = $1")
                         .bind(&folder)
                         .fetch_one(&pool)
                         .await
@@ -398,7 +480,7 @@ impl Drop for Daemon {
 }
 
 /// One number from the database; -1 when the query fails (e.g. before the table exists).
-pub async fn scalar(pool: &sqlx::SqlitePool, sql: &str) -> i64 {
+pub async fn scalar(pool: &sqlx::AnyPool, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
         .fetch_one(pool)
         .await

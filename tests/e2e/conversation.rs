@@ -36,11 +36,7 @@ fn files_for(branch: &str, project: Option<&str>) -> Vec<(String, Vec<u8>)> {
 
 /// A test's daemon on `user`'s intake folder with `roster`, started and watching: the
 /// environment, the daemon, its database and the intake address.
-async fn started(
-    name: &str,
-    user: &str,
-    roster: &str,
-) -> (TestEnv, Daemon, sqlx::SqlitePool, String) {
+async fn started(name: &str, user: &str, roster: &str) -> (TestEnv, Daemon, sqlx::AnyPool, String) {
     let env = TestEnv::new(
         name,
         user,
@@ -70,7 +66,7 @@ async fn deliver(env: &TestEnv, mails: &[Vec<u8>]) {
 }
 
 /// Waits until `n` messages are processed (or failed).
-async fn processed(env: &TestEnv, daemon: &mut Daemon, pool: &sqlx::SqlitePool, n: i64) {
+async fn processed(env: &TestEnv, daemon: &mut Daemon, pool: &sqlx::AnyPool, n: i64) {
     wait_for(
         &format!("{n} messages processed"),
         Duration::from_secs(60),
@@ -110,23 +106,31 @@ fn body(m: &Message<'_>) -> String {
     m.body_text(0).unwrap_or_default().to_string()
 }
 
-async fn disposition(pool: &sqlx::SqlitePool, mid: &str) -> (i64, String, Option<String>, bool) {
-    sqlx::query_as("SELECT id, disposition, branch, needs_staff FROM messages WHERE message_id = ?")
-        .bind(mid)
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{mid}: {e}"))
+async fn disposition(pool: &sqlx::AnyPool, mid: &str) -> (i64, String, Option<String>, bool) {
+    let (id, disposition, branch, staff): (i64, String, Option<String>, i64) = sqlx::query_as(
+        "SELECT id, disposition, branch, CASE WHEN needs_staff THEN 1 ELSE 0 END
+         FROM messages WHERE message_id = $1",
+    )
+    .bind(mid)
+    .fetch_one(pool)
+    .await
+    .unwrap_or_else(|e| panic!("{mid}: {e}"));
+    (id, disposition, branch, staff != 0)
 }
 
-async fn versions(pool: &sqlx::SqlitePool, branch: &str) -> Vec<(i64, bool, String)> {
-    sqlx::query_as(
-        "SELECT s.version, s.is_latest, m.message_id FROM submissions s JOIN messages m ON m.id = s.message_id
-         WHERE s.branch = ? AND s.kind = 'application' ORDER BY s.version",
+async fn versions(pool: &sqlx::AnyPool, branch: &str) -> Vec<(i64, bool, String)> {
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+        "SELECT s.version, CASE WHEN s.is_latest THEN 1 ELSE 0 END, m.message_id
+         FROM submissions s JOIN messages m ON m.id = s.message_id
+         WHERE s.branch = $1 AND s.kind = 'application' ORDER BY s.version",
     )
     .bind(branch)
     .fetch_all(pool)
     .await
-    .expect("versions")
+    .expect("versions");
+    rows.into_iter()
+        .map(|(version, latest, mid)| (version, latest != 0, mid))
+        .collect()
 }
 
 const B22: &str = SAMPLE_BRANCH;
@@ -463,12 +467,13 @@ async fn shared_senders_bursts_strangers_and_copied_forms() {
     assert_eq!((to_stranger.len(), to_secretary.len()), (1, 1));
     assert!(body(to_secretary[0]).contains("抄送名册登记的支部书记"));
     assert!(body(to_secretary[0]).contains("branch2@example.test"));
-    let changed: i64 =
-        sqlx::query_scalar("SELECT sender_changed FROM submissions WHERE branch = ?")
-            .bind(civil)
-            .fetch_one(&pool)
-            .await
-            .expect("submission");
+    let changed: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN sender_changed THEN 1 ELSE 0 END FROM submissions WHERE branch = $1",
+    )
+    .bind(civil)
+    .fetch_one(&pool)
+    .await
+    .expect("submission");
     assert_eq!(changed, 1);
     let status = env.cli(&["status"]);
     assert!(status.contains("发件人变更"), "{status}");

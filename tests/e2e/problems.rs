@@ -140,7 +140,7 @@ async fn every_problem_code_end_to_end() {
     let got = acks(&env, "catchall").await;
     for (i, c) in cases.iter().enumerate() {
         let mid = format!("problem-{i}-{}@example.edu.cn", c.name);
-        let (problems,): (String,) = sqlx::query_as("SELECT s.problems FROM submissions s JOIN messages m ON m.id = s.message_id WHERE m.message_id = ?")
+        let (problems,): (String,) = sqlx::query_as("SELECT s.problems FROM submissions s JOIN messages m ON m.id = s.message_id WHERE m.message_id = $1")
             .bind(&mid)
             .fetch_one(&pool)
             .await

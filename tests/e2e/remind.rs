@@ -62,8 +62,9 @@ async fn reminders_go_to_every_branch_sharing_an_address() {
         cfg.campaign.timezone,
     );
     let seven = &occasions[0];
+    let pool = env.db().await;
     sqlx::query(
-        "INSERT INTO ledger (key, kind, rule, recipient, deadline, offset_secs, created_at) VALUES (?, 'reminder', ?, ?, ?, ?, ?)",
+        "INSERT INTO ledger (key, kind, rule, recipient, deadline, offset_secs, created_at) VALUES ($1, 'reminder', $2, $3, $4, $5, $6)",
     )
     .bind(seven.key_for("branch3@example.test"))
     .bind(&seven.rule)
@@ -71,7 +72,7 @@ async fn reminders_go_to_every_branch_sharing_an_address() {
     .bind(shenbao::store::db_time(seven.deadline))
     .bind(seven.offset.num_seconds())
     .bind(shenbao::store::db_time(chrono::Utc::now()))
-    .execute(store.sqlite_pool())
+    .execute(&pool)
     .await
     .expect("old ledger row");
 
@@ -114,7 +115,6 @@ async fn reminders_go_to_every_branch_sharing_an_address() {
     assert!(out.contains("已放入发件箱 2 封"), "{out}");
     let again = env.cli(&["remind", "--at", at]);
     assert!(again.contains("没有到期的提醒"), "{again}");
-    let pool = env.db().await;
     let skips: Vec<(String, String)> = sqlx::query_as(
         "SELECT branch, skipped FROM ledger WHERE kind = 'reminder' AND skipped IS NOT NULL ORDER BY branch",
     )

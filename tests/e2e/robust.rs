@@ -321,17 +321,19 @@ async fn a_new_uidvalidity_rescans_without_doubling() {
     let mut s = imap(&env.user).await;
     let _ = s.create(mutf7(&folder)).await;
     let mails = batch(3);
-    let pool_path = env.db_url();
+    let db_url = env.db_url();
 
     let mut daemon = env.start_daemon();
     wait_for("the daemon to connect", Duration::from_secs(30), || {
         daemon.assert_alive();
-        let url = pool_path.clone();
+        let url = db_url.clone();
         async move {
-            let Ok(pool) = sqlx::SqlitePool::connect(&url).await else {
+            let Ok(pool) = any_pool(&url).await else {
                 return false;
             };
-            scalar(&pool, "SELECT COUNT(*) FROM mailbox_state").await == 1
+            let n = scalar(&pool, "SELECT COUNT(*) FROM mailbox_state").await;
+            pool.close().await;
+            n == 1
         }
     })
     .await;

@@ -48,18 +48,19 @@ async fn a_chunk_goes_out_over_two_sessions_and_a_refused_recipient_costs_only_i
         "branch3@example.test",
     ];
     let now = shenbao::store::db_time(chrono::Utc::now());
+    let pool = env.db().await;
     let mut ids = Vec::new();
     for (i, to) in recipients.iter().enumerate() {
         let mid = format!("lanes.{i}.{}@{}", std::process::id(), env.domain);
         sqlx::query(
-            "INSERT INTO outbox (kind, message_id, to_addr, subject, raw, next_attempt_at, created_at) VALUES ('ack', ?, ?, '回执测试', ?, ?, ?)",
+            "INSERT INTO outbox (kind, message_id, to_addr, subject, raw, next_attempt_at, created_at) VALUES ('ack', $1, $2, '回执测试', $3, $4, $5)",
         )
         .bind(&mid)
         .bind(to)
         .bind(mail(to, &mid))
         .bind(&now)
         .bind(&now)
-        .execute(store.sqlite_pool())
+        .execute(&pool)
         .await
         .expect("queue");
         ids.push(mid);
@@ -87,7 +88,7 @@ async fn a_chunk_goes_out_over_two_sessions_and_a_refused_recipient_costs_only_i
 
     let rows: Vec<(String, String, i64, Option<String>)> =
         sqlx::query_as("SELECT message_id, status, attempts, last_error FROM outbox ORDER BY id")
-            .fetch_all(store.sqlite_pool())
+            .fetch_all(&pool)
             .await
             .expect("outbox");
     for (i, (mid, status, attempts, error)) in rows.iter().enumerate() {

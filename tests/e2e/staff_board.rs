@@ -14,8 +14,8 @@ use std::time::Duration;
 const QUESTION_SUBJECT: &str = "请问截止时间是什么时候？<script>alert(1)</script>";
 const REFUSED: &str = "nobody-here@example.test";
 
-async fn message_id(pool: &sqlx::SqlitePool, mid: &str) -> i64 {
-    sqlx::query_scalar("SELECT id FROM messages WHERE message_id = ?")
+async fn message_id(pool: &sqlx::AnyPool, mid: &str) -> i64 {
+    sqlx::query_scalar("SELECT id FROM messages WHERE message_id = $1")
         .bind(mid)
         .fetch_one(pool)
         .await
@@ -403,7 +403,7 @@ async fn staff_handle_mail_and_retry_dead_letters_on_the_board() {
         || {
             let pool = pool.clone();
             async move {
-                sqlx::query_scalar::<_, String>("SELECT status FROM outbox WHERE id = ?")
+                sqlx::query_scalar::<_, String>("SELECT status FROM outbox WHERE id = $1")
                     .bind(dead_id)
                     .fetch_one(&pool)
                     .await
