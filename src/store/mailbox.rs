@@ -9,9 +9,8 @@ use sqlx::Row;
 impl Store {
     /// The watermark of a folder: (UIDVALIDITY, last committed UID).
     pub async fn mailbox_state(&self, account: &str, folder: &str) -> Result<Option<(u32, u32)>> {
-        let row: Option<(i64, i64)> =
-            on_pool!(self, |p| {
-                sqlx::query(
+        let row: Option<(i64, i64)> = on_pool!(self, |p| {
+            sqlx::query(
             "SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = $1 AND folder = $2",
         )
         .bind(account)
@@ -19,7 +18,7 @@ impl Store {
         .fetch_optional(p)
         .await?
         .map(|r| (r.get(0), r.get(1)))
-            });
+        });
         Ok(row.map(|(v, u)| (u32::try_from(v).unwrap_or(0), u32::try_from(u).unwrap_or(0))))
     }
 

@@ -435,11 +435,12 @@ pub(crate) enum Pool {
 }
 
 impl Pool {
-    /// Transitional: the SQLite pool, for statements not yet written for both backends.
+    /// The SQLite pool, for tests of SQLite's own behaviour (query plans).
+    #[cfg(test)]
     pub(crate) fn sqlite(&self) -> &SqlitePool {
         match self {
             Pool::Sqlite(p) => p,
-            Pool::Postgres(_) => panic!("statement not yet ported to PostgreSQL"),
+            Pool::Postgres(_) => panic!("a SQLite-only test on PostgreSQL"),
         }
     }
 }
@@ -452,7 +453,6 @@ pub(crate) enum Conn<'a> {
 
 impl Conn<'_> {
     /// The same connection, borrowed again (to pass it on and use it after).
-    #[allow(dead_code)] // Transitional: used as the files are ported.
     pub(crate) fn re(&mut self) -> Conn<'_> {
         match self {
             Conn::Sqlite(c) => Conn::Sqlite(c),
@@ -574,14 +574,6 @@ impl Tx {
         match &mut self.0 {
             TxInner::Sqlite(t) => Conn::Sqlite(t),
             TxInner::Postgres(t) => Conn::Postgres(t),
-        }
-    }
-
-    /// Transitional: the SQLite connection, for statements not yet written for both backends.
-    pub(crate) fn sqlite(&mut self) -> &mut SqliteConnection {
-        match &mut self.0 {
-            TxInner::Sqlite(t) => t,
-            TxInner::Postgres(_) => panic!("statement not yet ported to PostgreSQL"),
         }
     }
 }
@@ -724,12 +716,6 @@ impl Store {
                 options: Box::new(opts.read_only(true)),
             },
         })
-    }
-
-    /// Transitional (until the tests read through their own pools): the SQLite pool.
-    #[doc(hidden)]
-    pub fn sqlite_pool(&self) -> &SqlitePool {
-        self.pool.sqlite()
     }
 
     /// Which backend this store runs on, for messages: `SQLite` or `PostgreSQL`.
