@@ -256,7 +256,18 @@ impl TestEnv {
         let config = dir.join("shenbao.toml");
         let (database_url, database_section) = if postgres_backend() {
             let url = create_postgres_database(name).await;
-            let section = format!("[database]\nurl = \"{url}\"\n");
+            // As an office configures it: the password in a file of its own, never in the URL.
+            let mut bare = url::Url::parse(&url).expect("database URL");
+            let password = bare.password().unwrap_or_default().to_string();
+            let _ = bare.set_password(None);
+            let section = if password.is_empty() {
+                format!("[database]\nurl = \"{bare}\"\nlease = \"6s\"\n")
+            } else {
+                std::fs::write(dir.join("db.pw"), &password).expect("db.pw");
+                format!(
+                    "[database]\nurl = \"{bare}\"\npassword_file = \"db.pw\"\nlease = \"6s\"\n"
+                )
+            };
             (url, section)
         } else {
             let path = dir.join("data/shenbao.db");
