@@ -27,6 +27,13 @@
 //! Shared setup (the mail stack, a daemon with its own config and data directory, IMAP
 //! helpers, the sample files) is in [`common`], which `tests/faults.rs` and
 //! `benches/pipeline.rs` include too.
+//!
+//! The database: SQLite in each env's data directory by default; with
+//! `SHENBAO_TEST_BACKEND=postgres` each env gets a fresh database on the PostgreSQL server of
+//! `SHENBAO_TEST_POSTGRES` (named in its config's `[database]`). The tests read it through
+//! `TestEnv::db()`, an `sqlx::AnyPool`, so their SQL is written for both: `$1` placeholders,
+//! flags compared in SQL (`= TRUE`) or read as `CASE WHEN flag THEN 1 ELSE 0 END`, integers
+//! as i64, nothing SQLite-only.
 
 mod common;
 
