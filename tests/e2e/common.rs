@@ -264,9 +264,7 @@ impl TestEnv {
                 format!("[database]\nurl = \"{bare}\"\nlease = \"6s\"\n")
             } else {
                 std::fs::write(dir.join("db.pw"), &password).expect("db.pw");
-                format!(
-                    "[database]\nurl = \"{bare}\"\npassword_file = \"db.pw\"\nlease = \"6s\"\n"
-                )
+                format!("[database]\nurl = \"{bare}\"\npassword_file = \"db.pw\"\nlease = \"6s\"\n")
             };
             (url, section)
         } else {
