@@ -189,6 +189,20 @@ async fn health_and_a_broken_template_through_the_mail_servers() {
     }
     let status = env.cli(&["status"]);
     assert!(status.contains("模板出错（近 7 天"), "{status}");
+    // The running daemon holds the intake folder and the scheduler, and says so.
+    let duties = status
+        .split("守护进程与分工：")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no 守护进程与分工 in status: {status}"));
+    assert!(
+        duties.contains(&format!("收件 {}@", env.user))
+            && duties.contains("排期（提醒、摘要）：由"),
+        "{duties}"
+    );
+    assert!(
+        duties.contains("在线") && !duties.contains("已失联"),
+        "{duties}"
+    );
     assert!(
         status.contains(&format!(
             "reminder.txt.j2 第 {line} 行：未知的名称“grettings”"
