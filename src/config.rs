@@ -11,6 +11,12 @@
 //! when run as the service, `credentials/NAME` next to the config file otherwise (where the
 //! installed unit loads it from, so `check-config --probe` run by root reads the same password).
 //!
+//! Campaigns come as one `[campaign]` table (the campaign `default`) or as several
+//! `[[campaign]]` tables, one per semester, each with an `id`: the same subject returns every
+//! semester, and each campaign's `opens` … `closure_deadline` window says which one a mail
+//! belongs to ([`crate::campaign::calendar`]). Windows of one subject must not overlap, so
+//! that choice never depends on the order of the file.
+//!
 //! Relative paths resolve next to the config file. `storage.data_dir`, when not set, is the
 //! service's state directory (`$STATE_DIRECTORY`, /var/lib/shenbao) when systemd gives one, and
 //! `data` next to the config file otherwise.
