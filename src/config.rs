@@ -11,6 +11,12 @@
 //! when run as the service, `credentials/NAME` next to the config file otherwise (where the
 //! installed unit loads it from, so `check-config --probe` run by root reads the same password).
 //!
+//! Campaigns come as one `[campaign]` table (the campaign `default`) or as several
+//! `[[campaign]]` tables, one per semester, each with an `id`: the same subject returns every
+//! semester, and each campaign's `opens` … `closure_deadline` window says which one a mail
+//! belongs to ([`crate::campaign::calendar`]). Windows of one subject must not overlap, so
+//! that choice never depends on the order of the file.
+//!
 //! Relative paths resolve next to the config file. `storage.data_dir`, when not set, is the
 //! service's state directory (`$STATE_DIRECTORY`, /var/lib/shenbao) when systemd gives one, and
 //! `data` next to the config file otherwise.
@@ -92,7 +98,13 @@ pub struct SmtpConfig {
 
 #[derive(Debug, Clone)]
 pub struct CampaignConfig {
+    /// Short ASCII name (`2025-autumn`) that records and `--campaign` use; `default` for the
+    /// single `[campaign]` table without an `id`.
+    pub id: String,
+    /// The title (`title`, or `name` as the single table has always called it), shown in mails.
     pub name: String,
+    /// From when mail belongs to this campaign; `None`: from any time before.
+    pub opens: Option<DateTime<Utc>>,
     pub organizer: String,
     pub intake_address: String,
     pub application_subject: String,
@@ -116,6 +128,35 @@ pub struct CampaignConfig {
     pub budget_cap_yuan: f64,
     /// Roles the project leader may hold (书记、副书记); longer forms such as 支部书记 count.
     pub leader_roles: Vec<String>,
+}
+
+/// The id of the campaign of a single `[campaign]` table that names none.
+pub const DEFAULT_CAMPAIGN_ID: &str = "default";
+
+impl CampaignConfig {
+    /// When mail belongs to this campaign: from `opens` to the closure deadline plus grace
+    /// (see [`crate::campaign::calendar`]).
+    pub fn window(&self) -> crate::campaign::calendar::Window {
+        let grace = chrono::Duration::from_std(self.grace).unwrap_or_default();
+        crate::campaign::calendar::Window {
+            opens: self.opens,
+            closes: self.closure_deadline.map(|c| c + grace),
+        }
+    }
+
+    /// This campaign for [`crate::campaign::calendar::select`].
+    pub fn candidate(
+        &self,
+    ) -> Result<crate::campaign::calendar::Candidate, crate::campaign::subject::SubjectError> {
+        Ok(crate::campaign::calendar::Candidate {
+            id: self.id.clone(),
+            window: self.window(),
+            grammar: crate::campaign::subject::SubjectGrammar::new(
+                &self.application_subject,
+                &self.closure_subject,
+            )?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -150,7 +191,11 @@ pub struct Config {
     /// scheduler) lasts unrenewed; after it, another daemon on the same database takes over.
     pub lease: Duration,
     pub data_dir: PathBuf,
+    /// The current campaign when the file was loaded (see [`Config::current_campaign`]): what
+    /// every single-campaign caller uses. A copy of one entry of `campaigns`.
     pub campaign: CampaignConfig,
+    /// Every campaign, in file order: the one `[campaign]` table, or each `[[campaign]]`.
+    pub campaigns: Vec<CampaignConfig>,
     pub ack: AckConfig,
     /// `[[reminder]]` rules; the notice's default (7, 3 and 1 days before the application
     /// deadline, at 09:00) when the file has none.
@@ -358,6 +403,27 @@ impl Config {
         }
     }
 
+    /// The current campaign at `now`: the one whose window holds `now`, else the latest that
+    /// opened before it (see [`crate::campaign::calendar::current`]).
+    pub fn current_campaign(&self, now: DateTime<Utc>) -> &CampaignConfig {
+        crate::campaign::calendar::current(&self.campaigns, CampaignConfig::window, now)
+            .unwrap_or(&self.campaign)
+    }
+
+    /// The campaign with this id.
+    pub fn campaign_by_id(&self, id: &str) -> Option<&CampaignConfig> {
+        self.campaigns.iter().find(|c| c.id == id)
+    }
+
+    /// Every campaign for [`crate::campaign::calendar::select`] (their subject patterns were
+    /// checked when the file was loaded).
+    pub fn candidates(&self) -> Vec<crate::campaign::calendar::Candidate> {
+        self.campaigns
+            .iter()
+            .filter_map(|c| c.candidate().ok())
+            .collect()
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -371,14 +437,40 @@ impl Config {
         Config::parse_in(text, path, &ServiceEnv::from_process())
     }
 
-    /// Parses `text` as if it had been read from `path`, run with the directories of `env`.
+    /// Parses `text` as if it had been read from `path`, run with the directories of `env`;
+    /// `Config.campaign` is the campaign current at the clock's now (`SHENBAO_NOW` when set).
     pub fn parse_in(text: &str, path: &Path, env: &ServiceEnv) -> Result<Config, ConfigError> {
-        let table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+        // A malformed SHENBAO_NOW is reported by the command's own clock; here it only decides
+        // which of several campaigns is current.
+        let now = crate::clock::Clock::from_env()
+            .unwrap_or(crate::clock::Clock::System)
+            .now();
+        Config::parse_in_at(text, path, env, now)
+    }
+
+    /// [`Config::parse_in`] with `Config.campaign` the campaign current at `now`.
+    pub fn parse_in_at(
+        text: &str,
+        path: &Path,
+        env: &ServiceEnv,
+        now: DateTime<Utc>,
+    ) -> Result<Config, ConfigError> {
+        let table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                if let Some(problem) = both_campaign_forms(text) {
+                    return Err(ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        problems: vec![problem],
+                    });
+                }
+                return Err(ConfigError::Syntax {
                     path: path.to_path_buf(),
                     message: e.to_string(),
-                })?;
+                });
+            }
+        };
         let base = path
             .parent()
             .map(Path::to_path_buf)
@@ -390,7 +482,7 @@ impl Config {
             seen: BTreeSet::new(),
             env,
         };
-        let cfg = r.config(path);
+        let cfg = r.config(path, now);
         r.unknown_keys();
         match cfg {
             Some(cfg) if r.problems.is_empty() => Ok(cfg),
@@ -795,9 +887,9 @@ impl Reader<'_> {
         self.secret("database", false)
     }
 
-    fn config(&mut self, path: &Path) -> Option<Config> {
+    fn config(&mut self, path: &Path, now: DateTime<Utc>) -> Option<Config> {
         for section in [
-            "imap", "smtp", "database", "storage", "campaign", "ack", "health", "web",
+            "imap", "smtp", "database", "storage", "ack", "health", "web",
         ] {
             self.seen.insert(section.to_string());
             match self.root.get(section) {
@@ -824,8 +916,13 @@ impl Reader<'_> {
                 "租约太短，守护进程来不及续期：至少 2s，一般用默认的 30s",
             );
         }
-        let campaign = self.campaign();
-        let ack = self.ack(campaign.as_ref());
+        let campaigns = self.campaigns();
+        // The Message-ID domain must not move with the current campaign: the first one's.
+        let ack = self.ack(campaigns.as_ref().and_then(|c| c.first()));
+        let campaign = campaigns
+            .as_ref()
+            .and_then(|c| crate::campaign::calendar::current(c, CampaignConfig::window, now))
+            .cloned();
         let health = self.health();
         let web = self.web();
         let reminders = self.array("reminder", |r| r.reminder());
@@ -852,6 +949,7 @@ impl Reader<'_> {
             lease: lease?,
             data_dir,
             campaign: campaign?,
+            campaigns: campaigns?,
             ack: ack?,
             health: health?,
             web: web?,
@@ -1091,8 +1189,109 @@ impl Reader<'_> {
         })
     }
 
-    fn campaign(&mut self) -> Option<CampaignConfig> {
-        let name = self.string("campaign.name", None);
+    /// The campaigns: the single `[campaign]` table or every `[[campaign]]`, then the checks
+    /// across them (ids, windows of the same subject).
+    fn campaigns(&mut self) -> Option<Vec<CampaignConfig>> {
+        self.seen.insert("campaign".to_string());
+        match self.root.get("campaign") {
+            Some(Value::Table(_)) => return self.campaign(false).map(|c| vec![c]),
+            Some(Value::Array(a)) if a.is_empty() => {
+                self.bad(
+                    "campaign",
+                    "至少要有一个活动：写一个 [campaign] 表，或一个以上的 [[campaign]]",
+                );
+                return None;
+            }
+            Some(Value::Array(_)) => {}
+            None => {
+                // As before: the required keys of the one campaign, each named.
+                return self.campaign(false).map(|c| vec![c]);
+            }
+            Some(_) => {
+                self.bad("campaign", "应为一个 [campaign] 表，或多个 [[campaign]] 表");
+                return None;
+            }
+        }
+        let entries = self.array_entries("campaign", |r| r.campaign(true))?;
+        let mut ok = entries.iter().all(Option::is_some);
+        // The checks across entries look at every entry that is good on its own, so one
+        // round of check-config names every problem; positions stay those of the file.
+        let list: Vec<(usize, CampaignConfig)> = entries
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c?)))
+            .collect();
+        for (n, (j, b)) in list.iter().enumerate() {
+            if let Some((i, _)) = list[..n].iter().find(|(_, a)| a.id == b.id) {
+                self.bad(
+                    &format!("campaign[{}].id", j + 1),
+                    format!(
+                        "id “{}”与 campaign[{}] 重复：每个活动的 id 必须不同，例如按学期写 \"2025-autumn\"、\"2026-spring\"",
+                        b.id,
+                        i + 1
+                    ),
+                );
+                ok = false;
+            }
+        }
+        for (n, (j, b)) in list.iter().enumerate() {
+            for (i, a) in &list[..n] {
+                if !same_subject(a, b) || !a.window().overlaps(&b.window()) {
+                    continue;
+                }
+                let ((ei, earlier), (li, later)) = if (a.deadline, i) <= (b.deadline, j) {
+                    ((*i, a), (*j, b))
+                } else {
+                    ((*j, b), (*i, a))
+                };
+                let (key, reason) = overlap_problem(ei + 1, earlier, li + 1, later);
+                self.bad(&key, reason);
+                ok = false;
+            }
+        }
+        ok.then(|| list.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// One campaign: the `[campaign]` table, or one `[[campaign]]` entry when `many`.
+    fn campaign(&mut self, many: bool) -> Option<CampaignConfig> {
+        let id = match self.opt_string("campaign.id") {
+            None if many => {
+                self.bad(
+                    "campaign.id",
+                    "必填：活动的简短英文标识，例如 \"2025-autumn\"（多个 [[campaign]] 靠它区分，记录也按它归档）",
+                );
+                None
+            }
+            None => Some(DEFAULT_CAMPAIGN_ID.to_string()),
+            Some(id) => match campaign_id_problem(&id) {
+                None => Some(id),
+                Some(reason) => {
+                    self.bad("campaign.id", reason);
+                    None
+                }
+            },
+        };
+        let title = self.opt_string("campaign.title");
+        let name = self.opt_string("campaign.name");
+        let name_key = if many {
+            "campaign.title"
+        } else {
+            "campaign.name"
+        };
+        let name = match (title, name) {
+            (Some(t), None) | (None, Some(t)) => Some(t),
+            (Some(_), Some(_)) => {
+                self.bad(
+                    "campaign.title",
+                    "title 和 name 是同一项（活动名称），只写一个",
+                );
+                None
+            }
+            (None, None) => {
+                self.bad(name_key, "必填，不能为空：活动名称，会出现在回执邮件中");
+                None
+            }
+        };
         let organizer = self.string("campaign.organizer", Some("党委学生工作部"));
         let intake = self.address("campaign.intake_address", None);
         let app = self.string(
@@ -1148,6 +1347,45 @@ impl Reader<'_> {
             },
             _ => Some(None),
         };
+        let opens = match (self.opt_string("campaign.opens"), tz) {
+            (Some(d), Some(tz)) => match parse_deadline(&d, tz) {
+                Some(t) => Some(Some(t)),
+                None => {
+                    self.bad(
+                        "campaign.opens",
+                        format!(
+                            "“{d}”不是时间，请写成 2026-02-16T00:00:00（按 campaign.timezone）"
+                        ),
+                    );
+                    None
+                }
+            },
+            _ => Some(None),
+        };
+        if let (Some(Some(o)), Some(d)) = (opens, deadline)
+            && o >= d
+        {
+            self.bad(
+                "campaign.opens",
+                format!(
+                    "开始收件时间（{}）不早于申报截止时间（{}）：请把 opens 提前，或删掉 opens（不限开始时间）",
+                    crate::clock::beijing(o),
+                    crate::clock::beijing(d)
+                ),
+            );
+        }
+        if let (Some(Some(c)), Some(d)) = (closure_deadline, deadline)
+            && c <= d
+        {
+            self.bad(
+                "campaign.closure_deadline",
+                format!(
+                    "结项截止时间（{}）不晚于申报截止时间（{}）：请检查日期",
+                    crate::clock::beijing(c),
+                    crate::clock::beijing(d)
+                ),
+            );
+        }
         let grace = self.duration("campaign.grace", "0s");
         let implementation = self.string("campaign.implementation", Some("10月—12月"));
         let roster = self.existing_file("campaign.roster");
@@ -1165,6 +1403,8 @@ impl Reader<'_> {
         let cap = self.integer("campaign.budget_cap_yuan", 5000, 1, 100_000_000);
         let roles = self.string_list("campaign.leader_roles", &["书记", "副书记"]);
         Some(CampaignConfig {
+            id: id?,
+            opens: opens?,
             sections: sections?,
             budget_cap_yuan: cap? as f64,
             leader_roles: roles?,
@@ -1215,6 +1455,16 @@ impl Reader<'_> {
         name: &str,
         read: impl Fn(&mut Reader<'_>) -> Option<T>,
     ) -> Option<Vec<T>> {
+        self.array_entries(name, read)?.into_iter().collect()
+    }
+
+    /// [`Reader::array`] entry by entry: `None` for an entry with problems (they are
+    /// recorded), so checks across entries can still look at the good ones.
+    fn array_entries<T>(
+        &mut self,
+        name: &str,
+        read: impl Fn(&mut Reader<'_>) -> Option<T>,
+    ) -> Option<Vec<Option<T>>> {
         self.seen.insert(name.to_string());
         let entries = match self.root.get(name) {
             None => return Some(Vec::new()),
@@ -1225,11 +1475,10 @@ impl Reader<'_> {
             }
         };
         let mut out = Vec::new();
-        let mut ok = true;
         for (i, entry) in entries.iter().enumerate() {
             let Value::Table(t) = entry else {
                 self.bad(&format!("{name}[{}]", i + 1), "应为一个表");
-                ok = false;
+                out.push(None);
                 continue;
             };
             let mut root = toml::Table::new();
@@ -1243,6 +1492,7 @@ impl Reader<'_> {
             };
             let item = read(&mut sub);
             sub.unknown_keys();
+            let ok = sub.problems.is_empty();
             let prefix = format!("{name}.");
             for p in sub.problems {
                 let key = match p.key.strip_prefix(&prefix) {
@@ -1253,14 +1503,10 @@ impl Reader<'_> {
                     key,
                     reason: p.reason,
                 });
-                ok = false;
             }
-            match item {
-                Some(item) => out.push(item),
-                None => ok = false,
-            }
+            out.push(item.filter(|_| ok));
         }
-        ok.then_some(out)
+        Some(out)
     }
 
     fn reminder(&mut self) -> Option<crate::schedule::ReminderRule> {
@@ -1436,6 +1682,112 @@ impl Reader<'_> {
             );
         }
     }
+}
+
+/// Why `id` cannot name a campaign, if it cannot: 1–32 characters of lowercase ASCII letters,
+/// digits, `-` and `_`, starting with a letter or digit (it goes into `--campaign`, file
+/// names and the database).
+fn campaign_id_problem(id: &str) -> Option<String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    let first_ok = id
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if id.len() <= 32 && first_ok && id.chars().all(ok_char) {
+        return None;
+    }
+    let hint = if id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && id.len() <= 32
+        && id.chars().any(|c| c.is_ascii_uppercase())
+    {
+        format!("，例如改成 \"{}\"", id.to_ascii_lowercase())
+    } else {
+        "，例如 \"2025-autumn\"、\"2026-spring\"".to_string()
+    };
+    Some(format!(
+        "“{id}”不能作活动 id：只能用小写英文字母、数字、- 和 _，以字母或数字开头，最长 32 个字符{hint}"
+    ))
+}
+
+/// Whether two campaigns share an application or closure subject pattern (compared after
+/// normalisation, so full-width and half-width spellings count as the same).
+fn same_subject(a: &CampaignConfig, b: &CampaignConfig) -> bool {
+    let norm = |c: &CampaignConfig| {
+        [
+            crate::textnorm::normalize(&c.application_subject),
+            crate::textnorm::normalize(&c.closure_subject),
+        ]
+    };
+    let (na, nb) = (norm(a), norm(b));
+    na.iter().any(|x| nb.contains(x))
+}
+
+/// The problem for two campaigns of the same subject whose windows overlap: the key to change
+/// and what to write. `earlier` has the earlier application deadline.
+fn overlap_problem(
+    ei: usize,
+    earlier: &CampaignConfig,
+    li: usize,
+    later: &CampaignConfig,
+) -> (String, String) {
+    let (e, l) = (&earlier.id, &later.id);
+    let Some(end) = earlier.window().closes else {
+        return (
+            format!("campaign[{ei}].closure_deadline"),
+            format!(
+                "活动 {e} 没有 closure_deadline，收件时间一直不结束，与主题相同的活动 {l}（campaign[{li}]）重叠：请给 {e} 写上结项截止时间 closure_deadline，并让 {l} 的 opens 晚于它"
+            ),
+        );
+    };
+    let suggestion = end + chrono::Duration::seconds(1);
+    let suggestion = suggestion
+        .with_timezone(&later.timezone)
+        .format("%Y-%m-%dT%H:%M:%S");
+    match later.opens {
+        None => (
+            format!("campaign[{li}].opens"),
+            format!(
+                "活动 {l} 没有写 opens（不限开始时间），与主题相同的活动 {e}（campaign[{ei}]，收件到 {} 为止）重叠：请给 {l} 写 opens = \"{suggestion}\" 或更晚",
+                crate::clock::beijing(end)
+            ),
+        ),
+        Some(o) => (
+            format!("campaign[{li}].opens"),
+            format!(
+                "活动 {l} 的 opens（{}）早于主题相同的活动 {e}（campaign[{ei}]）收件结束的时间（{}，结项截止加宽限）：请把 {l} 的 opens 改为 \"{suggestion}\" 或更晚，或把 {e} 的 closure_deadline 提前",
+                crate::clock::beijing(o),
+                crate::clock::beijing(end)
+            ),
+        ),
+    }
+}
+
+/// `[campaign]` and `[[campaign]]` in one file: TOML itself refuses that with an English
+/// message about a duplicate key; the operator gets told in Chinese what to change.
+fn both_campaign_forms(text: &str) -> Option<Problem> {
+    let header = |line: &str| -> Option<(bool, String)> {
+        let t = line.split('#').next().unwrap_or("").trim();
+        let (double, inner) = match t.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            Some(inner) => (true, inner),
+            None => (false, t.strip_prefix('[')?.strip_suffix(']')?),
+        };
+        Some((double, inner.trim().trim_matches('"').to_string()))
+    };
+    let mut table = false;
+    let mut array = false;
+    for line in text.lines() {
+        match header(line) {
+            Some((false, name)) if name == "campaign" => table = true,
+            Some((true, name)) if name == "campaign" => array = true,
+            _ => {}
+        }
+    }
+    (table && array).then(|| Problem {
+        key: "campaign".to_string(),
+        reason: "同时写了 [campaign] 和 [[campaign]]，只能用一种写法：只有一个活动时用 [campaign]；有多个学期的活动时都写成 [[campaign]]（各带 id），把原来的 [campaign] 改成 [[campaign]] 并加上 id = \"default\"（沿用原有记录）".to_string(),
+    })
 }
 
 /// The notice's reminders: 7, 3 and 1 days before the application deadline, at 09:00, to
@@ -2236,6 +2588,510 @@ roster = "missing.csv"
         std::fs::write(dir.join("smtp.pw"), "s3cret\n").expect("pw");
         let cfg = Config::parse(&text, &path).expect("loads");
         assert_eq!(cfg.smtp.missing_password(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `good` without its `[campaign]` table, for the `[[campaign]]` tests.
+    fn without_campaign(dir: &Path) -> String {
+        let text = good(dir);
+        let cut = text.find("[campaign]\n").expect("good has [campaign]");
+        text[..cut].to_string()
+    }
+
+    /// One `[[campaign]]` entry; `opens` and `closure` are left out when `None`.
+    fn entry(id: &str, opens: Option<&str>, deadline: &str, closure: Option<&str>) -> String {
+        let mut e = format!(
+            "\n[[campaign]]\nid = \"{id}\"\ntitle = \"{id} 对标争先\"\nintake_address = \"intake@example.test\"\ndeadline = \"{deadline}\"\nroster = \"roster.csv\"\n"
+        );
+        if let Some(o) = opens {
+            e.push_str(&format!("opens = \"{o}\"\n"));
+        }
+        if let Some(c) = closure {
+            e.push_str(&format!("closure_deadline = \"{c}\"\n"));
+        }
+        e
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .expect("valid instant")
+    }
+
+    fn problems_of(text: &str, path: &Path) -> Vec<Problem> {
+        match Config::parse_in_at(
+            text,
+            path,
+            &ServiceEnv::default(),
+            at("2026-03-01T00:00:00Z"),
+        ) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            Err(e) => panic!("expected Invalid, got {e}"),
+            Ok(_) => panic!("must be refused:\n{text}"),
+        }
+    }
+
+    fn campaign_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("shenbao-cfg-camp-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        write_roster(&dir);
+        dir
+    }
+
+    /// 2025-autumn closed (no opens, closure 2025-12-15), 2026-spring open from 2026-02-16.
+    fn two_semesters(dir: &Path) -> String {
+        format!(
+            "{}{}{}",
+            without_campaign(dir),
+            entry(
+                "2025-autumn",
+                None,
+                "2025-09-27T23:59:59",
+                Some("2025-12-15T23:59:59")
+            ),
+            entry(
+                "2026-spring",
+                Some("2026-02-16T00:00:00"),
+                "2026-03-28T23:59:59",
+                None
+            ),
+        )
+    }
+
+    #[test]
+    fn the_single_campaign_table_is_one_campaign_named_default() {
+        let dir = campaign_dir("single");
+        let path = dir.join("shenbao.toml");
+        let cfg = Config::parse(&good(&dir), &path).expect("loads");
+        assert_eq!(cfg.campaigns.len(), 1);
+        assert_eq!(cfg.campaign.id, DEFAULT_CAMPAIGN_ID);
+        assert_eq!(cfg.campaigns[0].id, "default");
+        assert_eq!(cfg.campaign.name, "测试活动");
+        assert_eq!(cfg.campaign.opens, None);
+        // No opens and no closure deadline: every instant belongs to it.
+        assert_eq!(cfg.campaign.window().opens, None);
+        assert_eq!(cfg.campaign.window().closes, None);
+        assert_eq!(
+            cfg.current_campaign(at("1990-01-01T00:00:00Z")).id,
+            "default"
+        );
+        assert_eq!(
+            cfg.campaign_by_id("default").map(|c| c.name.as_str()),
+            Some("测试活动")
+        );
+        assert!(cfg.campaign_by_id("2025-autumn").is_none());
+        // An explicit id, `title` for `name`, opens and closure deadline (Shanghai → UTC).
+        let text = good(&dir)
+            .replace("name = \"测试活动\"", "id = \"2025-autumn\"\ntitle = \"秋季活动\"")
+            .replace(
+                "roster = \"roster.csv\"",
+                "roster = \"roster.csv\"\nopens = \"2025-09-01T08:00:00\"\nclosure_deadline = \"2025-12-15T23:59:59\"\ngrace = \"10m\"",
+            );
+        let cfg = Config::parse(&text, &path).expect("loads");
+        assert_eq!(cfg.campaign.id, "2025-autumn");
+        assert_eq!(cfg.campaign.name, "秋季活动");
+        assert_eq!(cfg.campaign.opens, Some(at("2025-09-01T00:00:00Z")));
+        let w = cfg.campaign.window();
+        assert_eq!(w.opens, Some(at("2025-09-01T00:00:00Z")));
+        // The window ends with the closure deadline plus grace.
+        assert_eq!(w.closes, Some(at("2025-12-15T16:09:59Z")));
+        // title and name together, or neither, are named.
+        let both = good(&dir).replace("name = \"测试活动\"", "name = \"a\"\ntitle = \"b\"");
+        let p = problems_of(&both, &path);
+        assert!(
+            p.iter()
+                .any(|p| p.key == "campaign.title" && p.reason.contains("只写一个")),
+            "{p:?}"
+        );
+        let neither = good(&dir).replace("name = \"测试活动\"\n", "");
+        let p = problems_of(&neither, &path);
+        assert!(p.iter().any(|p| p.key == "campaign.name"), "{p:?}");
+        // A bad id in the single table.
+        let bad = good(&dir).replace("name = \"测试活动\"", "name = \"x\"\nid = \"2025 秋\"");
+        let p = problems_of(&bad, &path);
+        assert!(p.iter().any(|p| p.key == "campaign.id"), "{p:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn several_campaigns_and_the_current_one() {
+        let dir = campaign_dir("many");
+        let path = dir.join("shenbao.toml");
+        let text = two_semesters(&dir);
+        let load = |now: &str| {
+            Config::parse_in_at(&text, &path, &ServiceEnv::default(), at(now)).expect("loads")
+        };
+        let cfg = load("2025-09-20T09:00:00+08:00");
+        let ids: Vec<&str> = cfg.campaigns.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["2025-autumn", "2026-spring"]);
+        assert_eq!(cfg.campaign.id, "2025-autumn");
+        assert_eq!(cfg.campaign.name, "2025-autumn 对标争先");
+        let spring = cfg.campaign_by_id("2026-spring").expect("spring");
+        assert_eq!(spring.opens, Some(at("2026-02-15T16:00:00Z")));
+        assert_eq!(spring.deadline, at("2026-03-28T15:59:59Z"));
+        assert_eq!(spring.closure_deadline, None);
+        // Each entry has the [campaign] defaults.
+        assert_eq!(spring.sections.len(), 5);
+        assert_eq!(spring.budget_cap_yuan, 5000.0);
+        assert_eq!(spring.timezone, chrono_tz::Asia::Shanghai);
+        // The Message-ID domain comes from the first campaign whatever is current.
+        assert_eq!(cfg.ack.message_id_domain, "shenbao.example.test");
+        // Config.campaign is the campaign current when the file was loaded.
+        for (now, want) in [
+            ("2025-12-15T23:59:59+08:00", "2025-autumn"),
+            ("2026-01-10T00:00:00+08:00", "2025-autumn"),
+            ("2026-02-16T00:00:00+08:00", "2026-spring"),
+            ("2026-12-07T00:00:00Z", "2026-spring"),
+        ] {
+            assert_eq!(load(now).campaign.id, want, "at {now}");
+            assert_eq!(cfg.current_campaign(at(now)).id, want, "at {now}");
+        }
+        // The configuration's candidates select by subject and date.
+        use crate::campaign::calendar::{Selection, select};
+        let c = cfg.candidates();
+        assert_eq!(c.len(), 2);
+        let subject = "对标争先建设项目申报-土木工程学院本科生第一党支部";
+        assert_eq!(
+            select(&c, subject, at("2025-09-27T23:59:59+08:00")),
+            Selection::Matched("2025-autumn".to_string())
+        );
+        assert_eq!(
+            select(&c, subject, at("2026-03-28T23:59:59+08:00")),
+            Selection::Matched("2026-spring".to_string())
+        );
+        assert_eq!(
+            select(&c, subject, at("2026-01-10T00:00:00+08:00")),
+            Selection::OutsideWindow {
+                nearest: "2025-autumn".to_string()
+            }
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn both_campaign_forms_at_once_are_refused_in_chinese() {
+        let dir = campaign_dir("both");
+        let path = dir.join("shenbao.toml");
+        for text in [
+            format!(
+                "{}{}",
+                good(&dir),
+                entry("2026-spring", None, "2026-03-28T23:59:59", None)
+            ),
+            // The other order, with spaces and a comment in the header.
+            format!(
+                "{}{}\n[ campaign ] # 旧写法\nname = \"x\"\n",
+                without_campaign(&dir),
+                entry("2026-spring", None, "2026-03-28T23:59:59", None)
+            ),
+        ] {
+            let err = Config::parse(&text, &path).expect_err("both forms");
+            let ConfigError::Invalid { problems, .. } = &err else {
+                panic!("expected Invalid, got {err}");
+            };
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].key, "campaign");
+            assert!(problems[0].reason.contains("[[campaign]]"), "{problems:?}");
+            assert!(
+                problems[0].reason.contains("只能用一种写法"),
+                "{problems:?}"
+            );
+            assert!(err.to_string().contains("campaign："), "{err}");
+        }
+        // Any other TOML error stays a syntax error.
+        let err = Config::parse("[imap\nhost = 1", &path).expect_err("syntax");
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+        // An empty list of campaigns, or a campaign that is neither table nor tables.
+        for (text, words) in [
+            (
+                format!("campaign = []\n{}", without_campaign(&dir)),
+                "至少要有一个活动",
+            ),
+            (
+                format!("campaign = \"2025\"\n{}", without_campaign(&dir)),
+                "[[campaign]]",
+            ),
+        ] {
+            let p = problems_of(&text, &path);
+            assert!(
+                p.iter()
+                    .any(|p| p.key == "campaign" && p.reason.contains(words)),
+                "{p:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn campaign_ids_are_short_ascii_and_unique() {
+        let dir = campaign_dir("ids");
+        let path = dir.join("shenbao.toml");
+        for good_id in ["2025-autumn", "default", "a", "2026_spring", "x1"] {
+            assert_eq!(campaign_id_problem(good_id), None, "{good_id}");
+        }
+        let long = "a".repeat(33);
+        for (bad, words) in [
+            ("2025 秋", "2025-autumn"),
+            ("2025-Autumn", "\"2025-autumn\""),
+            ("-autumn", "以字母或数字开头"),
+            (long.as_str(), "最长 32 个字符"),
+            ("秋季", "只能用小写英文字母"),
+        ] {
+            let why = campaign_id_problem(bad).expect("refused");
+            assert!(why.contains(words), "{bad}: {why}");
+            let text = format!(
+                "{}{}",
+                without_campaign(&dir),
+                entry(bad, None, "2025-09-27T23:59:59", None)
+            );
+            let p = problems_of(&text, &path);
+            assert!(p.iter().any(|p| p.key == "campaign[1].id"), "{bad}: {p:?}");
+        }
+        // Two entries with one id: the second is named, with the first's position.
+        let text = format!(
+            "{}{}{}",
+            without_campaign(&dir),
+            entry(
+                "2025-autumn",
+                None,
+                "2025-09-27T23:59:59",
+                Some("2025-12-15T23:59:59")
+            ),
+            entry(
+                "2025-autumn",
+                Some("2026-02-16T00:00:00"),
+                "2026-03-28T23:59:59",
+                None
+            )
+        );
+        let p = problems_of(&text, &path);
+        assert!(
+            p.iter()
+                .any(|p| p.key == "campaign[2].id" && p.reason.contains("与 campaign[1] 重复")),
+            "{p:?}"
+        );
+        // Checks across entries still run when another entry has its own problem.
+        let text = format!(
+            "{}{}{}{}",
+            without_campaign(&dir),
+            entry(
+                "2025-autumn",
+                None,
+                "2025-09-27T23:59:59",
+                Some("2025-12-15T23:59:59")
+            ),
+            entry("2026 Spring", None, "2026-03-28T23:59:59", None),
+            entry(
+                "2025-autumn",
+                Some("2026-09-01T00:00:00"),
+                "2026-09-27T23:59:59",
+                None
+            )
+        );
+        let p = problems_of(&text, &path);
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        for k in ["campaign[2].id", "campaign[3].id"] {
+            assert!(keys.contains(&k), "{k} not in {keys:?}");
+        }
+        // [[campaign]] needs an id; the single table does not.
+        let text = format!(
+            "{}{}",
+            without_campaign(&dir),
+            entry("x", None, "2025-09-27T23:59:59", None).replace("id = \"x\"\n", "")
+        );
+        let p = problems_of(&text, &path);
+        assert!(
+            p.iter()
+                .any(|p| p.key == "campaign[1].id" && p.reason.contains("必填")),
+            "{p:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn overlapping_windows_of_one_subject_say_what_to_change() {
+        let dir = campaign_dir("overlap");
+        let path = dir.join("shenbao.toml");
+        let autumn = entry(
+            "2025-autumn",
+            None,
+            "2025-09-27T23:59:59",
+            Some("2025-12-15T23:59:59"),
+        );
+        let with = |entries: &[String]| format!("{}{}", without_campaign(&dir), entries.concat());
+        // Spring without opens reaches back into autumn: give it an opens.
+        let spring = entry("2026-spring", None, "2026-03-28T23:59:59", None);
+        let p = problems_of(&with(&[autumn.clone(), spring.clone()]), &path);
+        assert!(
+            p.iter().any(|p| p.key == "campaign[2].opens"
+                && p.reason.contains("opens = \"2025-12-16T00:00:00\"")),
+            "{p:?}"
+        );
+        // The same, written spring first: still spring's opens that must change.
+        let p = problems_of(&with(&[spring.clone(), autumn.clone()]), &path);
+        assert!(p.iter().any(|p| p.key == "campaign[1].opens"), "{p:?}");
+        // Autumn without a closure deadline never ends.
+        let open_autumn = entry("2025-autumn", None, "2025-09-27T23:59:59", None);
+        let spring_opens = entry(
+            "2026-spring",
+            Some("2026-02-16T00:00:00"),
+            "2026-03-28T23:59:59",
+            None,
+        );
+        let p = problems_of(&with(&[open_autumn, spring_opens.clone()]), &path);
+        assert!(
+            p.iter().any(|p| p.key == "campaign[1].closure_deadline"
+                && p.reason.contains("2025-autumn")
+                && p.reason.contains("closure_deadline")),
+            "{p:?}"
+        );
+        // Spring opening before autumn's closure deadline.
+        let early = entry(
+            "2026-spring",
+            Some("2025-12-01T00:00:00"),
+            "2026-03-28T23:59:59",
+            None,
+        );
+        let p = problems_of(&with(&[autumn.clone(), early]), &path);
+        assert!(
+            p.iter()
+                .any(|p| p.key == "campaign[2].opens" && p.reason.contains("早于")),
+            "{p:?}"
+        );
+        // Autumn's grace runs into spring's first instant.
+        let graced = autumn.replace(
+            "roster = \"roster.csv\"\n",
+            "roster = \"roster.csv\"\ngrace = \"1h\"\n",
+        );
+        let touching = entry(
+            "2026-spring",
+            Some("2025-12-16T00:00:00"),
+            "2026-03-28T23:59:59",
+            None,
+        );
+        let p = problems_of(&with(&[graced, touching.clone()]), &path);
+        assert!(
+            p.iter()
+                .any(|p| p.key == "campaign[2].opens" && p.reason.contains("2025-12-16T01:00:00")),
+            "{p:?}"
+        );
+        // Without grace, opening one second after the closure deadline is fine.
+        let cfg = Config::parse(&with(&[autumn.clone(), touching]), &path).expect("adjacent");
+        assert_eq!(cfg.campaigns.len(), 2);
+        // Another subject may run at the same time.
+        let other = entry("red-engine", None, "2025-10-31T23:59:59", None).replace(
+            "deadline = ",
+            "application_subject = \"红色引擎工程申报-{支部名称}\"\nclosure_subject = \"红色引擎工程结项-{支部名称}\"\ndeadline = ",
+        );
+        let cfg = Config::parse(&with(&[autumn, spring_opens, other]), &path).expect("loads");
+        assert_eq!(cfg.campaigns.len(), 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn campaign_entries_are_checked_key_by_key() {
+        let dir = campaign_dir("entries");
+        let path = dir.join("shenbao.toml");
+        let bad_second = entry("2026-spring", Some("2026-02-16T00:00:00"), "3月28日", None)
+            .replace("title = ", "colour = \"red\"\ntitle = ");
+        let text = format!(
+            "{}{}{}",
+            without_campaign(&dir),
+            entry(
+                "2025-autumn",
+                None,
+                "2025-09-27T23:59:59",
+                Some("2025-12-15T23:59:59")
+            ),
+            bad_second
+        );
+        let p = problems_of(&text, &path);
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        for k in ["campaign[2].colour", "campaign[2].deadline"] {
+            assert!(keys.contains(&k), "{k} not in {keys:?}");
+        }
+        assert!(
+            !keys.iter().any(|k| k.starts_with("campaign[1]")),
+            "{keys:?}"
+        );
+        // opens after the deadline, a closure deadline before it, a bad opens.
+        for (opens, closure, key, words) in [
+            (
+                Some("2025-10-01T00:00:00"),
+                None,
+                "campaign[1].opens",
+                "不早于申报截止时间",
+            ),
+            (
+                None,
+                Some("2025-09-01T00:00:00"),
+                "campaign[1].closure_deadline",
+                "不晚于申报截止时间",
+            ),
+            (Some("九月一日"), None, "campaign[1].opens", "不是时间"),
+        ] {
+            let text = format!(
+                "{}{}",
+                without_campaign(&dir),
+                entry("2025-autumn", opens, "2025-09-27T23:59:59", closure)
+            );
+            let p = problems_of(&text, &path);
+            assert!(
+                p.iter().any(|p| p.key == key && p.reason.contains(words)),
+                "{key}: {p:?}"
+            );
+        }
+        // A missing roster and intake address are named per entry.
+        let text = format!(
+            "{}{}",
+            without_campaign(&dir),
+            entry("2025-autumn", None, "2025-09-27T23:59:59", None)
+                .replace("roster = \"roster.csv\"\n", "")
+                .replace("intake_address = \"intake@example.test\"\n", "")
+        );
+        let p = problems_of(&text, &path);
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        for k in ["campaign[1].roster", "campaign[1].intake_address"] {
+            assert!(keys.contains(&k), "{k} not in {keys:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The `[[campaign]]` example in config/shenbao.example.toml, uncommented in place of its
+    /// `[campaign]` table, loads.
+    #[test]
+    fn the_example_campaign_entries_load() {
+        let dir = campaign_dir("example");
+        std::fs::copy(dir.join("roster.csv"), dir.join("roster-2026-spring.csv")).expect("copy");
+        let example = include_str!("../config/shenbao.example.toml");
+        let start = example
+            .find("\n[campaign]\n")
+            .expect("[campaign] in the example");
+        let end = example[start..].find("\n[ack]\n").expect("[ack] follows") + start;
+        let entries: String = example[start..end]
+            .lines()
+            .skip_while(|l| *l != "# [[campaign]]")
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            entries.contains("[[campaign]]\nid = \"2025-autumn\""),
+            "{entries}"
+        );
+        let text = format!("{}\n{entries}{}", &example[..start], &example[end..]);
+        let cfg = Config::parse_in_at(
+            &text,
+            &dir.join("shenbao.toml"),
+            &ServiceEnv::default(),
+            at("2026-03-01T00:00:00+08:00"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<&str> = cfg.campaigns.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["2025-autumn", "2026-spring"]);
+        assert_eq!(cfg.campaign.id, "2026-spring");
+        assert_eq!(cfg.campaign.implementation, "2026年4月—6月");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
