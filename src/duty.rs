@@ -31,6 +31,34 @@ pub fn alive_job(holder: &str) -> String {
     format!("daemon:{holder}")
 }
 
+/// A lease as people read it (`status` and the board): what the job is and who does it,
+/// and whether its holder is online (with since/until) or lost.
+pub fn describe(l: &crate::store::leases::Lease, now: DateTime<Utc>) -> (String, String, bool) {
+    let what = if let Some(holder) = l.name.strip_prefix("daemon:") {
+        format!("守护进程 {holder}")
+    } else if let Some(folder) = l.name.strip_prefix("intake:") {
+        format!("收件 {folder}：由 {} 负责", l.holder)
+    } else if l.name == SCHEDULER {
+        format!("排期（提醒、摘要）：由 {} 负责", l.holder)
+    } else {
+        format!("{}：由 {} 负责", l.name, l.holder)
+    };
+    let live = l.expires_at >= now;
+    let state = if live {
+        format!(
+            "在线，自 {} 起，续租至 {}",
+            crate::clock::beijing(l.acquired_at),
+            crate::clock::beijing(l.expires_at)
+        )
+    } else {
+        format!(
+            "已失联，租约于 {} 到期，其他守护进程会接手",
+            crate::clock::beijing(l.expires_at)
+        )
+    };
+    (what, state, live)
+}
+
 #[derive(Debug, Clone)]
 pub struct Duties {
     store: Store,

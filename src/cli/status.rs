@@ -81,28 +81,7 @@ async fn daemons(store: &crate::store::Store) -> anyhow::Result<()> {
     let now = crate::duty::Duties::now();
     say!("守护进程与分工：");
     for l in &leases {
-        let live = l.expires_at >= now;
-        let what = if let Some(holder) = l.name.strip_prefix("daemon:") {
-            format!("守护进程 {holder}")
-        } else if let Some(folder) = l.name.strip_prefix("intake:") {
-            format!("收件 {folder}：由 {} 负责", l.holder)
-        } else if l.name == crate::duty::SCHEDULER {
-            format!("排期（提醒、摘要）：由 {} 负责", l.holder)
-        } else {
-            format!("{}：由 {} 负责", l.name, l.holder)
-        };
-        let state = if live {
-            format!(
-                "在线，自 {} 起，续租至 {}",
-                crate::clock::beijing(l.acquired_at),
-                crate::clock::beijing(l.expires_at)
-            )
-        } else {
-            format!(
-                "已失联，租约于 {} 到期，其他守护进程会接手",
-                crate::clock::beijing(l.expires_at)
-            )
-        };
+        let (what, state, _) = crate::duty::describe(l, now);
         say!("  {what}（{state}）");
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! 总览: the phase and the next deadline, applied per college (bar chart), problems by code,
-//! arrivals per day (line chart), what needs staff and the dead letters.
+//! arrivals per day (line chart), what needs staff and the dead letters, and which daemon
+//! does what.
 
 use super::reply::{Failure, html};
 use super::{Board, board, chart};
@@ -15,6 +16,14 @@ pub(super) const TEMPLATES: &[(&str, &str)] =
 
 pub(super) fn routes() -> Router<Arc<Board>> {
     Router::new().route("/", get(overview))
+}
+
+/// A row of 守护进程与分工 for the page.
+#[derive(serde::Serialize)]
+struct DutyItem {
+    what: String,
+    state: String,
+    live: bool,
 }
 
 /// A row of 需人工处理 for the page.
@@ -67,6 +76,20 @@ async fn overview(
         })
         .collect();
     let applied = usize::try_from(status.applied).unwrap_or(0);
+    // Which daemon does what: read each time (a handful of rows; they change with time, not
+    // with the data the snapshot caches).
+    let wall = crate::duty::Duties::now();
+    let duties: Vec<DutyItem> = app
+        .store
+        .leases()
+        .await
+        .map_err(anyhow::Error::from)?
+        .iter()
+        .map(|l| {
+            let (what, state, live) = crate::duty::describe(l, wall);
+            DutyItem { what, state, live }
+        })
+        .collect();
     let body = board.render(
         "overview.html",
         Some(&session),
@@ -86,6 +109,7 @@ async fn overview(
             chart => chart,
             daily => daily,
             problems => problems,
+            duties => duties,
             now => crate::clock::beijing(now),
             last_arrival => arrivals.iter().max().map(|t| crate::clock::beijing(*t)),
         },

@@ -172,6 +172,12 @@ async fn the_board_over_http_and_in_a_browser() {
         body.contains("距申报截止") || body.contains("申报截止已过"),
         "{body}"
     );
+    // Which daemon does what: the running one holds the intake folder, online.
+    assert!(body.contains("<h2>守护进程与分工</h2>"), "{body}");
+    assert!(
+        body.contains(&format!("<li>收件 {}@", env.user)) && body.contains("在线，自"),
+        "{body}"
+    );
     // The branch's row on 支部.
     let page = http(
         port,
