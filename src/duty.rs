@@ -66,6 +66,9 @@ pub struct Duties {
     /// daemon is a new holder even with the same pid).
     pub holder: String,
     pub ttl: Duration,
+    /// The From address this daemon sends in, noted on its liveness lease: the others leave
+    /// its outbox mail to it while it is alive.
+    pub mail_from: Option<String>,
 }
 
 impl Duties {
@@ -81,7 +84,14 @@ impl Duties {
             store,
             holder: format!("{host}/{}/{}", std::process::id(), hex::encode(r)),
             ttl,
+            mail_from: None,
         }
+    }
+
+    /// The From address this daemon sends in (see [`Duties::mail_from`]).
+    pub fn sending_as(mut self, from: &str) -> Duties {
+        self.mail_from = Some(from.to_lowercase());
+        self
     }
 
     /// Wall-clock time, which every daemon judges leases by.
@@ -223,7 +233,11 @@ impl Duties {
     pub async fn stay_alive(self, mut shutdown: watch::Receiver<bool>) {
         let job = alive_job(&self.holder);
         loop {
-            self.take(&job).await;
+            if self.take(&job).await
+                && let Some(from) = &self.mail_from
+            {
+                let _ = self.store.note_lease(&job, &self.holder, from).await;
+            }
             // Daemons lost for a day (crashed, never back) leave `status`'s list.
             let _ = self
                 .store

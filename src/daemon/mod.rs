@@ -93,10 +93,20 @@ pub async fn run(
     let sender = sender(&cfg, store.clone(), clock, wake)?.with_backlog(backlog_rx);
     // The board first: a busy port stops the start before anything else runs.
     let web_task = crate::web::start(app.clone(), false, stop_rx.clone()).await?;
-    let duties = crate::duty::Duties::new(store.clone(), cfg.lease);
+    let duties =
+        crate::duty::Duties::new(store.clone(), cfg.lease).sending_as(&cfg.smtp.from_address);
     // Alive before anything is claimed in its name: another daemon must never take this
     // one's first sends for a dead daemon's.
-    duties.take(&crate::duty::alive_job(&duties.holder)).await;
+    let alive = crate::duty::alive_job(&duties.holder);
+    if duties.take(&alive).await {
+        let _ = store
+            .note_lease(
+                &alive,
+                &duties.holder,
+                &cfg.smtp.from_address.to_lowercase(),
+            )
+            .await;
+    }
     let alive_task = tokio::spawn(duties.clone().stay_alive(stop_rx.clone()));
     let sender_task = tokio::spawn(sender.with_duties(duties.clone()).run(stop_rx.clone()));
     let scheduler_task = tokio::spawn(crate::schedule::remind::run(

@@ -292,6 +292,14 @@ impl Sender {
         self
     }
 
+    /// Which outbox mail this sender takes: with other daemons (each may read its own
+    /// mailbox and send in its own name), only the mail written in its own name, since its
+    /// SMTP login must match the From and the copy of an interrupted send lands in its own
+    /// mailbox; alone (a command, one daemon), all.
+    fn own_mail(&self) -> Option<&str> {
+        self.duties.as_ref().map(|_| self.cfg.from_address.as_str())
+    }
+
     /// Shares the outbox with other daemons: mails are claimed in this daemon's name, and
     /// only the sends of daemons no longer alive are taken for interrupted.
     pub fn with_duties(mut self, duties: crate::duty::Duties) -> Sender {
@@ -560,7 +568,7 @@ impl Sender {
         loop {
             let due = self
                 .store
-                .due_outbox_among(self.clock.now(), 50, only)
+                .due_outbox_among(self.clock.now(), 50, only, self.own_mail())
                 .await?;
             if due.is_empty() {
                 return Ok(sent);
@@ -672,7 +680,7 @@ impl Sender {
                 tracing::error!(error = %format!("{e:#}"), "发件出错，稍后重试");
             }
             self.close_sessions().await;
-            let wait = match self.store.next_outbox_due().await {
+            let wait = match self.store.next_outbox_due_from(self.own_mail()).await {
                 Ok(Some(t)) => (t - self.clock.now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)

@@ -114,6 +114,21 @@ impl Store {
         .rows_affected()))
     }
 
+    /// Notes `note` on `holder`'s lease `name` (a daemon's liveness lease: the From address
+    /// it sends in).
+    pub async fn note_lease(&self, name: &str, holder: &str, note: &str) -> Result<()> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE leases SET note = $3 WHERE name = $1 AND holder = $2"
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(note)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
     /// Every lease, by name (expired ones included: `status` says so).
     pub async fn leases(&self) -> Result<Vec<Lease>> {
         let time = |s: String| parse_db_time(&s).unwrap_or_default();

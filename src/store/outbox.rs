@@ -87,24 +87,34 @@ macro_rules! outbox_entry_sql {
 impl Store {
     /// Queued mails whose time has come, oldest first.
     pub async fn due_outbox(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
-        self.due_outbox_among(now, limit, None).await
+        self.due_outbox_among(now, limit, None, None).await
     }
 
     /// [`Store::due_outbox`], only among the ids in `only` when given (what a command queued
-    /// and now sends at once, leaving the rest to the daemon).
+    /// and now sends at once, leaving the rest to the daemon). With `from` (several daemons,
+    /// perhaps with their own mailboxes, share the outbox), not the mail written in the name
+    /// of another From that a live daemon sends in (its liveness lease notes it): that one
+    /// sends it, with the SMTP login that matches and the copy landing in its mailbox. Mail
+    /// whose From no live daemon sends in (a changed `smtp.from_address`, a daemon gone) is
+    /// anyone's, so nothing waits forever.
     pub async fn due_outbox_among(
         &self,
         now: DateTime<Utc>,
         limit: i64,
         only: Option<&[i64]>,
+        from: Option<&str>,
     ) -> Result<Vec<OutboxRow>> {
+        // Leases are judged by the wall clock, as the daemons judge them (crate::duty).
+        let wall = db_time(Utc::now());
         let Some(ids) = only else {
             return Ok(on_pool!(self, |p| {
                 sqlx::query(
-                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND (CAST($3 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $3 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $4)) ORDER BY id LIMIT $2",
             )
             .bind(db_time(now))
             .bind(limit)
+            .bind(from)
+            .bind(&wall)
             .fetch_all(p)
             .await?
             .iter()
@@ -118,11 +128,13 @@ impl Store {
                 let ids = serde_json::Value::from(ids.to_vec()).to_string();
                 // SQLite only: PostgreSQL binds the ids as one BIGINT[] and asks `id = ANY($3)` (the arm below).
                 sqlx::query(
-                    "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id IN (SELECT value FROM json_each($3)) ORDER BY id LIMIT $2",
+                    "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id IN (SELECT value FROM json_each($3)) AND (CAST($4 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $4 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $5)) ORDER BY id LIMIT $2",
                 )
                 .bind(db_time(now))
                 .bind(limit)
                 .bind(ids)
+                .bind(from)
+                .bind(&wall)
                 .fetch_all(p)
                 .await?
                 .iter()
@@ -130,11 +142,13 @@ impl Store {
                 .collect()
             }
             Pool::Postgres(p) => sqlx::query(
-                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id = ANY($3) ORDER BY id LIMIT $2",
+                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id = ANY($3) AND (CAST($4 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $4 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $5)) ORDER BY id LIMIT $2",
             )
             .bind(db_time(now))
             .bind(limit)
             .bind(ids.to_vec())
+            .bind(from)
+            .bind(&wall)
             .fetch_all(p)
             .await?
             .iter()
@@ -210,11 +224,21 @@ impl Store {
 
     /// The earliest time a queued mail is due, to sleep until then.
     pub async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let due: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'unconfirmed')",
+        self.next_outbox_due_from(None).await
+    }
+
+    /// [`Store::next_outbox_due`] among the mail written in the name of `from` when given.
+    pub async fn next_outbox_due_from(&self, from: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+        let wall = db_time(Utc::now());
+        let due: Option<String> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'unconfirmed') AND (CAST($1 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $1 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $2))",
         )
+        .bind(from)
+        .bind(&wall)
         .fetch_one(p)
-        .await?);
+        .await?
+        });
         Ok(due.as_deref().and_then(crate::store::parse_db_time))
     }
 
@@ -630,9 +654,10 @@ pub async fn enqueue(
     branch: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
+    let from = from_address(&mail.raw);
     Ok(on_conn!(tx.conn(), |c| {
         let new: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
+            "INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch, from_addr) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)
              ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(mail.kind.as_str())
@@ -644,6 +669,7 @@ pub async fn enqueue(
         .bind(db_time(now))
         .bind(&mail.cc)
         .bind(branch)
+        .bind(&from)
         .fetch_optional(&mut *c)
         .await?;
         match new {
@@ -656,6 +682,19 @@ pub async fn enqueue(
             }
         }
     }))
+}
+
+/// The address in the `From` header of a mail we wrote (lower case), read from the header
+/// only: whose outbox mail it is ([`Store::due_outbox_among`]).
+pub fn from_address(raw: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| {
+            m.from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .map(str::to_lowercase)
+        })
 }
 
 #[cfg(test)]
@@ -859,7 +898,7 @@ mod tests {
                 .collect();
             assert_eq!(first, [a], "{backend}: the limit");
             let among: Vec<i64> = store
-                .due_outbox_among(t0, 10, Some(&[c, b, 999]))
+                .due_outbox_among(t0, 10, Some(&[c, b, 999]), None)
                 .await
                 .expect("among")
                 .iter()
@@ -868,7 +907,7 @@ mod tests {
             assert_eq!(among, [b, c], "{backend}: among ids");
             assert!(
                 store
-                    .due_outbox_among(t0, 10, Some(&[]))
+                    .due_outbox_among(t0, 10, Some(&[]), None)
                     .await
                     .expect("among none")
                     .is_empty(),
@@ -876,7 +915,7 @@ mod tests {
             );
             assert!(
                 store
-                    .due_outbox_among(at(-1), 10, Some(&[a]))
+                    .due_outbox_among(at(-1), 10, Some(&[a]), None)
                     .await
                     .expect("among, not due")
                     .is_empty(),
@@ -1186,6 +1225,86 @@ mod tests {
                     .map(|e| e.status.clone()),
                 Some("unconfirmed".into())
             );
+            // Mail written in another daemon's name (its own mailbox and SMTP login) is not
+            // this one's to send; mail without a From is anyone's.
+            let mut own = Vec::new();
+            for (n, from) in [
+                (0, "A <a@example.test>"),
+                (1, "B <B@Example.test>"),
+                (2, ""),
+            ] {
+                let raw = if from.is_empty() {
+                    b"Subject: x\r\n\r\nx".to_vec()
+                } else {
+                    format!("From: {from}\r\nSubject: x\r\n\r\nx").into_bytes()
+                };
+                let mail = crate::notify::compose::Outgoing {
+                    kind: crate::notify::compose::OutboxKind::Ack,
+                    message_id: format!("from{n}@x"),
+                    to: "b@example.test".into(),
+                    cc: None,
+                    subject: "回执".into(),
+                    raw,
+                };
+                let mut tx = store.begin_write().await.expect("begin");
+                own.push(
+                    enqueue(&mut tx, &mail, None, None, t0)
+                        .await
+                        .expect("enqueue"),
+                );
+                tx.commit().await.expect("commit");
+            }
+            let due = |from: Option<&'static str>| {
+                let store = store.clone();
+                let own = own.clone();
+                async move {
+                    store
+                        .due_outbox_among(t0, 100, Some(&own), from)
+                        .await
+                        .expect("due")
+                        .iter()
+                        .map(|r| r.id)
+                        .collect::<Vec<i64>>()
+                }
+            };
+            // No daemon sends as A or B: all three are anyone's.
+            assert_eq!(due(Some("a@example.test")).await, own, "{backend}");
+            // Daemons sending as A and as B are alive (their liveness leases note it).
+            for (holder, from) in [("hA", "a@example.test"), ("hB", "b@example.test")] {
+                let job = format!("daemon:{holder}");
+                assert!(
+                    store
+                        .take_lease(&job, holder, Utc::now(), Duration::from_secs(60))
+                        .await
+                        .expect("lease")
+                );
+                store.note_lease(&job, holder, from).await.expect("note");
+            }
+            assert_eq!(
+                due(Some("a@example.test")).await,
+                [own[0], own[2]],
+                "{backend}"
+            );
+            assert_eq!(
+                due(Some("b@example.test")).await,
+                [own[1], own[2]],
+                "{backend}"
+            );
+            assert_eq!(due(None).await, own, "{backend}");
+            assert_eq!(
+                store
+                    .next_outbox_due_from(Some("c@example.test"))
+                    .await
+                    .expect("next"),
+                Some(t0),
+                "{backend}: the one without a From"
+            );
+            // B's daemon is gone (its lease given back): its mail is anyone's again.
+            store
+                .release_lease("daemon:hB", "hB")
+                .await
+                .expect("release");
+            assert_eq!(due(Some("a@example.test")).await, own, "{backend}");
         }
     }
 
