@@ -92,3 +92,7 @@ try_smoke() {
 try_smoke
 log "cargo test"
 cargo test --locked --all-targets "$@"
+# The same end-to-end suite again, each test on a fresh PostgreSQL database of the private
+# cluster (issue 15: the whole suite passes on PostgreSQL as on SQLite).
+log "cargo test --test e2e on PostgreSQL"
+SHENBAO_TEST_BACKEND=postgres cargo test --locked --test e2e "$@"

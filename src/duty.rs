@@ -196,6 +196,11 @@ impl Duties {
         let job = alive_job(&self.holder);
         loop {
             self.take(&job).await;
+            // Daemons lost for a day (crashed, never back) leave `status`'s list.
+            let _ = self
+                .store
+                .forget_lost_daemons(Self::now() - chrono::Duration::days(1))
+                .await;
             tokio::select! {
                 _ = tokio::time::sleep(self.every()) => {}
                 _ = crate::shutdown::requested(&mut shutdown) => break,

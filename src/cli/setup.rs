@@ -205,6 +205,29 @@ pub(super) async fn check_config(path: &Path, probe: bool) -> anyhow::Result<Exi
             eprintln!("SMTP：{e}");
         }
     }
+    let want = crate::store::schema_version();
+    match crate::store::probe(&cfg.database_connect_url()).await {
+        Ok((server, None)) => say!("数据库：{server}，还没有建表（shenbao run 第一次启动时建立）"),
+        Ok((server, Some(v))) if v == want => {
+            say!("数据库：{server}，表结构第 {v} 版，与本程序相符")
+        }
+        Ok((server, Some(v))) if v < want => {
+            say!("数据库：{server}，表结构第 {v} 版，shenbao run 启动时会升级到第 {want} 版")
+        }
+        Ok((server, Some(v))) => {
+            ok = false;
+            eprintln!(
+                "数据库：{server}，表结构第 {v} 版，由更新版本的 shenbao 写过（本程序只认识到第 {want} 版）：请改用新版本"
+            );
+        }
+        Err(e) => {
+            ok = false;
+            eprintln!(
+                "数据库 {}：{e}。请检查 [database] url、密码和网络（PostgreSQL 的 pg_hba.conf 要允许本机连接）",
+                cfg.database_url
+            );
+        }
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

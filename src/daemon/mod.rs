@@ -94,6 +94,9 @@ pub async fn run(
     // The board first: a busy port stops the start before anything else runs.
     let web_task = crate::web::start(app.clone(), false, stop_rx.clone()).await?;
     let duties = crate::duty::Duties::new(store.clone(), cfg.lease);
+    // Alive before anything is claimed in its name: another daemon must never take this
+    // one's first sends for a dead daemon's.
+    duties.take(&crate::duty::alive_job(&duties.holder)).await;
     let alive_task = tokio::spawn(duties.clone().stay_alive(stop_rx.clone()));
     let sender_task = tokio::spawn(sender.with_duties(duties.clone()).run(stop_rx.clone()));
     let scheduler_task = tokio::spawn(crate::schedule::remind::run(

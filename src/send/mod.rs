@@ -349,16 +349,64 @@ impl Sender {
         }
     }
 
-    /// Recovers from a crash: sends that were in flight become `unconfirmed`.
+    /// Recovers from a crash at start: sends that were in flight in the name of a daemon
+    /// that is gone (this one's previous run, or another that died) or of no daemon become
+    /// `unconfirmed`.
     pub async fn recover(&self) -> anyhow::Result<()> {
-        let n = self
-            .store
-            .outbox_recover(self.clock.now(), self.cfg.confirm_grace)
-            .await?;
+        let n = self.recover_from_dead(true).await?;
         if n > 0 {
             tracing::warn!(count = n, grace = ?self.cfg.confirm_grace, "上次停止时有邮件正在发送；先查看它们的副本是否已到，再决定是否重发");
         }
         Ok(())
+    }
+
+    /// The sends in flight of daemons that are no longer alive (their liveness lease ran out,
+    /// or they were processes of this machine that are gone) become `unconfirmed`; at start
+    /// also those claimed by no daemon. Sends of live daemons are never touched.
+    async fn recover_from_dead(&self, startup: bool) -> anyhow::Result<u64> {
+        let senders = self.store.outbox_senders().await?;
+        if senders.is_empty() {
+            return Ok(0);
+        }
+        let now = crate::duty::Duties::now();
+        let live: std::collections::HashSet<String> = self
+            .store
+            .leases()
+            .await?
+            .into_iter()
+            .filter(|l| l.expires_at >= now)
+            .filter_map(|l| l.name.strip_prefix("daemon:").map(str::to_string))
+            .collect();
+        let me = self.duties.as_ref().map(|d| d.holder.as_str());
+        let mut n = 0;
+        for holder in &senders {
+            let dead = match holder.as_deref() {
+                None => startup,
+                Some(h) if Some(h) == me => false,
+                Some(h) => {
+                    !live.contains(h) || self.duties.as_ref().is_some_and(|d| d.is_dead_here(h))
+                }
+            };
+            if dead {
+                let k = self
+                    .store
+                    .outbox_recover_from(
+                        holder.as_deref(),
+                        self.clock.now(),
+                        self.cfg.confirm_grace,
+                    )
+                    .await?;
+                if k > 0 && !startup {
+                    tracing::warn!(
+                        count = k,
+                        daemon = holder.as_deref().unwrap_or("-"),
+                        "另一个守护进程停止时有邮件正在发送；先查看它们的副本是否已到，再决定是否重发"
+                    );
+                }
+                n += k;
+            }
+        }
+        Ok(n)
     }
 
     async fn send_one(&self, row: &OutboxRow) -> Result<(), SendError> {
@@ -532,14 +580,23 @@ impl Sender {
                     }
                     return Ok(sent);
                 }
-                let mut to_send = Vec::with_capacity(chunk.len());
-                for row in chunk {
+                // Claimed first, in this daemon's name: a mail another daemon claimed in the
+                // meantime is left to it, and an interrupted send is looked into by one
+                // daemon only, while it holds the claim.
+                let ids: Vec<i64> = chunk.iter().map(|r| r.id).collect();
+                let holder = self.duties.as_ref().map(|d| d.holder.as_str());
+                let claimed = self.store.outbox_claim(&ids, holder).await?;
+                let mut to_send = Vec::with_capacity(claimed.len());
+                for row in chunk
+                    .iter()
+                    .filter(|r| claimed.binary_search(&r.id).is_ok())
+                {
                     if row.unconfirmed {
                         match self.copy_arrived(row).await? {
                             CopyCheck::Arrived => {
                                 tracing::info!(id = row.id, message_id = %row.message_id, "副本已到达：中断的那次发送其实已经成功");
                                 self.store
-                                    .outbox_sent_many(&[row.id], self.clock.now())
+                                    .outbox_confirmed(row.id, self.clock.now())
                                     .await?;
                                 continue;
                             }
@@ -550,18 +607,19 @@ impl Sender {
                                 let later = self.clock.now()
                                     + chrono::Duration::from_std(self.cfg.confirm_grace)
                                         .unwrap_or_default();
-                                self.store.outbox_postpone(row.id, later).await?;
+                                self.store.outbox_unclaim_unconfirmed(row.id, later).await?;
                                 continue;
                             }
                         }
                     }
                     to_send.push(row);
                 }
-                // One transaction marks the whole chunk in flight and one records it sent: a
-                // crash in between leaves them `sending`, which recovery turns into
-                // `unconfirmed` and settles by their copies, one by one.
+                // One transaction counts the attempts of the whole chunk and one records it
+                // sent: a crash in between leaves them `sending` in this daemon's name, which
+                // recovery (here after a restart, or by another daemon once this one's lease
+                // has run out) turns into `unconfirmed` and settles by their copies, one by one.
                 let ids: Vec<i64> = to_send.iter().map(|r| r.id).collect();
-                self.store.outbox_sending_many(&ids).await?;
+                self.store.outbox_attempting(&ids).await?;
                 let lanes = self.send_lanes(&to_send).await;
                 self.store
                     .outbox_sent_many(&lanes.done, self.clock.now())
@@ -604,6 +662,12 @@ impl Sender {
             tracing::error!(error = %format!("{e:#}"), "发件箱恢复失败");
         }
         loop {
+            // Another daemon may have died with sends in flight.
+            if self.duties.is_some()
+                && let Err(e) = self.recover_from_dead(false).await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "查看其他守护进程中断的发送失败，稍后重试");
+            }
             if let Err(e) = self.drain().await {
                 tracing::error!(error = %format!("{e:#}"), "发件出错，稍后重试");
             }

@@ -102,6 +102,18 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Forgets the liveness leases (`daemon:…`) of daemons that stopped answering before
+    /// `before` (crashed, never given back): `status` stops listing them. Returns how many.
+    pub async fn forget_lost_daemons(&self, before: DateTime<Utc>) -> Result<u64> {
+        Ok(on_pool!(self, |p| sqlx::query(
+            "DELETE FROM leases WHERE name LIKE 'daemon:%' AND expires_at < $1"
+        )
+        .bind(db_time(before))
+        .execute(p)
+        .await?
+        .rows_affected()))
+    }
+
     /// Every lease, by name (expired ones included: `status` says so).
     pub async fn leases(&self) -> Result<Vec<Lease>> {
         let time = |s: String| parse_db_time(&s).unwrap_or_default();

@@ -790,6 +790,39 @@ impl Store {
     }
 }
 
+/// What `check-config --probe` learns of the configured database without changing it: the
+/// server (PostgreSQL's version, or the SQLite file) and the schema version recorded there
+/// (`None`: no database or no tables yet, which the first `shenbao run` creates).
+pub async fn probe(database_url: &str) -> Result<(String, Option<i64>)> {
+    use sqlx::Connection as _;
+    if is_postgres_url(database_url) {
+        let mut conn = sqlx::PgConnection::connect(database_url).await?;
+        let version: String = sqlx::query_scalar("SELECT version()")
+            .fetch_one(&mut conn)
+            .await?;
+        let schema: Option<i64> = sqlx::query_scalar(RECORDED_VERSION)
+            .fetch_one(&mut conn)
+            .await
+            .ok()
+            .filter(|v| *v > 0);
+        let _ = conn.close().await;
+        let server = version.split(" on ").next().unwrap_or(&version).to_string();
+        return Ok((server, schema));
+    }
+    let Some(file) = sqlite_file(database_url).filter(|f| f.is_file()) else {
+        return Ok(("SQLite".into(), None));
+    };
+    let opts = SqliteConnectOptions::from_str(database_url)?.read_only(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&opts).await?;
+    let schema: Option<i64> = sqlx::query_scalar(RECORDED_VERSION)
+        .fetch_one(&mut conn)
+        .await
+        .ok()
+        .filter(|v| *v > 0);
+    let _ = conn.close().await;
+    Ok((format!("SQLite（{}）", file.display()), schema))
+}
+
 /// A database URL with its password replaced by `***`, for messages and logs.
 pub fn redacted_url(url: &str) -> String {
     match url::Url::parse(url) {

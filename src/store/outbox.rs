@@ -218,15 +218,122 @@ impl Store {
         Ok(due.as_deref().and_then(crate::store::parse_db_time))
     }
 
-    /// Marks mails as being handed to SMTP (one transaction), so a crash during the hand-over
-    /// is known. Each counts as an attempt.
-    pub async fn outbox_sending_many(&self, ids: &[i64]) -> Result<()> {
+    /// Claims the mails `ids` that are still waiting (queued, or unconfirmed) for `holder`:
+    /// marks them `sending` in its name and returns the ids it got. Of several daemons asking
+    /// for the same mail, one gets it: on PostgreSQL the rows are locked `FOR UPDATE SKIP
+    /// LOCKED` (a row another daemon is claiming is skipped, not waited for), on SQLite the
+    /// one writer at a time does the same. The attempt is counted when the mail is really
+    /// handed to SMTP ([`Store::outbox_attempting`]); a crash in between is known by the
+    /// `sending` status and the claimer's name.
+    pub async fn outbox_claim(&self, ids: &[i64], holder: Option<&str>) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut got: Vec<i64> = match &self.pool {
+            Pool::Sqlite(p) => {
+                let ids = serde_json::Value::from(ids.to_vec()).to_string();
+                // SQLite only: PostgreSQL locks the rows FOR UPDATE SKIP LOCKED and binds a BIGINT[] (the arm below).
+                sqlx::query_scalar(
+                    "UPDATE outbox SET status = 'sending', claimed_by = $2 WHERE id IN (SELECT value FROM json_each($1)) AND status IN ('queued', 'unconfirmed') RETURNING id",
+                )
+                .bind(ids)
+                .bind(holder)
+                .fetch_all(p)
+                .await?
+            }
+            Pool::Postgres(p) => sqlx::query_scalar(
+                "UPDATE outbox SET status = 'sending', claimed_by = $2 WHERE id IN (SELECT id FROM outbox WHERE id = ANY($1) AND status IN ('queued', 'unconfirmed') FOR UPDATE SKIP LOCKED) RETURNING id",
+            )
+            .bind(ids.to_vec())
+            .bind(holder)
+            .fetch_all(p)
+            .await?,
+        };
+        got.sort_unstable();
+        Ok(got)
+    }
+
+    /// Counts an attempt for each of `ids` (claimed, about to be handed to SMTP).
+    pub async fn outbox_attempting(&self, ids: &[i64]) -> Result<()> {
         self.update_each(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = $1",
+            "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1 AND status = 'sending'",
             ids,
             None,
         )
         .await
+    }
+
+    /// An interrupted send (claimed while `unconfirmed`) whose copy has arrived: it went
+    /// through, so it is sent; not counted as an attempt.
+    pub async fn outbox_confirmed(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2 AND status = 'sending'",
+        )
+        .bind(db_time(now))
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// An interrupted send (claimed while `unconfirmed`) whose copy could not be looked for
+    /// now: unconfirmed again, looked at again at `at`.
+    pub async fn outbox_unclaim_unconfirmed(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "UPDATE outbox SET status = 'unconfirmed', claimed_by = NULL, next_attempt_at = $1 WHERE id = $2 AND status = 'sending'",
+        )
+        .bind(db_time(at))
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Who has mails in flight (`sending`): each claiming daemon once, `None` for sends
+    /// claimed by no daemon (a command such as `digest --now`, or rows from before claims).
+    pub async fn outbox_senders(&self) -> Result<Vec<Option<String>>> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT DISTINCT claimed_by FROM outbox WHERE status = 'sending'"
+        )
+        .fetch_all(p)
+        .await?))
+    }
+
+    /// The sends `holder` had in flight when it died (`None`: those claimed by no daemon)
+    /// become `unconfirmed`, due after `grace`: time for the copy to arrive if the send went
+    /// through. Returns how many.
+    pub async fn outbox_recover_from(
+        &self,
+        holder: Option<&str>,
+        now: DateTime<Utc>,
+        grace: Duration,
+    ) -> Result<u64> {
+        let due = now + chrono::Duration::from_std(grace).unwrap_or_default();
+        Ok(on_pool!(self, |p| {
+            match holder {
+            Some(h) => sqlx::query(
+                "UPDATE outbox SET status = 'unconfirmed', claimed_by = NULL, next_attempt_at = $1 WHERE status = 'sending' AND claimed_by = $2",
+            )
+            .bind(db_time(due))
+            .bind(h)
+            .execute(p)
+            .await?
+            .rows_affected(),
+            None => sqlx::query(
+                "UPDATE outbox SET status = 'unconfirmed', next_attempt_at = $1 WHERE status = 'sending' AND claimed_by IS NULL",
+            )
+            .bind(db_time(due))
+            .execute(p)
+            .await?
+            .rows_affected(),
+        }
+        }))
     }
 
     /// Mails marked in flight but not tried after all (the server went away before their
@@ -274,21 +381,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// After a crash: sends that were in flight become `unconfirmed`, due after `grace` (time
-    /// for the copy we sent ourselves to arrive, if the send went through).
-    pub async fn outbox_recover(&self, now: DateTime<Utc>, grace: Duration) -> Result<u64> {
-        let due = now + chrono::Duration::from_std(grace).unwrap_or_default();
-        Ok(on_pool!(self, |p| {
-            sqlx::query(
-            "UPDATE outbox SET status = 'unconfirmed', next_attempt_at = $1 WHERE status = 'sending'"
-        )
-        .bind(db_time(due))
-        .execute(p)
-        .await?
-        .rows_affected()
-        }))
     }
 
     /// An unconfirmed send whose copy could not be looked for now: look again at `at`.
@@ -813,10 +905,11 @@ mod tests {
             assert!(store.outbox_entry(999).await.expect("none").is_none());
 
             // In flight: an attempt each, no longer due; one not tried after all.
-            store
-                .outbox_sending_many(&[a, b, c])
-                .await
-                .expect("sending");
+            assert_eq!(
+                store.outbox_claim(&[a, b, c], None).await.expect("claim"),
+                [a, b, c]
+            );
+            store.outbox_attempting(&[a, b, c]).await.expect("sending");
             assert!(store.due_outbox(t0, 10).await.expect("due").is_empty());
             assert_eq!(store.next_outbox_due().await.expect("next"), None);
             assert_eq!(store.queued_answers(answered).await.expect("answers"), 0);
@@ -932,13 +1025,14 @@ mod tests {
             assert_eq!(status_of(&all, c), ("queued".into(), 0, Some(at(30))));
 
             // A crash during the hand-over: unconfirmed, due after the grace, not retried by hand.
-            store.outbox_sending_many(&[c]).await.expect("sending");
+            assert_eq!(store.outbox_claim(&[c], None).await.expect("claim"), [c]);
+            store.outbox_attempting(&[c]).await.expect("sending");
             assert!(
                 matches!(store.outbox_retry(c, at(40)).await.expect("retry"), Retry::InFlight(e) if e.id == c)
             );
             assert_eq!(
                 store
-                    .outbox_recover(at(40), Duration::from_secs(600))
+                    .outbox_recover_from(None, at(40), Duration::from_secs(600))
                     .await
                     .expect("recover"),
                 1
@@ -967,6 +1061,131 @@ mod tests {
             assert_eq!(status_of(&all, b), ("queued".into(), 0, Some(at(60))));
             assert_eq!(store.outbox_postpone_due(at(60)).await.expect("again"), 0);
             assert_eq!(store.next_outbox_due().await.expect("next"), Some(at(60)));
+        }
+    }
+
+    /// Two daemons claim the same due mails at once: each mail goes to exactly one of them;
+    /// a daemon that died has its sends in flight recovered (by name), a live one's are left;
+    /// an interrupted send is confirmed or handed back only while claimed. On both backends.
+    #[tokio::test]
+    async fn claims_give_each_mail_to_one_daemon() {
+        for store in crate::store::test_stores("outbox_claims").await {
+            let backend = store.backend();
+            let t0 = chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 9, 20, 1, 0, 0).unwrap();
+            let mut ids = Vec::new();
+            for n in 0..40 {
+                let mail = crate::notify::compose::Outgoing {
+                    kind: crate::notify::compose::OutboxKind::Ack,
+                    message_id: format!("claim{n}@x"),
+                    to: "b@example.test".into(),
+                    cc: None,
+                    subject: "回执".into(),
+                    raw: b"x".to_vec(),
+                };
+                let mut tx = store.begin_write().await.expect("begin");
+                ids.push(
+                    enqueue(&mut tx, &mail, None, None, t0)
+                        .await
+                        .expect("enqueue"),
+                );
+                tx.commit().await.expect("commit");
+            }
+            let (a, b) = tokio::join!(
+                async {
+                    let mut got = Vec::new();
+                    for chunk in ids.chunks(5) {
+                        got.extend(store.outbox_claim(chunk, Some("A")).await.expect("A"));
+                    }
+                    got
+                },
+                async {
+                    let mut got = Vec::new();
+                    for chunk in ids.chunks(5).rev() {
+                        got.extend(store.outbox_claim(chunk, Some("B")).await.expect("B"));
+                    }
+                    got
+                }
+            );
+            let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, ids, "{backend}: every mail claimed exactly once");
+            assert!(
+                store
+                    .outbox_claim(&ids, Some("C"))
+                    .await
+                    .expect("C")
+                    .is_empty()
+            );
+            let mut senders = store.outbox_senders().await.expect("senders");
+            senders.sort();
+            assert!(
+                !senders.is_empty()
+                    && senders
+                        .iter()
+                        .all(|h| matches!(h.as_deref(), Some("A" | "B"))),
+                "{backend}: {senders:?}"
+            );
+            // One of them died (B, or A when B got nothing): its sends become unconfirmed,
+            // the other's stay in flight.
+            let (dead, got, alive) = if b.is_empty() {
+                ("A", &a, "B")
+            } else {
+                ("B", &b, "A")
+            };
+            let n = store
+                .outbox_recover_from(Some(dead), t0, Duration::from_secs(60))
+                .await
+                .expect("recover");
+            assert_eq!(n as usize, got.len(), "{backend}");
+            let due = store
+                .due_outbox(t0 + chrono::Duration::seconds(61), 100)
+                .await
+                .expect("due");
+            assert_eq!(due.len(), got.len(), "{backend}");
+            assert!(due.iter().all(|r| r.unconfirmed));
+            // The other takes them over: the copy of the first arrived, the second cannot be
+            // checked now.
+            let take: Vec<i64> = due.iter().map(|r| r.id).take(2).collect();
+            assert_eq!(take.len(), 2, "{backend}: at least two claimed by {dead}");
+            assert_eq!(
+                store.outbox_claim(&take, Some(alive)).await.expect("claim"),
+                take
+            );
+            store
+                .outbox_confirmed(take[0], t0)
+                .await
+                .expect("confirmed");
+            store
+                .outbox_unclaim_unconfirmed(take[1], t0 + chrono::Duration::seconds(300))
+                .await
+                .expect("unclaim");
+            let all = store.outbox_list(OutboxFilter::All).await.expect("list");
+            let status = |id: i64| {
+                all.iter()
+                    .find(|e| e.id == id)
+                    .map(|e| (e.status.clone(), e.attempts))
+            };
+            assert_eq!(status(take[0]), Some(("sent".into(), 0)), "{backend}");
+            assert_eq!(
+                status(take[1]),
+                Some(("unconfirmed".into(), 0)),
+                "{backend}"
+            );
+            // Not claimed any more: confirming it now changes nothing.
+            store
+                .outbox_confirmed(take[1], t0)
+                .await
+                .expect("confirmed");
+            assert_eq!(
+                store
+                    .outbox_list(OutboxFilter::All)
+                    .await
+                    .expect("list")
+                    .iter()
+                    .find(|e| e.id == take[1])
+                    .map(|e| e.status.clone()),
+                Some("unconfirmed".into())
+            );
         }
     }
 

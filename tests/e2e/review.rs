@@ -245,15 +245,24 @@ async fn review_import_and_result_mails() {
     )
     .expect("sender");
     sender.drain().await.expect("drain");
-    let closure_acks: Vec<_> = acks(&env, "catchall")
-        .await
-        .into_iter()
-        .filter(|m| {
-            m.in_reply_to()
-                .as_text()
-                .is_some_and(|r| r.starts_with("closure-"))
-        })
-        .collect();
+    // Accepted by Postfix is not yet delivered: wait for the three to land (a loaded machine
+    // delivers in seconds, not at once).
+    let closure_only = |all: Vec<mail_parser::Message<'static>>| -> Vec<_> {
+        all.into_iter()
+            .filter(|m| {
+                m.in_reply_to()
+                    .as_text()
+                    .is_some_and(|r| r.starts_with("closure-"))
+            })
+            .collect()
+    };
+    wait_for(
+        "the three closure acks to be delivered",
+        Duration::from_secs(30),
+        || async { closure_only(acks(&env, "catchall").await).len() >= 3 },
+    )
+    .await;
+    let closure_acks = closure_only(acks(&env, "catchall").await);
     assert_eq!(closure_acks.len(), 3);
     let body_of = |n: usize| {
         let mid = format!("closure-{n}-{}@example.edu.cn", std::process::id());

@@ -33,7 +33,7 @@ async fn a_chunk_goes_out_over_two_sessions_and_a_refused_recipient_costs_only_i
     let env = TestEnv::new("lanes", "intake13", EnvOptions::default()).await;
     let cfg = Arc::new(Config::load(&env.config).expect("config loads"));
     assert_eq!(cfg.smtp.connections, 2, "two sessions unless configured");
-    let store = shenbao::store::Store::open(&cfg.database_url, &cfg.data_dir)
+    let store = shenbao::store::Store::open(&cfg.database_connect_url(), &cfg.data_dir)
         .await
         .expect("store");
     // Seven due mails; the fourth to an address Postfix refuses (unknown user: 550). With two

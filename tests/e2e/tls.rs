@@ -80,6 +80,12 @@ async fn probe_over_every_tls_mode() {
         assert!(ok, "probe with IMAP {imap:?} / SMTP {smtp} failed:\n{text}");
         assert!(text.contains("IMAP：登录成功"), "{text}");
         assert!(text.contains("SMTP：连接成功"), "{text}");
+        // The database is reached too (SQLite or PostgreSQL, by the test backend); nothing
+        // has run on it yet.
+        assert!(
+            text.contains("数据库：") && text.contains("还没有建表"),
+            "{text}"
+        );
     }
     // Without the private CA the certificate is not trusted, and the message says what to do.
     let env = TestEnv::new("probe-noca", "intake6", EnvOptions::default()).await;
