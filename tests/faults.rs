@@ -1702,6 +1702,20 @@ struct MidSend {
     /// Rows `sending` just before the kill, and those of the killed daemon left so after it.
     sending: i64,
     interrupted: i64,
+    /// When the killed daemon was not started again at once: from the kill to its sends in
+    /// flight taken back (`unconfirmed`) by the surviving daemon.
+    recovered_by_other: Option<Option<Duration>>,
+}
+
+/// The daemons named in the survivors' "another daemon stopped with mails in flight" lines:
+/// whose in-flight sends were made `unconfirmed` while the daemon was not starting.
+fn recovered_holders(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter(|l| l.contains("另一个守护进程停止时有邮件正在发送"))
+        .filter_map(|l| l.split("daemon=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(|h| h.trim_matches('"').to_string())
+        .collect()
 }
 
 async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) -> Report {
@@ -1729,9 +1743,10 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
     let appending = tokio::spawn(async move { append_all(&user, &folder, &mails).await });
     let sent_sql = "SELECT COUNT(*) FROM outbox WHERE status = 'sent'";
     let mut kills_done = Vec::new();
+    let mut killed_holders = Vec::new();
     for k in 0..kills {
         // Spread over the drain: the k-th kill once k+1 parts of kills+2 are sent, at a moment
-        // some mail is in flight (claimed by a daemon, when the sender records who claimed it).
+        // some mail is in flight (claimed by a daemon: `outbox.claimed_by`).
         wait_fast(
             &pool,
             sent_sql,
@@ -1753,39 +1768,51 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
                 .iter()
                 .flatten()
                 .find_map(|h| daemon_of(&daemons, h).map(|i| (i, h.clone())));
-            match owner {
-                Some((i, h)) => break (i, Some(h), claimed.len() as i64),
-                // A sender that does not record who claimed a mail: either daemon.
-                None if !claimed.is_empty() && claimed.iter().all(Option::is_none) => {
-                    break (k % 2, None, claimed.len() as i64);
-                }
-                None => {}
+            if let Some((i, h)) = owner {
+                break (i, h, claimed.len() as i64);
             }
-            assert!(Instant::now() < deadline, "no mail was being sent for 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "no mail was being sent by one of the daemons for 60 s: {claimed:?}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         let sent = scalar(&pool, sent_sql).await;
+        let killed_at = Instant::now();
         kill_daemon(daemons.swap_remove(victim)).await;
-        let interrupted = match &claimer {
-            Some(h) => sqlx::query_scalar(
+        let in_flight = || async {
+            sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM outbox WHERE status = 'sending' AND claimed_by = $1",
             )
-            .bind(h)
+            .bind(&claimer)
             .fetch_one(&pool)
             .await
-            .unwrap_or(-1),
-            None => {
-                scalar(
-                    &pool,
-                    "SELECT COUNT(*) FROM outbox WHERE status = 'sending'",
-                )
-                .await
-            }
+            .unwrap_or(-1)
         };
+        let interrupted = in_flight().await;
+        // Every other time the killed daemon stays down a while: the surviving one must take
+        // its sends in flight back (and only those), not a restart of the killed one.
+        let recovered_by_other = if k % 2 == 1 {
+            let give_up = killed_at + Duration::from_secs(30);
+            let mut took = None;
+            while Instant::now() < give_up {
+                daemons[0].assert_alive();
+                if in_flight().await == 0 {
+                    took = Some(killed_at.elapsed());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Some(took)
+        } else {
+            None
+        };
+        killed_holders.push(claimer);
         kills_done.push(MidSend {
             sent,
             sending,
             interrupted,
+            recovered_by_other,
         });
         daemons.push(env.start_daemon());
         wait_alive(&pool, &mut daemons).await;
@@ -1798,13 +1825,25 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
     let resent = log_text.matches("没有找到中断发送的副本").count();
     let at_kill: Vec<String> = kills_done
         .iter()
-        .map(|m| format!("{}/{}/{}", m.sent, m.sending, m.interrupted))
+        .map(|m| {
+            let by_other = match m.recovered_by_other {
+                Some(t) => format!(" (taken back by the other after {} s)", secs(t)),
+                None => String::new(),
+            };
+            format!("{}/{}/{}{by_other}", m.sent, m.sending, m.interrupted)
+        })
         .collect();
     let interrupted: i64 = kills_done.iter().map(|m| m.interrupted.max(0)).sum();
+    let recovered = recovered_holders(&log_text);
+    let wrongly_recovered: Vec<&String> = recovered
+        .iter()
+        .filter(|h| !killed_holders.contains(h))
+        .collect();
     Report {
         head: format!(
-            "two daemons on one PostgreSQL database sending {n} acks through SMTP slowed {smtp_delay_ms} ms per answer, a daemon with sends in flight killed -9 ×{kills} (seed {seed}; sent/sending/interrupted at each kill: {}; {interrupted} sends interrupted): ",
+            "two daemons on one PostgreSQL database sending {n} acks through SMTP slowed {smtp_delay_ms} ms per answer, a daemon with sends in flight killed -9 ×{kills} (seed {seed}; sent/sending/interrupted at each kill: {}; {interrupted} sends interrupted, a dead daemon's sends taken back by a live one {}×, a live one's never): ",
             at_kill.join(" "),
+            recovered.len(),
         ),
         tail: format!(
             ", own copies {own_copies}, interrupted sends confirmed by their copy {confirmed} / sent again {resent}"
@@ -1813,6 +1852,20 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
             check(
                 kills_done.iter().all(|m| m.interrupted > 0),
                 format!("every kill left sends of the killed daemon in flight: {at_kill:?}"),
+            ),
+            check(
+                kills_done
+                    .iter()
+                    .all(|m| m.recovered_by_other.is_none_or(|t| t.is_some())),
+                format!(
+                    "the surviving daemon took back the sends of a killed one that stayed down: {at_kill:?}"
+                ),
+            ),
+            check(
+                wrongly_recovered.is_empty(),
+                format!(
+                    "only killed daemons' sends were taken back: {wrongly_recovered:?} (killed {killed_holders:?})"
+                ),
             ),
             check_eq(own_copies, n as i64, "one copy of each ack came back"),
         ],
