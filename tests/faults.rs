@@ -1854,11 +1854,13 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
                 format!("every kill left sends of the killed daemon in flight: {at_kill:?}"),
             ),
             check(
-                kills_done
-                    .iter()
-                    .all(|m| m.recovered_by_other.is_none_or(|t| t.is_some())),
+                kills_done.iter().all(|m| {
+                    m.recovered_by_other
+                        .is_none_or(|t| t.is_some_and(|t| t <= LEASE + TAKEOVER_MARGIN))
+                }),
                 format!(
-                    "the surviving daemon took back the sends of a killed one that stayed down: {at_kill:?}"
+                    "the surviving daemon took back the sends of a killed one that stayed down within {:?}: {at_kill:?}",
+                    LEASE + TAKEOVER_MARGIN
                 ),
             ),
             check(
