@@ -12,8 +12,15 @@
 //! The scenarios stop and restart mail servers, so they run on a private mail stack of their
 //! own (its own directory and ports, started fresh by this binary) and one at a time (a global
 //! lock): nothing else, not even another test binary running at the same moment, is disturbed.
-//! Each scenario has its own intake mailbox (intake13 … intake17) and Message-ID domain.
+//! Each scenario has its own intake mailbox (intake13 … intake19) and Message-ID domain.
 //! Run: `cargo test --test faults -- --nocapture` (`FAULTS_SEED=n` changes the kill points).
+//!
+//! Two scenarios run two daemons on one PostgreSQL database (issue 15: each job is done by the
+//! daemon holding its lease, see `src/duty.rs`): the intake holder killed mid-batch, the other
+//! must take over within the lease time; and a daemon killed while sends are in flight, the
+//! other must neither lose nor double an acknowledgement. They need `SHENBAO_TEST_POSTGRES`
+//! (a server whose role may create databases) and say they are skipped without it; their
+//! databases are PostgreSQL whatever `SHENBAO_TEST_BACKEND` says.
 
 #[path = "e2e/common.rs"]
 mod common;
@@ -96,8 +103,9 @@ impl Rng {
     }
 }
 
-/// A scenario's environment: the common test env plus the smtp keys the faults need.
-async fn fault_env(name: &str, user: &str, smtp_extra: &str) -> TestEnv {
+/// A scenario's environment: the common test env plus the smtp keys the faults need; on a
+/// PostgreSQL database when `postgres` (whatever `SHENBAO_TEST_BACKEND` says).
+async fn fault_env(name: &str, user: &str, smtp_extra: &str, postgres: bool) -> TestEnv {
     let roster = sample_roster();
     let env = TestEnv::new(
         name,
@@ -107,6 +115,7 @@ async fn fault_env(name: &str, user: &str, smtp_extra: &str) -> TestEnv {
             // Not late: the counts are about delivery, not about the deadline.
             deadline: "2099-12-31T23:59:59",
             max_per_sender: 1000,
+            postgres,
             ..Default::default()
         },
     )
@@ -331,14 +340,16 @@ async fn tally(pool: &sqlx::AnyPool, env: &TestEnv, ack_user: &str, mids: &[Stri
 async fn settle(
     pool: &sqlx::AnyPool,
     env: &TestEnv,
-    daemon: &mut Daemon,
+    daemons: &mut [Daemon],
     ack_user: &str,
     mids: &[String],
     timeout: Duration,
 ) {
     let n = mids.len() as i64;
     wait_for("every mail processed and sent", timeout, || {
-        daemon.assert_alive();
+        for d in daemons.iter_mut() {
+            d.assert_alive();
+        }
         async move {
             scalar(pool, "SELECT COUNT(*) FROM messages WHERE status = 'stored'").await == 0
                 && scalar(pool, "SELECT COUNT(*) FROM messages WHERE status = 'processed' AND disposition != 'own_copy'").await >= n
@@ -450,6 +461,18 @@ enum Fault {
     /// A Sieve vacation auto-responder (mailbox vacation1) applies, and a person writes to it:
     /// its auto-reply reaches the intake.
     VacationResponder,
+    /// Two daemons on one PostgreSQL database (one config): `mails` mails put in over `kills`
+    /// batches; during each batch, `kill -9` of whichever daemon holds the intake lease, which
+    /// the other must take over within the lease time; the killed one is started again.
+    TwoDaemonsKillIntakeHolder { mails: usize, kills: usize },
+    /// Two daemons on one PostgreSQL database, sending through an SMTP proxy that holds every
+    /// answer of the server back `smtp_delay_ms`: `kill -9` of a daemon with sends in flight,
+    /// `kills` times while the acknowledgements of `mails` mails go out.
+    TwoDaemonsKillMidSend {
+        mails: usize,
+        kills: usize,
+        smtp_delay_ms: u64,
+    },
 }
 
 impl Fault {
@@ -463,7 +486,17 @@ impl Fault {
             } => Some(idle_mails + batch),
             Fault::FolderRecreated { old, new } => Some(old + new),
             Fault::VacationResponder => None,
+            Fault::TwoDaemonsKillIntakeHolder { mails, .. }
+            | Fault::TwoDaemonsKillMidSend { mails, .. } => Some(mails),
         }
+    }
+
+    /// Several daemons on one database: PostgreSQL (`SHENBAO_TEST_POSTGRES`) is needed.
+    fn two_daemons(self) -> bool {
+        matches!(
+            self,
+            Fault::TwoDaemonsKillIntakeHolder { .. } | Fault::TwoDaemonsKillMidSend { .. }
+        )
     }
 }
 
@@ -549,6 +582,26 @@ scenarios! {
         settle_secs: 0,
         what: "sieve vacation",
     },
+    /// f. Two daemons on one PostgreSQL database: the one holding the intake is killed -9 in
+    /// the middle of each of 10 batches (1,000 mails); the other takes over within the lease.
+    two_daemons_kill_the_intake_holder => Scenario {
+        env: "faults-two-intake",
+        intake: "intake18",
+        smtp: FAST_RETRY,
+        fault: Fault::TwoDaemonsKillIntakeHolder { mails: 1000, kills: 10 },
+        settle_secs: 180,
+        what: "two daemons, intake holder killed",
+    },
+    /// g. Two daemons on one PostgreSQL database share the sending of 400 acknowledgements
+    /// over a slowed SMTP server; a daemon with sends in flight is killed -9, 5 times.
+    two_daemons_kill_mid_send => Scenario {
+        env: "faults-two-send",
+        intake: "intake19",
+        smtp: FAST_RETRY,
+        fault: Fault::TwoDaemonsKillMidSend { mails: 400, kills: 5, smtp_delay_ms: 15 },
+        settle_secs: 180,
+        what: "two daemons, killed mid-send",
+    },
 }
 
 /// A scenario under way: its row, its env, and what every fault needs.
@@ -563,10 +616,16 @@ struct Run {
 impl Run {
     /// [`settle`] with the row's timeout, acks read from the catch-all.
     async fn settle(&self, pool: &sqlx::AnyPool, daemon: &mut Daemon, mids: &[String]) {
+        self.settle_all(pool, std::slice::from_mut(daemon), mids)
+            .await;
+    }
+
+    /// [`Run::settle`] while several daemons run (each must stay alive).
+    async fn settle_all(&self, pool: &sqlx::AnyPool, daemons: &mut [Daemon], mids: &[String]) {
         settle(
             pool,
             &self.env,
-            daemon,
+            daemons,
             "catchall",
             mids,
             Duration::from_secs(self.sc.settle_secs),
@@ -596,11 +655,11 @@ fn check_eq<T: PartialEq + std::fmt::Debug>(left: T, right: T, message: &str) ->
     }
 }
 
-/// What a fault leaves for the driver: the daemon (still running), the database, the
+/// What a fault leaves for the driver: the daemons (still running), the database, the
 /// Message-IDs that must each be stored and answered once, the scenario's own counts around
 /// the tally in its `faults:` line (`head`, tally, `tail`), and its own assertions.
 struct Report {
-    daemon: Daemon,
+    daemons: Vec<Daemon>,
     pool: sqlx::AnyPool,
     mids: Vec<String>,
     head: String,
@@ -617,9 +676,15 @@ async fn drive(test: &str) {
         .find(|(name, _)| *name == test)
         .unwrap_or_else(|| panic!("no scenario {test}"))
         .1;
+    if sc.fault.two_daemons() && std::env::var(POSTGRES_VAR).is_err() {
+        eprintln!(
+            "{POSTGRES_VAR} is not set: {test} skipped (it runs two daemons on one PostgreSQL database)"
+        );
+        return;
+    }
     let _serial = serial().await;
     let t0 = Instant::now();
-    let env = fault_env(sc.env, sc.intake, sc.smtp).await;
+    let env = fault_env(sc.env, sc.intake, sc.smtp, sc.fault.two_daemons()).await;
     let _logs = LogsOnFailure(env.dir.clone());
     let to = format!("{}@example.test", env.user);
     let run = Run {
@@ -642,6 +707,14 @@ async fn drive(test: &str) {
         } => dovecot_restarts(&run, idle_mails, batch, while_fetching).await,
         Fault::FolderRecreated { old, new } => folder_recreated(&run, old, new).await,
         Fault::VacationResponder => vacation_responder(&run).await,
+        Fault::TwoDaemonsKillIntakeHolder { mails, kills } => {
+            intake_holder_killed(&run, mails, kills).await
+        }
+        Fault::TwoDaemonsKillMidSend {
+            mails,
+            kills,
+            smtp_delay_ms,
+        } => killed_mid_send(&run, mails, kills, smtp_delay_ms).await,
     };
     let tally = match sc.fault.exactly_once() {
         Some(expected) => Some((
@@ -666,7 +739,9 @@ async fn drive(test: &str) {
     for c in &report.checks {
         assert!(c.holds, "{}", c.message);
     }
-    stop_daemon(report.daemon).await;
+    for d in report.daemons {
+        stop_daemon(d).await;
+    }
 }
 
 /// "once", "twice", "3 times".
@@ -678,12 +753,17 @@ fn times(n: usize) -> String {
     }
 }
 
-async fn kill_9(run: &Run, n: usize, kills: usize, after_ms: (u64, u64)) -> Report {
-    let env = &run.env;
-    let seed = std::env::var("FAULTS_SEED")
+/// The seed of the kill points (`FAULTS_SEED`, or a fixed default).
+fn seed() -> u64 {
+    std::env::var("FAULTS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20250920u64);
+        .unwrap_or(20250920u64)
+}
+
+async fn kill_9(run: &Run, n: usize, kills: usize, after_ms: (u64, u64)) -> Report {
+    let env = &run.env;
+    let seed = seed();
     let mut rng = Rng::new(seed);
     let mails: Vec<_> = (0..n)
         .map(|i| application("kill", i, &run.branches, &run.to))
@@ -782,7 +862,7 @@ async fn kill_9(run: &Run, n: usize, kills: usize, after_ms: (u64, u64)) -> Repo
             ),
             check_eq(own_copies, n as i64, "one copy of each ack came back"),
         ],
-        daemon,
+        daemons: vec![daemon],
         pool,
         mids,
     }
@@ -942,7 +1022,7 @@ outbox_critical = \"3s\"
             !status.contains("shenbao outbox retry"),
             format!("no dead letter left:\n{status}"),
         )],
-        daemon,
+        daemons: vec![daemon],
         pool,
         mids,
     }
@@ -966,7 +1046,7 @@ async fn dovecot_restarts(run: &Run, idle_mails: usize, n: usize, while_fetching
     settle(
         &pool,
         env,
-        &mut daemon,
+        std::slice::from_mut(&mut daemon),
         "catchall",
         &mids,
         Duration::from_secs(60),
@@ -1044,7 +1124,7 @@ async fn dovecot_restarts(run: &Run, idle_mails: usize, n: usize, while_fetching
             ),
             check(big_size > 5 * 1024 * 1024, "the 5 MB mail was stored whole"),
         ],
-        daemon,
+        daemons: vec![daemon],
         pool,
         mids,
     }
@@ -1161,7 +1241,7 @@ async fn folder_recreated(run: &Run, old_n: usize, new_n: usize) -> Report {
             ),
             check_eq(queued, (old_n + new_n) as i64, "one ack queued per mail"),
         ],
-        daemon,
+        daemons: vec![daemon],
         pool,
         mids,
     }
@@ -1290,7 +1370,7 @@ async fn vacation_responder(run: &Run) -> Report {
                 "no vacation reply came back to vacation1",
             ),
         ],
-        daemon,
+        daemons: vec![daemon],
         pool,
         mids: Vec::new(),
     }
@@ -1309,4 +1389,490 @@ async fn smtp_send(from: &str, to: &str, raw: &[u8]) {
     )
     .expect("envelope");
     transport.send_raw(&envelope, raw).await.expect("SMTP send");
+}
+
+// ------------------------------------------------------------------------------------------
+// Two daemons on one PostgreSQL database (issue 15): both started from the scenario's config
+// (same database, data directory and intake mailbox), each with a log of its own.
+
+/// The lease time of the test config (`[database] lease = "6s"`): how long a dead daemon's
+/// jobs may wait before another takes them over.
+const LEASE: Duration = Duration::from_secs(6);
+
+/// What a takeover may take beyond the lease: the waiting daemon asks for the lease every third
+/// of it, then logs in to IMAP, opens the folder and stores what it fetched.
+const TAKEOVER_MARGIN: Duration = Duration::from_secs(4);
+
+/// The process id in a lease holder's name (`host/pid/random`, see `Duties::new`).
+fn holder_pid(holder: &str) -> Option<u32> {
+    holder.split('/').nth(1)?.parse().ok()
+}
+
+/// Which of `daemons` a lease holder names.
+fn daemon_of(daemons: &[Daemon], holder: &str) -> Option<usize> {
+    let pid = holder_pid(holder)?;
+    daemons.iter().position(|d| d.child.id() == pid)
+}
+
+/// The holder of the intake folder's lease, if any.
+async fn intake_holder(pool: &sqlx::AnyPool) -> Option<String> {
+    sqlx::query_scalar("SELECT holder FROM leases WHERE name LIKE 'intake:%'")
+        .fetch_optional(pool)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Waits until each of `daemons` keeps its liveness lease (`daemon:<holder>`): it has opened
+/// the database and its jobs are waiting for their leases.
+async fn wait_alive(pool: &sqlx::AnyPool, daemons: &mut [Daemon]) {
+    wait_for(
+        "every daemon to hold its liveness lease",
+        Duration::from_secs(30),
+        || {
+            for d in daemons.iter_mut() {
+                d.assert_alive();
+            }
+            let pids: Vec<u32> = daemons.iter().map(|d| d.child.id()).collect();
+            async move {
+                let holders: Vec<String> =
+                    sqlx::query_scalar("SELECT holder FROM leases WHERE name LIKE 'daemon:%'")
+                        .fetch_all(pool)
+                        .await
+                        .unwrap_or_default();
+                pids.iter()
+                    .all(|&p| holders.iter().any(|h| holder_pid(h) == Some(p)))
+            }
+        },
+    )
+    .await;
+}
+
+/// Two daemons on the env's config, started at the same moment (they create the schema
+/// together), once both are up and one watches the folder.
+async fn start_two(env: &TestEnv) -> (Vec<Daemon>, sqlx::AnyPool) {
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    assert!(
+        text.contains("postgres") && text.contains(&format!("lease = \"{}s\"", LEASE.as_secs())),
+        "the two-daemon scenarios need a PostgreSQL env with lease {LEASE:?}:\n{text}"
+    );
+    let mut daemons = vec![env.start_daemon(), env.start_daemon()];
+    env.wait_watermark(&mut daemons[0]).await;
+    let pool = env.db().await;
+    wait_alive(&pool, &mut daemons).await;
+    (daemons, pool)
+}
+
+/// "1.2"; "–" for nothing seen.
+fn secs(d: Option<Duration>) -> String {
+    d.map_or_else(|| "–".to_string(), |d| format!("{:.1}", d.as_secs_f64()))
+}
+
+/// Rows of `messages` plus processed ones: grows whenever the intake does anything.
+async fn intake_progress(pool: &sqlx::AnyPool) -> i64 {
+    scalar(pool, "SELECT COUNT(*) FROM messages").await
+        + scalar(
+            pool,
+            "SELECT COUNT(*) FROM messages WHERE status = 'processed'",
+        )
+        .await
+}
+
+/// Waits for the copy of every ack to come back through the intake folder and for the folder
+/// to be emptied; returns the number of copies recorded.
+async fn copies_back(pool: &sqlx::AnyPool, env: &TestEnv, n: usize) -> i64 {
+    let own_copy_sql = "SELECT COUNT(*) FROM messages WHERE disposition = 'own_copy'";
+    wait_for(
+        "the copy of every ack to come back",
+        Duration::from_secs(60),
+        || async { scalar(pool, own_copy_sql).await >= n as i64 },
+    )
+    .await;
+    wait_for(
+        "the intake folder to empty",
+        Duration::from_secs(30),
+        || async { count(&env.user, &env.folder).await == 0 },
+    )
+    .await;
+    scalar(pool, own_copy_sql).await
+}
+
+/// One kill of the intake holder, and how the other daemon took over.
+struct Takeover {
+    /// Mails of the run stored / processed when it was killed.
+    stored: i64,
+    processed: i64,
+    /// Whether the batch under way was not yet all stored and processed then.
+    mid_batch: bool,
+    /// From the kill to the intake lease held by the other daemon.
+    lease: Option<Duration>,
+    /// From the kill to the next row stored or processed.
+    progress: Option<Duration>,
+    /// Who took the lease (should be the surviving daemon).
+    by_survivor: bool,
+}
+
+async fn intake_holder_killed(run: &Run, n: usize, kills: usize) -> Report {
+    let env = &run.env;
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let (mut daemons, pool) = start_two(env).await;
+    let mails: Vec<_> = (0..n)
+        .map(|i| application("two", i, &run.branches, &run.to))
+        .collect();
+    let mids: Vec<String> = mails.iter().map(|(m, _)| m.clone()).collect();
+    let stored_sql = "SELECT COUNT(*) FROM messages WHERE message_id LIKE 'two-%'";
+    let processed_sql =
+        "SELECT COUNT(*) FROM messages WHERE message_id LIKE 'two-%' AND status = 'processed'";
+    let batch = n.div_ceil(kills);
+    let mut takeovers = Vec::new();
+    for (k, chunk) in mails.chunks(batch).enumerate() {
+        let end = (k * batch + chunk.len()) as i64;
+        // The batch goes in while the daemons work: the kill lands in the middle of it.
+        let (user, folder, owned) = (env.user.clone(), env.folder.clone(), chunk.to_vec());
+        let appending = tokio::spawn(async move { append_all(&user, &folder, &owned).await });
+        let len = chunk.len() as u64;
+        let part = len / 10 + rng.next() % (len * 2 / 3 - len / 10).max(1);
+        wait_fast(
+            &pool,
+            stored_sql,
+            (k * batch) as i64 + part as i64,
+            Duration::from_secs(60),
+        )
+        .await;
+        let holder = intake_holder(&pool)
+            .await
+            .expect("a daemon holds the intake lease");
+        let victim = daemon_of(&daemons, &holder).unwrap_or_else(|| {
+            panic!("the intake lease's holder {holder} is none of the test's daemons")
+        });
+        let killed = daemons.swap_remove(victim);
+        let killed_at = Instant::now();
+        kill_daemon(killed).await;
+        let stored = scalar(&pool, stored_sql).await;
+        let processed = scalar(&pool, processed_sql).await;
+        let before = intake_progress(&pool).await;
+        let mut t = Takeover {
+            stored,
+            processed,
+            mid_batch: processed < end,
+            lease: None,
+            progress: None,
+            by_survivor: false,
+        };
+        // Watch the survivor take over; give it well beyond what it may take, so that a
+        // slow takeover is measured, not just cut off.
+        let give_up = killed_at + LEASE + TAKEOVER_MARGIN + Duration::from_secs(10);
+        while (t.lease.is_none() || t.progress.is_none()) && Instant::now() < give_up {
+            daemons[0].assert_alive();
+            if t.lease.is_none()
+                && let Some(h) = intake_holder(&pool).await
+                && h != holder
+            {
+                t.lease = Some(killed_at.elapsed());
+                t.by_survivor = daemon_of(&daemons, &h) == Some(0);
+            }
+            if t.progress.is_none() && intake_progress(&pool).await > before {
+                t.progress = Some(killed_at.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        takeovers.push(t);
+        // The killed daemon comes back as a new process, and waits.
+        daemons.push(env.start_daemon());
+        appending.await.expect("append the batch");
+        wait_alive(&pool, &mut daemons).await;
+    }
+    run.settle_all(&pool, &mut daemons, &mids).await;
+    let own_copies = copies_back(&pool, env, n).await;
+    let log_text = all_logs(&env.dir);
+    let confirmed = log_text.matches("副本已到达").count();
+    let resent = log_text.matches("没有找到中断发送的副本").count();
+    let bound = LEASE + TAKEOVER_MARGIN;
+    let worst = |f: fn(&Takeover) -> Option<Duration>| {
+        takeovers
+            .iter()
+            .map(f)
+            .max_by_key(|d| d.unwrap_or(Duration::MAX))
+            .flatten()
+    };
+    let (worst_lease, worst_progress) = (worst(|t| t.lease), worst(|t| t.progress));
+    let mid_batch = takeovers.iter().filter(|t| t.mid_batch).count();
+    let at_kill: Vec<String> = takeovers
+        .iter()
+        .map(|t| {
+            format!(
+                "{}/{} ({}s, {}s)",
+                t.stored,
+                t.processed,
+                secs(t.lease),
+                secs(t.progress)
+            )
+        })
+        .collect();
+    let by_other = takeovers.iter().filter(|t| t.by_survivor).count();
+    Report {
+        head: format!(
+            "two daemons on one PostgreSQL database, the intake holder killed -9 ×{} during {n} mails in {} batches (seed {seed}; stored/processed at each kill (lease taken over, next progress): {}; {mid_batch} kills mid-batch; taken over by the other daemon {by_other}×, at worst after {} s, progress after {} s, lease {} s): ",
+            takeovers.len(),
+            n.div_ceil(batch),
+            at_kill.join(" "),
+            secs(worst_lease),
+            secs(worst_progress),
+            LEASE.as_secs(),
+        ),
+        tail: format!(
+            ", own copies {own_copies}, interrupted sends confirmed by their copy {confirmed} / sent again {resent}"
+        ),
+        checks: vec![
+            check_eq(takeovers.len(), kills, "kills"),
+            check(
+                mid_batch == kills,
+                format!("every kill landed mid-batch: {at_kill:?}"),
+            ),
+            check(
+                worst_lease.is_some_and(|d| d <= bound),
+                format!(
+                    "the other daemon took the intake lease within {bound:?} of every kill: {at_kill:?}"
+                ),
+            ),
+            check_eq(by_other, kills, "each time the other daemon took over"),
+            check(
+                worst_progress.is_some_and(|d| d <= bound),
+                format!("the intake went on within {bound:?} of every kill: {at_kill:?}"),
+            ),
+            check_eq(own_copies, n as i64, "one copy of each ack came back"),
+        ],
+        daemons,
+        pool,
+        mids,
+    }
+}
+
+/// A TCP proxy in front of the stack's Postfix that holds every answer of the server back by
+/// `delay`: a mail takes several round trips (MAIL, RCPT ×3, DATA, the end of data), so the
+/// senders slow to a pace at which a kill finds mails `sending`. Runs until the test ends;
+/// returns its port.
+async fn slow_smtp(delay: Duration) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the SMTP proxy");
+    let port = listener.local_addr().expect("proxy address").port();
+    let upstream = stack().smtp;
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                let (mut client_r, mut client_w) = client.into_split();
+                let (mut server_r, mut server_w) = server.into_split();
+                // A client killed mid-mail closes its side: Postfix sees the end of the
+                // connection, as it would without the proxy.
+                let up = async {
+                    let _ = tokio::io::copy(&mut client_r, &mut server_w).await;
+                    let _ = server_w.shutdown().await;
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n) = server_r.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                        if client_w.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = client_w.shutdown().await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    port
+}
+
+/// One kill of a daemon with sends in flight.
+struct MidSend {
+    /// Acks sent when it was killed.
+    sent: i64,
+    /// Rows `sending` just before the kill, and those of the killed daemon left so after it.
+    sending: i64,
+    interrupted: i64,
+    /// When the killed daemon was not started again at once: from the kill to its sends in
+    /// flight taken back (`unconfirmed`) by the surviving daemon.
+    recovered_by_other: Option<Option<Duration>>,
+}
+
+/// The daemons named in the survivors' "another daemon stopped with mails in flight" lines:
+/// whose in-flight sends were made `unconfirmed` while the daemon was not starting.
+fn recovered_holders(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter(|l| l.contains("另一个守护进程停止时有邮件正在发送"))
+        .filter_map(|l| l.split("daemon=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(|h| h.trim_matches('"').to_string())
+        .collect()
+}
+
+async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) -> Report {
+    let env = &run.env;
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let port = slow_smtp(Duration::from_millis(smtp_delay_ms)).await;
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let direct = format!("[smtp]\nhost = \"127.0.0.1\"\nport = {}\n", stack().smtp);
+    assert!(text.contains(&direct), "{text}");
+    std::fs::write(
+        &env.config,
+        text.replace(
+            &direct,
+            &format!("[smtp]\nhost = \"127.0.0.1\"\nport = {port}\n"),
+        ),
+    )
+    .expect("config");
+    let (mut daemons, pool) = start_two(env).await;
+    let mails: Vec<_> = (0..n)
+        .map(|i| application("send", i, &run.branches, &run.to))
+        .collect();
+    let mids: Vec<String> = mails.iter().map(|(m, _)| m.clone()).collect();
+    let (user, folder) = (env.user.clone(), env.folder.clone());
+    let appending = tokio::spawn(async move { append_all(&user, &folder, &mails).await });
+    let sent_sql = "SELECT COUNT(*) FROM outbox WHERE status = 'sent'";
+    let mut kills_done = Vec::new();
+    let mut killed_holders = Vec::new();
+    for k in 0..kills {
+        // Spread over the drain: the k-th kill once k+1 parts of kills+2 are sent, at a moment
+        // some mail is in flight (claimed by a daemon: `outbox.claimed_by`).
+        wait_fast(
+            &pool,
+            sent_sql,
+            ((k + 1) * n / (kills + 2)) as i64,
+            Duration::from_secs(120),
+        )
+        .await;
+        tokio::time::sleep(rng.millis(0, 300)).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (victim, claimer, sending) = loop {
+            daemons[0].assert_alive();
+            daemons[1].assert_alive();
+            let claimed: Vec<Option<String>> =
+                sqlx::query_scalar("SELECT claimed_by FROM outbox WHERE status = 'sending'")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default();
+            let owner = claimed
+                .iter()
+                .flatten()
+                .find_map(|h| daemon_of(&daemons, h).map(|i| (i, h.clone())));
+            if let Some((i, h)) = owner {
+                break (i, h, claimed.len() as i64);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no mail was being sent by one of the daemons for 60 s: {claimed:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let sent = scalar(&pool, sent_sql).await;
+        let killed_at = Instant::now();
+        kill_daemon(daemons.swap_remove(victim)).await;
+        let in_flight = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM outbox WHERE status = 'sending' AND claimed_by = $1",
+            )
+            .bind(&claimer)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(-1)
+        };
+        let interrupted = in_flight().await;
+        // Every other time the killed daemon stays down a while: the surviving one must take
+        // its sends in flight back (and only those), not a restart of the killed one.
+        let recovered_by_other = if k % 2 == 1 {
+            let give_up = killed_at + Duration::from_secs(30);
+            let mut took = None;
+            while Instant::now() < give_up {
+                daemons[0].assert_alive();
+                if in_flight().await == 0 {
+                    took = Some(killed_at.elapsed());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Some(took)
+        } else {
+            None
+        };
+        killed_holders.push(claimer);
+        kills_done.push(MidSend {
+            sent,
+            sending,
+            interrupted,
+            recovered_by_other,
+        });
+        daemons.push(env.start_daemon());
+        wait_alive(&pool, &mut daemons).await;
+    }
+    appending.await.expect("append the mails");
+    run.settle_all(&pool, &mut daemons, &mids).await;
+    let own_copies = copies_back(&pool, env, n).await;
+    let log_text = all_logs(&env.dir);
+    let confirmed = log_text.matches("副本已到达").count();
+    let resent = log_text.matches("没有找到中断发送的副本").count();
+    let at_kill: Vec<String> = kills_done
+        .iter()
+        .map(|m| {
+            let by_other = match m.recovered_by_other {
+                Some(t) => format!(" (taken back by the other after {} s)", secs(t)),
+                None => String::new(),
+            };
+            format!("{}/{}/{}{by_other}", m.sent, m.sending, m.interrupted)
+        })
+        .collect();
+    let interrupted: i64 = kills_done.iter().map(|m| m.interrupted.max(0)).sum();
+    let recovered = recovered_holders(&log_text);
+    let wrongly_recovered: Vec<&String> = recovered
+        .iter()
+        .filter(|h| !killed_holders.contains(h))
+        .collect();
+    Report {
+        head: format!(
+            "two daemons on one PostgreSQL database sending {n} acks through SMTP slowed {smtp_delay_ms} ms per answer, a daemon with sends in flight killed -9 ×{kills} (seed {seed}; sent/sending/interrupted at each kill: {}; {interrupted} sends interrupted, a dead daemon's sends taken back by a live one {}×, a live one's never): ",
+            at_kill.join(" "),
+            recovered.len(),
+        ),
+        tail: format!(
+            ", own copies {own_copies}, interrupted sends confirmed by their copy {confirmed} / sent again {resent}"
+        ),
+        checks: vec![
+            check(
+                kills_done.iter().all(|m| m.interrupted > 0),
+                format!("every kill left sends of the killed daemon in flight: {at_kill:?}"),
+            ),
+            check(
+                kills_done.iter().all(|m| {
+                    m.recovered_by_other
+                        .is_none_or(|t| t.is_some_and(|t| t <= LEASE + TAKEOVER_MARGIN))
+                }),
+                format!(
+                    "the surviving daemon took back the sends of a killed one that stayed down within {:?}: {at_kill:?}",
+                    LEASE + TAKEOVER_MARGIN
+                ),
+            ),
+            check(
+                wrongly_recovered.is_empty(),
+                format!(
+                    "only killed daemons' sends were taken back: {wrongly_recovered:?} (killed {killed_holders:?})"
+                ),
+            ),
+            check_eq(own_copies, n as i64, "one copy of each ack came back"),
+        ],
+        daemons,
+        pool,
+        mids,
+    }
 }

@@ -566,6 +566,15 @@ impl Sender {
     async fn drain_among(&self, only: Option<&[i64]>) -> anyhow::Result<usize> {
         let mut sent = 0;
         loop {
+            // Another daemon may have died with sends in flight: looked into before every
+            // batch of the daemon's drain, not only between drains, or a long backlog here
+            // would keep them waiting until it is all sent.
+            if only.is_none()
+                && self.duties.is_some()
+                && let Err(e) = self.recover_from_dead(false).await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "查看其他守护进程中断的发送失败，稍后重试");
+            }
             let due = self
                 .store
                 .due_outbox_among(self.clock.now(), 50, only, self.own_mail())
@@ -670,12 +679,6 @@ impl Sender {
             tracing::error!(error = %format!("{e:#}"), "发件箱恢复失败");
         }
         loop {
-            // Another daemon may have died with sends in flight.
-            if self.duties.is_some()
-                && let Err(e) = self.recover_from_dead(false).await
-            {
-                tracing::warn!(error = %format!("{e:#}"), "查看其他守护进程中断的发送失败，稍后重试");
-            }
             if let Err(e) = self.drain().await {
                 tracing::error!(error = %format!("{e:#}"), "发件出错，稍后重试");
             }

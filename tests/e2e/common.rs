@@ -140,7 +140,8 @@ pub struct TestEnv {
     pub staff_folder: String,
     pub domain: String,
     /// The database this env's daemon and commands use: the SQLite file under `dir` by
-    /// default, a fresh PostgreSQL database with `SHENBAO_TEST_BACKEND=postgres`. Read it
+    /// default, a fresh PostgreSQL database with `SHENBAO_TEST_BACKEND=postgres` (or
+    /// [`EnvOptions::postgres`]). Read it
     /// through [`TestEnv::db_url`].
     database_url: String,
 }
@@ -221,6 +222,9 @@ pub struct EnvOptions<'a> {
     pub deadline: &'a str,
     pub poll_interval: &'a str,
     pub max_per_sender: u32,
+    /// A fresh PostgreSQL database whatever [`BACKEND_VAR`] says (the scenarios of several
+    /// daemons on one database need one); `false` leaves the choice to [`BACKEND_VAR`].
+    pub postgres: bool,
 }
 
 impl Default for EnvOptions<'_> {
@@ -230,6 +234,7 @@ impl Default for EnvOptions<'_> {
             deadline: "2025-09-27T23:59:59",
             poll_interval: "60s",
             max_per_sender: 5,
+            postgres: false,
         }
     }
 }
@@ -254,7 +259,7 @@ impl TestEnv {
         empty_inbox(user).await;
         let domain = format!("{}.shenbao.test", unique.replace('_', "-"));
         let config = dir.join("shenbao.toml");
-        let (database_url, database_section) = if postgres_backend() {
+        let (database_url, database_section) = if opts.postgres || postgres_backend() {
             let url = create_postgres_database(name).await;
             // As an office configures it: the password in a file of its own, never in the URL.
             let mut bare = url::Url::parse(&url).expect("database URL");
