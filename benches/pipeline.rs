@@ -570,6 +570,11 @@ async fn scalar(pool: &sqlx::SqlitePool, sql: &'static str) -> i64 {
 const DONE_SQL: &str = "SELECT COUNT(*) FROM messages WHERE status != 'stored' AND disposition IN ('application', 'closure', 'subject_help', 'question', 'auto')";
 const QUEUED_SQL: &str = "SELECT COUNT(*) FROM outbox WHERE kind = 'ack'";
 const SENT_SQL: &str = "SELECT COUNT(*) FROM outbox WHERE kind = 'ack' AND status = 'sent'";
+/// Messages that got more than one ack: none may, whichever daemon read them.
+const DOUBLED_SQL: &str = "SELECT COUNT(*) FROM (SELECT related_message FROM outbox WHERE kind = 'ack' GROUP BY related_message HAVING COUNT(*) > 1) d";
+/// How many daemons sent acks (the outbox is shared: on `pg2` both should).
+const SENDERS_SQL: &str =
+    "SELECT COUNT(DISTINCT claimed_by) FROM outbox WHERE kind = 'ack' AND status = 'sent'";
 
 async fn bench_env(name: &str, user: &str, branches: &[Branch], extra_imap: &str) -> TestEnv {
     let roster = roster_csv(branches);
@@ -749,6 +754,10 @@ struct Throughput {
     peak_rss_mb: f64,
     peaks_mb: Vec<f64>,
     db_mb: f64,
+    /// Acks in the outbox at the end (N expected), of them sent, and messages acked twice.
+    acks: i64,
+    acks_sent: i64,
+    doubled: i64,
 }
 
 /// Throughput of a daemon that finds N mails waiting (as after a night's downtime, or a
@@ -864,12 +873,24 @@ async fn throughput(
             break;
         }
     }
+    let cpu_s = cpu(&ds) - cpu0;
     let pg_mb = pool
         .scalar("SELECT pg_database_size(current_database())")
         .await as f64
         / 1048576.0;
+    // A moment for anything late (a second ack would be queued right after the first).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let acks = pool.scalar(QUEUED_SQL).await;
+    let acks_sent = pool.scalar(SENT_SQL).await;
+    let doubled = pool.scalar(DOUBLED_SQL).await;
+    if pg_url.is_some() {
+        eprintln!(
+            "bench: acks queued {acks}, sent {acks_sent}, messages acked twice {doubled}, daemons that sent acks {}",
+            pool.scalar(SENDERS_SQL).await
+        );
+    }
     pool.close().await;
-    let cpu_s = cpu(&ds) - cpu0;
+    let ds_logs: Vec<PathBuf> = ds.iter().map(|d| d.log.clone()).collect();
     let peaks_mb: Vec<f64> = ds.into_iter().map(|d| d.stop() as f64 / 1024.0).collect();
     let db_mb = match &pg_url {
         Some(_) => pg_mb,
@@ -877,6 +898,21 @@ async fn throughput(
             .map(|m| m.len() as f64 / 1048576.0)
             .unwrap_or(0.0),
     };
+    for d in &ds_logs {
+        let log = std::fs::read_to_string(d).unwrap_or_default();
+        let bad: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        if !bad.is_empty() {
+            eprintln!(
+                "bench: {} warnings/errors in {}, the first: {}",
+                bad.len(),
+                d.display(),
+                bad[..bad.len().min(3)].join(" | ")
+            );
+        }
+    }
     for env in envs.iter().rev() {
         cleanup(env).await;
     }
@@ -894,6 +930,9 @@ async fn throughput(
         peak_rss_mb: peaks_mb.iter().copied().fold(0.0, f64::max),
         peaks_mb,
         db_mb,
+        acks,
+        acks_sent,
+        doubled,
     }
 }
 
@@ -1239,7 +1278,7 @@ async fn backend_comparison(a: &Args, branches: &[Branch], t: &Templates) {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (backend, r, runs, (lo, hi)) in &rows {
         println!(
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.2} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.2} | {} | {:.1} | {} / {} / {} |",
             backend.label(),
             backend.daemons(),
             r.n,
@@ -1256,7 +1295,10 @@ async fn backend_comparison(a: &Args, branches: &[Branch], t: &Templates) {
                 .map(|m| format!("{m:.0}"))
                 .collect::<Vec<_>>()
                 .join(" / "),
-            r.db_mb
+            r.db_mb,
+            r.acks,
+            r.acks_sent,
+            r.doubled
         );
     }
     println!();
