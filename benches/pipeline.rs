@@ -1294,9 +1294,9 @@ async fn backend_comparison(a: &Args, branches: &[Branch], t: &Templates) {
         }
     }
     println!(
-        "| backend | daemons | N | runs | daemon start → folder selected (s) | folder selected → every ack queued (s) | applications/s, median (slowest–fastest run) | all acks sent (s) | daemon CPU per application, all daemons (ms) | peak RSS per daemon (MB) | database (MB) |"
+        "| backend | daemons | N | runs | daemon start → folder selected (s) | folder selected → every ack queued (s) | applications/s, median (slowest–fastest run) | all acks sent (s) | daemon CPU per application, all daemons (ms) | peak RSS per daemon (MB) | database (MB) | acks queued / sent / doubled |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (backend, r, runs, (lo, hi)) in &rows {
         println!(
             "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.2} | {} | {:.1} | {} / {} / {} |",
