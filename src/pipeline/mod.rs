@@ -19,6 +19,7 @@ pub mod record;
 pub use decide::{Disposition, NotifyMode, Outcome, Quiet, disposition_label};
 
 use crate::app::App;
+use crate::campaign::calendar::{self, Candidate, Selection};
 use crate::campaign::conversation;
 use crate::campaign::rules;
 use crate::extract::Extracted;
@@ -70,6 +71,9 @@ pub struct Pipeline {
     pub guard: LoopGuard,
     /// Whether registering answers ([`NotifyMode::Normal`] except in `reprocess`).
     pub notify_mode: NotifyMode,
+    /// Every configured campaign, for [`calendar::select`] (built once: each holds its
+    /// compiled subject grammar).
+    candidates: Vec<Candidate>,
 }
 
 impl std::ops::Deref for Pipeline {
@@ -147,10 +151,32 @@ impl Pipeline {
                 cfg.smtp.from_address.to_lowercase(),
             ],
         };
+        let candidates = app.cfg.candidates();
         Pipeline {
             app,
             guard,
             notify_mode: NotifyMode::Normal,
+            candidates,
+        }
+    }
+
+    /// The campaign a mail with `subject` that arrived at `received` is recorded under: the
+    /// one [`calendar::select`] matches; for a mail with a campaign's subject outside every
+    /// window of that subject, the nearest one; for a mail without any campaign's subject (a
+    /// question, a reply without the subject), the campaign current when it arrived. Only
+    /// where the mail is filed: how it is handled does not depend on it yet.
+    fn campaign_of(&self, subject: &str, received: chrono::DateTime<chrono::Utc>) -> String {
+        match calendar::select(&self.candidates, subject, received) {
+            Selection::Matched(id) => id,
+            Selection::OutsideWindow { nearest } => {
+                tracing::info!(
+                    subject,
+                    campaign = %nearest,
+                    "邮件主题属于活动，但到达时间不在任何同主题活动的收件时间内：记在最接近的活动下"
+                );
+                nearest
+            }
+            Selection::NoSubject => self.cfg.current_campaign(received).id.clone(),
         }
     }
 
@@ -189,9 +215,16 @@ impl Pipeline {
             return Ok(());
         }
         tracing::error!(message = id, error = %e.text(), "处理失败，已标为失败，留待工作人员处理");
-        self.store
-            .mark_failed(id, &e.text(), self.clock.now())
-            .await?;
+        let now = self.clock.now();
+        // Its subject was not read to the end: filed under the campaign current when it
+        // arrived.
+        let arrived = self
+            .store
+            .message(id)
+            .await?
+            .map_or(now, |m| m.internal_date.unwrap_or(m.stored_at));
+        let campaign = &self.cfg.current_campaign(arrived).id;
+        self.store.mark_failed(id, &e.text(), campaign, now).await?;
         Ok(())
     }
 
@@ -377,6 +410,8 @@ impl Pipeline {
             return Ok(None);
         };
         let (subject_text, our_wording) = conversation::strip_our_wording(&understood.subject);
+        // Decided here, in the transaction that records the decision, and written with it.
+        let campaign = self.campaign_of(&subject_text, received);
         // Our own copies answer the applicants' mails, never ours: no lookup for them.
         let thread = if decide::is_own_copy(&ctx, &understood) {
             None
@@ -403,6 +438,7 @@ impl Pipeline {
             id,
             raw_sha256: &stored.raw_sha256,
             received,
+            campaign: &campaign,
             understood: &understood,
             extracted: &extracted,
         };
