@@ -529,8 +529,11 @@ impl Intake {
                     size,
                     "邮件超过 imap.max_message_size：已登记，不取回内容"
                 );
+                // Its subject is not read: filed under the campaign current when it arrived.
+                let now = self.clock.now();
+                let campaign = &self.cfg.current_campaign(internal_date.unwrap_or(now)).id;
                 self.store
-                    .insert_too_large(&key(uid), u64::from(size), internal_date, self.clock.now())
+                    .insert_too_large(&key(uid), u64::from(size), internal_date, campaign, now)
                     .await?;
                 return Ok(out);
             }

@@ -299,6 +299,9 @@ pub struct Message<'a> {
     pub raw_sha256: &'a str,
     /// When it arrived (INTERNALDATE, or when it was stored).
     pub received: DateTime<Utc>,
+    /// The campaign it belongs to (see [`crate::pipeline::Pipeline`]'s `campaign_of`): its
+    /// version and its answer carry it.
+    pub campaign: &'a str,
     pub understood: &'a Understood,
     pub extracted: &'a Extracted,
 }

@@ -19,6 +19,7 @@ pub mod record;
 pub use decide::{Disposition, NotifyMode, Outcome, Quiet, disposition_label};
 
 use crate::app::App;
+use crate::campaign::calendar::{self, Candidate, Selection};
 use crate::campaign::conversation;
 use crate::campaign::rules;
 use crate::extract::Extracted;
@@ -70,6 +71,9 @@ pub struct Pipeline {
     pub guard: LoopGuard,
     /// Whether registering answers ([`NotifyMode::Normal`] except in `reprocess`).
     pub notify_mode: NotifyMode,
+    /// Every configured campaign, for [`calendar::select`] (built once: each holds its
+    /// compiled subject grammar).
+    candidates: Vec<Candidate>,
 }
 
 impl std::ops::Deref for Pipeline {
@@ -147,10 +151,32 @@ impl Pipeline {
                 cfg.smtp.from_address.to_lowercase(),
             ],
         };
+        let candidates = app.cfg.candidates();
         Pipeline {
             app,
             guard,
             notify_mode: NotifyMode::Normal,
+            candidates,
+        }
+    }
+
+    /// The campaign a mail with `subject` that arrived at `received` is recorded under: the
+    /// one [`calendar::select`] matches; for a mail with a campaign's subject outside every
+    /// window of that subject, the nearest one; for a mail without any campaign's subject (a
+    /// question, a reply without the subject), the campaign current when it arrived. Only
+    /// where the mail is filed: how it is handled does not depend on it yet.
+    fn campaign_of(&self, subject: &str, received: chrono::DateTime<chrono::Utc>) -> String {
+        match calendar::select(&self.candidates, subject, received) {
+            Selection::Matched(id) => id,
+            Selection::OutsideWindow { nearest } => {
+                tracing::info!(
+                    subject,
+                    campaign = %nearest,
+                    "邮件主题属于活动，但到达时间不在任何同主题活动的收件时间内：记在最接近的活动下"
+                );
+                nearest
+            }
+            Selection::NoSubject => self.cfg.current_campaign(received).id.clone(),
         }
     }
 
@@ -189,9 +215,16 @@ impl Pipeline {
             return Ok(());
         }
         tracing::error!(message = id, error = %e.text(), "处理失败，已标为失败，留待工作人员处理");
-        self.store
-            .mark_failed(id, &e.text(), self.clock.now())
-            .await?;
+        let now = self.clock.now();
+        // Its subject was not read to the end: filed under the campaign current when it
+        // arrived.
+        let arrived = self
+            .store
+            .message(id)
+            .await?
+            .map_or(now, |m| m.internal_date.unwrap_or(m.stored_at));
+        let campaign = &self.cfg.current_campaign(arrived).id;
+        self.store.mark_failed(id, &e.text(), campaign, now).await?;
         Ok(())
     }
 
@@ -377,6 +410,8 @@ impl Pipeline {
             return Ok(None);
         };
         let (subject_text, our_wording) = conversation::strip_our_wording(&understood.subject);
+        // Decided here, in the transaction that records the decision, and written with it.
+        let campaign = self.campaign_of(&subject_text, received);
         // Our own copies answer the applicants' mails, never ours: no lookup for them.
         let thread = if decide::is_own_copy(&ctx, &understood) {
             None
@@ -403,6 +438,7 @@ impl Pipeline {
             id,
             raw_sha256: &stored.raw_sha256,
             received,
+            campaign: &campaign,
             understood: &understood,
             extracted: &extracted,
         };
@@ -513,6 +549,176 @@ pub async fn publish(staged: Vec<Staged>) -> Result<(), ProcessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .expect("valid instant")
+    }
+
+    /// Two campaigns with the same subjects: 2025-autumn (no `opens`, closed with its closure
+    /// phase on 2025-12-15) and 2026-spring (from 2026-02-16, open). Each mail is filed by its
+    /// subject and arrival time (INTERNALDATE, else when it was stored), and its version and
+    /// its answer with it; a campaign subject between the windows goes to the nearest, a mail
+    /// without one to the campaign current when it arrived. On both backends.
+    #[tokio::test]
+    async fn mails_with_one_subject_go_to_the_campaign_of_their_arrival() {
+        // Each mail from a branch of its own: a branch's second mail without materials is a
+        // reply, not a version (today in every campaign).
+        const APPLY: &str = "对标争先建设项目申报-";
+        const CLOSE: &str = "对标争先建设项目结项-";
+        const QUESTION: &str = "请问申报表在哪里下载？";
+        const BRANCHES: [&str; 9] = ["一", "二", "三", "四", "五", "六", "七", "八", "九"];
+        let branch = |i: usize| format!("土木工程学院本科生第{}党支部", BRANCHES[i]);
+        for store in crate::store::test_stores("pipeline_campaigns").await {
+            let backend = store.backend();
+            let dir = std::env::temp_dir().join(format!(
+                "shenbao-pipeline-campaigns-{}-{backend}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            let roster: String = (0..BRANCHES.len())
+                .map(|i| format!("土木工程学院,{},书记{i},b{i}@example.edu.cn\n", branch(i)))
+                .collect();
+            std::fs::write(
+                dir.join("roster.csv"),
+                format!("学院,支部名称,书记,书记邮箱\n{roster}"),
+            )
+            .expect("roster");
+            let campaign = |id: &str, extra: &str| {
+                format!(
+                    "\n[[campaign]]\nid = \"{id}\"\ntitle = \"{id} 对标争先\"\nintake_address = \"intake@example.test\"\nroster = \"roster.csv\"\n{extra}"
+                )
+            };
+            let text = format!(
+                "[imap]\nhost = \"127.0.0.1\"\nuser = \"intake@example.test\"\npassword_env = \"SHENBAO_TEST_IMAP_PW\"\ntls = \"none\"\n\
+                 [smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\nfrom_address = \"intake@example.test\"\n\
+                 [storage]\ndata_dir = \"{}\"\n{}{}",
+                dir.join("data").display(),
+                campaign(
+                    "2025-autumn",
+                    "deadline = \"2025-09-27T23:59:59\"\nclosure_deadline = \"2025-12-15T23:59:59\"\n"
+                ),
+                campaign(
+                    "2026-spring",
+                    "opens = \"2026-02-16T00:00:00\"\ndeadline = \"2026-03-28T23:59:59\"\n"
+                ),
+            );
+            let now = at("2026-03-05T00:00:00Z");
+            let cfg = crate::config::Config::parse_in_at(
+                &text,
+                &dir.join("shenbao.toml"),
+                &crate::config::ServiceEnv::default(),
+                now,
+            )
+            .expect("config");
+            assert_eq!(cfg.campaign.id, "2026-spring");
+            let app = App::new(
+                store.clone(),
+                crate::clock::Clock::set(now),
+                Arc::new(cfg),
+                Arc::new(tokio::sync::Notify::new()),
+            )
+            .expect("app");
+            let pipeline = Pipeline::new(Arc::new(app));
+            // (subject, INTERNALDATE, stored at, the campaign it belongs to)
+            let mails = [
+                (
+                    APPLY,
+                    Some("2025-09-20T10:00:00+08:00"),
+                    "2026-03-05T00:00:00Z",
+                    "2025-autumn",
+                ),
+                (
+                    APPLY,
+                    Some("2026-03-01T10:00:00+08:00"),
+                    "2026-03-05T00:00:00Z",
+                    "2026-spring",
+                ),
+                // No INTERNALDATE (`ingest` of a file): when it was stored.
+                (APPLY, None, "2025-10-08T02:00:00Z", "2025-autumn"),
+                (APPLY, None, "2026-03-02T02:00:00Z", "2026-spring"),
+                // Three weeks after autumn's closure phase ended, five before spring opens:
+                // outside both windows, filed under the nearest.
+                (
+                    CLOSE,
+                    Some("2026-01-05T10:00:00+08:00"),
+                    "2026-03-05T00:00:00Z",
+                    "2025-autumn",
+                ),
+                (
+                    CLOSE,
+                    Some("2026-02-10T10:00:00+08:00"),
+                    "2026-03-05T00:00:00Z",
+                    "2026-spring",
+                ),
+                // No campaign's subject: the campaign current when it arrived.
+                (
+                    QUESTION,
+                    Some("2025-11-01T10:00:00+08:00"),
+                    "2026-03-05T00:00:00Z",
+                    "2025-autumn",
+                ),
+                (
+                    QUESTION,
+                    Some("2026-01-20T10:00:00+08:00"),
+                    "2026-03-05T00:00:00Z",
+                    "2025-autumn",
+                ),
+                (
+                    QUESTION,
+                    Some("2026-03-03T10:00:00+08:00"),
+                    "2026-03-05T00:00:00Z",
+                    "2026-spring",
+                ),
+            ];
+            let mut ids = Vec::new();
+            for (i, (subject, internal, stored, _)) in mails.iter().enumerate() {
+                let subject = if *subject == QUESTION {
+                    subject.to_string()
+                } else {
+                    format!("{subject}{}", branch(i))
+                };
+                let raw = format!(
+                    "From: =?UTF-8?B?5byg5LiJ?= <b{i}@example.edu.cn>\r\nTo: intake@example.test\r\n\
+                     Subject: {subject}\r\nMessage-ID: <m{i}@example.edu.cn>\r\n\
+                     Date: Mon, 1 Sep 2025 10:00:00 +0800\r\nMIME-Version: 1.0\r\n\
+                     Content-Type: text/plain; charset=utf-8\r\n\r\n老师好，附件是材料。\r\n"
+                );
+                let id = store
+                    .insert_file_message(raw.as_bytes(), internal.map(at), at(stored))
+                    .await
+                    .expect("store")
+                    .id();
+                pipeline.process(id).await.expect("process").expect("new");
+                ids.push(id);
+            }
+            for (id, (subject, internal, _, want)) in ids.iter().zip(&mails) {
+                let what = format!("{backend}: {subject} at {internal:?}");
+                let id_is = |column: &str| format!("{column} = {id}");
+                let store = &store;
+                assert_eq!(
+                    crate::store::test_campaigns(store, "messages", &id_is("id")).await,
+                    [*want],
+                    "{what}"
+                );
+                let versions =
+                    crate::store::test_campaigns(store, "submissions", &id_is("message_id")).await;
+                let answers =
+                    crate::store::test_campaigns(store, "outbox", &id_is("related_message")).await;
+                if *subject != QUESTION {
+                    assert_eq!(versions, [*want], "{what}: its version");
+                    assert_eq!(answers, [*want], "{what}: its acknowledgement");
+                } else {
+                    assert!(versions.is_empty(), "{what}");
+                    assert!(versions.iter().all(|c| c == want), "{what}: {versions:?}");
+                    assert!(answers.iter().all(|c| c == want), "{what}: {answers:?}");
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 
     #[test]
     fn failures_are_typed_and_keep_their_causes() {

@@ -65,6 +65,7 @@ pub async fn record(
             sender_changed: v.sender_changed,
             suggested_branch: v.suggested.clone(),
             content_key: v.content_key.clone(),
+            campaign: m.campaign.to_string(),
         };
         submissions::insert_version(tx, &row).await?;
         attachments::set_read_errors(tx, m.id, &m.extracted.read_errors).await?;
@@ -77,7 +78,15 @@ pub async fn record(
         tracing::warn!(to = %l.to, recent = l.recent, kind = l.kind.label(), "已达到对同一地址的自动提示上限，本次不回复");
     }
     if let Some(a) = &d.answer {
-        store::enqueue(tx, &a.mail, Some(m.id), a.branch.as_deref(), now).await?;
+        store::enqueue(
+            tx,
+            &a.mail,
+            Some(m.id),
+            a.branch.as_deref(),
+            m.campaign,
+            now,
+        )
+        .await?;
     }
     let processed = register::Processed {
         id: m.id,
@@ -97,6 +106,7 @@ pub async fn record(
         } else {
             Some(serde_json::to_string(&u.auto_hints)?)
         },
+        campaign: m.campaign.to_string(),
     };
     register::record_processed(tx, &processed).await?;
     Ok(())

@@ -62,6 +62,8 @@ pub struct Planned {
     /// Templates that failed and were replaced by the built-in ones: (template, error);
     /// recorded for staff (`status`, `health`, the digest) when the mail is queued.
     pub template_errors: Vec<(String, String)>,
+    /// The campaign it is for: its ledger row and its mail carry it.
+    pub campaign: String,
 }
 
 /// Problems a reminder can ask a branch to fix (being late or a subject's wording cannot be
@@ -215,6 +217,7 @@ pub async fn plan_reminders(p: &App, now: DateTime<Utc>) -> anyhow::Result<Vec<P
                 Decision::RecordSkip { reason } => {
                     tracing::warn!(branch = %branch.name, rule = %rule.name, %reason, "跳过了一封提醒");
                     out.push(Planned {
+                        campaign: p.cfg.campaign.id.clone(),
                         kind: "reminder",
                         key: occ.skip_key_for_branch(&branch.name),
                         rule: rule.name.clone(),
@@ -355,6 +358,7 @@ fn reminder(
         auto_submitted: "auto-generated",
     })?;
     Ok(Planned {
+        campaign: p.cfg.campaign.id.clone(),
         kind: "reminder",
         key,
         rule: rule.name.clone(),
@@ -641,6 +645,7 @@ pub async fn plan_digests(
                 // First start: the first period begins now, not at the dawn of time.
                 (None, _) => {
                     out.push(Planned {
+                        campaign: p.cfg.campaign.id.clone(),
                         kind: "digest",
                         key: format!("digest:{}:start", rule.name),
                         rule: rule.name.clone(),
@@ -717,6 +722,7 @@ pub async fn plan_digests(
                 )?)
             };
             out.push(Planned {
+                campaign: p.cfg.campaign.id.clone(),
                 kind: "digest",
                 key,
                 rule: rule.name.clone(),
@@ -763,6 +769,7 @@ pub async fn commit_ids(
                 deadline: item.occasion.map(|(d, _)| d),
                 offset_secs: item.occasion.map(|(_, o)| o),
                 skipped: item.skipped.as_deref(),
+                campaign: &item.campaign,
             },
             now,
         )
@@ -775,8 +782,15 @@ pub async fn commit_ids(
         }
         if inserted && let Some(mail) = &item.mail {
             // A reply to a reminder or a result is about this branch (see pipeline's threads).
-            let id =
-                crate::store::enqueue(&mut tx, mail, None, item.branch.as_deref(), now).await?;
+            let id = crate::store::enqueue(
+                &mut tx,
+                mail,
+                None,
+                item.branch.as_deref(),
+                &item.campaign,
+                now,
+            )
+            .await?;
             crate::store::ledger::set_outbox(&mut tx, &item.key, id).await?;
             queued.push(id);
         }

@@ -103,6 +103,7 @@ pub async fn import_bytes(
                 sha256: &sha,
                 size: bytes.len(),
                 imported_by: by,
+                campaign: &p.cfg.campaign.id,
             },
             decisions,
             now,
@@ -253,6 +254,7 @@ pub async fn plan_results(p: &App, now: DateTime<Utc>) -> anyhow::Result<NotifyP
             let skip_key = format!("{key}:unreachable");
             if !p.store.in_ledger(&skip_key).await? {
                 out.push(Planned {
+                    campaign: p.cfg.campaign.id.clone(),
                     kind: "result",
                     key: skip_key,
                     rule: "评审结果".to_string(),
@@ -335,6 +337,7 @@ pub async fn plan_results(p: &App, now: DateTime<Utc>) -> anyhow::Result<NotifyP
             auto_submitted: "auto-generated",
         })?;
         out.push(Planned {
+            campaign: p.cfg.campaign.id.clone(),
             kind: "result",
             key,
             rule: "评审结果".to_string(),

@@ -407,7 +407,7 @@ mod tests {
                 .expect("insert");
         }
         source
-            .insert_too_large(&key(4), 99_000_000, None, now)
+            .insert_too_large(&key(4), 99_000_000, None, "default", now)
             .await
             .expect("too large");
         let mut tx = source.begin_write().await.expect("begin");
@@ -423,6 +423,7 @@ mod tests {
                 deadline: Some(now),
                 offset_secs: Some(3600),
                 skipped: None,
+                campaign: "2025-autumn",
             },
             now,
         )

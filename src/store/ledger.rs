@@ -37,6 +37,8 @@ pub struct LedgerEntry<'a> {
     pub offset_secs: Option<i64>,
     /// Why nothing was sent, when nothing was.
     pub skipped: Option<&'a str>,
+    /// The campaign it is for.
+    pub campaign: &'a str,
 }
 
 impl Store {
@@ -111,7 +113,7 @@ impl Store {
 pub async fn record(tx: &mut Tx, entry: &LedgerEntry<'_>, now: DateTime<Utc>) -> Result<bool> {
     let inserted = on_conn!(tx.conn(), |c| {
         sqlx::query(
-        "INSERT INTO ledger (key, kind, rule, recipient, branch, period_end, deadline, offset_secs, skipped, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        "INSERT INTO ledger (key, kind, rule, recipient, branch, period_end, deadline, offset_secs, skipped, created_at, campaign) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT DO NOTHING",
     )
     .bind(entry.key)
@@ -124,6 +126,7 @@ pub async fn record(tx: &mut Tx, entry: &LedgerEntry<'_>, now: DateTime<Utc>) ->
     .bind(entry.offset_secs)
     .bind(entry.skipped)
     .bind(db_time(now))
+    .bind(entry.campaign)
     .execute(c)
     .await?
     .rows_affected()
@@ -166,6 +169,7 @@ mod tests {
                 deadline: Some(deadline),
                 offset_secs: Some(86_400),
                 skipped: None,
+                campaign: "2025-autumn",
             };
             let skip = LedgerEntry {
                 key: "remind:r:y",
@@ -213,6 +217,11 @@ mod tests {
             assert_eq!(store.last_digest("d").await.expect("digest"), Some(now));
             assert_eq!(store.skipped_for("支部乙").await.expect("skips"), 1);
             assert_eq!(store.skipped_for("支部甲").await.expect("skips"), 0);
+            assert_eq!(
+                crate::store::test_campaigns(&store, "ledger", "TRUE").await,
+                ["2025-autumn", "2025-autumn", "2025-autumn"],
+                "{backend}: each row carries its campaign"
+            );
         }
     }
 }

@@ -271,11 +271,13 @@ impl Store {
     }
 
     /// Records a message too large to fetch: nothing is lost silently, staff see it in status.
+    /// Its subject is not read, so it is filed under `campaign`, the one current when it arrived.
     pub async fn insert_too_large(
         &self,
         key: &ImapKey,
         size: u64,
         internal_date: Option<DateTime<Utc>>,
+        campaign: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let placeholder = format!(
@@ -288,8 +290,8 @@ impl Store {
             .await?;
         on_conn!(tx.conn(), |c| {
             sqlx::query(
-            "INSERT INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at)
-             VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, 'processed', 'too_large', $9, $8)
+            "INSERT INTO messages (source, account, folder, uidvalidity, uid, raw_sha256, size, internal_date, stored_at, status, disposition, reason, processed_at, campaign)
+             VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, 'processed', 'too_large', $9, $8, $10)
              ON CONFLICT DO NOTHING",
         )
         .bind(&key.account)
@@ -301,6 +303,7 @@ impl Store {
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
         .bind(format!("邮件大小 {size} 字节，超过 imap.max_message_size，未下载，留在原文件夹由人工处理"))
+        .bind(campaign)
         .execute(c)
         .await?
         .rows_affected()
@@ -820,7 +823,7 @@ mod tests {
             let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
             for _ in 0..2 {
                 store
-                    .insert_too_large(&key(7, 12), 99_000_000, None, now)
+                    .insert_too_large(&key(7, 12), 99_000_000, None, "2025-autumn", now)
                     .await
                     .expect("too large");
             }
@@ -834,6 +837,11 @@ mod tests {
             assert_eq!(staff[0].disposition, "too_large", "{backend}");
             assert!(staff[0].reason.contains("99000000"), "{}", staff[0].reason);
             assert_eq!(staff[0].received_at, now, "{backend}");
+            assert_eq!(
+                crate::store::test_campaigns(&store, "messages", "TRUE").await,
+                ["2025-autumn"],
+                "{backend}"
+            );
             let m = store
                 .message(staff[0].id)
                 .await

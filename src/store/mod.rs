@@ -175,6 +175,11 @@ macro_rules! migrations {
                 "leases",
                 include_str!(concat!("../../migrations/", $dir, "0013_leases.sql")),
             ),
+            (
+                14,
+                "campaigns",
+                include_str!(concat!("../../migrations/", $dir, "0014_campaigns.sql")),
+            ),
         ]
     };
 }
@@ -188,6 +193,37 @@ const PG_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres/");
 /// them proves its statements on both; without the variable it runs on SQLite alone.
 #[cfg(test)]
 pub(crate) async fn test_stores(name: &str) -> Vec<Store> {
+    let (root, url, postgres) = test_databases(name).await;
+    let mut stores = vec![Store::open(&url, &root).await.expect("open SQLite")];
+    if let Some(url) = postgres {
+        stores.push(
+            Store::open(&url, &root.join("pg"))
+                .await
+                .expect("open PostgreSQL"),
+        );
+    }
+    stores
+}
+
+/// The campaign of each row of `table` that meets `condition` (SQL on both backends), sorted:
+/// what a test reads to check the campaign its writes recorded.
+#[cfg(test)]
+pub(crate) async fn test_campaigns(store: &Store, table: &str, condition: &str) -> Vec<String> {
+    let sql = format!("SELECT campaign FROM {table} WHERE {condition} ORDER BY campaign");
+    on_pool!(store, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .fetch_all(p)
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}")))
+}
+
+/// What [`test_stores`] opens, not yet opened (nor migrated): a fresh directory, the URL of a
+/// SQLite file in it, and the URL of a fresh, empty PostgreSQL database when
+/// `SHENBAO_TEST_POSTGRES` is set. For tests that write a database the way an older version
+/// did before opening it.
+#[cfg(test)]
+pub(crate) async fn test_databases(name: &str) -> (PathBuf, String, Option<String>) {
     use sqlx::Connection as _;
     let tag = format!(
         "{name}_{}_{}",
@@ -202,7 +238,7 @@ pub(crate) async fn test_stores(name: &str) -> Vec<Store> {
     let root = std::env::temp_dir().join(format!("shenbao-store-test-{tag}"));
     let _ = std::fs::remove_dir_all(&root);
     let url = format!("sqlite://{}", root.join("shenbao.db").display());
-    let mut stores = vec![Store::open(&url, &root).await.expect("open SQLite")];
+    let mut postgres = None;
     if let Some(admin) = std::env::var("SHENBAO_TEST_POSTGRES")
         .ok()
         .filter(|v| !v.is_empty())
@@ -217,13 +253,9 @@ pub(crate) async fn test_stores(name: &str) -> Vec<Store> {
             .expect("create database");
         let mut url = url::Url::parse(&admin).expect("SHENBAO_TEST_POSTGRES: a URL");
         url.set_path(&db);
-        stores.push(
-            Store::open(url.as_str(), &root.join("pg"))
-                .await
-                .expect("open PostgreSQL"),
-        );
+        postgres = Some(url.to_string());
     }
-    stores
+    (root, url, postgres)
 }
 
 #[cfg(test)]
@@ -377,6 +409,153 @@ mod tests {
             .await
             .expect("ledger");
         assert_eq!(branch, None);
+    }
+
+    /// What a database of version 13 (one campaign, never named) holds in the six tables
+    /// that carry a campaign from version 14 on; the same text for both backends.
+    const VERSION_13_ROWS: &str = "
+        INSERT INTO blobs (sha256, size, created_at) VALUES ('s1', 1, '2025-09-20T01:00:00Z');
+        INSERT INTO messages (source, raw_sha256, size, stored_at, status, disposition)
+            VALUES ('file', 's1', 1, '2025-09-20T01:00:00Z', 'processed', 'application');
+        INSERT INTO submissions (kind, branch_key, branch, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at)
+            SELECT 'application', '支部甲', '支部甲', 'exact', 1.0, '', 1, TRUE, id, 'a@b.cn', '2025-09-20T01:00:00Z', FALSE, '[]', '2025-09-20T01:00:00Z' FROM messages;
+        INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at)
+            SELECT 'ack', 'o1@x', id, 'a@b.cn', '回执', '', '2025-09-20T01:00:00Z', '2025-09-20T01:00:00Z' FROM messages;
+        INSERT INTO ledger (key, kind, rule, recipient, outbox_id, created_at)
+            SELECT 'remind:r:x', 'reminder', 'r', 'a@b.cn', id, '2025-09-20T01:00:00Z' FROM outbox;
+        INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions)
+            VALUES ('评审.xlsx', 's1', 'staff', '2025-10-20T01:00:00Z', 1);
+        INSERT INTO reviews (import_id, sheet_row, branch, level, funded, is_current, created_at)
+            SELECT id, 2, '支部甲', '重点', TRUE, TRUE, '2025-10-20T01:00:00Z' FROM review_imports;
+    ";
+
+    /// Each table's campaigns, one row per row (`table`, `campaign`), in table order.
+    async fn campaigns_by_table(store: &super::Store) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for table in CAMPAIGN_TABLES {
+            let rows = super::test_campaigns(store, table, "TRUE").await;
+            out.extend(rows.into_iter().map(|c| (table.to_string(), c)));
+        }
+        out
+    }
+
+    /// The tables whose rows carry a campaign.
+    const CAMPAIGN_TABLES: [&str; 6] = [
+        "messages",
+        "submissions",
+        "outbox",
+        "ledger",
+        "review_imports",
+        "reviews",
+    ];
+
+    /// Version 14 on a database written by version 13: every row of messages, submissions,
+    /// outbox, ledger, review_imports and reviews is filed under the campaign `default`, and
+    /// the indexes the campaign's reads will use exist. Migrated as `shenbao run` does it
+    /// (`Store::open` on the old database), on both backends.
+    #[tokio::test]
+    async fn version_14_files_old_rows_under_the_default_campaign() {
+        use std::str::FromStr as _;
+        let old: Vec<(i64, &str, &str)> = super::MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|(v, _, _)| *v <= 13)
+            .collect();
+        let old_pg: Vec<(i64, &str, &str)> = super::PG_MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|(v, _, _)| *v <= 13)
+            .collect();
+        let (root, sqlite, postgres) = super::test_databases("campaign_migration").await;
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&sqlite)
+            .expect("url")
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("db");
+        super::migrator(&old).run(&pool).await.expect("version 13");
+        sqlx::raw_sql(VERSION_13_ROWS)
+            .execute(&pool)
+            .await
+            .expect("old rows");
+        pool.close().await;
+        let mut urls = vec![sqlite];
+        if let Some(url) = postgres {
+            let pool = sqlx::PgPool::connect(&url).await.expect("db");
+            super::migrator(&old_pg)
+                .run(&pool)
+                .await
+                .expect("version 13");
+            sqlx::raw_sql(VERSION_13_ROWS)
+                .execute(&pool)
+                .await
+                .expect("old rows");
+            pool.close().await;
+            urls.push(url);
+        }
+        for url in urls {
+            let store = super::Store::open(&url, &root.join("data"))
+                .await
+                .expect("migrate");
+            let backend = store.backend();
+            let found = campaigns_by_table(&store).await;
+            let want: Vec<(String, String)> = CAMPAIGN_TABLES
+                .iter()
+                .map(|t| (t.to_string(), "default".to_string()))
+                .collect();
+            assert_eq!(found, want, "{backend}");
+            let version: i64 = on_pool!(store, |p| sqlx::query_scalar(super::RECORDED_VERSION)
+                .fetch_one(p)
+                .await
+                .expect("version"));
+            assert_eq!(version, 14, "{backend}");
+            // A row written without naming a campaign (as version 13's code did) gets the
+            // default too.
+            on_pool!(store, |p| {
+                sqlx::query(
+                "INSERT INTO blobs (sha256, size, created_at) VALUES ('s2', 1, '2026-03-01T01:00:00Z')"
+            )
+            .execute(p)
+            .await
+            .expect("blob")
+            .rows_affected()
+            });
+            let campaign: String = on_pool!(store, |p| {
+                sqlx::query_scalar(
+                "INSERT INTO messages (source, raw_sha256, size, stored_at) VALUES ('file', 's2', 1, '2026-03-01T01:00:00Z') RETURNING campaign"
+            )
+            .fetch_one(p)
+            .await
+            .expect("new row")
+            });
+            assert_eq!(campaign, "default", "{backend}");
+            for index in [
+                "submissions_by_campaign",
+                "messages_by_campaign",
+                "outbox_by_campaign",
+                "ledger_by_campaign",
+                "reviews_by_campaign",
+            ] {
+                // SQLite only: PostgreSQL lists its indexes in pg_indexes (the other arm).
+                let n: i64 = match &store.pool {
+                    super::Pool::Sqlite(p) => sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = $1",
+                    )
+                    .bind(index)
+                    .fetch_one(p)
+                    .await
+                    .expect("index"),
+                    super::Pool::Postgres(p) => {
+                        sqlx::query_scalar("SELECT COUNT(*) FROM pg_indexes WHERE indexname = $1")
+                            .bind(index)
+                            .fetch_one(p)
+                            .await
+                            .expect("index")
+                    }
+                };
+                assert_eq!(n, 1, "{backend}: {index}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     /// Every file in migrations/ is embedded, in order: a migration added to the directory but

@@ -277,15 +277,17 @@ mod tests {
                 raw: b"raw".to_vec(),
                 cc: None,
             };
-            crate::store::enqueue(&mut tx, &queued("w1"), None, None, at(-120))
+            crate::store::enqueue(&mut tx, &queued("w1"), None, None, "default", at(-120))
                 .await
                 .expect("w1");
-            let second = crate::store::enqueue(&mut tx, &queued("w2"), None, None, at(-100))
-                .await
-                .expect("w2");
-            let dead = crate::store::enqueue(&mut tx, &queued("d"), None, None, at(-200))
-                .await
-                .expect("d");
+            let second =
+                crate::store::enqueue(&mut tx, &queued("w2"), None, None, "default", at(-100))
+                    .await
+                    .expect("w2");
+            let dead =
+                crate::store::enqueue(&mut tx, &queued("d"), None, None, "default", at(-200))
+                    .await
+                    .expect("d");
             tx.commit().await.expect("commit");
             // The oldest waiting mail was never tried; the error is of the oldest one tried.
             store

@@ -643,8 +643,9 @@ fn outbox_entry(r: &impl Cols) -> OutboxEntry {
 }
 
 /// Puts a rendered mail into the durable outbox inside the caller's transaction (the one that
-/// records the decision to send it), with its copy recipient, the message it answers and the
-/// branch it is about. The one way anything enters the outbox; a second enqueue of the same
+/// records the decision to send it), with its copy recipient, the message it answers, the
+/// branch it is about and the campaign it belongs to (the answered message's; a reminder's,
+/// digest's or result's own). The one way anything enters the outbox; a second enqueue of the same
 /// Message-ID is ignored. Returns the row id: the new row's, or the one already queued under
 /// that Message-ID.
 pub async fn enqueue(
@@ -652,12 +653,13 @@ pub async fn enqueue(
     mail: &crate::notify::compose::Outgoing,
     related_message: Option<i64>,
     branch: Option<&str>,
+    campaign: &str,
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let from = from_address(&mail.raw);
     Ok(on_conn!(tx.conn(), |c| {
         let new: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch, from_addr) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)
+            "INSERT INTO outbox (kind, message_id, related_message, to_addr, subject, raw, next_attempt_at, created_at, cc_addr, branch, from_addr, campaign) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)
              ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(mail.kind.as_str())
@@ -670,6 +672,7 @@ pub async fn enqueue(
         .bind(&mail.cc)
         .bind(branch)
         .bind(&from)
+        .bind(campaign)
         .fetch_optional(&mut *c)
         .await?;
         match new {
@@ -739,6 +742,7 @@ mod tests {
             sender_changed: false,
             suggested_branch: None,
             content_key: String::new(),
+            campaign: "default".to_string(),
         }
     }
 
@@ -755,6 +759,7 @@ mod tests {
                 &mail(OutboxKind::Ack, "same", "一"),
                 None,
                 None,
+                "default",
                 now,
             )
             .await
@@ -764,6 +769,7 @@ mod tests {
                 &mail(OutboxKind::Ack, "other", "二"),
                 None,
                 None,
+                "default",
                 now,
             )
             .await
@@ -773,6 +779,7 @@ mod tests {
                 &mail(OutboxKind::Ack, "same", "三"),
                 None,
                 None,
+                "default",
                 now,
             )
             .await
@@ -836,14 +843,22 @@ mod tests {
             with_cc.cc = Some("copy@example.test".to_string());
             with_cc.raw = b"the whole mail".to_vec();
             let mut tx = store.begin_write().await.expect("tx");
-            let a = enqueue(&mut tx, &with_cc, Some(answered), Some("海洋支部"), t0)
-                .await
-                .expect("a");
+            let a = enqueue(
+                &mut tx,
+                &with_cc,
+                Some(answered),
+                Some("海洋支部"),
+                "2025-autumn",
+                t0,
+            )
+            .await
+            .expect("a");
             let b = enqueue(
                 &mut tx,
                 &mail(OutboxKind::Reminder, "b", "提醒"),
                 None,
                 Some("海洋支部"),
+                "default",
                 t0,
             )
             .await
@@ -853,6 +868,7 @@ mod tests {
                 &mail(OutboxKind::Digest, "c", "摘要"),
                 None,
                 None,
+                "2026-spring",
                 t0,
             )
             .await
@@ -868,6 +884,7 @@ mod tests {
                 deadline: Some(deadline),
                 offset_secs: Some(86_400),
                 skipped: None,
+                campaign: "default",
             };
             crate::store::ledger::record(&mut tx, &reminder, t0)
                 .await
@@ -882,6 +899,13 @@ mod tests {
             let due = store.due_outbox(t0, 10).await.expect("due");
             let ids: Vec<i64> = due.iter().map(|r| r.id).collect();
             assert_eq!(ids, [a, b, c], "{backend}");
+            for (id, campaign) in [(a, "2025-autumn"), (b, "default"), (c, "2026-spring")] {
+                assert_eq!(
+                    crate::store::test_campaigns(&store, "outbox", &format!("id = {id}")).await,
+                    [campaign],
+                    "{backend}: the campaign the mail is for"
+                );
+            }
             assert_eq!(due[0].kind, "ack");
             assert_eq!(due[0].message_id, "a");
             assert_eq!(due[0].to_addr, "a@example.test");
@@ -1123,7 +1147,7 @@ mod tests {
                 };
                 let mut tx = store.begin_write().await.expect("begin");
                 ids.push(
-                    enqueue(&mut tx, &mail, None, None, t0)
+                    enqueue(&mut tx, &mail, None, None, "default", t0)
                         .await
                         .expect("enqueue"),
                 );
@@ -1248,7 +1272,7 @@ mod tests {
                 };
                 let mut tx = store.begin_write().await.expect("begin");
                 own.push(
-                    enqueue(&mut tx, &mail, None, None, t0)
+                    enqueue(&mut tx, &mail, None, None, "default", t0)
                         .await
                         .expect("enqueue"),
                 );
@@ -1334,6 +1358,7 @@ mod tests {
                         &mail(OutboxKind::Ack, id, id),
                         None,
                         branch,
+                        "default",
                         t0 + chrono::Duration::minutes(i as i64),
                     )
                     .await
@@ -1407,6 +1432,7 @@ mod tests {
             &mail(OutboxKind::Ack, "ack1", "回执一"),
             Some(ids[0]),
             Some(a),
+            "default",
             at(2),
         )
         .await
@@ -1416,6 +1442,7 @@ mod tests {
             &mail(OutboxKind::Ack, "ack2", "回执二"),
             Some(ids[1]),
             None,
+            "default",
             at(3),
         )
         .await
@@ -1425,6 +1452,7 @@ mod tests {
             &mail(OutboxKind::Reminder, "rem-b", "别的支部"),
             None,
             Some("别的支部"),
+            "default",
             at(4),
         )
         .await
@@ -1434,6 +1462,7 @@ mod tests {
             &mail(OutboxKind::Digest, "digest", "摘要"),
             None,
             None,
+            "default",
             at(5),
         )
         .await
@@ -1443,6 +1472,7 @@ mod tests {
             &mail(OutboxKind::Result, "result", "评审结果"),
             None,
             Some(a),
+            "default",
             at(6),
         )
         .await

@@ -51,6 +51,8 @@ pub struct Processed {
     pub no_answer: Option<String>,
     /// The weak automatic signals, as JSON.
     pub auto_hints: Option<String>,
+    /// The campaign the mail belongs to ([`crate::campaign::calendar::select`]).
+    pub campaign: String,
 }
 
 /// Marks a message `processed` with its disposition.
@@ -58,8 +60,8 @@ pub async fn record_processed(tx: &mut Tx, p: &Processed) -> Result<()> {
     on_conn!(tx.conn(), |c| {
         sqlx::query(
         "UPDATE messages SET status = 'processed', disposition = $1, reason = $2, subject = $3, from_addr = $4, from_name = $5, message_id = COALESCE(message_id, $6), processed_at = $7,
-                             branch = $8, thread_of = $9, needs_staff = $10, no_answer = $11, auto_hints = $12
-         WHERE id = $13",
+                             branch = $8, thread_of = $9, needs_staff = $10, no_answer = $11, auto_hints = $12, campaign = $13
+         WHERE id = $14",
     )
     .bind(p.disposition)
     .bind(&p.reason)
@@ -73,6 +75,7 @@ pub async fn record_processed(tx: &mut Tx, p: &Processed) -> Result<()> {
     .bind(p.needs_staff)
     .bind(&p.no_answer)
     .bind(&p.auto_hints)
+    .bind(&p.campaign)
     .bind(p.id)
     .execute(c)
     .await?
@@ -82,14 +85,22 @@ pub async fn record_processed(tx: &mut Tx, p: &Processed) -> Result<()> {
 }
 
 impl Store {
-    /// Marks a message that is still `stored` as `failed`, with the reason for staff.
-    pub async fn mark_failed(&self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
+    /// Marks a message that is still `stored` as `failed`, with the reason for staff and the
+    /// campaign it is filed under (its subject was not read to the end: the current one).
+    pub async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        campaign: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         on_pool!(self, |p| {
             sqlx::query(
-            "UPDATE messages SET status = 'failed', reason = $1, processed_at = $2 WHERE id = $3 AND status = 'stored'"
+            "UPDATE messages SET status = 'failed', reason = $1, processed_at = $2, campaign = $3 WHERE id = $4 AND status = 'stored'"
         )
         .bind(format!("处理失败：{error}"))
         .bind(db_time(now))
+        .bind(campaign)
         .bind(id)
         .execute(p)
         .await?
@@ -162,6 +173,7 @@ mod tests {
                     needs_staff: true,
                     no_answer: Some("提问由人工答复".into()),
                     auto_hints: None,
+                    campaign: "2026-spring".to_string(),
                 },
             )
             .await
@@ -189,7 +201,7 @@ mod tests {
             assert!(!store.has_message_id("other@t").await.expect("has"));
 
             store
-                .mark_failed(id, "不会发生", later)
+                .mark_failed(id, "不会发生", "default", later)
                 .await
                 .expect("failed");
             let r = store.message_record(id).await.expect("read").expect("row");
@@ -198,9 +210,19 @@ mod tests {
                 "{backend}: only a stored message fails"
             );
             store
-                .mark_failed(other, "附件损坏", later)
+                .mark_failed(other, "附件损坏", "2025-autumn", later)
                 .await
                 .expect("failed");
+            assert_eq!(
+                crate::store::test_campaigns(&store, "messages", &format!("id = {id}")).await,
+                ["2026-spring"],
+                "{backend}: processing files the mail under its campaign"
+            );
+            assert_eq!(
+                crate::store::test_campaigns(&store, "messages", &format!("id = {other}")).await,
+                ["2025-autumn"],
+                "{backend}: so does a failure"
+            );
             let r = store
                 .message_record(other)
                 .await

@@ -17,6 +17,8 @@ pub struct ReviewImport<'a> {
     pub sha256: &'a str,
     pub size: usize,
     pub imported_by: &'a str,
+    /// The campaign whose decisions these are.
+    pub campaign: &'a str,
 }
 
 impl Store {
@@ -106,13 +108,14 @@ impl Store {
             .await?;
         on_conn!(tx.conn(), |c| {
             let import_id: i64 = sqlx::query_scalar(
-                "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO review_imports (file_name, file_sha256, imported_by, imported_at, decisions, campaign) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(file.file_name)
             .bind(file.sha256)
             .bind(file.imported_by)
             .bind(db_time(now))
             .bind(decisions.len() as i64)
+            .bind(file.campaign)
             .fetch_one(&mut *c)
             .await?;
             for d in decisions {
@@ -121,7 +124,7 @@ impl Store {
                     .execute(&mut *c)
                     .await?;
                 sqlx::query(
-                    "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+                    "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at, campaign) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8)",
                 )
                 .bind(import_id)
                 .bind(d.row as i64)
@@ -130,6 +133,7 @@ impl Store {
                 .bind(d.amount_yuan)
                 .bind(d.funded)
                 .bind(db_time(now))
+                .bind(file.campaign)
                 .execute(&mut *c)
                 .await?;
             }
@@ -231,6 +235,7 @@ mod tests {
                 sha256: &sheet,
                 size: 20,
                 imported_by: "staff@example.test",
+                campaign: "2026-spring",
             };
             store
                 .import_reviews(
@@ -289,6 +294,14 @@ mod tests {
             .await
             .expect("history"));
             assert_eq!(history, 1, "{backend}: the superseded decision stays");
+            for table in ["review_imports", "reviews"] {
+                let campaigns = crate::store::test_campaigns(&store, table, "TRUE").await;
+                assert_eq!(campaigns.len(), if table == "reviews" { 4 } else { 2 });
+                assert!(
+                    campaigns.iter().all(|c| c == "2026-spring"),
+                    "{backend}: {table} {campaigns:?}"
+                );
+            }
 
             let mut tx = store.begin_write().await.expect("tx");
             assert_eq!(

@@ -277,6 +277,8 @@ pub struct NewVersion {
     pub sender_changed: bool,
     pub suggested_branch: Option<String>,
     pub content_key: String,
+    /// The campaign of the mail it came in.
+    pub campaign: String,
 }
 
 /// Writes `v` as the latest version of its branch (the previous latest no longer is).
@@ -289,8 +291,8 @@ pub async fn insert_version(tx: &mut Tx, v: &NewVersion) -> Result<()> {
             .await?;
         sqlx::query(
             "INSERT INTO submissions (kind, branch_key, branch, college, branch_text, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at,
-                                      fields, fields_source, form_fields, summary_fields, problem_details, sender_changed, suggested_branch, content_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+                                      fields, fields_source, form_fields, summary_fields, problem_details, sender_changed, suggested_branch, content_key, campaign)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
         )
         .bind(v.kind)
         .bind(&v.branch_key)
@@ -315,6 +317,7 @@ pub async fn insert_version(tx: &mut Tx, v: &NewVersion) -> Result<()> {
         .bind(v.sender_changed)
         .bind(&v.suggested_branch)
         .bind(&v.content_key)
+        .bind(&v.campaign)
         .execute(&mut *c)
         .await?
         .rows_affected()
@@ -405,6 +408,7 @@ pub(crate) mod testing {
             sender_changed: false,
             suggested_branch: None,
             content_key: format!("k{message}"),
+            campaign: "2025-autumn".to_string(),
         }
     }
 }
@@ -457,6 +461,11 @@ mod tests {
             insert_version(&mut tx, &unknown).await.expect("unknown");
             assert_eq!(next_version(&mut tx, "closure", a).await.expect("n"), 2);
             tx.commit().await.expect("commit");
+            assert_eq!(
+                crate::store::test_campaigns(&store, "submissions", "TRUE").await,
+                ["2025-autumn"; 4],
+                "{backend}: each version carries its campaign"
+            );
 
             let latest = store.latest_submissions().await.expect("latest");
             let shape: Vec<(&str, Option<&str>, i64, i64, i64)> = latest

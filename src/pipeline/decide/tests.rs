@@ -135,6 +135,7 @@ fn run(ctx: &Context<'_>, u: &Understood, input: &ClassifyInput<'_>, h: &History
         id: 7,
         raw_sha256: "abcdef0123456789abcdef",
         received: now(),
+        campaign: "default",
         understood: u,
         extracted: &extracted,
     };
@@ -584,6 +585,7 @@ fn late_applications_are_flagged() {
         id: 1,
         raw_sha256: "00",
         received: late,
+        campaign: "default",
         understood: &u,
         extracted: &extracted,
     };
@@ -741,6 +743,7 @@ fn needs_follow_the_classification() {
             id: 1,
             raw_sha256: "00",
             received: now(),
+            campaign: "default",
             understood: &u,
             extracted: &extracted,
         };
