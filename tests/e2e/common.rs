@@ -162,7 +162,7 @@ pub fn postgres_backend() -> bool {
 /// A fresh, empty PostgreSQL database for env `name` on the server of `SHENBAO_TEST_POSTGRES`;
 /// returns its URL. The name is made of the env's name, the process id and a counter (several
 /// envs of one test binary run at once), in the characters PostgreSQL takes unquoted.
-async fn create_postgres_database(name: &str) -> String {
+pub async fn create_postgres_database(name: &str) -> String {
     use sqlx::{Connection as _, Executor as _};
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -43,6 +43,7 @@ mod browser;
 mod cli;
 mod closure;
 mod conversation;
+mod dbcopy;
 mod detail;
 mod extraction_table;
 mod fuzz_regressions;
