@@ -600,9 +600,9 @@ impl Sender {
                 // Claimed first, in this daemon's name: a mail another daemon claimed in the
                 // meantime is left to it, and an interrupted send is looked into by one
                 // daemon only, while it holds the claim.
-                let ids: Vec<i64> = chunk.iter().map(|r| r.id).collect();
+                let seen: Vec<(i64, bool)> = chunk.iter().map(|r| (r.id, r.unconfirmed)).collect();
                 let holder = self.duties.as_ref().map(|d| d.holder.as_str());
-                let claimed = self.store.outbox_claim(&ids, holder).await?;
+                let claimed = self.store.outbox_claim(&seen, holder).await?;
                 let mut to_send = Vec::with_capacity(claimed.len());
                 for row in chunk
                     .iter()

@@ -249,27 +249,38 @@ impl Store {
     /// one writer at a time does the same. The attempt is counted when the mail is really
     /// handed to SMTP ([`Store::outbox_attempting`]); a crash in between is known by the
     /// `sending` status and the claimer's name.
-    pub async fn outbox_claim(&self, ids: &[i64], holder: Option<&str>) -> Result<Vec<i64>> {
-        if ids.is_empty() {
+    pub async fn outbox_claim(
+        &self,
+        seen: &[(i64, bool)],
+        holder: Option<&str>,
+    ) -> Result<Vec<i64>> {
+        if seen.is_empty() {
             return Ok(Vec::new());
         }
+        // Claimed only in the state the sender read it in (queued, or unconfirmed): a mail that
+        // became unconfirmed since (a dead daemon's send, recovered by another) must have its
+        // copy looked for first, so it is left for the next read, which sees it as it is.
+        let queued: Vec<i64> = seen.iter().filter(|(_, u)| !u).map(|(id, _)| *id).collect();
+        let unconfirmed: Vec<i64> = seen.iter().filter(|(_, u)| *u).map(|(id, _)| *id).collect();
         let mut got: Vec<i64> = match &self.pool {
             Pool::Sqlite(p) => {
-                let ids = serde_json::Value::from(ids.to_vec()).to_string();
-                // SQLite only: PostgreSQL locks the rows FOR UPDATE SKIP LOCKED and binds a BIGINT[] (the arm below).
+                let json = |ids: &[i64]| serde_json::Value::from(ids.to_vec()).to_string();
+                // SQLite only: PostgreSQL locks the rows FOR UPDATE SKIP LOCKED and binds BIGINT[]s (the arm below).
                 sqlx::query_scalar(
-                    "UPDATE outbox SET status = 'sending', claimed_by = $2 WHERE id IN (SELECT value FROM json_each($1)) AND status IN ('queued', 'unconfirmed') RETURNING id",
+                    "UPDATE outbox SET status = 'sending', claimed_by = $2 WHERE (status = 'queued' AND id IN (SELECT value FROM json_each($1))) OR (status = 'unconfirmed' AND id IN (SELECT value FROM json_each($3))) RETURNING id",
                 )
-                .bind(ids)
+                .bind(json(&queued))
                 .bind(holder)
+                .bind(json(&unconfirmed))
                 .fetch_all(p)
                 .await?
             }
             Pool::Postgres(p) => sqlx::query_scalar(
-                "UPDATE outbox SET status = 'sending', claimed_by = $2 WHERE id IN (SELECT id FROM outbox WHERE id = ANY($1) AND status IN ('queued', 'unconfirmed') FOR UPDATE SKIP LOCKED) RETURNING id",
+                "UPDATE outbox SET status = 'sending', claimed_by = $2 WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND id = ANY($1)) OR (status = 'unconfirmed' AND id = ANY($3)) FOR UPDATE SKIP LOCKED) RETURNING id",
             )
-            .bind(ids.to_vec())
+            .bind(queued)
             .bind(holder)
+            .bind(unconfirmed)
             .fetch_all(p)
             .await?,
         };
@@ -969,7 +980,10 @@ mod tests {
 
             // In flight: an attempt each, no longer due; one not tried after all.
             assert_eq!(
-                store.outbox_claim(&[a, b, c], None).await.expect("claim"),
+                store
+                    .outbox_claim(&[(a, false), (b, false), (c, false)], None)
+                    .await
+                    .expect("claim"),
                 [a, b, c]
             );
             store.outbox_attempting(&[a, b, c]).await.expect("sending");
@@ -1088,7 +1102,13 @@ mod tests {
             assert_eq!(status_of(&all, c), ("queued".into(), 0, Some(at(30))));
 
             // A crash during the hand-over: unconfirmed, due after the grace, not retried by hand.
-            assert_eq!(store.outbox_claim(&[c], None).await.expect("claim"), [c]);
+            assert_eq!(
+                store
+                    .outbox_claim(&[(c, false)], None)
+                    .await
+                    .expect("claim"),
+                [c]
+            );
             store.outbox_attempting(&[c]).await.expect("sending");
             assert!(
                 matches!(store.outbox_retry(c, at(40)).await.expect("retry"), Retry::InFlight(e) if e.id == c)
@@ -1132,6 +1152,7 @@ mod tests {
     /// an interrupted send is confirmed or handed back only while claimed. On both backends.
     #[tokio::test]
     async fn claims_give_each_mail_to_one_daemon() {
+        let queued = |ids: &[i64]| ids.iter().map(|id| (*id, false)).collect::<Vec<_>>();
         for store in crate::store::test_stores("outbox_claims").await {
             let backend = store.backend();
             let t0 = chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 9, 20, 1, 0, 0).unwrap();
@@ -1157,14 +1178,24 @@ mod tests {
                 async {
                     let mut got = Vec::new();
                     for chunk in ids.chunks(5) {
-                        got.extend(store.outbox_claim(chunk, Some("A")).await.expect("A"));
+                        got.extend(
+                            store
+                                .outbox_claim(&queued(chunk), Some("A"))
+                                .await
+                                .expect("A"),
+                        );
                     }
                     got
                 },
                 async {
                     let mut got = Vec::new();
                     for chunk in ids.chunks(5).rev() {
-                        got.extend(store.outbox_claim(chunk, Some("B")).await.expect("B"));
+                        got.extend(
+                            store
+                                .outbox_claim(&queued(chunk), Some("B"))
+                                .await
+                                .expect("B"),
+                        );
                     }
                     got
                 }
@@ -1174,7 +1205,7 @@ mod tests {
             assert_eq!(all, ids, "{backend}: every mail claimed exactly once");
             assert!(
                 store
-                    .outbox_claim(&ids, Some("C"))
+                    .outbox_claim(&queued(&ids), Some("C"))
                     .await
                     .expect("C")
                     .is_empty()
@@ -1206,12 +1237,28 @@ mod tests {
                 .expect("due");
             assert_eq!(due.len(), got.len(), "{backend}");
             assert!(due.iter().all(|r| r.unconfirmed));
+            // Read as queued before the recovery made it unconfirmed: not claimed in that stale
+            // state (its copy must be looked for first).
+            assert!(
+                store
+                    .outbox_claim(&[(due[0].id, false)], Some(alive))
+                    .await
+                    .expect("stale")
+                    .is_empty(),
+                "{backend}"
+            );
             // The other takes them over: the copy of the first arrived, the second cannot be
             // checked now.
             let take: Vec<i64> = due.iter().map(|r| r.id).take(2).collect();
             assert_eq!(take.len(), 2, "{backend}: at least two claimed by {dead}");
             assert_eq!(
-                store.outbox_claim(&take, Some(alive)).await.expect("claim"),
+                store
+                    .outbox_claim(
+                        &take.iter().map(|id| (*id, true)).collect::<Vec<_>>(),
+                        Some(alive)
+                    )
+                    .await
+                    .expect("claim"),
                 take
             );
             store
