@@ -197,31 +197,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::{Beat, Component, TemplateError, record_template_error};
-    use crate::store::Store;
     use chrono::{DateTime, Utc};
-
-    /// A message row (and the blob row it names) with `status`, written directly: storing
-    /// messages is `messages.rs`'s to test.
-    async fn message_row(store: &Store, n: u32, status: &str) -> i64 {
-        let sha = format!("{n:064x}");
-        on_pool!(store, |p| {
-            sqlx::query(
-                "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, 1, '2025-09-01T00:00:00Z')",
-            )
-            .bind(&sha)
-            .execute(p)
-            .await
-            .expect("blob");
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO messages (source, raw_sha256, size, stored_at, status) VALUES ('file', $1, 1, '2025-09-01T00:00:00Z', $2) RETURNING id",
-            )
-            .bind(&sha)
-            .bind(status)
-            .fetch_one(p)
-            .await
-            .expect("message")
-        })
-    }
 
     /// Heartbeats overwrite their component's row; template errors are read back newest
     /// first within the window; `figures` counts the waiting mails, dead letters and failed
@@ -251,8 +227,9 @@ mod tests {
                 .await
                 .expect("beat");
 
-            let failed = message_row(&store, 1, "failed").await;
-            message_row(&store, 2, "processed").await;
+            let failed =
+                super::super::submissions::testing::message(&store, 1, "failed", None).await;
+            super::super::submissions::testing::message(&store, 2, "processed", None).await;
             let mut tx = store.begin_write().await.expect("tx");
             record_template_error(&mut tx, "ack", "未知变量 x", Some(failed), at(-60))
                 .await

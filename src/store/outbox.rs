@@ -809,28 +809,6 @@ mod tests {
         }
     }
 
-    /// A message row (and the blob row it names) written directly, for outbox rows that
-    /// answer one: storing messages is `messages.rs`'s to test.
-    async fn message_row(store: &Store, n: u32) -> i64 {
-        let sha = format!("{n:064x}");
-        on_pool!(store, |p| {
-            sqlx::query(
-                "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, 1, '2025-09-01T00:00:00Z')",
-            )
-            .bind(&sha)
-            .execute(p)
-            .await
-            .expect("blob");
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO messages (source, raw_sha256, size, stored_at) VALUES ('file', $1, 1, '2025-09-01T00:00:00Z') RETURNING id",
-            )
-            .bind(&sha)
-            .fetch_one(p)
-            .await
-            .expect("message")
-        })
-    }
-
     fn status_of(list: &[OutboxEntry], id: i64) -> (String, i64, Option<DateTime<Utc>>) {
         let e = list.iter().find(|e| e.id == id).expect("row in the list");
         (e.status.clone(), e.attempts, e.next_attempt_at)
@@ -849,7 +827,8 @@ mod tests {
                 .expect("time")
                 .with_timezone(&Utc);
             let at = |m: i64| t0 + chrono::Duration::minutes(m);
-            let answered = message_row(&store, 1).await;
+            let answered =
+                super::super::submissions::testing::message(&store, 1, "processed", None).await;
             let mut with_cc = mail(OutboxKind::Ack, "a", "回执");
             with_cc.cc = Some("copy@example.test".to_string());
             with_cc.raw = b"the whole mail".to_vec();
