@@ -230,14 +230,20 @@ impl Duties {
     }
 
     /// Keeps this daemon's own liveness lease until shutdown, then gives it back.
+    /// Takes or renews this daemon's liveness lease, with the From it sends in noted on it.
+    pub async fn announce(&self) {
+        let job = alive_job(&self.holder);
+        if self.take(&job).await
+            && let Some(from) = &self.mail_from
+        {
+            let _ = self.store.note_lease(&job, &self.holder, from).await;
+        }
+    }
+
     pub async fn stay_alive(self, mut shutdown: watch::Receiver<bool>) {
         let job = alive_job(&self.holder);
         loop {
-            if self.take(&job).await
-                && let Some(from) = &self.mail_from
-            {
-                let _ = self.store.note_lease(&job, &self.holder, from).await;
-            }
+            self.announce().await;
             // Daemons lost for a day (crashed, never back) leave `status`'s list.
             let _ = self
                 .store

@@ -97,16 +97,7 @@ pub async fn run(
         crate::duty::Duties::new(store.clone(), cfg.lease).sending_as(&cfg.smtp.from_address);
     // Alive before anything is claimed in its name: another daemon must never take this
     // one's first sends for a dead daemon's.
-    let alive = crate::duty::alive_job(&duties.holder);
-    if duties.take(&alive).await {
-        let _ = store
-            .note_lease(
-                &alive,
-                &duties.holder,
-                &cfg.smtp.from_address.to_lowercase(),
-            )
-            .await;
-    }
+    duties.announce().await;
     let alive_task = tokio::spawn(duties.clone().stay_alive(stop_rx.clone()));
     let sender_task = tokio::spawn(sender.with_duties(duties.clone()).run(stop_rx.clone()));
     let scheduler_task = tokio::spawn(crate::schedule::remind::run(
