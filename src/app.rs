@@ -51,7 +51,9 @@ impl App {
             leader_roles: cfg.campaign.leader_roles.clone(),
         };
         Ok(App {
-            store,
+            // Reads are the current campaign's (`--campaign` chose it for a command); each
+            // mail's own records name the campaign it belongs to.
+            store: store.for_campaign(&cfg.campaign.id),
             clock,
             cfg,
             grammar,

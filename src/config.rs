@@ -415,6 +415,32 @@ impl Config {
         self.campaigns.iter().find(|c| c.id == id)
     }
 
+    /// This configuration with `campaign` the campaign `id` instead of the current one (what
+    /// `--campaign` does); the error, in Chinese, names the ids there are.
+    pub fn with_campaign(mut self, id: &str) -> Result<Config, String> {
+        let Some(chosen) = self.campaign_by_id(id).cloned() else {
+            let ids: Vec<&str> = self.campaigns.iter().map(|c| c.id.as_str()).collect();
+            return Err(format!(
+                "配置中没有 id 为“{id}”的活动；可选的有：{}（见配置文件中各 [[campaign]] 的 id）",
+                ids.join("、")
+            ));
+        };
+        self.campaign = chosen;
+        Ok(self)
+    }
+
+    /// The campaign that came before `id`: of those whose window closed by the time `id`'s
+    /// opens, the one that closed last ("上学期"). `None` for the first.
+    pub fn previous_campaign(&self, id: &str) -> Option<&CampaignConfig> {
+        let opens = self.campaign_by_id(id)?.window().opens?;
+        self.campaigns
+            .iter()
+            .filter(|c| c.id != id)
+            .filter_map(|c| Some((c.window().closes.filter(|&end| end <= opens)?, c)))
+            .max_by_key(|(end, _)| *end)
+            .map(|(_, c)| c)
+    }
+
     /// Every campaign for [`crate::campaign::calendar::select`] (their subject patterns were
     /// checked when the file was loaded).
     pub fn candidates(&self) -> Vec<crate::campaign::calendar::Candidate> {

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) async fn reprocess(
-    config: &Path,
+    config: &ConfigSource,
     ids: Vec<i64>,
     all: bool,
     failed: bool,
@@ -24,7 +24,7 @@ pub(super) async fn reprocess(
 }
 
 pub(super) async fn assign(
-    config: &Path,
+    config: &ConfigSource,
     id: i64,
     branch: Option<String>,
     dry_run: bool,
@@ -38,7 +38,7 @@ pub(super) async fn assign(
 }
 
 pub(super) async fn resolve(
-    config: &Path,
+    config: &ConfigSource,
     id: i64,
     note: Option<String>,
 ) -> anyhow::Result<ExitCode> {
@@ -50,7 +50,7 @@ pub(super) async fn resolve(
 
 /// The pipeline of a correction command: answers only when `notify`, under new Message-IDs.
 pub(super) async fn correction_pipeline(
-    config: &Path,
+    config: &ConfigSource,
     notify: bool,
 ) -> anyhow::Result<crate::pipeline::Pipeline> {
     let cfg = load(config)?;

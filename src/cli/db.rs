@@ -5,7 +5,7 @@
 
 use super::*;
 
-pub(super) async fn copy(config: &Path, to: &str) -> anyhow::Result<ExitCode> {
+pub(super) async fn copy(config: &ConfigSource, to: &str) -> anyhow::Result<ExitCode> {
     use crate::store::{Store, is_postgres_url, redacted_url};
     let cfg = load(config)?;
     if !is_postgres_url(to) && !to.starts_with("sqlite:") {

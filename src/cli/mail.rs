@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) async fn run(
-    config: &Path,
+    config: &ConfigSource,
     backfill_since: Option<chrono::NaiveDate>,
 ) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
@@ -12,7 +12,7 @@ pub(super) async fn run(
 }
 
 pub(super) async fn ingest(
-    config: &Path,
+    config: &ConfigSource,
     files: Vec<PathBuf>,
     received_at: Option<String>,
     no_reply: bool,

@@ -67,8 +67,19 @@ pub struct Cli {
         default_value = "shenbao.toml"
     )]
     pub config: PathBuf,
+    /// 查看或处理哪一期活动（[[campaign]] 的 id，如 2025-autumn）；默认为当前这一期。守护进程按邮件到达的时间自动归入各期，不接受此项
+    #[arg(value_name = "活动", long, global = true, env = "SHENBAO_CAMPAIGN")]
+    pub campaign: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where a command's configuration comes from: the file, and the campaign `--campaign` chose
+/// (`None`: the current one).
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub path: PathBuf,
+    pub campaign: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -424,8 +435,16 @@ fn init_tracing(format: LogFormat) {
     };
 }
 
-fn load(path: &Path) -> anyhow::Result<Arc<Config>> {
-    Ok(Arc::new(Config::load(path)?))
+/// The configuration, with `Config.campaign` the campaign `--campaign` chose (else the current
+/// one): every read of the command is that campaign's.
+fn load(source: &ConfigSource) -> anyhow::Result<Arc<Config>> {
+    let cfg = Config::load(&source.path)?;
+    Ok(Arc::new(match &source.campaign {
+        Some(id) => cfg
+            .with_campaign(id)
+            .map_err(|e| anyhow::anyhow!("--campaign {id}：{e}"))?,
+        None => cfg,
+    }))
 }
 
 /// `--at TIME` or the clock's now.
@@ -445,56 +464,72 @@ fn clock() -> anyhow::Result<Clock> {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(id) = &cli.campaign
+        && let Command::Init { .. }
+        | Command::Run { .. }
+        | Command::Ingest { .. }
+        | Command::CheckConfig { .. }
+        | Command::Db { .. } = cli.command
+    {
+        anyhow::bail!(
+            "这个命令不分活动：邮件按主题和到达时间自动归入各期活动，请去掉 --campaign {id}（或环境变量 SHENBAO_CAMPAIGN）再运行"
+        );
+    }
+    let source = ConfigSource {
+        path: cli.config.clone(),
+        campaign: cli.campaign.clone(),
+    };
+    let config = &source;
     match cli.command {
         Command::Init { dir, force } => setup::init(dir, force).await,
-        Command::Run { backfill_since } => mail::run(&cli.config, backfill_since).await,
+        Command::Run { backfill_since } => mail::run(config, backfill_since).await,
         Command::Ingest {
             files,
             received_at,
             no_reply,
-        } => mail::ingest(&cli.config, files, received_at, no_reply).await,
+        } => mail::ingest(config, files, received_at, no_reply).await,
         Command::Completions { shell } => setup::completions(shell).await,
         Command::Man => setup::man().await,
-        Command::Health => status::health(&cli.config).await,
-        Command::Status { json: true } => status::status_json(&cli.config).await,
-        Command::Status { json: false } => status::status_text(&cli.config).await,
+        Command::Health => status::health(config).await,
+        Command::Status { json: true } => status::status_json(config).await,
+        Command::Status { json: false } => status::status_text(config).await,
         Command::Export {
             format,
             output,
             materials,
             section,
             college,
-        } => status::export(&cli.config, format, output, materials, section, college).await,
+        } => status::export(config, format, output, materials, section, college).await,
         Command::Reprocess {
             ids,
             all,
             failed,
             dry_run,
             notify,
-        } => correct::reprocess(&cli.config, ids, all, failed, dry_run, notify).await,
+        } => correct::reprocess(config, ids, all, failed, dry_run, notify).await,
         Command::Assign {
             id,
             branch,
             dry_run,
-        } => correct::assign(&cli.config, id, branch, dry_run).await,
-        Command::Resolve { id, note } => correct::resolve(&cli.config, id, note).await,
-        Command::Web { action: None } => web::serve(&cli.config).await,
+        } => correct::assign(config, id, branch, dry_run).await,
+        Command::Resolve { id, note } => correct::resolve(config, id, note).await,
+        Command::Web { action: None } => web::serve(config).await,
         Command::Web {
             action: Some(WebAction::Passwd { name }),
         } => web::passwd(&name),
-        Command::Show { branch } => status::show(&cli.config, branch).await,
-        Command::Remind { dry_run, at } => schedule::remind(&cli.config, dry_run, at).await,
+        Command::Show { branch } => status::show(config, branch).await,
+        Command::Remind { dry_run, at } => schedule::remind(config, dry_run, at).await,
         Command::Digest {
             dry_run,
             now: send_now,
             at,
-        } => schedule::digest(&cli.config, dry_run, send_now, at).await,
-        Command::Review { action } => review::review(&cli.config, action).await,
-        Command::Outbox { action } => outbox::outbox(&cli.config, action).await,
+        } => schedule::digest(config, dry_run, send_now, at).await,
+        Command::Review { action } => review::review(config, action).await,
+        Command::Outbox { action } => outbox::outbox(config, action).await,
         Command::Db {
             action: DbAction::Copy { to },
-        } => db::copy(&cli.config, &to).await,
-        Command::CheckConfig { probe } => setup::check_config(&cli.config, probe).await,
+        } => db::copy(config, &to).await,
+        Command::CheckConfig { probe } => setup::check_config(&source.path, probe).await,
     }
 }
 

@@ -2,7 +2,10 @@
 
 use super::*;
 
-pub(super) async fn outbox(config: &Path, action: OutboxAction) -> anyhow::Result<ExitCode> {
+pub(super) async fn outbox(
+    config: &ConfigSource,
+    action: OutboxAction,
+) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let store = match action {
         OutboxAction::List { .. } => {

@@ -2,7 +2,10 @@
 
 use super::*;
 
-pub(super) async fn review(config: &Path, action: ReviewAction) -> anyhow::Result<ExitCode> {
+pub(super) async fn review(
+    config: &ConfigSource,
+    action: ReviewAction,
+) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let clock = clock()?;
     let app = crate::daemon::open_app(cfg.clone(), clock).await?;

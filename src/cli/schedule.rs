@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) async fn remind(
-    config: &Path,
+    config: &ConfigSource,
     dry_run: bool,
     at: Option<String>,
 ) -> anyhow::Result<ExitCode> {
@@ -59,7 +59,7 @@ pub(super) async fn remind(
 }
 
 pub(super) async fn digest(
-    config: &Path,
+    config: &ConfigSource,
     dry_run: bool,
     send_now: bool,
     at: Option<String>,

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) async fn health(config: &Path) -> anyhow::Result<ExitCode> {
+pub(super) async fn health(config: &ConfigSource) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let clock = clock()?;
     // No database yet: the daemon never ran (or data_dir is wrong) — critical.
@@ -31,7 +31,7 @@ pub(super) async fn health(config: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(report.level.exit_code()))
 }
 
-pub(super) async fn status_json(config: &Path) -> anyhow::Result<ExitCode> {
+pub(super) async fn status_json(config: &ConfigSource) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let clock = clock()?;
     let store = crate::daemon::open_existing_app(cfg.clone(), clock)
@@ -52,7 +52,7 @@ pub(super) async fn status_json(config: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn status_text(config: &Path) -> anyhow::Result<ExitCode> {
+pub(super) async fn status_text(config: &ConfigSource) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let app = crate::daemon::open_existing_app(cfg, clock()?).await?;
     let store = app.store.clone();
@@ -87,7 +87,7 @@ async fn daemons(store: &crate::store::Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) async fn show(config: &Path, branch: String) -> anyhow::Result<ExitCode> {
+pub(super) async fn show(config: &ConfigSource, branch: String) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let app = crate::daemon::open_existing_app(cfg, clock()?).await?;
     let store = app.store.clone();
@@ -109,7 +109,7 @@ pub(super) async fn show(config: &Path, branch: String) -> anyhow::Result<ExitCo
 }
 
 pub(super) async fn export(
-    config: &Path,
+    config: &ConfigSource,
     format: ExportFormat,
     output: Option<PathBuf>,
     materials: Option<PathBuf>,
@@ -165,7 +165,7 @@ pub(super) async fn export(
 
 /// `export --materials OUT`: the reviewers' files, and what was written where.
 pub(super) async fn export_materials(
-    config: &Path,
+    config: &ConfigSource,
     out: &Path,
     filter: crate::export::materials::Filter,
 ) -> anyhow::Result<ExitCode> {

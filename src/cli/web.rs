@@ -5,12 +5,12 @@
 use super::*;
 use std::io::{BufRead as _, IsTerminal as _};
 
-pub(super) async fn serve(config: &Path) -> anyhow::Result<ExitCode> {
+pub(super) async fn serve(config: &ConfigSource) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     if cfg.web.is_none() {
         anyhow::bail!(
             "配置 {} 中没有 [web]：请加上 [web] 和至少一个 [[web.user]]（用 shenbao web passwd 姓名 生成），见 config/shenbao.example.toml",
-            config.display()
+            config.path.display()
         );
     }
     let app = crate::daemon::open_existing_app(cfg, clock()?).await?;

@@ -147,8 +147,8 @@ pub async fn reprocess(
     for &id in &ids {
         keys.extend(store::submission_keys(&mut tx, id).await?);
     }
-    for (kind, key) in &keys {
-        store::renumber_versions(&mut tx, kind, key).await?;
+    for (campaign, kind, key) in &keys {
+        store::renumber_versions(&mut tx, campaign, kind, key).await?;
     }
     let mut report = Report {
         changes: Vec::new(),

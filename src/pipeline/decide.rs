@@ -306,6 +306,14 @@ pub struct Message<'a> {
     pub extracted: &'a Extracted,
 }
 
+/// The configuration of the campaign `m` belongs to (its deadlines, organizer and contact),
+/// else the current one.
+fn campaign_of<'c>(ctx: &Context<'c>, m: &Message<'_>) -> &'c crate::config::CampaignConfig {
+    ctx.cfg
+        .campaign_by_id(m.campaign)
+        .unwrap_or(&ctx.cfg.campaign)
+}
+
 /// The address an answer goes to: Reply-To, else From, lowercased; `None` without one.
 pub fn reply_to(u: &Understood) -> Option<String> {
     u.reply_to
@@ -479,6 +487,7 @@ pub fn decide(
     h: &History,
     now: DateTime<Utc>,
 ) -> Result<Decision, ComposeError> {
+    let camp = campaign_of(ctx, m);
     let u = m.understood;
     let reply_to = reply_to(u);
     let mut d = Decision {
@@ -511,8 +520,8 @@ pub fn decide(
                 let suggestion = ctx.roster.by_email(to).map(|b| b.name.clone());
                 let view = HelpView {
                     greeting: greeting(u.from.as_ref().and_then(|a| a.name.as_deref()), None),
-                    organizer: ctx.cfg.campaign.organizer.clone(),
-                    campaign_name: ctx.cfg.campaign.name.clone(),
+                    organizer: camp.organizer.clone(),
+                    campaign_name: camp.name.clone(),
                     subject: u.subject.clone(),
                     received_at: beijing(m.received),
                     exact_subject: ctx.grammar.application_subject_for("支部名称"),
@@ -520,8 +529,8 @@ pub fn decide(
                         .as_deref()
                         .map(|s| ctx.grammar.application_subject_for(s)),
                     suggestion,
-                    deadline: beijing(ctx.cfg.campaign.deadline),
-                    staff_contact: ctx.cfg.campaign.staff_contact.clone(),
+                    deadline: beijing(camp.deadline),
+                    staff_contact: camp.staff_contact.clone(),
                 };
                 let text = render(ctx, &mut d, "subject_help.txt.j2", &view)?;
                 let subject_line = format!("Re: {}（主题格式有误，未登记）", u.subject);
@@ -590,6 +599,7 @@ fn register(
     now: DateTime<Utc>,
     d: &mut Decision,
 ) -> Result<(), ComposeError> {
+    let camp = campaign_of(ctx, m);
     let (u, extracted) = (m.understood, m.extracted);
     let closure_kind = c.disposition == Disposition::Closure;
     let kind = c.disposition.as_str();
@@ -614,7 +624,7 @@ fn register(
         {
             let view = NoMaterialsView {
                 greeting: greeting(u.from.as_ref().and_then(|a| a.name.as_deref()), None),
-                organizer: ctx.cfg.campaign.organizer.clone(),
+                organizer: camp.organizer.clone(),
                 subject: u.subject.clone(),
                 received_at: beijing(m.received),
                 kind_label: c.disposition.label(),
@@ -625,7 +635,7 @@ fn register(
                 } else {
                     ctx.grammar.application_subject_for(&branch)
                 },
-                staff_contact: ctx.cfg.campaign.staff_contact.clone(),
+                staff_contact: camp.staff_contact.clone(),
             };
             let text = render(ctx, d, "no_materials.txt.j2", &view)?;
             let mail = compose_answer(
@@ -651,11 +661,11 @@ fn register(
         return Ok(());
     }
     let deadline = if closure_kind {
-        ctx.cfg.campaign.closure_deadline
+        camp.closure_deadline
     } else {
-        Some(ctx.cfg.campaign.deadline)
+        Some(camp.deadline)
     };
-    let grace = chrono::Duration::from_std(ctx.cfg.campaign.grace).unwrap_or_default();
+    let grace = chrono::Duration::from_std(camp.grace).unwrap_or_default();
     let late = deadline.is_some_and(|dl| m.received > dl + grace);
     let facts = Facts {
         attachments: &u.attachments,
@@ -765,7 +775,7 @@ fn register(
                 .then(|| sender_note(&sender, matched.branch.as_ref(), copy_to.as_deref()));
             let view = AckView::new(
                 &AckContext {
-                    campaign: &ctx.cfg.campaign,
+                    campaign: camp,
                     grammar: ctx.grammar,
                 },
                 u,

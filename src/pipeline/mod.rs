@@ -444,7 +444,7 @@ impl Pipeline {
         };
         let needs = decide::needs(&classified, &message);
         let since = now - decide::window(&self.cfg);
-        let history = read_history(tx, id, &needs, since).await?;
+        let history = read_history(tx, id, &campaign, &needs, since).await?;
         let decision = decide::decide(&ctx, &message, &classified, thread.as_ref(), &history, now)?;
         record::record(tx, &message, &decision, now).await?;
         Ok(Some(decision.outcome))
@@ -497,6 +497,7 @@ async fn find_thread(
 async fn read_history(
     tx: &mut Tx,
     id: i64,
+    campaign: &str,
     needs: &Needs,
     since: chrono::DateTime<chrono::Utc>,
 ) -> Result<History, StoreError> {
@@ -504,15 +505,16 @@ async fn read_history(
     if let Some(r) = &needs.register {
         if let Some(branch) = &r.branch {
             if !r.materials {
-                h.latest_version = threads::latest_version(tx, r.kind, branch).await?;
+                h.latest_version = threads::latest_version(tx, campaign, r.kind, branch).await?;
             }
             h.earlier_senders = threads::earlier_senders(tx, branch, id).await?;
             if r.closure {
-                h.review = crate::store::reviews::current_level(tx, branch).await?;
-                h.closure_roles = crate::store::attachments::closure_roles(tx, branch).await?;
+                h.review = crate::store::reviews::current_level(tx, campaign, branch).await?;
+                h.closure_roles =
+                    crate::store::attachments::closure_roles(tx, campaign, branch).await?;
             }
         }
-        h.next_version = submissions::next_version(tx, r.kind, &r.branch_key).await?;
+        h.next_version = submissions::next_version(tx, campaign, r.kind, &r.branch_key).await?;
         if let Some(to) = &r.to {
             h.identical_acks = threads::identical_acks(
                 tx,

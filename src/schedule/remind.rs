@@ -791,7 +791,7 @@ pub async fn commit_ids(
                 now,
             )
             .await?;
-            crate::store::ledger::set_outbox(&mut tx, &item.key, id).await?;
+            crate::store::ledger::set_outbox(&mut tx, &item.campaign, &item.key, id).await?;
             queued.push(id);
         }
         tx.commit().await?;

@@ -111,32 +111,35 @@ impl Store {
         }))
     }
 
-    /// Roles of every file a branch has sent for closure so far (zip entries included).
+    /// Roles of every file a branch has sent for closure so far in the store's campaign (zip
+    /// entries included).
     pub async fn closure_roles(&self, branch: &str) -> Result<Vec<Role>> {
+        let campaign = self.campaign();
         match &self.pool {
             super::Pool::Sqlite(p) => {
-                closure_roles_on(Conn::Sqlite(&mut *p.acquire().await?), branch).await
+                closure_roles_on(Conn::Sqlite(&mut *p.acquire().await?), campaign, branch).await
             }
             super::Pool::Postgres(p) => {
-                closure_roles_on(Conn::Postgres(&mut *p.acquire().await?), branch).await
+                closure_roles_on(Conn::Postgres(&mut *p.acquire().await?), campaign, branch).await
             }
         }
     }
 }
 
-/// [`Store::closure_roles`] inside a write transaction.
-pub async fn closure_roles(tx: &mut Tx, branch: &str) -> Result<Vec<Role>> {
-    closure_roles_on(tx.conn(), branch).await
+/// [`Store::closure_roles`] of `campaign` inside a write transaction.
+pub async fn closure_roles(tx: &mut Tx, campaign: &str, branch: &str) -> Result<Vec<Role>> {
+    closure_roles_on(tx.conn(), campaign, branch).await
 }
 
 /// [`Store::closure_roles`] on a connection.
-async fn closure_roles_on(conn: Conn<'_>, branch: &str) -> Result<Vec<Role>> {
+async fn closure_roles_on(conn: Conn<'_>, campaign: &str, branch: &str) -> Result<Vec<Role>> {
     let roles: Vec<String> = on_conn!(conn, |c| {
         sqlx::query_scalar(
             "SELECT DISTINCT a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
-             WHERE s.kind = 'closure' AND s.branch_key = $1",
+             WHERE s.campaign = $2 AND s.kind = 'closure' AND s.branch_key = $1",
         )
         .bind(branch)
+        .bind(campaign)
         .fetch_all(c)
         .await?
     });
@@ -366,6 +369,7 @@ mod tests {
     #[tokio::test]
     async fn the_roles_of_a_branchs_closure_files() {
         for store in crate::store::test_stores("closure_roles").await {
+            let store = store.for_campaign("2025-autumn");
             let backend = store.backend();
             let a = "土木工程学院本科生第一党支部";
             let now = Utc::now();
@@ -413,7 +417,9 @@ mod tests {
             )
             .await
             .expect("again");
-            let mut in_tx = closure_roles(&mut tx, a).await.expect("in tx");
+            let mut in_tx = closure_roles(&mut tx, "2025-autumn", a)
+                .await
+                .expect("in tx");
             tx.commit().await.expect("commit");
             let mut from_pool = store.closure_roles(a).await.expect("pool");
             in_tx.sort_by_key(|r| r.as_str());

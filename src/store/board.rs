@@ -37,11 +37,11 @@ pub struct BoardLatest {
 /// times joined by commas (RFC 3339 has none).
 // SQLite only: PostgreSQL uses PG_ARRIVALS (string_agg).
 const ARRIVALS: &str = "SELECT COALESCE(group_concat(received_at, ','), '')
-    FROM submissions WHERE kind = 'application'";
+    FROM submissions WHERE campaign = $1 AND kind = 'application'";
 
 /// [`ARRIVALS`] in PostgreSQL.
 const PG_ARRIVALS: &str = "SELECT COALESCE(string_agg(received_at, ','), '')
-    FROM submissions WHERE kind = 'application'";
+    FROM submissions WHERE campaign = $1 AND kind = 'application'";
 
 /// [`Store::board_latest`]' read: walks the `submissions_board` index (the 板块 is the
 /// index's expression, word for word); one JSON array of
@@ -51,7 +51,7 @@ const LATEST: &str = "SELECT json_group_array(json_array(branch, version, receiv
         sender_changed, problems,
         CASE WHEN json_valid(fields) THEN json_extract(fields, '$.section') END, id))
     FROM submissions
-    WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL";
+    WHERE campaign = $1 AND kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL";
 
 /// [`LATEST`] in PostgreSQL: the same array, as text (`[]` when there is no row, as SQLite's
 /// `json_group_array` gives). PostgreSQL 15 has no `json_valid`, and one `fields` that does
@@ -69,7 +69,7 @@ const PG_LATEST: &str = r"SELECT COALESCE(json_agg(json_build_array(branch, vers
             ELSE regexp_replace(fields, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\u0020', 'g')::json -> 'section'
         END, id))::text, '[]')
     FROM submissions
-    WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL";
+    WHERE campaign = $1 AND kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL";
 
 /// One element of [`LATEST`]'s array.
 type LatestTuple = (
@@ -96,8 +96,18 @@ impl Store {
     /// The arrival time of every application version (not only the latest), oldest first.
     pub async fn application_arrivals(&self) -> Result<Vec<DateTime<Utc>>> {
         let joined: String = match &self.pool {
-            Pool::Sqlite(p) => sqlx::query_scalar(ARRIVALS).fetch_one(p).await?,
-            Pool::Postgres(p) => sqlx::query_scalar(PG_ARRIVALS).fetch_one(p).await?,
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar(ARRIVALS)
+                    .bind(self.campaign())
+                    .fetch_one(p)
+                    .await?
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_scalar(PG_ARRIVALS)
+                    .bind(self.campaign())
+                    .fetch_one(p)
+                    .await?
+            }
         };
         let mut times: Vec<DateTime<Utc>> = joined.split(',').filter_map(parse_db_time).collect();
         times.sort_unstable();
@@ -107,8 +117,18 @@ impl Store {
     /// The latest application of every recognised branch, in order of arrival.
     pub async fn board_latest(&self) -> Result<Vec<BoardLatest>> {
         let json: String = match &self.pool {
-            Pool::Sqlite(p) => sqlx::query_scalar(LATEST).fetch_one(p).await?,
-            Pool::Postgres(p) => sqlx::query_scalar(PG_LATEST).fetch_one(p).await?,
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar(LATEST)
+                    .bind(self.campaign())
+                    .fetch_one(p)
+                    .await?
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_scalar(PG_LATEST)
+                    .bind(self.campaign())
+                    .fetch_one(p)
+                    .await?
+            }
         };
         let mut rows: Vec<(DateTime<Utc>, i64, BoardLatest)> = serde_json::from_str::<
             Vec<LatestTuple>,
@@ -154,6 +174,7 @@ mod tests {
     async fn the_board_reads_each_branchs_latest_application() {
         let mut answers: Vec<(Vec<BoardLatest>, Vec<DateTime<Utc>>)> = Vec::new();
         for store in crate::store::test_stores("board").await {
+            let store = store.for_campaign("2025-autumn");
             answers.push(read_board(&store).await);
         }
         let (latest, arrivals) = &answers[0];
@@ -256,7 +277,7 @@ mod tests {
             (super::LATEST, "submissions_board", true),
             (
                 super::super::messages::MESSAGE_COUNTS,
-                "messages_counts",
+                "messages_by_campaign",
                 true,
             ),
         ] {

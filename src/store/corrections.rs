@@ -140,16 +140,16 @@ pub async fn message_state(tx: &mut Tx, id: i64) -> Result<Option<MessageState>>
     }))
 }
 
-/// The (kind, branch_key) of the submission message `id` is, if any.
-pub async fn submission_keys(tx: &mut Tx, id: i64) -> Result<Vec<(String, String)>> {
+/// The (campaign, kind, branch_key) of the submission message `id` is, if any.
+pub async fn submission_keys(tx: &mut Tx, id: i64) -> Result<Vec<(String, String, String)>> {
     Ok(on_conn!(tx.conn(), |c| sqlx::query(
-        "SELECT kind, branch_key FROM submissions WHERE message_id = $1"
+        "SELECT campaign, kind, branch_key FROM submissions WHERE message_id = $1"
     )
     .bind(id)
     .fetch_all(c)
     .await?
     .iter()
-    .map(|r| (r.get(0), r.get(1)))
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
     .collect()))
 }
 
@@ -192,22 +192,25 @@ pub async fn outbox_count(tx: &mut Tx) -> Result<usize> {
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
-/// Numbers a branch's submissions of one kind 1, 2, … by arrival and marks the last latest.
-pub async fn renumber_versions(tx: &mut Tx, kind: &str, key: &str) -> Result<()> {
+/// Numbers a branch's submissions of one kind in `campaign` 1, 2, … by arrival and marks the
+/// last latest.
+pub async fn renumber_versions(tx: &mut Tx, campaign: &str, kind: &str, key: &str) -> Result<()> {
     on_conn!(tx.conn(), |c| {
         let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM submissions WHERE kind = $1 AND branch_key = $2 ORDER BY received_at, message_id",
+            "SELECT id FROM submissions WHERE campaign = $3 AND kind = $1 AND branch_key = $2 ORDER BY received_at, message_id",
         )
         .bind(kind)
         .bind(key)
+        .bind(campaign)
         .fetch_all(&mut *c)
         .await?;
-        // Negative first: UNIQUE (kind, branch_key, version) holds at every step.
+        // Negative first: UNIQUE (campaign, kind, branch_key, version) holds at every step.
         sqlx::query(
-            "UPDATE submissions SET version = -version, is_latest = FALSE WHERE kind = $1 AND branch_key = $2",
+            "UPDATE submissions SET version = -version, is_latest = FALSE WHERE campaign = $3 AND kind = $1 AND branch_key = $2",
         )
         .bind(kind)
         .bind(key)
+        .bind(campaign)
         .execute(&mut *c)
         .await?;
         let last = ids.len();
@@ -244,6 +247,7 @@ mod tests {
     #[tokio::test]
     async fn candidates_assignments_and_resolutions() {
         for store in crate::store::test_stores("corrections").await {
+            let store = store.for_campaign("2025-autumn");
             let backend = store.backend();
             // Arrival order: failed (1), application (2), own copy (3), stored (4).
             let failed = message(&store, 1, "failed", None).await;
@@ -356,6 +360,7 @@ mod tests {
     #[tokio::test]
     async fn forgetting_a_version_and_renumbering_the_rest() {
         for store in crate::store::test_stores("corrections_forget").await {
+            let store = store.for_campaign("2025-autumn");
             let backend = store.backend();
             let a = "土木工程学院本科生第一党支部";
             let mut ids = Vec::new();
@@ -416,7 +421,11 @@ mod tests {
             );
             assert_eq!(
                 submission_keys(&mut tx, ids[1]).await.expect("keys"),
-                [("application".to_string(), a.to_string())],
+                [(
+                    "2025-autumn".to_string(),
+                    "application".to_string(),
+                    a.to_string()
+                )],
                 "{backend}"
             );
             assert_eq!(outbox_count(&mut tx).await.expect("outbox"), 0, "{backend}");
@@ -447,7 +456,7 @@ mod tests {
                     .expect("keys")
                     .is_empty()
             );
-            renumber_versions(&mut tx, "application", a)
+            renumber_versions(&mut tx, "2025-autumn", "application", a)
                 .await
                 .expect("renumber");
             let first = message_state(&mut tx, ids[0])

@@ -1,6 +1,8 @@
 //! The `ledger` table: every scheduled mail (reminder, digest, review result) recorded once
 //! under its key, sent or skipped with the reason, in the transaction that queues it, so a
-//! restart, a second daemon or a clock jump never sends it twice.
+//! restart, a second daemon or a clock jump never sends it twice. Keys are a campaign's own
+//! (the primary key is `(campaign, key)`): next semester's result mail to the same branch at
+//! the same level is a new one. The reads ask the store's campaign ([`Store::for_campaign`]).
 
 use super::{Result, Store, Tx};
 use super::{db_time, parse_db_time};
@@ -45,9 +47,10 @@ impl Store {
     /// Whether `key` is in the ledger.
     pub async fn in_ledger(&self, key: &str) -> Result<bool> {
         let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ledger WHERE key = $1"
+            "SELECT COUNT(*) FROM ledger WHERE campaign = $2 AND key = $1"
         )
         .bind(key)
+        .bind(self.campaign())
         .fetch_one(p)
         .await?);
         Ok(n > 0)
@@ -56,9 +59,10 @@ impl Store {
     /// When `key` was recorded, if it was.
     pub async fn ledger_recorded_at(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
         let at: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT created_at FROM ledger WHERE key = $1"
+            "SELECT created_at FROM ledger WHERE campaign = $2 AND key = $1"
         )
         .bind(key)
+        .bind(self.campaign())
         .fetch_optional(p)
         .await?);
         Ok(at.map(|t| parse_db_time(&t).unwrap_or_default()))
@@ -68,9 +72,10 @@ impl Store {
     pub async fn reminder_rows(&self, rule: &str) -> Result<Vec<LedgerRow>> {
         Ok(on_pool!(self, |p| {
             sqlx::query(
-            "SELECT key, branch, recipient, deadline, offset_secs, skipped IS NOT NULL FROM ledger WHERE kind = 'reminder' AND rule = $1",
+            "SELECT key, branch, recipient, deadline, offset_secs, skipped IS NOT NULL FROM ledger WHERE campaign = $2 AND kind = 'reminder' AND rule = $1",
         )
         .bind(rule)
+        .bind(self.campaign())
         .fetch_all(p)
         .await?
         .iter()
@@ -88,23 +93,29 @@ impl Store {
 
     /// The end of the last period a digest of `rule` covered.
     pub async fn last_digest(&self, rule: &str) -> Result<Option<DateTime<Utc>>> {
-        let v: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT MAX(period_end) FROM ledger WHERE kind = 'digest' AND rule = $1",
+        let v: Option<String> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT MAX(period_end) FROM ledger WHERE campaign = $2 AND kind = 'digest' AND rule = $1",
         )
         .bind(rule)
+        .bind(self.campaign())
         .fetch_one(p)
-        .await?);
+        .await?
+        });
         Ok(v.as_deref().and_then(parse_db_time))
     }
 
     /// How many mails to `branch` were recorded as skipped.
     pub async fn skipped_for(&self, branch: &str) -> Result<i64> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ledger WHERE branch = $1 AND skipped IS NOT NULL",
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger WHERE campaign = $2 AND branch = $1 AND skipped IS NOT NULL",
         )
         .bind(branch)
+        .bind(self.campaign())
         .fetch_one(p)
-        .await?))
+        .await?
+        }))
     }
 }
 
@@ -134,13 +145,14 @@ pub async fn record(tx: &mut Tx, entry: &LedgerEntry<'_>, now: DateTime<Utc>) ->
     Ok(inserted == 1)
 }
 
-/// Names the outbox mail queued for `key`.
-pub async fn set_outbox(tx: &mut Tx, key: &str, outbox_id: i64) -> Result<()> {
+/// Names the outbox mail queued for `key` of `campaign`.
+pub async fn set_outbox(tx: &mut Tx, campaign: &str, key: &str, outbox_id: i64) -> Result<()> {
     on_conn!(tx.conn(), |c| sqlx::query(
-        "UPDATE ledger SET outbox_id = $1 WHERE key = $2"
+        "UPDATE ledger SET outbox_id = $1 WHERE campaign = $3 AND key = $2"
     )
     .bind(outbox_id)
     .bind(key)
+    .bind(campaign)
     .execute(c)
     .await?
     .rows_affected());
@@ -157,6 +169,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_is_recorded_once_and_read_back() {
         for store in super::super::test_stores("ledger").await {
+            let store = store.for_campaign("2025-autumn");
             let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
             let deadline = Utc.with_ymd_and_hms(2025, 9, 27, 15, 59, 59).unwrap();
             let entry = LedgerEntry {
@@ -193,8 +206,25 @@ mod tests {
             assert!(!record(&mut tx, &entry, now).await.expect("again"));
             assert!(record(&mut tx, &skip, now).await.expect("skip"));
             assert!(record(&mut tx, &digest, now).await.expect("digest"));
+            // The same key in next semester's campaign is that campaign's own.
+            let spring = LedgerEntry {
+                campaign: "2026-spring",
+                key: "digest:d:1",
+                ..digest
+            };
+            assert!(record(&mut tx, &spring, now).await.expect("spring"));
+            assert!(!record(&mut tx, &spring, now).await.expect("spring again"));
             tx.commit().await.expect("commit");
             let backend = store.backend();
+            let spring_store = store.for_campaign("2026-spring");
+            assert!(
+                spring_store.in_ledger("digest:d:1").await.expect("in"),
+                "{backend}"
+            );
+            assert!(
+                !spring_store.in_ledger("remind:r:x").await.expect("in"),
+                "{backend}: another campaign's key"
+            );
             assert!(
                 store.in_ledger("remind:r:x").await.expect("in"),
                 "{backend}"
@@ -219,7 +249,7 @@ mod tests {
             assert_eq!(store.skipped_for("支部甲").await.expect("skips"), 0);
             assert_eq!(
                 crate::store::test_campaigns(&store, "ledger", "TRUE").await,
-                ["2025-autumn", "2025-autumn", "2025-autumn"],
+                ["2025-autumn", "2025-autumn", "2025-autumn", "2026-spring"],
                 "{backend}: each row carries its campaign"
             );
         }

@@ -251,8 +251,8 @@ impl Store {
         }
         let id: i64 = on_conn!(conn.re(), |c| {
             sqlx::query_scalar(
-            "INSERT INTO messages (source, account, folder, uidvalidity, uid, message_id, raw_sha256, size, internal_date, stored_at)
-             VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            "INSERT INTO messages (source, account, folder, uidvalidity, uid, message_id, raw_sha256, size, internal_date, stored_at, campaign)
+             VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(&key.account)
         .bind(&key.folder)
@@ -263,6 +263,7 @@ impl Store {
         .bind(size)
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
+        .bind(self.campaign())
         .fetch_one(c)
         .await?
         });
@@ -330,13 +331,14 @@ impl Store {
         }
         let id: i64 = on_conn!(tx.conn(), |c| {
             sqlx::query_scalar(
-            "INSERT INTO messages (source, message_id, raw_sha256, size, internal_date, stored_at) VALUES ('file', $1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO messages (source, message_id, raw_sha256, size, internal_date, stored_at, campaign) VALUES ('file', $1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(mid.as_deref())
         .bind(&sha)
         .bind(i64::try_from(raw.len()).unwrap_or(i64::MAX))
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
+        .bind(self.campaign())
         .fetch_one(c)
         .await?
         });
@@ -440,12 +442,13 @@ impl Store {
                     COALESCE(m.internal_date, m.stored_at), m.branch, COALESCE(m.disposition, m.status),
                     (SELECT s.suggested_branch FROM submissions s WHERE s.message_id = m.id),
                     (SELECT o.subject FROM outbox o WHERE o.message_id = m.thread_of)
-             FROM messages m WHERE m.stored_at > $1 AND m.stored_at <= $2 AND ",
+             FROM messages m WHERE m.campaign = $3 AND m.stored_at > $1 AND m.stored_at <= $2 AND ",
             needs_staff!(),
             " ORDER BY m.id"
         ))
         .bind(since.map(db_time).unwrap_or_default())
         .bind(until.map_or_else(|| "9999".to_string(), db_time))
+        .bind(self.campaign())
         .fetch_all(p)
         .await?
         .iter()
@@ -511,9 +514,10 @@ impl Store {
             sqlx::query(
             "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), COALESCE(disposition, status), COALESCE(reason, ''),
                     branch, COALESCE(internal_date, stored_at), resolved_at, resolved_note
-             FROM messages WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC, id DESC LIMIT $1",
+             FROM messages WHERE campaign = $2 AND resolved_at IS NOT NULL ORDER BY resolved_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
+        .bind(self.campaign())
         .fetch_all(p)
         .await?
         .iter()
@@ -541,10 +545,11 @@ impl Store {
         Ok(on_pool!(self, |p| {
             sqlx::query(
             "SELECT id, COALESCE(from_addr, ''), COALESCE(subject, ''), branch, no_answer, COALESCE(internal_date, stored_at)
-             FROM messages WHERE no_answer IS NOT NULL AND stored_at > $1 AND stored_at <= $2 ORDER BY id",
+             FROM messages WHERE campaign = $3 AND no_answer IS NOT NULL AND stored_at > $1 AND stored_at <= $2 ORDER BY id",
         )
         .bind(since.map(db_time).unwrap_or_default())
         .bind(until.map_or_else(|| "9999".to_string(), db_time))
+        .bind(self.campaign())
         .fetch_all(p)
         .await?
         .iter()
@@ -590,9 +595,12 @@ impl Store {
 
     /// How many messages have each status and disposition (`-` when none), for `status`.
     pub async fn message_counts(&self) -> Result<Vec<(String, String, i64)>> {
-        // Grouped by the raw columns, in the order of the `messages_counts` index (no sort);
+        // The campaign's messages (a mail not yet read is filed under the campaign current when
+        // it was stored, until processing files it under its own), grouped by the raw columns
+        // in the order of the `messages_by_campaign` index (no sort);
         // no disposition reads as `-`, which sorts first as NULL does.
         Ok(on_pool!(self, |p| sqlx::query(MESSAGE_COUNTS)
+            .bind(self.campaign())
             .fetch_all(p)
             .await?
             .iter()
@@ -609,7 +617,7 @@ impl Store {
 }
 
 /// [`Store::message_counts`]' read.
-pub(crate) const MESSAGE_COUNTS: &str = "SELECT status, disposition, COUNT(*) FROM messages GROUP BY status, disposition ORDER BY status, disposition";
+pub(crate) const MESSAGE_COUNTS: &str = "SELECT status, disposition, COUNT(*) FROM messages WHERE campaign = $1 GROUP BY status, disposition ORDER BY status, disposition";
 
 /// The same message already stored: same sha256 and, when it has one, the same Message-ID.
 async fn find_duplicate(
@@ -819,6 +827,7 @@ mod tests {
     #[tokio::test]
     async fn a_message_too_large_leaves_a_placeholder_for_staff() {
         for store in test_stores("msg_large").await {
+            let store = store.for_campaign("2025-autumn");
             let backend = store.backend();
             let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
             for _ in 0..2 {

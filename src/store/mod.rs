@@ -180,6 +180,15 @@ macro_rules! migrations {
                 "campaigns",
                 include_str!(concat!("../../migrations/", $dir, "0014_campaigns.sql")),
             ),
+            (
+                15,
+                "campaign_scoped_keys",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "0015_campaign_scoped_keys.sql"
+                )),
+            ),
         ]
     };
 }
@@ -449,9 +458,10 @@ mod tests {
         "reviews",
     ];
 
-    /// Version 14 on a database written by version 13: every row of messages, submissions,
-    /// outbox, ledger, review_imports and reviews is filed under the campaign `default`, and
-    /// the indexes the campaign's reads will use exist. Migrated as `shenbao run` does it
+    /// Versions 14 and 15 on a database written by version 13: every row of messages,
+    /// submissions, outbox, ledger, review_imports and reviews is filed under the campaign
+    /// `default`, versions and ledger keys count per campaign, and the indexes the campaign's
+    /// reads use exist. Migrated as `shenbao run` does it
     /// (`Store::open` on the old database), on both backends.
     #[tokio::test]
     async fn version_14_files_old_rows_under_the_default_campaign() {
@@ -507,7 +517,7 @@ mod tests {
                 .fetch_one(p)
                 .await
                 .expect("version"));
-            assert_eq!(version, 14, "{backend}");
+            assert_eq!(version, super::schema_version(), "{backend}");
             // A row written without naming a campaign (as version 13's code did) gets the
             // default too.
             on_pool!(store, |p| {
@@ -528,11 +538,39 @@ mod tests {
             .expect("new row")
             });
             assert_eq!(campaign, "default", "{backend}");
+            // Version 15: versions and ledger keys count per campaign. The old rows kept (above);
+            // next semester's version 1 and ledger key of the same branch are new rows, the
+            // same ones in the same campaign are refused.
+            for (campaign, ok) in [("2026-spring", true), ("default", false)] {
+                let written = on_pool!(store, |p| {
+                    sqlx::query(
+                    "INSERT INTO submissions (kind, branch_key, branch, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at, campaign)
+                     SELECT 'application', '支部甲', '支部甲', 'exact', 1.0, '', 1, TRUE, id, 'a@b.cn', '2026-03-02T01:00:00Z', FALSE, '[]', '2026-03-02T01:00:00Z', $1
+                     FROM messages WHERE raw_sha256 = 's2'",
+                )
+                .bind(campaign)
+                .execute(p)
+                .await
+                .is_ok()
+                });
+                assert_eq!(written, ok, "{backend}: version 1 in {campaign}");
+                let written = on_pool!(store, |p| {
+                    sqlx::query(
+                        "INSERT INTO ledger (key, kind, rule, recipient, created_at, campaign)
+                     VALUES ('remind:r:x', 'reminder', 'r', 'a@b.cn', '2026-03-02T01:00:00Z', $1)",
+                    )
+                    .bind(campaign)
+                    .execute(p)
+                    .await
+                    .is_ok()
+                });
+                assert_eq!(written, ok, "{backend}: ledger key in {campaign}");
+            }
             for index in [
-                "submissions_by_campaign",
+                "submissions_latest",
                 "messages_by_campaign",
                 "outbox_by_campaign",
-                "ledger_by_campaign",
+                "ledger_by_rule",
                 "reviews_by_campaign",
             ] {
                 // SQLite only: PostgreSQL lists its indexes in pg_indexes (the other arm).
@@ -683,6 +721,9 @@ pub struct Store {
     pub blobs: BlobDir,
     /// How [`Store::data_version`] asks (SQLite: a connection of its own that never writes).
     probe: Probe,
+    /// The campaign whose records the reads return ([`Store::for_campaign`]); writes name
+    /// their campaign themselves.
+    campaign: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -774,7 +815,26 @@ const WRITE_LOCK: i64 = 0x5348_454E_4241_4F00;
 const RECORDED_VERSION: &str =
     "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = TRUE";
 
+/// The campaign of a database's rows before campaigns had ids, and of a single `[campaign]`
+/// table that names none.
+pub const DEFAULT_CAMPAIGN: &str = crate::config::DEFAULT_CAMPAIGN_ID;
+
 impl Store {
+    /// The same database with its reads scoped to the campaign `id`: versions, the latest
+    /// applications, review decisions, the ledger, the mails waiting for staff and the board's
+    /// figures are that campaign's. A cheap copy (the pools are shared).
+    pub fn for_campaign(&self, id: &str) -> Store {
+        Store {
+            campaign: id.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The campaign the reads are scoped to.
+    pub fn campaign(&self) -> &str {
+        &self.campaign
+    }
+
     /// Opens an existing database for the commands that only read (`status`, `export`,
     /// `show`, the dry runs, `outbox list`): read-only, nothing created, nothing migrated. A
     /// wrong `data_dir` then says so instead of showing an empty campaign, and an old schema
@@ -804,6 +864,7 @@ impl Store {
                 pool: Pool::Postgres(pool),
                 blobs: BlobDir::new(data_dir.join("blobs")),
                 probe: Probe::Postgres,
+                campaign: DEFAULT_CAMPAIGN.into(),
             });
         }
         let file = sqlite_file(database_url);
@@ -839,6 +900,7 @@ impl Store {
                 conn: Default::default(),
                 options: Box::new(opts),
             },
+            campaign: DEFAULT_CAMPAIGN.into(),
         })
     }
 
@@ -858,6 +920,7 @@ impl Store {
                 pool: Pool::Postgres(pool),
                 blobs: BlobDir::new(data_dir.join("blobs")),
                 probe: Probe::Postgres,
+                campaign: DEFAULT_CAMPAIGN.into(),
             });
         }
         if let Some(path) = sqlite_file(database_url) {
@@ -894,6 +957,7 @@ impl Store {
                 conn: Default::default(),
                 options: Box::new(opts.read_only(true)),
             },
+            campaign: DEFAULT_CAMPAIGN.into(),
         })
     }
 

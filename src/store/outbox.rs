@@ -478,14 +478,16 @@ impl Store {
 
     /// Every mail about `branch` (a roster name), newest first: those queued for it
     /// (acknowledgements, reminders, results) and those answering one of its versions (a
-    /// version assigned to it later by staff). For the board's 支部详情.
+    /// version assigned to it later by staff), in the store's campaign. For the board's
+    /// 支部详情.
     pub async fn outbox_for_branch(&self, branch: &str) -> Result<Vec<OutboxEntry>> {
         Ok(on_pool!(self, |p| {
             sqlx::query(outbox_entry_sql!(
-            "WHERE branch = $1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = $1)
+            "WHERE campaign = $2 AND (branch = $1 OR related_message IN (SELECT message_id FROM submissions WHERE branch = $1))
              ORDER BY created_at DESC, id DESC"
         ))
         .bind(branch)
+        .bind(self.campaign())
         .fetch_all(p)
         .await?
         .iter()
@@ -879,7 +881,7 @@ mod tests {
             crate::store::ledger::record(&mut tx, &reminder, t0)
                 .await
                 .expect("ledger");
-            crate::store::ledger::set_outbox(&mut tx, "remind:r:b", b)
+            crate::store::ledger::set_outbox(&mut tx, "default", "remind:r:b", b)
                 .await
                 .expect("ledger outbox");
             tx.commit().await.expect("commit");

@@ -26,8 +26,9 @@ impl Store {
     pub async fn current_reviews(&self) -> Result<Vec<CurrentReview>> {
         Ok(on_pool!(self, |p| {
             sqlx::query(
-            "SELECT branch, level, amount_yuan, funded FROM reviews WHERE is_current = TRUE ORDER BY id",
+            "SELECT branch, level, amount_yuan, funded FROM reviews WHERE campaign = $1 AND is_current = TRUE ORDER BY id",
         )
+        .bind(self.campaign())
         .fetch_all(p)
         .await?
         .iter()
@@ -52,8 +53,9 @@ impl Store {
         let rows: Vec<(String, String)> = on_pool!(self, |p| {
             sqlx::query_as(
             "SELECT DISTINCT s.branch_key, a.role FROM attachments a JOIN submissions s ON s.message_id = a.message_id
-             WHERE s.kind = 'closure'",
+             WHERE s.campaign = $1 AND s.kind = 'closure'",
         )
+        .bind(self.campaign())
         .fetch_all(p)
         .await?
         });
@@ -80,8 +82,9 @@ impl Store {
     /// How many branches have a current review decision.
     pub async fn current_review_count(&self) -> Result<i64> {
         Ok(on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM reviews WHERE is_current = TRUE"
+            "SELECT COUNT(*) FROM reviews WHERE campaign = $1 AND is_current = TRUE"
         )
+        .bind(self.campaign())
         .fetch_one(p)
         .await?))
     }
@@ -89,14 +92,16 @@ impl Store {
     /// Branches with a current decision from an earlier import.
     pub async fn decided_branches(&self) -> Result<Vec<String>> {
         Ok(on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT DISTINCT branch FROM reviews WHERE is_current = TRUE"
+            "SELECT DISTINCT branch FROM reviews WHERE campaign = $1 AND is_current = TRUE"
         )
+        .bind(self.campaign())
         .fetch_all(p)
         .await?))
     }
 
     /// Stores an import and its decisions in one transaction: each decision becomes its
-    /// branch's current one, the one it replaces stays as history.
+    /// branch's current one in the import's campaign, the one it replaces stays as history
+    /// (another campaign's decision for the same branch stays that campaign's).
     pub async fn import_reviews(
         &self,
         file: &ReviewImport<'_>,
@@ -119,10 +124,13 @@ impl Store {
             .fetch_one(&mut *c)
             .await?;
             for d in decisions {
-                sqlx::query("UPDATE reviews SET is_current = FALSE WHERE branch = $1")
-                    .bind(&d.branch)
-                    .execute(&mut *c)
-                    .await?;
+                sqlx::query(
+                    "UPDATE reviews SET is_current = FALSE WHERE campaign = $2 AND branch = $1",
+                )
+                .bind(&d.branch)
+                .bind(file.campaign)
+                .execute(&mut *c)
+                .await?;
                 sqlx::query(
                     "INSERT INTO reviews (import_id, sheet_row, branch, level, amount_yuan, funded, is_current, created_at, campaign) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8)",
                 )
@@ -143,15 +151,22 @@ impl Store {
     }
 }
 
-/// The level and whether it is funded of `branch`'s current decision, inside a write
-/// transaction (the closure checklist of a mail being processed).
-pub async fn current_level(tx: &mut Tx, branch: &str) -> Result<Option<(String, bool)>> {
-    Ok(on_conn!(tx.conn(), |c| sqlx::query_as(
-        "SELECT level, funded FROM reviews WHERE branch = $1 AND is_current = TRUE"
+/// The level and whether it is funded of `branch`'s current decision in `campaign`, inside a
+/// write transaction (the closure checklist of a mail being processed).
+pub async fn current_level(
+    tx: &mut Tx,
+    campaign: &str,
+    branch: &str,
+) -> Result<Option<(String, bool)>> {
+    Ok(on_conn!(tx.conn(), |c| {
+        sqlx::query_as(
+        "SELECT level, funded FROM reviews WHERE campaign = $2 AND branch = $1 AND is_current = TRUE"
     )
     .bind(branch)
+    .bind(campaign)
     .fetch_optional(c)
-    .await?))
+    .await?
+    }))
 }
 
 #[cfg(test)]
@@ -192,8 +207,8 @@ mod tests {
             .await
             .expect("message");
             sqlx::query(
-                "INSERT INTO submissions (kind, branch_key, branch, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at)
-                 VALUES ('closure', $1, $1, 'exact', 1.0, '', $2, TRUE, $3, 'a@example.test', '2025-09-01T00:00:00Z', FALSE, '[]', '2025-09-01T00:00:00Z')",
+                "INSERT INTO submissions (kind, branch_key, branch, match_kind, match_score, match_reason, version, is_latest, message_id, sender, received_at, late, problems, created_at, campaign)
+                 VALUES ('closure', $1, $1, 'exact', 1.0, '', $2, TRUE, $3, 'a@example.test', '2025-09-01T00:00:00Z', FALSE, '[]', '2025-09-01T00:00:00Z', '2026-spring')",
             )
             .bind(branch)
             .bind(i64::from(n))
@@ -223,6 +238,7 @@ mod tests {
     #[tokio::test]
     async fn review_decisions_round_trip() {
         for store in crate::store::test_stores("reviews").await {
+            let store = store.for_campaign("2026-spring");
             let backend = store.backend();
             let now = DateTime::parse_from_rfc3339("2025-10-10T10:00:00+08:00")
                 .expect("time")
@@ -305,17 +321,23 @@ mod tests {
 
             let mut tx = store.begin_write().await.expect("tx");
             assert_eq!(
-                current_level(&mut tx, "海洋支部").await.expect("level"),
+                current_level(&mut tx, "2026-spring", "海洋支部")
+                    .await
+                    .expect("level"),
                 Some(("重点".to_string(), true)),
                 "{backend}"
             );
             assert_eq!(
-                current_level(&mut tx, "化学支部").await.expect("level"),
+                current_level(&mut tx, "2026-spring", "化学支部")
+                    .await
+                    .expect("level"),
                 Some(("不立项".to_string(), false)),
                 "{backend}"
             );
             assert_eq!(
-                current_level(&mut tx, "没有的支部").await.expect("level"),
+                current_level(&mut tx, "2026-spring", "没有的支部")
+                    .await
+                    .expect("level"),
                 None
             );
             tx.rollback().await.expect("rollback");

@@ -33,10 +33,11 @@ impl Store {
         Ok(on_pool!(self, |p| {
             sqlx::query(
                 "SELECT message_id, kind, branch, version, sender, received_at FROM submissions
-                 WHERE sender_changed = TRUE AND branch IS NOT NULL AND created_at > $1 AND created_at <= $2 ORDER BY id",
+                 WHERE sender_changed = TRUE AND branch IS NOT NULL AND created_at > $1 AND created_at <= $2 AND campaign = $3 ORDER BY id",
             )
             .bind(since.map(db_time).unwrap_or_default())
             .bind(until.map_or_else(|| "9999".to_string(), db_time))
+            .bind(self.campaign())
             .fetch_all(p)
             .await?
             .iter()
@@ -59,7 +60,7 @@ macro_rules! submissions_where {
     ($where:literal) => {
         concat!(
             "SELECT s.kind, s.branch, s.college, s.branch_text, s.match_kind, s.match_score, s.match_reason, s.version,
-                    (SELECT COUNT(*) FROM submissions o WHERE o.kind = s.kind AND o.branch_key = s.branch_key),
+                    (SELECT COUNT(*) FROM submissions o WHERE o.campaign = s.campaign AND o.kind = s.kind AND o.branch_key = s.branch_key),
                     s.received_at, s.late, s.sender, m.subject, m.message_id, s.problems, s.message_id,
                     s.fields, s.fields_source, s.problem_details, s.sender_changed, s.suggested_branch
              FROM submissions s JOIN messages m ON m.id = s.message_id WHERE ",
@@ -158,8 +159,9 @@ impl Store {
     /// Every branch's latest submission of each kind, in order of arrival.
     pub async fn latest_submissions(&self) -> Result<Vec<SubmissionRow>> {
         Ok(on_pool!(self, |p| sqlx::query(submissions_where!(
-            "s.is_latest = TRUE ORDER BY s.received_at, s.id"
+            "s.campaign = $1 AND s.is_latest = TRUE ORDER BY s.received_at, s.id"
         ))
+        .bind(self.campaign())
         .fetch_all(p)
         .await?
         .iter()
@@ -171,16 +173,19 @@ impl Store {
     /// oldest first.
     pub async fn submission_history(&self, branch: &str) -> Result<Vec<SubmissionRow>> {
         let key = crate::textnorm::normalize(branch);
-        Ok(on_pool!(self, |p| sqlx::query(submissions_where!(
-            "s.branch = $1 OR s.branch_key = $1 OR s.branch_key = $2 ORDER BY s.kind, s.version"
+        Ok(on_pool!(self, |p| {
+            sqlx::query(submissions_where!(
+            "s.campaign = $3 AND (s.branch = $1 OR s.branch_key = $1 OR s.branch_key = $2) ORDER BY s.kind, s.version"
         ))
         .bind(branch)
         .bind(format!("?{key}"))
+        .bind(self.campaign())
         .fetch_all(p)
         .await?
         .iter()
         .map(submission_row)
-        .collect()))
+        .collect()
+        }))
     }
 
     /// Every closure mail, newest first.
@@ -188,8 +193,9 @@ impl Store {
         Ok(on_pool!(self, |p| {
             sqlx::query(
                 "SELECT branch_key, branch, college, branch_text, message_id, received_at FROM submissions
-             WHERE kind = 'closure' ORDER BY received_at DESC, id DESC",
+             WHERE campaign = $1 AND kind = 'closure' ORDER BY received_at DESC, id DESC",
             )
+            .bind(self.campaign())
             .fetch_all(p)
             .await?
             .iter()
@@ -210,8 +216,9 @@ impl Store {
         Ok(on_pool!(self, |p| {
             let row = sqlx::query(
                 "SELECT COUNT(*) FILTER (WHERE branch IS NOT NULL), COUNT(*) FILTER (WHERE branch IS NOT NULL AND problems = '[]'), COUNT(*) FILTER (WHERE branch IS NULL)
-             FROM submissions WHERE is_latest = TRUE AND kind = 'application'",
+             FROM submissions WHERE campaign = $1 AND kind = 'application' AND is_latest = TRUE",
             )
+            .bind(self.campaign())
             .fetch_one(p)
             .await?;
             ApplicationCounts {
@@ -226,24 +233,34 @@ impl Store {
     pub async fn applicants(&self) -> Result<Vec<String>> {
         Ok(on_pool!(self, |p| {
             sqlx::query_scalar(
-                "SELECT branch FROM submissions WHERE kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL
+                "SELECT branch FROM submissions WHERE campaign = $1 AND kind = 'application' AND is_latest = TRUE AND branch IS NOT NULL
              ORDER BY received_at, id",
             )
+            .bind(self.campaign())
             .fetch_all(p)
             .await?
         }))
     }
 }
 
-/// The next version number of `branch_key`'s submissions of `kind` (1 for the first).
-pub async fn next_version(tx: &mut Tx, kind: &str, branch_key: &str) -> Result<i64> {
-    Ok(on_conn!(tx.conn(), |c| sqlx::query_scalar(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM submissions WHERE kind = $1 AND branch_key = $2",
+/// The next version number of `branch_key`'s submissions of `kind` in `campaign` (1 for the
+/// first: each campaign counts its own).
+pub async fn next_version(
+    tx: &mut Tx,
+    campaign: &str,
+    kind: &str,
+    branch_key: &str,
+) -> Result<i64> {
+    Ok(on_conn!(tx.conn(), |c| {
+        sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM submissions WHERE campaign = $3 AND kind = $1 AND branch_key = $2",
     )
     .bind(kind)
     .bind(branch_key)
+    .bind(campaign)
     .fetch_one(c)
-    .await?))
+    .await?
+    }))
 }
 
 /// A version as it is written; JSON columns already serialised.
@@ -281,12 +298,14 @@ pub struct NewVersion {
     pub campaign: String,
 }
 
-/// Writes `v` as the latest version of its branch (the previous latest no longer is).
+/// Writes `v` as the latest version of its branch in its campaign (the previous latest of that
+/// campaign no longer is; another campaign's stays its own latest).
 pub async fn insert_version(tx: &mut Tx, v: &NewVersion) -> Result<()> {
     on_conn!(tx.conn(), |c| {
-        sqlx::query("UPDATE submissions SET is_latest = FALSE WHERE kind = $1 AND branch_key = $2")
+        sqlx::query("UPDATE submissions SET is_latest = FALSE WHERE campaign = $3 AND kind = $1 AND branch_key = $2")
             .bind(v.kind)
             .bind(&v.branch_key)
+            .bind(&v.campaign)
             .execute(&mut *c)
             .await?;
         sqlx::query(
@@ -424,12 +443,18 @@ mod tests {
     #[tokio::test]
     async fn versions_are_written_and_read_back() {
         for store in crate::store::test_stores("submissions").await {
+            let store = store.for_campaign("2025-autumn");
             let backend = store.backend();
             let a = "土木工程学院本科生第一党支部";
             let m: Vec<i64> = processed_messages(&store, 5).await;
             let unknown_key = format!("?{}", crate::textnorm::normalize("某支部"));
             let mut tx = store.begin_write().await.expect("tx");
-            assert_eq!(next_version(&mut tx, "application", a).await.expect("n"), 1);
+            assert_eq!(
+                next_version(&mut tx, "2025-autumn", "application", a)
+                    .await
+                    .expect("n"),
+                1
+            );
             insert_version(
                 &mut tx,
                 &version(
@@ -442,7 +467,12 @@ mod tests {
             )
             .await
             .expect("v1");
-            assert_eq!(next_version(&mut tx, "application", a).await.expect("n"), 2);
+            assert_eq!(
+                next_version(&mut tx, "2025-autumn", "application", a)
+                    .await
+                    .expect("n"),
+                2
+            );
             let mut v2 = version(a, 2, m[1], 2, None);
             v2.sender = "new@example.test".into();
             v2.sender_changed = true;
@@ -459,7 +489,12 @@ mod tests {
             unknown.match_score = 0.25;
             unknown.suggested_branch = Some(a.into());
             insert_version(&mut tx, &unknown).await.expect("unknown");
-            assert_eq!(next_version(&mut tx, "closure", a).await.expect("n"), 2);
+            assert_eq!(
+                next_version(&mut tx, "2025-autumn", "closure", a)
+                    .await
+                    .expect("n"),
+                2
+            );
             tx.commit().await.expect("commit");
             assert_eq!(
                 crate::store::test_campaigns(&store, "submissions", "TRUE").await,

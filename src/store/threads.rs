@@ -81,13 +81,19 @@ pub async fn identical_acks(
     .await?))
 }
 
-/// The latest version number of a branch's submissions of `kind`, if any.
-pub async fn latest_version(tx: &mut Tx, kind: &str, branch: &str) -> Result<Option<i64>> {
+/// The latest version number of a branch's submissions of `kind` in `campaign`, if any.
+pub async fn latest_version(
+    tx: &mut Tx,
+    campaign: &str,
+    kind: &str,
+    branch: &str,
+) -> Result<Option<i64>> {
     Ok(on_conn!(tx.conn(), |c| sqlx::query_scalar(
-        "SELECT MAX(version) FROM submissions WHERE kind = $1 AND branch = $2"
+        "SELECT MAX(version) FROM submissions WHERE campaign = $3 AND kind = $1 AND branch = $2"
     )
     .bind(kind)
     .bind(branch)
+    .bind(campaign)
     .fetch_one(c)
     .await?))
 }
@@ -253,14 +259,14 @@ mod tests {
                     .is_empty()
             );
             assert_eq!(
-                latest_version(&mut tx, "application", "支部甲")
+                latest_version(&mut tx, "default", "application", "支部甲")
                     .await
                     .expect("latest"),
                 Some(2),
                 "{backend}"
             );
             assert_eq!(
-                latest_version(&mut tx, "closure", "支部甲")
+                latest_version(&mut tx, "default", "closure", "支部甲")
                     .await
                     .expect("latest"),
                 None,
