@@ -1,7 +1,8 @@
 //! `db copy --to URL`: the campaign's database copied into a new, empty one (from the
 //! embedded SQLite to a PostgreSQL that several daemons share), and proved by the row count
-//! and SHA-256 of every table read back from both. One function per command; `cli::dispatch`
-//! calls it.
+//! and SHA-256 of every table read back from both. `db rename-campaign OLD NEW`: a campaign's
+//! rows filed under the id the config gives it. One function per command; `cli::dispatch`
+//! calls them.
 
 use super::*;
 
@@ -66,4 +67,40 @@ pub(super) async fn copy(config: &ConfigSource, to: &str) -> anyhow::Result<Exit
         "全部一致。下一步：停止 shenbao，在配置的 [database] 中写 url = \"{shown}\"（密码用 password_credential 等给出），再启动；data_dir 中的文件（blobs）仍在原处，多台机器共用时要放在共享存储上。"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn rename_campaign(
+    config: &ConfigSource,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<ExitCode> {
+    use crate::store::campaigns::Renamed;
+    let cfg = load(config)?;
+    if cfg.campaign_by_id(to).is_none() {
+        let ids: Vec<&str> = cfg.campaigns.iter().map(|c| c.id.as_str()).collect();
+        anyhow::bail!(
+            "配置中没有 id 为“{to}”的活动（有：{}）：请先在配置文件的 [[campaign]] 中写上 id = \"{to}\"，再改名",
+            ids.join("、")
+        );
+    }
+    let store = crate::store::Store::open(&cfg.database_connect_url(), &cfg.data_dir).await?;
+    match store.rename_campaign(from, to).await? {
+        Renamed::Moved(moved) => {
+            say!("已把活动 {from} 的记录全部改归 {to}：");
+            for (table, n) in moved {
+                say!("  {table}：{n} 行");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Renamed::Nothing => {
+            say!("数据库中没有归在 {from} 下的记录，未做改动（用 `shenbao status` 查看数据库中有哪些活动）。");
+            Ok(ExitCode::from(1))
+        }
+        Renamed::TargetInUse => {
+            say!(
+                "活动 {to} 已有申报或提醒记录，两期合并会让版本号重复，未做改动：请为 {from} 的记录另选一个配置中的 id。"
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }

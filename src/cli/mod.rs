@@ -250,6 +250,15 @@ pub enum DbAction {
         #[arg(value_name = "地址", long)]
         to: String,
     },
+    /// 把一期活动的全部记录改归另一个 id（例如改用 [[campaign]] 后，把旧库中归在 default 下的记录改为 2025-autumn）
+    RenameCampaign {
+        /// 原来的 id（`shenbao status` 会列出数据库中有、配置中没有的 id）
+        #[arg(value_name = "原id")]
+        from: String,
+        /// 配置中 [[campaign]] 的 id
+        #[arg(value_name = "新id")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -529,6 +538,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db {
             action: DbAction::Copy { to },
         } => db::copy(config, &to).await,
+        Command::Db {
+            action: DbAction::RenameCampaign { from, to },
+        } => db::rename_campaign(config, &from, &to).await,
         Command::CheckConfig { probe } => setup::check_config(&source.path, probe).await,
     }
 }

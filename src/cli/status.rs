@@ -57,6 +57,7 @@ pub(super) async fn status_text(config: &ConfigSource) -> anyhow::Result<ExitCod
     let app = crate::daemon::open_existing_app(cfg, clock()?).await?;
     let store = app.store.clone();
     let st = crate::export::status(&store, app.roster.len()).await?;
+    campaigns(&store, &app.cfg).await?;
     say!(
         "当前阶段：{}",
         crate::export::phase(&app.store, &app.cfg, clock()?.now()).await?
@@ -69,6 +70,32 @@ pub(super) async fn status_text(config: &ConfigSource) -> anyhow::Result<ExitCod
     template_errors(&store, &app.cfg, clock()?.now()).await?;
     daemons(&store).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which campaign this is, the others to look at with `--campaign`, and the records of a
+/// campaign the config no longer names (a database from before `[[campaign]]` ids).
+async fn campaigns(store: &crate::store::Store, cfg: &Config) -> anyhow::Result<()> {
+    let counts = store.campaign_counts().await?;
+    if cfg.campaigns.len() > 1 {
+        say!("活动：{}（{}）", cfg.campaign.name, cfg.campaign.id);
+        let others: Vec<String> = cfg
+            .campaigns
+            .iter()
+            .filter(|c| c.id != cfg.campaign.id)
+            .map(|c| format!("{}（--campaign {}）", c.name, c.id))
+            .collect();
+        say!("其他活动：{}", others.join("；"));
+    }
+    for (id, n) in counts {
+        if cfg.campaign_by_id(&id).is_none() {
+            say!(
+                "注意：数据库中有 {n} 封邮件归在活动“{id}”下，但配置中没有这个 id；如果它就是 {} 这一期，运行 shenbao db rename-campaign {id} {}",
+                cfg.campaign.name,
+                cfg.campaign.id
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Which daemon does what (the leases, [`crate::duty`]); nothing when none ever ran.

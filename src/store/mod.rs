@@ -58,6 +58,7 @@ macro_rules! on_conn {
 
 pub mod attachments;
 pub mod blobs;
+pub mod campaigns;
 pub mod board;
 pub mod copy;
 pub mod corrections;

@@ -88,6 +88,9 @@ pub struct BranchRow {
     pub version: Option<i64>,
     pub received_at: Option<String>,
     pub problems: Vec<String>,
+    /// The level it was funded at in the campaign before this one ("上学期已立项"), if it was
+    /// ([`mark_previously_funded`]).
+    pub previous_level: Option<String>,
     /// The branch's and the college's names normalised, as the search compares them.
     #[serde(skip)]
     pub search_key: String,
@@ -154,9 +157,18 @@ pub fn branch_rows(
                 problems: s
                     .map(|s| s.problems.iter().map(|c| problem_title(c)).collect())
                     .unwrap_or_default(),
+                previous_level: None,
             }
         })
         .collect()
+}
+
+/// Marks the rows of the branches funded in the previous campaign (`funded`: branch → level,
+/// from that campaign's current review decisions).
+pub fn mark_previously_funded(rows: &mut [BranchRow], funded: &HashMap<String, String>) {
+    for r in rows {
+        r.previous_level = funded.get(&r.name).cloned();
+    }
 }
 
 /// `2025-09-26 08:40`: what `format("%Y-%m-%d %H:%M")` gives, without parsing the format
@@ -195,6 +207,8 @@ pub struct Filter {
     pub section: Option<String>,
     /// Part of the branch's or the college's name.
     pub search: Option<String>,
+    /// Only the branches funded in the previous campaign ("上学期已立项").
+    pub previously_funded: bool,
 }
 
 pub fn filter_rows<'a>(rows: &'a [BranchRow], f: &Filter) -> Vec<&'a BranchRow> {
@@ -224,6 +238,7 @@ pub fn filter_rows<'a>(rows: &'a [BranchRow], f: &Filter) -> Vec<&'a BranchRow> 
                 .is_none_or(|c| c.is_empty() || r.college == c)
         })
         .filter(|r| f.state.is_none_or(|s| r.state == s))
+        .filter(|r| !f.previously_funded || r.previous_level.is_some())
         .filter(|r| needle.as_deref().is_none_or(|n| r.search_key.contains(n)))
         .collect()
 }
@@ -652,6 +667,7 @@ mod tests {
                     state,
                     section: None,
                     search: search.map(String::from),
+                    previously_funded: false,
                 },
             )
             .into_iter()
@@ -698,6 +714,56 @@ mod tests {
         assert_eq!(by_section(" "), by_section(""));
         assert_eq!(by_section("").len(), 4);
         assert!(by_section("党建+").is_empty());
+    }
+
+    /// "上学期已立项": the rows of branches funded in the previous campaign carry its level,
+    /// and the filter keeps only those, with the other filters.
+    #[test]
+    fn the_previous_campaigns_funded_branches_are_a_filter() {
+        let mut rows = rows();
+        let funded: HashMap<String, String> = [
+            ("海洋支部".to_string(), "重点".to_string()),
+            ("土木二支部".to_string(), "一般".to_string()),
+            ("不在名册".to_string(), "特色".to_string()),
+        ]
+        .into();
+        mark_previously_funded(&mut rows, &funded);
+        let levels: Vec<(&str, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.previous_level.as_deref()))
+            .collect();
+        assert_eq!(
+            levels,
+            [
+                ("土木一支部", None),
+                ("土木二支部", Some("一般")),
+                ("海洋支部", Some("重点")),
+                ("无学院支部", None),
+            ]
+        );
+        let names = |rows: &[BranchRow], f: &Filter| {
+            filter_rows(rows, f)
+                .into_iter()
+                .map(|r| r.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let only = Filter {
+            previously_funded: true,
+            ..Filter::default()
+        };
+        assert_eq!(names(&rows, &only), ["土木二支部", "海洋支部"]);
+        assert_eq!(
+            names(&rows, &Filter {
+                state: Some(State::NotApplied),
+                ..only.clone()
+            }),
+            ["土木二支部"],
+            "funded last term, not applied this term"
+        );
+        assert_eq!(names(&rows, &Filter::default()).len(), 4);
+        // Marked again with nothing funded (a first campaign): no row keeps a level.
+        mark_previously_funded(&mut rows, &HashMap::new());
+        assert!(names(&rows, &only).is_empty());
     }
 
     #[test]

@@ -23,6 +23,8 @@ struct BranchQuery {
     section: Option<String>,
     state: Option<String>,
     q: Option<String>,
+    /// `funded`: only the branches funded in the previous campaign.
+    previous: Option<String>,
     page: Option<usize>,
 }
 
@@ -47,6 +49,7 @@ async fn branches(
         state: q.state.as_deref().and_then(board::State::from_code),
         section: q.section.clone(),
         search: q.q.clone(),
+        previously_funded: q.previous.as_deref() == Some("funded"),
     };
     let rows = board::filter_rows(&snap.rows, &filter);
     let found = rows.len();
@@ -58,6 +61,7 @@ async fn branches(
         section => q.section.clone().unwrap_or_default(),
         state => q.state.clone().unwrap_or_default(),
         q => q.q.clone().unwrap_or_default(),
+        previous => q.previous.clone().unwrap_or_default(),
     };
     let states: Vec<(&str, &str)> = board::State::ALL
         .iter()
@@ -81,6 +85,8 @@ async fn branches(
             states => states,
             state => q.state.unwrap_or_default(),
             q => q.q.unwrap_or_default(),
+            previous_campaign => &snap.previous,
+            previous => q.previous.unwrap_or_default(),
         },
     )?;
     Ok(html(StatusCode::OK, body))

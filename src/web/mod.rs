@@ -319,6 +319,7 @@ mod tests {
             version: Some(1),
             received_at: None,
             problems: vec![evil.into()],
+            previous_level: Some(evil.into()),
             search_key: String::new(),
         }];
         let out = env
@@ -331,7 +332,7 @@ mod tests {
                     keep => minijinja::context! { college => evil, section => "", state => "", q => evil },
                     colleges => vec![evil], college => evil, states => Vec::<(String, String)>::new(),
                     sections => vec![evil], section => evil,
-                    state => "", q => evil,
+                    state => "", q => evil, previous_campaign => evil, previous => evil,
                 })
             })
             .expect("render");

@@ -31,6 +31,28 @@ pub(super) struct Snapshot {
     pub funded: Vec<ClosureState>,
     /// The colleges of the roster, in roster order.
     pub colleges: Vec<String>,
+    /// The campaign before this one, when there is one ("上学期"): its title.
+    pub previous: Option<String>,
+}
+
+/// The branches funded in the campaign before the board's ("上学期已立项"), branch → level,
+/// and that campaign's title; nothing for a first campaign.
+async fn previously_funded(
+    app: &App,
+) -> anyhow::Result<(std::collections::HashMap<String, String>, Option<String>)> {
+    let Some(previous) = app.cfg.previous_campaign(&app.cfg.campaign.id) else {
+        return Ok(Default::default());
+    };
+    let funded = app
+        .store
+        .for_campaign(&previous.id)
+        .current_reviews()
+        .await?
+        .into_iter()
+        .filter(|r| r.funded)
+        .map(|r| (r.branch, r.level))
+        .collect();
+    Ok((funded, Some(previous.name.clone())))
 }
 
 /// `fut`'s output and how long it took.
@@ -52,15 +74,18 @@ impl Snapshot {
             (arrivals, t_arrivals),
             (reviews, t_reviews),
             (funded, t_funded),
+            (previous, _),
         ) = tokio::join!(
             timed(crate::export::status(&app.store, app.roster.len())),
             timed(app.store.board_latest()),
             timed(app.store.application_arrivals()),
             timed(app.store.current_review_count()),
             timed(crate::export::funded_projects(&app.store, &app.cfg.levels)),
+            timed(previously_funded(app)),
         );
         let (status, latest, arrivals, reviews, funded) =
             (status?, latest?, arrivals?, reviews?, funded?);
+        let (previously_funded, previous) = previous?;
         let t_rows = std::time::Instant::now();
         let latest: Vec<board::Latest> = latest
             .into_iter()
@@ -74,12 +99,13 @@ impl Snapshot {
                 section: l.section,
             })
             .collect();
-        let rows = board::branch_rows(
+        let mut rows = board::branch_rows(
             app.roster.branches(),
             keys,
             &latest,
             app.cfg.campaign.timezone,
         );
+        board::mark_previously_funded(&mut rows, &previously_funded);
         let problems = board::problems_by_code(&latest);
         let t_rows = t_rows.elapsed();
         // Each read's own time (they overlap), then the whole re-read.
@@ -101,6 +127,7 @@ impl Snapshot {
             reviews,
             funded,
             colleges,
+            previous,
         })
     }
 }

@@ -40,6 +40,7 @@ mod common;
 mod board;
 mod board_guard;
 mod browser;
+mod campaigns;
 mod cli;
 mod closure;
 mod conversation;
