@@ -93,7 +93,9 @@ pub(super) async fn rename_campaign(
             Ok(ExitCode::SUCCESS)
         }
         Renamed::Nothing => {
-            say!("数据库中没有归在 {from} 下的记录，未做改动（用 `shenbao status` 查看数据库中有哪些活动）。");
+            say!(
+                "数据库中没有归在 {from} 下的记录，未做改动（用 `shenbao status` 查看数据库中有哪些活动）。"
+            );
             Ok(ExitCode::from(1))
         }
         Renamed::TargetInUse => {

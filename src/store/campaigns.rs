@@ -33,7 +33,8 @@ impl Store {
     /// Files every row of campaign `old` under `new`, in one transaction; see [`Renamed`].
     pub async fn rename_campaign(&self, old: &str, new: &str) -> Result<Renamed> {
         let mut tx = self.begin_write().await?;
-        let (in_use, present): (i64, i64) = on_conn!(tx.conn(), |c| sqlx::query_as(
+        let (in_use, present): (i64, i64) = on_conn!(tx.conn(), |c| {
+            sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM submissions WHERE campaign = $2) + (SELECT COUNT(*) FROM ledger WHERE campaign = $2),
                     (SELECT COUNT(*) FROM messages WHERE campaign = $1) + (SELECT COUNT(*) FROM outbox WHERE campaign = $1)
                       + (SELECT COUNT(*) FROM review_imports WHERE campaign = $1)"
@@ -41,7 +42,8 @@ impl Store {
         .bind(old)
         .bind(new)
         .fetch_one(c)
-        .await?);
+        .await?
+        });
         if in_use > 0 {
             return Ok(Renamed::TargetInUse);
         }
@@ -59,13 +61,22 @@ impl Store {
                     "submissions",
                     "UPDATE submissions SET campaign = $2 WHERE campaign = $1",
                 ),
-                ("outbox", "UPDATE outbox SET campaign = $2 WHERE campaign = $1"),
-                ("ledger", "UPDATE ledger SET campaign = $2 WHERE campaign = $1"),
+                (
+                    "outbox",
+                    "UPDATE outbox SET campaign = $2 WHERE campaign = $1",
+                ),
+                (
+                    "ledger",
+                    "UPDATE ledger SET campaign = $2 WHERE campaign = $1",
+                ),
                 (
                     "review_imports",
                     "UPDATE review_imports SET campaign = $2 WHERE campaign = $1",
                 ),
-                ("reviews", "UPDATE reviews SET campaign = $2 WHERE campaign = $1"),
+                (
+                    "reviews",
+                    "UPDATE reviews SET campaign = $2 WHERE campaign = $1",
+                ),
             ] {
                 let n = sqlx::query(sql)
                     .bind(old)
@@ -85,8 +96,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::Renamed;
-    use crate::store::submissions::testing::{message, version};
     use crate::store::submissions::insert_version;
+    use crate::store::submissions::testing::{message, version};
 
     /// A database of `default` rows renamed to the id the config now gives it: every row
     /// moves and reads back under the new id; renaming onto a campaign with versions, or a
@@ -106,22 +117,30 @@ mod tests {
             spring.campaign = "2026-spring".into();
             insert_version(&mut tx, &spring).await.expect("spring v1");
             tx.commit().await.expect("commit");
-            on_pool!(store, |p| sqlx::query(
+            on_pool!(store, |p| {
+                sqlx::query(
                 "UPDATE messages SET campaign = CASE WHEN id = $1 THEN 'default' ELSE '2026-spring' END"
             )
             .bind(m1)
             .execute(p)
             .await
             .expect("file messages")
-            .rows_affected());
+            .rows_affected()
+            });
 
             assert_eq!(
-                store.rename_campaign("default", "2026-spring").await.expect("rename"),
+                store
+                    .rename_campaign("default", "2026-spring")
+                    .await
+                    .expect("rename"),
                 Renamed::TargetInUse,
                 "{backend}"
             );
             assert_eq!(
-                store.rename_campaign("2024-spring", "x").await.expect("rename"),
+                store
+                    .rename_campaign("2024-spring", "x")
+                    .await
+                    .expect("rename"),
                 Renamed::Nothing,
                 "{backend}"
             );
@@ -148,12 +167,19 @@ mod tests {
             assert_eq!(latest.len(), 1, "{backend}");
             assert_eq!(latest[0].message, m1, "{backend}");
             assert!(
-                store.latest_submissions().await.expect("default").is_empty(),
+                store
+                    .latest_submissions()
+                    .await
+                    .expect("default")
+                    .is_empty(),
                 "{backend}: nothing left under default"
             );
             assert_eq!(
                 store.campaign_counts().await.expect("counts"),
-                [("2025-autumn".to_string(), 1), ("2026-spring".to_string(), 1)],
+                [
+                    ("2025-autumn".to_string(), 1),
+                    ("2026-spring".to_string(), 1)
+                ],
                 "{backend}"
             );
         }

@@ -58,8 +58,8 @@ macro_rules! on_conn {
 
 pub mod attachments;
 pub mod blobs;
-pub mod campaigns;
 pub mod board;
+pub mod campaigns;
 pub mod copy;
 pub mod corrections;
 pub mod leases;

@@ -753,10 +753,13 @@ mod tests {
         };
         assert_eq!(names(&rows, &only), ["土木二支部", "海洋支部"]);
         assert_eq!(
-            names(&rows, &Filter {
-                state: Some(State::NotApplied),
-                ..only.clone()
-            }),
+            names(
+                &rows,
+                &Filter {
+                    state: Some(State::NotApplied),
+                    ..only.clone()
+                }
+            ),
             ["土木二支部"],
             "funded last term, not applied this term"
         );

@@ -248,7 +248,11 @@ async fn one_subject_two_semesters() {
         2
     );
     assert_eq!(
-        scalar(&pool, "SELECT COUNT(*) FROM reviews WHERE campaign != '2025-autumn'").await,
+        scalar(
+            &pool,
+            "SELECT COUNT(*) FROM reviews WHERE campaign != '2025-autumn'"
+        )
+        .await,
         0
     );
 
@@ -275,7 +279,10 @@ async fn one_subject_two_semesters() {
     );
     let all = http(port, "127.0.0.1", "GET", "/branches", &cookie, None).await;
     assert!(all.body.contains("上学期已立项"), "{}", all.body);
-    assert!(all.body.contains("2026年春季学期"), "the board shows this semester");
+    assert!(
+        all.body.contains("2026年春季学期"),
+        "the board shows this semester"
+    );
     let funded = http(
         port,
         "127.0.0.1",
