@@ -128,6 +128,9 @@ pub struct CampaignConfig {
     pub budget_cap_yuan: f64,
     /// Roles the project leader may hold (书记、副书记); longer forms such as 支部书记 count.
     pub leader_roles: Vec<String>,
+    /// This campaign's own review levels and closure materials (`[[campaign.level]]` after its
+    /// `[[campaign]]`), when the semester's notice changed them; `None`: the file's `[[level]]`.
+    pub levels: Option<Vec<LevelConfig>>,
 }
 
 /// The id of the campaign of a single `[campaign]` table that names none.
@@ -202,9 +205,12 @@ pub struct Config {
     pub reminders: Vec<crate::schedule::ReminderRule>,
     /// `[[digest]]` rules: who gets a digest, and when.
     pub digests: Vec<crate::schedule::DigestRule>,
-    /// `[[level]]`: the review levels, their caps and closure checklists (the notice's when
-    /// the file has none).
+    /// The review levels, their caps and closure checklists of `campaign`: its own
+    /// `[[campaign.level]]`, else the file's `[[level]]` (the notice's when the file has none).
     pub levels: Vec<LevelConfig>,
+    /// The file's `[[level]]` (the notice's when it has none): the levels of every campaign
+    /// without its own ([`Config::levels_of`]).
+    pub file_levels: Vec<LevelConfig>,
     /// `[health]`: when `shenbao health` warns and when it reports a critical state.
     pub health: HealthConfig,
     /// `[web]`: the board (看板); `None` when the file has no `[web]` table.
@@ -425,8 +431,14 @@ impl Config {
                 ids.join("、")
             ));
         };
+        self.levels = self.levels_of(&chosen).to_vec();
         self.campaign = chosen;
         Ok(self)
+    }
+
+    /// The review levels of campaign `c`: its own, else the file's.
+    pub fn levels_of<'c>(&'c self, c: &'c CampaignConfig) -> &'c [LevelConfig] {
+        c.levels.as_deref().unwrap_or(&self.file_levels)
     }
 
     /// The campaign that came before `id`: of those whose window closed by the time `id`'s
@@ -963,10 +975,16 @@ impl Reader<'_> {
             }
             other => other,
         };
+        let file_levels = levels?;
+        let campaign = campaign?;
         Some(Config {
             reminders: reminders?,
             digests: digests?,
-            levels: levels?,
+            levels: campaign
+                .levels
+                .clone()
+                .unwrap_or_else(|| file_levels.clone()),
+            file_levels,
             path: path.to_path_buf(),
             imap: imap?,
             smtp: smtp?,
@@ -974,7 +992,7 @@ impl Reader<'_> {
             database_password,
             lease: lease?,
             data_dir,
-            campaign: campaign?,
+            campaign,
             campaigns: campaigns?,
             ack: ack?,
             health: health?,
@@ -1428,7 +1446,9 @@ impl Reader<'_> {
         let sections = self.string_list("campaign.sections", &DEFAULT_SECTIONS);
         let cap = self.integer("campaign.budget_cap_yuan", 5000, 1, 100_000_000);
         let roles = self.string_list("campaign.leader_roles", &["书记", "副书记"]);
+        let levels = self.nested_array("campaign", "level", |r| r.level());
         Some(CampaignConfig {
+            levels: levels?.filter(|l| !l.is_empty()),
             id: id?,
             opens: opens?,
             sections: sections?,
@@ -1476,6 +1496,38 @@ impl Reader<'_> {
 
     /// Reads an array of tables (`[[reminder]]`) entry by entry with `read`, naming problems
     /// `reminder[2].offsets` so the operator finds the right entry.
+    /// `[[table.name]]` entries inside the table `table` (e.g. `[[campaign.level]]` after a
+    /// `[[campaign]]`), each read by `read`; `Some(None)` when there are none, `None` when an
+    /// entry has problems (recorded under `table.name[i].key`).
+    fn nested_array<T>(
+        &mut self,
+        table: &str,
+        name: &str,
+        read: impl Fn(&mut Reader<'_>) -> Option<T>,
+    ) -> Option<Option<Vec<T>>> {
+        self.seen.insert(format!("{table}.{name}"));
+        let Some(value) = self.root.get(table).and_then(|t| t.get(name)).cloned() else {
+            return Some(None);
+        };
+        let mut root = toml::Table::new();
+        root.insert(name.to_string(), value);
+        let mut sub = Reader {
+            root: &root,
+            base: self.base.clone(),
+            problems: Vec::new(),
+            seen: BTreeSet::new(),
+            env: self.env,
+        };
+        let out = sub.array(name, read);
+        for p in sub.problems {
+            self.problems.push(Problem {
+                key: format!("{table}.{}", p.key),
+                reason: p.reason,
+            });
+        }
+        out.map(Some)
+    }
+
     fn array<T>(
         &mut self,
         name: &str,
@@ -2792,6 +2844,66 @@ roster = "missing.csv"
             Selection::OutsideWindow {
                 nearest: "2025-autumn".to_string()
             }
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `--campaign`: another campaign chosen by id with its own levels, the previous one of
+    /// each, and an unknown id named with the ones there are. A spring notice that changed the
+    /// levels writes `[[campaign.level]]` after its `[[campaign]]`; a campaign without uses the
+    /// file's `[[level]]`; a bad entry is named under its campaign.
+    #[test]
+    fn campaigns_are_chosen_by_id_with_their_own_levels() {
+        let dir = campaign_dir("levels");
+        let path = dir.join("shenbao.toml");
+        let spring_levels = "[[campaign.level]]\nname = \"重点\"\ncap_yuan = 8000\nclosure_materials = [\"结题报告\"]\n\n[[campaign.level]]\nname = \"不立项\"\n";
+        let text = format!("{}{spring_levels}", two_semesters(&dir));
+        let cfg = Config::parse_in_at(
+            &text,
+            &path,
+            &ServiceEnv::default(),
+            at("2026-03-01T00:00:00Z"),
+        )
+        .expect("loads");
+        assert_eq!(cfg.campaign.id, "2026-spring");
+        let names = |l: &[LevelConfig]| l.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&cfg.levels), ["重点", "不立项"]);
+        assert_eq!(cfg.levels[0].cap_yuan, Some(8000.0));
+        assert_eq!(cfg.levels[0].closure_materials, ["结题报告"]);
+        assert_eq!(names(&cfg.file_levels), ["重点", "特色", "一般", "不立项"]);
+        let autumn = cfg.campaign_by_id("2025-autumn").expect("autumn");
+        assert_eq!(names(cfg.levels_of(autumn)).len(), 4);
+
+        let chosen = cfg.clone().with_campaign("2025-autumn").expect("chosen");
+        assert_eq!(chosen.campaign.id, "2025-autumn");
+        assert_eq!(names(&chosen.levels), ["重点", "特色", "一般", "不立项"]);
+        assert_eq!(chosen.levels[0].cap_yuan, Some(5000.0));
+        let back = chosen.with_campaign("2026-spring").expect("back");
+        assert_eq!(names(&back.levels), ["重点", "不立项"]);
+        let e = cfg
+            .clone()
+            .with_campaign("2024-spring")
+            .expect_err("unknown");
+        assert!(
+            e.contains("2024-spring") && e.contains("2025-autumn、2026-spring"),
+            "{e}"
+        );
+
+        assert_eq!(
+            cfg.previous_campaign("2026-spring").map(|c| c.id.as_str()),
+            Some("2025-autumn")
+        );
+        assert!(cfg.previous_campaign("2025-autumn").is_none());
+        assert!(cfg.previous_campaign("nope").is_none());
+
+        let bad = format!(
+            "{}[[campaign.level]]\nname = \"重点\"\ncap_yuan = -1\n",
+            two_semesters(&dir)
+        );
+        let p = problems_of(&bad, &path);
+        assert!(
+            p.iter().any(|p| p.key == "campaign[2].level[1].cap_yuan"),
+            "{p:?}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

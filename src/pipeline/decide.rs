@@ -693,7 +693,7 @@ fn register(
             )
         });
         if matched.branch.is_some() {
-            closure = closure_check(ctx, h, &u.attachments);
+            closure = closure_check(ctx.cfg.levels_of(camp), h, &u.attachments);
             match &closure {
                 None => findings.push(rules::Finding {
                     code: Problem::ClosureNotFunded,
@@ -923,14 +923,14 @@ fn compose_answer(
 /// The closure checklist of a branch's funded project, counting what this mail and every
 /// earlier closure mail brought; `None` when no funded project is on record.
 fn closure_check(
-    ctx: &Context<'_>,
+    levels: &[crate::config::LevelConfig],
     h: &History,
     attachments: &[Attachment],
 ) -> Option<ClosureView> {
     let Some((level, true)) = h.review.clone() else {
         return None;
     };
-    let cfg = ctx.cfg.levels.iter().find(|l| l.name == level);
+    let cfg = levels.iter().find(|l| l.name == level);
     let required = cfg.map(|l| l.closure_materials.clone()).unwrap_or_default();
     let mut roles = h.closure_roles.clone();
     roles.extend(rules::all_files(attachments).map(|a| a.role));
