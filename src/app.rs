@@ -63,4 +63,117 @@ impl App {
             outbox,
         })
     }
+
+    /// The context of the campaign current at `now` when the calendar has moved on from this
+    /// one's (a daemon running across the semesters' boundary): the same store, clock and
+    /// outbox, that campaign's configuration, roster and reads. `None` while this one is still
+    /// current.
+    pub fn moved_on(&self, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Option<App>> {
+        let current = self.cfg.current_campaign(now);
+        if current.id == self.cfg.campaign.id {
+            return Ok(None);
+        }
+        let cfg = (*self.cfg)
+            .clone()
+            .with_campaign(&current.id)
+            .map_err(anyhow::Error::msg)?;
+        App::new(
+            self.store.clone(),
+            self.clock,
+            Arc::new(cfg),
+            self.outbox.clone(),
+        )
+        .map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::App;
+    use std::sync::Arc;
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default()
+    }
+
+    /// A context built in the autumn stays until spring opens; then it moves on to spring's
+    /// configuration, roster and reads (the store scoped to spring), sharing the store.
+    #[tokio::test]
+    async fn the_context_moves_on_with_the_calendar() {
+        let dir = std::env::temp_dir().join(format!("shenbao-app-moves-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("autumn.csv"),
+            "学院,支部名称,书记,书记邮箱\n土木工程学院,土木一支部,书记,a@example.edu.cn\n",
+        )
+        .expect("roster");
+        std::fs::write(
+            dir.join("spring.csv"),
+            "学院,支部名称,书记,书记邮箱\n土木工程学院,土木一支部,书记,a@example.edu.cn\n海洋学院,海洋支部,书记,b@example.edu.cn\n",
+        )
+        .expect("roster");
+        let campaign = |id: &str, roster: &str, dates: &str| {
+            format!(
+                "\n[[campaign]]\nid = \"{id}\"\ntitle = \"{id} 对标争先\"\nintake_address = \"intake@example.test\"\nroster = \"{roster}\"\n{dates}"
+            )
+        };
+        let text = format!(
+            "[imap]\nhost = \"127.0.0.1\"\nuser = \"intake@example.test\"\npassword_env = \"SHENBAO_TEST_IMAP_PW\"\ntls = \"none\"\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\nfrom_address = \"intake@example.test\"\n\
+             [storage]\ndata_dir = \"{}\"\n{}{}",
+            dir.join("data").display(),
+            campaign(
+                "2025-autumn",
+                "autumn.csv",
+                "deadline = \"2025-09-27T23:59:59\"\nclosure_deadline = \"2025-12-15T23:59:59\"\n"
+            ),
+            campaign(
+                "2026-spring",
+                "spring.csv",
+                "opens = \"2026-02-16T00:00:00\"\ndeadline = \"2026-03-28T23:59:59\"\n"
+            ),
+        );
+        let autumn_now = at("2025-10-01T00:00:00Z");
+        let cfg = crate::config::Config::parse_in_at(
+            &text,
+            &dir.join("shenbao.toml"),
+            &crate::config::ServiceEnv::default(),
+            autumn_now,
+        )
+        .expect("config");
+        let store = crate::store::test_stores("app_moves")
+            .await
+            .into_iter()
+            .next()
+            .expect("a store");
+        let app = App::new(
+            store,
+            crate::clock::Clock::set(autumn_now),
+            Arc::new(cfg),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+        .expect("app");
+        assert_eq!(app.store.campaign(), "2025-autumn");
+        assert_eq!(app.roster.len(), 1);
+        for still in ["2025-12-20T00:00:00Z", "2026-02-15T15:59:59Z"] {
+            assert!(app.moved_on(at(still)).expect("check").is_none(), "{still}");
+        }
+        let spring = app
+            .moved_on(at("2026-02-15T16:00:00Z"))
+            .expect("check")
+            .expect("moved on");
+        assert_eq!(spring.cfg.campaign.id, "2026-spring");
+        assert_eq!(spring.store.campaign(), "2026-spring");
+        assert_eq!(spring.roster.len(), 2, "spring's own roster");
+        assert!(
+            spring
+                .moved_on(at("2026-12-07T00:00:00Z"))
+                .expect("check")
+                .is_none()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -74,6 +74,10 @@ pub struct Pipeline {
     /// Every configured campaign, for [`calendar::select`] (built once: each holds its
     /// compiled subject grammar).
     candidates: Vec<Candidate>,
+    /// The rosters of the other campaigns with a roster file of their own, by id: a mail of
+    /// last semester (a late closure mail, `ingest` of old mail) is matched against the
+    /// branches of its own campaign.
+    rosters: std::collections::HashMap<String, crate::campaign::roster::Roster>,
 }
 
 impl std::ops::Deref for Pipeline {
@@ -152,11 +156,35 @@ impl Pipeline {
             ],
         };
         let candidates = app.cfg.candidates();
+        let mut rosters = std::collections::HashMap::new();
+        for c in &app.cfg.campaigns {
+            if c.id == app.cfg.campaign.id || c.roster == app.cfg.campaign.roster {
+                continue;
+            }
+            // Read once here; one that does not read leaves that campaign's mail matched
+            // against the current roster, and says so.
+            match std::fs::File::open(&c.roster)
+                .map_err(anyhow::Error::from)
+                .and_then(|f| {
+                    crate::campaign::roster::Roster::from_csv(f).map_err(anyhow::Error::from)
+                }) {
+                Ok(r) => {
+                    rosters.insert(c.id.clone(), r);
+                }
+                Err(e) => tracing::warn!(
+                    campaign = %c.id,
+                    roster = %c.roster.display(),
+                    error = %format!("{e:#}"),
+                    "读不了这一期活动的支部名册，它的邮件按当前这一期的名册认支部"
+                ),
+            }
+        }
         Pipeline {
             app,
             guard,
             notify_mode: NotifyMode::Normal,
             candidates,
+            rosters,
         }
     }
 
@@ -181,11 +209,13 @@ impl Pipeline {
     }
 
     /// What deciding takes from the pipeline.
-    fn context(&self) -> Context<'_> {
+    /// What deciding a mail of `campaign` needs: that campaign's roster (the current one's
+    /// when it has none of its own).
+    fn context_for(&self, campaign: &str) -> Context<'_> {
         Context {
             cfg: &self.cfg,
             grammar: &self.grammar,
-            roster: &self.roster,
+            roster: self.rosters.get(campaign).unwrap_or(&self.roster),
             templates: &self.templates,
             policy: &self.policy,
             guard: &self.guard,
@@ -404,7 +434,6 @@ impl Pipeline {
         } = p;
         let received = stored.internal_date.unwrap_or(stored.stored_at);
         let now = self.clock.now();
-        let ctx = self.context();
 
         let Some(pending) = register::pending(tx, id).await? else {
             return Ok(None);
@@ -412,6 +441,7 @@ impl Pipeline {
         let (subject_text, our_wording) = conversation::strip_our_wording(&understood.subject);
         // Decided here, in the transaction that records the decision, and written with it.
         let campaign = self.campaign_of(&subject_text, received);
+        let ctx = self.context_for(&campaign);
         // Our own copies answer the applicants' mails, never ours: no lookup for them.
         let thread = if decide::is_own_copy(&ctx, &understood) {
             None
@@ -588,9 +618,21 @@ mod tests {
                 format!("学院,支部名称,书记,书记邮箱\n{roster}"),
             )
             .expect("roster");
+            // Last semester's roster had one branch more.
+            const TENTH: &str = "土木工程学院本科生第十党支部";
+            std::fs::write(
+                dir.join("autumn.csv"),
+                format!("学院,支部名称,书记,书记邮箱\n{roster}土木工程学院,{TENTH},书记十,b10@example.edu.cn\n"),
+            )
+            .expect("roster");
             let campaign = |id: &str, extra: &str| {
+                let roster = if id == "2025-autumn" {
+                    "autumn.csv"
+                } else {
+                    "roster.csv"
+                };
                 format!(
-                    "\n[[campaign]]\nid = \"{id}\"\ntitle = \"{id} 对标争先\"\nintake_address = \"intake@example.test\"\nroster = \"roster.csv\"\n{extra}"
+                    "\n[[campaign]]\nid = \"{id}\"\ntitle = \"{id} 对标争先\"\nintake_address = \"intake@example.test\"\nroster = \"{roster}\"\n{extra}"
                 )
             };
             let text = format!(
@@ -717,6 +759,36 @@ mod tests {
                     assert!(versions.iter().all(|c| c == want), "{what}: {versions:?}");
                     assert!(answers.iter().all(|c| c == want), "{what}: {answers:?}");
                 }
+            }
+            // A branch only last semester's roster has: recognised in a mail of last semester,
+            // not in one of this semester.
+            for (n, internal, campaign, want) in [
+                (20, "2025-09-21T10:00:00+08:00", "2025-autumn", Some(TENTH)),
+                (21, "2026-03-02T10:00:00+08:00", "2026-spring", None),
+            ] {
+                let raw = format!(
+                    "From: b10@example.edu.cn\r\nTo: intake@example.test\r\n\
+                     Subject: {APPLY}{TENTH}\r\nMessage-ID: <m{n}@example.edu.cn>\r\n\
+                     Date: Mon, 1 Sep 2025 10:00:00 +0800\r\nMIME-Version: 1.0\r\n\
+                     Content-Type: text/plain; charset=utf-8\r\n\r\n老师好，附件是材料。\r\n"
+                );
+                let id = store
+                    .insert_file_message(raw.as_bytes(), Some(at(internal)), now)
+                    .await
+                    .expect("store")
+                    .id();
+                pipeline.process(id).await.expect("process").expect("new");
+                let history = store
+                    .for_campaign(campaign)
+                    .submission_history(TENTH)
+                    .await
+                    .expect("history");
+                let mine: Vec<Option<&str>> = history
+                    .iter()
+                    .filter(|r| r.message == id)
+                    .map(|r| r.branch.as_deref())
+                    .collect();
+                assert_eq!(mine, [want], "{backend}: {internal}");
             }
             let _ = std::fs::remove_dir_all(&dir);
         }

@@ -816,7 +816,7 @@ pub async fn tick(p: &App, now: DateTime<Utc>) -> anyhow::Result<usize> {
 /// The scheduler task of the daemon: a tick whenever something falls due, at least every
 /// five minutes (the clock may jump, the database may have changed the audiences).
 pub async fn run(
-    p: std::sync::Arc<App>,
+    mut p: std::sync::Arc<App>,
     duties: crate::duty::Duties,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -840,6 +840,22 @@ pub async fn run(
             }
         }
         let now = p.clock.now();
+        // Across the semesters' boundary the reminders, digests and results become the new
+        // campaign's without a restart.
+        match p.moved_on(now) {
+            Ok(Some(next)) => {
+                tracing::info!(
+                    from = %p.cfg.campaign.id,
+                    to = %next.cfg.campaign.id,
+                    "进入新的一期活动，提醒、摘要和评审结果改按这一期排期"
+                );
+                p = std::sync::Arc::new(next);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "无法切换到新的一期活动（请检查这一期的名册和配置），仍按原来的一期排期");
+            }
+        }
         let error = tick(&p, now).await.err().map(|e| format!("{e:#}"));
         if let Some(e) = &error {
             tracing::error!(error = %e, "排期检查出错，稍后重试");
