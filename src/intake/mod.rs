@@ -21,7 +21,7 @@ use crate::imap::{conn, mutf7};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::pipeline::Pipeline;
-use crate::store::{ImapKey, Inserted, Store, StoredBlob};
+use crate::store::{Fetched, ImapKey, Inserted, Store, StoredBlob};
 use chrono::{NaiveDate, Utc};
 use conn::Session;
 use futures::TryStreamExt;
@@ -147,12 +147,14 @@ struct StoredBatch {
 impl StoredBatch {
     fn new(
         batch: &[(u32, u32, Option<chrono::DateTime<Utc>>)],
-        inserted: Vec<(u32, Inserted)>,
+        inserted: Vec<(u32, Inserted, bool)>,
     ) -> StoredBatch {
         let mut stored = Vec::with_capacity(inserted.len());
         let mut fresh = Vec::with_capacity(inserted.len());
-        for (uid, inserted) in inserted {
+        for (uid, inserted, own_copy) in inserted {
             match inserted {
+                // Recorded as processed already: moved with the batch, not processed.
+                Inserted::New(id) if own_copy => stored.push((uid, Some(id))),
                 Inserted::New(id) => {
                     let size = batch.iter().find(|t| t.0 == uid).map_or(0, |t| t.1);
                     fresh.push((id, u64::from(size)));
@@ -467,7 +469,7 @@ impl Intake {
             let fetch = async {
                 match batch {
                     Some(b) => self
-                        .fetch_and_store(s, account, uidvalidity, b)
+                        .fetch_and_store(s, account, uidvalidity, b, &own)
                         .await
                         .map(|inserted| Some(StoredBatch::new(b, inserted))),
                     None => Ok(None),
@@ -511,7 +513,8 @@ impl Intake {
         account: &str,
         uidvalidity: u32,
         batch: &[(u32, u32, Option<chrono::DateTime<Utc>>)],
-    ) -> Result<Vec<(u32, Inserted)>> {
+        own: &std::collections::HashSet<u32>,
+    ) -> Result<Vec<(u32, Inserted, bool)>> {
         let cfg = &self.cfg.imap;
         let key = |uid| ImapKey {
             account: account.to_string(),
@@ -545,19 +548,64 @@ impl Intake {
                 .store
                 .insert_imap_blob(&key(uid), &blob, internal_date, self.clock.now())
                 .await?;
-            out.push((uid, inserted));
+            out.push((uid, inserted, false));
             return Ok(out);
         }
-        let set = uid_set(batch.iter().map(|t| t.0));
-        let fetched = self.fetch_bodies(s, &set, "(UID BODY.PEEK[])").await?;
+        // Our own copies (their Message-ID said so): the header first, and when it confirms
+        // the copy (our address and our Message-ID, as the pipeline would judge it), no body.
+        let guard = &self.pipeline.guard;
+        let candidates: Vec<u32> = batch
+            .iter()
+            .map(|t| t.0)
+            .filter(|uid| own.contains(uid))
+            .collect();
+        let mut headers: std::collections::HashMap<u32, Vec<u8>> = Default::default();
+        if !candidates.is_empty() {
+            let set = uid_set(candidates.into_iter());
+            for f in self
+                .fetch_bodies(s, &set, "(UID BODY.PEEK[HEADER])")
+                .await?
+            {
+                if let (Some(uid), Some(header)) = (f.uid, f.header())
+                    && crate::message::is_own_copy(
+                        &crate::message::understand(header, guard),
+                        guard,
+                    )
+                {
+                    headers.insert(uid, header.to_vec());
+                }
+            }
+        }
+        let whole: Vec<u32> = batch
+            .iter()
+            .map(|t| t.0)
+            .filter(|uid| !headers.contains_key(uid))
+            .collect();
+        let fetched = if whole.is_empty() {
+            Vec::new()
+        } else {
+            self.fetch_bodies(s, &uid_set(whole.into_iter()), "(UID BODY.PEEK[])")
+                .await?
+        };
         let mut found = Vec::with_capacity(batch.len());
         for &(uid, _, internal_date) in batch {
-            match fetched
-                .iter()
-                .find(|f| f.uid == Some(uid))
-                .and_then(|f| f.body())
-            {
-                Some(raw) => found.push((key(uid), raw, internal_date)),
+            let (raw, own_copy) = match headers.get(&uid) {
+                Some(h) => (Some(h.as_slice()), true),
+                None => (
+                    fetched
+                        .iter()
+                        .find(|f| f.uid == Some(uid))
+                        .and_then(|f| f.body()),
+                    false,
+                ),
+            };
+            match raw {
+                Some(raw) => found.push(Fetched {
+                    key: key(uid),
+                    raw,
+                    internal_date,
+                    own_copy,
+                }),
                 // Expunged between the two fetches: nothing to store.
                 None => tracing::warn!(uid, "邮件在取回内容之前已从文件夹中消失"),
             }
@@ -569,7 +617,7 @@ impl Intake {
         Ok(found
             .iter()
             .zip(inserted)
-            .map(|(m, i)| (m.0.uid, i))
+            .map(|(m, i)| (m.key.uid, i, m.own_copy))
             .collect())
     }
 

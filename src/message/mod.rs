@@ -43,6 +43,23 @@ pub struct LoopGuard {
     pub own_addresses: Vec<String>,
 }
 
+/// Whether `u` is the copy of a mail we sent (the intake address is copied on every answer):
+/// from one of our addresses, with a Message-ID of our domain. Intake asks it of a copy's
+/// header alone (it then fetches no body), the pipeline of the whole mail.
+pub fn is_own_copy(u: &Understood, guard: &LoopGuard) -> bool {
+    let own_suffix = format!("@{}", guard.own_domain);
+    let from_us = u.from.as_ref().is_some_and(|f| {
+        guard
+            .own_addresses
+            .iter()
+            .any(|own| own.eq_ignore_ascii_case(&f.addr))
+    });
+    from_us
+        && u.message_id
+            .as_deref()
+            .is_some_and(|m| m.ends_with(&own_suffix))
+}
+
 /// A mailbox: the decoded display name and the address with its domain lowercased.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Address {

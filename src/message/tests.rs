@@ -522,3 +522,47 @@ fn deeply_nested_rfc822_does_not_overflow_the_stack() {
     assert_eq!(understood.attachments.len(), 1);
     assert_eq!(understood.attachments[0].filename, "转发的邮件.eml");
 }
+
+/// Our own copy is told by our address AND our Message-ID domain, from the header alone (as
+/// intake asks it before fetching any body) or the whole mail: a stranger who writes our
+/// Message-ID domain, or our address with a Message-ID of another domain, is not one.
+#[test]
+fn own_copies_need_our_address_and_our_message_id() {
+    let g = guard();
+    let cases = [
+        (
+            "intake@example.test",
+            "<ack-1.x@shenbao.example.test>",
+            true,
+        ),
+        ("Intake@Example.TEST", "<ack-2@shenbao.example.test>", true),
+        (
+            "stranger@evil.test",
+            "<ack-1.x@shenbao.example.test>",
+            false,
+        ),
+        ("intake@example.test", "<a1@mail.example.test>", false),
+        (
+            "intake@example.test",
+            "<a1@shenbao.example.test.evil>",
+            false,
+        ),
+    ];
+    for (from, id, want) in cases {
+        let header = format!(
+            "From: =?UTF-8?B?55Sz5oql57O757uf?= <{from}>\r\nTo: b@x.test\r\nMessage-ID: {id}\r\nSubject: =?UTF-8?B?5Zue5omn?=\r\n\r\n"
+        );
+        assert_eq!(
+            is_own_copy(&understand(header.as_bytes(), &g), &g),
+            want,
+            "header of {from} {id}"
+        );
+        let whole = format!("{header}正文\r\n");
+        assert_eq!(
+            is_own_copy(&understand(whole.as_bytes(), &g), &g),
+            want,
+            "whole mail of {from} {id}"
+        );
+    }
+    assert!(!is_own_copy(&understand(b"", &g), &g), "empty input");
+}

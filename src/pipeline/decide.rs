@@ -967,15 +967,7 @@ fn branches_named(ctx: &Context<'_>, extracted: &Extracted) -> Vec<(&'static str
 
 /// The copy of a mail we sent: from our address, with our Message-ID domain.
 pub fn is_own_copy(ctx: &Context<'_>, u: &Understood) -> bool {
-    let own_suffix = format!("@{}", ctx.cfg.ack.message_id_domain);
-    let from_us = u
-        .from
-        .as_ref()
-        .is_some_and(|f| ctx.guard.own_addresses.contains(&f.addr.to_lowercase()));
-    from_us
-        && u.message_id
-            .as_deref()
-            .is_some_and(|m| m.ends_with(&own_suffix))
+    crate::message::is_own_copy(u, ctx.guard)
 }
 
 /// What `u` is, from what it says and what the database knows about it ([`ClassifyInput`]).

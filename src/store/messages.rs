@@ -113,9 +113,23 @@ pub struct UnansweredRow {
     pub received_at: DateTime<Utc>,
 }
 
-/// The Message-ID of raw bytes, read with the headers only (the body is not parsed here).
-/// A message as one UID FETCH gave it: where it is, its bytes, its INTERNALDATE.
-pub type Fetched<'a> = (ImapKey, &'a [u8], Option<DateTime<Utc>>);
+/// A message as one UID FETCH gave it.
+#[derive(Debug, Clone)]
+pub struct Fetched<'a> {
+    /// Where it is.
+    pub key: ImapKey,
+    /// Its bytes: the whole mail, or only its header for [`Fetched::own_copy`].
+    pub raw: &'a [u8],
+    pub internal_date: Option<DateTime<Utc>>,
+    /// The copy of a mail we sent, told by its header (`message::is_own_copy`): the header is
+    /// stored and the row recorded as processed (`own_copy`) at once — its body is the
+    /// outbox's raw mail, so it is neither fetched nor stored twice, nor processed.
+    pub own_copy: bool,
+}
+
+/// Why an own copy has only its header stored (the `reason` of its row).
+pub const OWN_COPY_HEADER_ONLY: &str =
+    "本系统所发邮件的存档副本：只取回邮件头（正文即发件箱中的原件）";
 
 /// A message's bytes as written to the blob directory.
 #[derive(Debug, Clone)]
@@ -163,7 +177,7 @@ impl Store {
     ) -> Result<Inserted> {
         let mut tx = self.begin_write().await?;
         let inserted = self
-            .insert_imap_row(tx.conn(), key, blob, internal_date, now)
+            .insert_imap_row(tx.conn(), key, blob, internal_date, false, now)
             .await?;
         tx.commit().await?;
         Ok(inserted)
@@ -179,7 +193,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<Inserted>> {
         let blobs = self.blobs.clone();
-        let owned: Vec<Vec<u8>> = messages.iter().map(|m| m.1.to_vec()).collect();
+        let owned: Vec<Vec<u8>> = messages.iter().map(|m| m.raw.to_vec()).collect();
         let written = tokio::task::spawn_blocking(move || {
             let mut staged = Vec::new();
             let written = owned
@@ -201,9 +215,9 @@ impl Store {
         .map_err(|e| std::io::Error::other(e.to_string()))??;
         let mut tx = self.begin_write().await?;
         let mut out = Vec::with_capacity(messages.len());
-        for ((key, _, internal_date), blob) in messages.iter().zip(&written) {
+        for (m, blob) in messages.iter().zip(&written) {
             out.push(
-                self.insert_imap_row(tx.conn(), key, blob, *internal_date, now)
+                self.insert_imap_row(tx.conn(), &m.key, blob, m.internal_date, m.own_copy, now)
                     .await?,
             );
         }
@@ -219,6 +233,7 @@ impl Store {
         key: &ImapKey,
         blob: &StoredBlob,
         internal_date: Option<DateTime<Utc>>,
+        own_copy: bool,
         now: DateTime<Utc>,
     ) -> Result<Inserted> {
         let sha = &blob.sha256;
@@ -251,8 +266,11 @@ impl Store {
         }
         let id: i64 = on_conn!(conn.re(), |c| {
             sqlx::query_scalar(
-            "INSERT INTO messages (source, account, folder, uidvalidity, uid, message_id, raw_sha256, size, internal_date, stored_at, campaign)
-             VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO messages (source, account, folder, uidvalidity, uid, message_id, raw_sha256, size, internal_date, stored_at, campaign,
+                                   status, disposition, reason, processed_at)
+             VALUES ('imap', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                     CASE WHEN $11 THEN 'processed' ELSE 'stored' END, CASE WHEN $11 THEN 'own_copy' END,
+                     CASE WHEN $11 THEN $12 END, CASE WHEN $11 THEN $9 END) RETURNING id",
         )
         .bind(&key.account)
         .bind(&key.folder)
@@ -264,6 +282,8 @@ impl Store {
         .bind(internal_date.map(db_time))
         .bind(db_time(now))
         .bind(self.campaign())
+        .bind(own_copy)
+        .bind(OWN_COPY_HEADER_ONLY)
         .fetch_one(c)
         .await?
         });
@@ -758,9 +778,20 @@ mod tests {
                 Some((8, 2)),
                 "{backend}: a duplicate still moves the watermark"
             );
+            let fetched = |k: ImapKey, raw, internal_date, own_copy| super::Fetched {
+                key: k,
+                raw,
+                internal_date,
+                own_copy,
+            };
+            let copy_header: &[u8] = b"From: intake@x\r\nMessage-ID: <ack-1@shenbao.x>\r\n\r\n";
             let batch = store
                 .insert_imap_batch(
-                    &[(key(8, 3), two, None), (key(8, 4), one, Some(arrived))],
+                    &[
+                        fetched(key(8, 3), two, None, false),
+                        fetched(key(8, 4), one, Some(arrived), false),
+                        fetched(key(8, 5), copy_header, None, true),
+                    ],
                     now,
                 )
                 .await
@@ -771,9 +802,30 @@ mod tests {
             assert_eq!(batch[1], Inserted::Duplicate(id1), "{backend}");
             assert_eq!(
                 store.mailbox_state("intake", "INBOX").await.expect("state"),
-                Some((8, 4)),
+                Some((8, 5)),
                 "{backend}"
             );
+            // Our own copy, told by its header: its header stored, recorded as processed, so
+            // the pipeline never takes it up; the sender's copy check finds its Message-ID.
+            let Inserted::New(copy) = batch[2] else {
+                panic!("{backend}: {batch:?}")
+            };
+            assert!(!store.pending().await.expect("pending").contains(&copy));
+            assert!(store.pending().await.expect("pending").contains(&id2));
+            let r = store
+                .message_record(copy)
+                .await
+                .expect("read")
+                .expect("there");
+            assert_eq!(
+                (r.status.as_str(), r.disposition.as_str()),
+                ("processed", "own_copy"),
+                "{backend}"
+            );
+            assert_eq!(r.reason, super::OWN_COPY_HEADER_ONLY, "{backend}");
+            assert!(store.has_message_id("ack-1@shenbao.x").await.expect("copy"));
+            let m = store.message(copy).await.expect("read").expect("there");
+            assert_eq!(m.raw_sha256, sha256_hex(copy_header), "{backend}");
             let mut w = store.blobs.writer().expect("writer");
             w.write(b"Message-ID: <big@t>\r\n\r\n").expect("write");
             w.write(b"a large body").expect("write");
@@ -816,7 +868,10 @@ mod tests {
             assert!(!store.has_message_id("three@t").await.expect("has"));
             assert_eq!(
                 store.message_counts().await.expect("counts"),
-                [("stored".to_string(), "-".to_string(), 3)],
+                [
+                    ("processed".to_string(), "own_copy".to_string(), 1),
+                    ("stored".to_string(), "-".to_string(), 3)
+                ],
                 "{backend}"
             );
         }
