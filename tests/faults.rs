@@ -466,8 +466,9 @@ enum Fault {
     /// the other must take over within the lease time; the killed one is started again.
     TwoDaemonsKillIntakeHolder { mails: usize, kills: usize },
     /// Two daemons on one PostgreSQL database, sending through an SMTP proxy that holds every
-    /// answer of the server back `smtp_delay_ms`: `kill -9` of a daemon with sends in flight,
-    /// `kills` times while the acknowledgements of `mails` mails go out.
+    /// answer of the server back `smtp_delay_ms`: `kill -9` of a daemon with sends in flight
+    /// (mails claimed in its name, one of them half handed over on an SMTP session), `kills`
+    /// times while the acknowledgements of `mails` mails go out.
     TwoDaemonsKillMidSend {
         mails: usize,
         kills: usize,
@@ -592,13 +593,17 @@ scenarios! {
         settle_secs: 180,
         what: "two daemons, intake holder killed",
     },
-    /// g. Two daemons on one PostgreSQL database share the sending of 400 acknowledgements
-    /// over a slowed SMTP server; a daemon with sends in flight is killed -9, 5 times.
+    /// g. Two daemons on one PostgreSQL database share the sending of 1,000 acknowledgements
+    /// over a slowed SMTP server; a daemon with sends in flight is killed -9, 10 times.
+    /// 15 ms per answer (about 0.1 s a mail per session) stretches the drain to about 40 s, so
+    /// that the tenth kill, once five sixths are sent and after five waits for a takeover, still
+    /// finds mails going out; the whole scenario takes about 45 s on 2 cores. The 180 s to
+    /// settle are a bound for a slow CI machine, not the expected time.
     two_daemons_kill_mid_send => Scenario {
         env: "faults-two-send",
         intake: "intake19",
         smtp: FAST_RETRY,
-        fault: Fault::TwoDaemonsKillMidSend { mails: 400, kills: 5, smtp_delay_ms: 15 },
+        fault: Fault::TwoDaemonsKillMidSend { mails: 1000, kills: 10, smtp_delay_ms: 15 },
         settle_secs: 180,
         what: "two daemons, killed mid-send",
     },
@@ -1649,30 +1654,142 @@ async fn intake_holder_killed(run: &Run, n: usize, kills: usize) -> Report {
     }
 }
 
+/// Where an SMTP session through [`slow_smtp`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// No mail under way: before the first MAIL FROM, or the last one's final answer delivered.
+    Idle,
+    /// A mail is being handed over: from MAIL FROM until the end of its data.
+    Mail,
+    /// The end of data sent, the server's final answer not yet delivered to the client (the
+    /// server may have taken the mail without the client knowing).
+    Ending,
+}
+
+/// What [`slow_smtp`] sees: each client connection (by its port) and where it stands, and how
+/// many connections were cut off by their client in the middle of a mail (a kill mid-send).
+#[derive(Default)]
+struct SmtpWatch {
+    sessions: std::sync::Mutex<BTreeMap<u16, Stage>>,
+    cut_mid_mail: std::sync::atomic::AtomicUsize,
+}
+
+impl SmtpWatch {
+    fn set(&self, port: u16, stage: Stage) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.insert(port, stage);
+        }
+    }
+    fn stage(&self, port: u16) -> Stage {
+        self.sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&port).copied())
+            .unwrap_or(Stage::Idle)
+    }
+    fn cut(&self) -> usize {
+        self.cut_mid_mail.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// Whether the process `pid` has a session through the proxy (listening on `proxy`) in
+    /// the middle of handing a mail over ([`Stage::Mail`]: a round trip or more from its end,
+    /// so that a kill that follows at once still lands in it).
+    fn mid_mail(&self, pid: u32, proxy: u16) -> bool {
+        smtp_client_ports(pid, proxy)
+            .iter()
+            .any(|&p| self.stage(p) == Stage::Mail)
+    }
+}
+
+/// The local ports of the TCP connections that process `pid` has open to port `to` of the
+/// loopback: its sockets (`/proc/PID/fd`) looked up in `/proc/net/tcp`.
+fn smtp_client_ports(pid: u32, to: u16) -> Vec<u16> {
+    let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let port = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, inode) = (f.get(1)?, f.get(2)?, f.get(9)?);
+            (port(remote) == Some(to) && inodes.contains(*inode))
+                .then(|| port(local))
+                .flatten()
+        })
+        .collect()
+}
+
 /// A TCP proxy in front of the stack's Postfix that holds every answer of the server back by
 /// `delay`: a mail takes several round trips (MAIL, RCPT ×3, DATA, the end of data), so the
-/// senders slow to a pace at which a kill finds mails `sending`. Runs until the test ends;
-/// returns its port.
-async fn slow_smtp(delay: Duration) -> u16 {
+/// senders slow to a pace at which a kill finds mails `sending`. It follows each session far
+/// enough to tell whether a mail is under way ([`SmtpWatch`]), so that a kill is known to
+/// land in the middle of one. Runs until the test ends; returns its port.
+async fn slow_smtp(delay: Duration) -> (u16, std::sync::Arc<SmtpWatch>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the SMTP proxy");
     let port = listener.local_addr().expect("proxy address").port();
     let upstream = stack().smtp;
+    let watch = std::sync::Arc::new(SmtpWatch::default());
+    let w = watch.clone();
     tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
+        while let Ok((client, peer)) = listener.accept().await {
+            let w = w.clone();
             tokio::spawn(async move {
                 let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                 else {
                     return;
                 };
+                let me = peer.port();
+                w.set(me, Stage::Idle);
                 let (mut client_r, mut client_w) = client.into_split();
                 let (mut server_r, mut server_w) = server.into_split();
                 // A client killed mid-mail closes its side: Postfix sees the end of the
                 // connection, as it would without the proxy.
                 let up = async {
-                    let _ = tokio::io::copy(&mut client_r, &mut server_w).await;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    // The last bytes seen, for an end of data split over two reads.
+                    let mut tail: Vec<u8> = Vec::new();
+                    loop {
+                        let n = match client_r.read(&mut buf).await {
+                            Ok(n) if n > 0 => n,
+                            _ => {
+                                // Closed (or reset) by the client: mid-mail unless idle.
+                                if w.stage(me) != Stage::Idle {
+                                    w.cut_mid_mail
+                                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                }
+                                break;
+                            }
+                        };
+                        let chunk = &buf[..n];
+                        tail.extend_from_slice(&chunk[n.saturating_sub(5)..]);
+                        tail.drain(..tail.len().saturating_sub(5));
+                        // lettre does not pipeline: a command is one write, and the end of
+                        // data is the last bytes before the client waits for the answer.
+                        if chunk.len() >= 10 && chunk[..10].eq_ignore_ascii_case(b"MAIL FROM:") {
+                            w.set(me, Stage::Mail);
+                        } else if tail == b"\r\n.\r\n" && w.stage(me) == Stage::Mail {
+                            w.set(me, Stage::Ending);
+                        }
+                        if server_w.write_all(chunk).await.is_err() {
+                            break;
+                        }
+                    }
                     let _ = server_w.shutdown().await;
                 };
                 let down = async {
@@ -1685,14 +1802,21 @@ async fn slow_smtp(delay: Duration) -> u16 {
                         if client_w.write_all(&buf[..n]).await.is_err() {
                             break;
                         }
+                        // The final answer to a mail's data is through: the mail is done.
+                        if w.stage(me) == Stage::Ending {
+                            w.set(me, Stage::Idle);
+                        }
                     }
                     let _ = client_w.shutdown().await;
                 };
                 tokio::join!(up, down);
+                if let Ok(mut s) = w.sessions.lock() {
+                    s.remove(&me);
+                }
             });
         }
     });
-    port
+    (port, watch)
 }
 
 /// One kill of a daemon with sends in flight.
@@ -1702,6 +1826,8 @@ struct MidSend {
     /// Rows `sending` just before the kill, and those of the killed daemon left so after it.
     sending: i64,
     interrupted: i64,
+    /// Its SMTP sessions cut off in the middle of a mail ([`SmtpWatch`]).
+    cut: usize,
     /// When the killed daemon was not started again at once: from the kill to its sends in
     /// flight taken back (`unconfirmed`) by the surviving daemon.
     recovered_by_other: Option<Option<Duration>>,
@@ -1722,7 +1848,7 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
     let env = &run.env;
     let seed = seed();
     let mut rng = Rng::new(seed);
-    let port = slow_smtp(Duration::from_millis(smtp_delay_ms)).await;
+    let (port, smtp) = slow_smtp(Duration::from_millis(smtp_delay_ms)).await;
     let text = std::fs::read_to_string(&env.config).expect("config");
     let direct = format!("[smtp]\nhost = \"127.0.0.1\"\nport = {}\n", stack().smtp);
     assert!(text.contains(&direct), "{text}");
@@ -1746,7 +1872,8 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
     let mut killed_holders = Vec::new();
     for k in 0..kills {
         // Spread over the drain: the k-th kill once k+1 parts of kills+2 are sent, at a moment
-        // some mail is in flight (claimed by a daemon: `outbox.claimed_by`).
+        // a daemon has mails claimed (`outbox.claimed_by`) and one of them under way on an SMTP
+        // session (not, say, between two chunks or looking for the copies of earlier sends).
         wait_fast(
             &pool,
             sent_sql,
@@ -1756,30 +1883,39 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
         .await;
         tokio::time::sleep(rng.millis(0, 300)).await;
         let deadline = Instant::now() + Duration::from_secs(60);
-        let (victim, claimer, sending) = loop {
+        let (victim, claimer, sending, sent) = loop {
             daemons[0].assert_alive();
             daemons[1].assert_alive();
+            let sent = scalar(&pool, sent_sql).await;
             let claimed: Vec<Option<String>> =
                 sqlx::query_scalar("SELECT claimed_by FROM outbox WHERE status = 'sending'")
                     .fetch_all(&pool)
                     .await
                     .unwrap_or_default();
-            let owner = claimed
-                .iter()
-                .flatten()
-                .find_map(|h| daemon_of(&daemons, h).map(|i| (i, h.clone())));
+            let owner = claimed.iter().flatten().find_map(|h| {
+                daemon_of(&daemons, h)
+                    .filter(|&i| smtp.mid_mail(daemons[i].child.id(), port))
+                    .map(|i| (i, h.clone()))
+            });
             if let Some((i, h)) = owner {
-                break (i, h, claimed.len() as i64);
+                break (i, h, claimed.len() as i64, sent);
             }
             assert!(
                 Instant::now() < deadline,
-                "no mail was being sent by one of the daemons for 60 s: {claimed:?}"
+                "no mail was being sent by one of the daemons for 60 s: {claimed:?}, SMTP sessions {:?}",
+                smtp.sessions.lock().map(|s| s.clone()).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        let sent = scalar(&pool, sent_sql).await;
+        let cut_before = smtp.cut();
         let killed_at = Instant::now();
         kill_daemon(daemons.swap_remove(victim)).await;
+        // The proxy sees the killed client's end of the connection within moments.
+        let seen_by = Instant::now() + Duration::from_secs(2);
+        while smtp.cut() == cut_before && Instant::now() < seen_by {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let cut = smtp.cut() - cut_before;
         let in_flight = || async {
             sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM outbox WHERE status = 'sending' AND claimed_by = $1",
@@ -1812,6 +1948,7 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
             sent,
             sending,
             interrupted,
+            cut,
             recovered_by_other,
         });
         daemons.push(env.start_daemon());
@@ -1830,10 +1967,14 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
                 Some(t) => format!(" (taken back by the other after {} s)", secs(t)),
                 None => String::new(),
             };
-            format!("{}/{}/{}{by_other}", m.sent, m.sending, m.interrupted)
+            format!(
+                "{}/{}/{}/{}{by_other}",
+                m.sent, m.sending, m.interrupted, m.cut
+            )
         })
         .collect();
     let interrupted: i64 = kills_done.iter().map(|m| m.interrupted.max(0)).sum();
+    let cut: usize = kills_done.iter().map(|m| m.cut).sum();
     let recovered = recovered_holders(&log_text);
     let wrongly_recovered: Vec<&String> = recovered
         .iter()
@@ -1841,7 +1982,7 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
         .collect();
     Report {
         head: format!(
-            "two daemons on one PostgreSQL database sending {n} acks through SMTP slowed {smtp_delay_ms} ms per answer, a daemon with sends in flight killed -9 ×{kills} (seed {seed}; sent/sending/interrupted at each kill: {}; {interrupted} sends interrupted, a dead daemon's sends taken back by a live one {}×, a live one's never): ",
+            "two daemons on one PostgreSQL database sending {n} acks through SMTP slowed {smtp_delay_ms} ms per answer, a daemon with sends in flight killed -9 ×{kills} (seed {seed}; sent/sending/interrupted/SMTP mails cut off at each kill: {}; {interrupted} sends interrupted, {cut} SMTP mails cut off, a dead daemon's sends taken back by a live one {}×, a live one's never): ",
             at_kill.join(" "),
             recovered.len(),
         ),
@@ -1852,6 +1993,10 @@ async fn killed_mid_send(run: &Run, n: usize, kills: usize, smtp_delay_ms: u64) 
             check(
                 kills_done.iter().all(|m| m.interrupted > 0),
                 format!("every kill left sends of the killed daemon in flight: {at_kill:?}"),
+            ),
+            check(
+                kills_done.iter().all(|m| m.cut > 0),
+                format!("every kill cut off an SMTP session in the middle of a mail: {at_kill:?}"),
             ),
             check(
                 kills_done.iter().all(|m| {
