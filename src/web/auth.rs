@@ -14,6 +14,8 @@ pub struct Session {
     /// Every POST of this session must carry it (form field `csrf`).
     pub csrf: String,
     pub last_seen: DateTime<Utc>,
+    /// The campaign this session looks at (`None`: the board's own, the current one).
+    pub campaign: Option<String>,
 }
 
 /// The sessions of this process, by cookie token. They live in memory: a restart logs
@@ -40,8 +42,21 @@ impl Sessions {
                 role,
                 csrf,
                 last_seen: now,
+                campaign: None,
             },
         );
+    }
+
+    /// Makes the session of `token` look at `campaign` (`None`: the board's own); `false`
+    /// when there is no such session.
+    pub fn choose_campaign(&mut self, token: &str, campaign: Option<String>) -> bool {
+        match self.by_token.get_mut(token) {
+            Some(s) => {
+                s.campaign = campaign;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The session of `token` if it has been used within `idle`; using it renews it. An
@@ -319,6 +334,7 @@ mod tests {
             role: WebRole::Staff,
             csrf: "tok".into(),
             last_seen: t(0),
+            campaign: None,
         };
         let reviewer = Session {
             role: WebRole::Reviewer,

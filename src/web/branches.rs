@@ -41,8 +41,9 @@ async fn branches(
         Err(r) => return Ok(r),
     };
     let Query(q) = query.unwrap_or_default();
-    let app = &board.app;
-    let snap = board.snapshot.get(app).await?;
+    let scope = board.scope(&session)?;
+    let app = &scope.app;
+    let snap = scope.snapshot.get(app).await?;
     let total = snap.rows.len();
     let filter = board::Filter {
         college: q.college.clone().filter(|c| !c.is_empty()),

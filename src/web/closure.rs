@@ -194,9 +194,10 @@ async fn closure(
         Err(r) => return Ok(r),
     };
     let Query(q) = query.unwrap_or_default();
-    let app = &board.app;
+    let scope = board.scope(&session)?;
+    let app = &scope.app;
     let now = board.now();
-    let snap = board.snapshot.get(app).await?;
+    let snap = scope.snapshot.get(app).await?;
     let phase = crate::campaign::closure::phase(&app.cfg.campaign, now, snap.reviews, &snap.funded);
     let deadline = match app.cfg.campaign.closure_deadline {
         Some(d) => board::next_deadline(&[("结项截止", d)], now),

@@ -107,7 +107,8 @@ async fn branch(
     };
     let Query(q) = query.unwrap_or_default();
     let asked = q.name.unwrap_or_default();
-    let app = &board.app;
+    let scope = board.scope(&session)?;
+    let app = &scope.app;
     let Some(b) = app.roster.get(asked.trim()).cloned() else {
         let text = if asked.trim().is_empty() {
             "没有指定支部。请从支部列表中选择一个支部。".to_string()

@@ -165,6 +165,9 @@ async fn script() -> Response {
 /// One stream's state between two events.
 struct Stream {
     board: Arc<Board>,
+    /// The campaign the session looked at when the stream opened (a page reload after
+    /// choosing another opens a new stream).
+    scope: super::Scope,
     token: String,
     changes: watch::Receiver<i64>,
     sent: Option<Figures>,
@@ -184,7 +187,7 @@ impl Stream {
 
     /// The `change` event when the figures differ from what this stream sent last.
     async fn change(&mut self) -> Option<Event> {
-        let snap = match self.board.snapshot.get(&self.board.app).await {
+        let snap = match self.scope.snapshot.get(&self.scope.app).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "看板实时更新读取数据失败");
@@ -240,11 +243,17 @@ impl Stream {
 }
 
 async fn events(State(board): State<Arc<Board>>, headers: HeaderMap) -> Response {
-    if let Err(r) = board.viewer(&headers) {
-        return r;
-    }
+    let session = match board.viewer(&headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let scope = match board.scope(&session) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     let stream = Stream {
+        scope,
         changes: board.live.clone(),
         board,
         token,

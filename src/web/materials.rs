@@ -55,7 +55,8 @@ async fn listing(
     status: StatusCode,
     notice: Option<String>,
 ) -> Result<Response, Failure> {
-    let tally = materials::tally(&board.app).await?;
+    let scope = board.scope(session)?;
+    let tally = materials::tally(&scope.app).await?;
     let body = board.render(
         "materials.html",
         Some(session),
@@ -84,7 +85,8 @@ async fn download(
         college: q.college.filter(|c| !c.trim().is_empty()),
         section: q.section.filter(|s| !s.trim().is_empty()),
     };
-    let filter = match materials::resolve(&board.app, &given) {
+    let scope = board.scope(&session)?;
+    let filter = match materials::resolve(&scope.app, &given) {
         Ok(f) => f,
         Err(e) => {
             return listing(&board, &session, StatusCode::NOT_FOUND, Some(refusal(&e))).await;
@@ -97,7 +99,7 @@ async fn download(
         .map_err(|e| anyhow::anyhow!("等待生成压缩包时出错：{e}"))?;
     let dir = PrivateDir::new(&board.app.cfg.data_dir)?;
     let out = dir.0.join("materials.zip");
-    let done = materials::export(&board.app, &filter, &out).await?;
+    let done = materials::export(&scope.app, &filter, &out).await?;
     if !done.written.damaged.is_empty() {
         tracing::warn!(
             damaged = %done.written.damaged.join("；"),

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod board;
 mod branches;
+mod campaigns;
 pub mod chart;
 mod closure;
 pub mod desk;
@@ -65,7 +66,10 @@ pub struct Board {
     limiter: Mutex<Limiter>,
     templates: minijinja::Environment<'static>,
     /// What 总览 and 支部 show, read again only after the database changed.
-    snapshot: snapshot::Cache,
+    snapshot: Arc<snapshot::Cache>,
+    /// The other campaigns a session chose to look at ([`Board::scope`]), built when first
+    /// chosen.
+    others: Mutex<std::collections::HashMap<String, Scope>>,
     /// Moves whenever the database changed while a page listens ([`live`]).
     live: watch::Receiver<i64>,
     /// Checked against when the account does not exist, so that an unknown name takes as
@@ -160,7 +164,8 @@ pub async fn serve(
         sessions: Mutex::new(Sessions::default()),
         limiter: Mutex::new(Limiter::default()),
         templates: templates(),
-        snapshot: snapshot::Cache::default(),
+        snapshot: Arc::default(),
+        others: Mutex::default(),
         live,
         dummy_hash: hash_password("shenbao-dummy").unwrap_or_default(),
         review_uploads: review::Uploads::default(),
@@ -183,6 +188,7 @@ fn router(board: Arc<Board>) -> Router {
         .merge(login::routes())
         .merge(overview::routes())
         .merge(branches::routes())
+        .merge(campaigns::routes())
         .merge(detail::routes())
         .merge(staff::routes())
         .merge(outbox::routes())
@@ -194,7 +200,52 @@ fn router(board: Arc<Board>) -> Router {
         .with_state(board)
 }
 
+/// One campaign as the board reads it: its context (configuration, roster, the store scoped to
+/// it) and its cached figures.
+#[derive(Clone)]
+struct Scope {
+    app: Arc<App>,
+    snapshot: Arc<snapshot::Cache>,
+}
+
 impl Board {
+    /// The campaign `session` looks at: the board's own, or the one it chose (see
+    /// [`campaigns`]), its context built the first time any session chooses it.
+    fn scope(&self, session: &auth::Session) -> Result<Scope, Failure> {
+        let own = Scope {
+            app: self.app.clone(),
+            snapshot: self.snapshot.clone(),
+        };
+        let Some(id) = session
+            .campaign
+            .as_deref()
+            .filter(|id| *id != self.app.cfg.campaign.id)
+        else {
+            return Ok(own);
+        };
+        let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = others.get(id) {
+            return Ok(s.clone());
+        }
+        let cfg = (*self.app.cfg)
+            .clone()
+            .with_campaign(id)
+            .map_err(|e| Failure(anyhow::anyhow!(e)))?;
+        let app = App::new(
+            self.app.store.clone(),
+            self.app.clock,
+            Arc::new(cfg),
+            self.app.outbox.clone(),
+        )
+        .map_err(Failure)?;
+        let scope = Scope {
+            app: Arc::new(app),
+            snapshot: Arc::default(),
+        };
+        others.insert(id.to_string(), scope.clone());
+        Ok(scope)
+    }
+
     fn set_cookie(&self, name: &str, value: &str) -> String {
         cookie_line(name, value, self.web.secure_cookies)
     }
@@ -243,9 +294,26 @@ impl Board {
         page: &str,
         ctx: minijinja::Value,
     ) -> Result<String, Failure> {
+        let cfg = &self.app.cfg;
+        let looking_at = session
+            .and_then(|s| s.campaign.as_deref())
+            .and_then(|id| cfg.campaign_by_id(id))
+            .unwrap_or(&cfg.campaign);
+        // The selector in the header, when there is more than one campaign.
+        let campaigns: Vec<(String, String, bool)> = if cfg.campaigns.len() > 1 {
+            cfg.campaigns
+                .iter()
+                .map(|c| (c.id.clone(), c.name.clone(), c.id == cfg.campaign.id))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let base = minijinja::context! {
             css => CSS,
-            campaign => &self.app.cfg.campaign.name,
+            campaign => &looking_at.name,
+            campaign_id => &looking_at.id,
+            campaigns => campaigns,
+            past => looking_at.id != cfg.campaign.id,
             user => session.map(|s| s.user.clone()),
             role => session.map(|s| s.role.label()),
             csrf => session.map(|s| s.csrf.clone()),

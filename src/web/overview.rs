@@ -45,9 +45,10 @@ async fn overview(
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
-    let app = &board.app;
+    let scope = board.scope(&session)?;
+    let app = &scope.app;
     let now = board.now();
-    let snap = board.snapshot.get(app).await?;
+    let snap = scope.snapshot.get(app).await?;
     let status = &snap.status;
     let phase = crate::campaign::closure::phase(&app.cfg.campaign, now, snap.reviews, &snap.funded);
     let chart = chart::college_bars(&board::college_counts(&snap.rows));

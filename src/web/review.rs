@@ -212,7 +212,8 @@ async fn render(
     note: Option<String>,
     status: StatusCode,
 ) -> Result<Response, Failure> {
-    let app = &board.app;
+    let scope = board.scope(session)?;
+    let app = &scope.app;
     let now = board.now();
     let current = app
         .store
@@ -288,11 +289,13 @@ async fn render(
 
 /// The reviewers' sheet: the 汇总表 as `shenbao export --format xlsx` writes it.
 async fn sheet(State(board): State<Arc<Board>>, headers: HeaderMap) -> Result<Response, Failure> {
-    if let Err(r) = board.viewer(&headers) {
-        return Ok(r);
-    }
-    let cfg = &board.app.cfg;
-    let bytes = crate::export::summary_xlsx(&board.app.store, cfg).await?;
+    let session = match board.viewer(&headers) {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let scope = board.scope(&session)?;
+    let cfg = &scope.app.cfg;
+    let bytes = crate::export::summary_xlsx(&scope.app.store, cfg).await?;
     let name = format!("{}评审表.xlsx", cfg.campaign.name);
     let mut r = bytes.into_response();
     let h = r.headers_mut();
@@ -441,7 +444,8 @@ async fn upload(
         .await;
     };
     let now = board.now();
-    let outcome = match results::check_import(&board.app, &bytes, &file_name, partial).await {
+    let scope = board.scope(&session)?;
+    let outcome = match results::check_import(&scope.app, &bytes, &file_name, partial).await {
         Ok(o) => o,
         Err(e) => match e.downcast_ref::<UnreadableSheet>() {
             Some(u) => {
@@ -654,7 +658,8 @@ async fn notify(
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
-    let app = &board.app;
+    let scope = board.scope(&session)?;
+    let app = &scope.app;
     if let Some(why) = app.cfg.smtp.missing_password() {
         return render(
             &board,

@@ -97,7 +97,7 @@ fn notice(board: &Board, session: &auth::Session) -> Option<&'static str> {
 }
 
 /// The line to show for the query an action redirected with.
-async fn flash(board: &Board, q: &FlashQuery) -> Result<Option<desk::Flash>, Failure> {
+async fn flash(app: &crate::app::App, q: &FlashQuery) -> Result<Option<desk::Flash>, Failure> {
     let Some(outcome) = q
         .done
         .as_deref()
@@ -111,9 +111,7 @@ async fn flash(board: &Board, q: &FlashQuery) -> Result<Option<desk::Flash>, Fai
     };
     let (branch, near) = match outcome {
         StaffOutcome::Assigned => (
-            board
-                .app
-                .store
+            app.store
                 .message_record(id)
                 .await
                 .map_err(anyhow::Error::from)?
@@ -122,7 +120,7 @@ async fn flash(board: &Board, q: &FlashQuery) -> Result<Option<desk::Flash>, Fai
         ),
         StaffOutcome::UnknownBranch => {
             let typed = q.branch.clone().unwrap_or_default();
-            let near = board.app.roster.match_branch(&typed).candidates;
+            let near = app.roster.match_branch(&typed).candidates;
             (Some(typed), near)
         }
         _ => (None, Vec::new()),
@@ -140,7 +138,8 @@ async fn staff(
         Err(r) => return Ok(r),
     };
     let Query(q) = query.unwrap_or_default();
-    let store = &board.app.store;
+    let scope = board.scope(&session)?;
+    let store = &scope.app.store;
     let waiting = store
         .needs_staff(None, None)
         .await
@@ -175,7 +174,7 @@ async fn staff(
             note: r.note.unwrap_or_default(),
         })
         .collect();
-    let flash = flash(&board, &q).await?;
+    let flash = flash(&scope.app, &q).await?;
     let body = board.render(
         "staff.html",
         Some(&session),
@@ -241,7 +240,8 @@ async fn message(
         return Ok(not_found().await);
     };
     let Query(q) = query.unwrap_or_default();
-    let app = &board.app;
+    let scope = board.scope(&session)?;
+    let app = &scope.app;
     let Some(m) = app
         .store
         .message_record(id)
@@ -309,7 +309,7 @@ async fn message(
     } else {
         Vec::new()
     };
-    let flash = flash(&board, &q).await?;
+    let flash = flash(&scope.app, &q).await?;
     let body = board.render(
         "message.html",
         Some(&session),
@@ -438,7 +438,8 @@ async fn resolve(
         return Ok(not_found().await);
     };
     let note = desk::resolve_note(&session.user, form.note.as_deref().unwrap_or_default());
-    let outcome = match correct::resolve(&board.app, id, Some(&note)).await {
+    let scope = board.scope(&session)?;
+    let outcome = match correct::resolve(&scope.app, id, Some(&note)).await {
         Ok(()) => {
             tracing::info!(user = %session.user, message = id, "看板：邮件标为已处理");
             StaffOutcome::Resolved
@@ -468,7 +469,7 @@ async fn assign(
         .map(str::trim)
         .filter(|b| !b.is_empty());
     // As `shenbao assign`: the mail is processed again as the branch's and acknowledged.
-    let p = correct::correction_pipeline(board.app.clone(), true);
+    let p = correct::correction_pipeline(board.scope(&session)?.app, true);
     let outcome = match correct::assign(&p, id, branch, false).await {
         Ok((name, report)) => {
             tracing::info!(user = %session.user, message = id, branch = %name, answers = report.answers, "看板：邮件登记到支部");

@@ -301,6 +301,75 @@ async fn one_subject_two_semesters() {
     );
     assert!(!funded.body.contains(B24), "not funded: {}", funded.body);
 
+    // Last semester on the board: chosen in the header (a POST with the session's CSRF
+    // token), every page then reads that campaign for this session only.
+    let csrf = crate::web::csrf_in(&all.body);
+    assert!(all.body.contains(r#"action="/campaign""#), "{}", all.body);
+    let forged = http(
+        port,
+        "127.0.0.1",
+        "POST",
+        "/campaign",
+        &cookie,
+        Some("id=2025-autumn"),
+    )
+    .await;
+    assert_eq!(
+        forged.status, 403,
+        "without the CSRF token: {}",
+        forged.body
+    );
+    let chosen = http(
+        port,
+        "127.0.0.1",
+        "POST",
+        "/campaign",
+        &cookie,
+        Some(&format!("csrf={csrf}&id=2025-autumn")),
+    )
+    .await;
+    assert_eq!(chosen.status, 303, "{}", chosen.body);
+    let autumn_page = http(port, "127.0.0.1", "GET", "/branches", &cookie, None).await;
+    assert!(
+        autumn_page.body.contains("正在查看往期活动“2025年秋季学期"),
+        "{}",
+        autumn_page.body
+    );
+    assert!(
+        autumn_page.body.contains("迟交</span>"),
+        "B24 was late last semester"
+    );
+    assert!(
+        autumn_page.body.contains("第2版"),
+        "B22's second version last semester"
+    );
+    // As a person sees it: the selector in the header and the notice on top.
+    crate::web::screenshot(&autumn_page.body, "branches-last-semester", 1366, 768);
+    let overview = http(port, "127.0.0.1", "GET", "/", &cookie, None).await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    // Back to this semester.
+    let back = http(
+        port,
+        "127.0.0.1",
+        "POST",
+        "/campaign",
+        &cookie,
+        Some(&format!("csrf={csrf}&id=2026-spring")),
+    )
+    .await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let spring_page = http(port, "127.0.0.1", "GET", "/branches", &cookie, None).await;
+    assert!(
+        !spring_page.body.contains("正在查看往期活动"),
+        "{}",
+        spring_page.body
+    );
+    assert!(
+        !spring_page.body.contains("迟交</span>"),
+        "{}",
+        spring_page.body
+    );
+
     // A campaign the config does not name, and the daemon, are refused with what to do.
     let (ok, out) = env.run(&["--campaign", "2024-spring", "status"]);
     assert!(!ok && out.contains("2025-autumn、2026-spring"), "{out}");

@@ -1,0 +1,51 @@
+//! 活动: which campaign a session looks at. The board shows the current campaign; with several
+//! `[[campaign]]` the header has a selector, and choosing last semester's shows every page
+//! (总览, 支部, 评审 …) for that campaign, for this session only, until another is chosen.
+//! Choosing changes nothing in the data, so reviewers may do it too; it is a POST with the
+//! session's CSRF token all the same (it changes the session).
+
+use super::Board;
+use super::reply::{Failure, forbidden, redirect};
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::post;
+use std::sync::Arc;
+
+pub(super) fn routes() -> Router<Arc<Board>> {
+    Router::new().route("/campaign", post(choose))
+}
+
+#[derive(serde::Deserialize)]
+struct Choice {
+    csrf: Option<String>,
+    id: String,
+}
+
+async fn choose(
+    State(board): State<Arc<Board>>,
+    headers: HeaderMap,
+    Form(choice): Form<Choice>,
+) -> Result<Response, Failure> {
+    let Some((token, session)) = board.session(&headers) else {
+        return Ok(redirect("/login", &[]));
+    };
+    if let Err(refusal) = super::auth::may_post(&session, choice.csrf.as_deref(), false) {
+        return Ok(forbidden(refusal));
+    }
+    let cfg = &board.app.cfg;
+    if cfg.campaign_by_id(&choice.id).is_none() {
+        return Err(Failure(anyhow::anyhow!(
+            "没有 id 为“{}”的活动：请从页面顶部的活动列表中选择",
+            choice.id
+        )));
+    }
+    let chosen = (choice.id != cfg.campaign.id).then_some(choice.id);
+    board
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .choose_campaign(&token, chosen);
+    Ok(redirect("/", &[]))
+}
