@@ -5,10 +5,10 @@
 //! session's CSRF token all the same (it changes the session).
 
 use super::Board;
-use super::reply::{Failure, forbidden, redirect};
+use super::reply::{Failure, forbidden, html, redirect};
 use axum::Router;
 use axum::extract::{Form, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use std::sync::Arc;
@@ -17,17 +17,19 @@ pub(super) fn routes() -> Router<Arc<Board>> {
     Router::new().route("/campaign", post(choose))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 struct Choice {
     csrf: Option<String>,
-    id: String,
+    id: Option<String>,
 }
 
 async fn choose(
     State(board): State<Arc<Board>>,
     headers: HeaderMap,
-    Form(choice): Form<Choice>,
+    form: Result<Form<Choice>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, Failure> {
+    // The session and its token first, whatever the form holds.
+    let Form(choice) = form.unwrap_or_default();
     let Some((token, session)) = board.session(&headers) else {
         return Ok(redirect("/login", &[]));
     };
@@ -35,13 +37,17 @@ async fn choose(
         return Ok(forbidden(refusal));
     }
     let cfg = &board.app.cfg;
-    if cfg.campaign_by_id(&choice.id).is_none() {
-        return Err(Failure(anyhow::anyhow!(
-            "没有 id 为“{}”的活动：请从页面顶部的活动列表中选择",
-            choice.id
-        )));
+    let id = choice.id.unwrap_or_default();
+    if cfg.campaign_by_id(&id).is_none() {
+        return Ok(html(
+            StatusCode::NOT_FOUND,
+            format!(
+                "<!doctype html><meta charset=\"utf-8\"><title>没有这一期活动</title><p>没有 id 为“{}”的活动：请回到看板，从页面顶部的活动列表中选择。</p><p><a href=\"/\">回到总览</a></p>",
+                super::chart::esc(&id)
+            ),
+        ));
     }
-    let chosen = (choice.id != cfg.campaign.id).then_some(choice.id);
+    let chosen = (id != cfg.campaign.id).then_some(id);
     board
         .sessions
         .lock()

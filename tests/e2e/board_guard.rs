@@ -23,6 +23,9 @@ enum Kind {
     Page,
     /// Changes something: a staff session and its CSRF token are needed.
     Action,
+    /// Changes only the session (which campaign it looks at): any session, with its own CSRF
+    /// token; the data stays as it was.
+    Session,
 }
 
 /// Every route, with a concrete path (ids that exist once the two mails are in).
@@ -77,6 +80,7 @@ const ROUTES: &[(&str, &str, &str, Kind)] = &[
     ("/materials", "GET", "/materials", Kind::Page),
     ("/materials.zip", "GET", "/materials.zip", Kind::Page),
     ("/closure", "GET", "/closure", Kind::Page),
+    ("/campaign", "POST", "/campaign", Kind::Session),
 ];
 
 /// The route patterns the board's sources register.
@@ -216,7 +220,7 @@ async fn no_session_no_token_and_no_reviewer_changes_anything() {
                 r.status,
                 r.header("location")
             ),
-            Kind::Action => assert!(
+            Kind::Action | Kind::Session => assert!(
                 r.status == 403 || (r.status == 303 && r.header("location") == Some("/login")),
                 "{method} {path} without a session: {}",
                 r.status
@@ -260,6 +264,25 @@ async fn no_session_no_token_and_no_reviewer_changes_anything() {
             "{method} {path} with a forged token: {}",
             r.body
         );
+    }
+    for (_, method, path, kind) in ROUTES {
+        if *kind != Kind::Session {
+            continue;
+        }
+        // Without the session's own token: refused; with it, a reviewer too (one campaign
+        // here: the current one).
+        let r = request(&b, method, path, &staff, "id=default").await;
+        assert_eq!(r.status, 403, "{method} {path} without a token: {}", r.body);
+        let forged = format!("csrf={reviewer_csrf}&id=default");
+        let r = request(&b, method, path, &staff, &forged).await;
+        assert_eq!(
+            r.status, 403,
+            "{method} {path} with a forged token: {}",
+            r.body
+        );
+        let own = format!("csrf={reviewer_csrf}&id=default");
+        let r = request(&b, method, path, &reviewer, &own).await;
+        assert_eq!(r.status, 303, "{method} {path} by a reviewer: {}", r.body);
     }
     assert!(!staff_csrf.is_empty() && staff_csrf != reviewer_csrf);
     assert_eq!(state(&b.env), before, "a refused action changed something");
