@@ -33,6 +33,12 @@
 //!    first folder selected to the last of all N acks queued; CPU is summed over the daemons,
 //!    peak RSS shown per daemon. The server is `--postgres URL` or `SHENBAO_TEST_POSTGRES`
 //!    (its role must be allowed to CREATE DATABASE; each run's database is dropped after it).
+//! 6. Ceilings, measured in the same run (`--no-ceilings` skips them): before the throughput
+//!    runs, single-row commits/s into a fresh SQLite file (WAL, `synchronous=FULL`) and small
+//!    mails/s to the local Postfix on one SMTP connection; in every throughput run, right
+//!    before the daemon starts, a raw `UID FETCH 1:* BODY.PEEK[]` of the same N mails, plain
+//!    and over STARTTLS. A last table puts applications/s beside the STARTTLS fetch rate and
+//!    acks/s beside the SMTP ceiling, as ratios.
 
 #[path = "../tests/e2e/common.rs"]
 mod common;
@@ -94,6 +100,9 @@ struct Args {
     /// The PostgreSQL server the `pg` and `pg2` runs create their databases on (a URL whose
     /// role may `CREATE DATABASE`): `--postgres URL`, else `SHENBAO_TEST_POSTGRES`.
     postgres: Option<String>,
+    /// Measure the machine's ceilings in the same run (the default; `--no-ceilings` skips):
+    /// raw IMAP fetch of each run's mails, SQLite commits, SMTP to Postfix.
+    ceilings: bool,
 }
 
 /// The database setup of a throughput run.
@@ -143,6 +152,7 @@ fn args() -> Args {
         parse_only: 0,
         backends: Vec::new(),
         postgres: std::env::var("SHENBAO_TEST_POSTGRES").ok(),
+        ceilings: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -158,6 +168,7 @@ fn args() -> Args {
             "--rate" => a.rate = val().parse().unwrap_or(a.rate),
             "--big-mb" => a.big_mb = val().parse().unwrap_or(a.big_mb),
             "--no-corpus" => a.corpus = false,
+            "--no-ceilings" => a.ceilings = false,
             "--runs" => a.runs = val().parse().ok().filter(|&r| r > 0),
             "--parse-only" => a.parse_only = val().parse().unwrap_or(1000),
             "--backends" => {
@@ -780,6 +791,10 @@ struct Throughput {
     acks: i64,
     acks_sent: i64,
     doubled: i64,
+    /// Acks already handed to Postfix when the last was queued (the rest went after).
+    sent_at_queued: i64,
+    /// The raw fetch rate of this run's N mails, measured right before the daemon started.
+    fetch: Option<FetchRates>,
 }
 
 /// Throughput of a daemon that finds N mails waiting (as after a night's downtime, or a
@@ -794,6 +809,7 @@ struct Throughput {
 /// acks is queued (both write to the one database the progress is read from).
 async fn throughput(
     n: usize,
+    ceilings: bool,
     backend: Backend,
     pg_server: Option<&str>,
     branches: &[Branch],
@@ -840,6 +856,18 @@ async fn throughput(
     }
     let append_s = started.elapsed().as_secs_f64();
     eprintln!("bench: N = {n}: appended in {append_s:.1} s; starting the daemon(s)");
+    let fetch = if ceilings {
+        settle().await;
+        let users: Vec<&str> = envs.iter().map(|e| e.user.as_str()).collect();
+        let f = fetch_ceiling(&users).await;
+        eprintln!(
+            "bench: N = {n}: raw UID FETCH of the same mails {:.0}/s plain, {:.0}/s over STARTTLS",
+            f.plain, f.starttls
+        );
+        Some(f)
+    } else {
+        None
+    };
 
     settle().await;
     let spawned = Instant::now();
@@ -865,6 +893,7 @@ async fn throughput(
     let cpu0 = cpu(&ds);
     let mut queued_s = None;
     let mut cpu_queued = 0.0;
+    let mut sent_at_queued = 0;
     let sent_s;
     let limit = Duration::from_secs(60 + n as u64);
     loop {
@@ -889,6 +918,7 @@ async fn throughput(
         {
             queued_s = Some(started.elapsed().as_secs_f64());
             cpu_queued = cpu(&ds) - cpu0;
+            sent_at_queued = pool.scalar(SENT_SQL).await;
         }
         if queued_s.is_some() && pool.scalar(SENT_SQL).await >= n as i64 {
             sent_s = started.elapsed().as_secs_f64();
@@ -955,6 +985,8 @@ async fn throughput(
         acks,
         acks_sent,
         doubled,
+        sent_at_queued,
+        fetch,
     }
 }
 
@@ -1159,6 +1191,184 @@ async fn big(mb: usize, branches: &[Branch], t: &Templates) -> Big {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The machine's ceilings, measured in the same run
+
+/// How fast the mail server hands over the N mails of a run, by UID FETCH alone: the most the
+/// daemon could read them at. Mails per second, plain and over STARTTLS (what an office's
+/// server is reached by).
+#[derive(Clone, Copy, Debug)]
+struct FetchRates {
+    plain: f64,
+    starttls: f64,
+}
+
+/// The mail stack's private CA (scripts/mailstack.sh writes it under its directory).
+fn stack_ca() -> PathBuf {
+    let dir = std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/shenbao-mailstack".into());
+    PathBuf::from(dir).join("tls/ca.pem")
+}
+
+/// An IMAP session over STARTTLS on the stack's IMAP port, logged in as `user`.
+async fn imap_starttls(
+    user: &str,
+) -> async_imap::Session<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", common::stack().imap))
+        .await
+        .expect("connect IMAP");
+    let _ = tcp.set_nodelay(true);
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.expect("greeting");
+    client
+        .run_command_and_check_ok("STARTTLS", None)
+        .await
+        .expect("STARTTLS");
+    let tcp = client.into_inner();
+    let config = shenbao::tls::client_config(Some(&stack_ca())).expect("the stack's CA");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("server name");
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    async_imap::Client::new(tls)
+        .login(format!("{user}@example.test"), format!("{user}-pw"))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login")
+}
+
+/// `UID FETCH 1:* (UID BODY.PEEK[])` of a whole INBOX (EXAMINEd: nothing changes), each mail
+/// dropped as it arrives; returns the mails read and the seconds from the command to the last.
+async fn fetch_all_timed<T>(s: &mut async_imap::Session<T>) -> (usize, f64)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    s.examine("INBOX").await.expect("EXAMINE INBOX");
+    let started = Instant::now();
+    let mut stream = s
+        .uid_fetch("1:*", "(UID BODY.PEEK[])")
+        .await
+        .expect("UID FETCH");
+    let mut n = 0;
+    while let Some(f) = stream.try_next().await.expect("UID FETCH") {
+        if f.body().is_some() {
+            n += 1;
+        }
+    }
+    (n, started.elapsed().as_secs_f64())
+}
+
+/// The raw fetch rate of the mails waiting in the users' INBOXes: all of them through one
+/// session per user, plain and then over STARTTLS.
+async fn fetch_ceiling(users: &[&str]) -> FetchRates {
+    let (mut n_plain, mut t_plain, mut n_tls, mut t_tls) = (0, 0.0, 0, 0.0);
+    for user in users {
+        let mut s = imap(user).await;
+        let (n, t) = fetch_all_timed(&mut s).await;
+        let _ = s.logout().await;
+        n_plain += n;
+        t_plain += t;
+        let mut s = imap_starttls(user).await;
+        let (n, t) = fetch_all_timed(&mut s).await;
+        let _ = s.logout().await;
+        n_tls += n;
+        t_tls += t;
+    }
+    FetchRates {
+        plain: n_plain as f64 / t_plain,
+        starttls: n_tls as f64 / t_tls,
+    }
+}
+
+/// Ceilings that do not depend on the run's mails.
+struct Ceilings {
+    sqlite_commits: usize,
+    sqlite_s: f64,
+    smtp_mails: usize,
+    smtp_s: f64,
+}
+
+/// Single-row commits per second into a fresh SQLite file with the daemon's settings (WAL,
+/// `synchronous=FULL`), one connection: each commit waits for its fsync, as the daemon's do.
+async fn sqlite_ceiling(rows: usize) -> (usize, f64) {
+    use sqlx::Connection as _;
+    let dir = std::env::temp_dir().join(format!("shenbao-bench-sqlite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.join("ceiling.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+    let mut conn = sqlx::SqliteConnection::connect_with(&opts)
+        .await
+        .expect("open the SQLite file");
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .expect("CREATE TABLE");
+    let started = Instant::now();
+    for i in 0..rows {
+        sqlx::query("INSERT INTO t (body) VALUES (?)")
+            .bind(format!("第 {i} 行"))
+            .execute(&mut conn)
+            .await
+            .expect("INSERT");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = conn.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    (rows, seconds)
+}
+
+/// Small mails per second to the local Postfix on one SMTP session, the way the daemon sends
+/// its acks (its own TCP connection with `TCP_NODELAY`, lettre's protocol code, no TLS as in
+/// the bench's config), to the mailbox the acks go to ([`REPLIES`]), which is emptied after.
+async fn smtp_ceiling(mails: usize) -> (usize, f64) {
+    use lettre::transport::smtp::client::AsyncSmtpConnection;
+    use lettre::transport::smtp::extension::ClientId;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", common::stack().smtp))
+        .await
+        .expect("connect SMTP");
+    tcp.set_nodelay(true).expect("TCP_NODELAY");
+    let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &ClientId::default())
+        .await
+        .expect("SMTP greeting");
+    let from: lettre::Address = format!("{INTAKE}@example.test").parse().expect("address");
+    let started = Instant::now();
+    for i in 0..mails {
+        let to: lettre::Address = branches_email(i).parse().expect("address");
+        let envelope =
+            lettre::address::Envelope::new(Some(from.clone()), vec![to.clone()]).expect("envelope");
+        let raw = format!(
+            "From: {from}\r\nTo: {to}\r\nSubject: ceiling {i}\r\nMessage-ID: <ceiling-{i}-{}@bench.shenbao.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n已收到第 {i} 封。\r\n",
+            std::process::id()
+        );
+        conn.send(&envelope, raw.as_bytes())
+            .await
+            .expect("SMTP send");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = conn.quit().await;
+    (mails, seconds)
+}
+
+/// The SQLite and SMTP ceilings, each after the machine has settled; the test mails are
+/// removed again and Postfix's queue emptied before anything else is timed.
+async fn ceilings() -> Ceilings {
+    settle().await;
+    let (sqlite_commits, sqlite_s) = sqlite_ceiling(2000).await;
+    settle().await;
+    let (smtp_mails, smtp_s) = smtp_ceiling(500).await;
+    settle().await;
+    common::empty_inbox(REPLIES).await;
+    Ceilings {
+        sqlite_commits,
+        sqlite_s,
+        smtp_mails,
+        smtp_s,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Parse + extract alone
 
 /// An Office file as the attachment of a minimal mail, the way it reaches the pipeline.
@@ -1258,6 +1468,56 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {mem} RAM")
 }
 
+/// The ceilings table: what the machine allows, measured in this run.
+fn print_ceilings(c: &Ceilings) {
+    println!("| ceiling, measured in this run | count | seconds | per second |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| SQLite single-row commits (WAL, synchronous=FULL, one connection) | {} | {:.2} | {:.0} |",
+        c.sqlite_commits,
+        c.sqlite_s,
+        c.sqlite_commits as f64 / c.sqlite_s
+    );
+    println!(
+        "| SMTP to Postfix, small mails on one connection | {} | {:.2} | {:.0} |",
+        c.smtp_mails,
+        c.smtp_s,
+        c.smtp_mails as f64 / c.smtp_s
+    );
+    println!();
+}
+
+/// Each throughput row beside its ceilings: applications/s against the raw STARTTLS fetch of
+/// the same mails (measured in the same run, right before the daemon started), acks/s against
+/// the SMTP ceiling — over the whole run (N ÷ all acks sent), and after the last ack was queued
+/// (the backlog holds the sender back to a batch a second; see the README).
+fn print_against_ceilings(rows: &[(String, &Throughput)], c: Option<&Ceilings>) {
+    if rows.iter().all(|(_, r)| r.fetch.is_none()) {
+        return;
+    }
+    let smtp = c.map_or(f64::NAN, |c| c.smtp_mails as f64 / c.smtp_s);
+    println!(
+        "| run | applications/s | raw UID FETCH, plain (/s) | raw UID FETCH, STARTTLS (/s) | applications/s ÷ STARTTLS fetch | SMTP ceiling (/s) | acks/s, whole run | ÷ SMTP ceiling | acks/s after the last was queued | ÷ SMTP ceiling |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (label, r) in rows {
+        let Some(f) = r.fetch else { continue };
+        let apps = r.n as f64 / r.queued_s;
+        let acks_whole = r.acks_sent as f64 / r.sent_s;
+        let acks_after =
+            (r.acks_sent - r.sent_at_queued) as f64 / (r.sent_s - r.queued_s).max(1e-3);
+        println!(
+            "| {label} | {apps:.0} | {:.0} | {:.0} | {:.2} | {smtp:.0} | {acks_whole:.0} | {:.2} | {acks_after:.0} | {:.2} |",
+            f.plain,
+            f.starttls,
+            apps / f.starttls,
+            acks_whole / smtp,
+            acks_after / smtp
+        );
+    }
+    println!();
+}
+
 /// Runs per size when `--runs` is not given: short runs vary with whatever else the machine
 /// does, so they are repeated and the median shown.
 fn runs_for(a: &Args, n: usize) -> usize {
@@ -1265,14 +1525,20 @@ fn runs_for(a: &Args, n: usize) -> usize {
 }
 
 /// `--backends`: the throughput run of every size on every database setup, in one table.
-async fn backend_comparison(a: &Args, branches: &[Branch], t: &Templates) {
+async fn backend_comparison(
+    a: &Args,
+    branches: &[Branch],
+    t: &Templates,
+    ceilings: Option<&Ceilings>,
+) {
     let mut rows = Vec::new();
     for &n in &a.sizes {
         for &backend in &a.backends {
             let runs = runs_for(a, n);
             let mut these = Vec::with_capacity(runs);
             for run in 1..=runs {
-                let r = throughput(n, backend, a.postgres.as_deref(), branches, t).await;
+                let r =
+                    throughput(n, a.ceilings, backend, a.postgres.as_deref(), branches, t).await;
                 eprintln!(
                     "bench: N = {n}, {} (run {run} of {runs}): {:.2} s to queue every ack ({:.0}/s, daemon CPU {:.1} s), {:.1} s to send them (CPU {:.1} s), peak RSS {:?} MB",
                     backend.label(),
@@ -1324,6 +1590,11 @@ async fn backend_comparison(a: &Args, branches: &[Branch], t: &Templates) {
         );
     }
     println!();
+    let labelled: Vec<(String, &Throughput)> = rows
+        .iter()
+        .map(|(backend, r, _, _)| (format!("{}, N = {}", backend.label(), r.n), r))
+        .collect();
+    print_against_ceilings(&labelled, ceilings);
 }
 
 fn main() {
@@ -1394,8 +1665,16 @@ fn main() {
             }
         }
         println!();
+        // Once, before the throughput runs; each run measures its own fetch ceiling.
+        let ceilings = if a.ceilings && !a.sizes.is_empty() {
+            let c = ceilings().await;
+            print_ceilings(&c);
+            Some(c)
+        } else {
+            None
+        };
         if !a.backends.is_empty() {
-            backend_comparison(&a, branches, t).await;
+            backend_comparison(&a, branches, t, ceilings.as_ref()).await;
         }
         let mut rows = Vec::new();
         let sizes: &[usize] = if a.backends.is_empty() { &a.sizes } else { &[] };
@@ -1403,7 +1682,7 @@ fn main() {
             let runs = runs_for(&a, n);
             let mut these = Vec::with_capacity(runs);
             for run in 1..=runs {
-                let r = throughput(n, Backend::Sqlite, None, branches, t).await;
+                let r = throughput(n, a.ceilings, Backend::Sqlite, None, branches, t).await;
                 eprintln!(
                     "bench: N = {n} (run {run} of {runs}): {:.2} s to queue every ack ({:.0}/s, daemon CPU {:.1} s), {:.1} s to send them (CPU {:.1} s), peak RSS {:.0} MB",
                     r.queued_s,
@@ -1444,6 +1723,9 @@ fn main() {
                 );
             }
             println!();
+            let labelled: Vec<(String, &Throughput)> =
+                rows.iter().map(|(r, _, _)| (format!("N = {}", r.n), r)).collect();
+            print_against_ceilings(&labelled, ceilings.as_ref());
         }
         if a.latency > 0 {
             let l = latency(a.latency, a.rate, branches, t).await;

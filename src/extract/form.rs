@@ -23,6 +23,7 @@ use super::amount::parse_amount;
 use super::field::Field;
 use super::model::{Amount, Block, Cell, Document, Fields};
 use crate::textnorm;
+use std::cell::OnceCell;
 use std::sync::LazyLock;
 
 /// What the extractor needs from the campaign configuration.
@@ -335,7 +336,7 @@ fn candidates(doc: &Document) -> Vec<Cand> {
         });
     };
     for (b, block) in doc.blocks.iter().enumerate() {
-        let rows: Vec<Vec<(u32, &Cell)>> = match block {
+        let rows: Vec<Vec<(u32, &Cell, Look)>> = match block {
             Block::Paragraph(p) => {
                 for (key, w, v) in inline_pairs(p) {
                     push(key, w, v, (b, 0), false);
@@ -351,35 +352,37 @@ fn candidates(doc: &Document) -> Vec<Cand> {
                         .map(|c| {
                             let start = col;
                             col = col.saturating_add(c.col_span.max(1));
-                            (start, c)
+                            (start, c, Look::default())
                         })
                         .collect()
                 })
                 .collect(),
         };
         for (r, row) in rows.iter().enumerate() {
-            for (i, (col, cell)) in row.iter().enumerate() {
+            for (i, (col, cell, look)) in row.iter().enumerate() {
                 if cell.v_merged {
                     continue;
                 }
-                if let Some((key, w)) = label_key(&cell.text) {
+                if let Some((key, w)) = look.key(&cell.text) {
                     let right = row
                         .get(i + 1..)
                         .unwrap_or_default()
                         .iter()
                         .take(MAX_RIGHT)
-                        .map(|(_, c)| *c);
+                        .map(|(_, c, l)| (*c, l));
                     // Below only from a header row: nothing to the right, or another label.
                     let header = row
                         .get(i + 1)
-                        .is_none_or(|(_, c)| label_key(&c.text).is_some() || is_labelish(&c.text));
+                        .is_none_or(|(_, c, l)| l.stops_search(&c.text));
                     let below = rows
                         .get(r + 1..)
                         .unwrap_or_default()
                         .iter()
                         .take(if header { MAX_BELOW } else { 0 })
                         .filter_map(|row| {
-                            row.iter().find(|(c, _)| c == col).map(|(_, cell)| *cell)
+                            row.iter()
+                                .find(|(c, ..)| c == col)
+                                .map(|(_, cell, l)| (*cell, l))
                         });
                     if let Some(v) = first_value(right) {
                         push(key, w, v, (b, r), false);
@@ -399,17 +402,46 @@ fn candidates(doc: &Document) -> Vec<Cand> {
 
 /// The first value among `cells` (to the right of a label, or below it): continuation cells
 /// of vertical merges and empty cells are passed over, a label ends the search.
-fn first_value<'a>(cells: impl Iterator<Item = &'a Cell>) -> Option<String> {
-    for c in cells {
-        if c.v_merged || is_placeholder(&c.text) {
+fn first_value<'a>(cells: impl Iterator<Item = (&'a Cell, &'a Look)>) -> Option<String> {
+    for (c, look) in cells {
+        if c.v_merged || look.placeholder(&c.text) {
             continue;
         }
-        if label_key(&c.text).is_some() || is_labelish(&c.text) {
+        if look.stops_search(&c.text) {
             return None;
         }
         return Some(c.text.clone());
     }
     None
+}
+
+/// What the search for values asks of one table cell, each answer worked out once. The same
+/// cell is asked as a label, as a value beside one label and below another; normalising its
+/// text for every question was the larger part of reading a form (see the README's profile).
+#[derive(Default)]
+struct Look {
+    key: OnceCell<Option<(Key, u8)>>,
+    stops: OnceCell<bool>,
+    placeholder: OnceCell<bool>,
+}
+
+impl Look {
+    /// [`label_key`] of the cell's text.
+    fn key(&self, text: &str) -> Option<(Key, u8)> {
+        *self.key.get_or_init(|| label_key(text))
+    }
+
+    /// A label, ours ([`label_key`]) or another ([`is_labelish`]): it ends a search for a value.
+    fn stops_search(&self, text: &str) -> bool {
+        *self
+            .stops
+            .get_or_init(|| self.key(text).is_some() || is_labelish(text))
+    }
+
+    /// [`is_placeholder`] of the cell's text.
+    fn placeholder(&self, text: &str) -> bool {
+        *self.placeholder.get_or_init(|| is_placeholder(text))
+    }
 }
 
 /// The label as compared: normalised, without a trailing colon, a trailing hint in
@@ -488,6 +520,11 @@ fn inline_pairs(text: &str) -> Vec<(Key, u8, String)> {
         return out;
     }
     for line in text.split('\n') {
+        // Every hit below ends in a colon; a line that cannot normalise to one has none, and
+        // most cells and paragraphs have none, so they are not normalised at all.
+        if !line.contains(COLONS) {
+            continue;
+        }
         let m = textnorm::normalize_mapped(line);
         let chars: Vec<char> = m.iter().map(|c| c.ch).collect();
         let mut hits: Vec<(usize, usize, Option<Key>, u8)> = Vec::new();
@@ -534,6 +571,11 @@ fn inline_pairs(text: &str) -> Vec<(Key, u8, String)> {
     }
     out
 }
+
+/// The characters whose NFKC form holds `:` (the ASCII colon, `：`, `︓`, `﹕` and `⩴`, which
+/// is `::=`): the only ones [`textnorm::normalize`] turns into a colon
+/// (`colons_are_all_that_normalise_to_a_colon` checks every character).
+const COLONS: [char; 5] = [':', '\u{FF1A}', '\u{FE13}', '\u{FE55}', '\u{2A74}'];
 
 /// A label followed by an optional `(hint)` and a colon at the start of `chars`: returns the
 /// length up to and including the colon. Longest label wins.
@@ -756,6 +798,29 @@ pub fn normalize_phone(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::extract::model::Table;
+
+    /// [`inline_pairs`] skips lines without one of [`COLONS`]; that is only right if no other
+    /// character normalises to a colon, in the Unicode tables this build uses.
+    #[test]
+    fn colons_are_all_that_normalise_to_a_colon() {
+        let mut found: Vec<char> = (0..=0x10FFFFu32)
+            .filter_map(char::from_u32)
+            .filter(|c| textnorm::normalize(&c.to_string()).contains(':'))
+            .collect();
+        found.sort_unstable();
+        let mut want = COLONS.to_vec();
+        want.sort_unstable();
+        assert_eq!(found, want);
+        // And a line with one of them still yields its pair.
+        for colon in COLONS.iter().take(4) {
+            let line = format!("负责人{colon}张三");
+            assert_eq!(
+                inline_pairs(&line),
+                vec![(Key::Leader, 3, "张三".to_string())],
+                "{line}"
+            );
+        }
+    }
 
     /// One vocabulary: a word that both the form reader and the summary reader know names
     /// the same field in both.
