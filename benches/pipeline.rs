@@ -6,6 +6,8 @@
 //! cargo bench --bench pipeline -- --sizes 100,1000 --runs 1 --latency 200 --big-mb 50 --no-corpus
 //! cargo bench --bench pipeline -- --backends sqlite,pg,pg2 --sizes 1000 --runs 1 \
 //!     --latency 0 --big-mb 0 --no-corpus     # the database setups side by side
+//! cargo bench --bench pipeline -- --daemon ../before/target/release/shenbao …
+//!                                      # another build's daemon, for a before/after
 //! ```
 //!
 //! 1. Throughput: N generated applications (a .docx form and an .xlsx summary each; every
@@ -141,6 +143,18 @@ impl Backend {
     }
 }
 
+/// `--daemon PATH`: the daemon binary to measure instead of the one this `cargo bench` built
+/// (another checkout's `target/release/shenbao`, for a before/after with one harness).
+static DAEMON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The daemon the runs start.
+fn daemon_binary() -> PathBuf {
+    DAEMON
+        .get()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_shenbao")))
+}
+
 fn args() -> Args {
     let mut a = Args {
         sizes: vec![100, 1000, 10000],
@@ -180,6 +194,9 @@ fn args() -> Args {
                 }
             }
             "--postgres" => a.postgres = Some(val()).filter(|u| !u.is_empty()),
+            "--daemon" => {
+                let _ = DAEMON.set(PathBuf::from(val()));
+            }
             // `cargo bench` passes --bench to every bench target (see main).
             "--bench" => {}
             other => eprintln!("bench: ignoring unknown argument {other}"),
@@ -516,7 +533,7 @@ impl Running {
     fn start(env: &TestEnv, backfill: bool) -> Running {
         let log = env.dir.join("daemon.log");
         let f = std::fs::File::create(&log).expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shenbao"));
+        let mut cmd = Command::new(daemon_binary());
         cmd.arg("--config").arg(&env.config).arg("run");
         if backfill {
             cmd.arg("--backfill-since").arg("2000-01-01");
