@@ -71,13 +71,50 @@ pub struct Duties {
     pub mail_from: Option<String>,
 }
 
+/// This machine's name, as daemons' lease holders start with it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether `holder` (`host/pid/random`) names a daemon of the machine `here` whose process
+/// is gone. (A reused process id reads as alive: its lease then runs out as any other.)
+fn gone_from(here: &str, holder: &str) -> bool {
+    let mut theirs = holder.splitn(3, '/');
+    let (Some(host), Some(pid)) = (theirs.next(), theirs.next()) else {
+        return false;
+    };
+    host == here
+        && pid
+            .parse::<u32>()
+            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// The daemons alive now: their liveness lease ([`alive_job`]) has not run out and, for one
+/// of this machine, its process still runs. The one judgement of "alive" that taking over
+/// work ([`Duties::take`]) and taking back sends in flight ([`crate::send`]) share; a
+/// command without duties of its own (`digest --now`) asks it too.
+pub async fn live_daemons(
+    store: &Store,
+) -> crate::store::Result<std::collections::HashSet<String>> {
+    let now = Duties::now();
+    let here = hostname();
+    Ok(store
+        .leases()
+        .await?
+        .into_iter()
+        .filter(|l| l.expires_at >= now)
+        .filter_map(|l| l.name.strip_prefix("daemon:").map(str::to_string))
+        .filter(|h| !gone_from(&here, h))
+        .collect())
+}
+
 impl Duties {
     pub fn new(store: Store, ttl: Duration) -> Duties {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
+        let host = hostname();
         let mut r = [0u8; 3];
         let _ = getrandom::fill(&mut r);
         Duties {
@@ -148,20 +185,10 @@ impl Duties {
         }
     }
 
-    /// Whether `holder` names a daemon of this machine whose process is gone. (A reused
-    /// process id reads as alive: its lease then runs out as any other.)
+    /// Whether `holder` names another daemon of this machine whose process is gone.
     pub fn is_dead_here(&self, holder: &str) -> bool {
-        let mut mine = self.holder.splitn(3, '/');
-        let mut theirs = holder.splitn(3, '/');
-        let (Some(my_host), Some(host), Some(pid)) = (mine.next(), theirs.next(), theirs.next())
-        else {
-            return false;
-        };
-        host == my_host
-            && holder != self.holder
-            && pid
-                .parse::<u32>()
-                .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        let here = self.holder.split('/').next().unwrap_or_default();
+        holder != self.holder && gone_from(here, holder)
     }
 
     /// Waits until this daemon holds `job`; `false` when asked to stop first.
@@ -262,6 +289,56 @@ impl Duties {
 mod tests {
     use super::Duties;
     use std::time::Duration;
+
+    /// Alive: a daemon whose liveness lease runs, of another machine or of this one with its
+    /// process running; not one whose lease ran out, nor one of this machine whose process is
+    /// gone (its lease still running). On both backends.
+    #[tokio::test]
+    async fn live_daemons_are_those_with_a_running_lease_and_process() {
+        for store in crate::store::test_stores("duty_live").await {
+            let me = Duties::new(store.clone(), Duration::from_secs(30));
+            let host = me.holder.split('/').next().expect("host").to_string();
+            let now = Duties::now();
+            let gone = format!("{host}/4000000000/abc");
+            let running = format!("{host}/1/abc");
+            let remote = "elsewhere.example/4000000000/abc".to_string();
+            let expired = "elsewhere.example/7/def".to_string();
+            for (holder, at) in [
+                (&gone, now),
+                (&running, now),
+                (&remote, now),
+                (&expired, now - chrono::Duration::seconds(60)),
+            ] {
+                assert!(
+                    store
+                        .take_lease(
+                            &super::alive_job(holder),
+                            holder,
+                            at,
+                            Duration::from_secs(30)
+                        )
+                        .await
+                        .expect("lease")
+                );
+            }
+            // A job lease is not a daemon's liveness.
+            assert!(
+                store
+                    .take_lease(super::SCHEDULER, &remote, now, Duration::from_secs(30))
+                    .await
+                    .expect("lease")
+            );
+            let mut live: Vec<String> = super::live_daemons(&store)
+                .await
+                .expect("live")
+                .into_iter()
+                .collect();
+            live.sort();
+            let mut want = vec![running.clone(), remote.clone()];
+            want.sort();
+            assert_eq!(live, want, "{}", store.backend());
+        }
+    }
 
     /// A crashed daemon of this machine is told apart from a live one and from any daemon of
     /// another machine; the job it held is taken over at once, a live daemon's is not.

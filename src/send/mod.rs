@@ -376,24 +376,14 @@ impl Sender {
         if senders.is_empty() {
             return Ok(0);
         }
-        let now = crate::duty::Duties::now();
-        let live: std::collections::HashSet<String> = self
-            .store
-            .leases()
-            .await?
-            .into_iter()
-            .filter(|l| l.expires_at >= now)
-            .filter_map(|l| l.name.strip_prefix("daemon:").map(str::to_string))
-            .collect();
+        let live = crate::duty::live_daemons(&self.store).await?;
         let me = self.duties.as_ref().map(|d| d.holder.as_str());
         let mut n = 0;
         for holder in &senders {
             let dead = match holder.as_deref() {
                 None => startup,
                 Some(h) if Some(h) == me => false,
-                Some(h) => {
-                    !live.contains(h) || self.duties.as_ref().is_some_and(|d| d.is_dead_here(h))
-                }
+                Some(h) => !live.contains(h),
             };
             if dead {
                 let k = self
