@@ -158,6 +158,7 @@ pub(super) async fn export(
         ExportFormat::Json => {
             let e = crate::export::Export {
                 campaign: cfg.campaign.name.clone(),
+                campaign_id: cfg.campaign.id.clone(),
                 generated_at: crate::clock::beijing_rfc3339(clock.now()),
                 submissions: subs,
             };

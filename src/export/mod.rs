@@ -94,7 +94,11 @@ fn yuan_value(y: f64) -> serde_json::Value {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Export {
+    /// The campaign's title.
     pub campaign: String,
+    /// The campaign's id (`default` for a single `[campaign]` without one), as `--campaign`
+    /// takes it.
+    pub campaign_id: String,
     pub generated_at: String,
     pub submissions: Vec<ExportSubmission>,
 }

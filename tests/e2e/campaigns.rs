@@ -200,7 +200,16 @@ async fn one_subject_two_semesters() {
         [(s(B22), 1, 1, false), (s(B25), 1, 1, false)],
         "this semester"
     );
-    let autumn = exported(&env.cli(&["--campaign", "2025-autumn", "export", "--format", "json"]));
+    let autumn_json = env.cli(&["--campaign", "2025-autumn", "export", "--format", "json"]);
+    let top: serde_json::Value = serde_json::from_str(&autumn_json).expect("json");
+    assert_eq!(top["campaign_id"], "2025-autumn");
+    assert!(
+        top["campaign"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("2025年秋季学期")),
+        "{top}"
+    );
+    let autumn = exported(&autumn_json);
     assert_eq!(
         autumn,
         [(s(B22), 2, 2, false), (s(B24), 1, 1, true)],
