@@ -1,7 +1,9 @@
 //! The application context: what every command and task shares — the configuration, the one
 //! clock, the store, the roster, the subject grammar, the templates, the rules' policy and the
 //! outbox's wake-up. Built once at start (`shenbao run`, each command), then borrowed as
-//! `&App` by the pipeline, the scheduled tasks, the corrections and the command line.
+//! `&App` by the pipeline, the scheduled tasks, the corrections and the command line; built
+//! again for another campaign when the scheduler crosses into it ([`App::moved_on`]) or a
+//! board session looks at one.
 //!
 //! Not pure: building it reads the roster and the templates from disk.
 

@@ -180,9 +180,12 @@ pub async fn create_postgres_database(name: &str) -> String {
         })
         .take(32)
         .collect();
+    // The time as well as the pid: the server outlives a run (scripts/pgstack.sh keeps its
+    // cluster), and a later run may get the same pid (a fresh container counts from 1 again).
     let db = format!(
-        "e2e_{stem}_{}_{}",
+        "e2e_{stem}_{}_{}_{}",
         std::process::id(),
+        chrono::Utc::now().timestamp_millis() % 1_000_000_000,
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     let mut url = url::Url::parse(&server).expect("SHENBAO_TEST_POSTGRES is a URL");
