@@ -43,10 +43,7 @@ impl App {
             &cfg.campaign.closure_subject,
         )
         .context("配置 campaign.application_subject / closure_subject 有误")?;
-        let roster_file = std::fs::File::open(&cfg.campaign.roster)
-            .with_context(|| format!("打开支部名册 {}", cfg.campaign.roster.display()))?;
-        let roster = Roster::from_csv(roster_file)
-            .with_context(|| format!("读取支部名册 {}", cfg.campaign.roster.display()))?;
+        let roster = load_roster(&cfg.campaign.roster)?;
         let templates = crate::config::load_templates(cfg.ack.templates_dir.as_deref())?;
         let policy = rules::Policy {
             budget_cap_yuan: cfg.campaign.budget_cap_yuan,
@@ -75,9 +72,15 @@ impl App {
         if current.id == self.cfg.campaign.id {
             return Ok(None);
         }
+        self.for_campaign(&current.id).map(Some)
+    }
+
+    /// The context of campaign `id`: the same store, clock and outbox, that campaign's
+    /// configuration ([`Config::with_campaign`]), roster and reads.
+    pub fn for_campaign(&self, id: &str) -> anyhow::Result<App> {
         let cfg = (*self.cfg)
             .clone()
-            .with_campaign(&current.id)
+            .with_campaign(id)
             .map_err(anyhow::Error::msg)?;
         App::new(
             self.store.clone(),
@@ -85,8 +88,14 @@ impl App {
             Arc::new(cfg),
             self.outbox.clone(),
         )
-        .map(Some)
     }
+}
+
+/// The roster CSV at `path`, with the file named in the error.
+pub fn load_roster(path: &std::path::Path) -> anyhow::Result<Roster> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("打开支部名册 {}", path.display()))?;
+    Roster::from_csv(file).with_context(|| format!("读取支部名册 {}", path.display()))
 }
 
 #[cfg(test)]

@@ -1002,9 +1002,9 @@ impl Reader<'_> {
 
     /// `[web]` and its `[[web.user]]` entries; `Some(None)` when there is no `[web]`.
     fn web(&mut self) -> Option<Option<WebConfig>> {
-        let Some(Value::Table(table)) = self.root.get("web").cloned() else {
+        if !matches!(self.root.get("web"), Some(Value::Table(_))) {
             return Some(None);
-        };
+        }
         let listen_text = self.string("web.listen", Some("127.0.0.1:8640"))?;
         let listen = match listen_text.parse::<std::net::SocketAddr>() {
             Ok(a) => Some(a),
@@ -1019,26 +1019,9 @@ impl Reader<'_> {
         let session_idle = self.duration("web.session_idle", "30m");
         let secure_cookies = self.boolean("web.secure_cookies", false);
         let behind_proxy = self.boolean("web.behind_proxy", false);
-        self.seen.insert("web.user".to_string());
-        let mut root = toml::Table::new();
-        if let Some(u) = table.get("user") {
-            root.insert("user".to_string(), u.clone());
-        }
-        let mut sub = Reader {
-            root: &root,
-            base: self.base.clone(),
-            problems: Vec::new(),
-            seen: BTreeSet::new(),
-            env: self.env,
-        };
-        let users = sub.array("user", |r| r.web_user());
-        for p in sub.problems {
-            self.problems.push(Problem {
-                key: format!("web.{}", p.key),
-                reason: p.reason,
-            });
-        }
-        let users = users?;
+        let users = self
+            .nested_array("web", "user", |r| r.web_user())?
+            .unwrap_or_default();
         let mut names = BTreeSet::new();
         for (i, u) in users.iter().enumerate() {
             if !names.insert(u.name.clone()) {

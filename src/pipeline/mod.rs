@@ -163,11 +163,7 @@ impl Pipeline {
             }
             // Read once here; one that does not read leaves that campaign's mail matched
             // against the current roster, and says so.
-            match std::fs::File::open(&c.roster)
-                .map_err(anyhow::Error::from)
-                .and_then(|f| {
-                    crate::campaign::roster::Roster::from_csv(f).map_err(anyhow::Error::from)
-                }) {
+            match crate::app::load_roster(&c.roster) {
                 Ok(r) => {
                     rosters.insert(c.id.clone(), r);
                 }

@@ -227,17 +227,7 @@ impl Board {
         if let Some(s) = others.get(id) {
             return Ok(s.clone());
         }
-        let cfg = (*self.app.cfg)
-            .clone()
-            .with_campaign(id)
-            .map_err(|e| Failure(anyhow::anyhow!(e)))?;
-        let app = App::new(
-            self.app.store.clone(),
-            self.app.clock,
-            Arc::new(cfg),
-            self.app.outbox.clone(),
-        )
-        .map_err(Failure)?;
+        let app = self.app.for_campaign(id).map_err(Failure)?;
         let scope = Scope {
             app: Arc::new(app),
             snapshot: Arc::default(),
