@@ -1568,12 +1568,7 @@ async fn backend_comparison(
                 );
                 these.push(r);
             }
-            these.sort_by(|x, y| x.queued_s.total_cmp(&y.queued_s));
-            let spread = (
-                n as f64 / these[these.len() - 1].queued_s,
-                n as f64 / these[0].queued_s,
-            );
-            let median = these.swap_remove(these.len() / 2);
+            let (median, spread) = median_run(these, n, |r| r.queued_s);
             rows.push((backend, median, runs, spread));
         }
     }
@@ -1612,6 +1607,18 @@ async fn backend_comparison(
         .map(|(backend, r, _, _)| (format!("{}, N = {}", backend.label(), r.n), r))
         .collect();
     print_against_ceilings(&labelled, ceilings);
+}
+
+/// The median of a size's runs by `secs` (the time to queue every ack), and the slowest and
+/// fastest run as applications/s for `n` applications.
+fn median_run<T>(mut runs: Vec<T>, n: usize, secs: impl Fn(&T) -> f64) -> (T, (f64, f64)) {
+    runs.sort_by(|x, y| secs(x).total_cmp(&secs(y)));
+    let spread = (
+        n as f64 / secs(&runs[runs.len() - 1]),
+        n as f64 / secs(&runs[0]),
+    );
+    let median = runs.swap_remove(runs.len() / 2);
+    (median, spread)
 }
 
 fn main() {
@@ -1711,12 +1718,7 @@ fn main() {
                 );
                 these.push(r);
             }
-            these.sort_by(|x, y| x.queued_s.total_cmp(&y.queued_s));
-            let spread = (
-                n as f64 / these[these.len() - 1].queued_s,
-                n as f64 / these[0].queued_s,
-            );
-            let median = these.swap_remove(these.len() / 2);
+            let (median, spread) = median_run(these, n, |r| r.queued_s);
             rows.push((median, runs, spread));
         }
         if !rows.is_empty() {

@@ -126,35 +126,9 @@ mod tests {
             "学院,支部名称,书记,书记邮箱\n土木工程学院,土木一支部,书记,a@example.edu.cn\n海洋学院,海洋支部,书记,b@example.edu.cn\n",
         )
         .expect("roster");
-        let campaign = |id: &str, roster: &str, dates: &str| {
-            format!(
-                "\n[[campaign]]\nid = \"{id}\"\ntitle = \"{id} 对标争先\"\nintake_address = \"intake@example.test\"\nroster = \"{roster}\"\n{dates}"
-            )
-        };
-        let text = format!(
-            "[imap]\nhost = \"127.0.0.1\"\nuser = \"intake@example.test\"\npassword_env = \"SHENBAO_TEST_IMAP_PW\"\ntls = \"none\"\n\
-             [smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\nfrom_address = \"intake@example.test\"\n\
-             [storage]\ndata_dir = \"{}\"\n{}{}",
-            dir.join("data").display(),
-            campaign(
-                "2025-autumn",
-                "autumn.csv",
-                "deadline = \"2025-09-27T23:59:59\"\nclosure_deadline = \"2025-12-15T23:59:59\"\n"
-            ),
-            campaign(
-                "2026-spring",
-                "spring.csv",
-                "opens = \"2026-02-16T00:00:00\"\ndeadline = \"2026-03-28T23:59:59\"\n"
-            ),
-        );
         let autumn_now = at("2025-10-01T00:00:00Z");
-        let cfg = crate::config::Config::parse_in_at(
-            &text,
-            &dir.join("shenbao.toml"),
-            &crate::config::ServiceEnv::default(),
-            autumn_now,
-        )
-        .expect("config");
+        let cfg =
+            crate::config::testing::two_semesters(&dir, "autumn.csv", "spring.csv", autumn_now);
         let store = crate::store::test_stores("app_moves")
             .await
             .into_iter()

@@ -1970,6 +1970,50 @@ pub fn parse_deadline(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Configurations the tests of other modules build.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Two campaigns of one subject, read in `dir`: 2025-autumn (no `opens`, closure deadline
+    /// 2025-12-15) with the roster `autumn_roster`, and 2026-spring (from 2026-02-16, open)
+    /// with `spring_roster`; data under `dir/data`, servers on loopback; the current one is
+    /// the one of `now`.
+    pub(crate) fn two_semesters(
+        dir: &std::path::Path,
+        autumn_roster: &str,
+        spring_roster: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::config::Config {
+        let campaign = |id: &str, roster: &str, dates: &str| {
+            format!(
+                "\n[[campaign]]\nid = \"{id}\"\ntitle = \"{id} 对标争先\"\nintake_address = \"intake@example.test\"\nroster = \"{roster}\"\n{dates}"
+            )
+        };
+        let text = format!(
+            "[imap]\nhost = \"127.0.0.1\"\nuser = \"intake@example.test\"\npassword_env = \"SHENBAO_TEST_IMAP_PW\"\ntls = \"none\"\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\nfrom_address = \"intake@example.test\"\n\
+             [storage]\ndata_dir = \"{}\"\n{}{}",
+            dir.join("data").display(),
+            campaign(
+                "2025-autumn",
+                autumn_roster,
+                "deadline = \"2025-09-27T23:59:59\"\nclosure_deadline = \"2025-12-15T23:59:59\"\n"
+            ),
+            campaign(
+                "2026-spring",
+                spring_roster,
+                "opens = \"2026-02-16T00:00:00\"\ndeadline = \"2026-03-28T23:59:59\"\n"
+            ),
+        );
+        crate::config::Config::parse_in_at(
+            &text,
+            &dir.join("shenbao.toml"),
+            &crate::config::ServiceEnv::default(),
+            now,
+        )
+        .expect("two semesters' config")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

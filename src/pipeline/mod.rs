@@ -621,38 +621,8 @@ mod tests {
                 format!("学院,支部名称,书记,书记邮箱\n{roster}土木工程学院,{TENTH},书记十,b10@example.edu.cn\n"),
             )
             .expect("roster");
-            let campaign = |id: &str, extra: &str| {
-                let roster = if id == "2025-autumn" {
-                    "autumn.csv"
-                } else {
-                    "roster.csv"
-                };
-                format!(
-                    "\n[[campaign]]\nid = \"{id}\"\ntitle = \"{id} 对标争先\"\nintake_address = \"intake@example.test\"\nroster = \"{roster}\"\n{extra}"
-                )
-            };
-            let text = format!(
-                "[imap]\nhost = \"127.0.0.1\"\nuser = \"intake@example.test\"\npassword_env = \"SHENBAO_TEST_IMAP_PW\"\ntls = \"none\"\n\
-                 [smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\nfrom_address = \"intake@example.test\"\n\
-                 [storage]\ndata_dir = \"{}\"\n{}{}",
-                dir.join("data").display(),
-                campaign(
-                    "2025-autumn",
-                    "deadline = \"2025-09-27T23:59:59\"\nclosure_deadline = \"2025-12-15T23:59:59\"\n"
-                ),
-                campaign(
-                    "2026-spring",
-                    "opens = \"2026-02-16T00:00:00\"\ndeadline = \"2026-03-28T23:59:59\"\n"
-                ),
-            );
             let now = at("2026-03-05T00:00:00Z");
-            let cfg = crate::config::Config::parse_in_at(
-                &text,
-                &dir.join("shenbao.toml"),
-                &crate::config::ServiceEnv::default(),
-                now,
-            )
-            .expect("config");
+            let cfg = crate::config::testing::two_semesters(&dir, "autumn.csv", "roster.csv", now);
             assert_eq!(cfg.campaign.id, "2026-spring");
             let app = App::new(
                 store.clone(),

@@ -9,7 +9,7 @@
 //! semester closed 20 days ago, this one opened 10 days ago.
 
 use crate::common::*;
-use crate::web::{STAFF, enc, free_port, http, passwd};
+use crate::web::{Reply, STAFF, free_port, http, login, passwd};
 use chrono::{Duration as Days, FixedOffset, Utc};
 use std::time::Duration;
 
@@ -80,6 +80,16 @@ fn exported(json: &str) -> Vec<(String, i64, i64, bool)> {
             )
         })
         .collect()
+}
+
+/// GET `path` of the board on `port` with the session `cookie`.
+async fn get(port: u16, cookie: &str, path: &str) -> Reply {
+    http(port, "127.0.0.1", "GET", path, cookie, None).await
+}
+
+/// Chooses the campaign the session looks at (`form`: `csrf=…&id=…`).
+async fn choose(port: u16, cookie: &str, form: &str) -> Reply {
+    http(port, "127.0.0.1", "POST", "/campaign", cookie, Some(form)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,41 +276,14 @@ async fn one_subject_two_semesters() {
     );
 
     // The board (this semester): 上学期已立项 keeps B22, funded last semester, alone.
-    let page = http(port, "127.0.0.1", "GET", "/login", "", None).await;
-    let t = page.cookie("shenbao_login").expect("login cookie");
-    let r = http(
-        port,
-        "127.0.0.1",
-        "POST",
-        "/login",
-        &format!("shenbao_login={t}"),
-        Some(&format!(
-            "csrf={t}&name={}&password={}",
-            enc(STAFF.0),
-            enc(STAFF.1)
-        )),
-    )
-    .await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    let cookie = format!(
-        "shenbao_session={}",
-        r.cookie("shenbao_session").expect("session")
-    );
-    let all = http(port, "127.0.0.1", "GET", "/branches", &cookie, None).await;
+    let cookie = login(port, "127.0.0.1", STAFF).await;
+    let all = get(port, &cookie, "/branches").await;
     assert!(all.body.contains("上学期已立项"), "{}", all.body);
     assert!(
         all.body.contains("2026年春季学期"),
         "the board shows this semester"
     );
-    let funded = http(
-        port,
-        "127.0.0.1",
-        "GET",
-        "/branches?previous=funded",
-        &cookie,
-        None,
-    )
-    .await;
+    let funded = get(port, &cookie, "/branches?previous=funded").await;
     assert_eq!(funded.status, 200);
     assert!(funded.body.contains("共 1 个支部"), "{}", funded.body);
     assert!(
@@ -314,31 +297,15 @@ async fn one_subject_two_semesters() {
     // token), every page then reads that campaign for this session only.
     let csrf = crate::web::csrf_in(&all.body);
     assert!(all.body.contains(r#"action="/campaign""#), "{}", all.body);
-    let forged = http(
-        port,
-        "127.0.0.1",
-        "POST",
-        "/campaign",
-        &cookie,
-        Some("id=2025-autumn"),
-    )
-    .await;
+    let forged = choose(port, &cookie, "id=2025-autumn").await;
     assert_eq!(
         forged.status, 403,
         "without the CSRF token: {}",
         forged.body
     );
-    let chosen = http(
-        port,
-        "127.0.0.1",
-        "POST",
-        "/campaign",
-        &cookie,
-        Some(&format!("csrf={csrf}&id=2025-autumn")),
-    )
-    .await;
+    let chosen = choose(port, &cookie, &format!("csrf={csrf}&id=2025-autumn")).await;
     assert_eq!(chosen.status, 303, "{}", chosen.body);
-    let autumn_page = http(port, "127.0.0.1", "GET", "/branches", &cookie, None).await;
+    let autumn_page = get(port, &cookie, "/branches").await;
     assert!(
         autumn_page.body.contains("正在查看往期活动“2025年秋季学期"),
         "{}",
@@ -354,20 +321,12 @@ async fn one_subject_two_semesters() {
     );
     // As a person sees it: the selector in the header and the notice on top.
     crate::web::screenshot(&autumn_page.body, "branches-last-semester", 1366, 768);
-    let overview = http(port, "127.0.0.1", "GET", "/", &cookie, None).await;
+    let overview = get(port, &cookie, "/").await;
     assert_eq!(overview.status, 200, "{}", overview.body);
     // Back to this semester.
-    let back = http(
-        port,
-        "127.0.0.1",
-        "POST",
-        "/campaign",
-        &cookie,
-        Some(&format!("csrf={csrf}&id=2026-spring")),
-    )
-    .await;
+    let back = choose(port, &cookie, &format!("csrf={csrf}&id=2026-spring")).await;
     assert_eq!(back.status, 303, "{}", back.body);
-    let spring_page = http(port, "127.0.0.1", "GET", "/branches", &cookie, None).await;
+    let spring_page = get(port, &cookie, "/branches").await;
     assert!(
         !spring_page.body.contains("正在查看往期活动"),
         "{}",

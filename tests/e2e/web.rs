@@ -283,26 +283,7 @@ impl BoardEnv {
 
     /// Logs `who` in from `from` (127.0.0.1 …); returns the `Cookie:` value of the session.
     pub async fn login(&self, from: &str, who: (&str, &str)) -> String {
-        let page = http(self.port, from, "GET", "/login", "", None).await;
-        let t = page.cookie("shenbao_login").expect("login cookie");
-        let r = http(
-            self.port,
-            from,
-            "POST",
-            "/login",
-            &format!("shenbao_login={t}"),
-            Some(&format!(
-                "csrf={t}&name={}&password={}",
-                enc(who.0),
-                enc(who.1)
-            )),
-        )
-        .await;
-        assert_eq!(r.status, 303, "login of {}: {}", who.0, r.body);
-        format!(
-            "shenbao_session={}",
-            r.cookie("shenbao_session").expect("session cookie")
-        )
+        login(self.port, from, who).await
     }
 
     /// GET `path` with the session `cookie`.
@@ -314,6 +295,31 @@ impl BoardEnv {
     pub async fn post(&self, cookie: &str, path: &str, form: &str) -> Reply {
         http(self.port, "127.0.0.1", "POST", path, cookie, Some(form)).await
     }
+}
+
+/// Logs `who` in to the board on `port` from `from` (127.0.0.1 …), as a browser does (the
+/// login page's token, then the form); returns the `Cookie:` value of the session.
+pub async fn login(port: u16, from: &str, who: (&str, &str)) -> String {
+    let page = http(port, from, "GET", "/login", "", None).await;
+    let t = page.cookie("shenbao_login").expect("login cookie");
+    let r = http(
+        port,
+        from,
+        "POST",
+        "/login",
+        &format!("shenbao_login={t}"),
+        Some(&format!(
+            "csrf={t}&name={}&password={}",
+            enc(who.0),
+            enc(who.1)
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 303, "login of {}: {}", who.0, r.body);
+    format!(
+        "shenbao_session={}",
+        r.cookie("shenbao_session").expect("session cookie")
+    )
 }
 
 /// A reply whose body is kept as bytes (a download).
