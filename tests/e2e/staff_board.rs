@@ -117,8 +117,8 @@ async fn staff_handle_mail_and_retry_dead_letters_on_the_board() {
         .await
         .expect("dead letter");
 
-    let staff = b_login(port, "127.0.0.1", STAFF).await;
-    let reviewer = b_login(port, "127.0.0.2", REVIEWER).await;
+    let staff = login(port, "127.0.0.1", STAFF).await;
+    let reviewer = login(port, "127.0.0.2", REVIEWER).await;
     let get = |cookie: &str, path: &str| {
         let (cookie, path) = (cookie.to_string(), path.to_string());
         async move { http(port, "127.0.0.1", "GET", &path, &cookie, None).await }
@@ -447,7 +447,7 @@ async fn staff_handle_mail_and_retry_dead_letters_on_the_board() {
 
     // `shenbao web`: the same lists, read-only, without a button.
     let mut alone = start_web_alone(&env.config, port).await;
-    let staff = b_login(port, "127.0.0.1", STAFF).await;
+    let staff = login(port, "127.0.0.1", STAFF).await;
     for path in ["/staff", "/outbox?state=all", &format!("/message/{aid}")] {
         let page = get(&staff, path).await;
         assert_eq!(page.status, 200, "{path}");
@@ -468,30 +468,6 @@ async fn staff_handle_mail_and_retry_dead_letters_on_the_board() {
     assert_eq!(r.status, 403, "{}", r.body);
     let _ = terminate(&mut alone);
     let _ = std::fs::remove_dir_all(&env.dir);
-}
-
-/// Logs `who` in from `from`; the session's `Cookie:` value.
-async fn b_login(port: u16, from: &str, who: (&str, &str)) -> String {
-    let page = http(port, from, "GET", "/login", "", None).await;
-    let t = page.cookie("shenbao_login").expect("login cookie");
-    let r = http(
-        port,
-        from,
-        "POST",
-        "/login",
-        &format!("shenbao_login={t}"),
-        Some(&format!(
-            "csrf={t}&name={}&password={}",
-            enc(who.0),
-            enc(who.1)
-        )),
-    )
-    .await;
-    assert_eq!(r.status, 303, "login of {}: {}", who.0, r.body);
-    format!(
-        "shenbao_session={}",
-        r.cookie("shenbao_session").expect("session cookie")
-    )
 }
 
 trait CloneWith<'a> {
