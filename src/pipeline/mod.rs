@@ -273,13 +273,17 @@ impl Pipeline {
         } else {
             std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(4, 16))
         };
-        let mut next = ids.iter().map(|&(id, _)| id);
+        // Their rows in one read, not one each (a round trip per statement: issue 16).
+        let all: Vec<i64> = ids.iter().map(|&(id, _)| id).collect();
+        let mut rows = self.store.messages(&all).await?;
+        let mut next = all.iter().copied();
         let mut inflight = std::collections::VecDeque::with_capacity(ahead);
         let mut group = Vec::with_capacity(COMMIT_GROUP);
         loop {
             while inflight.len() < ahead {
                 let Some(id) = next.next() else { break };
-                inflight.push_back((id, self.start(id).await));
+                let started = rows.remove(&id).map(|stored| self.start_stored(stored));
+                inflight.push_back((id, Ok(started)));
             }
             let Some((id, started)) = inflight.pop_front() else {
                 break;
@@ -346,9 +350,11 @@ impl Pipeline {
     /// Starts [`Pipeline::prepare`]'s work on a blocking thread; it runs while the caller does
     /// other things (see [`Pipeline::process_many`]).
     async fn start(&self, id: i64) -> Result<Option<Started>, ProcessError> {
-        let Some(stored) = self.store.message(id).await? else {
-            return Ok(None);
-        };
+        Ok(self.store.message(id).await?.map(|m| self.start_stored(m)))
+    }
+
+    /// [`Pipeline::start`] for a message whose row was read already.
+    fn start_stored(&self, stored: crate::store::StoredMessage) -> Started {
         let blobs = self.store.blobs.clone();
         let sha = stored.raw_sha256.clone();
         let guard = self.guard.clone();
@@ -367,7 +373,7 @@ impl Pipeline {
             }
             Ok((understood, extracted, staged))
         });
-        Ok(Some(Started { stored, work }))
+        Started { stored, work }
     }
 
     async fn finish(&self, st: Started) -> Result<Prepared, ProcessError> {

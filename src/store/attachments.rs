@@ -154,53 +154,100 @@ pub async fn record_attachments(
     atts: &[Attachment],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    for (i, a) in atts.iter().enumerate() {
-        let parent = insert_attachment(tx, message, None, i, a, now).await?;
-        for (j, e) in a.entries.iter().enumerate() {
-            insert_attachment(tx, message, Some(parent), j, e, now).await?;
-        }
+    if atts.is_empty() {
+        return Ok(());
     }
+    // Three statements for the whole mail (the blobs, the files, the files inside archives)
+    // rather than two per file: each is a round trip to the database (issue 16's profile).
+    let every = atts
+        .iter()
+        .chain(atts.iter().flat_map(|a| a.entries.iter()));
+    let mut blobs: Vec<(&str, i64)> = every
+        .map(|a| (a.sha256.as_str(), a.bytes.len() as i64))
+        .collect();
+    blobs.sort_unstable();
+    blobs.dedup_by(|a, b| a.0 == b.0);
+    // Built at run time: one `($2n, $2n+1, $1)` per blob; run on both backends by the tests.
+    let sql = format!(
+        "INSERT INTO blobs (sha256, size, created_at) VALUES {} ON CONFLICT DO NOTHING",
+        crate::store::values_rows(1, blobs.len(), 2, |p| format!("(${}, ${}, $1)", p[0], p[1]))
+    );
+    on_conn!(tx.conn(), |c| {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(db_time(now));
+        for (sha, size) in &blobs {
+            q = q.bind(*sha).bind(*size);
+        }
+        q.execute(c).await?.rows_affected()
+    });
+    let top: Vec<(Option<i64>, usize, &Attachment)> =
+        atts.iter().enumerate().map(|(i, a)| (None, i, a)).collect();
+    let parents = insert_attachments(tx, message, &top).await?;
+    let inner: Vec<(Option<i64>, usize, &Attachment)> = atts
+        .iter()
+        .zip(&parents)
+        .flat_map(|(a, &parent)| {
+            a.entries
+                .iter()
+                .enumerate()
+                .map(move |(j, e)| (Some(parent), j, e))
+        })
+        .collect();
+    insert_attachments(tx, message, &inner).await?;
     Ok(())
 }
 
-async fn insert_attachment(
+/// Inserts the rows `(parent, ordinal, file)` of one message in one statement; their ids, in
+/// the order given.
+async fn insert_attachments(
     tx: &mut Tx,
     message: i64,
-    parent: Option<i64>,
-    ordinal: usize,
-    a: &Attachment,
-    now: DateTime<Utc>,
-) -> Result<i64> {
-    let sha = &a.sha256;
-    let id: i64 = on_conn!(tx.conn(), |c| {
-        sqlx::query(
-            "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(sha)
-        .bind(a.bytes.len() as i64)
-        .bind(db_time(now))
-        .execute(&mut *c)
-        .await?;
-        sqlx::query_scalar(
-            "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-        )
-        .bind(message)
-        .bind(parent)
-        .bind(ordinal as i64)
-        .bind(&a.filename)
-        .bind(&a.safe_name)
-        .bind(&a.content_type)
-        .bind(a.format.as_str())
-        .bind(&a.declared_format)
-        .bind(a.role.as_str())
-        .bind(a.size as i64)
-        .bind(sha)
-        .bind(&a.error)
-        .fetch_one(&mut *c)
-        .await?
+    rows: &[(Option<i64>, usize, &Attachment)],
+) -> Result<Vec<i64>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Built at run time: one row of eleven parameters per file after the message's `$1`; run
+    // on both backends by the tests.
+    let sql = format!(
+        "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
+         VALUES {} RETURNING parent_id, ordinal, id",
+        crate::store::values_rows(1, rows.len(), 11, |p| {
+            let marks: Vec<String> = p.iter().map(|k| format!("${k}")).collect();
+            format!("($1, {})", marks.join(", "))
+        })
+    );
+    let ids: Vec<(Option<i64>, i64, i64)> = on_conn!(tx.conn(), |c| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(message);
+        for &(parent, ordinal, a) in rows {
+            q = q
+                .bind(parent)
+                .bind(ordinal as i64)
+                .bind(&a.filename)
+                .bind(&a.safe_name)
+                .bind(&a.content_type)
+                .bind(a.format.as_str())
+                .bind(&a.declared_format)
+                .bind(a.role.as_str())
+                .bind(a.size as i64)
+                .bind(&a.sha256)
+                .bind(&a.error);
+        }
+        q.fetch_all(c).await?
     });
-    Ok(id)
+    // RETURNING gives no order: matched back by (parent, ordinal), unique within a message.
+    rows.iter()
+        .map(|&(parent, ordinal, _)| {
+            ids.iter()
+                .find(|&&(p, o, _)| p == parent && o == ordinal as i64)
+                .map(|&(_, _, id)| id)
+                .ok_or_else(|| {
+                    crate::store::StoreError::Db(sqlx::Error::Protocol(format!(
+                        "数据库没有返回邮件 {message} 的第 {} 个附件的编号",
+                        ordinal + 1
+                    )))
+                })
+        })
+        .collect()
 }
 
 /// Records why attachments of `message` could not be read: `(sha256, error)`.

@@ -214,15 +214,188 @@ impl Store {
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
         let mut tx = self.begin_write().await?;
-        let mut out = Vec::with_capacity(messages.len());
-        for (m, blob) in messages.iter().zip(&written) {
-            out.push(
-                self.insert_imap_row(tx.conn(), &m.key, blob, m.internal_date, m.own_copy, now)
-                    .await?,
-            );
-        }
+        let one_folder = messages.windows(2).all(|w| {
+            (&w[0].key.account, &w[0].key.folder, w[0].key.uidvalidity)
+                == (&w[1].key.account, &w[1].key.folder, w[1].key.uidvalidity)
+        });
+        let out = if one_folder && messages.len() > 1 {
+            self.insert_imap_rows(&mut tx, messages, &written, now)
+                .await?
+        } else {
+            let mut out = Vec::with_capacity(messages.len());
+            for (m, blob) in messages.iter().zip(&written) {
+                out.push(
+                    self.insert_imap_row(tx.conn(), &m.key, blob, m.internal_date, m.own_copy, now)
+                        .await?,
+                );
+            }
+            out
+        };
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// [`Store::insert_imap_row`] for every message of one folder's fetch, with the same
+    /// outcome, in five statements instead of five per message: each statement is a round
+    /// trip to the database's thread or server, and at one per message that was the largest
+    /// cost of storing a backlog (issue 16's profile). Messages are numbered in the order
+    /// given (UID order), as one by one.
+    async fn insert_imap_rows(
+        &self,
+        tx: &mut super::Tx,
+        messages: &[Fetched<'_>],
+        written: &[StoredBlob],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Inserted>> {
+        use std::collections::HashMap;
+        let Some(first) = messages.first() else {
+            return Ok(Vec::new());
+        };
+        let (account, folder) = (&first.key.account, &first.key.folder);
+        let uidvalidity = i64::from(first.key.uidvalidity);
+        let (lo, hi) = messages.iter().fold((u32::MAX, 0), |(lo, hi), m| {
+            (lo.min(m.key.uid), hi.max(m.key.uid))
+        });
+        // Already stored under the same key (fetched again after a crash).
+        let stored: HashMap<i64, i64> = on_conn!(tx.conn(), |c| {
+            sqlx::query_as(
+                "SELECT uid, id FROM messages WHERE account = $1 AND folder = $2 AND uidvalidity = $3 AND uid BETWEEN $4 AND $5",
+            )
+            .bind(account)
+            .bind(folder)
+            .bind(uidvalidity)
+            .bind(i64::from(lo))
+            .bind(i64::from(hi))
+            .fetch_all(c)
+            .await?
+            .into_iter()
+            .collect()
+        });
+        let fresh: Vec<usize> = (0..messages.len())
+            .filter(|&i| !stored.contains_key(&i64::from(messages[i].key.uid)))
+            .collect();
+        let mut out: Vec<Option<Inserted>> = messages
+            .iter()
+            .map(|m| {
+                stored
+                    .get(&i64::from(m.key.uid))
+                    .map(|&id| Inserted::Duplicate(id))
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        // Their blobs, each once.
+        let mut shas: Vec<(&str, u64)> = fresh
+            .iter()
+            .map(|&i| (written[i].sha256.as_str(), written[i].size))
+            .collect();
+        shas.sort_unstable();
+        shas.dedup_by(|a, b| a.0 == b.0);
+        let created = db_time(now);
+        // Built at run time: one `($2n, $2n+1, $1)` per blob; run on both backends by the tests.
+        let sql = format!(
+            "INSERT INTO blobs (sha256, size, created_at) VALUES {} ON CONFLICT DO NOTHING",
+            super::values_rows(1, shas.len(), 2, |p| format!("(${}, ${}, $1)", p[0], p[1]))
+        );
+        on_conn!(tx.conn(), |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&created);
+            for (sha, size) in &shas {
+                q = q.bind(*sha).bind(i64::try_from(*size).unwrap_or(i64::MAX));
+            }
+            q.execute(c).await?.rows_affected()
+        });
+        // The same bytes with the same Message-ID stored before: the oldest such row.
+        // Built at run time: one `$n` per blob; run on both backends by the tests.
+        let sql = format!(
+            "SELECT raw_sha256, message_id, MIN(id) FROM messages WHERE raw_sha256 IN ({}) GROUP BY raw_sha256, message_id",
+            (1..=shas.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let known: Vec<(String, Option<String>, i64)> = on_conn!(tx.conn(), |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for (sha, _) in &shas {
+                q = q.bind(*sha);
+            }
+            q.fetch_all(c).await?
+        });
+        let mut earlier: HashMap<(&str, Option<&str>), Earlier> = known
+            .iter()
+            .map(|(sha, mid, id)| ((sha.as_str(), mid.as_deref()), Earlier::Row(*id)))
+            .collect();
+        // Which are new rows, and which repeat a row (stored, or new in this batch).
+        let mut new_rows = Vec::new();
+        let mut repeats = Vec::new();
+        for &i in &fresh {
+            let b = &written[i];
+            match earlier.get(&(b.sha256.as_str(), b.message_id.as_deref())) {
+                Some(&Earlier::Row(id)) => out[i] = Some(Inserted::Duplicate(id)),
+                Some(&Earlier::InBatch(j)) => repeats.push((i, j)),
+                None => {
+                    earlier.insert(
+                        (b.sha256.as_str(), b.message_id.as_deref()),
+                        Earlier::InBatch(i),
+                    );
+                    new_rows.push(i);
+                }
+            }
+        }
+        if !new_rows.is_empty() {
+            // Built at run time: one row of six parameters per message after the six every
+            // row shares; run on both backends by the tests.
+            let sql = format!(
+                "INSERT INTO messages (source, account, folder, uidvalidity, uid, message_id, raw_sha256, size, internal_date, stored_at, campaign,
+                                       status, disposition, reason, processed_at)
+                 VALUES {} RETURNING uid, id",
+                super::values_rows(6, new_rows.len(), 6, |p| format!(
+                    "('imap', $1, $2, $3, ${}, ${}, ${}, ${}, ${}, $4, $5, CASE WHEN ${} THEN 'processed' ELSE 'stored' END, CASE WHEN ${} THEN 'own_copy' END, CASE WHEN ${} THEN $6 END, CASE WHEN ${} THEN $4 END)",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[5], p[5], p[5]
+                ))
+            );
+            let ids: Vec<(i64, i64)> = on_conn!(tx.conn(), |c| {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(account)
+                    .bind(folder)
+                    .bind(uidvalidity)
+                    .bind(db_time(now))
+                    .bind(self.campaign())
+                    .bind(OWN_COPY_HEADER_ONLY);
+                for &i in &new_rows {
+                    let (m, b) = (&messages[i], &written[i]);
+                    q = q
+                        .bind(i64::from(m.key.uid))
+                        .bind(b.message_id.as_deref())
+                        .bind(&b.sha256)
+                        .bind(i64::try_from(b.size).unwrap_or(i64::MAX))
+                        .bind(m.internal_date.map(db_time))
+                        .bind(m.own_copy);
+                }
+                q.fetch_all(c).await?
+            });
+            let ids: HashMap<i64, i64> = ids.into_iter().collect();
+            for &i in &new_rows {
+                let id = ids
+                    .get(&i64::from(messages[i].key.uid))
+                    .copied()
+                    .ok_or_else(|| {
+                        super::StoreError::Db(sqlx::Error::Protocol(format!(
+                            "数据库没有返回新存邮件（UID {}）的编号",
+                            messages[i].key.uid
+                        )))
+                    })?;
+                out[i] = Some(Inserted::New(id));
+            }
+        }
+        for (i, j) in repeats {
+            out[i] = out[j].map(|o| Inserted::Duplicate(o.id()));
+        }
+        // The watermark after the last message not stored before (it only moves forward).
+        if let Some(&last) = fresh.iter().max_by_key(|&&i| messages[i].key.uid) {
+            set_watermark(tx.conn(), &messages[last].key, now).await?;
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// The row of one fetched message and the watermark after it, inside the caller's
@@ -382,18 +555,34 @@ impl Store {
         .bind(id)
         .fetch_optional(p)
         .await?
-        .map(|r| StoredMessage {
-            id: r.get(0),
-            raw_sha256: r.get(1),
-            internal_date: r
-                .get::<Option<String>, _>(2)
-                .as_deref()
-                .and_then(crate::store::parse_db_time),
-            stored_at: time_col(&r, 3),
-            uid: r
-                .get::<Option<i64>, _>(4)
-                .and_then(|u| u32::try_from(u).ok()),
-        })))
+        .map(|r| stored_message(&r))))
+    }
+
+    /// [`Store::message`] for many ids in one statement per few hundred (the pipeline reads a
+    /// fetch's messages at once); an unknown id is absent.
+    pub async fn messages(
+        &self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, StoredMessage>> {
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            // Built at run time: one `$n` per id; run on both backends by the tests.
+            let sql = format!(
+                "SELECT id, raw_sha256, internal_date, stored_at, uid FROM messages WHERE id IN ({})",
+                super::values_rows(0, chunk.len(), 1, |p| format!("${}", p[0]))
+            );
+            on_pool!(self, |p| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for &id in chunk {
+                    q = q.bind(id);
+                }
+                for r in q.fetch_all(p).await? {
+                    let m = stored_message(&r);
+                    out.insert(m.id, m);
+                }
+            });
+        }
+        Ok(out)
     }
 
     /// Processed messages of a folder that are still in it (a crash came before the move).
@@ -639,6 +828,26 @@ impl Store {
 /// [`Store::message_counts`]' read.
 pub(crate) const MESSAGE_COUNTS: &str = "SELECT status, disposition, COUNT(*) FROM messages WHERE campaign = $1 GROUP BY status, disposition ORDER BY status, disposition";
 
+fn stored_message(r: &impl super::Cols) -> StoredMessage {
+    StoredMessage {
+        id: r.col(0),
+        raw_sha256: r.col(1),
+        internal_date: r
+            .col::<Option<String>>(2)
+            .as_deref()
+            .and_then(crate::store::parse_db_time),
+        stored_at: time_col(r, 3),
+        uid: r.col::<Option<i64>>(4).and_then(|u| u32::try_from(u).ok()),
+    }
+}
+
+/// In a batch, the message a later one repeats: a stored row, or one new in the batch.
+#[derive(Debug, Clone, Copy)]
+enum Earlier {
+    Row(i64),
+    InBatch(usize),
+}
+
 /// The same message already stored: same sha256 and, when it has one, the same Message-ID.
 async fn find_duplicate(
     conn: Conn<'_>,
@@ -752,6 +961,20 @@ mod tests {
                 "{backend}"
             );
             assert!(store.message(id1 + 1000).await.expect("read").is_none());
+            // Read with others at once: the same row; an unknown id absent.
+            let many = store.messages(&[id1 + 1000, id1]).await.expect("many");
+            assert_eq!(many.len(), 1, "{backend}");
+            let again = &many[&id1];
+            assert_eq!(
+                (
+                    &again.raw_sha256,
+                    again.internal_date,
+                    again.stored_at,
+                    again.uid
+                ),
+                (&m.raw_sha256, m.internal_date, m.stored_at, m.uid),
+                "{backend}"
+            );
             assert_eq!(
                 store.mailbox_state("intake", "INBOX").await.expect("state"),
                 Some((7, 5)),
@@ -1053,6 +1276,133 @@ mod tests {
 
     /// The same bytes are the same message: with the same Message-ID, or both without one
     /// (`IS NOT DISTINCT FROM`); other bytes are a new message.
+    /// One fetch stored in one go gives what storing its messages one by one gives: new rows
+    /// numbered in UID order, a UID already stored (fetched again after a crash) its row, the
+    /// same bytes and Message-ID stored before or earlier in the same fetch the older row, a
+    /// message without Message-ID repeated likewise, own copies processed at once, and the
+    /// watermark after the last message not stored before. On both backends, against a store
+    /// filled one by one with the same mails.
+    #[tokio::test]
+    async fn a_fetch_stored_at_once_is_stored_as_one_by_one() {
+        let mails: [&[u8]; 5] = [
+            b"Message-ID: <a@t>\r\n\r\none",
+            b"Message-ID: <b@t>\r\n\r\ntwo",
+            b"Subject: no id\r\n\r\nthree",
+            b"From: intake@x\r\nMessage-ID: <ack@shenbao.x>\r\n\r\n",
+            b"Message-ID: <c@t>\r\n\r\nfour",
+        ];
+        // (uid, mail, own copy): uid 3 and 4 stored before the fetch (3 under the same UID,
+        // 4's bytes under an older UIDVALIDITY); 6 repeats 2 and 8 repeats 5 within the fetch;
+        // 7 has the bytes of 1 but another Message-ID.
+        let fetch: [(u32, usize, bool); 8] = [
+            (2, 0, false),
+            (3, 1, false),
+            (4, 4, false),
+            (5, 2, false),
+            (6, 0, false),
+            (7, 3, true),
+            (8, 2, false),
+            (9, 1, false),
+        ];
+        let now = Utc.with_ymd_and_hms(2025, 9, 20, 1, 0, 0).unwrap();
+        let mut results = Vec::new();
+        for at_once in [false, true] {
+            for store in test_stores(if at_once { "msg_batch" } else { "msg_single" }).await {
+                let backend = store.backend();
+                let before3 = store
+                    .insert_imap_message(&key(7, 3), mails[1], None, now)
+                    .await
+                    .expect("before");
+                let before4 = store
+                    .insert_imap_message(&key(6, 40), mails[4], None, now)
+                    .await
+                    .expect("before");
+                // Rewound below the fetch, as a backfill does.
+                store
+                    .set_mailbox_state("intake", "INBOX", 7, 1, now)
+                    .await
+                    .expect("rewind");
+                let fetched: Vec<super::Fetched> = fetch
+                    .iter()
+                    .map(|&(uid, mail, own_copy)| super::Fetched {
+                        key: key(7, uid),
+                        raw: mails[mail],
+                        internal_date: None,
+                        own_copy,
+                    })
+                    .collect();
+                for f in &fetched {
+                    store
+                        .blobs
+                        .put(f.raw)
+                        .expect("blob for the one-by-one store");
+                }
+                let got: Vec<Inserted> = if at_once {
+                    store.insert_imap_batch(&fetched, now).await.expect("batch")
+                } else {
+                    let mut got = Vec::new();
+                    for f in &fetched {
+                        let blob = super::StoredBlob {
+                            sha256: sha256_hex(f.raw),
+                            size: f.raw.len() as u64,
+                            message_id: super::raw_message_id(f.raw),
+                        };
+                        let mut tx = store.begin_write().await.expect("begin");
+                        got.push(
+                            store
+                                .insert_imap_row(
+                                    tx.conn(),
+                                    &f.key,
+                                    &blob,
+                                    f.internal_date,
+                                    f.own_copy,
+                                    now,
+                                )
+                                .await
+                                .expect("row"),
+                        );
+                        tx.commit().await.expect("commit");
+                    }
+                    got
+                };
+                // Ids relative to the first row, so both stores compare.
+                let base = before3.id();
+                let shape: Vec<(bool, i64)> = got
+                    .iter()
+                    .map(|i| (matches!(i, Inserted::New(_)), i.id() - base))
+                    .collect();
+                assert_eq!(got[1], Inserted::Duplicate(before3.id()), "{backend}");
+                assert_eq!(got[2], Inserted::Duplicate(before4.id()), "{backend}");
+                assert_eq!(got[4], Inserted::Duplicate(got[0].id()), "{backend}");
+                assert_eq!(got[6], Inserted::Duplicate(got[3].id()), "{backend}");
+                assert!(matches!(got[5], Inserted::New(_)), "{backend}");
+                let new_ids: Vec<i64> = got
+                    .iter()
+                    .filter_map(|i| match i {
+                        Inserted::New(id) => Some(*id),
+                        Inserted::Duplicate(_) => None,
+                    })
+                    .collect();
+                assert!(new_ids.is_sorted(), "{backend}: {new_ids:?}");
+                let pending = store.pending().await.expect("pending");
+                assert!(pending.contains(&got[0].id()) && !pending.contains(&got[5].id()));
+                let watermark = store.mailbox_state("intake", "INBOX").await.expect("state");
+                let blobs: i64 =
+                    on_pool!(store, |p| sqlx::query_scalar("SELECT COUNT(*) FROM blobs")
+                        .fetch_one(p)
+                        .await
+                        .expect("count"));
+                results.push((at_once, backend, shape, watermark, blobs));
+            }
+        }
+        let (single, batch): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| !r.0);
+        assert!(!batch.is_empty());
+        for (s, b) in single.iter().zip(&batch) {
+            assert_eq!((s.1, &s.2, s.3, s.4), (b.1, &b.2, b.3, b.4));
+            assert_eq!(b.3, Some((7, 9)));
+        }
+    }
+
     #[tokio::test]
     async fn the_same_mail_stored_twice_is_a_duplicate() {
         for store in test_stores("msg_duplicate").await {

@@ -600,6 +600,20 @@ mod tests {
     /// Every file in migrations/ is embedded, in order: a migration added to the directory but
     /// not to MIGRATIONS would silently never run.
     #[test]
+    fn values_rows_number_each_rows_parameters_after_the_shared_ones() {
+        let row = |p: &[usize]| format!("(${}, $1, ${})", p[0], p[1]);
+        assert_eq!(super::values_rows(1, 1, 2, row), "($2, $1, $3)");
+        assert_eq!(
+            super::values_rows(1, 3, 2, row),
+            "($2, $1, $3), ($4, $1, $5), ($6, $1, $7)"
+        );
+        assert_eq!(super::values_rows(0, 0, 2, row), "");
+        let single = |p: &[usize]| format!("${}", p[0]);
+        assert_eq!(super::values_rows(0, 4, 1, single), "$1, $2, $3, $4");
+        assert_eq!(super::values_rows(6, 2, 1, single), "$7, $8");
+    }
+
+    #[test]
     fn every_migration_file_is_embedded() {
         for (dir, list) in [
             ("migrations", super::MIGRATIONS),
@@ -747,6 +761,28 @@ fn sqlite_file(database_url: &str) -> Option<PathBuf> {
         .or_else(|| database_url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next().unwrap_or(path);
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// The rows of a multi-row `VALUES` (or an `IN` list): `rows` times what `row` writes from
+/// the numbers of that row's `per_row` parameters, numbered after the `shared` ones every row
+/// uses (`$1`…`$shared`). One statement for many rows is one round trip instead of many.
+pub(crate) fn values_rows(
+    shared: usize,
+    rows: usize,
+    per_row: usize,
+    row: impl Fn(&[usize]) -> String,
+) -> String {
+    let mut out = String::new();
+    let mut params = Vec::with_capacity(per_row);
+    for r in 0..rows {
+        params.clear();
+        params.extend((1..=per_row).map(|k| shared + r * per_row + k));
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&row(&params));
+    }
+    out
 }
 
 /// Formats an instant the way the database stores it (also the time part of ledger keys): RFC 3339 UTC with a `Z`, which sorts

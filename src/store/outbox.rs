@@ -392,8 +392,10 @@ impl Store {
         .await
     }
 
-    /// Runs `sql` (`… WHERE id = $1`, or `$2` after an optional first parameter `$1`) for each
-    /// id, in one transaction.
+    /// Runs `sql` (`… WHERE id = $1`, or `$2` after an optional first parameter `$1`) for every
+    /// id, in one transaction: as one statement per few hundred ids (`id IN (…)`), since each
+    /// statement is a round trip to the database (issue 16's profile: moving and sending a
+    /// backlog cost one per mail).
     pub(super) async fn update_each(
         &self,
         sql: &'static str,
@@ -403,15 +405,22 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
+        let k = if first.is_some() { 2 } else { 1 };
+        let one = format!("id = ${k}");
+        debug_assert!(sql.contains(&one), "{sql}");
         let mut tx = self.begin_write().await?;
-        for &id in ids {
+        for chunk in ids.chunks(500) {
+            let list = super::values_rows(k - 1, chunk.len(), 1, |p| format!("${}", p[0]));
+            let many = sql.replacen(&one, &format!("id IN ({list})"), 1);
             on_conn!(tx.conn(), |c| {
-                let q = sqlx::query(sql);
-                let q = match &first {
-                    Some(v) => q.bind(v.clone()),
-                    None => q,
-                };
-                q.bind(id).execute(c).await?.rows_affected()
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(many));
+                if let Some(v) = &first {
+                    q = q.bind(v.clone());
+                }
+                for &id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(c).await?.rows_affected()
             });
         }
         tx.commit().await?;
