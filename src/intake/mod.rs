@@ -610,10 +610,16 @@ impl Intake {
                 None => tracing::warn!(uid, "邮件在取回内容之前已从文件夹中消失"),
             }
         }
+        let fetched_at = std::time::Instant::now();
         let inserted = self
             .store
             .insert_imap_batch(&found, self.clock.now())
             .await?;
+        tracing::debug!(
+            messages = found.len(),
+            stored = ?fetched_at.elapsed(),
+            "一批邮件已存储"
+        );
         Ok(found
             .iter()
             .zip(inserted)
