@@ -326,7 +326,12 @@ mod tests {
         let mut w = store.blobs.writer().expect("writer");
         w.write(b"a whole mail").expect("write");
         let (sha2, _) = w.finish().expect("finish");
-        for d in [&data, &root.join("db"), &data.join("blobs"), &data.join("blobs/packs")] {
+        for d in [
+            &data,
+            &root.join("db"),
+            &data.join("blobs"),
+            &data.join("blobs/packs"),
+        ] {
             assert_eq!(mode(d), 0o700, "directory {}", d.display());
         }
         for f in [

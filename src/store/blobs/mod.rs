@@ -483,7 +483,8 @@ mod tests {
 
     /// A fresh, empty directory for one test.
     fn scratch(name: &str) -> PathBuf {
-        let root = std::env::temp_dir().join(format!("shenbao-blobs-{name}-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("shenbao-blobs-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         root
     }
@@ -501,8 +502,7 @@ mod tests {
 
     fn read_all(o: Opened) -> Vec<u8> {
         let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(o.file, o.len), &mut v)
-            .expect("read");
+        std::io::Read::read_to_end(&mut std::io::Read::take(o.file, o.len), &mut v).expect("read");
         v
     }
 
@@ -559,7 +559,11 @@ mod tests {
         let size = std::fs::metadata(&packs[0]).expect("pack").len();
         assert_eq!(size, 16 + pack::RECORD_HEADER + 5);
         assert_eq!(b.put(b"hello").expect("again"), sha);
-        assert_eq!(std::fs::metadata(&packs[0]).expect("pack").len(), size, "stored once");
+        assert_eq!(
+            std::fs::metadata(&packs[0]).expect("pack").len(),
+            size,
+            "stored once"
+        );
         assert_eq!(b.get(&sha).expect("get"), b"hello");
         // Small blobs are not files of their own.
         assert!(!b.path_of(&sha).exists());
@@ -610,7 +614,10 @@ mod tests {
             .collect();
         let big = blob(99, PACK_BELOW);
         let big_sha = b.put(&big).expect("big");
-        assert!(b.path_of(&big_sha).is_file(), "a large blob is a file of its own");
+        assert!(
+            b.path_of(&big_sha).is_file(),
+            "a large blob is a file of its own"
+        );
         for (sha, bytes) in &shas {
             let o = b.open(sha).expect("open");
             assert_eq!(o.len, bytes.len() as u64);
@@ -638,7 +645,11 @@ mod tests {
         let (big_sha, s4) = b.stage(&big).expect("stage big");
         let staged: Vec<Staged> = [s1, s2, s3, s4].into_iter().flatten().collect();
         assert_eq!(staged.len(), 4);
-        assert_eq!(tmp_files(&root).len(), 1, "the large one in a temporary file");
+        assert_eq!(
+            tmp_files(&root).len(),
+            1,
+            "the large one in a temporary file"
+        );
         assert!(b.get(&one).is_err(), "not readable before publish");
         assert!(b.get(&big_sha).is_err(), "not readable before publish");
         publish(staged).expect("publish");
@@ -658,7 +669,10 @@ mod tests {
         assert!(BlobDir::new(root.clone()).get(&one).is_ok());
         let (big2, s) = b.stage(&blob(8, PACK_BELOW)).expect("stage");
         drop(s);
-        assert!(tmp_files(&root).is_empty(), "a dropped large one leaves no file");
+        assert!(
+            tmp_files(&root).is_empty(),
+            "a dropped large one leaves no file"
+        );
         assert!(b.get(&big2).is_err());
         publish(Vec::new()).expect("nothing to publish");
         let _ = std::fs::remove_dir_all(root);
@@ -697,11 +711,18 @@ mod tests {
         // Nothing stored twice: the other process finds every one and stages none again.
         for (_, bytes) in stored.iter().take(30) {
             let s = fresh.stage(bytes).expect("stage").1;
-            assert!(matches!(s, Some(Staged(Kind::Packed(_)))), "verified, to flush");
+            assert!(
+                matches!(s, Some(Staged(Kind::Packed(_)))),
+                "verified, to flush"
+            );
             publish(s.into_iter().collect()).expect("publish");
             assert!(fresh.stage(bytes).expect("stage").1.is_none());
         }
-        assert_eq!(packs_in(&root), packs, "no pack written by the second process");
+        assert_eq!(
+            packs_in(&root),
+            packs,
+            "no pack written by the second process"
+        );
         let _ = std::fs::remove_dir_all(root);
     }
 
@@ -764,14 +785,20 @@ mod tests {
         std::fs::write(&bad, pack::FILE_MAGIC).expect("pack");
         append_raw(&bad, &record_header(&huge, 4));
         append_raw(&bad, b"huge");
-        append_raw(&bad, b"garbage that is no record header at all, 44 bytes or more...");
+        append_raw(
+            &bad,
+            b"garbage that is no record header at all, 44 bytes or more...",
+        );
         let unknown = BlobDir::new(root.clone());
         assert_eq!(unknown.get(&huge).expect("huge"), b"huge");
         assert_eq!(unknown.get(&a).expect("a"), b"first");
         assert!(unknown.get(&sha256_hex(b"garbage")).is_err());
         // Not a pack at all (wrong file magic): ignored.
-        std::fs::write(root.join("packs").join("1-1-x.pack"), b"not a pack, just text")
-            .expect("write");
+        std::fs::write(
+            root.join("packs").join("1-1-x.pack"),
+            b"not a pack, just text",
+        )
+        .expect("write");
         let again = BlobDir::new(root.clone());
         assert_eq!(again.get(&b_sha).expect("b"), b"second");
         // A pack that is still empty or has half its magic: found once it is written.
@@ -809,7 +836,10 @@ mod tests {
         let Some(Staged(Kind::Packed(p))) = &s else {
             panic!("a new copy is written");
         };
-        assert_ne!(p.loc.pack, r.packs.lookup(&p.sha).map_or(usize::MAX, |f| f.loc.pack));
+        assert_ne!(
+            p.loc.pack,
+            r.packs.lookup(&p.sha).map_or(usize::MAX, |f| f.loc.pack)
+        );
         publish(s.into_iter().collect()).expect("publish");
         assert_eq!(r.get(&sha).expect("get"), b"precious bytes");
         assert_eq!(packs_in(&root).len(), 2);
@@ -855,7 +885,11 @@ mod tests {
                         let mut staged = Vec::new();
                         for k in 0..10 {
                             // Every thread also stores the blobs all threads share.
-                            let i = if k == 0 { batch } else { 1000 * (t + 1) + batch * 10 + k };
+                            let i = if k == 0 {
+                                batch
+                            } else {
+                                1000 * (t + 1) + batch * 10 + k
+                            };
                             let bytes = blob(i, 50 + (i * 131) % 5000);
                             let (sha, s) = b.stage(&bytes).expect("stage");
                             staged.extend(s);
@@ -879,7 +913,12 @@ mod tests {
         for p in packs_in(&root) {
             let f = File::open(&p).expect("pack");
             let scanned = pack::scan_for_test(&f);
-            assert_eq!(scanned, std::fs::metadata(&p).expect("meta").len(), "{}", p.display());
+            assert_eq!(
+                scanned,
+                std::fs::metadata(&p).expect("meta").len(),
+                "{}",
+                p.display()
+            );
         }
         let _ = std::fs::remove_dir_all(root);
     }

@@ -323,7 +323,13 @@ impl Packs {
     pub fn insert_published(&self, entries: impl IntoIterator<Item = (Sha, Loc)>) {
         let mut st = lock(&self.state);
         for (sha, loc) in entries {
-            st.index.insert(sha, Loc { trusted: true, ..loc });
+            st.index.insert(
+                sha,
+                Loc {
+                    trusted: true,
+                    ..loc
+                },
+            );
         }
     }
 
