@@ -1,16 +1,34 @@
-//! Content-addressed blob files: `<data dir>/blobs/ab/abcd…` named by sha256.
+//! Content-addressed blobs (raw mail, attachments) under `<data dir>/blobs`, named by sha256:
+//! small ones appended to pack files in `blobs/packs/`, large ones files of their own.
 //!
-//! One level of 256 directories, as git does: a second level (`ab/cd/`) would give each of the
-//! first few thousand blobs a directory of its own, and creating and syncing a directory per
-//! file cost more than the file (measured by the benchmark). Blobs written by earlier versions
-//! under `ab/cd/` are still found.
+//! Raw mail and attachments live outside the database (SQLite or PostgreSQL) so it stays small
+//! and quick to back up, a 50 MB attachment never passes through a database page cache or a
+//! connection, and the same attachment sent twice is stored once.
 //!
-//! Raw mail and attachments live as files rather than in the database (SQLite or PostgreSQL)
-//! so it stays small and quick to back up, a 50 MB attachment never passes through a database
-//! page cache or a connection, and the same attachment sent twice is stored once. A blob is
-//! written to a temporary file, flushed to disk and renamed into place *before* the database
-//! row that names it commits: a crash in between leaves at worst an unreferenced file, never a
-//! row without its bytes.
+//! **Why packs.** Every blob used to be a file of its own (`ab/<sha>`): a temporary file
+//! created, written, flushed, renamed, and its directory flushed. With three blobs per
+//! application (the mail, the form, the summary) the profile of the intake benchmark put file
+//! creation, rename and directory flushing at about 13 % of the daemon's CPU, almost all in the
+//! kernel. Blobs under [`PACK_BELOW`] (1 MiB: nearly every mail and attachment) are now
+//! appended to a pack ([`pack`]): no file created, no rename, no directory work, and one
+//! `fdatasync` per pack for a whole batch. Larger blobs, and mails fetched in parts
+//! ([`BlobWriter`]), stay files of their own, where a file's creation is small beside its
+//! bytes and a pack would only be copied through; so do blobs written by earlier versions
+//! (`ab/<sha>` and, before 0.2, `ab/cd/<sha>`), which are still found. One level of 256
+//! directories, as git does: two levels gave each of the first few thousand files a directory
+//! of its own to create and flush.
+//!
+//! **Crashes.** A blob's bytes are flushed to disk *before* the database row that names it
+//! commits ([`publish`], then the transaction): a crash in between leaves at worst bytes no row
+//! names (a temporary file, or dead bytes at the end of a pack, also left by a batch that
+//! failed before its transaction), never a row without its bytes. A record torn by a crash is
+//! skipped by readers and never taken for a blob being stored again (see [`pack`]).
+//!
+//! **Several processes.** The daemon, `shenbao ingest`, `review import` and a second daemon on
+//! shared storage may all write blobs at once. Each process appends only to packs it created
+//! (unique names, never reopened for writing by a later run), so no two ever write into one
+//! file and no lock between processes is needed; each finds the others' blobs by scanning
+//! their packs' record headers when a lookup misses.
 
 mod pack;
 

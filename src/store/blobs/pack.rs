@@ -270,15 +270,23 @@ impl Packs {
             });
             st.by_name.insert(name, idx);
         }
-        let todo: Vec<(usize, Arc<File>, u64)> = {
+        let todo: Vec<(usize, PathBuf, u64)> = {
             let st = lock(&self.state);
             st.packs
                 .iter()
                 .enumerate()
-                .filter_map(|(i, p)| Some((i, p.file.clone(), p.scan_from?)))
+                .filter_map(|(i, p)| Some((i, p.path.clone(), p.scan_from?)))
                 .collect()
         };
-        for (idx, file, from) in todo {
+        for (idx, path, from) in todo {
+            // Opened anew for every scan: on NFS an open is what fetches the file's current
+            // size (close-to-open consistency); the size of a file held open may be cached
+            // for a minute, and a blob another machine has published would not be found.
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             let found = scan(&file, from)?;
             let mut st = lock(&self.state);
             for (sha, offset, len) in found.records {
