@@ -1196,7 +1196,9 @@ mod tests {
         // A directory: refused when not empty; damaged blobs are left out and named.
         let err = write(&dir, &l, b"xlsx", &blobs).unwrap_err();
         assert!(err.to_string().contains("已存在且不是空目录"), "{err}");
-        std::fs::write(blobs.path_of(&sha), b"tampered!!").unwrap();
+        let (pack, offset) = blobs.packed_at(&sha).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(pack).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"tampered!!", offset).unwrap();
         let w = write(&dir.join("out"), &l, b"xlsx", &blobs).unwrap();
         assert_eq!(w.files, 0);
         assert!(w.damaged[0].contains("sha256 不符"), "{:?}", w.damaged);

@@ -326,20 +326,25 @@ mod tests {
         let mut w = store.blobs.writer().expect("writer");
         w.write(b"a whole mail").expect("write");
         let (sha2, _) = w.finish().expect("finish");
-        for d in [&data, &root.join("db"), &data.join("blobs")] {
+        for d in [
+            &data,
+            &root.join("db"),
+            &data.join("blobs"),
+            &data.join("blobs/packs"),
+        ] {
             assert_eq!(mode(d), 0o700, "directory {}", d.display());
         }
         for f in [
             db.clone(),
             root.join("db/shenbao.db-wal"),
             root.join("db/shenbao.db-shm"),
-            store.blobs.path_of(&sha),
+            store.blobs.packed_at(&sha).expect("packed").0,
             store.blobs.path_of(&sha2),
         ] {
             assert_eq!(mode(&f), 0o600, "file {}", f.display());
         }
         assert_eq!(
-            mode(store.blobs.path_of(&sha).parent().expect("dir")),
+            mode(store.blobs.path_of(&sha2).parent().expect("dir")),
             0o700
         );
         drop(store);

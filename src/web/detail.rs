@@ -307,15 +307,11 @@ async fn attachment(
     };
     let blobs = board.app.store.blobs.clone();
     let sha = row.sha256.clone();
-    let opened = tokio::task::spawn_blocking(move || {
-        let f = blobs.open(&sha)?;
-        let len = f.metadata()?.len();
-        Ok::<_, std::io::Error>((f, len))
-    })
-    .await
-    .map_err(|e| Failure(anyhow::Error::new(e)))?;
+    let opened = tokio::task::spawn_blocking(move || blobs.open(&sha))
+        .await
+        .map_err(|e| Failure(anyhow::Error::new(e)))?;
     let (file, len) = match opened {
-        Ok(x) => x,
+        Ok(o) => (o.file, o.len),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!(attachment = id, sha256 = %row.sha256, "附件文件不在数据目录中");
             return missing(
@@ -326,7 +322,9 @@ async fn attachment(
         }
         Err(e) => return Err(Failure(anyhow::Error::new(e).context("读取附件文件"))),
     };
-    let stream = futures::stream::unfold(Some(tokio::fs::File::from_std(file)), |f| async move {
+    // Exactly the blob's bytes: a packed blob's file goes on with other blobs.
+    let body = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
+    let stream = futures::stream::unfold(Some(body), |f| async move {
         use tokio::io::AsyncReadExt as _;
         let mut f = f?;
         let mut buf = vec![0u8; CHUNK];

@@ -339,9 +339,15 @@ fn as_a_service_data_goes_to_the_state_directory() {
             files += 1;
         }
     }
+    assert!(files >= 1, "the mail and its attachments are archived");
+    // The mail's own bytes, where they are now (in a pack, being small).
+    let blobs = shenbao::store::blobs::BlobDir::new(state.join("blobs"));
+    let raw = std::fs::read(&sample).expect("sample");
+    let sha = shenbao::store::blobs::sha256_hex(&raw);
+    assert_eq!(blobs.get(&sha).expect("the mail archived"), raw);
     assert!(
-        files >= 3,
-        "the mail and its two attachments are archived ({files} files)"
+        state.join("blobs/packs").is_dir() && !blobs.path_of(&sha).exists(),
+        "a small mail goes into a pack"
     );
     let said = run(&["status"]);
     assert!(!said.is_empty());
