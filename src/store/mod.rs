@@ -190,6 +190,15 @@ macro_rules! migrations {
                     "0015_campaign_scoped_keys.sql"
                 )),
             ),
+            (
+                16,
+                "outbox_due_covering",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $dir,
+                    "0016_outbox_due_covering.sql"
+                )),
+            ),
         ]
     };
 }

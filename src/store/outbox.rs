@@ -109,7 +109,7 @@ impl Store {
         let Some(ids) = only else {
             return Ok(on_pool!(self, |p| {
                 sqlx::query(
-                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND (CAST($3 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $3 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $4)) ORDER BY id LIMIT $2",
+                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND (CAST($3 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $3 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $4)) ORDER BY id LIMIT $2) ORDER BY id",
             )
             .bind(db_time(now))
             .bind(limit)
@@ -128,7 +128,7 @@ impl Store {
                 let ids = serde_json::Value::from(ids.to_vec()).to_string();
                 // SQLite only: PostgreSQL binds the ids as one BIGINT[] and asks `id = ANY($3)` (the arm below).
                 sqlx::query(
-                    "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id IN (SELECT value FROM json_each($3)) AND (CAST($4 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $4 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $5)) ORDER BY id LIMIT $2",
+                    "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id IN (SELECT value FROM json_each($3)) AND (CAST($4 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $4 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $5)) ORDER BY id LIMIT $2) ORDER BY id",
                 )
                 .bind(db_time(now))
                 .bind(limit)
@@ -142,7 +142,7 @@ impl Store {
                 .collect()
             }
             Pool::Postgres(p) => sqlx::query(
-                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id = ANY($3) AND (CAST($4 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $4 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $5)) ORDER BY id LIMIT $2",
+                "SELECT id, kind, message_id, to_addr, raw, attempts, status, cc_addr FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status IN ('queued', 'unconfirmed') AND next_attempt_at <= $1 AND id = ANY($3) AND (CAST($4 AS TEXT) IS NULL OR from_addr IS NULL OR from_addr = $4 OR from_addr NOT IN (SELECT note FROM leases WHERE name LIKE 'daemon:%' AND note IS NOT NULL AND expires_at >= $5)) ORDER BY id LIMIT $2) ORDER BY id",
             )
             .bind(db_time(now))
             .bind(limit)
