@@ -12,7 +12,6 @@ use crate::attach::Role;
 use sqlx::Row;
 
 use crate::message::Attachment;
-use crate::store::db_time;
 use chrono::{DateTime, Utc};
 
 fn attachment_row(r: &impl Cols) -> AttachmentRow {
@@ -162,23 +161,10 @@ pub async fn record_attachments(
     let every = atts
         .iter()
         .chain(atts.iter().flat_map(|a| a.entries.iter()));
-    let mut blobs: Vec<(&str, i64)> = every
-        .map(|a| (a.sha256.as_str(), a.bytes.len() as i64))
+    let blobs: Vec<(&str, u64)> = every
+        .map(|a| (a.sha256.as_str(), a.bytes.len() as u64))
         .collect();
-    blobs.sort_unstable();
-    blobs.dedup_by(|a, b| a.0 == b.0);
-    // Built at run time: one `($2n, $2n+1, $1)` per blob; run on both backends by the tests.
-    let sql = format!(
-        "INSERT INTO blobs (sha256, size, created_at) VALUES {} ON CONFLICT DO NOTHING",
-        crate::store::values_rows(1, blobs.len(), 2, |p| format!("(${}, ${}, $1)", p[0], p[1]))
-    );
-    on_conn!(tx.conn(), |c| {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(db_time(now));
-        for (sha, size) in &blobs {
-            q = q.bind(*sha).bind(*size);
-        }
-        q.execute(c).await?.rows_affected()
-    });
+    crate::store::Store::record_blobs(tx.conn(), &blobs, now).await?;
     let top: Vec<(Option<i64>, usize, &Attachment)> =
         atts.iter().enumerate().map(|(i, a)| (None, i, a)).collect();
     let parents = insert_attachments(tx, message, &top).await?;

@@ -292,19 +292,7 @@ impl Store {
             .collect();
         shas.sort_unstable();
         shas.dedup_by(|a, b| a.0 == b.0);
-        let created = db_time(now);
-        // Built at run time: one `($2n, $2n+1, $1)` per blob; run on both backends by the tests.
-        let sql = format!(
-            "INSERT INTO blobs (sha256, size, created_at) VALUES {} ON CONFLICT DO NOTHING",
-            super::values_rows(1, shas.len(), 2, |p| format!("(${}, ${}, $1)", p[0], p[1]))
-        );
-        on_conn!(tx.conn(), |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&created);
-            for (sha, size) in &shas {
-                q = q.bind(*sha).bind(i64::try_from(*size).unwrap_or(i64::MAX));
-            }
-            q.execute(c).await?.rows_affected()
-        });
+        Store::record_blobs(tx.conn(), &shas, now).await?;
         // The same bytes with the same Message-ID stored before: the oldest such row.
         // Built at run time: one `$n` per blob; run on both backends by the tests.
         let sql = format!(

@@ -472,6 +472,33 @@ impl super::Store {
         Ok(sha)
     }
 
+    /// Records several blobs `(sha256, size)` at once (rows may already exist, a blob may be
+    /// named twice): one statement for a fetch's mails or a mail's files.
+    pub(super) async fn record_blobs(
+        mut conn: super::Conn<'_>,
+        blobs: &[(&str, u64)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> super::Result<()> {
+        let mut rows = blobs.to_vec();
+        rows.sort_unstable();
+        rows.dedup_by(|a, b| a.0 == b.0);
+        for chunk in rows.chunks(500) {
+            // Built at run time: one `($2n, $2n+1, $1)` per blob; run on both backends by the tests.
+            let sql = format!(
+                "INSERT INTO blobs (sha256, size, created_at) VALUES {} ON CONFLICT DO NOTHING",
+                super::values_rows(1, chunk.len(), 2, |p| format!("(${}, ${}, $1)", p[0], p[1]))
+            );
+            on_conn!(conn.re(), |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(crate::store::db_time(now));
+                for (sha, size) in chunk {
+                    q = q.bind(*sha).bind(i64::try_from(*size).unwrap_or(i64::MAX));
+                }
+                q.execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+
     /// Records a blob written by [`super::Store::write_blob`] (the row may already exist).
     pub(super) async fn record_blob(
         &self,
@@ -480,18 +507,8 @@ impl super::Store {
         size: usize,
         now: chrono::DateTime<chrono::Utc>,
     ) -> super::Result<()> {
-        on_conn!(conn, |c| {
-            sqlx::query(
-            "INSERT INTO blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(sha)
-        .bind(i64::try_from(size).unwrap_or(i64::MAX))
-        .bind(crate::store::db_time(now))
-        .execute(c)
-        .await?
-        .rows_affected()
-        });
-        Ok(())
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        super::Store::record_blobs(conn, &[(sha, size)], now).await
     }
 }
 
