@@ -299,17 +299,14 @@ impl Pipeline {
             while inflight.len() < ahead {
                 let Some(id) = next.next() else { break };
                 let started = rows.remove(&id).map(|stored| self.start_stored(stored));
-                inflight.push_back((id, Ok(started)));
+                inflight.push_back((id, started));
             }
             let Some((id, started)) = inflight.pop_front() else {
                 break;
             };
-            let prepared = match started {
-                Ok(Some(st)) => self.finish(st).await,
-                Ok(None) => continue,
-                Err(e) => Err(e),
-            };
-            match prepared {
+            // Unknown (gone since the list was read): nothing to do.
+            let Some(started) = started else { continue };
+            match self.finish(started).await {
                 Ok(p) => group.push(p),
                 Err(e) => self.failed(id, &e).await?,
             }
@@ -365,16 +362,7 @@ impl Pipeline {
         };
         // A failure here is a disk error, and every message of the group stays `stored` for
         // the next round.
-        let flushed = match work.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ProcessError::Transient(
-                anyhow::Error::new(e).context("写入附件文件"),
-            )),
-            Err(e) => Err(ProcessError::Permanent(
-                anyhow::Error::new(e).context("写入附件文件"),
-            )),
-        };
-        if let Err(e) = flushed {
+        if let Err(e) = flushed(work.await) {
             return self.failed(first, &e).await;
         }
         let published = started.elapsed();
@@ -640,11 +628,17 @@ pub async fn publish(staged: Vec<Staged>) -> Result<(), ProcessError> {
     if staged.is_empty() {
         return Ok(());
     }
-    tokio::task::spawn_blocking(move || crate::store::blobs::publish(staged))
-        .await
+    flushed(tokio::task::spawn_blocking(move || crate::store::blobs::publish(staged)).await)
+}
+
+/// How flushing files on a blocking thread ended: a disk error is transient (the messages stay
+/// `stored`), a task that died is not.
+fn flushed(
+    joined: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), ProcessError> {
+    joined
         .map_err(|e| ProcessError::Permanent(anyhow::Error::new(e).context("写入附件文件")))?
-        .map_err(|e| ProcessError::Transient(anyhow::Error::new(e).context("写入附件文件")))?;
-    Ok(())
+        .map_err(|e| ProcessError::Transient(anyhow::Error::new(e).context("写入附件文件")))
 }
 
 #[cfg(test)]

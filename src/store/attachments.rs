@@ -197,10 +197,10 @@ async fn insert_attachments(
     let sql = format!(
         "INSERT INTO attachments (message_id, parent_id, ordinal, filename, safe_name, content_type, format, declared_format, role, size, sha256, error)
          VALUES {} RETURNING parent_id, ordinal, id",
-        crate::store::values_rows(1, rows.len(), 11, |p| {
-            let marks: Vec<String> = p.iter().map(|k| format!("${k}")).collect();
-            format!("($1, {})", marks.join(", "))
-        })
+        crate::store::values_rows(1, rows.len(), 11, |p| format!(
+            "($1, {})",
+            crate::store::params(p.iter().copied())
+        ))
     );
     let ids: Vec<(Option<i64>, i64, i64)> = on_conn!(tx.conn(), |c| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(message);

@@ -297,10 +297,7 @@ impl Store {
         // Built at run time: one `$n` per blob; run on both backends by the tests.
         let sql = format!(
             "SELECT raw_sha256, message_id, MIN(id) FROM messages WHERE raw_sha256 IN ({}) GROUP BY raw_sha256, message_id",
-            (1..=shas.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            super::params(1..=shas.len())
         );
         let known: Vec<(String, Option<String>, i64)> = on_conn!(tx.conn(), |c| {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -557,7 +554,7 @@ impl Store {
             // Built at run time: one `$n` per id; run on both backends by the tests.
             let sql = format!(
                 "SELECT id, raw_sha256, internal_date, stored_at, uid FROM messages WHERE id IN ({})",
-                super::values_rows(0, chunk.len(), 1, |p| format!("${}", p[0]))
+                super::params(1..=chunk.len())
             );
             on_pool!(self, |p| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -1262,8 +1259,6 @@ mod tests {
         }
     }
 
-    /// The same bytes are the same message: with the same Message-ID, or both without one
-    /// (`IS NOT DISTINCT FROM`); other bytes are a new message.
     /// One fetch stored in one go gives what storing its messages one by one gives: new rows
     /// numbered in UID order, a UID already stored (fetched again after a crash) its row, the
     /// same bytes and Message-ID stored before or earlier in the same fetch the older row, a
@@ -1391,6 +1386,8 @@ mod tests {
         }
     }
 
+    /// The same bytes are the same message: with the same Message-ID, or both without one
+    /// (`IS NOT DISTINCT FROM`); other bytes are a new message.
     #[tokio::test]
     async fn the_same_mail_stored_twice_is_a_duplicate() {
         for store in test_stores("msg_duplicate").await {

@@ -611,8 +611,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
     }
 
-    /// Every file in migrations/ is embedded, in order: a migration added to the directory but
-    /// not to MIGRATIONS would silently never run.
     #[test]
     fn values_rows_number_each_rows_parameters_after_the_shared_ones() {
         let row = |p: &[usize]| format!("(${}, $1, ${})", p[0], p[1]);
@@ -625,8 +623,12 @@ mod tests {
         let single = |p: &[usize]| format!("${}", p[0]);
         assert_eq!(super::values_rows(0, 4, 1, single), "$1, $2, $3, $4");
         assert_eq!(super::values_rows(6, 2, 1, single), "$7, $8");
+        assert_eq!(super::params(3..=5), "$3, $4, $5");
+        assert_eq!(super::params([]), "");
     }
 
+    /// Every file in migrations/ is embedded, in order: a migration added to the directory but
+    /// not to MIGRATIONS would silently never run.
     #[test]
     fn every_migration_file_is_embedded() {
         for (dir, list) in [
@@ -797,6 +799,13 @@ pub(crate) fn values_rows(
         out.push_str(&row(&params));
     }
     out
+}
+
+/// `$a, $b, …`: the placeholders numbered `numbers` (an `IN` list, or one row of
+/// [`values_rows`]).
+pub(crate) fn params(numbers: impl IntoIterator<Item = usize>) -> String {
+    let marks: Vec<String> = numbers.into_iter().map(|k| format!("${k}")).collect();
+    marks.join(", ")
 }
 
 /// Formats an instant the way the database stores it (also the time part of ledger keys): RFC 3339 UTC with a `Z`, which sorts

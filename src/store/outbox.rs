@@ -410,7 +410,7 @@ impl Store {
         debug_assert!(sql.contains(&one), "{sql}");
         let mut tx = self.begin_write().await?;
         for chunk in ids.chunks(500) {
-            let list = super::values_rows(k - 1, chunk.len(), 1, |p| format!("${}", p[0]));
+            let list = super::params(k..k + chunk.len());
             let many = sql.replacen(&one, &format!("id IN ({list})"), 1);
             on_conn!(tx.conn(), |c| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(many));

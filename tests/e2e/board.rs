@@ -299,22 +299,7 @@ async fn the_board_over_http_and_in_a_browser() {
     // `shenbao web`: the board alone, read-only, on the same database (a fresh process: the
     // login limit starts over).
     let mut alone = start_web_alone(&env.config, port).await;
-    let page = http(port, ip1, "GET", "/login", "", None).await;
-    let t = page.cookie("shenbao_login").expect("login cookie");
-    let r = http(
-        port,
-        ip1,
-        "POST",
-        "/login",
-        &format!("shenbao_login={t}"),
-        Some(&format!("csrf={t}&{good_staff}")),
-    )
-    .await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    let session = format!(
-        "shenbao_session={}",
-        r.cookie("shenbao_session").expect("session")
-    );
+    let session = login(port, ip1, ("王老师", "staff-password-1")).await;
     let page = http(port, ip1, "GET", "/", &session, None).await;
     assert!(
         page.body.contains("王老师（工作人员，只读）"),

@@ -162,9 +162,7 @@ impl BlobDir {
             }
             self.packs.forget(&raw, found.loc);
         }
-        if let Ok(meta) = std::fs::metadata(self.path_of(sha))
-            && meta.len() == bytes.len() as u64
-        {
+        if self.has_loose(sha, bytes.len()) {
             return Ok(None);
         }
         let appended = self.packs.append(&raw, bytes)?;
@@ -176,13 +174,16 @@ impl BlobDir {
         }))))
     }
 
+    /// Whether the blob is already a file of its own, of this size.
+    fn has_loose(&self, sha: &str, len: usize) -> bool {
+        std::fs::metadata(self.path_of(sha)).is_ok_and(|meta| meta.len() == len as u64)
+    }
+
     fn stage_loose(&self, sha: &str, bytes: &[u8]) -> std::io::Result<Option<Staged>> {
-        let path = self.path_of(sha);
-        if let Ok(meta) = std::fs::metadata(&path)
-            && meta.len() == bytes.len() as u64
-        {
+        if self.has_loose(sha, bytes.len()) {
             return Ok(None);
         }
+        let path = self.path_of(sha);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         if !dir.is_dir() {
             crate::fsmode::create_dir_all(&dir)?;
