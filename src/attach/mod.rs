@@ -946,16 +946,33 @@ fn is_junk_entry(name: &str) -> bool {
 /// unsupported compression methods are errors, since a partial listing would
 /// make a missing form look like a sender's mistake.
 pub fn list_zip(bytes: &[u8], limits: &ZipLimits) -> Result<Vec<ZipEntry>, AttachError> {
-    match catch_unwind(AssertUnwindSafe(|| list_zip_inner(bytes, limits))) {
+    let mut entries = Vec::new();
+    list_zip_each(bytes, limits, &mut |e| entries.push(e))?;
+    Ok(entries)
+}
+
+/// [`list_zip`], each entry handed to `each` as soon as it is inflated, so the caller can
+/// store it and let it go before the next (a zip of photos never has all of them in memory
+/// beside the zip). On `Err`, the entries already handed over are not a listing.
+pub fn list_zip_each(
+    bytes: &[u8],
+    limits: &ZipLimits,
+    each: &mut dyn FnMut(ZipEntry),
+) -> Result<(), AttachError> {
+    match catch_unwind(AssertUnwindSafe(|| list_zip_inner(bytes, limits, each))) {
         Ok(result) => result,
         Err(_) => Err(AttachError::Damaged("解析时出现内部错误".to_string())),
     }
 }
 
-fn list_zip_inner(bytes: &[u8], limits: &ZipLimits) -> Result<Vec<ZipEntry>, AttachError> {
+fn list_zip_inner(
+    bytes: &[u8],
+    limits: &ZipLimits,
+    each: &mut dyn FnMut(ZipEntry),
+) -> Result<(), AttachError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| AttachError::Damaged(e.to_string()))?;
-    let mut entries = Vec::new();
+    let mut listed = 0usize;
     let mut total: u64 = 0;
     for index in 0..archive.len() {
         let (name, is_dir, encrypted, declared) = {
@@ -973,7 +990,7 @@ fn list_zip_inner(bytes: &[u8], limits: &ZipLimits) -> Result<Vec<ZipEntry>, Att
         if is_dir || name.ends_with('/') || name.ends_with('\\') || is_junk_entry(&name) {
             continue;
         }
-        if entries.len() >= limits.max_entries {
+        if listed >= limits.max_entries {
             return Err(AttachError::TooManyEntries {
                 limit: limits.max_entries,
             });
@@ -1028,12 +1045,13 @@ fn list_zip_inner(bytes: &[u8], limits: &ZipLimits) -> Result<Vec<ZipEntry>, Att
                 limit: limits.max_total,
             });
         }
-        entries.push(ZipEntry {
+        listed += 1;
+        each(ZipEntry {
             filename: name,
             bytes: buf,
         });
     }
-    Ok(entries)
+    Ok(())
 }
 
 /// Attribute ids of MS-OXTNEF: the high word is the type, the low word the id.

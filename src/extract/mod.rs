@@ -60,6 +60,25 @@ pub fn read_word(bytes: &[u8], format: Format) -> Result<model::Document, String
     }
 }
 
+/// Whether [`extract`] may read this file as a Word form. A file named as the form whose bytes
+/// we did not recognise still goes to the reader: it either reads it after all or says
+/// precisely why not (old format, HTML saved as .doc …), which is what the branch needs to hear.
+fn reads_word(a: &Attachment) -> bool {
+    a.format.is_word() || (a.role == Role::Form && a.format == Format::Other)
+}
+
+/// [`reads_word`] for the Excel summary.
+fn reads_sheet(a: &Attachment) -> bool {
+    a.format.is_spreadsheet() || (a.role == Role::Summary && a.format == Format::Other)
+}
+
+/// Whether anything reads this file's bytes once it is understood: [`extract`] (the form and
+/// the summary) and the closure check (Word titles). The daemon lets go of every other file's
+/// bytes as soon as they are stored.
+pub fn reads(a: &Attachment) -> bool {
+    reads_word(a) || reads_sheet(a)
+}
+
 /// Reads the Word forms and Excel summaries among `attachments` (and zip entries).
 pub fn extract(attachments: &[Attachment], sections: &[String]) -> Extracted {
     let mut out = Extracted::default();
@@ -67,12 +86,8 @@ pub fn extract(attachments: &[Attachment], sections: &[String]) -> Extracted {
         .iter()
         .flat_map(|a| std::iter::once(a).chain(a.entries.iter()));
     for a in files {
-        // A file named as the form or summary whose bytes we did not recognise still goes to
-        // the reader: it either reads it after all or says precisely why not (old format,
-        // HTML saved as .xls …), which is what the branch needs to hear.
-        let word = a.format.is_word() || (a.role == Role::Form && a.format == Format::Other);
-        let spreadsheet =
-            a.format.is_spreadsheet() || (a.role == Role::Summary && a.format == Format::Other);
+        let word = reads_word(a);
+        let spreadsheet = reads_sheet(a);
         if a.role == Role::Form && word && out.form.is_none() {
             match read_word(&a.bytes, a.format) {
                 Ok(doc) => {

@@ -18,6 +18,7 @@
 mod auto;
 mod body;
 mod headers;
+pub mod slim;
 #[cfg(test)]
 mod tests;
 
@@ -136,8 +137,8 @@ const MAX_ATTACHMENTS: usize = 200;
 
 /// Understand one raw message. Never panics; always returns something.
 pub fn understand(raw: &[u8], guard: &LoopGuard) -> Understood {
-    let mut understood = parse_guarded(raw, guard);
-    open_archives(&mut understood);
+    let mut understood = parse_guarded(raw, guard, &mut None);
+    open_archives(&mut understood, &mut |_| {});
     understood
 }
 
@@ -145,25 +146,113 @@ pub fn understand(raw: &[u8], guard: &LoopGuard) -> Understood {
 /// before zips are unpacked, so a mail with a 50 MB zip never has the raw mail, the zip and
 /// the zip's contents in memory at once.
 pub fn understand_owned(raw: Vec<u8>, guard: &LoopGuard) -> Understood {
-    let mut understood = parse_guarded(&raw, guard);
+    understand_each(raw, guard, &mut |_| {})
+}
+
+/// [`understand_owned`], handing each file to `each_file` as soon as it is complete: a zip's
+/// entries one by one as they are inflated, then the zip, then the next attachment. The daemon
+/// stores each there and lets go of the bytes nobody reads again, so a zip's contents are
+/// never all in memory beside the zip (see `pipeline`'s `read_mail`).
+pub fn understand_each(
+    raw: Vec<u8>,
+    guard: &LoopGuard,
+    each_file: &mut dyn FnMut(&mut Attachment),
+) -> Understood {
+    let mut understood = parse_guarded(&raw, guard, &mut None);
     drop(raw);
-    open_archives(&mut understood);
+    open_archives(&mut understood, each_file);
     understood
 }
 
+/// [`understand_each`] for a mail [`slim::slim`] took the large bodies out of: each attachment
+/// that decodes to exactly a marker gets its bytes back from `load` (by sha256) as it is
+/// described, one at a time. `None` when the markers do not come out as exactly the
+/// attachments taken out (a run that was not one whole body, a body inside a forwarded mail,
+/// a file `load` cannot give back): the caller then reads the whole mail the ordinary way.
+pub fn understand_slimmed(
+    slimmed: slim::Slimmed,
+    guard: &LoopGuard,
+    load: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
+    each_file: &mut dyn FnMut(&mut Attachment),
+) -> Option<Understood> {
+    if slimmed.doubtful {
+        return None;
+    }
+    let mut taken = Some(TakenOut {
+        load,
+        expected: slimmed.parts,
+        found: Vec::new(),
+        failed: false,
+    });
+    let mut understood = parse_guarded(&slimmed.mail, guard, &mut taken);
+    drop(slimmed.mail);
+    let taken = taken?;
+    let mut expected = taken.expected;
+    let mut found = taken.found;
+    expected.sort();
+    found.sort();
+    let marker_left = understood
+        .body_text
+        .contains(std::str::from_utf8(&slim::MARKER_PREFIX[1..]).unwrap_or("shenbao-part:"));
+    if taken.failed || expected != found || marker_left {
+        return None;
+    }
+    open_archives(&mut understood, each_file);
+    Some(understood)
+}
+
+/// The bodies [`slim::slim`] took out of a mail, given back as their attachments are read.
+struct TakenOut<'a> {
+    load: &'a mut dyn FnMut(&str) -> Option<Vec<u8>>,
+    expected: Vec<String>,
+    found: Vec<String>,
+    failed: bool,
+}
+
+impl TakenOut<'_> {
+    /// The stored bytes when `bytes` are one of the markers, else `bytes` as they are.
+    fn give_back(&mut self, bytes: Vec<u8>) -> Vec<u8> {
+        let Some(sha) = slim::marked(&bytes) else {
+            return bytes;
+        };
+        if !self.expected.iter().any(|e| e == sha) {
+            return bytes;
+        }
+        match (self.load)(sha) {
+            Some(stored) => {
+                self.found.push(sha.to_string());
+                stored
+            }
+            None => {
+                self.failed = true;
+                bytes
+            }
+        }
+    }
+}
+
 /// Lists the zips and winmail.dat files among the attachments into their `entries`, within
-/// one budget for the whole message, so a mail full of zips cannot make us inflate gigabytes.
-fn open_archives(u: &mut Understood) {
+/// one budget for the whole message, so a mail full of zips cannot make us inflate gigabytes;
+/// each file goes to `each_file` once complete (entries before their archive).
+fn open_archives(u: &mut Understood, each_file: &mut dyn FnMut(&mut Attachment)) {
     let mut zip_budget = ZipLimits::default().max_total;
     for attachment in &mut u.attachments {
-        list_archive_guarded(attachment, &mut zip_budget);
+        list_archive_guarded(attachment, &mut zip_budget, each_file);
+        each_file(attachment);
     }
 }
 
 /// [`list_archive`], a panic in a zip or TNEF reader recorded as the attachment's error.
-fn list_archive_guarded(attachment: &mut Attachment, zip_budget: &mut u64) {
-    let listed = catch_unwind(AssertUnwindSafe(|| list_archive(attachment, zip_budget)));
+fn list_archive_guarded(
+    attachment: &mut Attachment,
+    zip_budget: &mut u64,
+    each_file: &mut dyn FnMut(&mut Attachment),
+) {
+    let listed = catch_unwind(AssertUnwindSafe(|| {
+        list_archive(attachment, zip_budget, each_file)
+    }));
     if listed.is_err() {
+        attachment.entries.clear();
         attachment.error = Some("压缩包解析时出现内部错误，未能列出其中的文件".to_string());
     }
 }
@@ -173,14 +262,18 @@ fn list_archive_guarded(attachment: &mut Attachment, zip_budget: &mut u64) {
 /// fuzz target and its kept inputs, which feed single files through the daemon's own path.
 pub fn attachment(filename: String, content_type: String, bytes: Vec<u8>) -> Attachment {
     let mut a = build_attachment(filename, content_type, bytes);
-    list_archive_guarded(&mut a, &mut ZipLimits::default().max_total);
+    list_archive_guarded(&mut a, &mut ZipLimits::default().max_total, &mut |_| {});
     a
 }
 
-fn parse_guarded(raw: &[u8], guard: &LoopGuard) -> Understood {
-    match catch_unwind(AssertUnwindSafe(|| understand_inner(raw, guard))) {
+fn parse_guarded(raw: &[u8], guard: &LoopGuard, taken: &mut Option<TakenOut<'_>>) -> Understood {
+    match catch_unwind(AssertUnwindSafe(|| understand_inner(raw, guard, taken))) {
         Ok(understood) => understood,
         Err(_) => {
+            // Whatever the markers stood for is not among the attachments now.
+            if let Some(t) = taken {
+                t.failed = true;
+            }
             // Last resort: whatever the raw headers say, without MIME.
             let mut understood =
                 catch_unwind(AssertUnwindSafe(|| headers_only(raw, guard))).unwrap_or_default();
@@ -513,7 +606,7 @@ impl Drop for FlatDrop<'_> {
     }
 }
 
-fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
+fn understand_inner(raw: &[u8], guard: &LoopGuard, taken: &mut Option<TakenOut<'_>>) -> Understood {
     let parsed = catch_unwind(AssertUnwindSafe(|| MessageParser::default().parse(raw)));
     let mut message = match parsed {
         Ok(Some(message)) if !message.parts.is_empty() => FlatDrop(message),
@@ -709,6 +802,10 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard) -> Understood {
                 _ => continue,
             },
         };
+        let bytes = match taken {
+            Some(t) => t.give_back(bytes),
+            None => bytes,
+        };
         let (filename, declared) = match filename {
             Some(name) => {
                 let declared = attach::declared_format(&name);
@@ -835,7 +932,11 @@ fn build_attachment(filename: String, content_type: String, bytes: Vec<u8>) -> A
 
 /// Takes the files out of a zip or winmail.dat attachment (one level), within what is left of
 /// the message's `zip_budget`.
-fn list_archive(attachment: &mut Attachment, zip_budget: &mut u64) {
+fn list_archive(
+    attachment: &mut Attachment,
+    zip_budget: &mut u64,
+    each_file: &mut dyn FnMut(&mut Attachment),
+) {
     let format = attachment.format;
     if !matches!(format, Format::Zip | Format::Tnef) {
         return;
@@ -844,26 +945,28 @@ fn list_archive(attachment: &mut Attachment, zip_budget: &mut u64) {
         max_total: (*zip_budget).min(ZipLimits::default().max_total),
         ..ZipLimits::default()
     };
+    let mut entries = Vec::new();
+    let mut take = |entry: attach::ZipEntry| {
+        *zip_budget = zip_budget.saturating_sub(entry.bytes.len() as u64);
+        let format = attach::sniff_named(&entry.bytes, &entry.filename);
+        let mut child = describe(
+            entry.filename,
+            mime_for(format).to_string(),
+            entry.bytes,
+            format,
+        );
+        child.error = attach::content_note(&child.bytes, &child.filename);
+        each_file(&mut child);
+        entries.push(child);
+    };
     let listed = if format == Format::Zip {
-        attach::list_zip(&attachment.bytes, &limits)
+        attach::list_zip_each(&attachment.bytes, &limits, &mut take)
     } else {
-        attach::list_tnef(&attachment.bytes, &limits)
+        attach::list_tnef(&attachment.bytes, &limits).map(|all| all.into_iter().for_each(take))
     };
     match listed {
-        Ok(entries) => {
-            for entry in entries {
-                *zip_budget = zip_budget.saturating_sub(entry.bytes.len() as u64);
-                let format = attach::sniff_named(&entry.bytes, &entry.filename);
-                let mut child = describe(
-                    entry.filename,
-                    mime_for(format).to_string(),
-                    entry.bytes,
-                    format,
-                );
-                child.error = attach::content_note(&child.bytes, &child.filename);
-                attachment.entries.push(child);
-            }
-        }
+        // A partial listing is no listing: a missing form must not look like the sender's.
+        Ok(()) => attachment.entries = entries,
         Err(e) => attachment.error = Some(e.to_string()),
     }
 }

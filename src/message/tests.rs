@@ -566,3 +566,87 @@ fn own_copies_need_our_address_and_our_message_id() {
     }
     assert!(!is_own_copy(&understand(b"", &g), &g), "empty input");
 }
+
+/// [`slim::slim`] with a short run length (so nearly every base64 attachment is taken out), then
+/// [`understand_slimmed`]: whenever the shortcut answers, its answer is exactly `understand`'s.
+/// Returns how many bodies it took out when it answered.
+fn slimmed_matches_whole(case: &str, raw: &[u8]) -> Option<usize> {
+    let mut stored: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    let slimmed = slim::slim(
+        raw,
+        4096,
+        || Ok(Vec::new()),
+        |w: Vec<u8>| {
+            let sha = hex::encode(Sha256::digest(&w));
+            stored.insert(sha.clone(), w);
+            Ok(sha)
+        },
+    )
+    .expect("in memory");
+    let taken = slimmed.parts.len();
+    let mut load = |sha: &str| stored.get(sha).cloned();
+    let mut files = 0usize;
+    let got = understand_slimmed(slimmed, &guard(), &mut load, &mut |_| files += 1);
+    let want = understand(raw, &guard());
+    let got = got?;
+    let json = |u: &Understood| serde_json::to_value(u).expect("json");
+    assert_eq!(json(&got), json(&want), "{case}");
+    let bytes = |u: &Understood| -> Vec<Vec<u8>> {
+        u.attachments
+            .iter()
+            .flat_map(|a| std::iter::once(a).chain(&a.entries))
+            .map(|a| a.bytes.clone())
+            .collect()
+    };
+    assert!(bytes(&got) == bytes(&want), "{case}: attachment bytes");
+    assert_eq!(
+        files,
+        bytes(&want).len(),
+        "{case}: each file handed over once"
+    );
+    Some(taken)
+}
+
+#[test]
+fn slimmed_mails_read_as_whole_ones() {
+    let mut mails: Vec<PathBuf> = Vec::new();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples");
+    let shared = shared_dir();
+    for dir in [Some(fixtures), shared.as_ref().map(|s| s.join("samples"))]
+        .into_iter()
+        .flatten()
+    {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().join("message.eml").is_file() {
+                mails.push(e.path().join("message.eml"));
+            }
+        }
+    }
+    let samples = mails.len();
+    if let Some(shared) = &shared {
+        corpus_files(&shared.join("corpus/email"), &mut mails);
+    }
+    let (mut shortcut, mut fell_back, mut sample_shortcut) = (0, 0, 0);
+    for (i, path) in mails.iter().enumerate() {
+        let Ok(raw) = std::fs::read(path) else {
+            continue;
+        };
+        match slimmed_matches_whole(&path.display().to_string(), &raw) {
+            Some(taken) if taken > 0 => {
+                shortcut += 1;
+                sample_shortcut += usize::from(i < samples);
+            }
+            Some(_) => {}
+            None => fell_back += 1,
+        }
+    }
+    // The samples are applications with base64 attachments: most take the shortcut.
+    assert!(
+        sample_shortcut * 2 > samples,
+        "{sample_shortcut} of {samples} samples"
+    );
+    eprintln!(
+        "{} mails: {shortcut} read with bodies taken out, {fell_back} read whole after all",
+        mails.len()
+    );
+}

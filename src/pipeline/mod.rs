@@ -14,6 +14,7 @@
 
 pub mod correct;
 pub mod decide;
+pub mod read;
 pub mod record;
 
 pub use decide::{Disposition, NotifyMode, Outcome, Quiet, disposition_label};
@@ -21,9 +22,8 @@ pub use decide::{Disposition, NotifyMode, Outcome, Quiet, disposition_label};
 use crate::app::App;
 use crate::campaign::calendar::{self, Candidate, Selection};
 use crate::campaign::conversation;
-use crate::campaign::rules;
 use crate::extract::Extracted;
-use crate::message::{self, LoopGuard, Understood};
+use crate::message::{LoopGuard, Understood};
 use crate::notify::compose::{self, ComposeError};
 use crate::store::blobs::Staged;
 use crate::store::{StoreError, Tx, register, submissions, threads};
@@ -417,15 +417,8 @@ impl Pipeline {
         // Parsing and reading Office files is CPU work on untrusted input: off the async
         // threads, and bounded in time (the readers bound themselves; this is the backstop).
         let work = tokio::task::spawn_blocking(move || {
-            // Owned: the raw mail is dropped once its parts are decoded (memory, see there).
-            let understood = message::understand_owned(blobs.get(&sha)?, &guard);
+            let (understood, staged) = read::read_mail(&blobs, &sha, &guard)?;
             let extracted = crate::extract::extract(&understood.attachments, &sections);
-            // Attachment bytes are written here, on the blocking thread, so they are not
-            // copied to get there; flushed later, several messages' at once.
-            let mut staged = Vec::new();
-            for a in rules::all_files(&understood.attachments) {
-                staged.extend(blobs.stage_as(&a.sha256, &a.bytes)?);
-            }
             Ok((understood, extracted, staged))
         });
         Started { stored, work }

@@ -161,9 +161,7 @@ pub async fn record_attachments(
     let every = atts
         .iter()
         .chain(atts.iter().flat_map(|a| a.entries.iter()));
-    let blobs: Vec<(&str, u64)> = every
-        .map(|a| (a.sha256.as_str(), a.bytes.len() as u64))
-        .collect();
+    let blobs: Vec<(&str, u64)> = every.map(|a| (a.sha256.as_str(), a.size as u64)).collect();
     crate::store::Store::record_blobs(tx.conn(), &blobs, now).await?;
     let top: Vec<(Option<i64>, usize, &Attachment)> =
         atts.iter().enumerate().map(|(i, a)| (None, i, a)).collect();

@@ -246,6 +246,24 @@ impl BlobDir {
         }
     }
 
+    /// The blob in memory, or opened for streaming when it is a file of its own of at least
+    /// `stream_from` bytes (the daemon reads a mail with a 50 MB attachment without holding it
+    /// whole: see `pipeline`'s `read_mail`). A packed blob is always small enough to read.
+    pub fn get_or_open(&self, sha: &str, stream_from: u64) -> std::io::Result<Fetched> {
+        match self.locate(sha)? {
+            Ok(found) => read_at(&found.file, found.loc.offset, found.loc.len).map(Fetched::Whole),
+            Err(mut file) => {
+                let len = file.metadata()?.len();
+                if len >= stream_from {
+                    return Ok(Fetched::Stream(Opened { file, len }));
+                }
+                let mut v = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                std::io::Read::read_to_end(&mut file, &mut v)?;
+                Ok(Fetched::Whole(v))
+            }
+        }
+    }
+
     /// The blob opened for reading, to stream it without holding it in memory (the board's
     /// downloads): a file of its own, or its pack opened anew and positioned at its bytes.
     pub fn open(&self, sha: &str) -> std::io::Result<Opened> {
@@ -283,6 +301,13 @@ impl BlobDir {
             blobs: self.clone(),
         })
     }
+}
+
+/// What [`BlobDir::get_or_open`] gives.
+#[derive(Debug)]
+pub enum Fetched {
+    Whole(Vec<u8>),
+    Stream(Opened),
 }
 
 /// A blob being written in parts; [`BlobWriter::finish`] makes it durable under its hash.
@@ -327,6 +352,18 @@ impl BlobWriter {
         // Renamed or removed: nothing left for Drop to clean up.
         self.tmp = PathBuf::new();
         Ok((sha, self.len))
+    }
+}
+
+/// So a writer can be handed to code that writes to any `Write` (`message::slim`).
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        BlobWriter::write(self, buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
