@@ -567,10 +567,7 @@ impl Intake {
                 .await?
             {
                 if let (Some(uid), Some(header)) = (f.uid, f.header())
-                    && crate::message::is_own_copy(
-                        &crate::message::understand(header, guard),
-                        guard,
-                    )
+                    && crate::message::is_own_copy_header(header, guard)
                 {
                     headers.insert(uid, header.to_vec());
                 }

@@ -61,6 +61,18 @@ pub fn is_own_copy(u: &Understood, guard: &LoopGuard) -> bool {
             .is_some_and(|m| m.ends_with(&own_suffix))
 }
 
+/// [`is_own_copy`] of a header block alone: what intake asks of each candidate copy before it
+/// decides not to fetch the body. From and Message-ID are read as [`understand`] reads them
+/// from a header alone, without its MIME parse (which was 2–3 % of the daemon's CPU in issue
+/// 16's profile, for a question two headers answer). When either is missing it says `false`:
+/// the whole mail is then fetched and the pipeline judges, so it never says `true` where
+/// `understand` would not.
+pub fn is_own_copy_header(header: &[u8], guard: &LoopGuard) -> bool {
+    let top = headers::parse_header_block(headers::header_block(skip_mbox_line(header)));
+    let mut dec = Decoder::new(choose_fallback(std::slice::from_ref(&top)));
+    is_own_copy(&read_envelope(&top, &mut dec), guard)
+}
+
 /// A mailbox: the decoded display name and the address with its domain lowercased.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Address {
