@@ -367,10 +367,23 @@ impl Pipeline {
         }
         let published = started.elapsed();
         let mut tx = self.store.begin_write().await?;
+        let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
+        // Which are still to do, for the whole group in one statement; a message's record
+        // changes no other message's state, so it holds through the group.
+        let mut pending = match register::pending_many(&mut tx, &ids).await {
+            Ok(p) => p,
+            Err(e) => {
+                drop(tx);
+                return self.failed(first, &e.into()).await;
+            }
+        };
         let mut outcomes = Vec::with_capacity(group.len());
         for p in group {
             let id = p.id;
-            match self.commit_in(&mut tx, p).await {
+            match self
+                .commit_in(&mut tx, p, Known::Read(pending.remove(&id)))
+                .await
+            {
                 Ok(Some(o)) => outcomes.push(o),
                 Ok(None) => {}
                 Err(e) => {
@@ -453,7 +466,7 @@ impl Pipeline {
     pub async fn commit(&self, mut p: Prepared) -> Result<Option<Outcome>, ProcessError> {
         publish(std::mem::take(&mut p.blobs)).await?;
         let mut tx = self.store.begin_write().await?;
-        let outcome = self.commit_in(&mut tx, p).await?;
+        let outcome = self.commit_in(&mut tx, p, Known::Unread).await?;
         tx.commit().await?;
         if let Some(o) = &outcome {
             self.committed(o);
@@ -468,13 +481,18 @@ impl Pipeline {
         tx: &mut Tx,
         p: Prepared,
     ) -> Result<Option<Outcome>, ProcessError> {
-        self.commit_in(tx, p).await
+        self.commit_in(tx, p, Known::Unread).await
     }
 
     /// What [`Pipeline::commit`] writes, inside the caller's transaction (several messages
     /// can share one: [`Pipeline::process_many`]): read what the database knows, decide
     /// (pure), record.
-    async fn commit_in(&self, tx: &mut Tx, p: Prepared) -> Result<Option<Outcome>, ProcessError> {
+    async fn commit_in(
+        &self,
+        tx: &mut Tx,
+        p: Prepared,
+        pending: Known,
+    ) -> Result<Option<Outcome>, ProcessError> {
         let Prepared {
             id,
             stored,
@@ -485,7 +503,11 @@ impl Pipeline {
         let received = stored.internal_date.unwrap_or(stored.stored_at);
         let now = self.clock.now();
 
-        let Some(pending) = register::pending(tx, id).await? else {
+        let pending = match pending {
+            Known::Read(p) => p,
+            Known::Unread => register::pending(tx, id).await?,
+        };
+        let Some(pending) = pending else {
             return Ok(None);
         };
         let (subject_text, our_wording) = conversation::strip_our_wording(&understood.subject);
@@ -545,6 +567,14 @@ impl Pipeline {
             "已处理"
         );
     }
+}
+
+/// Whether a message is still to be processed, as [`Pipeline::commit_in`] is told it.
+enum Known {
+    /// Read already for its group ([`register::pending_many`]): `None` when it is not.
+    Read(Option<register::Pending>),
+    /// To be read in the transaction.
+    Unread,
 }
 
 /// The mail of ours that `u` answers, if any: the newest of its In-Reply-To and References

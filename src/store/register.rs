@@ -8,6 +8,7 @@ use super::{Result, Store, Tx};
 use crate::store::db_time;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+use std::collections::HashMap;
 
 /// A message still in the `stored` state, as processing reads it first.
 #[derive(Debug, Clone)]
@@ -29,6 +30,34 @@ pub async fn pending(tx: &mut Tx, id: i64) -> Result<Option<Pending>> {
     Ok(row
         .filter(|(status, _)| status == "stored")
         .map(|(_, assigned)| Pending { assigned }))
+}
+
+/// [`pending`] for a group of messages in one statement per 500 (a round trip per statement
+/// was the largest cost in issue 16's profile): the ids still `stored`, with the branch staff
+/// assigned them. Read inside the write transaction that then records them, so nothing
+/// changes in between.
+pub async fn pending_many(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, Pending>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        // Built at run time: one `$n` per id; run on both backends by the tests.
+        let sql = format!(
+            "SELECT id, status, assigned_branch FROM messages WHERE id IN ({})",
+            super::params(1..=chunk.len())
+        );
+        let rows: Vec<(i64, String, Option<String>)> = on_conn!(tx.conn(), |c| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(c).await?
+        });
+        out.extend(
+            rows.into_iter()
+                .filter(|(_, status, _)| status == "stored")
+                .map(|(id, _, assigned)| (id, Pending { assigned })),
+        );
+    }
+    Ok(out)
 }
 
 /// What processing records on the message itself.
@@ -112,7 +141,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::{Processed, pending, record_processed};
+    use super::{Processed, pending, pending_many, record_processed};
     use chrono::{Duration, TimeZone as _, Utc};
 
     /// A stored message is pending (with the branch staff assigned) until its disposition is
@@ -156,6 +185,12 @@ mod tests {
                 .expect("stored");
             assert_eq!(p.assigned, None, "{backend}");
             assert!(pending(&mut tx, 9999).await.expect("pending").is_none());
+            let many = pending_many(&mut tx, &[id, 9999, other])
+                .await
+                .expect("pending_many");
+            assert_eq!(many.len(), 2, "{backend}: the unknown id is left out");
+            assert_eq!(many[&id].assigned.as_deref(), Some("支部甲"), "{backend}");
+            assert_eq!(many[&other].assigned, None, "{backend}");
             let later = now + Duration::minutes(1);
             record_processed(
                 &mut tx,
@@ -181,6 +216,11 @@ mod tests {
             assert!(
                 pending(&mut tx, id).await.expect("pending").is_none(),
                 "{backend}: processed is no longer pending"
+            );
+            let many = pending_many(&mut tx, &[id, other]).await.expect("many");
+            assert!(
+                !many.contains_key(&id) && many.contains_key(&other),
+                "{backend}"
             );
             tx.commit().await.expect("commit");
 
