@@ -370,7 +370,17 @@ impl Pipeline {
         let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
         // Which are still to do, for the whole group in one statement; a message's record
         // changes no other message's state, so it holds through the group.
-        let mut pending = match register::pending_many(&mut tx, &ids).await {
+        // And the blob rows of all their files, in one statement.
+        let files: Vec<&[crate::message::Attachment]> = group
+            .iter()
+            .map(|p| p.understood.attachments.as_slice())
+            .collect();
+        let read = async {
+            let pending = register::pending_many(&mut tx, &ids).await?;
+            crate::store::attachments::record_blobs_of(&mut tx, &files, self.clock.now()).await?;
+            Ok::<_, StoreError>(pending)
+        };
+        let mut pending = match read.await {
             Ok(p) => p,
             Err(e) => {
                 drop(tx);
@@ -503,9 +513,9 @@ impl Pipeline {
         let received = stored.internal_date.unwrap_or(stored.stored_at);
         let now = self.clock.now();
 
-        let pending = match pending {
-            Known::Read(p) => p,
-            Known::Unread => register::pending(tx, id).await?,
+        let (pending, blobs_recorded) = match pending {
+            Known::Read(p) => (p, true),
+            Known::Unread => (register::pending(tx, id).await?, false),
         };
         let Some(pending) = pending else {
             return Ok(None);
@@ -548,7 +558,7 @@ impl Pipeline {
         let since = now - decide::window(&self.cfg);
         let history = read_history(tx, id, &campaign, &needs, since).await?;
         let decision = decide::decide(&ctx, &message, &classified, thread.as_ref(), &history, now)?;
-        record::record(tx, &message, &decision, now).await?;
+        record::record(tx, &message, &decision, now, blobs_recorded).await?;
         Ok(Some(decision.outcome))
     }
 
@@ -571,7 +581,8 @@ impl Pipeline {
 
 /// Whether a message is still to be processed, as [`Pipeline::commit_in`] is told it.
 enum Known {
-    /// Read already for its group ([`register::pending_many`]): `None` when it is not.
+    /// Read already for its group ([`register::pending_many`]): `None` when it is not. The
+    /// blob rows of the group's files are recorded too.
     Read(Option<register::Pending>),
     /// To be read in the transaction.
     Unread,

@@ -19,15 +19,21 @@ pub enum RecordError {
     Json(#[from] serde_json::Error),
 }
 
-/// Writes `d`, decided for `m`, in `tx`.
+/// Writes `d`, decided for `m`, in `tx`. `blobs_recorded`: the blob rows of the message's
+/// files are in already (its commit group recorded all of them in one statement).
 pub async fn record(
     tx: &mut Tx,
     m: &Message<'_>,
     d: &Decision,
     now: DateTime<Utc>,
+    blobs_recorded: bool,
 ) -> Result<(), RecordError> {
     let u = m.understood;
-    attachments::record_attachments(tx, m.id, &u.attachments, now).await?;
+    if blobs_recorded {
+        attachments::record_files(tx, m.id, &u.attachments).await?;
+    } else {
+        attachments::record_attachments(tx, m.id, &u.attachments, now).await?;
+    }
     if let Some(v) = &d.version {
         let codes: Vec<&str> = v.findings.iter().map(|f| f.code.code()).collect();
         let chosen = m.extracted.chosen();

@@ -158,11 +158,35 @@ pub async fn record_attachments(
     }
     // Three statements for the whole mail (the blobs, the files, the files inside archives)
     // rather than two per file: each is a round trip to the database (issue 16's profile).
-    let every = atts
+    record_blobs_of(tx, &[atts], now).await?;
+    record_files(tx, message, atts).await
+}
+
+/// The blob rows of every file (zip entries too) of several mails, in one statement: the
+/// pipeline's commit group records them all before the mails' own rows
+/// ([`record_files`]).
+pub async fn record_blobs_of(
+    tx: &mut Tx,
+    mails: &[&[Attachment]],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let blobs: Vec<(&str, u64)> = mails
         .iter()
-        .chain(atts.iter().flat_map(|a| a.entries.iter()));
-    let blobs: Vec<(&str, u64)> = every.map(|a| (a.sha256.as_str(), a.size as u64)).collect();
-    crate::store::Store::record_blobs(tx.conn(), &blobs, now).await?;
+        .flat_map(|atts| atts.iter())
+        .flat_map(|a| std::iter::once(a).chain(a.entries.iter()))
+        .map(|a| (a.sha256.as_str(), a.size as u64))
+        .collect();
+    if blobs.is_empty() {
+        return Ok(());
+    }
+    crate::store::Store::record_blobs(tx.conn(), &blobs, now).await
+}
+
+/// [`record_attachments`] without the blob rows, recorded already ([`record_blobs_of`]).
+pub async fn record_files(tx: &mut Tx, message: i64, atts: &[Attachment]) -> Result<()> {
+    if atts.is_empty() {
+        return Ok(());
+    }
     let top: Vec<(Option<i64>, usize, &Attachment)> =
         atts.iter().enumerate().map(|(i, a)| (None, i, a)).collect();
     let parents = insert_attachments(tx, message, &top).await?;
