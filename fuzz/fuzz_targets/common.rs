@@ -106,6 +106,73 @@ pub fn run_message(data: &[u8]) {
     }
 }
 
+/// `slim`: differential. The first byte sets `slim::slim`'s run length (16 + 16 × byte, so even
+/// short inputs have bodies taken out), the rest is the raw mail. Whenever
+/// `message::understand_slimmed` answers for the slimmed copy, its answer must be exactly
+/// `message::understand`'s on the whole mail — the JSON and every attachment's and zip entry's
+/// bytes — and it must have handed each of those files over exactly once. `None` (the daemon
+/// then reads the whole mail) is always allowed. Returns how many bodies were taken out when
+/// it answered, `None` when it did not.
+pub fn run_slim(data: &[u8]) -> Option<usize> {
+    let (&pick, raw) = data.split_first()?;
+    let min_run = 16 + 16 * usize::from(pick);
+    let mut stored: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    let slimmed = shenbao::message::slim::slim(
+        raw,
+        min_run,
+        || Ok(Vec::new()),
+        |w: Vec<u8>| {
+            let sha = shenbao::store::blobs::sha256_hex(&w);
+            stored.insert(sha.clone(), w);
+            Ok(sha)
+        },
+    )
+    .expect("slim in memory cannot fail");
+    let taken = slimmed.parts.len();
+    let mut load = |sha: &str| stored.get(sha).cloned();
+    let mut handed = 0usize;
+    let got =
+        shenbao::message::understand_slimmed(slimmed, guard(), &mut load, &mut |_| handed += 1);
+    let got = got?;
+    let want = shenbao::message::understand(raw, guard());
+    let json =
+        |u: &shenbao::message::Understood| serde_json::to_value(u).expect("Understood serialises");
+    let (got_json, want_json) = (json(&got), json(&want));
+    assert!(
+        got_json == want_json,
+        "slim (min_run {min_run}): understand_slimmed differs from understand\n\
+         slimmed: {got_json:#}\nwhole:   {want_json:#}"
+    );
+    let files = |u: &shenbao::message::Understood| -> Vec<Vec<u8>> {
+        u.attachments
+            .iter()
+            .flat_map(|a| std::iter::once(a).chain(&a.entries))
+            .map(|a| a.bytes.clone())
+            .collect()
+    };
+    let (got_files, want_files) = (files(&got), files(&want));
+    assert!(
+        got_files.len() == want_files.len(),
+        "slim (min_run {min_run}): {} files slimmed, {} whole",
+        got_files.len(),
+        want_files.len()
+    );
+    for (i, (g, w)) in got_files.iter().zip(&want_files).enumerate() {
+        assert!(
+            g == w,
+            "slim (min_run {min_run}): file {i} has different bytes ({} slimmed, {} whole)",
+            g.len(),
+            w.len()
+        );
+    }
+    assert!(
+        handed == want_files.len(),
+        "slim (min_run {min_run}): each_file called {handed} times for {} files",
+        want_files.len()
+    );
+    Some(taken)
+}
+
 /// `doc` (`Format::Doc`) and `docx` (`Format::Docx`, `Format::WordXml`): the Word reader as
 /// `extract::extract` calls it, then the form fields.
 pub fn run_word(data: &[u8], formats: &[Format]) {

@@ -2,7 +2,8 @@
 //! same entry points as the targets, so a fixed crash, hang or runaway allocation stays fixed.
 //!
 //! Every file under `tests/fixtures/fuzz/<target>/` is one input for that target (the `attach`
-//! layout: first byte picks the file name, the rest is the file). Each must return — with a
+//! layout: first byte picks the file name, the rest is the file; the `slim` layout: first byte
+//! sets the run length, the rest is the mail). Each must return — with a
 //! result or a refusal — without panicking and within [`TIME_BOUND`], which is far above what
 //! any of them takes (milliseconds) even in an unoptimised test build, and far below the
 //! daemon's 120 s backstop.
@@ -24,6 +25,9 @@ fn entry_point(target: &str) -> fn(&[u8]) {
     match target {
         "subject" => targets::run_subject,
         "message" => targets::run_message,
+        "slim" => |d| {
+            targets::run_slim(d);
+        },
         "doc" => |d| targets::run_word(d, &[Format::Doc]),
         "docx" => |d| targets::run_word(d, &[Format::Docx, Format::WordXml]),
         "sheet" => targets::run_sheet,
@@ -107,4 +111,18 @@ fn oversized_workbook_is_refused_before_reading() {
         matches!(result, Err(sheet::SheetError::TooLarge)),
         "{result:?}"
     );
+}
+
+/// The hand-made `slim` seeds are read the streaming way, bodies taken out, and (inside
+/// `run_slim`) agree with the whole reading; the forwarded one only has to agree or fall back.
+#[test]
+fn slim_seeds_are_read_with_bodies_taken_out() {
+    for (name, at_least) in [("multipart-base64-zip", 2), ("base64-text-body", 1)] {
+        let taken = targets::run_slim(&fixture(&format!("slim/{name}")));
+        assert!(
+            taken.is_some_and(|n| n >= at_least),
+            "{name}: {taken:?} bodies taken out, expected at least {at_least}"
+        );
+    }
+    let _ = targets::run_slim(&fixture("slim/forwarded-rfc822-base64"));
 }
