@@ -113,16 +113,15 @@ fn oversized_workbook_is_refused_before_reading() {
     );
 }
 
-/// The hand-made `slim` seeds are read the streaming way, bodies taken out, and (inside
-/// `run_slim`) agree with the whole reading; the forwarded one only has to agree or fall back.
+/// The hand-made `slim` seeds: the mail with a zip and a binary attachment is read the streaming
+/// way with both bodies taken out (and, inside `run_slim`, agrees with the whole reading). A
+/// base64 text body or a body inside a forwarded mail leaves its marker where no attachment
+/// gives it back, so those may only agree or fall back to the whole reading.
 #[test]
 fn slim_seeds_are_read_with_bodies_taken_out() {
-    for (name, at_least) in [("multipart-base64-zip", 2), ("base64-text-body", 1)] {
-        let taken = targets::run_slim(&fixture(&format!("slim/{name}")));
-        assert!(
-            taken.is_some_and(|n| n >= at_least),
-            "{name}: {taken:?} bodies taken out, expected at least {at_least}"
-        );
+    let taken = targets::run_slim(&fixture("slim/multipart-base64-zip"));
+    assert_eq!(taken, Some(2), "bodies taken out of multipart-base64-zip");
+    for name in ["base64-text-body", "forwarded-rfc822-base64"] {
+        let _ = targets::run_slim(&fixture(&format!("slim/{name}")));
     }
-    let _ = targets::run_slim(&fixture("slim/forwarded-rfc822-base64"));
 }
