@@ -737,6 +737,23 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard, taken: &mut Option<TakenOut<'
             .collect::<Vec<_>>()
             .join("\n");
     }
+    // A text or HTML body the shortcut took out would be read as its marker here, and its
+    // words and links lost, even when the same part is also an attachment that gets its bytes
+    // back (an inline part with a file name) and the marker never shows in `body_text` (HTML
+    // beside a plain text, a charset such as UTF-16 that does not keep ASCII as it is).
+    if let Some(t) = taken.as_mut() {
+        let start = slim::marker_line_start();
+        let marked_body = message
+            .text_body
+            .iter()
+            .chain(&message.html_body)
+            .filter_map(|id| message.parts.get(*id as usize))
+            .filter_map(|part| raw.get(part.offset_body as usize..part.offset_end as usize))
+            .any(|body| body.windows(start.len()).any(|w| w == start.as_slice()));
+        if marked_body {
+            t.failed = true;
+        }
+    }
     let text = body::tidy_text(&text);
     u.cloud_links = body::cloud_links(&text, &htmls);
     u.body_text = cap_text(text);

@@ -45,6 +45,12 @@ pub fn marked(bytes: &[u8]) -> Option<&str> {
         .flatten()
 }
 
+/// How every marker line begins: the base64 of the prefix's first 12 bytes (whole groups, so
+/// the same whatever sha follows). A text body whose raw lines contain it was read as a marker.
+pub fn marker_line_start() -> Vec<u8> {
+    encode(&MARKER_PREFIX[..12])
+}
+
 /// A mail with its large base64 bodies taken out.
 #[derive(Debug, Default)]
 pub struct Slimmed {
@@ -425,6 +431,9 @@ mod tests {
         assert_eq!(marked(&marker(&s.to_uppercase())), None);
         assert_eq!(marked(&marker(&s)[..70]), None);
         assert_eq!(marked(b""), None);
+        let line = encode(&marker(&s));
+        assert!(line.starts_with(&marker_line_start()));
+        assert_eq!(marker_line_start().len(), 16);
     }
 
     #[test]

@@ -650,3 +650,68 @@ fn slimmed_mails_read_as_whole_ones() {
         mails.len()
     );
 }
+
+/// Found by the `slim` fuzz target: an inline text part with a file name is both a body and an
+/// attachment. The attachment got its bytes back, but the body was read as the marker: the
+/// HTML beside a plain text lost its QQ large-attachment link, the UTF-16 text came out as
+/// garbage, and neither showed the marker in `body_text`. Such a mail is read whole.
+#[test]
+fn a_body_taken_out_is_not_read_as_its_marker() {
+    fn b64_lines(bytes: &[u8]) -> String {
+        const L: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut text = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                text.push(if i <= chunk.len() {
+                    char::from(L[((n >> (18 - 6 * i)) & 63) as usize])
+                } else {
+                    '='
+                });
+            }
+        }
+        text.as_bytes()
+            .chunks(76)
+            .map(|l| format!("{}\r\n", String::from_utf8_lossy(l)))
+            .collect()
+    }
+    let html = format!(
+        "<html><body><a href=\"https://mail.qq.com/cgi-bin/ftnExs_download?k=abc\">申报材料.zip</a>{}</body></html>",
+        "<p>项目说明</p>".repeat(300)
+    );
+    let alternative = format!(
+        "From: a@branch.example.test\r\nSubject: t\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\
+         --alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain words\r\n\
+         --alt\r\nContent-Type: text/html; charset=utf-8\r\n\
+         Content-Disposition: inline; filename=\"a.html\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}--alt--\r\n",
+        b64_lines(html.as_bytes())
+    );
+    let whole = understand(alternative.as_bytes(), &guard());
+    assert_eq!(whole.cloud_links.len(), 1, "{:?}", whole.cloud_links);
+    assert_eq!(slimmed_matches_whole("html", alternative.as_bytes()), None);
+
+    let utf16: Vec<u8> = "项目说明"
+        .repeat(600)
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let text = format!(
+        "From: a@branch.example.test\r\nSubject: t\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-16le\r\n\
+         Content-Disposition: inline; filename=\"a.txt\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}",
+        b64_lines(&utf16)
+    );
+    let whole = understand(text.as_bytes(), &guard());
+    assert!(
+        whole.body_text.starts_with("项目说明"),
+        "{}",
+        whole.body_text
+    );
+    assert_eq!(slimmed_matches_whole("utf-16", text.as_bytes()), None);
+}
