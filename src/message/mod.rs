@@ -180,6 +180,7 @@ pub fn understand_slimmed(
     }
     let mut taken = Some(TakenOut {
         load,
+        places: slimmed.places,
         expected: slimmed.parts,
         found: Vec::new(),
         failed: false,
@@ -204,18 +205,26 @@ pub fn understand_slimmed(
 /// The bodies [`slim::slim`] took out of a mail, given back as their attachments are read.
 struct TakenOut<'a> {
     load: &'a mut dyn FnMut(&str) -> Option<Vec<u8>>,
+    /// Where slim wrote each marker line in the slimmed mail, beside `expected`.
+    places: Vec<usize>,
     expected: Vec<String>,
     found: Vec<String>,
     failed: bool,
 }
 
 impl TakenOut<'_> {
-    /// The stored bytes when `bytes` are one of the markers, else `bytes` as they are.
-    fn give_back(&mut self, bytes: Vec<u8>) -> Vec<u8> {
+    /// The stored bytes when `bytes` are one of the markers and slim wrote that marker inside
+    /// `body` (the part's raw body in the slimmed mail), else `bytes` as they are.
+    fn give_back(&mut self, bytes: Vec<u8>, body: std::ops::Range<usize>) -> Vec<u8> {
         let Some(sha) = slim::marked(&bytes) else {
             return bytes;
         };
-        if !self.expected.iter().any(|e| e == sha) {
+        let placed = self
+            .expected
+            .iter()
+            .zip(&self.places)
+            .any(|(e, at)| e == sha && body.contains(at));
+        if !placed {
             return bytes;
         }
         match (self.load)(sha) {
@@ -819,8 +828,9 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard, taken: &mut Option<TakenOut<'
                 _ => continue,
             },
         };
+        let body = part.offset_body as usize..part.offset_end as usize;
         let bytes = match taken {
-            Some(t) => t.give_back(bytes),
+            Some(t) => t.give_back(bytes, body),
             None => bytes,
         };
         let (filename, declared) = match filename {

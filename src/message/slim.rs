@@ -58,6 +58,9 @@ pub struct Slimmed {
     pub mail: Vec<u8>,
     /// The sha256 of each body taken out, in the order they appear (twice if sent twice).
     pub parts: Vec<String>,
+    /// Where in `mail` each of `parts`' marker lines begins: a marker line the mail itself
+    /// carries (anyone can write one) is not one of them.
+    pub places: Vec<usize>,
     /// A run ended in the middle of a base64 group: read the mail the ordinary way.
     pub doubtful: bool,
 }
@@ -129,6 +132,7 @@ fn end_run<W: Write>(
             out.doubtful = true;
         }
         let sha = close(w)?;
+        out.places.push(out.mail.len());
         out.mail.extend_from_slice(&encode(&marker(&sha)));
         out.mail.extend_from_slice(ending);
         out.parts.push(sha);
@@ -363,6 +367,7 @@ mod tests {
             assert!(!s.doubtful);
             assert_eq!(taken, vec![data.clone()]);
             assert_eq!(s.parts, vec![sha(&data)]);
+            assert_eq!(s.places, vec![head.len()]);
             let marker_line = String::from_utf8(encode(&marker(&sha(&data)))).unwrap();
             assert!(!marker_line.contains('='), "78 bytes need no padding");
             assert_eq!(
