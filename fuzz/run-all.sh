@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 SECONDS_EACH=${1:-600}
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(subject message doc docx sheet attach)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(subject message slim doc docx sheet attach)
 SAN=${FUZZ_SANITIZER:-address}
 export RUSTC_BOOTSTRAP=1 # cargo-fuzz passes -Z flags; the toolchain is stable
 mkdir -p logs

@@ -14,14 +14,15 @@ MAX_SEED=$((1024 * 1024))
 if [[ "${1:-}" == "--clean" ]]; then
     rm -rf corpus
 fi
-mkdir -p corpus/{subject,message,doc,docx,sheet,attach}
+mkdir -p corpus/{subject,message,slim,doc,docx,sheet,attach}
 
 sources=("$ROOT/tests/fixtures")
 [[ -d "$SHARED/corpus" ]] && sources+=("$SHARED/corpus")
 [[ -d "$SHARED/samples" ]] && sources+=("$SHARED/samples")
 
 # copy <target> <file> [selector byte]: stores the file under its content hash, so re-running
-# does not duplicate; with a selector the file is prefixed by it (the `attach` layout).
+# does not duplicate; with a selector the file is prefixed by it (the `attach` layout; for `slim`,
+# 00 is the shortest run length, so every base64 line of 16 letters or more starts a run).
 copy() {
     local target=$1 file=$2 sel=${3:-}
     [[ $(stat -c %s "$file") -le $MAX_SEED ]] || return 0
@@ -38,7 +39,7 @@ copy() {
 while IFS= read -r -d '' f; do
     name=${f,,}
     case "$name" in
-        *.eml | *.box | *.mbox) copy message "$f" ;;
+        *.eml | *.box | *.mbox) copy message "$f"; copy slim "$f" 00 ;;
         *.doc | *.wps) copy doc "$f"; copy docx "$f"; copy attach "$f" 00 ;;
         *.docx | *.docm) copy docx "$f"; copy attach "$f" 01 ;;
         *.xls | *.et) copy sheet "$f"; copy attach "$f" 02 ;;
@@ -68,7 +69,7 @@ while IFS= read -r line; do
     n=$((n + 1))
 done <seeds/subject.txt
 
-for t in subject message doc docx sheet attach; do
+for t in subject message slim doc docx sheet attach; do
     printf '%-8s %5d files %8d KB\n' "$t" "$(find "corpus/$t" -type f | wc -l)" \
         "$(du -sk "corpus/$t" | cut -f1)"
 done

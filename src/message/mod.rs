@@ -164,7 +164,10 @@ pub fn understand_owned(raw: Vec<u8>, guard: &LoopGuard) -> Understood {
 /// [`understand_owned`], handing each file to `each_file` as soon as it is complete: a zip's
 /// entries one by one as they are inflated, then the zip, then the next attachment. The daemon
 /// stores each there and lets go of the bytes nobody reads again, so a zip's contents are
-/// never all in memory beside the zip (see `pipeline`'s `read_mail`).
+/// never all in memory beside the zip (see `pipeline`'s `read_mail`). A zip whose listing
+/// fails part-way (a damaged entry after good ones) has had its first entries handed over
+/// already; they are then not in the result, and the daemon's copies of them are bytes no row
+/// names, as a batch that fails leaves (a partial listing is no listing: see `list_archive`).
 pub fn understand_each(
     raw: Vec<u8>,
     guard: &LoopGuard,
@@ -192,6 +195,7 @@ pub fn understand_slimmed(
     }
     let mut taken = Some(TakenOut {
         load,
+        places: slimmed.places,
         expected: slimmed.parts,
         found: Vec::new(),
         failed: false,
@@ -216,18 +220,26 @@ pub fn understand_slimmed(
 /// The bodies [`slim::slim`] took out of a mail, given back as their attachments are read.
 struct TakenOut<'a> {
     load: &'a mut dyn FnMut(&str) -> Option<Vec<u8>>,
+    /// Where slim wrote each marker line in the slimmed mail, beside `expected`.
+    places: Vec<usize>,
     expected: Vec<String>,
     found: Vec<String>,
     failed: bool,
 }
 
 impl TakenOut<'_> {
-    /// The stored bytes when `bytes` are one of the markers, else `bytes` as they are.
-    fn give_back(&mut self, bytes: Vec<u8>) -> Vec<u8> {
+    /// The stored bytes when `bytes` are one of the markers and slim wrote that marker inside
+    /// `body` (the part's raw body in the slimmed mail), else `bytes` as they are.
+    fn give_back(&mut self, bytes: Vec<u8>, body: std::ops::Range<usize>) -> Vec<u8> {
         let Some(sha) = slim::marked(&bytes) else {
             return bytes;
         };
-        if !self.expected.iter().any(|e| e == sha) {
+        let placed = self
+            .expected
+            .iter()
+            .zip(&self.places)
+            .any(|(e, at)| e == sha && body.contains(at));
+        if !placed {
             return bytes;
         }
         match (self.load)(sha) {
@@ -749,6 +761,23 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard, taken: &mut Option<TakenOut<'
             .collect::<Vec<_>>()
             .join("\n");
     }
+    // A text or HTML body the shortcut took out would be read as its marker here, and its
+    // words and links lost, even when the same part is also an attachment that gets its bytes
+    // back (an inline part with a file name) and the marker never shows in `body_text` (HTML
+    // beside a plain text, a charset such as UTF-16 that does not keep ASCII as it is).
+    if let Some(t) = taken.as_mut() {
+        let start = slim::marker_line_start();
+        let marked_body = message
+            .text_body
+            .iter()
+            .chain(&message.html_body)
+            .filter_map(|id| message.parts.get(*id as usize))
+            .filter_map(|part| raw.get(part.offset_body as usize..part.offset_end as usize))
+            .any(|body| body.windows(start.len()).any(|w| w == start.as_slice()));
+        if marked_body {
+            t.failed = true;
+        }
+    }
     let text = body::tidy_text(&text);
     u.cloud_links = body::cloud_links(&text, &htmls);
     u.body_text = cap_text(text);
@@ -814,8 +843,9 @@ fn understand_inner(raw: &[u8], guard: &LoopGuard, taken: &mut Option<TakenOut<'
                 _ => continue,
             },
         };
+        let body = part.offset_body as usize..part.offset_end as usize;
         let bytes = match taken {
-            Some(t) => t.give_back(bytes),
+            Some(t) => t.give_back(bytes, body),
             None => bytes,
         };
         let (filename, declared) = match filename {

@@ -45,6 +45,12 @@ pub fn marked(bytes: &[u8]) -> Option<&str> {
         .flatten()
 }
 
+/// How every marker line begins: the base64 of the prefix's first 12 bytes (whole groups, so
+/// the same whatever sha follows). A text body whose raw lines contain it was read as a marker.
+pub fn marker_line_start() -> Vec<u8> {
+    encode(&MARKER_PREFIX[..12])
+}
+
 /// A mail with its large base64 bodies taken out.
 #[derive(Debug, Default)]
 pub struct Slimmed {
@@ -52,6 +58,9 @@ pub struct Slimmed {
     pub mail: Vec<u8>,
     /// The sha256 of each body taken out, in the order they appear (twice if sent twice).
     pub parts: Vec<String>,
+    /// Where in `mail` each of `parts`' marker lines begins: a marker line the mail itself
+    /// carries (anyone can write one) is not one of them.
+    pub places: Vec<usize>,
     /// A run ended in the middle of a base64 group: read the mail the ordinary way.
     pub doubtful: bool,
 }
@@ -123,6 +132,7 @@ fn end_run<W: Write>(
             out.doubtful = true;
         }
         let sha = close(w)?;
+        out.places.push(out.mail.len());
         out.mail.extend_from_slice(&encode(&marker(&sha)));
         out.mail.extend_from_slice(ending);
         out.parts.push(sha);
@@ -357,6 +367,7 @@ mod tests {
             assert!(!s.doubtful);
             assert_eq!(taken, vec![data.clone()]);
             assert_eq!(s.parts, vec![sha(&data)]);
+            assert_eq!(s.places, vec![head.len()]);
             let marker_line = String::from_utf8(encode(&marker(&sha(&data)))).unwrap();
             assert!(!marker_line.contains('='), "78 bytes need no padding");
             assert_eq!(
@@ -425,6 +436,9 @@ mod tests {
         assert_eq!(marked(&marker(&s.to_uppercase())), None);
         assert_eq!(marked(&marker(&s)[..70]), None);
         assert_eq!(marked(b""), None);
+        let line = encode(&marker(&s));
+        assert!(line.starts_with(&marker_line_start()));
+        assert_eq!(marker_line_start().len(), 16);
     }
 
     #[test]
