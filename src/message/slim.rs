@@ -284,8 +284,10 @@ impl Decoder {
     }
 }
 
+/// Also the base64 and random bytes the reading tests of `message` and `pipeline::read` build
+/// their mails from.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn sha(bytes: &[u8]) -> String {
@@ -310,7 +312,8 @@ mod tests {
         (slimmed, taken)
     }
 
-    fn wrapped(bytes: &[u8], width: usize, ending: &str) -> String {
+    /// Base64 of `bytes` in lines of `width` letters, each ending in `ending`.
+    pub(crate) fn wrapped(bytes: &[u8], width: usize, ending: &str) -> String {
         let text = String::from_utf8(encode(bytes)).unwrap();
         text.as_bytes()
             .chunks(width)
@@ -318,7 +321,8 @@ mod tests {
             .collect()
     }
 
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
+    /// `n` bytes no compressor shrinks, the same for the same `seed`.
+    pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
         let mut x = seed | 1;
         (0..n)
             .map(|_| {

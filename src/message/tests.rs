@@ -714,25 +714,7 @@ fn own_copy_by_header_agrees_with_understand() {
 
 /// Base64 of `bytes` in CRLF lines of 76, as mailers write it.
 fn b64_lines(bytes: &[u8]) -> String {
-    const L: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            text.push(if i <= chunk.len() {
-                char::from(L[((n >> (18 - 6 * i)) & 63) as usize])
-            } else {
-                '='
-            });
-        }
-    }
-    text.as_bytes()
-        .chunks(76)
-        .map(|l| format!("{}\r\n", String::from_utf8_lossy(l)))
-        .collect()
+    slim::tests::wrapped(bytes, 76, "\r\n")
 }
 
 /// Found with the `slim` fuzz target's property: an inline text part with a file name is both a

@@ -368,9 +368,9 @@ impl Pipeline {
         let published = started.elapsed();
         let mut tx = self.store.begin_write().await?;
         let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
-        // Which are still to do, for the whole group in one statement; a message's record
-        // changes no other message's state, so it holds through the group.
-        // And the blob rows of all their files, in one statement.
+        // Which are still to do, and the blob rows of all their files: one statement each
+        // for the whole group (a message's record changes no other message's state, so what
+        // is read here holds through the group).
         let files: Vec<&[crate::message::Attachment]> = group
             .iter()
             .map(|p| p.understood.attachments.as_slice())

@@ -82,24 +82,13 @@ pub fn read_mail(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::slim::tests::{noise, wrapped};
     use std::io::Write;
 
     fn scratch(name: &str) -> BlobDir {
         let root = std::env::temp_dir().join(format!("shenbao-read-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         BlobDir::new(root)
-    }
-
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
     }
 
     /// A zip of two large "photos" and a small file named as the summary.
@@ -125,29 +114,7 @@ mod tests {
     }
 
     fn base64_lines(bytes: &[u8]) -> String {
-        use std::fmt::Write as _;
-        const L: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut text = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                text.push(if i <= chunk.len() {
-                    L[((n >> (18 - 6 * i)) & 63) as usize] as char
-                } else {
-                    '='
-                });
-            }
-        }
-        let mut out = String::new();
-        for line in text.as_bytes().chunks(76) {
-            let _ = write!(out, "{}\r\n", std::str::from_utf8(line).unwrap_or(""));
-        }
-        out
+        wrapped(bytes, 76, "\r\n")
     }
 
     /// An application with a form and the zip, as a branch's mail client sends it.

@@ -172,8 +172,7 @@ pub async fn record_blobs_of(
 ) -> Result<()> {
     let blobs: Vec<(&str, u64)> = mails
         .iter()
-        .flat_map(|atts| atts.iter())
-        .flat_map(|a| std::iter::once(a).chain(a.entries.iter()))
+        .flat_map(|atts| crate::campaign::rules::all_files(atts))
         .map(|a| (a.sha256.as_str(), a.size as u64))
         .collect();
     if blobs.is_empty() {

@@ -236,11 +236,12 @@ impl BlobDir {
     }
 
     pub fn get(&self, sha: &str) -> std::io::Result<Vec<u8>> {
-        match self.locate(sha)? {
-            Ok(found) => read_at(&found.file, found.loc.offset, found.loc.len),
-            Err(mut f) => {
+        match self.get_or_open(sha, u64::MAX)? {
+            Fetched::Whole(bytes) => Ok(bytes),
+            // Never: no file is u64::MAX bytes long.
+            Fetched::Stream(o) => {
                 let mut v = Vec::new();
-                std::io::Read::read_to_end(&mut f, &mut v)?;
+                std::io::Read::read_to_end(&mut std::io::Read::take(o.file, o.len), &mut v)?;
                 Ok(v)
             }
         }
