@@ -140,14 +140,17 @@ struct StoredBatch {
     /// Every UID of the batch still in the folder, with its new message id (`None`: a
     /// duplicate of a message already stored).
     stored: Vec<(u32, Option<i64>)>,
-    /// The new messages, with their sizes, for [`Pipeline::process_many`].
+    /// The new messages, with their sizes, for [`Pipeline::process_stream`].
     fresh: Vec<(i64, u64)>,
+    /// When its fetch started.
+    fetched: std::time::Instant,
 }
 
 impl StoredBatch {
     fn new(
         batch: &[(u32, u32, Option<chrono::DateTime<Utc>>)],
         inserted: Vec<(u32, Inserted, bool)>,
+        fetched: std::time::Instant,
     ) -> StoredBatch {
         let mut stored = Vec::with_capacity(inserted.len());
         let mut fresh = Vec::with_capacity(inserted.len());
@@ -170,7 +173,11 @@ impl StoredBatch {
                 }
             }
         }
-        StoredBatch { stored, fresh }
+        StoredBatch {
+            stored,
+            fresh,
+            fetched,
+        }
     }
 }
 
@@ -454,54 +461,72 @@ impl Intake {
             batches.push(batch);
             rest = later;
         }
-        // Two stages side by side: while the pipeline processes one batch, the next is fetched
-        // and stored (the IMAP session and the pipeline are separate resources). Every message
-        // is committed before it is processed; a crash in between leaves it `stored`, and
-        // process_pending takes it up in arrival order.
-        let mut current: Option<StoredBatch> = None;
-        let mut next = batches.into_iter();
-        loop {
-            let batch = next.next();
-            if batch.is_none() && current.is_none() {
-                return Ok(());
-            }
-            let started = std::time::Instant::now();
-            let fetch = async {
-                match batch {
-                    Some(b) => self
-                        .fetch_and_store(s, account, uidvalidity, b, &own)
-                        .await
-                        .map(|inserted| Some(StoredBatch::new(b, inserted))),
-                    None => Ok(None),
+        // Two stages side by side: the pipeline processes the stored messages as one stream
+        // ([`Pipeline::process_stream`]) while the session fetches and stores the next batch
+        // and moves the batches the pipeline reports done (the IMAP session and the pipeline
+        // are separate resources). Every message is committed before it is processed; a crash
+        // in between leaves it `stored`, and process_pending takes it up in arrival order.
+        // One batch waits for the pipeline at most, so what is stored and not yet read stays
+        // small.
+        let (to_process, batches_rx) =
+            tokio::sync::mpsc::channel::<(Vec<(i64, u64)>, StoredBatch)>(1);
+        let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<StoredBatch>();
+        let feed = async {
+            let to_process = to_process;
+            for b in batches {
+                while let Ok(d) = done.try_recv() {
+                    self.batch_done(s, account, uidvalidity, has_move, d, &own)
+                        .await?;
                 }
-            };
-            let process = async {
-                match &current {
-                    Some(c) => self.pipeline.process_many(&c.fresh).await,
-                    None => Ok(()),
-                }
-            };
-            let (fetched, processed) = tokio::join!(fetch, process);
-            processed?;
-            let overlapped = started.elapsed();
-            if let Some(done) = current.take() {
-                let uids: Vec<u32> = done.stored.iter().map(|&(uid, _)| uid).collect();
-                self.move_processed(s, account, uidvalidity, &uids, has_move)
+                let started = std::time::Instant::now();
+                let inserted = self
+                    .fetch_and_store(s, account, uidvalidity, b, &own)
                     .await?;
-                let ids: Vec<i64> = done.stored.iter().filter_map(|&(_, id)| id).collect();
-                self.store.mark_moved_many(&ids).await?;
-                let people = done.stored.iter().filter(|t| !own.contains(&t.0));
-                let people = people.count();
-                self.backlog.send_modify(|n| *n = n.saturating_sub(people));
-                tracing::debug!(
-                    processed = done.fresh.len(),
-                    fetch_and_process = ?overlapped,
-                    move_mark = ?(started.elapsed() - overlapped),
-                    "一批处理完毕"
-                );
+                let batch = StoredBatch::new(b, inserted, started);
+                // Closed: the pipeline stopped on an error, which it returns.
+                if to_process.send((batch.fresh.clone(), batch)).await.is_err() {
+                    return Ok(());
+                }
             }
-            current = fetched?;
-        }
+            drop(to_process);
+            while let Some(d) = done.recv().await {
+                self.batch_done(s, account, uidvalidity, has_move, d, &own)
+                    .await?;
+            }
+            Ok::<_, IntakeError>(())
+        };
+        let process = self.pipeline.process_stream(batches_rx, done_tx);
+        let (fed, processed) = tokio::join!(feed, process);
+        processed?;
+        fed
+    }
+
+    /// After the pipeline committed every message of `done`: moves the batch out of the
+    /// folder and notes it.
+    async fn batch_done(
+        &self,
+        s: &mut Session,
+        account: &str,
+        uidvalidity: u32,
+        has_move: bool,
+        done: StoredBatch,
+        own: &std::collections::HashSet<u32>,
+    ) -> Result<()> {
+        let moving = std::time::Instant::now();
+        let uids: Vec<u32> = done.stored.iter().map(|&(uid, _)| uid).collect();
+        self.move_processed(s, account, uidvalidity, &uids, has_move)
+            .await?;
+        let ids: Vec<i64> = done.stored.iter().filter_map(|&(_, id)| id).collect();
+        self.store.mark_moved_many(&ids).await?;
+        let people = done.stored.iter().filter(|t| !own.contains(&t.0)).count();
+        self.backlog.send_modify(|n| *n = n.saturating_sub(people));
+        tracing::debug!(
+            processed = done.fresh.len(),
+            fetch_to_done = ?done.fetched.elapsed(),
+            move_mark = ?moving.elapsed(),
+            "一批处理完毕"
+        );
+        Ok(())
     }
 
     /// Fetches `batch` (UID, size, INTERNALDATE) and stores every message of it, in UID

@@ -33,7 +33,7 @@ use std::sync::Arc;
 /// How long understanding one message and reading its attachments may take.
 const EXTRACT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Prepared messages recorded per transaction by [`Pipeline::process_many`]: one commit (one
+/// Prepared messages recorded per transaction by [`Pipeline::process_stream`]: one commit (one
 /// fsync) and one flush of their files for several, while the write lock is still held only
 /// briefly (about 15 ms for 24 in the benchmark; 8 before the SQL per message was batched).
 const COMMIT_GROUP: usize = 24;
@@ -42,7 +42,7 @@ const COMMIT_GROUP: usize = 24;
 /// ([`Pipeline::flush`]).
 const FLUSH_AHEAD: usize = 2;
 
-/// Messages above this size are prepared one at a time (see [`Pipeline::process_many`]).
+/// Messages above this size are prepared one at a time (see [`Pipeline::process_stream`]).
 const PARALLEL_MAX_BYTES: u64 = 4 << 20;
 
 /// A message whose reading runs on a blocking thread ([`Pipeline::start`]).
@@ -56,6 +56,19 @@ struct Flushing {
     group: Vec<Prepared>,
     work: tokio::task::JoinHandle<std::io::Result<()>>,
     started: std::time::Instant,
+    /// The sequence number of its first message ([`Pipeline::process_stream`]).
+    first: u64,
+    /// Whether it holds a message above [`PARALLEL_MAX_BYTES`] (committed at once).
+    large: bool,
+}
+
+/// A message waiting to be read in [`Pipeline::process_stream`].
+struct Queued {
+    seq: u64,
+    id: i64,
+    large: bool,
+    /// Its row; `None` when it is gone.
+    row: Option<crate::store::StoredMessage>,
 }
 
 /// A message read and understood, not yet recorded ([`Pipeline::prepare`]).
@@ -274,58 +287,136 @@ impl Pipeline {
         }
     }
 
-    /// Processes stored messages in order, reading the next ones while the current one is
-    /// written: parsing and extraction use every core, the database writes stay in order
-    /// (versions are numbered in arrival order), several to a transaction ([`COMMIT_GROUP`]).
-    /// Large messages are read one at a time, so memory stays bounded.
-    pub async fn process_many(&self, ids: &[(i64, u64)]) -> anyhow::Result<()> {
-        let large = ids.iter().any(|&(_, size)| size > PARALLEL_MAX_BYTES);
-        let ahead = if large {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(4, 16))
-        };
-        // Their rows in one read, not one each (a round trip per statement: issue 16).
-        let all: Vec<i64> = ids.iter().map(|&(id, _)| id).collect();
-        let mut rows = self.store.messages(&all).await?;
-        let mut next = all.iter().copied();
-        let mut inflight = std::collections::VecDeque::with_capacity(ahead);
-        let mut group = Vec::with_capacity(COMMIT_GROUP);
-        // Groups whose files are being flushed while the next messages are read; large
-        // messages are committed one group at a time, so memory stays bounded.
-        let flush_ahead = if large { 0 } else { FLUSH_AHEAD };
-        let mut flushing = std::collections::VecDeque::with_capacity(flush_ahead + 1);
+    /// Processes stored messages in order as their batches come from `batches`, reading the
+    /// next ones while the current ones are written: parsing and extraction use every core,
+    /// the database writes stay in order (versions are numbered in arrival order), several to
+    /// a transaction ([`COMMIT_GROUP`]). Groups run across batches, so the reading never waits
+    /// for a batch's last files to be flushed; only when no batch is waiting is everything
+    /// read committed at once. Each batch's tag goes back on `done` once all its messages are
+    /// committed (or recorded as failed). A message above [`PARALLEL_MAX_BYTES`] is read
+    /// alone and committed at once, so memory stays bounded. Ends when `batches` is closed
+    /// and everything is committed.
+    pub async fn process_stream<T>(
+        &self,
+        mut batches: tokio::sync::mpsc::Receiver<(Vec<(i64, u64)>, T)>,
+        done: tokio::sync::mpsc::UnboundedSender<T>,
+    ) -> anyhow::Result<()> {
+        use std::collections::VecDeque;
+        use tokio::sync::mpsc::error::TryRecvError;
+        let parallel =
+            std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(4, 16));
+        // Every message gets a sequence number in arrival order; a batch is done when every
+        // number below its end is.
+        let mut next_seq: u64 = 0;
+        let mut tags: VecDeque<(u64, T)> = VecDeque::new();
+        let mut todo: VecDeque<Queued> = VecDeque::new();
+        let mut inflight: VecDeque<(Queued, Option<Started>)> = VecDeque::with_capacity(parallel);
+        let mut group: Vec<Prepared> = Vec::with_capacity(COMMIT_GROUP);
+        let mut group_first = 0;
+        let mut group_large = false;
+        let mut flushing: VecDeque<Flushing> = VecDeque::with_capacity(FLUSH_AHEAD + 1);
+        let mut open = true;
         loop {
-            while inflight.len() < ahead {
-                let Some(id) = next.next() else { break };
-                let started = rows.remove(&id).map(|stored| self.start_stored(stored));
-                inflight.push_back((id, started));
-            }
-            let Some((id, started)) = inflight.pop_front() else {
-                break;
-            };
-            // Unknown (gone since the list was read): nothing to do.
-            let Some(started) = started else { continue };
-            match self.finish(started).await {
-                Ok(p) => group.push(p),
-                Err(e) => self.failed(id, &e).await?,
-            }
-            if group.len() >= COMMIT_GROUP {
-                flushing.push_back(self.flush(std::mem::take(&mut group)));
-                while flushing.len() > flush_ahead {
-                    if let Some(f) = flushing.pop_front() {
-                        self.commit_group(f).await?;
+            // Start reading: up to `parallel` at once, a large message alone.
+            loop {
+                if todo.is_empty() && open {
+                    let idle = inflight.is_empty() && group.is_empty() && flushing.is_empty();
+                    let got = if idle {
+                        batches.recv().await
+                    } else {
+                        match batches.try_recv() {
+                            Ok(b) => Some(b),
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => None,
+                        }
+                    };
+                    let Some((ids, tag)) = got else {
+                        open = false;
+                        break;
+                    };
+                    // Their rows in one read, not one each (a round trip per statement).
+                    let all: Vec<i64> = ids.iter().map(|&(id, _)| id).collect();
+                    let mut rows = self.store.messages(&all).await?;
+                    for (id, size) in ids {
+                        todo.push_back(Queued {
+                            seq: next_seq,
+                            id,
+                            large: size > PARALLEL_MAX_BYTES,
+                            row: rows.remove(&id),
+                        });
+                        next_seq += 1;
                     }
+                    tags.push_back((next_seq, tag));
+                    continue;
+                }
+                let Some(front) = todo.front() else { break };
+                let reading_large = inflight.iter().any(|(q, _)| q.large);
+                if inflight.len() >= parallel
+                    || reading_large
+                    || (front.large && !inflight.is_empty())
+                {
+                    break;
+                }
+                let Some(mut q) = todo.pop_front() else { break };
+                // Unknown (gone since the list was read): nothing to read.
+                let started = q.row.take().map(|stored| self.start_stored(stored));
+                inflight.push_back((q, started));
+            }
+            // The oldest read, in order.
+            if let Some((q, started)) = inflight.pop_front()
+                && let Some(started) = started
+            {
+                match self.finish(started).await {
+                    Ok(p) => {
+                        if group.is_empty() {
+                            group_first = q.seq;
+                        }
+                        group_large |= q.large;
+                        group.push(p);
+                    }
+                    Err(e) => self.failed(q.id, &e).await?,
                 }
             }
+            // Nothing more to read right now (no batch waiting): commit all that was read.
+            let more = !inflight.is_empty() || !todo.is_empty();
+            if !group.is_empty() && (group.len() >= COMMIT_GROUP || group_large || !more) {
+                let mut f = self.flush(std::mem::take(&mut group));
+                f.first = group_first;
+                f.large = group_large;
+                group_large = false;
+                flushing.push_back(f);
+            }
+            let keep = if !more || flushing.back().is_some_and(|f| f.large) {
+                0
+            } else {
+                FLUSH_AHEAD
+            };
+            while flushing.len() > keep {
+                if let Some(f) = flushing.pop_front() {
+                    self.commit_group(f).await?;
+                }
+            }
+            // Every message below the oldest one still pending is committed (or failed).
+            let frontier = [
+                flushing.front().map(|f| f.first),
+                (!group.is_empty()).then_some(group_first),
+                inflight.front().map(|(q, _)| q.seq),
+                todo.front().map(|q| q.seq),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_seq);
+            while tags.front().is_some_and(|(end, _)| *end <= frontier) {
+                if let Some((_, tag)) = tags.pop_front() {
+                    // The receiver gone (its side stopped on an error) changes nothing here.
+                    let _ = done.send(tag);
+                }
+            }
+            if !open && !more && group.is_empty() && flushing.is_empty() {
+                return Ok(());
+            }
         }
-        if !group.is_empty() {
-            flushing.push_back(self.flush(group));
-        }
-        while let Some(f) = flushing.pop_front() {
-            self.commit_group(f).await?;
-        }
-        Ok(())
     }
 
     /// Starts flushing a group's attachment files on a blocking thread
@@ -344,6 +435,8 @@ impl Pipeline {
             group,
             work,
             started,
+            first: 0,
+            large: false,
         }
     }
 
@@ -356,6 +449,7 @@ impl Pipeline {
             group,
             work,
             started,
+            ..
         } = flushing;
         let Some(first) = group.first().map(|p| p.id) else {
             return Ok(());
@@ -426,7 +520,7 @@ impl Pipeline {
     }
 
     /// Starts [`Pipeline::prepare`]'s work on a blocking thread; it runs while the caller does
-    /// other things (see [`Pipeline::process_many`]).
+    /// other things (see [`Pipeline::process_stream`]).
     async fn start(&self, id: i64) -> Result<Option<Started>, ProcessError> {
         Ok(self.store.message(id).await?.map(|m| self.start_stored(m)))
     }
@@ -495,7 +589,7 @@ impl Pipeline {
     }
 
     /// What [`Pipeline::commit`] writes, inside the caller's transaction (several messages
-    /// can share one: [`Pipeline::process_many`]): read what the database knows, decide
+    /// can share one: [`Pipeline::process_stream`]): read what the database knows, decide
     /// (pure), record.
     async fn commit_in(
         &self,
