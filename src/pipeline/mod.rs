@@ -955,6 +955,88 @@ mod tests {
         }
     }
 
+    /// Batches through [`Pipeline::process_stream`] (30 messages, none, 30 and an id that is
+    /// gone; groups of 24 run across them): each batch's tag comes back in order, and only
+    /// once every message of it is committed.
+    #[tokio::test]
+    async fn a_stream_of_batches_comes_back_in_order_once_committed() {
+        for store in crate::store::test_stores("pipeline_stream").await {
+            let backend = store.backend();
+            let dir = std::env::temp_dir().join(format!(
+                "shenbao-pipeline-stream-{}-{backend}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(
+                dir.join("roster.csv"),
+                "学院,支部名称,书记,书记邮箱\n土木工程学院,土木工程学院本科生第一党支部,书记,b@example.edu.cn\n",
+            )
+            .expect("roster");
+            let now = at("2026-03-05T00:00:00Z");
+            let cfg = crate::config::testing::two_semesters(&dir, "roster.csv", "roster.csv", now);
+            let app = App::new(
+                store.clone(),
+                crate::clock::Clock::set(now),
+                Arc::new(cfg),
+                Arc::new(tokio::sync::Notify::new()),
+            )
+            .expect("app");
+            let pipeline = Pipeline::new(Arc::new(app));
+            let mut ids = Vec::new();
+            for i in 0..60 {
+                let raw = format!(
+                    "From: someone{i}@example.edu.cn\r\nTo: intake@example.test\r\n\
+                     Subject: =?UTF-8?B?6K+36Zeu?= {i}\r\nMessage-ID: <s{i}@example.edu.cn>\r\n\
+                     Date: Mon, 2 Mar 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\n\
+                     Content-Type: text/plain; charset=utf-8\r\n\r\n老师好，请问表格在哪里下载？\r\n"
+                );
+                let id = store
+                    .insert_file_message(raw.as_bytes(), Some(now), now)
+                    .await
+                    .expect("store")
+                    .id();
+                ids.push((id, raw.len() as u64));
+            }
+            let gone = (i64::MAX, 10);
+            let batches: Vec<(Vec<(i64, u64)>, &str)> = vec![
+                (ids[..30].to_vec(), "a"),
+                (Vec::new(), "b"),
+                ([&ids[30..], &[gone][..]].concat(), "c"),
+            ];
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+            let feed = async {
+                for b in batches.clone() {
+                    tx.send(b).await.expect("pipeline listening");
+                }
+                drop(tx);
+            };
+            let check = async {
+                let mut back = Vec::new();
+                while let Some(tag) = done_rx.recv().await {
+                    let pending = store.pending().await.expect("pending");
+                    let (batch, _) = batches.iter().find(|(_, t)| *t == tag).expect("a tag sent");
+                    assert!(
+                        batch.iter().all(|(id, _)| !pending.contains(id)),
+                        "{backend}: batch {tag} came back before all of it was committed"
+                    );
+                    back.push(tag);
+                }
+                back
+            };
+            let (_, processed, back) =
+                tokio::join!(feed, pipeline.process_stream(rx, done_tx), check);
+            processed.expect("processed");
+            assert_eq!(back, ["a", "b", "c"], "{backend}");
+            assert!(
+                store.pending().await.expect("pending").is_empty(),
+                "{backend}"
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     #[test]
     fn failures_are_typed_and_keep_their_causes() {
         let e = ProcessError::Transient(
