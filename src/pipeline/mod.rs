@@ -26,7 +26,7 @@ use crate::extract::Extracted;
 use crate::message::{LoopGuard, Understood};
 use crate::notify::compose::{self, ComposeError};
 use crate::store::blobs::Staged;
-use crate::store::{StoreError, Tx, register, submissions, threads};
+use crate::store::{StoreError, Tx, register, threads};
 use decide::{ClassifyInput, Context, History, Needs, Thread};
 use std::sync::Arc;
 
@@ -718,31 +718,30 @@ async fn read_history(
 ) -> Result<History, StoreError> {
     let mut h = History::default();
     if let Some(r) = &needs.register {
-        if let Some(branch) = &r.branch {
-            if !r.materials {
-                h.latest_version = threads::latest_version(tx, campaign, r.kind, branch).await?;
-            }
-            h.earlier_senders = threads::earlier_senders(tx, branch, id).await?;
-            if r.closure {
-                h.review = crate::store::reviews::current_level(tx, campaign, branch).await?;
-                h.closure_roles =
-                    crate::store::attachments::closure_roles(tx, campaign, branch).await?;
-            }
-        }
-        h.next_version = submissions::next_version(tx, campaign, r.kind, &r.branch_key).await?;
-        if let Some(to) = &r.to {
-            h.identical_acks = threads::identical_acks(
-                tx,
-                threads::IdenticalContent {
-                    kind: r.kind,
-                    branch_key: &r.branch_key,
-                    content_key: &r.content_key,
-                    to,
-                },
-                id,
+        let facts = threads::version_facts(
+            tx,
+            &threads::VersionQuery {
+                campaign,
+                kind: r.kind,
+                branch_key: &r.branch_key,
+                branch: r.branch.as_deref(),
+                latest_of: r.branch.as_deref().filter(|_| !r.materials),
+                message: id,
+                identical: r.to.as_deref().map(|to| (r.content_key.as_str(), to)),
                 since,
-            )
-            .await?;
+            },
+        )
+        .await?;
+        h.next_version = facts.next_version;
+        h.latest_version = facts.latest_version;
+        h.earlier_senders = facts.earlier_senders;
+        h.identical_acks = facts.identical_acks;
+        if r.closure
+            && let Some(branch) = &r.branch
+        {
+            h.review = crate::store::reviews::current_level(tx, campaign, branch).await?;
+            h.closure_roles =
+                crate::store::attachments::closure_roles(tx, campaign, branch).await?;
         }
     }
     if let Some((to, kind)) = &needs.recent {

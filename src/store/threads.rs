@@ -37,7 +37,9 @@ pub async fn our_mail(tx: &mut Tx, message_id: &str) -> Result<Option<OurMail>> 
     })))
 }
 
-/// The addresses that sent `branch`'s earlier versions (message `except` left out).
+/// The addresses that sent `branch`'s earlier versions (message `except` left out): one part
+/// of [`version_facts`], kept one by one as the reference its test compares with.
+#[cfg(test)]
 pub async fn earlier_senders(tx: &mut Tx, branch: &str, except: i64) -> Result<Vec<String>> {
     Ok(on_conn!(tx.conn(), |c| sqlx::query_scalar(
         "SELECT DISTINCT sender FROM submissions WHERE branch = $1 AND message_id != $2",
@@ -49,7 +51,8 @@ pub async fn earlier_senders(tx: &mut Tx, branch: &str, except: i64) -> Result<V
 }
 
 /// A version's content as loop protection sees it: the same files for the same branch,
-/// answered to the same address.
+/// answered to the same address ([`identical_acks`]).
+#[cfg(test)]
 pub struct IdenticalContent<'a> {
     pub kind: &'a str,
     pub branch_key: &'a str,
@@ -60,6 +63,8 @@ pub struct IdenticalContent<'a> {
 /// How many acknowledgements went out in the window to the same address for earlier versions
 /// of the same branch and kind with exactly this content (`message` itself excluded): a loop
 /// re-sends one mail from one address; different people sending the same files are not one.
+/// One part of [`version_facts`], kept one by one as the reference its test compares with.
+#[cfg(test)]
 pub async fn identical_acks(
     tx: &mut Tx,
     c: IdenticalContent<'_>,
@@ -81,7 +86,90 @@ pub async fn identical_acks(
     .await?))
 }
 
-/// The latest version number of a branch's submissions of `kind` in `campaign`, if any.
+/// What deciding a version reads of its branch ([`version_facts`]).
+pub struct VersionQuery<'a> {
+    pub campaign: &'a str,
+    pub kind: &'a str,
+    pub branch_key: &'a str,
+    /// The roster branch, for its earlier senders.
+    pub branch: Option<&'a str>,
+    /// The roster branch whose latest version is wanted (`None`: not wanted).
+    pub latest_of: Option<&'a str>,
+    /// The message being decided, left out.
+    pub message: i64,
+    /// The content and address whose identical acks are counted (`None`: not counted).
+    pub identical: Option<(&'a str, &'a str)>,
+    pub since: DateTime<Utc>,
+}
+
+/// The answers of [`version_facts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionFacts {
+    /// The next version number of (campaign, kind, branch key), as
+    /// [`crate::store::submissions::next_version`] gives it.
+    pub next_version: i64,
+    /// The latest version number of `latest_of`'s submissions of the kind, if any.
+    pub latest_version: Option<i64>,
+    /// The addresses that sent `branch`'s earlier versions (the message left out), sorted.
+    pub earlier_senders: Vec<String>,
+    /// How many acks went out since `since` to the address of `identical`, for earlier
+    /// versions of the same branch and kind with that content (0 when not counted).
+    pub identical_acks: i64,
+}
+
+/// Everything [`VersionQuery`] asks, in one statement rather than four: each statement is a
+/// round trip to the database's thread or server, and these ran for every application
+/// (issue 16). Each part is a subquery; a part not wanted gets NULL parameters and finds
+/// nothing. The test compares it with the four queries one by one.
+pub async fn version_facts(tx: &mut Tx, q: &VersionQuery<'_>) -> Result<VersionFacts> {
+    // A separator no address contains, bound as a parameter (the two databases spell a
+    // newline literal differently).
+    const SEP: &str = "\n";
+    let (content_key, to) = q.identical.unzip();
+    let (next_version, latest_version, senders, identical_acks): (
+        i64,
+        Option<i64>,
+        Option<String>,
+        i64,
+    ) = on_conn!(tx.conn(), |c| sqlx::query_as(
+        "SELECT
+           (SELECT COALESCE(MAX(version), 0) + 1 FROM submissions
+              WHERE campaign = $1 AND kind = $2 AND branch_key = $3),
+           (SELECT MAX(version) FROM submissions
+              WHERE campaign = $1 AND kind = $2 AND branch = $4),
+           (SELECT string_agg(sender, $9) FROM
+              (SELECT DISTINCT sender FROM submissions WHERE branch = $5 AND message_id != $6) d),
+           (SELECT COUNT(*) FROM outbox o JOIN submissions s ON s.message_id = o.related_message
+              WHERE s.kind = $2 AND s.branch_key = $3 AND s.content_key = $7 AND s.message_id != $6
+                AND o.kind = 'ack' AND o.to_addr = $8 AND o.created_at >= $10)",
+    )
+    .bind(q.campaign)
+    .bind(q.kind)
+    .bind(q.branch_key)
+    .bind(q.latest_of)
+    .bind(q.branch)
+    .bind(q.message)
+    .bind(content_key)
+    .bind(to)
+    .bind(SEP)
+    .bind(db_time(q.since))
+    .fetch_one(c)
+    .await?);
+    let mut earlier_senders: Vec<String> = senders
+        .map(|s| s.split(SEP).map(str::to_string).collect())
+        .unwrap_or_default();
+    earlier_senders.sort();
+    Ok(VersionFacts {
+        next_version,
+        latest_version,
+        earlier_senders,
+        identical_acks,
+    })
+}
+
+/// The latest version number of a branch's submissions of `kind` in `campaign`, if any: one
+/// part of [`version_facts`], kept one by one as the reference its test compares with.
+#[cfg(test)]
 pub async fn latest_version(
     tx: &mut Tx,
     campaign: &str,
@@ -119,7 +207,8 @@ pub async fn recent_answers(
 #[cfg(test)]
 mod tests {
     use super::{
-        IdenticalContent, earlier_senders, identical_acks, latest_version, our_mail, recent_answers,
+        IdenticalContent, VersionFacts, VersionQuery, earlier_senders, identical_acks,
+        latest_version, our_mail, recent_answers, version_facts,
     };
     use crate::store::{Store, db_time};
     use chrono::{DateTime, Duration, TimeZone as _, Utc};
@@ -335,6 +424,119 @@ mod tests {
                     .await
                     .expect("recent"),
                 0
+            );
+
+            // All four in one statement: the answers of the queries one by one.
+            let query = |branch, latest_of, message, identical, since| VersionQuery {
+                campaign: "default",
+                kind: "application",
+                branch_key: "k",
+                branch,
+                latest_of,
+                message,
+                identical,
+                since,
+            };
+            let facts = version_facts(
+                &mut tx,
+                &query(
+                    Some("支部甲"),
+                    Some("支部甲"),
+                    m2,
+                    Some(("c1", "a@x.test")),
+                    two_hours_ago,
+                ),
+            )
+            .await
+            .expect("facts");
+            assert_eq!(
+                facts,
+                VersionFacts {
+                    next_version: 3,
+                    latest_version: Some(2),
+                    earlier_senders: vec!["a@x.test".into()],
+                    identical_acks: 1,
+                },
+                "{backend}"
+            );
+            let m3 = m2 + 1000;
+            for q in [
+                query(Some("支部甲"), None, m3, None, two_hours_ago),
+                query(
+                    Some("支部乙"),
+                    Some("支部乙"),
+                    m1,
+                    Some(("c1", "a@x.test")),
+                    now,
+                ),
+                query(None, None, m1, Some(("c1", "a@x.test")), two_hours_ago),
+                query(None, None, m2, Some(("c2", "a@x.test")), two_hours_ago),
+                query(
+                    Some("支部甲"),
+                    Some("支部甲"),
+                    m1,
+                    Some(("c1", "b@x.test")),
+                    now,
+                ),
+            ] {
+                let mut senders = match q.branch {
+                    Some(b) => earlier_senders(&mut tx, b, q.message)
+                        .await
+                        .expect("senders"),
+                    None => Vec::new(),
+                };
+                senders.sort();
+                let one_by_one = VersionFacts {
+                    next_version: crate::store::submissions::next_version(
+                        &mut tx,
+                        q.campaign,
+                        q.kind,
+                        q.branch_key,
+                    )
+                    .await
+                    .expect("next"),
+                    latest_version: match q.latest_of {
+                        Some(b) => latest_version(&mut tx, q.campaign, q.kind, b)
+                            .await
+                            .expect("latest"),
+                        None => None,
+                    },
+                    earlier_senders: senders,
+                    identical_acks: match q.identical {
+                        Some((content_key, to)) => identical_acks(
+                            &mut tx,
+                            IdenticalContent {
+                                kind: q.kind,
+                                branch_key: q.branch_key,
+                                content_key,
+                                to,
+                            },
+                            q.message,
+                            q.since,
+                        )
+                        .await
+                        .expect("acks"),
+                        None => 0,
+                    },
+                };
+                assert_eq!(
+                    version_facts(&mut tx, &q).await.expect("facts"),
+                    one_by_one,
+                    "{backend}: {:?} {:?} {} {:?}",
+                    q.branch,
+                    q.latest_of,
+                    q.message,
+                    q.identical
+                );
+            }
+            // Both senders, when neither is the message left out.
+            assert_eq!(
+                version_facts(&mut tx, &query(Some("支部甲"), None, m3, None, now))
+                    .await
+                    .expect("facts")
+                    .earlier_senders,
+                ["a@x.test", "b@x.test"],
+                "{backend}"
             );
             tx.rollback().await.expect("rollback");
         }
