@@ -1303,7 +1303,7 @@ struct Ceilings {
     sqlite_s: f64,
     smtp_mails: usize,
     smtp_s: f64,
-    /// Ack-shaped mails ([`ack_shaped_ceiling`]).
+    /// Ack-shaped mails ([`ACK_SHAPED`]).
     acks_mails: usize,
     acks_s: f64,
 }
@@ -1340,57 +1340,51 @@ async fn sqlite_ceiling(rows: usize) -> (usize, f64) {
     (rows, seconds)
 }
 
-/// Small mails per second to the local Postfix on one SMTP session, the way the daemon sends
-/// its acks (its own TCP connection with `TCP_NODELAY`, lettre's protocol code, no TLS as in
-/// the bench's config), to the mailbox the acks go to ([`REPLIES`]), which is emptied after.
-async fn smtp_ceiling(mails: usize) -> (usize, f64) {
-    use lettre::transport::smtp::client::AsyncSmtpConnection;
-    use lettre::transport::smtp::extension::ClientId;
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", common::stack().smtp))
-        .await
-        .expect("connect SMTP");
-    tcp.set_nodelay(true).expect("TCP_NODELAY");
-    let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &ClientId::default())
-        .await
-        .expect("SMTP greeting");
-    let from: lettre::Address = format!("{INTAKE}@example.test").parse().expect("address");
-    let started = Instant::now();
-    for i in 0..mails {
-        let to: lettre::Address = branches_email(i).parse().expect("address");
-        let envelope =
-            lettre::address::Envelope::new(Some(from.clone()), vec![to.clone()]).expect("envelope");
-        let raw = format!(
-            "From: {from}\r\nTo: {to}\r\nSubject: ceiling {i}\r\nMessage-ID: <ceiling-{i}-{}@bench.shenbao.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n已收到第 {i} 封。\r\n",
-            std::process::id()
-        );
-        conn.send(&envelope, raw.as_bytes())
-            .await
-            .expect("SMTP send");
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let _ = conn.quit().await;
-    (mails, seconds)
-}
-
 /// The mailbox the ack-shaped ceiling's copies go to (one no run reads), emptied after.
 const CEILING_COPIES: &str = "intake38";
 
-/// Ack-shaped mails per second to the local Postfix, the way the daemon sends its acks: about
-/// 3.7 KB each (the benchmark's acks measure 3.6–3.9 KB), addressed to the branch and copied
-/// to a mailbox of ours (the copy every outgoing mail carries, see `send`), over 2 SMTP
-/// sessions side by side (`smtp.connections`' default). What the sender could reach at best.
-async fn ack_shaped_ceiling(mails: usize) -> (usize, f64) {
+/// What [`smtp_ceiling`] sends.
+struct SmtpShape {
+    /// SMTP sessions side by side, each taking every n-th mail.
+    lanes: usize,
+    /// A second recipient for every mail, as the copy to us every outgoing mail carries.
+    copy: Option<&'static str>,
+    /// The body; the subject and Message-ID name the shape.
+    body: fn(usize) -> String,
+    name: &'static str,
+}
+
+/// Small mails on one session ([`smtp_ceiling`]).
+const SMALL: SmtpShape = SmtpShape {
+    lanes: 1,
+    copy: None,
+    body: |i| format!("已收到第 {i} 封。"),
+    name: "ceiling",
+};
+
+/// Ack-shaped mails ([`smtp_ceiling`]): about 3.7 KB each (the benchmark's acks measure
+/// 3.6–3.9 KB), copied to a mailbox of ours, over 2 sessions (`smtp.connections`' default).
+/// What the sender could reach at best.
+const ACK_SHAPED: SmtpShape = SmtpShape {
+    lanes: 2,
+    copy: Some(CEILING_COPIES),
+    body: |_| "您的申报材料已收到，系统识别结果如下。".repeat(60),
+    name: "ack-shaped",
+};
+
+/// Mails of `shape` per second to the local Postfix, the way the daemon sends its acks (its
+/// own TCP connection with `TCP_NODELAY`, lettre's protocol code, no TLS as in the bench's
+/// config), to the mailbox the acks go to ([`REPLIES`]), which is emptied after.
+async fn smtp_ceiling(mails: usize, shape: &SmtpShape) -> (usize, f64) {
     use lettre::transport::smtp::client::AsyncSmtpConnection;
     use lettre::transport::smtp::extension::ClientId;
-    const LANES: usize = 2;
     let from: lettre::Address = format!("{INTAKE}@example.test").parse().expect("address");
-    let copy: lettre::Address = format!("{CEILING_COPIES}@example.test")
-        .parse()
-        .expect("address");
-    let filler = "您的申报材料已收到，系统识别结果如下。".repeat(60);
+    let copy: Option<lettre::Address> = shape
+        .copy
+        .map(|c| format!("{c}@example.test").parse().expect("address"));
     let started = Instant::now();
-    let lanes = (0..LANES).map(|lane| {
-        let (from, copy, filler) = (from.clone(), copy.clone(), filler.clone());
+    let lanes = (0..shape.lanes).map(|lane| {
+        let (from, copy) = (from.clone(), copy.clone());
         async move {
             let tcp = tokio::net::TcpStream::connect(("127.0.0.1", common::stack().smtp))
                 .await
@@ -1400,16 +1394,16 @@ async fn ack_shaped_ceiling(mails: usize) -> (usize, f64) {
                 AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &ClientId::default())
                     .await
                     .expect("SMTP greeting");
-            for i in (lane..mails).step_by(LANES) {
+            for i in (lane..mails).step_by(shape.lanes) {
                 let to: lettre::Address = branches_email(i).parse().expect("address");
-                let envelope = lettre::address::Envelope::new(
-                    Some(from.clone()),
-                    vec![to.clone(), copy.clone()],
-                )
-                .expect("envelope");
+                let recipients = std::iter::once(to.clone()).chain(copy.clone()).collect();
+                let envelope = lettre::address::Envelope::new(Some(from.clone()), recipients)
+                    .expect("envelope");
                 let raw = format!(
-                    "From: {from}\r\nTo: {to}\r\nSubject: ack-shaped {i}\r\nMessage-ID: <ack-ceiling-{i}-{}@bench.shenbao.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{filler}\r\n",
-                    std::process::id()
+                    "From: {from}\r\nTo: {to}\r\nSubject: {name} {i}\r\nMessage-ID: <{name}-{i}-{}@bench.shenbao.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
+                    std::process::id(),
+                    (shape.body)(i),
+                    name = shape.name,
                 );
                 conn.send(&envelope, raw.as_bytes())
                     .await
@@ -1428,9 +1422,9 @@ async fn ceilings() -> Ceilings {
     settle().await;
     let (sqlite_commits, sqlite_s) = sqlite_ceiling(2000).await;
     settle().await;
-    let (smtp_mails, smtp_s) = smtp_ceiling(500).await;
+    let (smtp_mails, smtp_s) = smtp_ceiling(500, &SMALL).await;
     settle().await;
-    let (acks_mails, acks_s) = ack_shaped_ceiling(500).await;
+    let (acks_mails, acks_s) = smtp_ceiling(500, &ACK_SHAPED).await;
     settle().await;
     common::empty_inbox(REPLIES).await;
     common::empty_inbox(CEILING_COPIES).await;

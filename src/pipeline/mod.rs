@@ -778,6 +778,41 @@ mod tests {
             .expect("valid instant")
     }
 
+    /// A fresh directory `shenbao-pipeline-{name}-…-{backend}` holding `rosters` (file name,
+    /// rows under the header), and a pipeline on `store` with the two-semester config of
+    /// [`crate::config::testing::two_semesters`] read there, at `now`.
+    fn two_semester_pipeline(
+        store: &crate::store::Store,
+        name: &str,
+        rosters: &[(&str, String)],
+        (autumn, spring): (&str, &str),
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (Pipeline, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "shenbao-pipeline-{name}-{}-{}",
+            std::process::id(),
+            store.backend()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (file, rows) in rosters {
+            std::fs::write(
+                dir.join(file),
+                format!("学院,支部名称,书记,书记邮箱\n{rows}"),
+            )
+            .expect("roster");
+        }
+        let cfg = crate::config::testing::two_semesters(&dir, autumn, spring, now);
+        let app = App::new(
+            store.clone(),
+            crate::clock::Clock::set(now),
+            Arc::new(cfg),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+        .expect("app");
+        (Pipeline::new(Arc::new(app)), dir)
+    }
+
     /// Two campaigns with the same subjects: 2025-autumn (no `opens`, closed with its closure
     /// phase on 2025-12-15) and 2026-spring (from 2026-02-16, open). Each mail is filed by its
     /// subject and arrival time (INTERNALDATE, else when it was stored), and its version and
@@ -794,38 +829,21 @@ mod tests {
         let branch = |i: usize| format!("土木工程学院本科生第{}党支部", BRANCHES[i]);
         for store in crate::store::test_stores("pipeline_campaigns").await {
             let backend = store.backend();
-            let dir = std::env::temp_dir().join(format!(
-                "shenbao-pipeline-campaigns-{}-{backend}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("mkdir");
             let roster: String = (0..BRANCHES.len())
                 .map(|i| format!("土木工程学院,{},书记{i},b{i}@example.edu.cn\n", branch(i)))
                 .collect();
-            std::fs::write(
-                dir.join("roster.csv"),
-                format!("学院,支部名称,书记,书记邮箱\n{roster}"),
-            )
-            .expect("roster");
             // Last semester's roster had one branch more.
             const TENTH: &str = "土木工程学院本科生第十党支部";
-            std::fs::write(
-                dir.join("autumn.csv"),
-                format!("学院,支部名称,书记,书记邮箱\n{roster}土木工程学院,{TENTH},书记十,b10@example.edu.cn\n"),
-            )
-            .expect("roster");
+            let autumn = format!("{roster}土木工程学院,{TENTH},书记十,b10@example.edu.cn\n");
             let now = at("2026-03-05T00:00:00Z");
-            let cfg = crate::config::testing::two_semesters(&dir, "autumn.csv", "roster.csv", now);
-            assert_eq!(cfg.campaign.id, "2026-spring");
-            let app = App::new(
-                store.clone(),
-                crate::clock::Clock::set(now),
-                Arc::new(cfg),
-                Arc::new(tokio::sync::Notify::new()),
-            )
-            .expect("app");
-            let pipeline = Pipeline::new(Arc::new(app));
+            let (pipeline, dir) = two_semester_pipeline(
+                &store,
+                "campaigns",
+                &[("roster.csv", roster), ("autumn.csv", autumn)],
+                ("autumn.csv", "roster.csv"),
+                now,
+            );
+            assert_eq!(pipeline.cfg.campaign.id, "2026-spring");
             // (subject, INTERNALDATE, stored at, the campaign it belongs to)
             let mails = [
                 (
@@ -961,27 +979,17 @@ mod tests {
     async fn a_stream_of_batches_comes_back_in_order_once_committed() {
         for store in crate::store::test_stores("pipeline_stream").await {
             let backend = store.backend();
-            let dir = std::env::temp_dir().join(format!(
-                "shenbao-pipeline-stream-{}-{backend}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("mkdir");
-            std::fs::write(
-                dir.join("roster.csv"),
-                "学院,支部名称,书记,书记邮箱\n土木工程学院,土木工程学院本科生第一党支部,书记,b@example.edu.cn\n",
-            )
-            .expect("roster");
             let now = at("2026-03-05T00:00:00Z");
-            let cfg = crate::config::testing::two_semesters(&dir, "roster.csv", "roster.csv", now);
-            let app = App::new(
-                store.clone(),
-                crate::clock::Clock::set(now),
-                Arc::new(cfg),
-                Arc::new(tokio::sync::Notify::new()),
-            )
-            .expect("app");
-            let pipeline = Pipeline::new(Arc::new(app));
+            let (pipeline, dir) = two_semester_pipeline(
+                &store,
+                "stream",
+                &[(
+                    "roster.csv",
+                    "土木工程学院,土木工程学院本科生第一党支部,书记,b@example.edu.cn\n".into(),
+                )],
+                ("roster.csv", "roster.csv"),
+                now,
+            );
             let mut ids = Vec::new();
             for i in 0..60 {
                 let raw = format!(
